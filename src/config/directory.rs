@@ -1,0 +1,85 @@
+//! [`Directory`]: users and aliases together, answering which mailboxes a
+//! recipient address delivers to. Swapped whole on SIGHUP.
+
+use super::Config;
+use super::aliases::Aliases;
+use super::lexer::Problems;
+use super::users::Users;
+use crate::proto::smtp::Path;
+use crate::proto::smtp::server::RcptError;
+
+/// Who receives mail here.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    /// The users, with their passwords.
+    pub users: Users,
+    aliases: Aliases,
+    domains: Vec<String>,
+    delimiter: Option<char>,
+}
+
+impl Directory {
+    /// Loads the users and aliases files `cfg` names.
+    pub fn load(cfg: &Config) -> Result<Directory, Problems> {
+        let users =
+            Users::load(&cfg.users_file, &cfg.domains).map_err(Problems)?;
+        let aliases = match &cfg.aliases_file {
+            Some(file) => {
+                Aliases::load(file, &cfg.domains, &users).map_err(Problems)?
+            }
+            None => Aliases::default(),
+        };
+        Ok(Directory {
+            users,
+            aliases,
+            domains: cfg.domains.clone(),
+            delimiter: cfg.recipient_delimiter,
+        })
+    }
+
+    /// The mailboxes (user addresses) mail to `to` goes to.
+    pub fn resolve(&self, to: &Path) -> Result<Vec<String>, RcptError> {
+        if to.is_bare_postmaster() {
+            // RFC 5321 4.1.1.3: `<Postmaster>` means our postmaster.
+            let first = self.domains.first().ok_or(RcptError::UnknownUser)?;
+            return self.local(
+                &format!("postmaster@{first}"),
+                "postmaster",
+                first,
+            );
+        }
+        if !self.domains.iter().any(|d| d == to.domain()) {
+            return Err(RcptError::RelayDenied);
+        }
+        let local = to.local().to_lowercase();
+        let address = format!("{local}@{}", to.domain());
+        self.local(&address, &local, to.domain())
+    }
+
+    fn local(
+        &self,
+        address: &str,
+        local: &str,
+        domain: &str,
+    ) -> Result<Vec<String>, RcptError> {
+        if let Some(found) = self.exact(address) {
+            return Ok(found);
+        }
+        if let Some(base) = self.delimiter.and_then(|d| local.split_once(d)) {
+            if let Some(found) = self.exact(&format!("{}@{domain}", base.0)) {
+                return Ok(found);
+            }
+        }
+        match self.aliases.get(&format!("@{domain}")) {
+            Some(boxes) => Ok(boxes.to_vec()),
+            None => Err(RcptError::UnknownUser),
+        }
+    }
+
+    fn exact(&self, address: &str) -> Option<Vec<String>> {
+        if self.users.get(address).is_some() {
+            return Some(vec![address.to_string()]);
+        }
+        self.aliases.get(address).map(<[String]>::to_vec)
+    }
+}

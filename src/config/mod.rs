@@ -1,0 +1,285 @@
+//! Configuration: the main file ([`Config`]), the users and aliases files,
+//! and the [`Directory`] that answers "who gets mail for this address?".
+//!
+//! Every problem is reported as `FILE:LINE: message`, all of them at
+//! once. Depends on std::fs and `proto`.
+
+pub mod aliases;
+pub mod directory;
+pub mod lexer;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use directory::Directory;
+pub use lexer::{Problem, Problems};
+
+/// Where `serve` and `check` look without `-c`.
+pub const DEFAULT_PATH: &str = "/etc/postling/postling.conf";
+
+/// How mailboxes are stored on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxFormat {
+    /// One file per message in `tmp/`, `new/`, `cur/`.
+    Maildir,
+    /// One `INBOX` file, mboxrd.
+    Mbox,
+}
+
+/// The resolved configuration, defaults applied, paths absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from.
+    pub path: PathBuf,
+    /// Our name in greetings and Received.
+    pub hostname: String,
+    /// Local domains, lower case.
+    pub domains: Vec<String>,
+    /// Mail lives under `{data_dir}/mail/`.
+    pub data_dir: PathBuf,
+    /// Maildir or mbox.
+    pub mailbox_format: MailboxFormat,
+    /// Dovecot passwd-file.
+    pub users_file: PathBuf,
+    /// Aliases file, if any.
+    pub aliases_file: Option<PathBuf>,
+    /// SMTP listeners (port 25).
+    pub listen_smtp: Vec<SocketAddr>,
+    /// Largest message accepted, in octets.
+    pub max_message_size: u64,
+    /// Recipients per message.
+    pub max_recipients: usize,
+    /// Connections at once, all listeners together.
+    pub max_connections: usize,
+    /// Connections at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// Idle seconds before an SMTP session is dropped.
+    pub smtp_timeout: u64,
+    /// Separator of address extensions (`user+tag@`), if any.
+    pub recipient_delimiter: Option<char>,
+}
+
+impl Config {
+    /// Reads and checks the config file.
+    pub fn load(path: &Path) -> Result<Config, Problems> {
+        let path = absolute(path);
+        let text = lexer::read(&path).map_err(|p| Problems(vec![p]))?;
+        let mut cfg = Config::defaults(&path);
+        let mut problems = Vec::new();
+        let mut seen = Vec::new();
+        for (n, line) in lexer::lines(&text) {
+            let Some((key, value)) = lexer::key_value(line) else {
+                problems.push(Problem::new(&path, n, "expected key = value"));
+                continue;
+            };
+            if seen.contains(&key) {
+                let msg = format!("{key} is set twice");
+                problems.push(Problem::new(&path, n, msg));
+            }
+            seen.push(key);
+            if let Err(msg) = cfg.set(key, value) {
+                problems.push(Problem::new(&path, n, msg));
+            }
+        }
+        if cfg.domains.is_empty() {
+            problems.push(Problem::new(&path, 0, "domains is not set"));
+        }
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(Problems(problems))
+        }
+    }
+
+    fn defaults(path: &Path) -> Config {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        Config {
+            path: path.to_path_buf(),
+            hostname: system_hostname(),
+            domains: Vec::new(),
+            data_dir: PathBuf::from("/var/lib/postling"),
+            mailbox_format: MailboxFormat::Maildir,
+            users_file: dir.join("users"),
+            aliases_file: None,
+            listen_smtp: vec![
+                "0.0.0.0:25".parse().expect("invariant: literal"),
+            ],
+            max_message_size: 25 << 20,
+            max_recipients: 100,
+            max_connections: 100,
+            max_connections_per_ip: 10,
+            smtp_timeout: 300,
+            recipient_delimiter: None,
+        }
+    }
+
+    /// Applies one `key = value`.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "hostname" => self.hostname = hostname(value)?,
+            "domains" => self.domains = domains(value)?,
+            "data_dir" => self.data_dir = self.relative(value)?,
+            "mailbox_format" => self.mailbox_format = format(value)?,
+            "users_file" => self.users_file = self.relative(value)?,
+            "aliases_file" if value.is_empty() => self.aliases_file = None,
+            "aliases_file" => self.aliases_file = Some(self.relative(value)?),
+            "listen_smtp" => self.listen_smtp = listen(value)?,
+            "max_message_size" => self.max_message_size = size(value)?,
+            "max_recipients" => self.max_recipients = count(value)?,
+            "max_connections" => self.max_connections = count(value)?,
+            "max_connections_per_ip" => {
+                self.max_connections_per_ip = count(value)?
+            }
+            "smtp_timeout" => self.smtp_timeout = count(value)? as u64,
+            "recipient_delimiter" => self.recipient_delimiter = delim(value)?,
+            _ => return Err(format!("unknown key {key}")),
+        }
+        Ok(())
+    }
+
+    /// A path from the file, relative to the file's folder.
+    fn relative(&self, value: &str) -> Result<PathBuf, String> {
+        if value.is_empty() {
+            return Err("a path is required".into());
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        Ok(dir.join(value))
+    }
+
+    /// The folder of one local mailbox.
+    pub fn mailbox_dir(&self, address: &str) -> PathBuf {
+        let (local, domain) =
+            address.rsplit_once('@').unwrap_or((address, ""));
+        self.data_dir.join("mail").join(domain).join(local)
+    }
+
+    /// Loads users and aliases as this config names them.
+    pub fn directory(&self) -> Result<Directory, Problems> {
+        Directory::load(self)
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(path))
+        .unwrap_or(path.into())
+}
+
+/// The kernel's host name, the default for `hostname`.
+fn system_hostname() -> String {
+    let uname = rustix::system::uname();
+    uname.nodename().to_string_lossy().into_owned()
+}
+
+fn hostname(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    if ok {
+        Ok(value.to_lowercase())
+    } else {
+        Err(format!("bad hostname {value:?}"))
+    }
+}
+
+fn domains(value: &str) -> Result<Vec<String>, String> {
+    let list: Vec<String> =
+        value.split_whitespace().map(str::to_lowercase).collect();
+    for d in &list {
+        hostname(d).map_err(|_| format!("bad domain {d:?}"))?;
+    }
+    Ok(list)
+}
+
+fn format(value: &str) -> Result<MailboxFormat, String> {
+    match value {
+        "maildir" => Ok(MailboxFormat::Maildir),
+        "mbox" => Ok(MailboxFormat::Mbox),
+        _ => Err(format!(
+            "mailbox_format must be maildir or mbox, not {value:?}"
+        )),
+    }
+}
+
+fn listen(value: &str) -> Result<Vec<SocketAddr>, String> {
+    value
+        .split_whitespace()
+        .map(|a| {
+            a.parse()
+                .map_err(|_| format!("bad address {a:?} (addr:port)"))
+        })
+        .collect()
+}
+
+/// A size in octets, with an optional K, M or G suffix (powers of 1024).
+pub fn size(value: &str) -> Result<u64, String> {
+    let bad = || format!("bad size {value:?} (a number, K, M or G)");
+    let (digits, shift) = match value.as_bytes().last() {
+        Some(b'K' | b'k') => (&value[..value.len() - 1], 10),
+        Some(b'M' | b'm') => (&value[..value.len() - 1], 20),
+        Some(b'G' | b'g') => (&value[..value.len() - 1], 30),
+        _ => (value, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(bad)
+}
+
+fn count(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("expected a positive number, not {value:?}")),
+    }
+}
+
+fn delim(value: &str) -> Result<Option<char>, String> {
+    let mut chars = value.chars();
+    match (chars.next(), chars.next()) {
+        (None, _) => Ok(None),
+        (Some(c), None) if !c.is_alphanumeric() && c != '@' => Ok(Some(c)),
+        _ => Err(format!(
+            "recipient_delimiter must be one symbol, not {value:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("10M"), Ok(10 << 20));
+        assert_eq!(size("512k"), Ok(512 << 10));
+        assert_eq!(size("1000"), Ok(1000));
+        assert!(size("0").is_err() && size("x").is_err() && size("").is_err());
+        assert!(size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let dir = std::env::temp_dir()
+            .join(format!("postling-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.conf");
+        std::fs::write(
+            &file,
+            "# c\nhostname = mx.example.org\nbogus = 1\nmax_recipients = -1\n\
+             listen_smtp = 127.0.0.1:25 nope\nmailbox_format = mh\n",
+        )
+        .unwrap();
+        let e = Config::load(&file).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let f = file.display();
+        assert!(e.contains(&format!("{f}:3: unknown key bogus")), "{e}");
+        assert!(e.contains(&format!("{f}:4: expected a positive")), "{e}");
+        assert!(e.contains(&format!("{f}:5: bad address \"nope\"")), "{e}");
+        assert!(e.contains(&format!("{f}:6: mailbox_format")), "{e}");
+        assert!(e.contains(&format!("{f}: domains is not set")), "{e}");
+    }
+}

@@ -1,0 +1,69 @@
+//! `postling`: parse the arguments, run the command, print any error
+//! once, and exit with its code. No logic lives here.
+
+use std::process::ExitCode;
+
+use postling::cli::{self, Command};
+use postling::config::{Config, Problems};
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postling: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Version => {
+            println!("postling {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match load(&config) {
+            Ok((cfg, dir)) => {
+                println!(
+                    "{}: ok ({} users, {} domains)",
+                    cfg.path.display(),
+                    dir.users.len(),
+                    cfg.domains.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => report(&problems),
+        },
+        Command::Serve { config } => {
+            env_logger::Builder::from_env(
+                env_logger::Env::default().default_filter_or("info"),
+            )
+            .init();
+            let (cfg, dir) = match load(&config) {
+                Ok(loaded) => loaded,
+                Err(problems) => return report(&problems),
+            };
+            match postling::server::serve(cfg, dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("postling: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn load(
+    path: &std::path::Path,
+) -> Result<(Config, postling::config::Directory), Problems> {
+    let cfg = Config::load(path)?;
+    let dir = cfg.directory()?;
+    Ok((cfg, dir))
+}
+
+fn report(problems: &Problems) -> ExitCode {
+    eprintln!("{problems}");
+    ExitCode::FAILURE
+}

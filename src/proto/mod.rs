@@ -1,0 +1,26 @@
+//! Sans-I/O protocol code: state machines fed bytes, writing replies into
+//! an output buffer and returning what the event loop must do next.
+//!
+//! Nothing here touches a socket, a file or the clock; `make lint` checks
+//! that. Depends on std, memchr and bstr only.
+
+pub mod smtp;
+
+/// Whether a failure is worth retrying: it decides the reply class (4xx or
+/// 5xx) and, for outbound mail, retry or bounce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Try again later (4xx).
+    Transient(String),
+    /// Do not try again (5xx).
+    Permanent(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient(why) => write!(f, "temporary failure: {why}"),
+            Failure::Permanent(why) => write!(f, "permanent failure: {why}"),
+        }
+    }
+}

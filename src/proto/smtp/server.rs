@@ -1,0 +1,704 @@
+//! The SMTP receiver's session (RFC 5321, with PIPELINING, SIZE, 8BITMIME,
+//! ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING): fed bytes, it writes
+//! replies and returns a [`Step`] telling the event loop what to do.
+//!
+//! Recipients are checked through [`Host`]; an accepted message leaves as
+//! [`Step::Deliver`], and the session waits, reading nothing more, until
+//! the loop reports the outcome with [`Server::delivered`]. Only then is
+//! the final 250 sent, so a 250 always means the message is on disk.
+
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use memchr::memchr;
+
+use super::body::{Body, DotReader, Flaws};
+use super::command::{self, Command, MAX_COMMAND_LINE, MailParams};
+use super::{Path, Reply, ReversePath, write_multiline};
+use crate::proto::Failure;
+
+/// RFC 5321 6.3 leaves loop detection to us; 50 hops is Postfix's and
+/// Sendmail's threshold too.
+pub const MAX_RECEIVED: usize = 50;
+/// Errors tolerated before the session is dropped (Postfix's
+/// smtpd_hard_error_limit is 20; a real client makes none).
+pub const MAX_ERRORS: u32 = 10;
+
+/// Settings the session needs, shared by every session of a listener.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our name in the greeting and EHLO reply.
+    pub hostname: String,
+    /// Refuse messages larger than this (RFC 1870).
+    pub max_message_size: u64,
+    /// Recipients per transaction (RFC 5321 4.5.3.1.8 asks for 100).
+    pub max_recipients: usize,
+}
+
+/// Why a recipient was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptError {
+    /// A local domain, but no such user or alias (550 5.1.1).
+    UnknownUser,
+    /// Not one of our domains, and relaying is not allowed (550 5.7.1).
+    RelayDenied,
+}
+
+/// Local knowledge the session asks for: who exists, and queue ids.
+pub trait Host {
+    /// The mailboxes (user addresses) a recipient delivers to.
+    fn resolve(&mut self, to: &Path) -> Result<Vec<String>, RcptError>;
+    /// A fresh, unique queue id.
+    fn queue_id(&mut self) -> String;
+}
+
+/// What the session lends from the loop for one call.
+pub struct Cx<'a> {
+    /// Replies go here.
+    pub out: &'a mut Vec<u8>,
+    /// Users, aliases, ids.
+    pub host: &'a mut dyn Host,
+}
+
+/// One accepted recipient and the mailboxes it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// As the client wrote it in RCPT TO.
+    pub path: Path,
+    /// Local mailboxes (user addresses) after aliases.
+    pub mailboxes: Vec<String>,
+}
+
+/// Everything known about a message besides its octets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Queue id, shown to the client and in logs and Received.
+    pub id: String,
+    /// MAIL FROM.
+    pub from: ReversePath,
+    /// Accepted RCPT TOs.
+    pub rcpts: Vec<Recipient>,
+    /// The client's EHLO/HELO name.
+    pub helo: String,
+    /// The client's address.
+    pub peer: IpAddr,
+    /// `ESMTP` or `SMTP`, for Received (RFC 3848).
+    pub protocol: &'static str,
+    /// The message size as sent.
+    pub size: u64,
+}
+
+/// What the loop must do after a call.
+#[derive(Debug)]
+pub enum Step {
+    /// Keep reading.
+    Continue,
+    /// Store this message in every mailbox, then call
+    /// [`Server::delivered`]. The body has LF line ends.
+    Deliver(Box<Envelope>, Vec<u8>),
+    /// Flush the output and close.
+    Close,
+}
+
+/// The greeting name the client gave, and how.
+#[derive(Debug, Clone)]
+struct Hello {
+    name: String,
+    extended: bool,
+}
+
+/// A transaction between commands.
+#[derive(Debug)]
+enum Txn {
+    Idle,
+    Mail {
+        id: String,
+        from: ReversePath,
+        params: MailParams,
+    },
+    Rcpt {
+        mail: Mail,
+    },
+    /// BDAT chunks so far; only BDAT, RSET, NOOP, QUIT go on from here.
+    Chunking {
+        mail: Mail,
+        body: Body,
+    },
+}
+
+/// A transaction with at least one recipient.
+#[derive(Debug)]
+struct Mail {
+    id: String,
+    from: ReversePath,
+    params: MailParams,
+    rcpts: Vec<Recipient>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Reading command lines.
+    Command(Txn),
+    /// Discarding a command line that is over the limit.
+    LongLine(Txn),
+    /// Reading DATA up to CRLF.CRLF.
+    Data {
+        mail: Mail,
+        reader: DotReader,
+        body: Body,
+    },
+    /// Reading a BDAT chunk's octets.
+    Chunk {
+        mail: Mail,
+        body: Body,
+        left: u64,
+        last: bool,
+    },
+    /// Reading a BDAT chunk only to stay in step, then replying.
+    Skip { left: u64, reply: Reply },
+    /// A message is being written; nothing is read until it is done.
+    Delivering,
+    /// QUIT or a fatal error: nothing more.
+    Closed,
+}
+
+/// One SMTP server session.
+#[derive(Debug)]
+pub struct Server {
+    settings: Rc<Settings>,
+    peer: IpAddr,
+    hello: Option<Hello>,
+    state: State,
+    errors: u32,
+}
+
+impl Server {
+    /// A session for a client at `peer`.
+    pub fn new(settings: Rc<Settings>, peer: IpAddr) -> Self {
+        Server {
+            settings,
+            peer,
+            hello: None,
+            state: State::Command(Txn::Idle),
+            errors: 0,
+        }
+    }
+
+    /// Writes the 220 greeting.
+    pub fn greet(&mut self, out: &mut Vec<u8>) {
+        let text = format!("{} ESMTP postling", self.settings.hostname);
+        write_multiline(out, 220, &[&text]);
+    }
+
+    /// True while no transaction is under way (safe to close at shutdown).
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Command(Txn::Idle) | State::Closed)
+    }
+
+    /// The idle timer ran out (RFC 5321 4.5.3.2).
+    pub fn timed_out(&mut self, out: &mut Vec<u8>) -> Step {
+        self.close(out, Reply::new(421, "4.4.2", "Idle timeout, closing"))
+    }
+
+    /// The server is stopping.
+    pub fn shutdown(&mut self, out: &mut Vec<u8>) -> Step {
+        self.close(out, Reply::new(421, "4.3.2", "Server shutting down"))
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>, reply: Reply) -> Step {
+        let name = &self.settings.hostname;
+        Reply::new(reply.code, reply.status, format!("{name} {}", reply.text))
+            .write(out);
+        self.state = State::Closed;
+        Step::Close
+    }
+
+    /// Handles what it can of `input`; returns the octets used.
+    pub fn feed(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Step) {
+        let mut used = 0;
+        while used < input.len() {
+            let (n, step) = self.feed_one(&input[used..], cx);
+            used += n;
+            if !matches!(step, Step::Continue) || n == 0 {
+                return (used, step);
+            }
+        }
+        (used, Step::Continue)
+    }
+
+    /// One line, or one run of message octets.
+    fn feed_one(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Step) {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Command(txn) => self.command_input(txn, input, cx),
+            State::LongLine(txn) => match memchr(b'\n', input) {
+                Some(lf) => {
+                    self.state = State::Command(txn);
+                    let reply = Reply::new(500, "5.5.2", "Line too long");
+                    (lf + 1, self.error(reply, cx))
+                }
+                None => {
+                    self.state = State::LongLine(txn);
+                    (input.len(), Step::Continue)
+                }
+            },
+            State::Data {
+                mail,
+                mut reader,
+                mut body,
+            } => {
+                let (n, end) = reader.feed(input, &mut body);
+                if end {
+                    return (n, self.finish(mail, body, true, cx));
+                }
+                self.state = State::Data { mail, reader, body };
+                (n, Step::Continue)
+            }
+            State::Chunk {
+                mail,
+                mut body,
+                left,
+                last,
+            } => {
+                let n = input
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                body.push(&input[..n]);
+                let left = left - n as u64;
+                if left > 0 {
+                    self.state = State::Chunk {
+                        mail,
+                        body,
+                        left,
+                        last,
+                    };
+                    return (n, Step::Continue);
+                }
+                (n, self.chunk_done(mail, body, last, cx))
+            }
+            State::Skip { left, reply } => {
+                let n = input
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                let left = left - n as u64;
+                if left > 0 {
+                    self.state = State::Skip { left, reply };
+                    return (n, Step::Continue);
+                }
+                self.state = State::Command(Txn::Idle);
+                (n, self.error(reply, cx))
+            }
+            state @ (State::Delivering | State::Closed) => {
+                self.state = state;
+                (0, Step::Continue)
+            }
+        }
+    }
+
+    fn command_input(
+        &mut self,
+        txn: Txn,
+        input: &[u8],
+        cx: &mut Cx<'_>,
+    ) -> (usize, Step) {
+        let Some(lf) = memchr(b'\n', input) else {
+            self.state = if input.len() >= MAX_COMMAND_LINE {
+                State::LongLine(txn)
+            } else {
+                State::Command(txn)
+            };
+            // A partial line waits for more; an overlong one is dropped.
+            let used = if input.len() >= MAX_COMMAND_LINE {
+                input.len()
+            } else {
+                0
+            };
+            return (used, Step::Continue);
+        };
+        self.state = State::Command(txn);
+        if lf + 1 > MAX_COMMAND_LINE {
+            let reply = Reply::new(500, "5.5.2", "Line too long");
+            return (lf + 1, self.error(reply, cx));
+        }
+        // Bare LF ends a command too, as in Postfix; only DATA is strict.
+        let line = input[..lf].strip_suffix(b"\r").unwrap_or(&input[..lf]);
+        let step = match command::parse(line) {
+            Ok(cmd) => self.command(cmd, cx),
+            Err(reply) => self.error(reply, cx),
+        };
+        (lf + 1, step)
+    }
+
+    /// Sends an error reply and counts it; too many end the session.
+    fn error(&mut self, reply: Reply, cx: &mut Cx<'_>) -> Step {
+        reply.write(cx.out);
+        self.errors += 1;
+        if self.errors >= MAX_ERRORS {
+            return self
+                .close(cx.out, Reply::new(421, "4.7.0", "Too many errors"));
+        }
+        Step::Continue
+    }
+
+    fn reply(&mut self, reply: Reply, cx: &mut Cx<'_>) -> Step {
+        if reply.is_error() {
+            return self.error(reply, cx);
+        }
+        reply.write(cx.out);
+        Step::Continue
+    }
+
+    fn txn(&mut self) -> Txn {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Command(txn) => txn,
+            other => {
+                self.state = other;
+                Txn::Idle
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command<'_>, cx: &mut Cx<'_>) -> Step {
+        let txn = self.txn();
+        match cmd {
+            Command::Ehlo(name) => self.proceed_hello(name, true, cx),
+            Command::Helo(name) => self.proceed_hello(name, false, cx),
+            Command::Mail { from, params } => self.mail(txn, from, params, cx),
+            Command::Rcpt { to } => self.rcpt(txn, to, cx),
+            Command::Data => self.data(txn, cx),
+            Command::Bdat { size, last } => self.bdat(txn, size, last, cx),
+            Command::Rset => {
+                self.state = State::Command(Txn::Idle);
+                self.reply(Reply::new(250, "2.0.0", "Ok"), cx)
+            }
+            Command::Noop => {
+                self.keep(txn, Reply::new(250, "2.0.0", "Ok"), cx)
+            }
+            Command::Quit => {
+                let name = &self.settings.hostname;
+                Reply::new(221, "2.0.0", format!("{name} Bye")).write(cx.out);
+                self.state = State::Closed;
+                Step::Close
+            }
+            Command::Vrfy => {
+                let text = "Cannot VRFY user, but will accept message";
+                self.keep(txn, Reply::new(252, "2.5.0", text), cx)
+            }
+            Command::Help => {
+                let text = "See RFC 5321; commands: EHLO HELO MAIL RCPT \
+                            DATA BDAT RSET NOOP VRFY HELP QUIT";
+                self.keep(txn, Reply::new(214, "2.0.0", text), cx)
+            }
+        }
+    }
+
+    /// Replies without touching the transaction.
+    fn keep(&mut self, txn: Txn, reply: Reply, cx: &mut Cx<'_>) -> Step {
+        self.state = State::Command(txn);
+        self.reply(reply, cx)
+    }
+
+    fn proceed_hello(
+        &mut self,
+        name: &str,
+        extended: bool,
+        cx: &mut Cx<'_>,
+    ) -> Step {
+        // RFC 5321 4.1.4: EHLO/HELO also resets the transaction.
+        self.state = State::Command(Txn::Idle);
+        self.hello = Some(Hello {
+            name: name.to_string(),
+            extended,
+        });
+        let host = &self.settings.hostname;
+        if !extended {
+            return self.reply(Reply::new(250, "", host.clone()), cx);
+        }
+        let size = format!("SIZE {}", self.settings.max_message_size);
+        let lines = [
+            host.as_str(),
+            "PIPELINING",
+            &size,
+            "8BITMIME",
+            "ENHANCEDSTATUSCODES",
+            "SMTPUTF8",
+            "CHUNKING",
+        ];
+        write_multiline(cx.out, 250, &lines);
+        Step::Continue
+    }
+
+    fn check_mail(&self, txn: &Txn, params: &MailParams) -> Result<(), Reply> {
+        if self.hello.is_none() {
+            return Err(Reply::new(503, "5.5.1", "Send EHLO or HELO first"));
+        }
+        if !matches!(txn, Txn::Idle) {
+            return Err(Reply::new(503, "5.5.1", "Nested MAIL command"));
+        }
+        if params
+            .size
+            .is_some_and(|s| s > self.settings.max_message_size)
+        {
+            return Err(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed limit",
+            ));
+        }
+        Ok(())
+    }
+
+    fn mail(
+        &mut self,
+        txn: Txn,
+        from: ReversePath,
+        params: MailParams,
+        cx: &mut Cx<'_>,
+    ) -> Step {
+        if let Err(reply) = self.check_mail(&txn, &params) {
+            return self.keep(txn, reply, cx);
+        }
+        let id = cx.host.queue_id();
+        self.state = State::Command(Txn::Mail { id, from, params });
+        self.reply(Reply::new(250, "2.1.0", "Ok"), cx)
+    }
+
+    fn rcpt(&mut self, txn: Txn, to: Path, cx: &mut Cx<'_>) -> Step {
+        let mut mail = match txn {
+            Txn::Mail { id, from, params } => Mail {
+                id,
+                from,
+                params,
+                rcpts: Vec::new(),
+            },
+            Txn::Rcpt { mail } => mail,
+            other => {
+                let reply = Reply::new(503, "5.5.1", "Need MAIL command");
+                return self.keep(other, reply, cx);
+            }
+        };
+        let reply = self.add_rcpt(&mut mail, to, cx);
+        // A refused first recipient still leaves MAIL in force.
+        self.state = State::Command(if mail.rcpts.is_empty() {
+            let Mail {
+                id, from, params, ..
+            } = mail;
+            Txn::Mail { id, from, params }
+        } else {
+            Txn::Rcpt { mail }
+        });
+        self.reply(reply, cx)
+    }
+
+    fn add_rcpt(&self, mail: &mut Mail, to: Path, cx: &mut Cx<'_>) -> Reply {
+        if mail.rcpts.len() >= self.settings.max_recipients {
+            return Reply::new(452, "4.5.3", "Too many recipients");
+        }
+        if to.is_utf8() && !mail.params.smtputf8 {
+            return Reply::new(
+                553,
+                "5.6.7",
+                "Non-ASCII address needs SMTPUTF8",
+            );
+        }
+        match cx.host.resolve(&to) {
+            Ok(mailboxes) => {
+                mail.rcpts.push(Recipient {
+                    path: to,
+                    mailboxes,
+                });
+                Reply::new(250, "2.1.5", "Ok")
+            }
+            Err(RcptError::UnknownUser) => Reply::new(
+                550,
+                "5.1.1",
+                format!("<{to}>: Recipient address rejected: no such user"),
+            ),
+            Err(RcptError::RelayDenied) => Reply::new(
+                550,
+                "5.7.1",
+                format!("<{to}>: Relay access denied"),
+            ),
+        }
+    }
+
+    fn data(&mut self, txn: Txn, cx: &mut Cx<'_>) -> Step {
+        let Txn::Rcpt { mail } = txn else {
+            let text = match txn {
+                Txn::Chunking { .. } => "DATA not allowed after BDAT",
+                Txn::Mail { .. } => "No valid recipients",
+                _ => "Need MAIL command",
+            };
+            return self.keep(txn, Reply::new(503, "5.5.1", text), cx);
+        };
+        let body = Body::new(self.settings.max_message_size);
+        Reply::new(354, "", "End data with <CR><LF>.<CR><LF>").write(cx.out);
+        self.state = State::Data {
+            mail,
+            reader: DotReader::new(),
+            body,
+        };
+        Step::Continue
+    }
+
+    fn bdat(
+        &mut self,
+        txn: Txn,
+        size: u64,
+        last: bool,
+        cx: &mut Cx<'_>,
+    ) -> Step {
+        let (mail, body) = match txn {
+            Txn::Rcpt { mail } => {
+                (mail, Body::new(self.settings.max_message_size))
+            }
+            Txn::Chunking { mail, body } => (mail, body),
+            other => {
+                // RFC 3030 3: the chunk is read anyway to stay in step.
+                let text = match other {
+                    Txn::Mail { .. } => "No valid recipients",
+                    _ => "Need MAIL command",
+                };
+                let reply = Reply::new(503, "5.5.1", text);
+                self.state = State::Skip { left: size, reply };
+                return self.feed_empty_chunk(cx);
+            }
+        };
+        self.state = State::Chunk {
+            mail,
+            body,
+            left: size,
+            last,
+        };
+        self.feed_empty_chunk(cx)
+    }
+
+    /// A zero-length chunk is complete at once.
+    fn feed_empty_chunk(&mut self, cx: &mut Cx<'_>) -> Step {
+        match &self.state {
+            State::Chunk { left: 0, .. } | State::Skip { left: 0, .. } => {
+                self.feed_one(&[], cx).1
+            }
+            _ => Step::Continue,
+        }
+    }
+
+    fn chunk_done(
+        &mut self,
+        mail: Mail,
+        body: Body,
+        last: bool,
+        cx: &mut Cx<'_>,
+    ) -> Step {
+        if last {
+            return self.finish(mail, body, false, cx);
+        }
+        let text = format!("{} octets received", body.size());
+        self.state = State::Command(Txn::Chunking { mail, body });
+        self.reply(Reply::new(250, "2.0.0", text), cx)
+    }
+
+    /// The whole message is in: refuse it or hand it to the loop.
+    fn finish(
+        &mut self,
+        mail: Mail,
+        body: Body,
+        dot_framed: bool,
+        cx: &mut Cx<'_>,
+    ) -> Step {
+        self.state = State::Command(Txn::Idle);
+        let size = body.size();
+        let (data, flaws) = body.finish();
+        if let Err(reply) = check_message(&data, flaws, dot_framed) {
+            return self.reply(reply, cx);
+        }
+        let hello = self.hello.clone().unwrap_or(Hello {
+            name: String::new(),
+            extended: false,
+        });
+        let envelope = Envelope {
+            id: mail.id,
+            from: mail.from,
+            rcpts: mail.rcpts,
+            helo: hello.name,
+            peer: self.peer,
+            protocol: if hello.extended { "ESMTP" } else { "SMTP" },
+            size,
+        };
+        self.state = State::Delivering;
+        Step::Deliver(Box::new(envelope), data)
+    }
+
+    /// The loop finished storing the message: send the final reply and go
+    /// on with whatever the client pipelined after it.
+    pub fn delivered(
+        &mut self,
+        id: &str,
+        result: Result<(), Failure>,
+        out: &mut Vec<u8>,
+    ) {
+        self.state = State::Command(Txn::Idle);
+        let reply = match result {
+            Ok(()) => Reply::new(250, "2.0.0", format!("Ok: queued as {id}")),
+            Err(Failure::Transient(why)) => Reply::new(
+                452,
+                "4.3.1",
+                format!("Insufficient system storage, try later ({why})"),
+            ),
+            Err(Failure::Permanent(why)) => {
+                Reply::new(554, "5.3.0", format!("Delivery failed ({why})"))
+            }
+        };
+        reply.write(out);
+    }
+}
+
+/// The checks that can only be made once the whole message is in.
+fn check_message(
+    data: &[u8],
+    flaws: Flaws,
+    dot_framed: bool,
+) -> Result<(), Reply> {
+    if flaws.too_big {
+        return Err(Reply::new(
+            552,
+            "5.3.4",
+            "Message size exceeds fixed limit",
+        ));
+    }
+    if flaws.bare_newline && dot_framed {
+        return Err(Reply::new(
+            554,
+            "5.6.0",
+            "Message refused: bare CR or LF (RFC 5321 2.3.8)",
+        ));
+    }
+    if flaws.long_line {
+        return Err(Reply::new(
+            554,
+            "5.6.0",
+            "Message refused: line over 1000 octets (RFC 5321 4.5.3.1.6)",
+        ));
+    }
+    if count_received(data) > MAX_RECEIVED {
+        return Err(Reply::new(554, "5.4.6", "Too many hops: mail loop?"));
+    }
+    Ok(())
+}
+
+/// Counts `Received:` fields in the header section (LF line ends).
+pub fn count_received(data: &[u8]) -> usize {
+    let mut count = 0;
+    for line in data.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            break;
+        }
+        let field = line.get(..9);
+        if field.is_some_and(|f| f.eq_ignore_ascii_case(b"Received:")) {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! Session tests against a fake [`Host`]: dialogs in, replies out, and
+//! every script replayed in chunks of every size.
+
+use super::*;
+
+struct FakeHost {
+    next_id: u32,
+}
+
+impl Host for FakeHost {
+    fn resolve(&mut self, to: &Path) -> Result<Vec<String>, RcptError> {
+        match (to.local(), to.domain()) {
+            (_, "") => Ok(vec!["postmaster@local.test".into()]),
+            ("alice" | "bob", "local.test") => Ok(vec![to.to_string()]),
+            (_, "local.test") => Err(RcptError::UnknownUser),
+            _ => Err(RcptError::RelayDenied),
+        }
+    }
+
+    fn queue_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("Q{}", self.next_id)
+    }
+}
+
+/// What a script produced: the replies, and the messages handed over.
+#[derive(Debug, PartialEq)]
+struct Run {
+    out: String,
+    delivered: Vec<(Envelope, Vec<u8>)>,
+    closed: bool,
+}
+
+/// Feeds `input` in chunks of `size`, answering every delivery with
+/// `result`, the way the event loop would.
+fn run_with(input: &[u8], size: usize, result: Result<(), Failure>) -> Run {
+    let settings = Rc::new(Settings {
+        hostname: "mx.local.test".into(),
+        max_message_size: 1000,
+        max_recipients: 3,
+    });
+    let mut session = Server::new(settings, "192.0.2.1".parse().unwrap());
+    let mut host = FakeHost { next_id: 0 };
+    let mut out = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut run = Run {
+        out: String::new(),
+        delivered: vec![],
+        closed: false,
+    };
+    session.greet(&mut out);
+    for chunk in input.chunks(size.max(1)) {
+        pending.extend_from_slice(chunk);
+        loop {
+            let mut cx = Cx {
+                out: &mut out,
+                host: &mut host,
+            };
+            let (used, step) = session.feed(&pending, &mut cx);
+            pending.drain(..used);
+            match step {
+                Step::Continue => break,
+                Step::Close => {
+                    run.closed = true;
+                    break;
+                }
+                Step::Deliver(env, body) => {
+                    let id = env.id.clone();
+                    run.delivered.push((*env, body));
+                    session.delivered(&id, result.clone(), &mut out);
+                }
+            }
+        }
+        if run.closed {
+            break;
+        }
+    }
+    run.out = String::from_utf8_lossy(&out).into_owned();
+    run
+}
+
+/// Runs the script whole and split at every chunk size; all must agree.
+fn run(input: &str) -> Run {
+    let whole = run_with(input.as_bytes(), input.len(), Ok(()));
+    for size in 1..input.len().min(64) {
+        let split = run_with(input.as_bytes(), size, Ok(()));
+        assert_eq!(split, whole, "chunk size {size}");
+    }
+    whole
+}
+
+fn codes(run: &Run) -> Vec<&str> {
+    run.out
+        .lines()
+        .filter(|l| l.as_bytes().get(3) == Some(&b' '))
+        .map(|l| &l[..3])
+        .collect()
+}
+
+#[test]
+fn whole_pipelined_transaction() {
+    let r = run("EHLO c.test\r\nMAIL FROM:<s@x.test>\r\n\
+                 RCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\n\
+                 DATA\r\nSubject: hi\r\n\r\n..dot\r\n.\r\nQUIT\r\n");
+    assert_eq!(
+        codes(&r),
+        ["220", "250", "250", "250", "250", "354", "250", "221"]
+    );
+    assert!(r.out.contains("250 2.0.0 Ok: queued as Q1\r\n"));
+    let (env, body) = &r.delivered[0];
+    assert_eq!(body, b"Subject: hi\n\n.dot\n");
+    assert_eq!(env.rcpts.len(), 2);
+    assert_eq!(env.protocol, "ESMTP");
+    assert_eq!(env.size, 21);
+    assert!(r.closed);
+}
+
+#[test]
+fn ehlo_lists_extensions() {
+    let r = run("EHLO c\r\n");
+    for ext in [
+        "PIPELINING",
+        "SIZE 1000",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+        "CHUNKING",
+    ] {
+        assert!(
+            r.out.contains(&format!("250-{ext}\r\n"))
+                || r.out.contains(&format!("250 {ext}\r\n")),
+            "{ext}"
+        );
+    }
+}
+
+#[test]
+fn order_is_enforced() {
+    let r = run(
+        "MAIL FROM:<a@b.test>\r\nHELO c\r\nRCPT TO:<alice@local.test>\r\n\
+                 DATA\r\nMAIL FROM:<a@b.test>\r\nMAIL FROM:<a@b.test>\r\nDATA\r\n",
+    );
+    assert_eq!(
+        codes(&r),
+        ["220", "503", "250", "503", "503", "250", "503", "503"]
+    );
+    assert!(r.delivered.is_empty());
+}
+
+#[test]
+fn recipient_policy() {
+    let r = run("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<nobody@local.test>\r\n\
+                 RCPT TO:<x@remote.test>\r\nRCPT TO:<Postmaster>\r\n");
+    assert!(r.out.contains("550 5.1.1 <nobody@local.test>"));
+    assert!(
+        r.out
+            .contains("550 5.7.1 <x@remote.test>: Relay access denied")
+    );
+    assert!(r.out.ends_with("250 2.1.5 Ok\r\n"));
+}
+
+#[test]
+fn too_many_recipients() {
+    let r = run("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@local.test>\r\n\
+                 RCPT TO:<alice@local.test>\r\nRCPT TO:<bob@local.test>\r\n\
+                 RCPT TO:<bob@local.test>\r\n");
+    assert!(r.out.ends_with("452 4.5.3 Too many recipients\r\n"));
+}
+
+#[test]
+fn size_parameter_and_real_size() {
+    let r = run("EHLO c\r\nMAIL FROM:<> SIZE=1001\r\n");
+    assert!(
+        r.out
+            .ends_with("552 5.3.4 Message size exceeds fixed limit\r\n")
+    );
+    let big = "x".repeat(900);
+    let script = format!(
+        "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\n\
+                          DATA\r\n{big}\r\n{big}\r\n.\r\nNOOP\r\n"
+    );
+    let r = run_with(script.as_bytes(), script.len(), Ok(()));
+    assert!(r.out.contains("552 5.3.4"));
+    assert!(r.out.ends_with("250 2.0.0 Ok\r\n"), "still in step");
+    assert!(r.delivered.is_empty());
+}
+
+#[test]
+fn bare_lf_in_data_is_refused_and_not_smuggled() {
+    let r = run(
+        "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@local.test>\r\n\
+                 DATA\r\nhi\n.\nMAIL FROM:<evil@b.test>\r\n.\r\nNOOP\r\n",
+    );
+    assert!(r.out.contains("554 5.6.0 Message refused: bare CR or LF"));
+    assert!(r.delivered.is_empty());
+    assert_eq!(codes(&r).last(), Some(&"250"));
+}
+
+#[test]
+fn overlong_lines() {
+    let long_cmd = format!("NOOP {}\r\nNOOP\r\n", "x".repeat(600));
+    let r = run(&long_cmd);
+    assert_eq!(codes(&r), ["220", "500", "250"]);
+    assert!(r.out.contains("500 5.5.2 Line too long"));
+    let long_text = format!(
+        "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\n\
+                             DATA\r\n{}\r\n.\r\n",
+        "y".repeat(999)
+    );
+    let settings_big = run_with(long_text.as_bytes(), 7, Ok(()));
+    assert!(
+        settings_big.out.contains("554 5.6.0")
+            || settings_big.out.contains("552")
+    );
+}
+
+#[test]
+fn bdat_chunks() {
+    let r = run(
+        "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<bob@local.test>\r\n\
+                 BDAT 6\r\nA: b\r\nBDAT 0\r\nBDAT 5 LAST\r\n\r\nhi\nQUIT\r\n",
+    );
+    assert!(r.out.contains("250 2.0.0 6 octets received\r\n"));
+    assert_eq!(r.delivered[0].1, b"A: b\n\nhi\n");
+    assert!(r.closed);
+}
+
+#[test]
+fn bdat_without_transaction_stays_in_step() {
+    let r = run("EHLO c\r\nBDAT 4 LAST\r\nQUITNOOP\r\n");
+    assert_eq!(codes(&r), ["220", "250", "503", "250"]);
+}
+
+#[test]
+fn data_after_bdat_is_refused() {
+    let r = run("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\n\
+                 BDAT 2\r\nabDATA\r\n");
+    assert!(r.out.ends_with("503 5.5.1 DATA not allowed after BDAT\r\n"));
+}
+
+#[test]
+fn mail_loop_is_refused() {
+    let hops = "Received: from x\r\n".repeat(51);
+    let r = run(&format!(
+        "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\n\
+                          DATA\r\n{hops}\r\nbody\r\n.\r\n"
+    ));
+    assert!(r.out.ends_with("554 5.4.6 Too many hops: mail loop?\r\n"));
+}
+
+#[test]
+fn storage_failure_is_temporary() {
+    let script = "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\n\
+                  DATA\r\nx\r\n.\r\n";
+    let r = run_with(
+        script.as_bytes(),
+        100,
+        Err(Failure::Transient("disk full".into())),
+    );
+    assert!(r.out.ends_with(
+        "452 4.3.1 Insufficient system storage, try later (disk full)\r\n"
+    ));
+}
+
+#[test]
+fn too_many_errors_close() {
+    let r = run(&"BOGUS\r\n".repeat(12));
+    assert!(r.closed);
+    assert!(
+        r.out
+            .ends_with("421 4.7.0 mx.local.test Too many errors\r\n")
+    );
+    assert_eq!(r.out.matches("500 5.5.1").count(), 10);
+}
+
+#[test]
+fn helo_means_plain_smtp() {
+    let r = run(
+        "HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@local.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    assert_eq!(r.delivered[0].0.protocol, "SMTP");
+    assert!(r.out.contains("250 mx.local.test\r\n"));
+}
+
+#[test]
+fn utf8_recipient_needs_smtputf8() {
+    let r = run("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<jö@local.test>\r\n");
+    assert!(
+        r.out
+            .ends_with("553 5.6.7 Non-ASCII address needs SMTPUTF8\r\n")
+    );
+}
+
+/// A seeded xorshift stream of random bytes and command fragments: no
+/// input may panic the session or make it stop consuming.
+#[test]
+fn random_input_never_panics() {
+    let words: [&[u8]; 10] = [
+        b"EHLO x\r\n",
+        b"MAIL FROM:<a@b.c>\r\n",
+        b"RCPT TO:<bob@local.test>\r\n",
+        b"DATA\r\n",
+        b"BDAT 3\r\n",
+        b"BDAT 2 LAST\r\n",
+        b".\r\n",
+        b"\r\n",
+        b"\n",
+        b"\r",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..300 {
+        let mut input = Vec::new();
+        for _ in 0..40 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed % 3 == 0 {
+                input.push((seed >> 8) as u8);
+            } else {
+                input.extend_from_slice(
+                    words[(seed >> 16) as usize % words.len()],
+                );
+            }
+        }
+        let _ = run_with(&input, (seed % 17) as usize + 1, Ok(()));
+    }
+}

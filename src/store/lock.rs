@@ -1,0 +1,150 @@
+//! Mailbox file locking the way mutt, procmail and Dovecot expect on
+//! Debian: a `NAME.lock` dotlock and an fcntl write lock on the file, plus
+//! an in-process guard (fcntl locks belong to the process, so two of our
+//! own threads would not exclude each other).
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::fs::{FlockOperation, fcntl_lock};
+
+/// How long to wait for another program's lock before giving up with a
+/// temporary failure (the client retries later).
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// A dotlock older than this was left by a crash (procmail uses 17 s
+/// for its own; mutt and Dovecot consider 5 minutes).
+pub const STALE_DOTLOCK: Duration = Duration::from_secs(300);
+const RETRY: Duration = Duration::from_millis(50);
+
+static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static RELEASED: Condvar = Condvar::new();
+
+/// An exclusively locked mailbox file, open for reading and writing.
+/// Dropping it releases every lock.
+#[derive(Debug)]
+pub struct Locked {
+    path: PathBuf,
+    dotlock: PathBuf,
+    /// The open file; closing any other descriptor of the same file would
+    /// drop the fcntl lock, so all access goes through this one.
+    pub file: File,
+}
+
+/// Locks (creating if needed) the mailbox file `path`.
+pub fn lock(path: &Path) -> io::Result<Locked> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    claim_in_process(path, deadline)?;
+    let mut dotlock = path.as_os_str().to_owned();
+    dotlock.push(".lock");
+    let dotlock = PathBuf::from(dotlock);
+    let result = take_dotlock(&dotlock, deadline).and_then(|()| {
+        let file = open_and_fcntl(path, deadline);
+        if file.is_err() {
+            let _ = fs::remove_file(&dotlock);
+        }
+        file
+    });
+    match result {
+        Ok(file) => Ok(Locked {
+            path: path.to_path_buf(),
+            dotlock,
+            file,
+        }),
+        Err(e) => {
+            release_in_process(path);
+            Err(e)
+        }
+    }
+}
+
+fn claim_in_process(path: &Path, deadline: Instant) -> io::Result<()> {
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let set = held.get_or_insert_with(HashSet::new);
+        if set.insert(path.to_path_buf()) {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timeout());
+        }
+        held = RELEASED
+            .wait_timeout(held, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+fn release_in_process(path: &Path) {
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(set) = held.as_mut() {
+        set.remove(path);
+    }
+    RELEASED.notify_all();
+}
+
+fn timeout() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "mailbox is locked")
+}
+
+fn take_dotlock(dotlock: &Path, deadline: Instant) -> io::Result<()> {
+    loop {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dotlock)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if is_stale(dotlock) {
+            log::warn!("removing stale lock {}", dotlock.display());
+            let _ = fs::remove_file(dotlock);
+            continue;
+        }
+        if Instant::now() >= deadline {
+            return Err(timeout());
+        }
+        sleep(RETRY);
+    }
+}
+
+fn is_stale(dotlock: &Path) -> bool {
+    let modified = fs::metadata(dotlock).and_then(|m| m.modified());
+    let age = modified
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok());
+    age.is_some_and(|a| a > STALE_DOTLOCK)
+}
+
+fn open_and_fcntl(path: &Path, deadline: Instant) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    loop {
+        match fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, e));
+            }
+            Err(_) => sleep(RETRY),
+        }
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let _ = fcntl_lock(&self.file, FlockOperation::Unlock);
+        let _ = fs::remove_file(&self.dotlock);
+        release_in_process(&self.path);
+    }
+}

@@ -1,0 +1,91 @@
+//! Maildir delivery (the Maildir spec, as Dovecot and mutt read it):
+//! write `tmp/NAME`, fsync, rename into `new/NAME`, fsync `new/`.
+//! Maildir++ subfolders (`.Sent/` ...) sit beside `tmp new cur` later.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{Message, transient};
+use crate::proto::Failure;
+use crate::util::{fs::create_dir_durable, id};
+
+/// A message written to `tmp/`, waiting to be renamed into `new/`.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    new: PathBuf,
+}
+
+/// Creates `tmp`, `new` and `cur` under `dir` if missing.
+pub fn create(dir: &Path) -> std::io::Result<()> {
+    for sub in ["tmp", "new", "cur"] {
+        create_dir_durable(&dir.join(sub))?;
+    }
+    Ok(())
+}
+
+/// Writes (or hard-links from `link`) the message into `dir/tmp/`.
+pub fn stage(
+    dir: &Path,
+    msg: &Message<'_>,
+    link: Option<&Path>,
+) -> Result<Staged, Failure> {
+    create(dir).map_err(|e| transient("creating maildir", dir, e))?;
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    // S= is the file size, W= the size with CRLF line ends, as Dovecot
+    // writes them; POP3 and IMAP can report sizes without reading.
+    let lines = memchr::memchr_iter(b'\n', msg.head).count()
+        + memchr::memchr_iter(b'\n', msg.body).count();
+    let name = format!(
+        "{},S={},W={}",
+        id::maildir_name(&host),
+        msg.len(),
+        msg.len() + lines
+    );
+    let tmp = dir.join("tmp").join(&name);
+    let new = dir.join("new").join(&name);
+    if let Some(src) = link {
+        if fs::hard_link(src, &tmp).is_ok() {
+            return Ok(Staged { tmp, new });
+        }
+    }
+    write_new(&tmp, msg).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        transient("writing", &tmp, e)
+    })?;
+    Ok(Staged { tmp, new })
+}
+
+fn write_new(path: &Path, msg: &Message<'_>) -> std::io::Result<()> {
+    let mut f: File =
+        OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(msg.head)?;
+    f.write_all(msg.body)?;
+    f.sync_all()
+}
+
+impl Staged {
+    /// Renames into `new/`; returns `new/` for the caller to fsync.
+    pub fn commit(self) -> Result<PathBuf, Failure> {
+        if let Err(e) = fs::rename(&self.tmp, &self.new) {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(transient("publishing", &self.new, e));
+        }
+        let new_dir = self.new.parent().unwrap_or(Path::new("."));
+        Ok(new_dir.to_path_buf())
+    }
+
+    /// Removes the file from `tmp/`.
+    pub fn abort(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+
+    /// The staged file.
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+}

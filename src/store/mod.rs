@@ -1,0 +1,102 @@
+//! Mailboxes on disk. Delivery is two-phase so one message to several
+//! mailboxes lands in all of them or in none: [`stage`] makes the copy
+//! durable but not yet visible (Maildir) or holds the lock with the
+//! append fsync'd (mbox); [`Staged::commit`] publishes it and
+//! [`Staged::abort`] takes it back.
+//!
+//! Runs on the durability helper threads, never on the poll loop.
+//! Depends on std::fs, `util` and `proto`.
+
+pub mod lock;
+pub mod maildir;
+pub mod mbox;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::config::MailboxFormat;
+use crate::proto::Failure;
+
+/// One message as delivery writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// Trace headers we prepend (Return-Path, Received ...), LF ends.
+    pub head: &'a [u8],
+    /// The message as received, LF line ends.
+    pub body: &'a [u8],
+    /// Envelope sender for mbox `From ` lines (`MAILER-DAEMON` if null).
+    pub sender: &'a str,
+    /// When it arrived.
+    pub received: SystemTime,
+}
+
+impl Message<'_> {
+    /// Octets in the stored file (LF line ends).
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A copy written but not yet published.
+#[derive(Debug)]
+pub enum Staged {
+    /// A file in `tmp/`, fsync'd.
+    Maildir(maildir::Staged),
+    /// An append under lock, fsync'd.
+    Mbox(mbox::Staged),
+}
+
+impl Staged {
+    /// Publishes the copy; returns the folder whose entry must be
+    /// fsync'd before the delivery counts (batched by the caller).
+    pub fn commit(self) -> Result<Option<PathBuf>, Failure> {
+        match self {
+            Staged::Maildir(s) => s.commit().map(Some),
+            Staged::Mbox(s) => s.commit().map(|()| None),
+        }
+    }
+
+    /// Takes the copy back, leaving the mailbox as it was.
+    pub fn abort(self) {
+        match self {
+            Staged::Maildir(s) => s.abort(),
+            Staged::Mbox(s) => s.abort(),
+        }
+    }
+
+    /// The staged Maildir file, which later mailboxes may hard-link.
+    pub fn link_source(&self) -> Option<&Path> {
+        match self {
+            Staged::Maildir(s) => Some(s.tmp_path()),
+            Staged::Mbox(_) => None,
+        }
+    }
+}
+
+/// Writes `msg` into the mailbox folder `dir`, durable but unpublished.
+/// `link` is an already staged identical Maildir file to hard-link.
+pub fn stage(
+    format: MailboxFormat,
+    dir: &Path,
+    msg: &Message<'_>,
+    link: Option<&Path>,
+) -> Result<Staged, Failure> {
+    match format {
+        MailboxFormat::Maildir => {
+            maildir::stage(dir, msg, link).map(Staged::Maildir)
+        }
+        MailboxFormat::Mbox => mbox::stage(dir, msg).map(Staged::Mbox),
+    }
+}
+
+/// Any write error is worth retrying: disk full, quota, permissions
+/// fixed by the admin (452 4.3.1 at the SMTP level).
+pub fn transient(what: &str, path: &Path, e: std::io::Error) -> Failure {
+    log::error!("{what} {}: {e}", path.display());
+    Failure::Transient(format!("{what}: {}", e.kind()))
+}

@@ -1,0 +1,77 @@
+//! Dates for mail headers (RFC 5322 3.3) and mbox `From ` lines, in UTC,
+//! from a [`SystemTime`]; no time zone database needed.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+    "Nov", "Dec",
+];
+
+/// Broken-down UTC time.
+struct Civil {
+    year: i64,
+    month: usize,
+    day: i64,
+    weekday: usize,
+    hms: (i64, i64, i64),
+}
+
+fn civil(t: SystemTime) -> Civil {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil {
+        year,
+        month: month as usize - 1,
+        day,
+        weekday: days.rem_euclid(7) as usize,
+        hms: (rem / 3600, rem % 3600 / 60, rem % 60),
+    }
+}
+
+/// `Sun, 22 Nov 2026 20:29:08 +0000` (RFC 5322 3.3).
+pub fn rfc5322(t: SystemTime) -> String {
+    let c = civil(t);
+    let (h, m, s) = c.hms;
+    format!(
+        "{}, {} {} {} {h:02}:{m:02}:{s:02} +0000",
+        DAYS[c.weekday], c.day, MONTHS[c.month], c.year
+    )
+}
+
+/// `Sun Nov 22 20:29:08 2026`, the asctime form of mbox `From ` lines.
+pub fn asctime(t: SystemTime) -> String {
+    let c = civil(t);
+    let (h, m, s) = c.hms;
+    format!(
+        "{} {} {:2} {h:02}:{m:02}:{s:02} {}",
+        DAYS[c.weekday], MONTHS[c.month], c.day, c.year
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn known_dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_379_348);
+        assert_eq!(rfc5322(t), "Sun, 22 Nov 2026 20:29:08 +0000");
+        assert_eq!(asctime(t), "Sun Nov 22 20:29:08 2026");
+        assert_eq!(rfc5322(UNIX_EPOCH), "Thu, 1 Jan 1970 00:00:00 +0000");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(asctime(leap), "Tue Feb 29 00:00:00 2000");
+    }
+}
