@@ -1,1 +1,8 @@
+//! Integration tests: the real `postling` binary on loopback, driven by
+//! raw sockets. Python suites under `tests/python` use real mail clients.
 
+mod cli;
+mod delivery;
+mod lifecycle;
+mod smtp;
+mod util;

@@ -147,10 +147,11 @@ enum State {
         reader: DotReader,
         body: Body,
     },
-    /// Reading a BDAT chunk's octets.
+    /// Reading a BDAT chunk's octets; `size` is the whole chunk's.
     Chunk {
         mail: Mail,
         body: Body,
+        size: u64,
         left: u64,
         last: bool,
     },
@@ -256,6 +257,7 @@ impl Server {
             State::Chunk {
                 mail,
                 mut body,
+                size,
                 left,
                 last,
             } => {
@@ -268,12 +270,13 @@ impl Server {
                     self.state = State::Chunk {
                         mail,
                         body,
+                        size,
                         left,
                         last,
                     };
                     return (n, Step::Continue);
                 }
-                (n, self.chunk_done(mail, body, last, cx))
+                (n, self.chunk_done(mail, body, size, last, cx))
             }
             State::Skip { left, reply } => {
                 let n = input
@@ -566,6 +569,7 @@ impl Server {
         self.state = State::Chunk {
             mail,
             body,
+            size,
             left: size,
             last,
         };
@@ -586,13 +590,14 @@ impl Server {
         &mut self,
         mail: Mail,
         body: Body,
+        size: u64,
         last: bool,
         cx: &mut Cx<'_>,
     ) -> Step {
         if last {
             return self.finish(mail, body, false, cx);
         }
-        let text = format!("{} octets received", body.size());
+        let text = format!("{size} octets received");
         self.state = State::Command(Txn::Chunking { mail, body });
         self.reply(Reply::new(250, "2.0.0", text), cx)
     }
