@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""`make bench-smtp`: postling and a private Postfix, side by side on this
+machine, fed by Postfix's smtp-source over loopback.
+
+For each cell (parallel sessions x message size) both servers receive
+the same messages; the clock stops when every message is a file in the
+recipient's Maildir (for Postfix that includes its queue and its virtual
+delivery agent: both fsync before they say 250 and before delivery
+counts). Prints messages/s for each and the ratio, then postling's RSS
+idle and with 1,000 idle SMTP connections.
+
+Everything listens on 127.0.0.1 high ports; every process started here is
+stopped here."""
+
+import os
+import pwd
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTLING = ROOT / "target/release/postling"
+SESSIONS = [1, 10, 50]
+SIZES = [2 * 1024, 100 * 1024]
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
+IDLE_CONNECTIONS = 1000
+DEADLINE = 600  # seconds a cell may take before the run is abandoned
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def count_files(folder: Path):
+    try:
+        return len(os.listdir(folder))
+    except FileNotFoundError:
+        return 0
+
+
+class Postling:
+    name = "postling"
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.port = free_port()
+        (base / "users").write_text("bench@example.test\n")
+        conf = base / "postling.conf"
+        conf.write_text(
+            "hostname = bench.example.test\ndomains = example.test\n"
+            "data_dir = data\nusers_file = users\n"
+            f"listen_smtp = 127.0.0.1:{self.port}\n"
+            "max_connections = 2000\nmax_connections_per_ip = 2000\n"
+            "max_message_size = 10M\n"
+        )
+        self.proc = subprocess.Popen(
+            [str(POSTLING), "serve", "-c", str(conf)],
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "RUST_LOG": "warn"},
+        )
+        wait_port(self.port)
+
+    def maildir(self):
+        return self.base / "data/mail/example.test/bench/new"
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Postfix:
+    """A private Postfix instance: its own config, queue and data folders,
+    delivering with virtual(8) into a Maildir."""
+
+    name = "postfix"
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.port = free_port()
+        conf = base / "etc"
+        conf.mkdir()
+        for d in ("queue", "data", "vmail"):
+            (base / d).mkdir()
+        owner = pwd.getpwnam("postfix")
+        os.chown(base / "data", owner.pw_uid, owner.pw_gid)
+        os.chown(base / "vmail", owner.pw_uid, owner.pw_gid)
+        (base / "vmailbox").write_text("bench@example.test example.test/bench/\n")
+        subprocess.run(["postmap", str(base / "vmailbox")], check=True)
+        (conf / "main.cf").write_text(f"""
+compatibility_level = 3.6
+queue_directory = {base}/queue
+data_directory = {base}/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+myhostname = postfix-bench.example.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = permit_mynetworks, reject
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = {base}/vmail
+virtual_mailbox_maps = hash:{base}/vmailbox
+virtual_uid_maps = static:{owner.pw_uid}
+virtual_gid_maps = static:{owner.pw_gid}
+virtual_destination_concurrency_limit = 50
+default_process_limit = 200
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+message_size_limit = 10485760
+maillog_file = {base}/postfix.log
+maillog_file_prefixes = {base}
+alias_maps =
+alias_database =
+""")
+        master = Path("/etc/postfix/master.cf").read_text()
+        # Our smtpd on a high loopback port instead of :25.
+        lines = [l for l in master.splitlines() if not l.startswith("smtp      inet")]
+        lines.append(f"127.0.0.1:{self.port} inet n - n - - smtpd")
+        lines.append("postlog   unix-dgram n  -       n       -       1       postlogd")
+        (conf / "master.cf").write_text("\n".join(lines) + "\n")
+        self.conf = conf
+        subprocess.run(["postfix", "-c", str(conf), "start"], check=True,
+                       capture_output=True)
+        wait_port(self.port)
+
+    def maildir(self):
+        return self.base / "vmail/example.test/bench/new"
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", str(self.conf), "stop"], capture_output=True)
+        time.sleep(1)
+
+
+def run_cell(server, sessions, size, already):
+    """Sends MESSAGES messages; returns messages/s until all are stored."""
+    start = time.monotonic()
+    source = subprocess.run(
+        ["smtp-source", "-s", str(sessions), "-m", str(MESSAGES), "-l", str(size),
+         "-d", "-f", "sender@remote.test", "-t", "bench@example.test",
+         f"127.0.0.1:{server.port}"],
+        capture_output=True, text=True, timeout=DEADLINE,
+    )
+    if source.returncode != 0:
+        raise RuntimeError(f"smtp-source: {source.stderr}")
+    want = already + MESSAGES
+    while count_files(server.maildir()) < want:
+        if time.monotonic() - start > DEADLINE:
+            raise RuntimeError(f"{server.name}: only {count_files(server.maildir())} of {want} landed")
+        time.sleep(0.01)
+    return MESSAGES / (time.monotonic() - start)
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def idle_connections(server, n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.recv(512)  # the greeting: the session exists
+        socks.append(s)
+    time.sleep(0.5)
+    return socks
+
+
+def main():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+    if not POSTLING.exists():
+        sys.exit("build first: cargo build --release")
+    base = Path(tempfile.mkdtemp(prefix="postling-bench-"))
+    base.chmod(0o755)  # Postfix daemons run as user postfix
+    results = []
+    try:
+        for sessions in SESSIONS:
+            for size in SIZES:
+                row = [sessions, size]
+                for cls in (Postling, Postfix):
+                    work = base / f"{cls.name}-{sessions}-{size}"
+                    work.mkdir()
+                    server = cls(work)
+                    try:
+                        row.append(run_cell(server, sessions, size, 0))
+                    finally:
+                        server.stop()
+                    shutil.rmtree(work, ignore_errors=True)
+                results.append(row)
+                s, z, p, f = row
+                print(f"sessions={s:3} size={z // 1024:4}KiB  postling {p:8.1f} msg/s"
+                      f"  postfix {f:8.1f} msg/s  ratio {p / f:5.2f}", flush=True)
+
+        work = base / "rss"
+        work.mkdir()
+        server = Postling(work)
+        try:
+            time.sleep(0.5)
+            idle = rss_kib(server.pids())
+            socks = idle_connections(server, IDLE_CONNECTIONS)
+            loaded = rss_kib(server.pids())
+            for s in socks:
+                s.close()
+        finally:
+            server.stop()
+        per_conn = (loaded - idle) / IDLE_CONNECTIONS
+        print(f"postling RSS idle {idle} KiB ({idle / 1024:.1f} MiB); "
+              f"with {IDLE_CONNECTIONS} idle SMTP connections {loaded} KiB: "
+              f"{per_conn:.1f} KiB per connection")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
