@@ -3,6 +3,7 @@
 
 mod cli;
 mod delivery;
+mod docs;
 mod lifecycle;
 mod smtp;
 mod util;
