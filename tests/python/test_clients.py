@@ -62,6 +62,7 @@ def test_utf8_and_8bit(server):
         s.send_message(msg, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
     stored = server.messages("bob")
     assert stored[0]["Subject"] == "Grüße"
+    assert " with UTF8SMTP id " in stored[0]["Received"]
     assert "Ünïcödé body ✓" in stored[0].get_payload(decode=True).decode()
 
 

@@ -82,7 +82,7 @@ pub struct Envelope {
     pub helo: String,
     /// The client's address.
     pub peer: IpAddr,
-    /// `ESMTP` or `SMTP`, for Received (RFC 3848).
+    /// `SMTP`, `ESMTP` or `UTF8SMTP`, for Received (RFC 3848, 6531).
     pub protocol: &'static str,
     /// The message size as sent.
     pub size: u64,
@@ -621,12 +621,12 @@ impl Server {
             extended: false,
         });
         let envelope = Envelope {
+            protocol: protocol(hello.extended, mail.params.smtputf8),
             id: mail.id,
             from: mail.from,
             rcpts: mail.rcpts,
             helo: hello.name,
             peer: self.peer,
-            protocol: if hello.extended { "ESMTP" } else { "SMTP" },
             size,
         };
         self.state = State::Delivering;
@@ -654,6 +654,16 @@ impl Server {
             }
         };
         reply.write(out);
+    }
+}
+
+/// The Received `with` keyword: RFC 3848, and RFC 6531 3.7.3 for
+/// SMTPUTF8 transactions.
+fn protocol(extended: bool, smtputf8: bool) -> &'static str {
+    match (extended, smtputf8) {
+        (false, _) => "SMTP",
+        (true, false) => "ESMTP",
+        (true, true) => "UTF8SMTP",
     }
 }
 
