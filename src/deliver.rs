@@ -31,6 +31,12 @@ pub struct Job {
     pub mailboxes: Vec<PathBuf>,
     /// How they are stored.
     pub format: MailboxFormat,
+    /// Recipients in other domains, for the outbound queue.
+    pub relay: Vec<String>,
+    /// The outbound queue's folder.
+    pub queue_dir: PathBuf,
+    /// The queue id (the queue file's name).
+    pub id: String,
 }
 
 /// The header block we prepend: Return-Path (RFC 5321 4.4), Delivered-To
@@ -58,9 +64,13 @@ pub fn trace_headers(
         IpAddr::V6(v6) => format!("IPv6:{v6}"),
     };
     h.push_str(&format!(
-        "Received: from {} ([{ip}])\n\tby {hostname} (postling) with {} id {}",
-        env.helo, env.protocol, env.id
+        "Received: from {} ([{ip}])\n\tby {hostname} (postling) with {}",
+        env.helo, env.protocol
     ));
+    if let Some(tls) = &env.tls {
+        h.push_str(&format!(" ({} {})", tls.version, tls.cipher));
+    }
+    h.push_str(&format!(" id {}", env.id));
     if let Some(rcpt) = &single {
         h.push_str(&format!("\n\tfor <{rcpt}>"));
     }
@@ -73,7 +83,8 @@ pub fn sender(from: &ReversePath) -> String {
     from.to_string()
 }
 
-/// Stores `job` in all its mailboxes, or in none. Returns the folders
+/// Stores `job` in all its mailboxes (and the outbound queue), or in
+/// none. Returns the folders
 /// whose entries must still be fsync'd (batched by the caller).
 pub fn deliver(job: &Job) -> Result<BTreeSet<PathBuf>, Failure> {
     let msg = Message {
@@ -91,6 +102,15 @@ pub fn deliver(job: &Job) -> Result<BTreeSet<PathBuf>, Failure> {
         let link = staged.first().and_then(Staged::link_source);
         match store::stage(job.format, dir, &msg, link) {
             Ok(s) => staged.push(s),
+            Err(f) => {
+                staged.into_iter().for_each(Staged::abort);
+                return Err(f);
+            }
+        }
+    }
+    if !job.relay.is_empty() {
+        match store::queue::stage(&job.queue_dir, &job.id, &job.relay, &msg) {
+            Ok(s) => staged.push(Staged::Maildir(s)),
             Err(f) => {
                 staged.into_iter().for_each(Staged::abort);
                 return Err(f);

@@ -5,8 +5,9 @@
 use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
-use postling::proto::smtp::server::{Cx, Host, RcptError, Server, Settings, Step};
-use postling::proto::smtp::Path;
+use postling::proto::smtp::{
+    Cx, Host, Link, Path, RcptError, Server, Settings, Step, TlsInfo,
+};
 
 struct AnyHost;
 
@@ -15,8 +16,12 @@ impl Host for AnyHost {
         match to.domain() {
             "local.test" => Ok(vec![to.to_string()]),
             "" => Ok(vec!["postmaster@local.test".into()]),
-            _ => Err(RcptError::RelayDenied),
+            _ => Err(RcptError::NotLocal),
         }
+    }
+
+    fn may_send_as(&mut self, user: &str, from: &Path) -> bool {
+        from.to_string() == user
     }
 
     fn queue_id(&mut self) -> String {
@@ -29,8 +34,16 @@ fuzz_target!(|data: &[u8]| {
         hostname: "mx.local.test".into(),
         max_message_size: 4096,
         max_recipients: 5,
+        submission: data.first().is_some_and(|b| b & 1 == 1),
+        starttls: true,
     });
-    let mut session = Server::new(settings, "192.0.2.1".parse().unwrap());
+    let link = Link {
+        peer: "192.0.2.1".parse().unwrap(),
+        trusted: data.first().is_some_and(|b| b & 2 == 2),
+        cleartext_auth: true,
+        tls: None,
+    };
+    let mut session = Server::new(settings, link);
     let mut host = AnyHost;
     let mut out = Vec::new();
     let mut input = data;
@@ -40,10 +53,18 @@ fuzz_target!(|data: &[u8]| {
         input = &input[used..];
         match step {
             Step::Deliver(env, _) => session.delivered(&env.id, Ok(()), &mut out),
+            Step::StartTls => session.tls_started(TlsInfo {
+                version: "TLSv1.3".into(),
+                cipher: "X".into(),
+            }),
+            Step::Authenticate(c) => {
+                let ok = c.password == b"pw";
+                session.authenticated(ok.then_some(c.user), &mut out)
+            }
             Step::Close => return,
             Step::Continue if input.is_empty() => return,
             // A partial command line waits for its end.
-            Step::Continue => return assert!(input.len() < 512),
+            Step::Continue => return assert!(input.len() < 12288),
         }
     }
 });

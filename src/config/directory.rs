@@ -49,7 +49,7 @@ impl Directory {
             );
         }
         if !self.domains.iter().any(|d| d == to.domain()) {
-            return Err(RcptError::RelayDenied);
+            return Err(RcptError::NotLocal);
         }
         let local = to.local().to_lowercase();
         let address = format!("{local}@{}", to.domain());
@@ -74,6 +74,31 @@ impl Directory {
             Some(boxes) => Ok(boxes.to_vec()),
             None => Err(RcptError::UnknownUser),
         }
+    }
+
+    /// True if `user` may send as `from`: the address is theirs, or an
+    /// alias (not a catch-all) that delivers to them, `+tag` or not.
+    pub fn may_send_as(&self, user: &str, from: &Path) -> bool {
+        if !self.domains.iter().any(|d| d == from.domain()) {
+            return false;
+        }
+        let local = from.local().to_lowercase();
+        let mut candidates = vec![format!("{local}@{}", from.domain())];
+        if let Some((base, _)) =
+            self.delimiter.and_then(|d| local.split_once(d))
+        {
+            candidates.push(format!("{base}@{}", from.domain()));
+        }
+        candidates.iter().any(|a| {
+            self.exact(a)
+                .is_some_and(|boxes| boxes.iter().any(|b| b == user))
+        })
+    }
+
+    /// The stored `{SCHEME}hash` of a user, if they exist and have one.
+    pub fn password(&self, user: &str) -> Option<&str> {
+        let user = self.users.get(&user.to_lowercase())?;
+        Some(user.password.as_str()).filter(|p| !p.is_empty())
     }
 
     fn exact(&self, address: &str) -> Option<Vec<String>> {

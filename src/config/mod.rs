@@ -7,6 +7,7 @@
 pub mod aliases;
 pub mod directory;
 pub mod lexer;
+pub mod net;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use directory::Directory;
 pub use lexer::{Problem, Problems};
+pub use net::Cidr;
 
 /// Where `serve` and `check` look without `-c`.
 pub const DEFAULT_PATH: &str = "/etc/postling/postling.conf";
@@ -58,6 +60,22 @@ pub struct Config {
     pub smtp_timeout: u64,
     /// Separator of address extensions (`user+tag@`), if any.
     pub recipient_delimiter: Option<char>,
+    /// PEM certificate chain, for STARTTLS and implicit TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (RSA, ECDSA or Ed25519).
+    pub tls_key: Option<PathBuf>,
+    /// Submission with STARTTLS (port 587).
+    pub listen_submission: Vec<SocketAddr>,
+    /// Submission over implicit TLS (port 465, RFC 8314).
+    pub listen_submissions: Vec<SocketAddr>,
+    /// Clients that may relay without AUTH.
+    pub trusted_networks: Vec<Cidr>,
+    /// Failed logins from one address before it is refused.
+    pub auth_failure_limit: usize,
+    /// Seconds over which failures count, and how long a lockout lasts.
+    pub auth_failure_window: u64,
+    /// Refuse passwords over cleartext, except from loopback.
+    pub require_tls_auth: bool,
 }
 
 impl Config {
@@ -85,6 +103,9 @@ impl Config {
         if cfg.domains.is_empty() {
             problems.push(Problem::new(&path, 0, "domains is not set"));
         }
+        if let Err(msg) = cfg.check_tls() {
+            problems.push(Problem::new(&path, 0, msg));
+        }
         if problems.is_empty() {
             Ok(cfg)
         } else {
@@ -111,6 +132,33 @@ impl Config {
             max_connections_per_ip: 10,
             smtp_timeout: 300,
             recipient_delimiter: None,
+            tls_cert: None,
+            tls_key: None,
+            listen_submission: Vec::new(),
+            listen_submissions: Vec::new(),
+            trusted_networks: ["127.0.0.0/8", "::1"]
+                .iter()
+                .map(|c| Cidr::parse(c).expect("invariant: literal"))
+                .collect(),
+            auth_failure_limit: 5,
+            auth_failure_window: 600,
+            require_tls_auth: true,
+        }
+    }
+
+    /// TLS keys come in pairs, and implicit TLS needs them.
+    fn check_tls(&self) -> Result<(), String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                Err("tls_cert is set but tls_key is not".into())
+            }
+            (None, Some(_)) => {
+                Err("tls_key is set but tls_cert is not".into())
+            }
+            (None, None) if !self.listen_submissions.is_empty() => {
+                Err("listen_submissions needs tls_cert and tls_key".into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -133,6 +181,21 @@ impl Config {
             }
             "smtp_timeout" => self.smtp_timeout = count(value)? as u64,
             "recipient_delimiter" => self.recipient_delimiter = delim(value)?,
+            "tls_cert" => self.tls_cert = self.optional_path(value)?,
+            "tls_key" => self.tls_key = self.optional_path(value)?,
+            "listen_submission" => self.listen_submission = listen(value)?,
+            "listen_submissions" => self.listen_submissions = listen(value)?,
+            "trusted_networks" => {
+                self.trusted_networks = value
+                    .split_whitespace()
+                    .map(Cidr::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "auth_failure_limit" => self.auth_failure_limit = count(value)?,
+            "auth_failure_window" => {
+                self.auth_failure_window = count(value)? as u64
+            }
+            "require_tls_auth" => self.require_tls_auth = yes_no(value)?,
             _ => return Err(format!("unknown key {key}")),
         }
         Ok(())
@@ -145,6 +208,24 @@ impl Config {
         }
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         Ok(dir.join(value))
+    }
+
+    fn optional_path(&self, value: &str) -> Result<Option<PathBuf>, String> {
+        if value.is_empty() {
+            Ok(None)
+        } else {
+            self.relative(value).map(Some)
+        }
+    }
+
+    /// The outbound queue's folder.
+    pub fn queue_dir(&self) -> PathBuf {
+        self.data_dir.join("queue")
+    }
+
+    /// True if `ip` may relay without AUTH.
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_networks.iter().any(|c| c.contains(ip))
     }
 
     /// The folder of one local mailbox.
@@ -234,6 +315,14 @@ fn count(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("expected a positive number, not {value:?}")),
+    }
+}
+
+fn yes_no(value: &str) -> Result<bool, String> {
+    match value {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("expected yes or no, not {value:?}")),
     }
 }
 

@@ -73,10 +73,9 @@ fn parse_line(line: &str, domains: &[String]) -> Result<User, String> {
     let address = fields.next().unwrap_or_default().trim().to_lowercase();
     let password = fields.next().unwrap_or_default().trim().to_string();
     check_address(&address, domains)?;
-    if !password.is_empty() && !password.starts_with('{') {
-        return Err(format!(
-            "{address}: password must be {{SCHEME}}hash, as doveadm pw writes"
-        ));
+    if !password.is_empty() {
+        crate::auth::password::check_scheme(&password)
+            .map_err(|e| format!("{address}: {e}"))?;
     }
     Ok(User { address, password })
 }

@@ -1,5 +1,6 @@
-//! One client connection: its socket, buffers, session and deadline. The
-//! loop in `server/mod.rs` drives it; this file only moves bytes.
+//! One client connection: its socket, optional TLS, buffers, session and
+//! deadline. The loop in `server/mod.rs` drives it; this file only moves
+//! bytes, through rustls when TLS is on.
 
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
@@ -8,6 +9,8 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use crate::proto::smtp;
+
+use super::services::Service;
 
 /// Stop reading while this much output waits for a client that does not
 /// read its replies (a pipelining flood must not grow memory).
@@ -23,6 +26,9 @@ pub enum Phase {
     Open,
     /// A message is with the helper threads; input waits.
     Delivering,
+    /// A password is being checked (or its failure delayed); input
+    /// waits.
+    Authenticating,
     /// Flushing the last replies before closing.
     Closing,
 }
@@ -46,6 +52,12 @@ pub struct Conn {
     pub stream: TcpStream,
     /// The client's address.
     pub peer: IpAddr,
+    /// Which listener it came in on.
+    pub service: Service,
+    /// TLS state, once STARTTLS or implicit TLS began.
+    pub tls: Option<Box<rustls::ServerConnection>>,
+    /// The session has been told the handshake finished.
+    pub tls_announced: bool,
     /// The SMTP session.
     pub session: smtp::Server,
     /// Input the session has not used yet (a partial line, or what was
@@ -73,6 +85,8 @@ pub enum Input {
     Drained,
     /// The client closed or the socket failed.
     Gone,
+    /// A TLS handshake just finished.
+    Handshaked,
 }
 
 impl Conn {
@@ -83,8 +97,11 @@ impl Conn {
             && self.wbuf.len() < WBUF_CAP
     }
 
-    /// One read into `scratch`.
+    /// One read into `scratch`: plaintext, decrypted if TLS is on.
     pub fn read(&mut self, scratch: &mut [u8]) -> Input {
+        if self.tls.is_some() {
+            return self.read_tls(scratch);
+        }
         loop {
             return match self.stream.read(scratch) {
                 Ok(0) => Input::Gone,
@@ -99,8 +116,52 @@ impl Conn {
         }
     }
 
-    /// Writes as much of `wbuf` as the socket takes.
+    fn read_tls(&mut self, scratch: &mut [u8]) -> Input {
+        let Some(tls) = self.tls.as_mut() else {
+            return Input::Gone;
+        };
+        loop {
+            if !tls.is_handshaking() && !self.tls_announced {
+                self.tls_announced = true;
+                return Input::Handshaked;
+            }
+            match tls.reader().read(scratch) {
+                Ok(0) => return Input::Gone,
+                Ok(n) => return Input::Data(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Input::Gone,
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Input::Gone,
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        log::info!("TLS error from {}: {e}", self.peer);
+                        // Send the alert rustls queued, best effort.
+                        let _ = tls.write_tls(&mut self.stream);
+                        return Input::Gone;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.read_pending = false;
+                    return Input::Drained;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Input::Gone,
+            }
+        }
+    }
+
+    /// True while output waits: replies, or TLS records.
+    pub fn has_output(&self) -> bool {
+        !self.wbuf.is_empty()
+            || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Writes as much output as the socket takes.
     pub fn flush(&mut self) -> io::Result<()> {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         let mut written = 0;
         while written < self.wbuf.len() {
             match self.stream.write(&self.wbuf[written..]) {
@@ -112,6 +173,31 @@ impl Conn {
             }
         }
         self.wbuf.drain(..written);
+        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
+            self.wbuf = Vec::new();
+        }
+        Ok(())
+    }
+
+    fn flush_tls(&mut self) -> io::Result<()> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        if !self.wbuf.is_empty() {
+            // Bounded by the buffer limit: what does not fit stays in
+            // wbuf, which stops reading once it is over its cap.
+            let n = tls.writer().write(&self.wbuf)?;
+            self.wbuf.drain(..n);
+        }
+        while tls.wants_write() {
+            match tls.write_tls(&mut self.stream) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
             self.wbuf = Vec::new();
         }

@@ -6,8 +6,10 @@
 
 pub mod conn;
 pub mod listen;
+pub mod logins;
 pub mod services;
 pub mod timer;
+pub mod tls;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -24,9 +26,11 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, Directory};
 use crate::deliver::{self, Job};
-use crate::proto::smtp::{self, Envelope, server::Cx};
+use crate::proto::sasl::Credentials;
+use crate::proto::smtp::{self, Cx, Envelope, Link, Route};
 use conn::{Conn, InFlight, Input, Phase};
-use services::Services;
+use logins::{Check, Checked, Logins};
+use services::{Service, Services};
 use timer::Timers;
 use writer::{Done, Writer};
 
@@ -43,19 +47,28 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Durability helper threads: several fsyncs in flight at once let the
 /// file system merge them into one journal commit.
 const WRITERS: usize = 4;
+/// Password helper threads: two keep one slow hash from holding up
+/// every other login, without letting a flood of logins take every core.
+const LOGIN_CHECKERS: usize = 2;
+/// A failed login is answered this long after it was sent, however long
+/// the hash took, so timing tells nothing (Dovecot waits 2 s as well).
+const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(2);
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
-    let mut server = Server::new(config, directory)?;
+    let services = Services::new(config, directory)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut server = Server::new(services)?;
     server.run();
     server.writer.stop();
+    server.logins.stop();
     info!("stopped");
     Ok(())
 }
 
 struct Server {
     poll: Poll,
-    listeners: Vec<(TcpListener, SocketAddr)>,
+    listeners: Vec<(TcpListener, Service)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     per_ip: HashMap<IpAddr, usize>,
@@ -63,6 +76,9 @@ struct Server {
     timers: Timers,
     services: Services,
     writer: Writer,
+    logins: Logins,
+    /// Failed logins waiting out AUTH_FAILURE_DELAY.
+    failures: Vec<(Instant, (usize, u64), String)>,
     signals: Signals,
     scratch: Box<[u8]>,
     next_id: u64,
@@ -70,22 +86,29 @@ struct Server {
 }
 
 impl Server {
-    fn new(config: Config, directory: Directory) -> io::Result<Server> {
+    fn new(services: Services) -> io::Result<Server> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let cfg = &services.config;
+        let wanted = [
+            (Service::Smtp, &cfg.listen_smtp),
+            (Service::Submission, &cfg.listen_submission),
+            (Service::Submissions, &cfg.listen_submissions),
+        ];
         let mut listeners = Vec::new();
-        for (i, addr) in config.listen_smtp.iter().enumerate() {
-            let mut l = listen::bind_listener(*addr).map_err(|e| {
-                io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
-            })?;
-            let token = Token(LISTENER_BASE + i);
-            poll.registry()
-                .register(&mut l, token, Interest::READABLE)?;
-            info!("listening for SMTP on {}", l.local_addr()?);
-            listeners.push((l, *addr));
+        for (service, addrs) in wanted {
+            for addr in addrs.iter() {
+                let l = bind(&poll, *addr, LISTENER_BASE + listeners.len())?;
+                info!(
+                    "listening for {} on {}",
+                    service.name(),
+                    l.local_addr()?
+                );
+                listeners.push((l, service));
+            }
         }
         Ok(Server {
             poll,
@@ -95,8 +118,10 @@ impl Server {
             per_ip: HashMap::new(),
             open: 0,
             timers: Timers::default(),
-            writer: Writer::start(WRITERS, waker)?,
-            services: Services::new(config, directory),
+            writer: Writer::start(WRITERS, Arc::clone(&waker))?,
+            logins: Logins::start(LOGIN_CHECKERS, waker)?,
+            failures: Vec::new(),
+            services,
             signals,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             next_id: 0,
@@ -114,6 +139,10 @@ impl Server {
                 }
             }
             let mut timeout = self.timers.next_timeout(now);
+            if let Some(due) = self.failures.iter().map(|f| f.0).min() {
+                let left = due.saturating_duration_since(now);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             if let Some(until) = self.draining {
                 let left = until.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
@@ -126,7 +155,10 @@ impl Server {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.finish_deliveries(),
+                    WAKER => {
+                        self.finish_deliveries();
+                        self.finish_logins();
+                    }
                     SIGNALS => self.on_signals(),
                     Token(t) if t >= CONN_BASE => {
                         self.on_conn_event(t - CONN_BASE, event)
@@ -140,11 +172,12 @@ impl Server {
 
     fn accept(&mut self, index: usize) {
         loop {
-            let Some((listener, _)) = self.listeners.get(index) else {
+            let Some((listener, service)) = self.listeners.get(index) else {
                 return;
             };
+            let service = *service;
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer.ip()),
+                Ok((stream, peer)) => self.admit(stream, peer.ip(), service),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -156,20 +189,52 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: IpAddr) {
+    fn admit(
+        &mut self,
+        mut stream: TcpStream,
+        peer: IpAddr,
+        service: Service,
+    ) {
         let cfg = &self.services.config;
         let from_ip = self.per_ip.get(&peer).copied().unwrap_or(0);
-        if self.open >= cfg.max_connections
+        let refusal = if self.open >= cfg.max_connections
             || from_ip >= cfg.max_connections_per_ip
         {
-            warn!("refused ip={peer}: too many connections");
-            let line = format!(
-                "421 4.7.0 {} Too many connections, try later\r\n",
-                cfg.hostname
-            );
+            Some("too many connections")
+        } else if self.services.limiter.blocked(peer, Instant::now()) {
+            Some("too many authentication failures")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            warn!("refused ip={peer}: {why}");
+            // Plaintext even on 465: a TLS client sees a failed handshake.
+            let line =
+                format!("421 4.7.0 {} {why}, try later\r\n", cfg.hostname);
             let _ = io::Write::write(&mut stream, line.as_bytes());
             return;
         }
+        let tls = match (service, &self.services.tls) {
+            (Service::Submissions, Some(config)) => {
+                match rustls::ServerConnection::new(Arc::clone(config)) {
+                    Ok(mut t) => {
+                        t.set_buffer_limit(Some(tls::BUFFER_LIMIT));
+                        Some(Box::new(t))
+                    }
+                    Err(e) => {
+                        error!("TLS setup: {e}");
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let link = Link {
+            peer,
+            trusted: cfg.is_trusted(peer),
+            cleartext_auth: peer.is_loopback() || !cfg.require_tls_auth,
+            tls: None,
+        };
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -191,7 +256,10 @@ impl Server {
             generation: self.next_id,
             stream,
             peer,
-            session: smtp::Server::new(self.services.smtp.clone(), peer),
+            service,
+            tls,
+            tls_announced: false,
+            session: smtp::Server::new(self.services.settings(service), link),
             rbuf: Vec::new(),
             wbuf: Vec::new(),
             deadline,
@@ -200,7 +268,11 @@ impl Server {
             want_write: false,
             in_flight: None,
         };
-        info!("conn={} connect ip={peer}", conn.id);
+        info!(
+            "conn={} connect ip={peer} service={}",
+            conn.id,
+            service.name()
+        );
         conn.session.greet(&mut conn.wbuf);
         self.timers.add(deadline, (slot, conn.generation));
         *self.per_ip.entry(peer).or_default() += 1;
@@ -241,6 +313,16 @@ impl Server {
                     conn.deadline = Instant::now() + timeout;
                     self.feed(slot, n);
                 }
+                Input::Handshaked => {
+                    if let Some(t) = conn.tls.as_deref() {
+                        let info = tls::describe(t);
+                        info!(
+                            "conn={} tls ip={} version={} cipher={}",
+                            conn.id, conn.peer, info.version, info.cipher
+                        );
+                        conn.session.tls_started(info);
+                    }
+                }
                 Input::Drained => break,
                 Input::Gone => return self.close(slot, "client closed"),
             }
@@ -275,6 +357,129 @@ impl Server {
             smtp::Step::Deliver(envelope, body) => {
                 self.submit(slot, *envelope, body)
             }
+            smtp::Step::StartTls => self.start_tls(slot),
+            smtp::Step::Authenticate(credentials) => {
+                self.check_login(slot, credentials)
+            }
+        }
+    }
+
+    /// STARTTLS was accepted: send the 220 in the clear, drop anything
+    /// the client pipelined behind the command (CVE-2011-0411), and
+    /// speak TLS from the next octet on.
+    fn start_tls(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if !conn.rbuf.is_empty() {
+            warn!(
+                "conn={} ip={} discarded {} octets pipelined after STARTTLS",
+                conn.id,
+                conn.peer,
+                conn.rbuf.len()
+            );
+        }
+        conn.keep_input(&[]);
+        let Some(config) = self.services.tls.clone() else {
+            return self.close(slot, "STARTTLS without TLS config");
+        };
+        if conn.flush().is_err() || !conn.wbuf.is_empty() {
+            return self.close(slot, "could not send 220 before TLS");
+        }
+        match rustls::ServerConnection::new(config) {
+            Ok(mut t) => {
+                t.set_buffer_limit(Some(tls::BUFFER_LIMIT));
+                conn.tls = Some(Box::new(t));
+                conn.tls_announced = false;
+            }
+            Err(e) => {
+                error!("TLS setup: {e}");
+                self.close(slot, "TLS setup failed");
+            }
+        }
+    }
+
+    /// Hands a login to the password helpers; the session waits.
+    fn check_login(&mut self, slot: usize, credentials: Credentials) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        conn.phase = Phase::Authenticating;
+        let user = credentials.user.to_lowercase();
+        let stored =
+            self.services.directory.password(&user).map(str::to_string);
+        self.logins.send(Check {
+            key: (slot, conn.generation),
+            user,
+            password: credentials.password,
+            stored,
+            started: Instant::now(),
+        });
+    }
+
+    fn finish_logins(&mut self) {
+        let checked: Vec<Checked> = self.logins.finished().collect();
+        for Checked {
+            key: (slot, generation),
+            user,
+            ok,
+            started,
+        } in checked
+        {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            if conn.generation != generation {
+                continue;
+            }
+            if !ok {
+                warn!(
+                    "conn={} auth failed user={user} ip={}",
+                    conn.id, conn.peer
+                );
+                self.services.limiter.fail(conn.peer, Instant::now());
+                let due = started + AUTH_FAILURE_DELAY;
+                self.failures.push((due, (slot, generation), user));
+                continue;
+            }
+            info!("conn={} auth ok user={user} ip={}", conn.id, conn.peer);
+            conn.session.authenticated(Some(user), &mut conn.wbuf);
+            conn.phase = Phase::Open;
+            self.feed(slot, 0);
+            self.drive(slot);
+        }
+    }
+
+    /// Sends the delayed 535s that are due; locks out repeat offenders.
+    fn answer_failures(&mut self, now: Instant) {
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            self.failures.drain(..).partition(|f| f.0 <= now);
+        self.failures = waiting;
+        for (_, (slot, generation), _) in due {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            if conn.generation != generation {
+                continue;
+            }
+            conn.session.authenticated(None, &mut conn.wbuf);
+            conn.phase = Phase::Open;
+            if self.services.limiter.blocked(conn.peer, now) {
+                warn!(
+                    "conn={} ip={} locked out: too many authentication failures",
+                    conn.id, conn.peer
+                );
+                conn.session.locked_out(&mut conn.wbuf);
+                conn.phase = Phase::Closing;
+                self.flush(slot);
+                continue;
+            }
+            self.feed(slot, 0);
+            self.drive(slot);
         }
     }
 
@@ -287,18 +492,25 @@ impl Server {
         let mut mailboxes: Vec<_> = envelope
             .rcpts
             .iter()
-            .flat_map(|r| r.mailboxes.iter())
+            .filter_map(|r| match &r.route {
+                Route::Local(boxes) => Some(boxes.iter()),
+                Route::Relay => None,
+            })
+            .flatten()
             .map(|m| cfg.mailbox_dir(m))
+            .collect();
+        let relay: Vec<String> = envelope
+            .rcpts
+            .iter()
+            .filter(|r| r.route == Route::Relay)
+            .map(|r| r.path.to_string())
             .collect();
         mailboxes.sort();
         mailboxes.dedup();
         let now = SystemTime::now();
-        let head = deliver::trace_headers(
-            &envelope,
-            &cfg.hostname,
-            now,
-            mailboxes.len(),
-        );
+        let copies = mailboxes.len() + usize::from(!relay.is_empty());
+        let head =
+            deliver::trace_headers(&envelope, &cfg.hostname, now, copies);
         let rcpts: Vec<String> = envelope
             .rcpts
             .iter()
@@ -323,6 +535,9 @@ impl Server {
             received: now,
             mailboxes,
             format: cfg.mailbox_format,
+            relay,
+            queue_dir: cfg.queue_dir(),
+            id: envelope.id.clone(),
         };
         self.writer.send(job, (slot, conn.generation));
     }
@@ -374,7 +589,7 @@ impl Server {
         if conn.phase == Phase::Closing && conn.wbuf.is_empty() {
             return self.close(slot, "done");
         }
-        let want_write = !conn.wbuf.is_empty();
+        let want_write = conn.has_output();
         if want_write != conn.want_write {
             conn.want_write = want_write;
             let interest = if want_write {
@@ -419,6 +634,9 @@ impl Server {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
+        if self.failures.iter().any(|f| f.0 <= now) {
+            self.answer_failures(now);
+        }
         while let Some((slot, generation)) = self.timers.pop_due(now) {
             let timeout = self.idle_timeout();
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
@@ -433,7 +651,7 @@ impl Server {
                 continue;
             }
             match conn.phase {
-                Phase::Delivering => {
+                Phase::Delivering | Phase::Authenticating => {
                     conn.deadline = now + timeout;
                     self.timers.add(conn.deadline, (slot, generation));
                 }
@@ -491,4 +709,18 @@ impl Server {
             self.flush(slot);
         }
     }
+}
+
+/// Binds `addr` and registers it under `token`.
+fn bind(
+    poll: &Poll,
+    addr: SocketAddr,
+    token: usize,
+) -> io::Result<TcpListener> {
+    let mut l = listen::bind_listener(addr).map_err(|e| {
+        io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
+    })?;
+    poll.registry()
+        .register(&mut l, Token(token), Interest::READABLE)?;
+    Ok(l)
 }

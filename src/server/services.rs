@@ -1,40 +1,101 @@
 //! [`Services`]: the local knowledge sessions ask for through
-//! [`proto::smtp::Host`](crate::proto::smtp::Host). A separate struct
-//! from the connections, so the loop can lend both at once.
+//! [`proto::smtp::Host`](crate::proto::smtp::Host), plus what the loop
+//! shares between connections (TLS config, the login limiter). A separate
+//! struct from the connections, so the loop can lend both at once.
 
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::auth::limiter::Limiter;
 use crate::config::{Config, Directory};
-use crate::proto::smtp::server::RcptError;
-use crate::proto::smtp::{Host, Path, Settings};
+use crate::proto::smtp::{Host, Path, RcptError, Settings};
 use crate::util::id;
 
-/// Config, users and aliases, shared by every session.
+use super::tls;
+
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// SMTP from the world (25), STARTTLS offered when configured.
+    Smtp,
+    /// Submission with STARTTLS (587).
+    Submission,
+    /// Submission over implicit TLS (465).
+    Submissions,
+}
+
+impl Service {
+    /// The name used in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Smtp => "SMTP",
+            Service::Submission => "submission",
+            Service::Submissions => "submissions",
+        }
+    }
+}
+
+/// Config, users and aliases, TLS, and the login limiter.
 pub struct Services {
     /// The configuration as loaded at start.
     pub config: Rc<Config>,
     /// Users and aliases; replaced on SIGHUP.
     pub directory: Directory,
-    /// What SMTP sessions need of the config.
-    pub smtp: Rc<Settings>,
+    /// TLS, if a certificate is configured; replaced on SIGHUP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Failed logins by client address.
+    pub limiter: Limiter,
+    smtp: Rc<Settings>,
+    submission: Rc<Settings>,
 }
 
 impl Services {
-    /// Services for `config`, with its users and aliases loaded.
-    pub fn new(config: Config, directory: Directory) -> Services {
-        let smtp = Rc::new(Settings {
-            hostname: config.hostname.clone(),
-            max_message_size: config.max_message_size,
-            max_recipients: config.max_recipients,
-        });
-        Services {
+    /// Services for `config`: loads TLS if configured.
+    pub fn new(
+        config: Config,
+        directory: Directory,
+    ) -> Result<Services, String> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
+            _ => None,
+        };
+        let settings = |submission| {
+            Rc::new(Settings {
+                hostname: config.hostname.clone(),
+                max_message_size: config.max_message_size,
+                max_recipients: config.max_recipients,
+                submission,
+                starttls: tls.is_some(),
+            })
+        };
+        let (smtp, submission) = (settings(false), settings(true));
+        let limiter = Limiter::new(
+            config.auth_failure_limit,
+            Duration::from_secs(config.auth_failure_window),
+        );
+        Ok(Services {
             config: Rc::new(config),
             directory,
+            tls,
+            limiter,
             smtp,
+            submission,
+        })
+    }
+
+    /// The session settings for a listener.
+    pub fn settings(&self, service: Service) -> Rc<Settings> {
+        match service {
+            Service::Smtp => Rc::clone(&self.smtp),
+            Service::Submission | Service::Submissions => {
+                Rc::clone(&self.submission)
+            }
         }
     }
 
-    /// Re-reads users and aliases; on any problem keeps the old ones.
+    /// Re-reads users, aliases and the TLS certificate; whatever has a
+    /// problem keeps its old version, and the log says why.
     pub fn reload(&mut self) {
         match self.config.directory() {
             Ok(d) => {
@@ -48,12 +109,29 @@ impl Services {
                 }
             }
         }
+        if let (Some(cert), Some(key)) =
+            (&self.config.tls_cert, &self.config.tls_key)
+        {
+            match tls::load(cert, key) {
+                Ok(t) => {
+                    log::info!("reloaded TLS certificate {}", cert.display());
+                    self.tls = Some(t);
+                }
+                Err(e) => log::error!(
+                    "TLS reload failed, keeping the old certificate: {e}"
+                ),
+            }
+        }
     }
 }
 
 impl Host for Services {
     fn resolve(&mut self, to: &Path) -> Result<Vec<String>, RcptError> {
         self.directory.resolve(to)
+    }
+
+    fn may_send_as(&mut self, user: &str, from: &Path) -> bool {
+        self.directory.may_send_as(user, from)
     }
 
     fn queue_id(&mut self) -> String {

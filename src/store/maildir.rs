@@ -69,6 +69,11 @@ fn write_new(path: &Path, msg: &Message<'_>) -> std::io::Result<()> {
 }
 
 impl Staged {
+    /// A file staged at `tmp`, to be published as `new`.
+    pub(crate) fn new(tmp: PathBuf, new: PathBuf) -> Staged {
+        Staged { tmp, new }
+    }
+
     /// Renames into `new/`; returns `new/` for the caller to fsync.
     pub fn commit(self) -> Result<PathBuf, Failure> {
         if let Err(e) = fs::rename(&self.tmp, &self.new) {

@@ -10,6 +10,7 @@
 pub mod lock;
 pub mod maildir;
 pub mod mbox;
+pub mod queue;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

@@ -48,6 +48,7 @@ class Server:
             "users_file = users\naliases_file = aliases\n"
             "listen_smtp = 127.0.0.1:0\n"
             "recipient_delimiter = +\n"
+            "trusted_networks =\n"
         )
         self.log = []
         self.proc = subprocess.Popen(

@@ -9,6 +9,9 @@ use super::address::{self, AddressError, Path, ReversePath};
 /// RFC 5321 4.5.3.1.4: a command line is at most 512 octets, CRLF
 /// included.
 pub const MAX_COMMAND_LINE: usize = 512;
+/// RFC 4954 4: AUTH lines (with an initial response) and SASL responses
+/// may be up to 12288 octets.
+pub const MAX_AUTH_LINE: usize = 12288;
 
 /// One parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,24 @@ pub enum Command<'a> {
     Vrfy,
     /// `HELP [string]`.
     Help,
+    /// `STARTTLS` (RFC 3207).
+    StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
+    Auth {
+        /// The SASL mechanism.
+        mechanism: Mechanism,
+        /// The initial response, still base64; `=` stands for empty.
+        initial: Option<&'a [u8]>,
+    },
+}
+
+/// The SASL mechanisms we offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// RFC 4616.
+    Plain,
+    /// The LOGIN mechanism mail clients use.
+    Login,
 }
 
 /// The MAIL FROM parameters we implement.
@@ -81,6 +102,8 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, Reply> {
         b"VRFY" if !arg.is_empty() => Ok(Command::Vrfy),
         b"VRFY" => Err(syntax("Syntax: VRFY address")),
         b"HELP" => Ok(Command::Help),
+        b"STARTTLS" => no_arg(arg, Command::StartTls),
+        b"AUTH" => parse_auth(arg),
         _ => Err(Reply::new(500, "5.5.1", "Command unrecognized")),
     }
 }
@@ -170,6 +193,9 @@ fn parse_mail_params(s: &[u8]) -> Result<MailParams, Reply> {
             }
             (b"BODY", Some(v)) if v.eq_ignore_ascii_case(b"7BIT") => {}
             (b"SMTPUTF8", None) => params.smtputf8 = true,
+            // RFC 4954 5: the identity a relaying client vouches for;
+            // accepted and not used.
+            (b"AUTH", Some(_)) => {}
             _ => {
                 return Err(Reply::new(
                     555,
@@ -203,6 +229,28 @@ fn parse_rcpt(arg: &[u8]) -> Result<Command<'_>, Reply> {
         return Err(Reply::new(555, "5.5.4", "Unsupported RCPT parameter"));
     }
     Ok(Command::Rcpt { to })
+}
+
+fn parse_auth(arg: &[u8]) -> Result<Command<'_>, Reply> {
+    let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let usage = || syntax("Syntax: AUTH mechanism [initial-response]");
+    let name = words.next().ok_or_else(usage)?;
+    let mechanism = if name.eq_ignore_ascii_case(b"PLAIN") {
+        Mechanism::Plain
+    } else if name.eq_ignore_ascii_case(b"LOGIN") {
+        Mechanism::Login
+    } else {
+        return Err(Reply::new(
+            504,
+            "5.5.4",
+            "Unrecognized authentication type",
+        ));
+    };
+    let initial = words.next();
+    if words.next().is_some() {
+        return Err(usage());
+    }
+    Ok(Command::Auth { mechanism, initial })
 }
 
 fn parse_bdat(arg: &[u8]) -> Result<Command<'_>, Reply> {
@@ -259,6 +307,25 @@ mod tests {
     }
 
     #[test]
+    fn auth_forms() {
+        assert_eq!(
+            parse(b"auth plain AGEAYg=="),
+            Ok(Command::Auth {
+                mechanism: Mechanism::Plain,
+                initial: Some(&b"AGEAYg=="[..])
+            })
+        );
+        assert_eq!(
+            parse(b"AUTH LOGIN"),
+            Ok(Command::Auth {
+                mechanism: Mechanism::Login,
+                initial: None
+            })
+        );
+        assert!(parse(b"MAIL FROM:<a@b.test> AUTH=<>").is_ok());
+    }
+
+    #[test]
     fn bdat_forms() {
         assert_eq!(
             parse(b"BDAT 10 LAST"),
@@ -303,6 +370,10 @@ mod tests {
             (b"DATA now", 501),
             (b"VRFY", 501),
             (b"GET / HTTP/1.1", 500),
+            (b"STARTTLS now", 501),
+            (b"AUTH", 501),
+            (b"AUTH CRAM-MD5", 504),
+            (b"AUTH PLAIN a b", 501),
         ];
         for (line, code) in cases {
             assert_eq!(parse(line).unwrap_err().code, *code, "{line:?}");

@@ -4,10 +4,15 @@
 pub mod address;
 pub mod body;
 pub mod command;
+pub mod host;
 pub mod server;
 
 pub use address::{Path, ReversePath};
-pub use server::{Envelope, Host, Recipient, Server, Settings, Step};
+pub use host::{
+    Cx, Envelope, Host, Link, RcptError, Recipient, Route, Settings, Step,
+    TlsInfo,
+};
+pub use server::Server;
 
 /// One SMTP reply: a three-digit code, an RFC 3463 enhanced status code
 /// and text. Multi-line replies are written by [`write_multiline`].

@@ -1,19 +1,27 @@
 //! The SMTP receiver's session (RFC 5321, with PIPELINING, SIZE, 8BITMIME,
-//! ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING): fed bytes, it writes
-//! replies and returns a [`Step`] telling the event loop what to do.
+//! ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, STARTTLS and AUTH): fed
+//! bytes, it writes replies and returns a [`Step`] telling the event loop
+//! what to do. AUTH and STARTTLS live in `server/auth.rs`.
 //!
 //! Recipients are checked through [`Host`]; an accepted message leaves as
 //! [`Step::Deliver`], and the session waits, reading nothing more, until
 //! the loop reports the outcome with [`Server::delivered`]. Only then is
 //! the final 250 sent, so a 250 always means the message is on disk.
 
-use std::net::IpAddr;
+mod auth;
+
 use std::rc::Rc;
 
 use memchr::memchr;
 
 use super::body::{Body, DotReader, Flaws};
-use super::command::{self, Command, MAX_COMMAND_LINE, MailParams};
+use super::command::{
+    self, Command, MAX_AUTH_LINE, MAX_COMMAND_LINE, MailParams,
+};
+pub use super::host::{
+    Cx, Envelope, Host, Link, RcptError, Recipient, Route, Settings, Step,
+    TlsInfo, protocol_name,
+};
 use super::{Path, Reply, ReversePath, write_multiline};
 use crate::proto::Failure;
 
@@ -23,82 +31,6 @@ pub const MAX_RECEIVED: usize = 50;
 /// Errors tolerated before the session is dropped (Postfix's
 /// smtpd_hard_error_limit is 20; a real client makes none).
 pub const MAX_ERRORS: u32 = 10;
-
-/// Settings the session needs, shared by every session of a listener.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Our name in the greeting and EHLO reply.
-    pub hostname: String,
-    /// Refuse messages larger than this (RFC 1870).
-    pub max_message_size: u64,
-    /// Recipients per transaction (RFC 5321 4.5.3.1.8 asks for 100).
-    pub max_recipients: usize,
-}
-
-/// Why a recipient was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RcptError {
-    /// A local domain, but no such user or alias (550 5.1.1).
-    UnknownUser,
-    /// Not one of our domains, and relaying is not allowed (550 5.7.1).
-    RelayDenied,
-}
-
-/// Local knowledge the session asks for: who exists, and queue ids.
-pub trait Host {
-    /// The mailboxes (user addresses) a recipient delivers to.
-    fn resolve(&mut self, to: &Path) -> Result<Vec<String>, RcptError>;
-    /// A fresh, unique queue id.
-    fn queue_id(&mut self) -> String;
-}
-
-/// What the session lends from the loop for one call.
-pub struct Cx<'a> {
-    /// Replies go here.
-    pub out: &'a mut Vec<u8>,
-    /// Users, aliases, ids.
-    pub host: &'a mut dyn Host,
-}
-
-/// One accepted recipient and the mailboxes it maps to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    /// As the client wrote it in RCPT TO.
-    pub path: Path,
-    /// Local mailboxes (user addresses) after aliases.
-    pub mailboxes: Vec<String>,
-}
-
-/// Everything known about a message besides its octets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// Queue id, shown to the client and in logs and Received.
-    pub id: String,
-    /// MAIL FROM.
-    pub from: ReversePath,
-    /// Accepted RCPT TOs.
-    pub rcpts: Vec<Recipient>,
-    /// The client's EHLO/HELO name.
-    pub helo: String,
-    /// The client's address.
-    pub peer: IpAddr,
-    /// `SMTP`, `ESMTP` or `UTF8SMTP`, for Received (RFC 3848, 6531).
-    pub protocol: &'static str,
-    /// The message size as sent.
-    pub size: u64,
-}
-
-/// What the loop must do after a call.
-#[derive(Debug)]
-pub enum Step {
-    /// Keep reading.
-    Continue,
-    /// Store this message in every mailbox, then call
-    /// [`Server::delivered`]. The body has LF line ends.
-    Deliver(Box<Envelope>, Vec<u8>),
-    /// Flush the output and close.
-    Close,
-}
 
 /// The greeting name the client gave, and how.
 #[derive(Debug, Clone)]
@@ -159,6 +91,10 @@ enum State {
     Skip { left: u64, reply: Reply },
     /// A message is being written; nothing is read until it is done.
     Delivering,
+    /// AUTH is waiting for the client's next SASL response line.
+    Sasl(auth::Sasl),
+    /// Credentials are being checked; nothing is read until then.
+    Authenticating,
     /// QUIT or a fatal error: nothing more.
     Closed,
 }
@@ -167,19 +103,22 @@ enum State {
 #[derive(Debug)]
 pub struct Server {
     settings: Rc<Settings>,
-    peer: IpAddr,
+    link: Link,
     hello: Option<Hello>,
+    /// The logged-in user.
+    user: Option<String>,
     state: State,
     errors: u32,
 }
 
 impl Server {
-    /// A session for a client at `peer`.
-    pub fn new(settings: Rc<Settings>, peer: IpAddr) -> Self {
+    /// A session on a connection described by `link`.
+    pub fn new(settings: Rc<Settings>, link: Link) -> Self {
         Server {
             settings,
-            peer,
+            link,
             hello: None,
+            user: None,
             state: State::Command(Txn::Idle),
             errors: 0,
         }
@@ -290,7 +229,10 @@ impl Server {
                 self.state = State::Command(Txn::Idle);
                 (n, self.error(reply, cx))
             }
-            state @ (State::Delivering | State::Closed) => {
+            State::Sasl(sasl) => self.sasl_input(sasl, input, cx),
+            state @ (State::Delivering
+            | State::Authenticating
+            | State::Closed) => {
                 self.state = state;
                 (0, Step::Continue)
             }
@@ -303,22 +245,18 @@ impl Server {
         input: &[u8],
         cx: &mut Cx<'_>,
     ) -> (usize, Step) {
+        let limit = line_limit(input);
         let Some(lf) = memchr(b'\n', input) else {
-            self.state = if input.len() >= MAX_COMMAND_LINE {
-                State::LongLine(txn)
-            } else {
-                State::Command(txn)
-            };
             // A partial line waits for more; an overlong one is dropped.
-            let used = if input.len() >= MAX_COMMAND_LINE {
-                input.len()
-            } else {
-                0
-            };
-            return (used, Step::Continue);
+            if input.len() >= limit {
+                self.state = State::LongLine(txn);
+                return (input.len(), Step::Continue);
+            }
+            self.state = State::Command(txn);
+            return (0, Step::Continue);
         };
         self.state = State::Command(txn);
-        if lf + 1 > MAX_COMMAND_LINE {
+        if lf + 1 > limit {
             let reply = Reply::new(500, "5.5.2", "Line too long");
             return (lf + 1, self.error(reply, cx));
         }
@@ -386,6 +324,10 @@ impl Server {
                 let text = "Cannot VRFY user, but will accept message";
                 self.keep(txn, Reply::new(252, "2.5.0", text), cx)
             }
+            Command::StartTls => self.starttls(txn, cx),
+            Command::Auth { mechanism, initial } => {
+                self.auth(txn, mechanism, initial, cx)
+            }
             Command::Help => {
                 let text = "See RFC 5321; commands: EHLO HELO MAIL RCPT \
                             DATA BDAT RSET NOOP VRFY HELP QUIT";
@@ -417,7 +359,7 @@ impl Server {
             return self.reply(Reply::new(250, "", host.clone()), cx);
         }
         let size = format!("SIZE {}", self.settings.max_message_size);
-        let lines = [
+        let mut lines = vec![
             host.as_str(),
             "PIPELINING",
             &size,
@@ -426,16 +368,41 @@ impl Server {
             "SMTPUTF8",
             "CHUNKING",
         ];
+        if self.may_starttls() {
+            lines.push("STARTTLS");
+        }
+        if self.may_auth() && self.user.is_none() {
+            lines.push("AUTH PLAIN LOGIN");
+        }
         write_multiline(cx.out, 250, &lines);
         Step::Continue
     }
 
-    fn check_mail(&self, txn: &Txn, params: &MailParams) -> Result<(), Reply> {
+    fn check_mail(
+        &self,
+        txn: &Txn,
+        from: &ReversePath,
+        params: &MailParams,
+        cx: &mut Cx<'_>,
+    ) -> Result<(), Reply> {
         if self.hello.is_none() {
             return Err(Reply::new(503, "5.5.1", "Send EHLO or HELO first"));
         }
         if !matches!(txn, Txn::Idle) {
             return Err(Reply::new(503, "5.5.1", "Nested MAIL command"));
+        }
+        if self.settings.submission && self.user.is_none() {
+            return Err(Reply::new(530, "5.7.0", "Authentication required"));
+        }
+        // Submission: a user sends only as an address of their own.
+        if let (Some(user), ReversePath::Mailbox(path)) = (&self.user, from) {
+            if !cx.host.may_send_as(user, path) {
+                return Err(Reply::new(
+                    553,
+                    "5.7.1",
+                    format!("<{path}>: Sender address not owned by {user}"),
+                ));
+            }
         }
         if params
             .size
@@ -457,7 +424,7 @@ impl Server {
         params: MailParams,
         cx: &mut Cx<'_>,
     ) -> Step {
-        if let Err(reply) = self.check_mail(&txn, &params) {
+        if let Err(reply) = self.check_mail(&txn, &from, &params, cx) {
             return self.keep(txn, reply, cx);
         }
         let id = cx.host.queue_id();
@@ -503,12 +470,19 @@ impl Server {
                 "Non-ASCII address needs SMTPUTF8",
             );
         }
-        match cx.host.resolve(&to) {
-            Ok(mailboxes) => {
-                mail.rcpts.push(Recipient {
-                    path: to,
-                    mailboxes,
-                });
+        let route = match cx.host.resolve(&to) {
+            Ok(mailboxes) => Ok(Route::Local(mailboxes)),
+            // Only our own users and trusted networks may relay.
+            Err(RcptError::NotLocal)
+                if self.user.is_some() || self.link.trusted =>
+            {
+                Ok(Route::Relay)
+            }
+            Err(e) => Err(e),
+        };
+        match route {
+            Ok(route) => {
+                mail.rcpts.push(Recipient { path: to, route });
                 Reply::new(250, "2.1.5", "Ok")
             }
             Err(RcptError::UnknownUser) => Reply::new(
@@ -516,7 +490,7 @@ impl Server {
                 "5.1.1",
                 format!("<{to}>: Recipient address rejected: no such user"),
             ),
-            Err(RcptError::RelayDenied) => Reply::new(
+            Err(RcptError::NotLocal) => Reply::new(
                 550,
                 "5.7.1",
                 format!("<{to}>: Relay access denied"),
@@ -621,12 +595,19 @@ impl Server {
             extended: false,
         });
         let envelope = Envelope {
-            protocol: protocol(hello.extended, mail.params.smtputf8),
+            protocol: protocol_name(
+                hello.extended,
+                mail.params.smtputf8,
+                self.link.tls.is_some(),
+                self.user.is_some(),
+            ),
             id: mail.id,
             from: mail.from,
             rcpts: mail.rcpts,
             helo: hello.name,
-            peer: self.peer,
+            peer: self.link.peer,
+            tls: self.link.tls.clone(),
+            user: self.user.clone(),
             size,
         };
         self.state = State::Delivering;
@@ -654,16 +635,6 @@ impl Server {
             }
         };
         reply.write(out);
-    }
-}
-
-/// The Received `with` keyword: RFC 3848, and RFC 6531 3.7.3 for
-/// SMTPUTF8 transactions.
-fn protocol(extended: bool, smtputf8: bool) -> &'static str {
-    match (extended, smtputf8) {
-        (false, _) => "SMTP",
-        (true, false) => "ESMTP",
-        (true, true) => "UTF8SMTP",
     }
 }
 
@@ -698,6 +669,18 @@ fn check_message(
         return Err(Reply::new(554, "5.4.6", "Too many hops: mail loop?"));
     }
     Ok(())
+}
+
+/// The longest line allowed for what `input` starts with.
+fn line_limit(input: &[u8]) -> usize {
+    let auth = input
+        .get(..5)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"AUTH "));
+    if auth {
+        MAX_AUTH_LINE
+    } else {
+        MAX_COMMAND_LINE
+    }
 }
 
 /// Counts `Received:` fields in the header section (LF line ends).

@@ -13,8 +13,12 @@ impl Host for FakeHost {
             (_, "") => Ok(vec!["postmaster@local.test".into()]),
             ("alice" | "bob", "local.test") => Ok(vec![to.to_string()]),
             (_, "local.test") => Err(RcptError::UnknownUser),
-            _ => Err(RcptError::RelayDenied),
+            _ => Err(RcptError::NotLocal),
         }
+    }
+
+    fn may_send_as(&mut self, user: &str, from: &Path) -> bool {
+        from.to_string() == user
     }
 
     fn queue_id(&mut self) -> String {
@@ -29,17 +33,43 @@ struct Run {
     out: String,
     delivered: Vec<(Envelope, Vec<u8>)>,
     closed: bool,
+    starttls: usize,
 }
 
 /// Feeds `input` in chunks of `size`, answering every delivery with
 /// `result`, the way the event loop would.
 fn run_with(input: &[u8], size: usize, result: Result<(), Failure>) -> Run {
+    run_on(&[input], size, result, false, public_link())
+}
+
+fn public_link() -> Link {
+    Link {
+        peer: "192.0.2.1".parse().unwrap(),
+        trusted: false,
+        cleartext_auth: false,
+        tls: None,
+    }
+}
+
+/// Like `run_with`, on a given kind of listener and connection. Each
+/// segment arrives separately (a STARTTLS drops the rest of its own
+/// segment, as the loop drops what it read); logins succeed for the
+/// password "right".
+fn run_on(
+    segments: &[&[u8]],
+    size: usize,
+    result: Result<(), Failure>,
+    submission: bool,
+    link: Link,
+) -> Run {
     let settings = Rc::new(Settings {
         hostname: "mx.local.test".into(),
         max_message_size: 1000,
         max_recipients: 3,
+        submission,
+        starttls: true,
     });
-    let mut session = Server::new(settings, "192.0.2.1".parse().unwrap());
+    let mut session = Server::new(settings, link);
     let mut host = FakeHost { next_id: 0 };
     let mut out = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
@@ -47,9 +77,25 @@ fn run_with(input: &[u8], size: usize, result: Result<(), Failure>) -> Run {
         out: String::new(),
         delivered: vec![],
         closed: false,
+        starttls: 0,
     };
     session.greet(&mut out);
-    for chunk in input.chunks(size.max(1)) {
+    let chunks = segments.iter().flat_map(|seg| {
+        let mut parts: Vec<(bool, &[u8])> =
+            seg.chunks(size.max(1)).map(|c| (false, c)).collect();
+        if let Some(first) = parts.first_mut() {
+            first.0 = true;
+        }
+        parts
+    });
+    let mut dropping = false;
+    for (segment_start, chunk) in chunks {
+        if segment_start {
+            dropping = false;
+        }
+        if dropping {
+            continue;
+        }
         pending.extend_from_slice(chunk);
         loop {
             let mut cx = Cx {
@@ -68,6 +114,21 @@ fn run_with(input: &[u8], size: usize, result: Result<(), Failure>) -> Run {
                     let id = env.id.clone();
                     run.delivered.push((*env, body));
                     session.delivered(&id, result.clone(), &mut out);
+                }
+                Step::StartTls => {
+                    run.starttls += 1;
+                    // What the loop does: drop input already read.
+                    pending.clear();
+                    dropping = true;
+                    session.tls_started(TlsInfo {
+                        version: "TLSv1.3".into(),
+                        cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                    });
+                    break;
+                }
+                Step::Authenticate(c) => {
+                    let ok = c.password == b"right";
+                    session.authenticated(ok.then_some(c.user), &mut out);
                 }
             }
         }
@@ -324,4 +385,161 @@ fn random_input_never_panics() {
         }
         let _ = run_with(&input, (seed % 17) as usize + 1, Ok(()));
     }
+}
+
+fn tls_link() -> Link {
+    Link {
+        tls: Some(TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_128_GCM_SHA256".into(),
+        }),
+        ..public_link()
+    }
+}
+
+/// Runs segments whole and split at every chunk size; all must agree.
+fn run_all(segments: &[&str], submission: bool, link: Link) -> Run {
+    let segs: Vec<&[u8]> = segments.iter().map(|s| s.as_bytes()).collect();
+    let longest = segs.iter().map(|s| s.len()).max().unwrap_or(1);
+    let whole = run_on(&segs, longest, Ok(()), submission, link.clone());
+    for size in 1..longest.min(64) {
+        let split = run_on(&segs, size, Ok(()), submission, link.clone());
+        assert_eq!(split, whole, "chunk size {size}");
+    }
+    whole
+}
+
+#[test]
+fn starttls_resets_and_drops_pipelined_commands() {
+    let r = run_all(
+        &[
+            "EHLO c\r\nMAIL FROM:<a@b.test>\r\nSTARTTLS\r\nRCPT TO:<bob@local.test>\r\n",
+            "EHLO c\r\nRCPT TO:<bob@local.test>\r\n",
+        ],
+        false,
+        public_link(),
+    );
+    assert_eq!(r.starttls, 1);
+    // Before: STARTTLS offered, no AUTH on a public cleartext link.
+    let (before, after) =
+        r.out.split_at(r.out.find("220 2.0.0 Ready").unwrap());
+    assert!(before.contains("STARTTLS\r\n") && !before.contains("AUTH"));
+    // The pipelined RCPT was never run; after TLS the MAIL is forgotten.
+    assert!(!after.contains("STARTTLS"));
+    assert!(after.contains("AUTH PLAIN LOGIN"));
+    assert!(
+        after.ends_with("503 5.5.1 Need MAIL command\r\n"),
+        "{after}"
+    );
+}
+
+#[test]
+fn auth_needs_tls_on_public_cleartext() {
+    let r = run_all(
+        &["EHLO c\r\nAUTH PLAIN AGJvYkBsb2NhbC50ZXN0AHJpZ2h0\r\n"],
+        false,
+        public_link(),
+    );
+    assert!(r.out.ends_with("538 5.7.11 Encryption required for requested authentication mechanism\r\n"));
+    let loopback = Link {
+        cleartext_auth: true,
+        ..public_link()
+    };
+    let r = run_all(
+        &["EHLO c\r\nAUTH PLAIN AGJvYkBsb2NhbC50ZXN0AHJpZ2h0\r\n"],
+        false,
+        loopback,
+    );
+    assert!(r.out.ends_with("235 2.7.0 Authentication successful\r\n"));
+}
+
+#[test]
+fn auth_mechanisms_and_failures() {
+    // PLAIN without and with initial response, LOGIN, a wrong password,
+    // a cancelled exchange, bad base64 and AUTH twice.
+    let r = run_all(
+        &["EHLO c\r\nAUTH PLAIN\r\nAGJvYkBsb2NhbC50ZXN0AHdyb25n\r\n\
+           AUTH LOGIN\r\n*\r\nAUTH PLAIN !!!\r\nAUTH LOGIN Ym9iQGxvY2FsLnRlc3Q=\r\n\
+           cmlnaHQ=\r\nAUTH PLAIN =\r\n"],
+        false,
+        tls_link(),
+    );
+    let replies: Vec<&str> = r
+        .out
+        .lines()
+        .skip_while(|l| !l.starts_with("250 "))
+        .skip(1)
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            "334 ",
+            "535 5.7.8 Authentication credentials invalid",
+            "334 VXNlcm5hbWU6",
+            "501 5.7.0 Authentication cancelled",
+            "501 5.5.2 Cannot decode response",
+            "334 UGFzc3dvcmQ6",
+            "235 2.7.0 Authentication successful",
+            "503 5.5.1 Already authenticated",
+        ]
+    );
+}
+
+#[test]
+fn submission_requires_auth_and_owned_sender() {
+    let r = run_all(
+        &["EHLO c\r\nMAIL FROM:<bob@local.test>\r\n"],
+        true,
+        tls_link(),
+    );
+    assert!(r.out.ends_with("530 5.7.0 Authentication required\r\n"));
+    let r = run_all(
+        &["EHLO c\r\nAUTH PLAIN AGJvYkBsb2NhbC50ZXN0AHJpZ2h0\r\n\
+           MAIL FROM:<alice@local.test>\r\nMAIL FROM:<bob@local.test>\r\n\
+           RCPT TO:<friend@remote.test>\r\nDATA\r\nhi\r\n.\r\n"],
+        true,
+        tls_link(),
+    );
+    assert!(r.out.contains("553 5.7.1 <alice@local.test>: Sender address not owned by bob@local.test"));
+    let env = &r.delivered[0].0;
+    assert_eq!(env.rcpts[0].route, Route::Relay);
+    assert_eq!(env.protocol, "ESMTPSA");
+    assert_eq!(env.user.as_deref(), Some("bob@local.test"));
+}
+
+#[test]
+fn relay_only_for_users_and_trusted_networks() {
+    let script =
+        "EHLO c\r\nMAIL FROM:<x@y.test>\r\nRCPT TO:<friend@remote.test>\r\n";
+    let r = run_all(&[script], false, public_link());
+    assert!(
+        r.out.ends_with(
+            "550 5.7.1 <friend@remote.test>: Relay access denied\r\n"
+        )
+    );
+    let trusted = Link {
+        trusted: true,
+        ..public_link()
+    };
+    let r = run_all(&[script], false, trusted);
+    assert!(r.out.ends_with("250 2.1.5 Ok\r\n"));
+}
+
+#[test]
+fn long_auth_lines_are_allowed_long_commands_are_not() {
+    let b64 = "A".repeat(1000);
+    let r = run_all(
+        &[&format!("EHLO c\r\nAUTH PLAIN {b64}\r\n")],
+        false,
+        tls_link(),
+    );
+    // Decoded (so the line was taken whole), but not PLAIN's form.
+    assert!(
+        r.out.ends_with("501 5.5.4 Malformed response\r\n"),
+        "{}",
+        r.out
+    );
+    let r =
+        run_all(&[&format!("EHLO c\r\nNOOP {b64}\r\n")], false, tls_link());
+    assert!(r.out.ends_with("500 5.5.2 Line too long\r\n"), "{}", r.out);
 }

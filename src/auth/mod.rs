@@ -1,0 +1,6 @@
+//! Authentication: password hashes in the schemes Dovecot writes, and
+//! the per-address failure limiter. Hashing is slow on purpose, so the
+//! server runs [`password::verify`] on helper threads, never on the loop.
+
+pub mod limiter;
+pub mod password;

@@ -1,0 +1,153 @@
+//! What joins the SMTP session to the rest of the server: its settings,
+//! the facts about its connection, the [`Host`] it asks, and the
+//! [`Step`]s and [`Envelope`]s it hands back.
+
+use std::net::IpAddr;
+
+use super::{Path, ReversePath};
+use crate::proto::sasl::Credentials;
+
+/// Settings shared by every session of one listener.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our name in the greeting and EHLO reply.
+    pub hostname: String,
+    /// Refuse messages larger than this (RFC 1870).
+    pub max_message_size: u64,
+    /// Recipients per transaction (RFC 5321 4.5.3.1.8 asks for 100).
+    pub max_recipients: usize,
+    /// A submission port: MAIL needs AUTH first (RFC 6409 4.3).
+    pub submission: bool,
+    /// STARTTLS may be offered (a certificate is configured).
+    pub starttls: bool,
+}
+
+/// The negotiated TLS parameters, for Received (RFC 3848 comments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.3` and so on.
+    pub version: String,
+    /// The cipher suite's name.
+    pub cipher: String,
+}
+
+/// What the loop knows about the connection.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The client's address.
+    pub peer: IpAddr,
+    /// In `trusted_networks`: may relay without AUTH.
+    pub trusted: bool,
+    /// May send a password without TLS (loopback, or
+    /// `require_tls_auth = no`).
+    pub cleartext_auth: bool,
+    /// Set once a TLS handshake has completed.
+    pub tls: Option<TlsInfo>,
+}
+
+/// Why a recipient was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptError {
+    /// A local domain, but no such user or alias (550 5.1.1).
+    UnknownUser,
+    /// Not one of our domains (550 5.7.1 unless relaying is allowed).
+    NotLocal,
+}
+
+/// Local knowledge the session asks for.
+pub trait Host {
+    /// The mailboxes (user addresses) a recipient delivers to.
+    fn resolve(&mut self, to: &Path) -> Result<Vec<String>, RcptError>;
+    /// True if the logged-in `user` may use `from` as MAIL FROM: their
+    /// own address, or an alias that delivers to them.
+    fn may_send_as(&mut self, user: &str, from: &Path) -> bool;
+    /// A fresh, unique queue id.
+    fn queue_id(&mut self) -> String;
+}
+
+/// What the session borrows from the loop for one call.
+pub struct Cx<'a> {
+    /// Replies go here.
+    pub out: &'a mut Vec<u8>,
+    /// Users, aliases, ids.
+    pub host: &'a mut dyn Host,
+}
+
+/// Where one recipient's copy goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Local mailboxes (user addresses) after aliases.
+    Local(Vec<String>),
+    /// Another domain: into the outbound queue.
+    Relay,
+}
+
+/// One accepted recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// As the client wrote it in RCPT TO.
+    pub path: Path,
+    /// Where it goes.
+    pub route: Route,
+}
+
+/// Everything known about a message besides its octets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Queue id, shown to the client and in logs and Received.
+    pub id: String,
+    /// MAIL FROM.
+    pub from: ReversePath,
+    /// Accepted RCPT TOs.
+    pub rcpts: Vec<Recipient>,
+    /// The client's EHLO/HELO name.
+    pub helo: String,
+    /// The client's address.
+    pub peer: IpAddr,
+    /// The Received `with` keyword: `ESMTPSA` and so on (RFC 3848, 6531).
+    pub protocol: String,
+    /// TLS in use, if any.
+    pub tls: Option<TlsInfo>,
+    /// The logged-in user, if any.
+    pub user: Option<String>,
+    /// The message size as sent.
+    pub size: u64,
+}
+
+/// What the loop must do after a call.
+#[derive(Debug)]
+pub enum Step {
+    /// Keep reading.
+    Continue,
+    /// Store this message, then call `Server::delivered`. The body has LF
+    /// line ends.
+    Deliver(Box<Envelope>, Vec<u8>),
+    /// Flush the replies, drop any input already read, start a TLS
+    /// handshake, and call `Server::tls_started` when it completes.
+    StartTls,
+    /// Check these credentials off the loop, then call
+    /// `Server::authenticated`.
+    Authenticate(Credentials),
+    /// Flush the output and close.
+    Close,
+}
+
+/// The Received `with` keyword (RFC 3848 2, RFC 6531 3.7.3).
+pub fn protocol_name(
+    extended: bool,
+    utf8: bool,
+    tls: bool,
+    auth: bool,
+) -> String {
+    if !extended {
+        return "SMTP".into();
+    }
+    let mut name = String::from(if utf8 { "UTF8SMTP" } else { "ESMTP" });
+    if tls {
+        name.push('S');
+    }
+    if auth {
+        name.push('A');
+    }
+    name
+}
