@@ -20,7 +20,8 @@ test: deps lint unit integration python
 # Real clients the tests drive; installed only when missing.
 deps:
 	@missing=""; \
-	for tool in swaks:swaks mutt:mutt script:bsdutils; do \
+	for tool in swaks:swaks mutt:mutt script:bsdutils doveadm:dovecot-core \
+	            openssl:openssl ip:iproute2; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::admin::UserAction;
 use crate::config::DEFAULT_PATH;
 
 /// What the user asked for.
@@ -17,6 +18,13 @@ pub enum Command {
     Check {
         /// The config file.
         config: PathBuf,
+    },
+    /// Manage the users file.
+    User {
+        /// The config file (it names the users file).
+        config: PathBuf,
+        /// What to do.
+        action: UserAction,
     },
     /// Print the version.
     Version,
@@ -33,6 +41,11 @@ commands:
              RUST_LOG=debug for more)
   check      check the config, users and aliases files; print every
              problem as FILE:LINE: message and exit 1 if there are any
+  user add ADDRESS      add a user; the password is read from standard
+                        input, or asked for twice on a terminal
+  user passwd ADDRESS   change a user's password
+  user del ADDRESS      remove a user
+  user list             list the users
 
 options:
   -c FILE    the config file (default /etc/postling/postling.conf)
@@ -47,6 +60,7 @@ pub fn parse<I: IntoIterator<Item = String>>(
     let mut args = args.into_iter();
     let mut command = None;
     let mut config = None;
+    let mut words: Vec<String> = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--version" | "-V" => return Ok(Command::Version),
@@ -55,7 +69,10 @@ pub fn parse<I: IntoIterator<Item = String>>(
                 let file = args.next().ok_or("-c needs a file")?;
                 config = Some(PathBuf::from(file));
             }
-            "serve" | "check" if command.is_none() => command = Some(arg),
+            "serve" | "check" | "user" if command.is_none() => {
+                command = Some(arg)
+            }
+            _ if command.as_deref() == Some("user") => words.push(arg),
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
@@ -63,6 +80,23 @@ pub fn parse<I: IntoIterator<Item = String>>(
     match command.as_deref() {
         Some("serve") => Ok(Command::Serve { config }),
         Some("check") => Ok(Command::Check { config }),
+        Some("user") => {
+            let action =
+                match words.iter().map(String::as_str).collect::<Vec<_>>()[..]
+                {
+                    ["add", a] => UserAction::Add(a.to_string()),
+                    ["passwd", a] => UserAction::Passwd(a.to_string()),
+                    ["del", a] => UserAction::Del(a.to_string()),
+                    ["list"] => UserAction::List,
+                    _ => {
+                        return Err(
+                            "usage: user add|passwd|del ADDRESS, or user list"
+                                .into(),
+                        );
+                    }
+                };
+            Ok(Command::User { config, action })
+        }
         _ => Err("no command given".into()),
     }
 }
@@ -93,5 +127,14 @@ mod tests {
         assert!(p(&[]).is_err());
         assert!(p(&["serve", "-c"]).is_err());
         assert!(p(&["serve", "check"]).is_err());
+        assert_eq!(
+            p(&["user", "add", "a@b.test", "-c", "x"]),
+            Ok(Command::User {
+                config: "x".into(),
+                action: UserAction::Add("a@b.test".into())
+            })
+        );
+        assert!(p(&["user", "add"]).is_err());
+        assert!(p(&["user", "frob", "x"]).is_err());
     }
 }

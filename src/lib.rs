@@ -15,6 +15,7 @@
 //! - [`proto`]: sans-I/O protocol state machines (SMTP so far).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;

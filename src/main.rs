@@ -35,6 +35,22 @@ fn main() -> ExitCode {
             }
             Err(problems) => report(&problems),
         },
+        Command::User { config, action } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(problems) => return report(&problems),
+            };
+            match postling::admin::user(&cfg, &action) {
+                Ok(msg) => {
+                    println!("{msg}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("postling: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve { config } => {
             env_logger::Builder::from_env(
                 env_logger::Env::default().default_filter_or("info"),
@@ -60,6 +76,11 @@ fn load(
 ) -> Result<(Config, postling::config::Directory), Problems> {
     let cfg = Config::load(path)?;
     let dir = cfg.directory()?;
+    if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
+        postling::server::tls::load(cert, key).map_err(|e| {
+            Problems(vec![postling::config::Problem::new(&cfg.path, 0, e)])
+        })?;
+    }
     Ok((cfg, dir))
 }
 

@@ -183,6 +183,11 @@ impl Conn {
         let Some(tls) = self.tls.as_mut() else {
             return Ok(());
         };
+        if self.phase == Phase::Closing && self.wbuf.is_empty() {
+            // A clean TLS end, so clients see EOF, not a truncation
+            // attack; rustls sends the alert only once.
+            tls.send_close_notify();
+        }
         if !self.wbuf.is_empty() {
             // Bounded by the buffer limit: what does not fit stays in
             // wbuf, which stops reading once it is over its cap.

@@ -1,6 +1,7 @@
-"""Fixtures: a real `postling serve` on a free loopback port, in its own
-temporary folder, stopped after each test. Every test runs once with
-Maildir and once with mbox."""
+"""Fixtures: a real `postling serve` on free loopback ports, in its own
+temporary folder, stopped after each test. Mail tests run once with
+Maildir and once with mbox; TLS tests get a certificate made here with
+the openssl command."""
 
 import email
 import email.policy
@@ -10,7 +11,6 @@ import re
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = os.environ.get("POSTLING_BIN", str(ROOT / "target/debug/postling"))
 
 USERS = "alice@example.test\nbob@example.test\n"
-ALIASES = "team@example.test: alice@example.test, bob@example.test\n"
+ALIASES = ("team@example.test: alice@example.test, bob@example.test\n"
+           "sales@example.test: bob@example.test\n")
 
 
 def unquote_mboxrd(raw: bytes) -> bytes:
@@ -31,47 +32,73 @@ def unquote_mboxrd(raw: bytes) -> bytes:
     return text[:-1] if text.endswith(b"\n\n") else text
 
 
+def make_cert(folder: Path, kind: str = "ec"):
+    """A self-signed certificate for localhost: (cert, key) paths."""
+    key, cert = folder / f"{kind}.key", folder / f"{kind}.pem"
+    algo = {"ec": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            "rsa": ["-newkey", "rsa:2048"],
+            "ed25519": ["-newkey", "ed25519"]}[kind]
+    subprocess.run(
+        ["openssl", "req", "-x509", *algo, "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    return cert, key
+
+
 class Server:
     """A running postling with helpers to read what it delivered."""
 
-    def __init__(self, tmp: Path, fmt: str):
+    def __init__(self, tmp: Path, fmt: str = "maildir", extra: str = "",
+                 users: str = USERS, netns: str = ""):
         self.dir = tmp
         self.format = fmt
-        (tmp / "users").write_text(USERS)
+        (tmp / "users").write_text(users)
         (tmp / "aliases").write_text(ALIASES)
-        conf = tmp / "postling.conf"
-        conf.write_text(
-            "hostname = mx.example.test\n"
-            "domains = example.test\n"
-            "data_dir = data\n"
-            f"mailbox_format = {fmt}\n"
-            "users_file = users\naliases_file = aliases\n"
-            "listen_smtp = 127.0.0.1:0\n"
-            "recipient_delimiter = +\n"
-            "trusted_networks =\n"
-        )
+        base = {
+            "hostname": "mx.example.test",
+            "domains": "example.test",
+            "data_dir": "data",
+            "mailbox_format": fmt,
+            "users_file": "users",
+            "aliases_file": "aliases",
+            "listen_smtp": "127.0.0.1:0",
+            "recipient_delimiter": "+",
+            "trusted_networks": "",
+        }
+        for line in extra.strip().splitlines():
+            key, _, value = line.partition("=")
+            base[key.strip()] = value.strip()
+        self.conf = tmp / "postling.conf"
+        self.conf.write_text("".join(f"{k} = {v}\n" for k, v in base.items()))
         self.log = []
+        self.ports = {}
+        prefix = ["ip", "netns", "exec", netns] if netns else []
         self.proc = subprocess.Popen(
-            [BINARY, "serve", "-c", str(conf)],
+            [*prefix, BINARY, "serve", "-c", str(self.conf)],
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "RUST_LOG": "info"},
         )
-        found = threading.Event()
-        self.port = None
+        self.wanted = sum(1 for k in ("listen_smtp", "listen_submission",
+                                      "listen_submissions") if base.get(k))
+        ready = threading.Event()
 
         def pump():
             for line in self.proc.stderr:
                 self.log.append(line)
-                m = re.search(r"listening for SMTP on 127\.0\.0\.1:(\d+)", line)
+                m = re.search(r"listening for (\S+) on [\d.]+:(\d+)", line)
                 if m:
-                    self.port = int(m.group(1))
-                    found.set()
+                    self.ports[m.group(1)] = int(m.group(2))
+                    if len(self.ports) == self.wanted:
+                        ready.set()
+            ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        if not found.wait(10):
+        if not ready.wait(10) or len(self.ports) < self.wanted:
             self.stop()
             raise RuntimeError("postling did not start: " + "".join(self.log))
+        self.port = self.ports.get("SMTP")
 
     def mailbox_path(self, user: str) -> Path:
         path = self.dir / "data/mail/example.test" / user
@@ -95,11 +122,19 @@ class Server:
                   for raw in self.raw_messages(user)]
         return sorted(parsed, key=lambda m: m["Subject"] or "")
 
+    def queued(self):
+        """Files in the outbound queue, as text."""
+        new = self.dir / "data/queue/new"
+        return [p.read_text() for p in sorted(new.iterdir())] if new.exists() else []
+
+    def logged(self, needle: str) -> bool:
+        return any(needle in line for line in self.log)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(40)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -111,3 +146,42 @@ def server(request, tmp_path):
     yield s
     s.stop()
     assert s.proc.returncode == 0, "".join(s.log)
+
+
+def add_user(conf: Path, address: str, password: str):
+    """Adds a user through `postling user add`, password on stdin."""
+    out = subprocess.run([BINARY, "user", "add", address, "-c", str(conf)],
+                         input=password + "\n", capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """SMTP, submission (587-style) and submissions (465-style) with a
+    certificate; alice's password is made by `postling user add`, bob's
+    by doveadm (SHA512-CRYPT), carol's by doveadm (BLF-CRYPT)."""
+    cert, key = make_cert(tmp_path)
+    users = tmp_path / "users"
+    users.write_text("bob@example.test:" + doveadm("SHA512-CRYPT", "bob pw") + "\n"
+                     "carol@example.test:" + doveadm("BLF-CRYPT", "carol pw") + "\n")
+    conf = tmp_path / "pre.conf"
+    conf.write_text("domains = example.test\nusers_file = users\n")
+    add_user(conf, "alice@example.test", "alice pw")
+    s = Server(tmp_path, "maildir", users=users.read_text(), extra=f"""
+        tls_cert = {cert}
+        tls_key = {key}
+        listen_submission = 127.0.0.1:0
+        listen_submissions = 127.0.0.1:0
+        auth_failure_limit = 50
+        max_connections_per_ip = 50
+    """)
+    s.cert = cert
+    yield s
+    s.stop()
+    assert s.proc.returncode == 0, "".join(s.log)
+
+
+def doveadm(scheme: str, password: str) -> str:
+    out = subprocess.run(["doveadm", "pw", "-s", scheme, "-p", password],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
