@@ -7,7 +7,9 @@ the same messages; the clock stops when every message is a file in the
 recipient's Maildir (for Postfix that includes its queue and its virtual
 delivery agent: both fsync before they say 250 and before delivery
 counts). Prints messages/s for each and the ratio, then postling's RSS
-idle and with 1,000 idle SMTP connections.
+idle, with 1,000 idle SMTP connections, and with 1,000 idle TLS
+connections (handshake done). BENCH_ONLY_RSS=1 skips the throughput
+cells.
 
 Everything listens on 127.0.0.1 high ports; every process started here is
 stopped here."""
@@ -17,6 +19,7 @@ import pwd
 import resource
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -59,12 +62,13 @@ def count_files(folder: Path):
 class Postling:
     name = "postling"
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, tls: str = ""):
         self.base = base
         self.port = free_port()
+        self.tls_port = free_port()
         (base / "users").write_text("bench@example.test\n")
         conf = base / "postling.conf"
-        conf.write_text(
+        conf.write_text(tls.format(port=self.tls_port) + 
             "hostname = bench.example.test\ndomains = example.test\n"
             "data_dir = data\nusers_file = users\n"
             f"listen_smtp = 127.0.0.1:{self.port}\n"
@@ -200,6 +204,57 @@ def idle_connections(server, n):
     return socks
 
 
+def make_cert(folder: Path):
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                    "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def idle_tls_connections(port, n, cafile):
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    ctx.check_hostname = False
+    socks = []
+    for _ in range(n):
+        raw = socket.create_connection(("127.0.0.1", port))
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        s.recv(512)  # the greeting, sent once the handshake is done
+        socks.append(s)
+    time.sleep(0.5)
+    return socks
+
+
+def measure_rss(base: Path):
+    work = base / "rss"
+    work.mkdir()
+    cert, key = make_cert(work)
+    tls = (f"tls_cert = {cert}\ntls_key = {key}\n"
+           "listen_submissions = 127.0.0.1:{port}\n")
+    server = Postling(work, tls)
+    try:
+        time.sleep(0.5)
+        idle = rss_kib(server.pids())
+        socks = idle_connections(server, IDLE_CONNECTIONS)
+        plain = rss_kib(server.pids())
+        for s in socks:
+            s.close()
+        time.sleep(0.5)
+        before_tls = rss_kib(server.pids())
+        socks = idle_tls_connections(server.tls_port, IDLE_CONNECTIONS, cert)
+        with_tls = rss_kib(server.pids())
+        for s in socks:
+            s.close()
+    finally:
+        server.stop()
+    print(f"postling RSS idle {idle} KiB ({idle / 1024:.1f} MiB); "
+          f"with {IDLE_CONNECTIONS} idle SMTP connections {plain} KiB: "
+          f"{(plain - idle) / IDLE_CONNECTIONS:.1f} KiB per connection")
+    print(f"with {IDLE_CONNECTIONS} idle TLS connections {with_tls} KiB: "
+          f"{(with_tls - before_tls) / IDLE_CONNECTIONS:.1f} KiB per connection")
+
+
 def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
     if not POSTLING.exists():
@@ -207,8 +262,9 @@ def main():
     base = Path(tempfile.mkdtemp(prefix="postling-bench-"))
     base.chmod(0o755)  # Postfix daemons run as user postfix
     results = []
+    cells = [] if os.environ.get("BENCH_ONLY_RSS") else SESSIONS
     try:
-        for sessions in SESSIONS:
+        for sessions in cells:
             for size in SIZES:
                 row = [sessions, size]
                 for cls in (Postling, Postfix):
@@ -225,22 +281,7 @@ def main():
                 print(f"sessions={s:3} size={z // 1024:4}KiB  postling {p:8.1f} msg/s"
                       f"  postfix {f:8.1f} msg/s  ratio {p / f:5.2f}", flush=True)
 
-        work = base / "rss"
-        work.mkdir()
-        server = Postling(work)
-        try:
-            time.sleep(0.5)
-            idle = rss_kib(server.pids())
-            socks = idle_connections(server, IDLE_CONNECTIONS)
-            loaded = rss_kib(server.pids())
-            for s in socks:
-                s.close()
-        finally:
-            server.stop()
-        per_conn = (loaded - idle) / IDLE_CONNECTIONS
-        print(f"postling RSS idle {idle} KiB ({idle / 1024:.1f} MiB); "
-              f"with {IDLE_CONNECTIONS} idle SMTP connections {loaded} KiB: "
-              f"{per_conn:.1f} KiB per connection")
+        measure_rss(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
