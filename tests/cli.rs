@@ -87,7 +87,11 @@ fn version_and_help() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("serve"));
 }
 
-fn user_cmd(conf: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+fn user_cmd(
+    conf: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(binary())
         .arg("user")
@@ -99,7 +103,12 @@ fn user_cmd(conf: &std::path::Path, args: &[&str], stdin: &str) -> std::process:
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -115,20 +124,46 @@ fn user_commands_edit_the_file_and_keep_the_rest() {
     let text = std::fs::read_to_string(&users).unwrap();
     assert!(text.starts_with("# our users\nalice@example.test:{SHA512-CRYPT}$6$x$y:1000:1000::/home/alice::\n\n# end\n"));
     let dave = text.lines().last().unwrap();
-    assert!(dave.starts_with("dave@example.test:{ARGON2ID}$argon2id$v=19$"), "{dave}");
+    assert!(
+        dave.starts_with("dave@example.test:{ARGON2ID}$argon2id$v=19$"),
+        "{dave}"
+    );
     // The config check accepts what was written.
-    let check = Command::new(binary()).arg("check").arg("-c").arg(&conf).output().unwrap();
+    let check = Command::new(binary())
+        .arg("check")
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
     assert!(check.status.success(), "{check:?}");
     // passwd changes only the password field.
-    assert!(user_cmd(&conf, &["passwd", "alice@example.test"], "new one\n").status.success());
+    assert!(
+        user_cmd(&conf, &["passwd", "alice@example.test"], "new one\n")
+            .status
+            .success()
+    );
     let text = std::fs::read_to_string(&users).unwrap();
     let alice = text.lines().nth(1).unwrap();
-    assert!(alice.starts_with("alice@example.test:{ARGON2ID}$argon2id$") && alice.ends_with(":1000:1000::/home/alice::"), "{alice}");
+    assert!(
+        alice.starts_with("alice@example.test:{ARGON2ID}$argon2id$")
+            && alice.ends_with(":1000:1000::/home/alice::"),
+        "{alice}"
+    );
     let list = user_cmd(&conf, &["list"], "");
-    assert_eq!(String::from_utf8_lossy(&list.stdout), "alice@example.test\ndave@example.test\n");
-    assert!(user_cmd(&conf, &["del", "alice@example.test"], "").status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout),
+        "alice@example.test\ndave@example.test\n"
+    );
+    assert!(
+        user_cmd(&conf, &["del", "alice@example.test"], "")
+            .status
+            .success()
+    );
     let text = std::fs::read_to_string(&users).unwrap();
-    assert!(text.starts_with("# our users\n\n# end\ndave@example.test:"), "{text}");
+    assert!(
+        text.starts_with("# our users\n\n# end\ndave@example.test:"),
+        "{text}"
+    );
     // Mistakes are refused and change nothing.
     for (args, input) in [
         (&["add", "dave@example.test"][..], "x\n"),

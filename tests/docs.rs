@@ -20,7 +20,10 @@ fn every_key_in_the_example_config_is_documented() {
         .lines()
         .map(|l| l.strip_prefix('#').unwrap_or(l))
         .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
-        .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .filter(|k| {
+            !k.is_empty()
+                && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
         .collect();
     assert!(keys.len() >= 21, "{keys:?}");
     for key in keys {
