@@ -1,0 +1,169 @@
+//! POP3 session tests: scripts in, replies out, every script replayed
+//! split at every chunk size.
+
+use super::*;
+use crate::proto::smtp::TlsInfo;
+
+fn link(tls: bool, cleartext: bool) -> Link {
+    Link {
+        peer: "192.0.2.1".parse().unwrap(),
+        trusted: false,
+        cleartext_auth: cleartext,
+        tls: tls.then(|| TlsInfo { version: "TLSv1.3".into(), cipher: "X".into() }),
+    }
+}
+
+fn drop_of(n: usize) -> Vec<Listing> {
+    (1..=n).map(|i| Listing { uid: format!("u{i}"), size: 100 * i as u64 }).collect()
+}
+
+#[derive(Debug, PartialEq)]
+struct Run {
+    out: String,
+    sends: Vec<(usize, Option<usize>)>,
+    update: Option<(Vec<usize>, Vec<usize>)>,
+    closed: bool,
+}
+
+/// Feeds `input` in chunks of `size`; password "pw" is right; the
+/// maildrop has three messages; a Send writes "<body>".
+fn run_with(input: &[u8], size: usize, link: Link) -> Run {
+    let mut s = Pop3::new("mx.test".into(), true, link);
+    let mut out = Vec::new();
+    s.greet(&mut out);
+    let mut pending = Vec::new();
+    let mut run = Run { out: String::new(), sends: vec![], update: None, closed: false };
+    'outer: for chunk in input.chunks(size.max(1)) {
+        pending.extend_from_slice(chunk);
+        loop {
+            let (used, step) = s.feed(&pending, &mut out);
+            pending.drain(..used);
+            match step {
+                Pop3Step::Continue => break,
+                Pop3Step::Close => {
+                    run.closed = true;
+                    break 'outer;
+                }
+                Pop3Step::StartTls => {
+                    pending.clear();
+                    s.tls_started(TlsInfo { version: "TLSv1.3".into(), cipher: "X".into() });
+                    break;
+                }
+                Pop3Step::Authenticate(c) => {
+                    let r = if c.password == b"pw" { Ok(drop_of(3)) } else { Err(LoginError::Credentials) };
+                    s.logged_in(r, &mut out);
+                }
+                Pop3Step::Send { index, top } => {
+                    run.sends.push((index, top));
+                    out.extend_from_slice(b"<body>\r\n.\r\n");
+                    s.sent();
+                }
+                Pop3Step::Update { deleted, seen } => {
+                    run.update = Some((deleted, seen));
+                    s.updated(Ok(()), &mut out);
+                    run.closed = true;
+                    break 'outer;
+                }
+            }
+        }
+    }
+    run.out = String::from_utf8_lossy(&out).into_owned();
+    run
+}
+
+fn run(input: &str, link: Link) -> Run {
+    let whole = run_with(input.as_bytes(), input.len(), link.clone());
+    for size in 1..input.len().min(48) {
+        assert_eq!(run_with(input.as_bytes(), size, link.clone()), whole, "chunk {size}");
+    }
+    whole
+}
+
+#[test]
+fn full_session() {
+    let r = run(
+        "CAPA\r\nUSER bob@x.test\r\nPASS pw\r\nSTAT\r\nLIST\r\nUIDL 2\r\nRETR 1\r\n\
+         TOP 2 5\r\nDELE 3\r\nLIST 3\r\nSTAT\r\nQUIT\r\n",
+        link(true, false),
+    );
+    let expected = "+OK mx.test POP3 postling ready\r\n\
+        +OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\
+        PIPELINING\r\nEXPIRE NEVER\r\nIMPLEMENTATION postling\r\nUSER\r\nSASL PLAIN\r\n.\r\n\
+        +OK\r\n+OK 3 messages (600 octets)\r\n+OK 3 600\r\n\
+        +OK\r\n1 100\r\n2 200\r\n3 300\r\n.\r\n+OK 2 u2\r\n\
+        +OK 100 octets\r\n<body>\r\n.\r\n+OK 200 octets\r\n<body>\r\n.\r\n\
+        +OK message 3 deleted\r\n-ERR message is deleted\r\n+OK 2 300\r\n\
+        +OK mx.test POP3 server signing off\r\n";
+    assert_eq!(r.out, expected);
+    assert_eq!(r.sends, [(0, None), (1, Some(5))]);
+    assert_eq!(r.update, Some((vec![2], vec![0])));
+}
+
+#[test]
+fn stls_and_cleartext_policy() {
+    let r = run("CAPA\r\nUSER a\r\nSTLS\r\n", link(false, false));
+    assert!(r.out.contains("STLS\r\n.\r\n") && !r.out.contains("USER\r\n"));
+    assert!(r.out.contains("-ERR [AUTH] Plaintext authentication disallowed"));
+    assert!(r.out.ends_with("+OK Begin TLS negotiation\r\n"), "{}", r.out);
+}
+
+#[test]
+fn auth_plain_forms_and_failures() {
+    let r = run(
+        "AUTH\r\nAUTH PLAIN\r\nAGJvYkB4LnRlc3QAd3Jvbmc=\r\nAUTH PLAIN *bad*\r\n\
+         AUTH PLAIN AGJvYkB4LnRlc3QAcHc=\r\nUSER x\r\n",
+        link(true, false),
+    );
+    assert_eq!(
+        r.out,
+        "+OK mx.test POP3 postling ready\r\n+OK\r\nPLAIN\r\n.\r\n+ \r\n\
+         -ERR [AUTH] Authentication failed\r\n-ERR cannot decode response\r\n\
+         +OK 3 messages (600 octets)\r\n-ERR not allowed after login\r\n"
+    );
+}
+
+#[test]
+fn wrong_state_and_bad_numbers() {
+    let r = run("STAT\r\nPASS pw\r\nUSER b\r\nPASS pw\r\nRETR 0\r\nRETR 4\r\nTOP 1\r\nUSER c\r\nRSET\r\nNOOP\r\nQUIT\r\n", link(true, false));
+    let errs = r.out.matches("-ERR").count();
+    assert_eq!(errs, 6, "{}", r.out);
+    assert_eq!(r.update, Some((vec![], vec![])));
+}
+
+#[test]
+fn quit_before_login_deletes_nothing() {
+    let r = run("USER b\r\nPASS pw\r\nDELE 1\r\n", link(true, false));
+    assert!(!r.closed && r.update.is_none());
+    let r = run("QUIT\r\n", link(true, false));
+    assert!(r.closed && r.update.is_none());
+}
+
+#[test]
+fn long_lines_and_error_limit() {
+    let long = format!("NOOP {}\r\nNOOP\r\n", "x".repeat(5000));
+    let r = run(&long, link(true, false));
+    assert!(r.out.ends_with("-ERR line too long\r\n+OK\r\n"), "{}", r.out);
+    let r = run(&"BOGUS\r\n".repeat(12), link(true, false));
+    assert!(r.closed && r.out.ends_with("-ERR too many errors, closing\r\n"));
+}
+
+#[test]
+fn random_input_never_panics() {
+    let words: [&[u8]; 8] = [b"USER a\r\n", b"PASS pw\r\n", b"RETR 1\r\n", b"DELE 2\r\n",
+        b"TOP 1 1\r\n", b"AUTH PLAIN\r\n", b"\r\n", b"LIST\r\n"];
+    let mut seed: u64 = 0x1234_5678_9ABC_DEF1;
+    for _ in 0..300 {
+        let mut input = Vec::new();
+        for _ in 0..30 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed % 3 == 0 {
+                input.push((seed >> 8) as u8);
+            } else {
+                input.extend_from_slice(words[(seed >> 16) as usize % words.len()]);
+            }
+        }
+        let _ = run_with(&input, (seed % 13) as usize + 1, link(true, false));
+    }
+}
