@@ -76,6 +76,12 @@ pub struct Config {
     pub auth_failure_window: u64,
     /// Refuse passwords over cleartext, except from loopback.
     pub require_tls_auth: bool,
+    /// POP3 listeners (110), STLS offered when TLS is configured.
+    pub listen_pop3: Vec<SocketAddr>,
+    /// POP3 over implicit TLS (995).
+    pub listen_pop3s: Vec<SocketAddr>,
+    /// Idle seconds before a POP3 session is dropped.
+    pub pop3_timeout: u64,
 }
 
 impl Config {
@@ -143,6 +149,9 @@ impl Config {
             auth_failure_limit: 5,
             auth_failure_window: 600,
             require_tls_auth: true,
+            listen_pop3: Vec::new(),
+            listen_pop3s: Vec::new(),
+            pop3_timeout: 600,
         }
     }
 
@@ -157,6 +166,9 @@ impl Config {
             }
             (None, None) if !self.listen_submissions.is_empty() => {
                 Err("listen_submissions needs tls_cert and tls_key".into())
+            }
+            (None, None) if !self.listen_pop3s.is_empty() => {
+                Err("listen_pop3s needs tls_cert and tls_key".into())
             }
             _ => Ok(()),
         }
@@ -196,6 +208,17 @@ impl Config {
                 self.auth_failure_window = count(value)? as u64
             }
             "require_tls_auth" => self.require_tls_auth = yes_no(value)?,
+            "listen_pop3" => self.listen_pop3 = listen(value)?,
+            "listen_pop3s" => self.listen_pop3s = listen(value)?,
+            "pop3_timeout" => {
+                // RFC 1939 3: the autologout timer is at least 10 minutes.
+                self.pop3_timeout = count(value)? as u64;
+                if self.pop3_timeout < 600 {
+                    return Err(
+                        "pop3_timeout must be at least 600 (RFC 1939)".into(),
+                    );
+                }
+            }
             _ => return Err(format!("unknown key {key}")),
         }
         Ok(())

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use crate::proto::smtp;
-
+use super::pop3::Transfer;
 use super::services::Service;
+use super::session::Session;
+use crate::store::maildrop::Snapshot;
 
 /// Stop reading while this much output waits for a client that does not
 /// read its replies (a pipelining flood must not grow memory).
@@ -29,6 +30,8 @@ pub enum Phase {
     /// A password is being checked (or its failure delayed); input
     /// waits.
     Authenticating,
+    /// A POP3 message is streaming out; input waits.
+    Sending,
     /// Flushing the last replies before closing.
     Closing,
 }
@@ -58,8 +61,16 @@ pub struct Conn {
     pub tls: Option<Box<rustls::ServerConnection>>,
     /// The session has been told the handshake finished.
     pub tls_announced: bool,
-    /// The SMTP session.
-    pub session: smtp::Server,
+    /// The protocol session.
+    pub session: Session,
+    /// Idle time allowed (smtp_timeout or pop3_timeout).
+    pub idle: std::time::Duration,
+    /// POP3: the snapshot taken at login.
+    pub maildrop: Option<Box<Snapshot>>,
+    /// POP3: the message being sent.
+    pub transfer: Option<Transfer>,
+    /// POP3: the mailbox this session holds.
+    pub mailbox: Option<String>,
     /// Input the session has not used yet (a partial line, or what was
     /// pipelined behind a message being stored).
     pub rbuf: Vec<u8>,

@@ -1,6 +1,9 @@
 //! The password helper threads: hashing is slow on purpose (argon2 takes
 //! tens of milliseconds), so checks run here and wake the loop when done.
+//! A POP3 login also takes its maildrop snapshot here, since scanning an
+//! mbox reads the whole file.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -9,6 +12,9 @@ use std::time::Instant;
 use mio::Waker;
 
 use crate::auth::password;
+use crate::config::MailboxFormat;
+use crate::proto::Failure;
+use crate::store::maildrop::{self, Snapshot};
 
 /// One login to check.
 pub struct Check {
@@ -22,6 +28,8 @@ pub struct Check {
     pub stored: Option<String>,
     /// When the AUTH exchange finished, for the failure delay.
     pub started: Instant,
+    /// POP3: the mailbox to snapshot once the password is right.
+    pub open: Option<(MailboxFormat, PathBuf)>,
 }
 
 /// A checked login.
@@ -34,6 +42,8 @@ pub struct Checked {
     pub ok: bool,
     /// When the exchange finished.
     pub started: Instant,
+    /// POP3: the snapshot, if asked for and the password was right.
+    pub snapshot: Option<Result<Snapshot, Failure>>,
 }
 
 /// The helper threads and their channels.
@@ -57,26 +67,7 @@ impl Logins {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("login-{i}"))
-                    .spawn(move || {
-                        loop {
-                            let next = rx
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .recv();
-                            let Ok(check) = next else { return };
-                            let ok = password::verify(
-                                check.stored.as_deref(),
-                                &check.password,
-                            );
-                            let _ = done_tx.send(Checked {
-                                key: check.key,
-                                user: check.user,
-                                ok,
-                                started: check.started,
-                            });
-                            let _ = waker.wake();
-                        }
-                    })?,
+                    .spawn(move || run(&rx, &done_tx, &waker))?,
             );
         }
         Ok(Logins {
@@ -104,5 +95,25 @@ impl Logins {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+fn run(rx: &Mutex<Receiver<Check>>, done: &Sender<Checked>, waker: &Waker) {
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(check) = next else { return };
+        let ok = password::verify(check.stored.as_deref(), &check.password);
+        let snapshot = match (&check.open, ok) {
+            (Some((format, dir)), true) => Some(maildrop::open(*format, dir)),
+            _ => None,
+        };
+        let _ = done.send(Checked {
+            key: check.key,
+            user: check.user,
+            ok,
+            started: check.started,
+            snapshot,
+        });
+        let _ = waker.wake();
     }
 }

@@ -7,7 +7,9 @@
 pub mod conn;
 pub mod listen;
 pub mod logins;
+mod pop3;
 pub mod services;
+pub mod session;
 pub mod timer;
 pub mod tls;
 pub mod writer;
@@ -26,12 +28,15 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, Directory};
 use crate::deliver::{self, Job};
+use crate::proto::pop3::Pop3;
 use crate::proto::sasl::Credentials;
 use crate::proto::smtp::{self, Cx, Envelope, Link, Route};
 use conn::{Conn, InFlight, Input, Phase};
 use logins::{Check, Checked, Logins};
 use services::{Service, Services};
+use session::{Action, Session};
 use timer::Timers;
+use writer::Task;
 use writer::{Done, Writer};
 
 const WAKER: Token = Token(0);
@@ -97,6 +102,8 @@ impl Server {
             (Service::Smtp, &cfg.listen_smtp),
             (Service::Submission, &cfg.listen_submission),
             (Service::Submissions, &cfg.listen_submissions),
+            (Service::Pop3, &cfg.listen_pop3),
+            (Service::Pop3s, &cfg.listen_pop3s),
         ];
         let mut listeners = Vec::new();
         for (service, addrs) in wanted {
@@ -214,8 +221,8 @@ impl Server {
             let _ = io::Write::write(&mut stream, line.as_bytes());
             return;
         }
-        let tls = match (service, &self.services.tls) {
-            (Service::Submissions, Some(config)) => {
+        let tls = match (service.implicit_tls(), &self.services.tls) {
+            (true, Some(config)) => {
                 match rustls::ServerConnection::new(Arc::clone(config)) {
                     Ok(mut t) => {
                         t.set_buffer_limit(Some(tls::BUFFER_LIMIT));
@@ -250,7 +257,23 @@ impl Server {
             return;
         }
         self.next_id += 1;
-        let deadline = Instant::now() + self.idle_timeout();
+        let idle = Duration::from_secs(if service.is_pop3() {
+            cfg.pop3_timeout
+        } else {
+            cfg.smtp_timeout
+        });
+        let session = if service.is_pop3() {
+            let starttls = self.services.tls.is_some();
+            Session::Pop3(Box::new(Pop3::new(
+                cfg.hostname.clone(),
+                starttls,
+                link,
+            )))
+        } else {
+            let settings = self.services.settings(service);
+            Session::Smtp(Box::new(smtp::Server::new(settings, link)))
+        };
+        let deadline = Instant::now() + idle;
         let mut conn = Conn {
             id: self.next_id,
             generation: self.next_id,
@@ -259,7 +282,11 @@ impl Server {
             service,
             tls,
             tls_announced: false,
-            session: smtp::Server::new(self.services.settings(service), link),
+            session,
+            idle,
+            maildrop: None,
+            transfer: None,
+            mailbox: None,
             rbuf: Vec::new(),
             wbuf: Vec::new(),
             deadline,
@@ -281,10 +308,6 @@ impl Server {
         self.drive(slot);
     }
 
-    fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.services.config.smtp_timeout)
-    }
-
     fn on_conn_event(&mut self, slot: usize, event: &mio::event::Event) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
@@ -299,7 +322,6 @@ impl Server {
 
     /// Reads, feeds and writes until the connection has nothing to do.
     fn drive(&mut self, slot: usize) {
-        let timeout = self.idle_timeout();
         loop {
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
             else {
@@ -310,7 +332,7 @@ impl Server {
             }
             match conn.read(&mut self.scratch) {
                 Input::Data(n) => {
-                    conn.deadline = Instant::now() + timeout;
+                    conn.deadline = Instant::now() + conn.idle;
                     self.feed(slot, n);
                 }
                 Input::Handshaked => {
@@ -352,14 +374,18 @@ impl Server {
         let (used, step) = conn.session.feed(input, &mut cx);
         conn.keep_input(&input[used..]);
         match step {
-            smtp::Step::Continue => {}
-            smtp::Step::Close => conn.phase = Phase::Closing,
-            smtp::Step::Deliver(envelope, body) => {
+            Action::Continue => {}
+            Action::Close => conn.phase = Phase::Closing,
+            Action::Deliver(envelope, body) => {
                 self.submit(slot, *envelope, body)
             }
-            smtp::Step::StartTls => self.start_tls(slot),
-            smtp::Step::Authenticate(credentials) => {
+            Action::StartTls => self.start_tls(slot),
+            Action::Authenticate(credentials) => {
                 self.check_login(slot, credentials)
+            }
+            Action::Send { index, top } => self.start_send(slot, index, top),
+            Action::Update { deleted, seen } => {
+                self.start_update(slot, deleted, seen)
             }
         }
     }
@@ -408,14 +434,18 @@ impl Server {
         };
         conn.phase = Phase::Authenticating;
         let user = credentials.user.to_lowercase();
+        let key = (slot, conn.generation);
+        let pop3 = matches!(conn.session, Session::Pop3(_));
         let stored =
             self.services.directory.password(&user).map(str::to_string);
+        let open = pop3.then(|| self.mailbox_to_open(&user));
         self.logins.send(Check {
-            key: (slot, conn.generation),
+            key,
             user,
             password: credentials.password,
             stored,
             started: Instant::now(),
+            open,
         });
     }
 
@@ -426,6 +456,7 @@ impl Server {
             user,
             ok,
             started,
+            snapshot,
         } in checked
         {
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
@@ -446,8 +477,13 @@ impl Server {
                 continue;
             }
             info!("conn={} auth ok user={user} ip={}", conn.id, conn.peer);
-            conn.session.authenticated(Some(user), &mut conn.wbuf);
-            conn.phase = Phase::Open;
+            match &mut conn.session {
+                Session::Smtp(s) => {
+                    s.authenticated(Some(user), &mut conn.wbuf);
+                    conn.phase = Phase::Open;
+                }
+                Session::Pop3(_) => self.pop3_logged_in(slot, user, snapshot),
+            }
             self.feed(slot, 0);
             self.drive(slot);
         }
@@ -466,7 +502,7 @@ impl Server {
             if conn.generation != generation {
                 continue;
             }
-            conn.session.authenticated(None, &mut conn.wbuf);
+            conn.session.login_failed(&mut conn.wbuf);
             conn.phase = Phase::Open;
             if self.services.limiter.blocked(conn.peer, now) {
                 warn!(
@@ -539,7 +575,8 @@ impl Server {
             queue_dir: cfg.queue_dir(),
             id: envelope.id.clone(),
         };
-        self.writer.send(job, (slot, conn.generation));
+        self.writer
+            .send(Task::Deliver(job), (slot, conn.generation));
     }
 
     fn finish_deliveries(&mut self) {
@@ -556,21 +593,33 @@ impl Server {
             if conn.generation != generation {
                 continue;
             }
-            let Some(flight) = conn.in_flight.take() else {
-                continue;
-            };
-            match &result {
-                Ok(()) => info!(
-                    "conn={} id={} {} result=delivered",
-                    conn.id, flight.id, flight.summary
-                ),
-                Err(f) => warn!(
-                    "conn={} id={} {} result=deferred ({f})",
-                    conn.id, flight.id, flight.summary
-                ),
+            match (&mut conn.session, conn.in_flight.take()) {
+                (Session::Smtp(s), Some(flight)) => {
+                    match &result {
+                        Ok(()) => info!(
+                            "conn={} id={} {} result=delivered",
+                            conn.id, flight.id, flight.summary
+                        ),
+                        Err(f) => warn!(
+                            "conn={} id={} {} result=deferred ({f})",
+                            conn.id, flight.id, flight.summary
+                        ),
+                    }
+                    s.delivered(&flight.id, result, &mut conn.wbuf);
+                    conn.phase = Phase::Open;
+                }
+                (Session::Pop3(p), None) => {
+                    if let Err(f) = &result {
+                        warn!("conn={} pop3 update failed: {f}", conn.id);
+                    }
+                    p.updated(
+                        result.map_err(|f| f.to_string()),
+                        &mut conn.wbuf,
+                    );
+                    conn.phase = Phase::Closing;
+                }
+                _ => continue,
             }
-            conn.session.delivered(&flight.id, result, &mut conn.wbuf);
-            conn.phase = Phase::Open;
             // Commands pipelined behind the message waited in rbuf.
             self.feed(slot, 0);
             self.drain_if_idle(slot);
@@ -579,13 +628,27 @@ impl Server {
     }
 
     fn flush(&mut self, slot: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            else {
+                return;
+            };
+            if conn.flush().is_err() {
+                return self.close(slot, "write failed");
+            }
+            // A POP3 message streams in as the socket takes it.
+            if conn.transfer.is_none() || conn.has_output() {
+                break;
+            }
+            if self.pump(slot) {
+                // Commands pipelined behind RETR waited in rbuf.
+                self.feed(slot, 0);
+            }
+        }
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
-        if conn.flush().is_err() {
-            return self.close(slot, "write failed");
-        }
         if conn.phase == Phase::Closing && conn.wbuf.is_empty() {
             return self.close(slot, "done");
         }
@@ -623,6 +686,9 @@ impl Server {
         }
         self.open -= 1;
         self.free.push(slot);
+        if let Some(user) = conn.mailbox.take() {
+            self.services.pop3_locks.remove(&user);
+        }
         if let Some(flight) = conn.in_flight {
             warn!(
                 "conn={} id={} client left while storing",
@@ -638,7 +704,6 @@ impl Server {
             self.answer_failures(now);
         }
         while let Some((slot, generation)) = self.timers.pop_due(now) {
-            let timeout = self.idle_timeout();
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 continue;
@@ -646,12 +711,13 @@ impl Server {
             if conn.generation != generation {
                 continue;
             }
+            let timeout = conn.idle;
             if conn.deadline > now {
                 self.timers.add(conn.deadline, (slot, generation));
                 continue;
             }
             match conn.phase {
-                Phase::Delivering | Phase::Authenticating => {
+                Phase::Delivering | Phase::Authenticating | Phase::Sending => {
                     conn.deadline = now + timeout;
                     self.timers.add(conn.deadline, (slot, generation));
                 }

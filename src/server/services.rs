@@ -23,6 +23,10 @@ pub enum Service {
     Submission,
     /// Submission over implicit TLS (465).
     Submissions,
+    /// POP3 (110), STLS offered when configured.
+    Pop3,
+    /// POP3 over implicit TLS (995).
+    Pop3s,
 }
 
 impl Service {
@@ -32,7 +36,19 @@ impl Service {
             Service::Smtp => "SMTP",
             Service::Submission => "submission",
             Service::Submissions => "submissions",
+            Service::Pop3 => "POP3",
+            Service::Pop3s => "POP3S",
         }
+    }
+
+    /// True if the connection starts with a TLS handshake.
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, Service::Submissions | Service::Pop3s)
+    }
+
+    /// True for POP3 listeners.
+    pub fn is_pop3(self) -> bool {
+        matches!(self, Service::Pop3 | Service::Pop3s)
     }
 }
 
@@ -46,6 +62,8 @@ pub struct Services {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Failed logins by client address.
     pub limiter: Limiter,
+    /// Mailboxes held by a POP3 session (RFC 1939 8: one at a time).
+    pub pop3_locks: std::collections::HashSet<String>,
     smtp: Rc<Settings>,
     submission: Rc<Settings>,
 }
@@ -79,6 +97,7 @@ impl Services {
             directory,
             tls,
             limiter,
+            pop3_locks: Default::default(),
             smtp,
             submission,
         })
@@ -91,6 +110,8 @@ impl Services {
             Service::Submission | Service::Submissions => {
                 Rc::clone(&self.submission)
             }
+            // POP3 sessions take only the host name from these.
+            Service::Pop3 | Service::Pop3s => Rc::clone(&self.smtp),
         }
     }
 

@@ -17,10 +17,26 @@ use mio::Waker;
 
 use crate::deliver::{self, Job};
 use crate::proto::Failure;
+use crate::store::maildrop::{self, Snapshot};
 use crate::util::fs::sync_dir;
 
 /// Jobs one helper commits together.
 pub const BATCH: usize = 64;
+
+/// Disk work for the helpers.
+pub enum Task {
+    /// Store an accepted message.
+    Deliver(Job),
+    /// Apply a POP3 session's deletions and seen marks.
+    Update {
+        /// The maildrop as the session saw it.
+        snapshot: Box<Snapshot>,
+        /// Indexes to delete.
+        deleted: Vec<usize>,
+        /// Indexes to mark seen.
+        seen: Vec<usize>,
+    },
+}
 
 /// A job's outcome, for the connection `key` that sent it.
 #[derive(Debug)]
@@ -33,7 +49,7 @@ pub struct Done {
 
 /// The helper threads and their two channels.
 pub struct Writer {
-    jobs: Option<Sender<(Job, (usize, u64))>>,
+    jobs: Option<Sender<(Task, (usize, u64))>>,
     done: Receiver<Done>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -62,8 +78,8 @@ impl Writer {
         })
     }
 
-    /// Queues a job for connection `key`.
-    pub fn send(&self, job: Job, key: (usize, u64)) {
+    /// Queues a task for connection `key`.
+    pub fn send(&self, job: Task, key: (usize, u64)) {
         if let Some(tx) = &self.jobs {
             // invariant: helpers only exit once `jobs` is dropped.
             let _ = tx.send((job, key));
@@ -84,14 +100,22 @@ impl Writer {
     }
 }
 
-type Queue = Mutex<Receiver<(Job, (usize, u64))>>;
+type Queue = Mutex<Receiver<(Task, (usize, u64))>>;
 
 fn run(jobs: &Queue, done: &Sender<Done>, waker: &Waker) {
     while let Some(batch) = next_batch(jobs) {
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
         let mut results = Vec::with_capacity(batch.len());
-        for (job, key) in &batch {
-            let result = deliver::deliver(job);
+        for (task, key) in &batch {
+            let result = match task {
+                Task::Deliver(job) => deliver::deliver(job),
+                Task::Update {
+                    snapshot,
+                    deleted,
+                    seen,
+                } => maildrop::update(snapshot, deleted, seen)
+                    .map(|()| BTreeSet::new()),
+            };
             if let Ok(d) = &result {
                 dirs.extend(d.iter().cloned());
             }
@@ -123,7 +147,7 @@ fn sync_failed(dir: &Path) -> bool {
 }
 
 /// Blocks for one job, then takes what else is waiting; None at stop.
-fn next_batch(jobs: &Queue) -> Option<Vec<(Job, (usize, u64))>> {
+fn next_batch(jobs: &Queue) -> Option<Vec<(Task, (usize, u64))>> {
     let rx = jobs.lock().unwrap_or_else(|p| p.into_inner());
     let first = rx.recv().ok()?;
     let mut batch = vec![first];

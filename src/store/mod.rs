@@ -9,6 +9,7 @@
 
 pub mod lock;
 pub mod maildir;
+pub mod maildrop;
 pub mod mbox;
 pub mod queue;
 

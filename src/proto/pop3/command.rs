@@ -51,8 +51,11 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
     let args = || rest.map(split).unwrap_or_default();
     match keyword.as_slice() {
         b"USER" => {
-            let name = rest.filter(|r| !r.is_empty()).ok_or("USER needs a name")?;
-            std::str::from_utf8(name).map(Command::User).map_err(|_| "bad user name")
+            let name =
+                rest.filter(|r| !r.is_empty()).ok_or("USER needs a name")?;
+            std::str::from_utf8(name)
+                .map(Command::User)
+                .map_err(|_| "bad user name")
         }
         b"PASS" => rest.map(Command::Pass).ok_or("PASS needs a password"),
         b"AUTH" => {
@@ -61,7 +64,9 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
                 return Err("AUTH takes a mechanism and a response");
             }
             let mechanism = match a.first() {
-                Some(m) => Some(std::str::from_utf8(m).map_err(|_| "bad mechanism")?),
+                Some(m) => {
+                    Some(std::str::from_utf8(m).map_err(|_| "bad mechanism")?)
+                }
                 None => None,
             };
             Ok(Command::Auth(mechanism, a.get(1).copied()))
@@ -91,9 +96,14 @@ fn split(s: &[u8]) -> Vec<&[u8]> {
     s.split(|&b| b == b' ').filter(|w| !w.is_empty()).collect()
 }
 
-fn none<'a>(rest: Option<&[u8]>, cmd: Command<'a>) -> Result<Command<'a>, ParseError> {
+fn none<'a>(
+    rest: Option<&[u8]>,
+    cmd: Command<'a>,
+) -> Result<Command<'a>, ParseError> {
     match rest {
-        Some(r) if !r.iter().all(|&b| b == b' ') => Err("no arguments allowed"),
+        Some(r) if !r.iter().all(|&b| b == b' ') => {
+            Err("no arguments allowed")
+        }
         _ => Ok(cmd),
     }
 }
@@ -102,7 +112,10 @@ fn to_number(w: &[u8]) -> Result<usize, ParseError> {
     if w.is_empty() || w.len() > 9 || !w.iter().all(u8::is_ascii_digit) {
         return Err("bad number");
     }
-    std::str::from_utf8(w).ok().and_then(|s| s.parse().ok()).ok_or("bad number")
+    std::str::from_utf8(w)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad number")
 }
 
 fn number(rest: Option<&[u8]>) -> Result<usize, ParseError> {
@@ -126,21 +139,40 @@ mod tests {
 
     #[test]
     fn forms() {
-        assert_eq!(parse(b"user alice@x.test"), Ok(Command::User("alice@x.test")));
+        assert_eq!(
+            parse(b"user alice@x.test"),
+            Ok(Command::User("alice@x.test"))
+        );
         assert_eq!(parse(b"PASS two words"), Ok(Command::Pass(b"two words")));
         assert_eq!(parse(b"list"), Ok(Command::List(None)));
         assert_eq!(parse(b"LIST 3"), Ok(Command::List(Some(3))));
         assert_eq!(parse(b"TOP 1 0"), Ok(Command::Top(1, 0)));
-        assert_eq!(parse(b"AUTH PLAIN AGEAYg=="), Ok(Command::Auth(Some("PLAIN"), Some(&b"AGEAYg=="[..]))));
+        assert_eq!(
+            parse(b"AUTH PLAIN AGEAYg=="),
+            Ok(Command::Auth(Some("PLAIN"), Some(&b"AGEAYg=="[..])))
+        );
         assert_eq!(parse(b"AUTH"), Ok(Command::Auth(None, None)));
     }
 
     #[test]
     fn nasty_lines() {
-        for bad in [&b""[..], b"RETR", b"RETR x", b"RETR 1 2", b"DELE -1",
-            b"TOP 1", b"TOP a b", b"STAT now", b"USER", b"PASS", b"LIST 1 2",
-            b"RETR 99999999999", b"\xff\xfe", b"XTND", b"AUTH a b c"]
-        {
+        for bad in [
+            &b""[..],
+            b"RETR",
+            b"RETR x",
+            b"RETR 1 2",
+            b"DELE -1",
+            b"TOP 1",
+            b"TOP a b",
+            b"STAT now",
+            b"USER",
+            b"PASS",
+            b"LIST 1 2",
+            b"RETR 99999999999",
+            b"\xff\xfe",
+            b"XTND",
+            b"AUTH a b c",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

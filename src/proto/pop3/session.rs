@@ -33,7 +33,11 @@ impl Maildrop {
     /// A snapshot of these messages, none marked.
     pub fn new(messages: Vec<Listing>) -> Self {
         let n = messages.len();
-        Maildrop { messages, deleted: vec![false; n], retrieved: vec![false; n] }
+        Maildrop {
+            messages,
+            deleted: vec![false; n],
+            retrieved: vec![false; n],
+        }
     }
 
     /// Message `number` (1-based) if it exists and is not deleted.
@@ -47,7 +51,10 @@ impl Maildrop {
     }
 
     fn live(&self) -> impl Iterator<Item = (usize, &Listing)> {
-        self.messages.iter().enumerate().filter(|(i, _)| !self.deleted[*i])
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted[*i])
     }
 }
 
@@ -164,7 +171,11 @@ impl Pop3 {
     }
 
     /// Handles what it can of `input`; returns the octets used.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, Pop3Step) {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> (usize, Pop3Step) {
         let mut used = 0;
         while used < input.len() {
             let rest = &input[used..];
@@ -173,7 +184,9 @@ impl Pop3 {
                     return (input.len(), Pop3Step::Continue);
                 };
                 used += lf + 1;
-                if let State::LongLine(prev) = std::mem::replace(&mut self.state, State::Closed) {
+                if let State::LongLine(prev) =
+                    std::mem::replace(&mut self.state, State::Closed)
+                {
                     self.state = *prev;
                 }
                 let step = self.error(out, "-ERR line too long");
@@ -184,13 +197,16 @@ impl Pop3 {
             }
             if !matches!(
                 self.state,
-                State::Authorization { .. } | State::Sasl | State::Transaction(_)
+                State::Authorization { .. }
+                    | State::Sasl
+                    | State::Transaction(_)
             ) {
                 return (used, Pop3Step::Continue);
             }
             let Some(lf) = memchr(b'\n', rest) else {
                 if rest.len() >= MAX_LINE {
-                    let prev = std::mem::replace(&mut self.state, State::Closed);
+                    let prev =
+                        std::mem::replace(&mut self.state, State::Closed);
                     self.state = State::LongLine(Box::new(prev));
                     return (input.len(), Pop3Step::Continue);
                 }
@@ -234,7 +250,9 @@ impl Pop3 {
             Err(why) => return self.error(out, &format!("-ERR {why}")),
         };
         match std::mem::replace(&mut self.state, State::Closed) {
-            State::Authorization { user } => self.authorization(user, cmd, out),
+            State::Authorization { user } => {
+                self.authorization(user, cmd, out)
+            }
             State::Transaction(drop) => self.transaction(drop, cmd, out),
             other => {
                 self.state = other;
@@ -243,7 +261,12 @@ impl Pop3 {
         }
     }
 
-    fn authorization(&mut self, user: Option<String>, cmd: Command<'_>, out: &mut Vec<u8>) -> Pop3Step {
+    fn authorization(
+        &mut self,
+        user: Option<String>,
+        cmd: Command<'_>,
+        out: &mut Vec<u8>,
+    ) -> Pop3Step {
         self.state = State::Authorization { user: None };
         match cmd {
             Command::Capa => {
@@ -301,24 +324,42 @@ impl Pop3 {
         if b64 == b"*" {
             return self.error(out, "-ERR authentication cancelled");
         }
-        let decoded = if b64 == b"=" { Ok(Vec::new()) } else { sasl::decode(b64) };
+        let decoded = if b64 == b"=" {
+            Ok(Vec::new())
+        } else {
+            sasl::decode(b64)
+        };
         match decoded.and_then(|d| sasl::plain(&d)) {
             Ok(credentials) => {
                 self.state = State::Authenticating;
                 Pop3Step::Authenticate(credentials)
             }
-            Err(SaslError::Base64 | SaslError::TooLong) => self.error(out, "-ERR cannot decode response"),
-            Err(SaslError::Malformed) => self.error(out, "-ERR malformed response"),
+            Err(SaslError::Base64 | SaslError::TooLong) => {
+                self.error(out, "-ERR cannot decode response")
+            }
+            Err(SaslError::Malformed) => {
+                self.error(out, "-ERR malformed response")
+            }
         }
     }
 
     /// The loop's answer to [`Pop3Step::Authenticate`].
-    pub fn logged_in(&mut self, result: Result<Vec<Listing>, LoginError>, out: &mut Vec<u8>) {
+    pub fn logged_in(
+        &mut self,
+        result: Result<Vec<Listing>, LoginError>,
+        out: &mut Vec<u8>,
+    ) {
         match result {
             Ok(messages) => {
                 let drop = Maildrop::new(messages);
                 let total: u64 = drop.messages.iter().map(|m| m.size).sum();
-                line(out, &format!("+OK {} messages ({total} octets)", drop.messages.len()));
+                line(
+                    out,
+                    &format!(
+                        "+OK {} messages ({total} octets)",
+                        drop.messages.len()
+                    ),
+                );
                 self.state = State::Transaction(Box::new(drop));
             }
             Err(e) => {
@@ -336,7 +377,15 @@ impl Pop3 {
 
     fn capa(&self, out: &mut Vec<u8>, before_login: bool) {
         line(out, "+OK Capability list follows");
-        let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER", "IMPLEMENTATION postling"];
+        let mut caps = vec![
+            "TOP",
+            "UIDL",
+            "RESP-CODES",
+            "AUTH-RESP-CODE",
+            "PIPELINING",
+            "EXPIRE NEVER",
+            "IMPLEMENTATION postling",
+        ];
         if before_login && self.may_login() {
             caps.extend(["USER", "SASL PLAIN"]);
         }
@@ -349,10 +398,17 @@ impl Pop3 {
         line(out, ".");
     }
 
-    fn transaction(&mut self, mut drop: Box<Maildrop>, cmd: Command<'_>, out: &mut Vec<u8>) -> Pop3Step {
+    fn transaction(
+        &mut self,
+        mut drop: Box<Maildrop>,
+        cmd: Command<'_>,
+        out: &mut Vec<u8>,
+    ) -> Pop3Step {
         let step = match cmd {
             Command::Stat => {
-                let (n, size) = drop.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size));
+                let (n, size) = drop
+                    .live()
+                    .fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size));
                 line(out, &format!("+OK {n} {size}"));
                 Pop3Step::Continue
             }
@@ -369,7 +425,9 @@ impl Pop3 {
                 line(out, ".");
                 Pop3Step::Continue
             }
-            Command::List(Some(n)) | Command::Uidl(Some(n)) => match drop.get(n) {
+            Command::List(Some(n)) | Command::Uidl(Some(n)) => match drop
+                .get(n)
+            {
                 Ok(i) if matches!(cmd, Command::Uidl(_)) => {
                     line(out, &format!("+OK {n} {}", drop.messages[i].uid));
                     Pop3Step::Continue
@@ -389,7 +447,10 @@ impl Pop3 {
                             None
                         }
                     };
-                    line(out, &format!("+OK {} octets", drop.messages[i].size));
+                    line(
+                        out,
+                        &format!("+OK {} octets", drop.messages[i].size),
+                    );
                     self.state = State::Sending(drop);
                     return Pop3Step::Send { index: i, top };
                 }
@@ -417,7 +478,9 @@ impl Pop3 {
                 Pop3Step::Continue
             }
             Command::Quit => {
-                let deleted: Vec<usize> = (0..drop.messages.len()).filter(|&i| drop.deleted[i]).collect();
+                let deleted: Vec<usize> = (0..drop.messages.len())
+                    .filter(|&i| drop.deleted[i])
+                    .collect();
                 let seen: Vec<usize> = (0..drop.messages.len())
                     .filter(|&i| drop.retrieved[i] && !drop.deleted[i])
                     .collect();
@@ -426,7 +489,9 @@ impl Pop3 {
             }
             _ => self.error(out, "-ERR not allowed after login"),
         };
-        if matches!(self.state, State::Closed) && !matches!(step, Pop3Step::Close) {
+        if matches!(self.state, State::Closed)
+            && !matches!(step, Pop3Step::Close)
+        {
             self.state = State::Transaction(drop);
         }
         step
@@ -434,7 +499,9 @@ impl Pop3 {
 
     /// The message of the last [`Pop3Step::Send`] has been written.
     pub fn sent(&mut self) {
-        if let State::Sending(drop) = std::mem::replace(&mut self.state, State::Closed) {
+        if let State::Sending(drop) =
+            std::mem::replace(&mut self.state, State::Closed)
+        {
             self.state = State::Transaction(drop);
         }
     }
@@ -448,10 +515,22 @@ impl Pop3 {
     }
 
     /// The loop's answer to [`Pop3Step::Update`].
-    pub fn updated(&mut self, result: Result<(), String>, out: &mut Vec<u8>) -> Pop3Step {
+    pub fn updated(
+        &mut self,
+        result: Result<(), String>,
+        out: &mut Vec<u8>,
+    ) -> Pop3Step {
         match result {
-            Ok(()) => line(out, &format!("+OK {} POP3 server signing off", self.hostname)),
-            Err(why) => line(out, &format!("-ERR [SYS/TEMP] Some deleted messages not removed: {why}")),
+            Ok(()) => line(
+                out,
+                &format!("+OK {} POP3 server signing off", self.hostname),
+            ),
+            Err(why) => line(
+                out,
+                &format!(
+                    "-ERR [SYS/TEMP] Some deleted messages not removed: {why}"
+                ),
+            ),
         }
         self.state = State::Closed;
         Pop3Step::Close

@@ -45,7 +45,12 @@ impl Encoder {
     /// Encodes what it can of `input` into `out`; returns the octets
     /// used. Unused octets (a line start it cannot judge yet) must be
     /// offered again with more behind them, or with `eof`.
-    pub fn push(&mut self, input: &[u8], eof: bool, out: &mut Vec<u8>) -> usize {
+    pub fn push(
+        &mut self,
+        input: &[u8],
+        eof: bool,
+        out: &mut Vec<u8>,
+    ) -> usize {
         let mut i = 0;
         while i < input.len() && !self.done {
             if self.at_line_start {
@@ -74,7 +79,12 @@ impl Encoder {
     }
 
     /// Handles a line's first octets; None to wait for more input.
-    fn line_start(&mut self, rest: &[u8], eof: bool, out: &mut Vec<u8>) -> Option<usize> {
+    fn line_start(
+        &mut self,
+        rest: &[u8],
+        eof: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
         self.at_line_start = false;
         if self.in_body {
             match &mut self.body_lines_left {
@@ -89,7 +99,8 @@ impl Encoder {
         let mut skip = 0;
         if self.unquote && rest.first() == Some(&b'>') {
             let arrows = rest.iter().take_while(|&&b| b == b'>').count();
-            let known = rest.len() >= arrows + 5 || eof || rest.len() > MAX_LOOKAHEAD;
+            let known =
+                rest.len() >= arrows + 5 || eof || rest.len() > MAX_LOOKAHEAD;
             if !known {
                 // Undo the bookkeeping; we will see this line again.
                 self.at_line_start = true;
@@ -169,7 +180,12 @@ pub fn wire_size(data: &[u8], unquote: bool) -> u64 {
 mod tests {
     use super::*;
 
-    fn encode(data: &[u8], top: Option<usize>, unquote: bool, chunk: usize) -> Vec<u8> {
+    fn encode(
+        data: &[u8],
+        top: Option<usize>,
+        unquote: bool,
+        chunk: usize,
+    ) -> Vec<u8> {
         let mut enc = Encoder::new(top, unquote);
         let mut out = Vec::new();
         let mut pending: Vec<u8> = Vec::new();
@@ -187,7 +203,11 @@ mod tests {
     fn all_chunks(data: &[u8], top: Option<usize>, unquote: bool) -> Vec<u8> {
         let whole = encode(data, top, unquote, data.len());
         for chunk in 1..=data.len() {
-            assert_eq!(encode(data, top, unquote, chunk), whole, "chunk {chunk}");
+            assert_eq!(
+                encode(data, top, unquote, chunk),
+                whole,
+                "chunk {chunk}"
+            );
         }
         whole
     }
@@ -203,19 +223,32 @@ mod tests {
 
     #[test]
     fn mboxrd_unquoting() {
-        let out = all_chunks(b"A: b\n\n>From x\n>>From y\n>Fro\n>\n", None, true);
-        assert_eq!(out, b"A: b\r\n\r\nFrom x\r\n>From y\r\n>Fro\r\n>\r\n.\r\n");
-        assert_eq!(wire_size(b"A: b\n\n>From x\n>>From y\n>Fro\n>\n", true), out.len() as u64 - 3);
+        let out =
+            all_chunks(b"A: b\n\n>From x\n>>From y\n>Fro\n>\n", None, true);
+        assert_eq!(
+            out,
+            b"A: b\r\n\r\nFrom x\r\n>From y\r\n>Fro\r\n>\r\n.\r\n"
+        );
+        assert_eq!(
+            wire_size(b"A: b\n\n>From x\n>>From y\n>Fro\n>\n", true),
+            out.len() as u64 - 3
+        );
     }
 
     #[test]
     fn top_sends_header_and_n_lines() {
-        assert_eq!(all_chunks(MSG, Some(0), false), b"Subject: x\r\nFrom: a\r\n\r\n.\r\n");
+        assert_eq!(
+            all_chunks(MSG, Some(0), false),
+            b"Subject: x\r\nFrom: a\r\n\r\n.\r\n"
+        );
         assert_eq!(
             all_chunks(MSG, Some(2), false),
             b"Subject: x\r\nFrom: a\r\n\r\n..dot\r\n>From q\r\n.\r\n"
         );
-        assert_eq!(all_chunks(MSG, Some(99), false), all_chunks(MSG, None, false));
+        assert_eq!(
+            all_chunks(MSG, Some(99), false),
+            all_chunks(MSG, None, false)
+        );
     }
 
     #[test]

@@ -9,12 +9,20 @@ fn link(tls: bool, cleartext: bool) -> Link {
         peer: "192.0.2.1".parse().unwrap(),
         trusted: false,
         cleartext_auth: cleartext,
-        tls: tls.then(|| TlsInfo { version: "TLSv1.3".into(), cipher: "X".into() }),
+        tls: tls.then(|| TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: "X".into(),
+        }),
     }
 }
 
 fn drop_of(n: usize) -> Vec<Listing> {
-    (1..=n).map(|i| Listing { uid: format!("u{i}"), size: 100 * i as u64 }).collect()
+    (1..=n)
+        .map(|i| Listing {
+            uid: format!("u{i}"),
+            size: 100 * i as u64,
+        })
+        .collect()
 }
 
 #[derive(Debug, PartialEq)]
@@ -32,7 +40,12 @@ fn run_with(input: &[u8], size: usize, link: Link) -> Run {
     let mut out = Vec::new();
     s.greet(&mut out);
     let mut pending = Vec::new();
-    let mut run = Run { out: String::new(), sends: vec![], update: None, closed: false };
+    let mut run = Run {
+        out: String::new(),
+        sends: vec![],
+        update: None,
+        closed: false,
+    };
     'outer: for chunk in input.chunks(size.max(1)) {
         pending.extend_from_slice(chunk);
         loop {
@@ -46,11 +59,18 @@ fn run_with(input: &[u8], size: usize, link: Link) -> Run {
                 }
                 Pop3Step::StartTls => {
                     pending.clear();
-                    s.tls_started(TlsInfo { version: "TLSv1.3".into(), cipher: "X".into() });
+                    s.tls_started(TlsInfo {
+                        version: "TLSv1.3".into(),
+                        cipher: "X".into(),
+                    });
                     break;
                 }
                 Pop3Step::Authenticate(c) => {
-                    let r = if c.password == b"pw" { Ok(drop_of(3)) } else { Err(LoginError::Credentials) };
+                    let r = if c.password == b"pw" {
+                        Ok(drop_of(3))
+                    } else {
+                        Err(LoginError::Credentials)
+                    };
                     s.logged_in(r, &mut out);
                 }
                 Pop3Step::Send { index, top } => {
@@ -74,7 +94,11 @@ fn run_with(input: &[u8], size: usize, link: Link) -> Run {
 fn run(input: &str, link: Link) -> Run {
     let whole = run_with(input.as_bytes(), input.len(), link.clone());
     for size in 1..input.len().min(48) {
-        assert_eq!(run_with(input.as_bytes(), size, link.clone()), whole, "chunk {size}");
+        assert_eq!(
+            run_with(input.as_bytes(), size, link.clone()),
+            whole,
+            "chunk {size}"
+        );
     }
     whole
 }
@@ -103,8 +127,15 @@ fn full_session() {
 fn stls_and_cleartext_policy() {
     let r = run("CAPA\r\nUSER a\r\nSTLS\r\n", link(false, false));
     assert!(r.out.contains("STLS\r\n.\r\n") && !r.out.contains("USER\r\n"));
-    assert!(r.out.contains("-ERR [AUTH] Plaintext authentication disallowed"));
-    assert!(r.out.ends_with("+OK Begin TLS negotiation\r\n"), "{}", r.out);
+    assert!(
+        r.out
+            .contains("-ERR [AUTH] Plaintext authentication disallowed")
+    );
+    assert!(
+        r.out.ends_with("+OK Begin TLS negotiation\r\n"),
+        "{}",
+        r.out
+    );
 }
 
 #[test]
@@ -124,7 +155,10 @@ fn auth_plain_forms_and_failures() {
 
 #[test]
 fn wrong_state_and_bad_numbers() {
-    let r = run("STAT\r\nPASS pw\r\nUSER b\r\nPASS pw\r\nRETR 0\r\nRETR 4\r\nTOP 1\r\nUSER c\r\nRSET\r\nNOOP\r\nQUIT\r\n", link(true, false));
+    let r = run(
+        "STAT\r\nPASS pw\r\nUSER b\r\nPASS pw\r\nRETR 0\r\nRETR 4\r\nTOP 1\r\nUSER c\r\nRSET\r\nNOOP\r\nQUIT\r\n",
+        link(true, false),
+    );
     let errs = r.out.matches("-ERR").count();
     assert_eq!(errs, 6, "{}", r.out);
     assert_eq!(r.update, Some((vec![], vec![])));
@@ -142,15 +176,27 @@ fn quit_before_login_deletes_nothing() {
 fn long_lines_and_error_limit() {
     let long = format!("NOOP {}\r\nNOOP\r\n", "x".repeat(5000));
     let r = run(&long, link(true, false));
-    assert!(r.out.ends_with("-ERR line too long\r\n+OK\r\n"), "{}", r.out);
+    assert!(
+        r.out.ends_with("-ERR line too long\r\n+OK\r\n"),
+        "{}",
+        r.out
+    );
     let r = run(&"BOGUS\r\n".repeat(12), link(true, false));
     assert!(r.closed && r.out.ends_with("-ERR too many errors, closing\r\n"));
 }
 
 #[test]
 fn random_input_never_panics() {
-    let words: [&[u8]; 8] = [b"USER a\r\n", b"PASS pw\r\n", b"RETR 1\r\n", b"DELE 2\r\n",
-        b"TOP 1 1\r\n", b"AUTH PLAIN\r\n", b"\r\n", b"LIST\r\n"];
+    let words: [&[u8]; 8] = [
+        b"USER a\r\n",
+        b"PASS pw\r\n",
+        b"RETR 1\r\n",
+        b"DELE 2\r\n",
+        b"TOP 1 1\r\n",
+        b"AUTH PLAIN\r\n",
+        b"\r\n",
+        b"LIST\r\n",
+    ];
     let mut seed: u64 = 0x1234_5678_9ABC_DEF1;
     for _ in 0..300 {
         let mut input = Vec::new();
@@ -161,7 +207,9 @@ fn random_input_never_panics() {
             if seed % 3 == 0 {
                 input.push((seed >> 8) as u8);
             } else {
-                input.extend_from_slice(words[(seed >> 16) as usize % words.len()]);
+                input.extend_from_slice(
+                    words[(seed >> 16) as usize % words.len()],
+                );
             }
         }
         let _ = run_with(&input, (seed % 13) as usize + 1, link(true, false));

@@ -1,0 +1,394 @@
+//! A POP3 maildrop: the snapshot of a mailbox taken at login (UIDLs,
+//! sizes, where each message's octets are), and the UPDATE that applies
+//! a session's deletions and seen marks, all or nothing as far as the
+//! file system allows.
+//!
+//! Runs on helper threads (scanning an mbox reads the whole file).
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{lock, mbox::INBOX, transient};
+use crate::config::MailboxFormat;
+use crate::proto::Failure;
+use crate::proto::pop3::Listing;
+use crate::proto::pop3::transfer::wire_size;
+use crate::util::fs::sync_dir;
+
+/// Where one message's octets are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A Maildir file.
+    File(PathBuf),
+    /// Part of the mbox: the message (`body`, without its `From ` line
+    /// and separator) and its whole block (`block`, both included).
+    Range {
+        /// Message octets: start and length.
+        body: (u64, u64),
+        /// The whole block: start and end.
+        block: (u64, u64),
+    },
+}
+
+/// The snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// How the mailbox is stored.
+    pub format: MailboxFormat,
+    /// The mailbox folder.
+    pub dir: PathBuf,
+    /// What the client sees.
+    pub listings: Vec<Listing>,
+    /// Where each message is, by the same index.
+    pub locations: Vec<Location>,
+    /// The mbox length scanned; mail appended later is kept at UPDATE.
+    pub mbox_len: u64,
+}
+
+/// Takes the snapshot of the mailbox in `dir`.
+pub fn open(format: MailboxFormat, dir: &Path) -> Result<Snapshot, Failure> {
+    let mut snap = Snapshot {
+        format,
+        dir: dir.to_path_buf(),
+        listings: Vec::new(),
+        locations: Vec::new(),
+        mbox_len: 0,
+    };
+    match format {
+        MailboxFormat::Maildir => scan_maildir(&mut snap)?,
+        MailboxFormat::Mbox => scan_mbox(&mut snap)?,
+    }
+    dedupe_uids(&mut snap.listings);
+    Ok(snap)
+}
+
+fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for sub in ["cur", "new"] {
+        let dir = snap.dir.join(sub);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(transient("listing", &dir, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                files.push((name, entry.path()));
+            }
+        }
+    }
+    // Maildir names start with the delivery time: name order is arrival.
+    files.sort();
+    for (name, path) in files {
+        let base = name.split(':').next().unwrap_or(&name).to_string();
+        let size = match wire_size_from_name(&base) {
+            Some(w) => w,
+            None => {
+                let data = fs::read(&path)
+                    .map_err(|e| transient("reading", &path, e))?;
+                wire_size(&data, false)
+            }
+        };
+        snap.listings.push(Listing { uid: base, size });
+        snap.locations.push(Location::File(path));
+    }
+    Ok(())
+}
+
+/// Dovecot's `,W=` field: the size with CRLF line ends.
+fn wire_size_from_name(base: &str) -> Option<u64> {
+    base.split(',')
+        .find_map(|f| f.strip_prefix("W=")?.parse().ok())
+}
+
+fn scan_mbox(snap: &mut Snapshot) -> Result<(), Failure> {
+    let path = snap.dir.join(INBOX);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(transient("opening", &path, e)),
+    };
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let mut pos = 0u64;
+    let mut prev_blank = true;
+    let mut current: Option<MboxScan> = None;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| transient("reading", &path, e))?;
+        if n == 0 {
+            break;
+        }
+        if prev_blank && line.starts_with(b"From ") {
+            if let Some(m) = current.take() {
+                m.finish(pos, snap);
+            }
+            current = Some(MboxScan::new(pos, pos + n as u64));
+        } else if let Some(m) = current.as_mut() {
+            m.line(&line);
+        }
+        prev_blank = line == b"\n";
+        pos += n as u64;
+    }
+    if let Some(m) = current.take() {
+        m.finish(pos, snap);
+    }
+    snap.mbox_len = pos;
+    Ok(())
+}
+
+/// One mbox message being scanned.
+struct MboxScan {
+    block_start: u64,
+    body_start: u64,
+    size: u64,
+    last_blank: bool,
+    in_header: bool,
+    uid: Option<String>,
+    hash: u64,
+}
+
+impl MboxScan {
+    fn new(block_start: u64, body_start: u64) -> Self {
+        MboxScan {
+            block_start,
+            body_start,
+            size: 0,
+            last_blank: false,
+            in_header: true,
+            uid: None,
+            hash: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        self.size += wire_size(line, true);
+        self.last_blank = line == b"\n";
+        if self.in_header {
+            if self.last_blank {
+                self.in_header = false;
+            } else if self.uid.is_none() {
+                self.uid = postling_id(line);
+            }
+        }
+        // FNV-1a: the UIDL of a message we did not deliver ourselves.
+        for &b in line {
+            self.hash =
+                (self.hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn finish(self, end: u64, snap: &mut Snapshot) {
+        // The blank line before the next `From ` is the separator.
+        let (size, body_end) = if self.last_blank {
+            (self.size - 2, end - 1)
+        } else {
+            (self.size, end)
+        };
+        let uid = self.uid.unwrap_or_else(|| format!("H{:016x}", self.hash));
+        snap.listings.push(Listing { uid, size });
+        snap.locations.push(Location::Range {
+            body: (self.body_start, body_end.saturating_sub(self.body_start)),
+            block: (self.block_start, end),
+        });
+    }
+}
+
+/// Our queue id from our own Received header's ` id X` line.
+fn postling_id(line: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(line).ok()?;
+    let after = text.split("(postling) with ").nth(1)?;
+    let id = after.split(" id ").nth(1)?;
+    let id: String =
+        id.chars().take_while(char::is_ascii_alphanumeric).collect();
+    (!id.is_empty()).then_some(id)
+}
+
+/// RFC 1939 7: UIDLs are unique within the maildrop.
+fn dedupe_uids(listings: &mut [Listing]) {
+    let mut seen = std::collections::HashSet::new();
+    for l in listings.iter_mut() {
+        let mut n = 1;
+        let base = l.uid.clone();
+        while !seen.insert(l.uid.clone()) {
+            n += 1;
+            l.uid = format!("{base}-{n}");
+        }
+    }
+}
+
+/// Opens message `index` for reading: the file and how many octets.
+pub fn reader(snap: &Snapshot, index: usize) -> std::io::Result<(File, u64)> {
+    match &snap.locations[index] {
+        Location::File(path) => {
+            let f = File::open(path)?;
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        }
+        Location::Range {
+            body: (start, len), ..
+        } => {
+            let mut f = File::open(snap.dir.join(INBOX))?;
+            f.seek(SeekFrom::Start(*start))?;
+            Ok((f, *len))
+        }
+    }
+}
+
+/// Applies UPDATE: deletes `deleted`, marks `seen` as read.
+pub fn update(
+    snap: &Snapshot,
+    deleted: &[usize],
+    seen: &[usize],
+) -> Result<(), Failure> {
+    match snap.format {
+        MailboxFormat::Maildir => update_maildir(snap, deleted, seen),
+        MailboxFormat::Mbox if deleted.is_empty() => Ok(()),
+        MailboxFormat::Mbox => rewrite_mbox(snap, deleted),
+    }
+}
+
+fn update_maildir(
+    snap: &Snapshot,
+    deleted: &[usize],
+    seen: &[usize],
+) -> Result<(), Failure> {
+    for &i in deleted {
+        if let Location::File(path) = &snap.locations[i] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                // Gone already (another client): what we wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(transient("deleting", path, e)),
+            }
+        }
+    }
+    let cur = snap.dir.join("cur");
+    for &i in seen {
+        if let Location::File(path) = &snap.locations[i] {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let target = cur.join(with_seen_flag(&name));
+            if target != *path {
+                if let Err(e) = fs::rename(path, &target) {
+                    log::warn!("cannot mark {} seen: {e}", path.display());
+                }
+            }
+        }
+    }
+    for sub in ["cur", "new"] {
+        let dir = snap.dir.join(sub);
+        if dir.is_dir() {
+            sync_dir(&dir).map_err(|e| transient("syncing", &dir, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `name` with the Maildir `S` (seen) flag, flags kept sorted.
+fn with_seen_flag(name: &str) -> String {
+    let (base, flags) = match name.split_once(":2,") {
+        Some((b, f)) => (b, f.to_string()),
+        None => (name.split(':').next().unwrap_or(name), String::new()),
+    };
+    let mut flags: Vec<char> = flags.chars().collect();
+    if !flags.contains(&'S') {
+        flags.push('S');
+    }
+    flags.sort_unstable();
+    format!("{base}:2,{}", flags.into_iter().collect::<String>())
+}
+
+/// Rewrites the mbox without the deleted messages, under the same locks
+/// delivery takes: a new file, fsync, rename over, fsync the folder. Mail
+/// appended since the snapshot is kept.
+fn rewrite_mbox(snap: &Snapshot, deleted: &[usize]) -> Result<(), Failure> {
+    let path = snap.dir.join(INBOX);
+    let mut locked =
+        lock::lock(&path).map_err(|e| transient("locking", &path, e))?;
+    let tmp = snap.dir.join(".INBOX.postling-rewrite");
+    let result = (|| -> std::io::Result<()> {
+        let current_len = locked.file.metadata()?.len();
+        if current_len < snap.mbox_len {
+            return Err(std::io::Error::other("mbox shrank since login"));
+        }
+        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        for (i, loc) in snap.locations.iter().enumerate() {
+            if deleted.contains(&i) {
+                continue;
+            }
+            if let Location::Range {
+                block: (start, end),
+                ..
+            } = loc
+            {
+                copy_range(&mut locked.file, *start, *end, &mut out)?;
+            }
+        }
+        copy_range(&mut locked.file, snap.mbox_len, current_len, &mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        sync_dir(&snap.dir)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(transient("rewriting", &path, e));
+    }
+    Ok(())
+}
+
+fn copy_range(
+    file: &mut File,
+    start: u64,
+    end: u64,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(start))?;
+    let copied =
+        std::io::copy(&mut Read::by_ref(file).take(end - start), out)?;
+    if copied != end - start {
+        return Err(std::io::Error::other("mbox changed while rewriting"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_flags() {
+        assert_eq!(
+            with_seen_flag("123.M1P2.h,S=5,W=6"),
+            "123.M1P2.h,S=5,W=6:2,S"
+        );
+        assert_eq!(with_seen_flag("x:2,RF"), "x:2,FRS");
+        assert_eq!(with_seen_flag("x:2,S"), "x:2,S");
+    }
+
+    #[test]
+    fn names_and_ids() {
+        assert_eq!(wire_size_from_name("1.M2P3.h,S=10,W=12"), Some(12));
+        assert_eq!(wire_size_from_name("1.M2P3.h"), None);
+        assert_eq!(
+            postling_id(b"\tby mx (postling) with ESMTP id 6C3HQ7CX9J000\n"),
+            Some("6C3HQ7CX9J000".into())
+        );
+        let mut l = vec![
+            Listing {
+                uid: "a".into(),
+                size: 1,
+            },
+            Listing {
+                uid: "a".into(),
+                size: 1,
+            },
+        ];
+        dedupe_uids(&mut l);
+        assert_eq!(l[1].uid, "a-2");
+    }
+}
