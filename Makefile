@@ -21,6 +21,7 @@ test: deps lint unit integration python
 deps:
 	@missing=""; \
 	for tool in swaks:swaks mutt:mutt script:bsdutils doveadm:dovecot-core \
+	            fetchmail:fetchmail \
 	            openssl:openssl ip:iproute2; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \

@@ -81,7 +81,8 @@ class Server:
             env={**os.environ, "RUST_LOG": "info"},
         )
         self.wanted = sum(1 for k in ("listen_smtp", "listen_submission",
-                                      "listen_submissions") if base.get(k))
+                                      "listen_submissions", "listen_pop3",
+                                      "listen_pop3s") if base.get(k))
         ready = threading.Event()
 
         def pump():

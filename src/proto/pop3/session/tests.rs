@@ -215,3 +215,21 @@ fn random_input_never_panics() {
         let _ = run_with(&input, (seed % 13) as usize + 1, link(true, false));
     }
 }
+
+#[test]
+fn autologout_and_shutdown_delete_nothing() {
+    let mut s = Pop3::new("mx.test".into(), false, link(true, false));
+    let mut out = Vec::new();
+    let (_, step) = s.feed(b"USER b\r\nPASS pw\r\n", &mut out);
+    let Pop3Step::Authenticate(_) = step else {
+        panic!("{step:?}")
+    };
+    s.logged_in(Ok(drop_of(1)), &mut out);
+    let (_, step) = s.feed(b"DELE 1\r\n", &mut out);
+    assert!(matches!(step, Pop3Step::Continue));
+    assert!(matches!(s.timed_out(&mut out), Pop3Step::Close));
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.ends_with("-ERR [SYS/TEMP] Autologout; idle for too long\r\n")
+    );
+}
