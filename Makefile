@@ -7,6 +7,7 @@ PYTHON ?= python3
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: build run test deps lint unit integration python bench bench-smtp \
+        bench-pop3 bench-pop3-deps \
         bench-deps fuzz fuzz-deps clean
 
 build:
@@ -75,3 +76,11 @@ fuzz: fuzz-deps
 clean:
 	$(CARGO) clean
 	rm -rf var
+
+bench-pop3-deps:
+	@command -v dovecot >/dev/null || { apt-get update -qq && \
+	  $(APT_INSTALL) dovecot-core dovecot-pop3d; }
+
+bench-pop3: bench-pop3-deps
+	$(CARGO) build --release
+	$(PYTHON) benches/pop3_vs_dovecot.py

@@ -246,6 +246,9 @@ impl Server {
             self.conns.push(None);
             self.conns.len() - 1
         });
+        // Replies are small and answer requests: Nagle's algorithm would
+        // hold each behind the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let token = Token(CONN_BASE + slot);
         if let Err(e) = self.poll.registry().register(
             &mut stream,
@@ -633,16 +636,21 @@ impl Server {
             else {
                 return;
             };
+            // A POP3 message streams in as the socket takes it; filling
+            // before writing puts the +OK line in the same segment.
+            if conn.transfer.is_some() && self.pump(slot) {
+                // Commands pipelined behind RETR waited in rbuf.
+                self.feed(slot, 0);
+            }
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            else {
+                return;
+            };
             if conn.flush().is_err() {
                 return self.close(slot, "write failed");
             }
-            // A POP3 message streams in as the socket takes it.
             if conn.transfer.is_none() || conn.has_output() {
                 break;
-            }
-            if self.pump(slot) {
-                // Commands pipelined behind RETR waited in rbuf.
-                self.feed(slot, 0);
             }
         }
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
