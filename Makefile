@@ -68,7 +68,7 @@ fuzz-deps:
 # cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP lets stable take them.
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps
-	cd fuzz && for t in smtp_command smtp_data smtp_session; do \
+	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

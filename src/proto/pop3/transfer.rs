@@ -5,9 +5,9 @@
 
 use memchr::memchr;
 
-/// How many octets of `>>>From ` a line start may need before we can
-/// decide; past this the line is passed on as it is.
-const MAX_LOOKAHEAD: usize = 64;
+/// A line starting with more `>` than this is passed on as it is, so
+/// deciding never needs more than a few dozen octets of look-ahead.
+const MAX_ARROWS: usize = 64;
 
 /// Encodes one message for the wire.
 #[derive(Debug)]
@@ -99,8 +99,7 @@ impl Encoder {
         let mut skip = 0;
         if self.unquote && rest.first() == Some(&b'>') {
             let arrows = rest.iter().take_while(|&&b| b == b'>').count();
-            let known =
-                rest.len() >= arrows + 5 || eof || rest.len() > MAX_LOOKAHEAD;
+            let known = arrows > MAX_ARROWS || rest.len() >= arrows + 5 || eof;
             if !known {
                 // Undo the bookkeeping; we will see this line again.
                 self.at_line_start = true;
@@ -111,7 +110,7 @@ impl Encoder {
                 }
                 return None;
             }
-            if rest[arrows..].starts_with(b"From ") {
+            if arrows <= MAX_ARROWS && rest[arrows..].starts_with(b"From ") {
                 skip = 1;
             }
         }
@@ -168,7 +167,7 @@ pub fn wire_size(data: &[u8], unquote: bool) -> u64 {
         }
         if unquote && line.starts_with(b">") {
             let arrows = line.iter().take_while(|&&b| b == b'>').count();
-            if line[arrows..].starts_with(b"From ") {
+            if arrows <= MAX_ARROWS && line[arrows..].starts_with(b"From ") {
                 size -= 1;
             }
         }
@@ -233,6 +232,17 @@ mod tests {
             wire_size(b"A: b\n\n>From x\n>>From y\n>Fro\n>\n", true),
             out.len() as u64 - 3
         );
+    }
+
+    #[test]
+    fn long_runs_of_arrows_decide_the_same_in_any_split() {
+        for n in [63, 64, 65, 70] {
+            let mut data = b"A: b\n\n".to_vec();
+            data.extend_from_slice(&vec![b'>'; n]);
+            data.extend_from_slice(b"From x\n");
+            let out = all_chunks(&data, None, true);
+            assert_eq!(wire_size(&data, true), out.len() as u64 - 3);
+        }
     }
 
     #[test]
