@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from benchnet import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parents[1]
 POSTLING = ROOT / "target/release/postling"
 USERS = int(os.environ.get("BENCH_USERS", "10"))
@@ -33,21 +35,6 @@ PASSWORD = "bench"
 MAIL_USER = "mail"  # Dovecot will not deliver mail as root
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def make_maildirs(base: Path, names, messages):

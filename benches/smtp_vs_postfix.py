@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchnet import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parents[1]
 POSTLING = ROOT / "target/release/postling"
 SESSIONS = [1, 10, 50]
@@ -35,21 +37,6 @@ IDLE_CONNECTIONS = 1000
 DEADLINE = 600  # seconds a cell may take before the run is abandoned
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def count_files(folder: Path):
