@@ -4,13 +4,12 @@
 //! mbox reads the whole file.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::Waker;
 
+use super::pool::Pool;
 use crate::auth::password;
 use crate::config::MailboxFormat;
 use crate::proto::Failure;
@@ -46,74 +45,27 @@ pub struct Checked {
     pub snapshot: Option<Result<Snapshot, Failure>>,
 }
 
-/// The helper threads and their channels.
-pub struct Logins {
-    checks: Option<Sender<Check>>,
-    done: Receiver<Checked>,
-    threads: Vec<JoinHandle<()>>,
+/// The password helpers.
+pub type Logins = Pool<Check, Checked>;
+
+/// Starts `n` password helpers.
+pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Logins> {
+    Pool::start("login", n, 1, waker, |checks| {
+        checks.into_iter().map(check).collect()
+    })
 }
 
-impl Logins {
-    /// Starts `n` helpers that wake `waker` after each check.
-    pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Logins> {
-        let (tx, rx) = mpsc::channel::<Check>();
-        let (done_tx, done) = mpsc::channel();
-        let rx = Arc::new(Mutex::new(rx));
-        let mut threads = Vec::new();
-        for i in 0..n {
-            let rx = Arc::clone(&rx);
-            let done_tx = done_tx.clone();
-            let waker = Arc::clone(&waker);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("login-{i}"))
-                    .spawn(move || run(&rx, &done_tx, &waker))?,
-            );
-        }
-        Ok(Logins {
-            checks: Some(tx),
-            done,
-            threads,
-        })
-    }
-
-    /// Queues a check.
-    pub fn send(&self, check: Check) {
-        if let Some(tx) = &self.checks {
-            let _ = tx.send(check);
-        }
-    }
-
-    /// Checks finished now.
-    pub fn finished(&self) -> impl Iterator<Item = Checked> + '_ {
-        self.done.try_iter()
-    }
-
-    /// Lets the helpers finish, then joins them.
-    pub fn stop(mut self) {
-        self.checks = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-fn run(rx: &Mutex<Receiver<Check>>, done: &Sender<Checked>, waker: &Waker) {
-    loop {
-        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(check) = next else { return };
-        let ok = password::verify(check.stored.as_deref(), &check.password);
-        let snapshot = match (&check.open, ok) {
-            (Some((format, dir)), true) => Some(maildrop::open(*format, dir)),
-            _ => None,
-        };
-        let _ = done.send(Checked {
-            key: check.key,
-            user: check.user,
-            ok,
-            started: check.started,
-            snapshot,
-        });
-        let _ = waker.wake();
+fn check(check: Check) -> Checked {
+    let ok = password::verify(check.stored.as_deref(), &check.password);
+    let snapshot = match (&check.open, ok) {
+        (Some((format, dir)), true) => Some(maildrop::open(*format, dir)),
+        _ => None,
+    };
+    Checked {
+        key: check.key,
+        user: check.user,
+        ok,
+        started: check.started,
+        snapshot,
     }
 }

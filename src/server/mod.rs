@@ -4,9 +4,11 @@
 //!
 //! The only module that uses mio, sockets or `Instant::now()`.
 
+mod auth;
 pub mod conn;
 pub mod listen;
 pub mod logins;
+pub mod pool;
 mod pop3;
 pub mod services;
 pub mod session;
@@ -29,10 +31,9 @@ use signal_hook_mio::v1_0::Signals;
 use crate::config::{Config, Directory};
 use crate::deliver::{self, Job};
 use crate::proto::pop3::Pop3;
-use crate::proto::sasl::Credentials;
 use crate::proto::smtp::{self, Cx, Envelope, Link, Route};
 use conn::{Conn, InFlight, Input, Phase};
-use logins::{Check, Checked, Logins};
+use logins::Logins;
 use services::{Service, Services};
 use session::{Action, Session};
 use timer::Timers;
@@ -125,8 +126,8 @@ impl Server {
             per_ip: HashMap::new(),
             open: 0,
             timers: Timers::default(),
-            writer: Writer::start(WRITERS, Arc::clone(&waker))?,
-            logins: Logins::start(LOGIN_CHECKERS, waker)?,
+            writer: writer::start(WRITERS, Arc::clone(&waker))?,
+            logins: logins::start(LOGIN_CHECKERS, waker)?,
             failures: Vec::new(),
             services,
             signals,
@@ -429,99 +430,6 @@ impl Server {
         }
     }
 
-    /// Hands a login to the password helpers; the session waits.
-    fn check_login(&mut self, slot: usize, credentials: Credentials) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
-            return;
-        };
-        conn.phase = Phase::Authenticating;
-        let user = credentials.user.to_lowercase();
-        let key = (slot, conn.generation);
-        let pop3 = matches!(conn.session, Session::Pop3(_));
-        let stored =
-            self.services.directory.password(&user).map(str::to_string);
-        let open = pop3.then(|| self.mailbox_to_open(&user));
-        self.logins.send(Check {
-            key,
-            user,
-            password: credentials.password,
-            stored,
-            started: Instant::now(),
-            open,
-        });
-    }
-
-    fn finish_logins(&mut self) {
-        let checked: Vec<Checked> = self.logins.finished().collect();
-        for Checked {
-            key: (slot, generation),
-            user,
-            ok,
-            started,
-            snapshot,
-        } in checked
-        {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
-                continue;
-            };
-            if conn.generation != generation {
-                continue;
-            }
-            if !ok {
-                warn!(
-                    "conn={} auth failed user={user} ip={}",
-                    conn.id, conn.peer
-                );
-                self.services.limiter.fail(conn.peer, Instant::now());
-                let due = started + AUTH_FAILURE_DELAY;
-                self.failures.push((due, (slot, generation), user));
-                continue;
-            }
-            info!("conn={} auth ok user={user} ip={}", conn.id, conn.peer);
-            match &mut conn.session {
-                Session::Smtp(s) => {
-                    s.authenticated(Some(user), &mut conn.wbuf);
-                    conn.phase = Phase::Open;
-                }
-                Session::Pop3(_) => self.pop3_logged_in(slot, user, snapshot),
-            }
-            self.feed(slot, 0);
-            self.drive(slot);
-        }
-    }
-
-    /// Sends the delayed 535s that are due; locks out repeat offenders.
-    fn answer_failures(&mut self, now: Instant) {
-        let (due, waiting): (Vec<_>, Vec<_>) =
-            self.failures.drain(..).partition(|f| f.0 <= now);
-        self.failures = waiting;
-        for (_, (slot, generation), _) in due {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
-                continue;
-            };
-            if conn.generation != generation {
-                continue;
-            }
-            conn.session.login_failed(&mut conn.wbuf);
-            conn.phase = Phase::Open;
-            if self.services.limiter.blocked(conn.peer, now) {
-                warn!(
-                    "conn={} ip={} locked out: too many authentication failures",
-                    conn.id, conn.peer
-                );
-                conn.session.locked_out(&mut conn.wbuf);
-                conn.phase = Phase::Closing;
-                self.flush(slot);
-                continue;
-            }
-            self.feed(slot, 0);
-            self.drive(slot);
-        }
-    }
-
     fn submit(&mut self, slot: usize, envelope: Envelope, body: Vec<u8>) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
@@ -579,7 +487,7 @@ impl Server {
             id: envelope.id.clone(),
         };
         self.writer
-            .send(Task::Deliver(job), (slot, conn.generation));
+            .send((Task::Deliver(job), (slot, conn.generation)));
     }
 
     fn finish_deliveries(&mut self) {

@@ -187,13 +187,13 @@ impl Server {
             seen.len()
         );
         conn.phase = Phase::Delivering;
-        self.writer.send(
+        self.writer.send((
             Task::Update {
                 snapshot,
                 deleted,
                 seen,
             },
             (slot, conn.generation),
-        );
+        ));
     }
 }

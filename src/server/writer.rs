@@ -9,12 +9,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
 use mio::Waker;
 
+use super::pool::Pool;
 use crate::deliver::{self, Job};
 use crate::proto::Failure;
 use crate::store::maildrop::{self, Snapshot};
@@ -47,93 +46,48 @@ pub struct Done {
     pub result: Result<(), Failure>,
 }
 
-/// The helper threads and their two channels.
-pub struct Writer {
-    jobs: Option<Sender<(Task, (usize, u64))>>,
-    done: Receiver<Done>,
-    threads: Vec<JoinHandle<()>>,
+/// The durability helpers.
+pub type Writer = Pool<(Task, (usize, u64)), Done>;
+
+/// Starts `n` durability helpers.
+pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Writer> {
+    Pool::start("durable", n, BATCH, waker, run)
 }
 
-impl Writer {
-    /// Starts `n` helpers that wake `waker` after each batch.
-    pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Writer> {
-        let (jobs_tx, jobs_rx) = mpsc::channel();
-        let (done_tx, done) = mpsc::channel();
-        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-        let mut threads = Vec::new();
-        for i in 0..n {
-            let rx = Arc::clone(&jobs_rx);
-            let tx = done_tx.clone();
-            let waker = Arc::clone(&waker);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("durable-{i}"))
-                    .spawn(move || run(&rx, &tx, &waker))?,
-            );
+/// One batch: every file written and fsync'd, then each touched folder
+/// fsync'd once.
+fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut results = Vec::with_capacity(batch.len());
+    for (task, key) in &batch {
+        let result = match task {
+            Task::Deliver(job) => deliver::deliver(job),
+            Task::Update {
+                snapshot,
+                deleted,
+                seen,
+            } => maildrop::update(snapshot, deleted, seen)
+                .map(|()| BTreeSet::new()),
+        };
+        if let Ok(d) = &result {
+            dirs.extend(d.iter().cloned());
         }
-        Ok(Writer {
-            jobs: Some(jobs_tx),
-            done,
-            threads,
-        })
+        results.push((*key, result));
     }
-
-    /// Queues a task for connection `key`.
-    pub fn send(&self, job: Task, key: (usize, u64)) {
-        if let Some(tx) = &self.jobs {
-            // invariant: helpers only exit once `jobs` is dropped.
-            let _ = tx.send((job, key));
-        }
-    }
-
-    /// Outcomes ready now.
-    pub fn finished(&self) -> impl Iterator<Item = Done> + '_ {
-        self.done.try_iter()
-    }
-
-    /// Lets the helpers finish what they have, then joins them.
-    pub fn stop(mut self) {
-        self.jobs = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-type Queue = Mutex<Receiver<(Task, (usize, u64))>>;
-
-fn run(jobs: &Queue, done: &Sender<Done>, waker: &Waker) {
-    while let Some(batch) = next_batch(jobs) {
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-        let mut results = Vec::with_capacity(batch.len());
-        for (task, key) in &batch {
-            let result = match task {
-                Task::Deliver(job) => deliver::deliver(job),
-                Task::Update {
-                    snapshot,
-                    deleted,
-                    seen,
-                } => maildrop::update(snapshot, deleted, seen)
-                    .map(|()| BTreeSet::new()),
-            };
-            if let Ok(d) = &result {
-                dirs.extend(d.iter().cloned());
-            }
-            results.push((*key, result));
-        }
-        let failed_dirs: Vec<PathBuf> =
-            dirs.into_iter().filter(|d| sync_failed(d)).collect();
-        for (key, result) in results {
+    let failed_dirs: Vec<PathBuf> =
+        dirs.into_iter().filter(|d| sync_failed(d)).collect();
+    results
+        .into_iter()
+        .map(|(key, result)| {
             let result = result.and_then(|d| {
                 match d.iter().find(|x| failed_dirs.contains(x)) {
                     Some(_) => Err(Failure::Transient("fsync failed".into())),
                     None => Ok(()),
                 }
             });
-            let _ = done.send(Done { key, result });
-        }
-        let _ = waker.wake();
-    }
+            Done { key, result }
+        })
+        .collect()
 }
 
 fn sync_failed(dir: &Path) -> bool {
@@ -144,18 +98,4 @@ fn sync_failed(dir: &Path) -> bool {
             true
         }
     }
-}
-
-/// Blocks for one job, then takes what else is waiting; None at stop.
-fn next_batch(jobs: &Queue) -> Option<Vec<(Task, (usize, u64))>> {
-    let rx = jobs.lock().unwrap_or_else(|p| p.into_inner());
-    let first = rx.recv().ok()?;
-    let mut batch = vec![first];
-    while batch.len() < BATCH {
-        match rx.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
 }

@@ -1,0 +1,113 @@
+//! The loop's side of logins: handing credentials to the password
+//! helpers, answering when they are checked (at once on success, after
+//! the fixed delay on failure), and locking out addresses that keep
+//! failing.
+
+use std::time::Instant;
+
+use log::{info, warn};
+
+use super::conn::Phase;
+use super::logins::{Check, Checked};
+use super::session::Session;
+use super::{AUTH_FAILURE_DELAY, Server};
+use crate::proto::sasl::Credentials;
+
+impl Server {
+    /// Hands a login to the password helpers; the session waits.
+    pub(super) fn check_login(
+        &mut self,
+        slot: usize,
+        credentials: Credentials,
+    ) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        conn.phase = Phase::Authenticating;
+        let user = credentials.user.to_lowercase();
+        let key = (slot, conn.generation);
+        let pop3 = matches!(conn.session, Session::Pop3(_));
+        let stored =
+            self.services.directory.password(&user).map(str::to_string);
+        let open = pop3.then(|| self.mailbox_to_open(&user));
+        self.logins.send(Check {
+            key,
+            user,
+            password: credentials.password,
+            stored,
+            started: Instant::now(),
+            open,
+        });
+    }
+
+    pub(super) fn finish_logins(&mut self) {
+        let checked: Vec<Checked> = self.logins.finished().collect();
+        for Checked {
+            key: (slot, generation),
+            user,
+            ok,
+            started,
+            snapshot,
+        } in checked
+        {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            if conn.generation != generation {
+                continue;
+            }
+            if !ok {
+                warn!(
+                    "conn={} auth failed user={user} ip={}",
+                    conn.id, conn.peer
+                );
+                self.services.limiter.fail(conn.peer, Instant::now());
+                let due = started + AUTH_FAILURE_DELAY;
+                self.failures.push((due, (slot, generation), user));
+                continue;
+            }
+            info!("conn={} auth ok user={user} ip={}", conn.id, conn.peer);
+            match &mut conn.session {
+                Session::Smtp(s) => {
+                    s.authenticated(Some(user), &mut conn.wbuf);
+                    conn.phase = Phase::Open;
+                }
+                Session::Pop3(_) => self.pop3_logged_in(slot, user, snapshot),
+            }
+            self.feed(slot, 0);
+            self.drive(slot);
+        }
+    }
+
+    /// Sends the delayed 535s that are due; locks out repeat offenders.
+    pub(super) fn answer_failures(&mut self, now: Instant) {
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            self.failures.drain(..).partition(|f| f.0 <= now);
+        self.failures = waiting;
+        for (_, (slot, generation), _) in due {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            if conn.generation != generation {
+                continue;
+            }
+            conn.session.login_failed(&mut conn.wbuf);
+            conn.phase = Phase::Open;
+            if self.services.limiter.blocked(conn.peer, now) {
+                warn!(
+                    "conn={} ip={} locked out: too many authentication failures",
+                    conn.id, conn.peer
+                );
+                conn.session.locked_out(&mut conn.wbuf);
+                conn.phase = Phase::Closing;
+                self.flush(slot);
+                continue;
+            }
+            self.feed(slot, 0);
+            self.drive(slot);
+        }
+    }
+}
