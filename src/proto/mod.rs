@@ -7,6 +7,8 @@
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
+#[cfg(test)]
+mod testing;
 
 /// Whether a failure is worth retrying: it decides the reply class (4xx or
 /// 5xx) and, for outbound mail, retry or bounce.

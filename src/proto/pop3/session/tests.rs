@@ -197,22 +197,14 @@ fn random_input_never_panics() {
         b"\r\n",
         b"LIST\r\n",
     ];
-    let mut seed: u64 = 0x1234_5678_9ABC_DEF1;
-    for _ in 0..300 {
-        let mut input = Vec::new();
-        for _ in 0..30 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            if seed % 3 == 0 {
-                input.push((seed >> 8) as u8);
-            } else {
-                input.extend_from_slice(
-                    words[(seed >> 16) as usize % words.len()],
-                );
-            }
-        }
-        let _ = run_with(&input, (seed % 13) as usize + 1, link(true, false));
+    let scripts = crate::proto::testing::random_scripts(
+        &words,
+        0x1234_5678_9ABC_DEF1,
+        300,
+        30,
+    );
+    for (input, size) in scripts {
+        let _ = run_with(&input, size, link(true, false));
     }
 }
 

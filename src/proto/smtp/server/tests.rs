@@ -368,22 +368,14 @@ fn random_input_never_panics() {
         b"\n",
         b"\r",
     ];
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    for _ in 0..300 {
-        let mut input = Vec::new();
-        for _ in 0..40 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            if seed % 3 == 0 {
-                input.push((seed >> 8) as u8);
-            } else {
-                input.extend_from_slice(
-                    words[(seed >> 16) as usize % words.len()],
-                );
-            }
-        }
-        let _ = run_with(&input, (seed % 17) as usize + 1, Ok(()));
+    let scripts = crate::proto::testing::random_scripts(
+        &words,
+        0x9E37_79B9_7F4A_7C15,
+        300,
+        40,
+    );
+    for (input, size) in scripts {
+        let _ = run_with(&input, size, Ok(()));
     }
 }
 
