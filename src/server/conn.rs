@@ -168,8 +168,9 @@ impl Conn {
             || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
-    /// Writes as much output as the socket takes.
-    pub fn flush(&mut self) -> io::Result<()> {
+    /// Writes as much output as the socket takes; returns the octets
+    /// the socket took.
+    pub fn flush(&mut self) -> io::Result<usize> {
         if self.tls.is_some() {
             return self.flush_tls();
         }
@@ -187,13 +188,14 @@ impl Conn {
         if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
             self.wbuf = Vec::new();
         }
-        Ok(())
+        Ok(written)
     }
 
-    fn flush_tls(&mut self) -> io::Result<()> {
+    fn flush_tls(&mut self) -> io::Result<usize> {
         let Some(tls) = self.tls.as_mut() else {
-            return Ok(());
+            return Ok(0);
         };
+        let mut written = 0;
         if self.phase == Phase::Closing && self.wbuf.is_empty() {
             // A clean TLS end, so clients see EOF, not a truncation
             // attack; rustls sends the alert only once.
@@ -208,7 +210,7 @@ impl Conn {
         while tls.wants_write() {
             match tls.write_tls(&mut self.stream) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
+                Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -217,7 +219,7 @@ impl Conn {
         if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
             self.wbuf = Vec::new();
         }
-        Ok(())
+        Ok(written)
     }
 
     /// Keeps `rest` as unused input.

@@ -327,12 +327,28 @@ impl Server {
     /// Reads, feeds and writes until the connection has nothing to do.
     fn drive(&mut self, slot: usize) {
         loop {
+            self.read_and_feed(slot);
+            self.flush(slot);
+            // Finishing a RETR in flush reopens reading; input that was
+            // already waiting brings no new edge, so go round again.
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 return;
             };
             if !conn.can_read() {
-                break;
+                return;
+            }
+        }
+    }
+
+    fn read_and_feed(&mut self, slot: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            else {
+                return;
+            };
+            if !conn.can_read() {
+                return;
             }
             match conn.read(&mut self.scratch) {
                 Input::Data(n) => {
@@ -349,11 +365,10 @@ impl Server {
                         conn.session.tls_started(info);
                     }
                 }
-                Input::Drained => break,
+                Input::Drained => return,
                 Input::Gone => return self.close(slot, "client closed"),
             }
         }
-        self.flush(slot);
     }
 
     /// Feeds the connection's saved input plus `n` new octets of scratch
@@ -554,8 +569,11 @@ impl Server {
             else {
                 return;
             };
-            if conn.flush().is_err() {
-                return self.close(slot, "write failed");
+            match conn.flush() {
+                Err(_) => return self.close(slot, "write failed"),
+                // A client taking our output is not idle (a long RETR).
+                Ok(n) if n > 0 => conn.deadline = Instant::now() + conn.idle,
+                Ok(_) => {}
             }
             if conn.transfer.is_none() || conn.has_output() {
                 break;
@@ -633,7 +651,8 @@ impl Server {
                 continue;
             }
             match conn.phase {
-                Phase::Delivering | Phase::Authenticating | Phase::Sending => {
+                Phase::Sending => self.close(slot, "client stopped reading"),
+                Phase::Delivering | Phase::Authenticating => {
                     conn.deadline = now + timeout;
                     self.timers.add(conn.deadline, (slot, generation));
                 }

@@ -318,3 +318,30 @@ def test_50_mib_message_streams_with_flat_rss(pop):
     sock.close()
     # Flat: the server holds buffers, never the message.
     assert peak - base < 8 * 1024, (base, peak)
+
+
+def test_pipelined_commands_behind_a_long_retr(pop):
+    """PIPELINING: commands sent while a message streams wait their turn,
+    and are answered without any new input arriving."""
+    big = b"Subject: big\r\n\r\n" + (b"y" * 76 + b"\r\n") * 40000
+    send(pop, big, body(1))
+    sock = socket.create_connection(("127.0.0.1", pop.ports["POP3"]), timeout=30)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f"USER bob@example.test\r\nPASS {PASSWORD}\r\nRETR 1\r\n".encode())
+    f.readline()
+    f.readline()
+    assert f.readline().startswith(b"+OK")
+    time.sleep(0.2)  # the server is mid-message, waiting for us to read
+    sock.sendall(b"RETR 2\r\nNOOP\r\n")
+    lines = 0
+    while f.readline() != b".\r\n":
+        lines += 1
+    assert lines == 40000 + 8
+    assert f.readline().startswith(b"+OK")
+    while f.readline() != b".\r\n":
+        pass
+    assert f.readline() == b"+OK\r\n"
+    sock.sendall(b"QUIT\r\n")
+    assert f.readline().startswith(b"+OK")
+    sock.close()
