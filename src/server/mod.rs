@@ -83,6 +83,8 @@ struct Server {
     services: Services,
     writer: Writer,
     logins: Logins,
+    /// POP3 mailboxes whose session left during UPDATE, by its key.
+    orphaned_locks: HashMap<(usize, u64), String>,
     /// Failed logins waiting out AUTH_FAILURE_DELAY.
     failures: Vec<(Instant, (usize, u64), String)>,
     signals: Signals,
@@ -129,6 +131,7 @@ impl Server {
             writer: writer::start(WRITERS, Arc::clone(&waker))?,
             logins: logins::start(LOGIN_CHECKERS, waker)?,
             failures: Vec::new(),
+            orphaned_locks: HashMap::new(),
             services,
             signals,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
@@ -512,6 +515,11 @@ impl Server {
             result,
         } in done
         {
+            if let Some(user) = self.orphaned_locks.remove(&(slot, generation))
+            {
+                self.services.pop3_locks.remove(&user);
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 continue;
@@ -621,7 +629,12 @@ impl Server {
         self.open -= 1;
         self.free.push(slot);
         if let Some(user) = conn.mailbox.take() {
-            self.services.pop3_locks.remove(&user);
+            if conn.phase == Phase::Delivering {
+                // Its UPDATE is still running: hold the mailbox until done.
+                self.orphaned_locks.insert((slot, conn.generation), user);
+            } else {
+                self.services.pop3_locks.remove(&user);
+            }
         }
         if let Some(flight) = conn.in_flight {
             warn!(
