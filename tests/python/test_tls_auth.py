@@ -394,3 +394,38 @@ def test_bad_certificate_is_a_clear_error_and_reload_keeps_old(tmp_path):
             assert c.ehlo()[0] == 250
     finally:
         s.stop()
+
+
+def test_sighup_loads_a_renewed_certificate_without_dropping_connections(tmp_path):
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    old_dir.mkdir()
+    new_dir.mkdir()
+    cert, key = make_cert(old_dir)
+    s = Server(tmp_path, extra=f"tls_cert = {cert}\ntls_key = {key}\n"
+                               "listen_submissions = 127.0.0.1:0")
+    try:
+        port = s.ports["submissions"]
+        old_ctx = ssl.create_default_context(cafile=str(cert))
+        before = smtplib.SMTP_SSL("127.0.0.1", port, context=old_ctx)
+        before.ehlo("x")
+        # certbot renews: new key, new certificate, same paths.
+        new_cert, new_key = make_cert(new_dir)
+        shutil.copy(new_cert, cert)
+        shutil.copy(new_key, key)
+        s.proc.send_signal(1)  # SIGHUP
+        for _ in range(100):
+            if s.logged("reloaded TLS certificate"):
+                break
+            time.sleep(0.05)
+        assert s.logged("reloaded TLS certificate")
+        # New connections get the new certificate...
+        new_ctx = ssl.create_default_context(cafile=str(new_cert))
+        with smtplib.SMTP_SSL("127.0.0.1", port, context=new_ctx) as c:
+            assert c.ehlo()[0] == 250
+        with pytest.raises(ssl.SSLCertVerificationError):
+            smtplib.SMTP_SSL("127.0.0.1", port, context=old_ctx, timeout=10)
+        # ...and the connection made before the reload is still there.
+        assert before.noop()[0] == 250
+        before.quit()
+    finally:
+        s.stop()
