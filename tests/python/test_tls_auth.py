@@ -4,6 +4,7 @@ policy; login failure delays and lockout."""
 
 import base64
 import os
+import re
 import shutil
 import smtplib
 import socket
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from pathlib import Path
 
 import pytest
 
@@ -92,6 +95,13 @@ def test_wrong_passwords_are_delayed_and_logged(tls_server):
             assert time.monotonic() - start >= 1.9
         c.login("alice@example.test", "alice pw")
     assert s.logged("auth failed user=nobody@example.test ip=127.0.0.1")
+    # The shipped fail2ban filter finds the address in those lines.
+    conf = (Path(__file__).resolve().parents[2] / "conf/fail2ban/postling.conf").read_text()
+    regexes = [l.split("=", 1)[-1].strip() for l in conf.splitlines()
+               if "<HOST>" in l and not l.startswith("#")]
+    hits = [m.group("host") for line in s.log for r in regexes
+            if (m := re.match(r.replace("<HOST>", r"(?P<host>[0-9a-fA-F.:]+)"), line.rstrip("\n")))]
+    assert hits.count("127.0.0.1") == 4, hits  # smtplib tries PLAIN and LOGIN
 
 
 def raw_tls_client(s, port):
