@@ -628,6 +628,7 @@ impl Server {
         }
         self.open -= 1;
         self.free.push(slot);
+        pop3::release(&self.writer, conn.transfer.take());
         if let Some(user) = conn.mailbox.take() {
             if conn.phase == Phase::Delivering {
                 // Its UPDATE is still running: hold the mailbox until done.

@@ -22,6 +22,8 @@ const CHUNK: usize = 16 * 1024;
 /// A message being sent.
 pub struct Transfer {
     file: File,
+    /// For mbox: the file, whose descriptor must be closed with care.
+    mbox: Option<std::path::PathBuf>,
     left: u64,
     encoder: Encoder,
     /// Octets read but not yet encoded (a line start still undecided).
@@ -99,6 +101,8 @@ impl Server {
                     file,
                     left,
                     encoder: Encoder::new(top, unquote),
+                    mbox: unquote
+                        .then(|| snap.dir.join(crate::store::mbox::INBOX)),
                     carry: Vec::new(),
                 });
                 conn.phase = Phase::Sending;
@@ -141,7 +145,7 @@ impl Server {
                     }
                     Err(e) => {
                         warn!("conn={} read failed: {e}", conn.id);
-                        conn.transfer = None;
+                        release(&self.writer, conn.transfer.take());
                         conn.phase = Phase::Closing;
                         return false;
                     }
@@ -154,7 +158,7 @@ impl Server {
             t.carry.drain(..used);
             if eof || t.encoder.is_done() {
                 t.encoder.finish(&mut conn.wbuf);
-                conn.transfer = None;
+                release(&self.writer, conn.transfer.take());
                 conn.phase = Phase::Open;
                 if let Session::Pop3(p) = &mut conn.session {
                     p.sent();
@@ -195,5 +199,21 @@ impl Server {
             },
             (slot, conn.generation),
         ));
+    }
+}
+
+/// Ends a transfer. An mbox reader's descriptor is closed by a helper
+/// (closing it could drop a delivery's fcntl lock on the same file).
+pub(super) fn release(
+    writer: &super::writer::Writer,
+    transfer: Option<Transfer>,
+) {
+    let Some(t) = transfer else { return };
+    match t.mbox {
+        // Release tasks report nothing back, so the key is never read.
+        Some(path) => {
+            writer.send((Task::Release(t.file, path), (usize::MAX, 0)))
+        }
+        None => drop(t.file),
     }
 }

@@ -16,6 +16,7 @@ use mio::Waker;
 use super::pool::Pool;
 use crate::deliver::{self, Job};
 use crate::proto::Failure;
+use crate::store::lock;
 use crate::store::maildrop::{self, Snapshot};
 use crate::util::fs::sync_dir;
 
@@ -26,6 +27,9 @@ pub const BATCH: usize = 64;
 pub enum Task {
     /// Store an accepted message.
     Deliver(Job),
+    /// Close a reader of an mbox file without dropping a lock another
+    /// helper holds on it (see `store::lock::close_safely`).
+    Release(std::fs::File, PathBuf),
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// The maildrop as the session saw it.
@@ -59,20 +63,24 @@ pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Writer> {
 fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     let mut results = Vec::with_capacity(batch.len());
-    for (task, key) in &batch {
+    for (task, key) in batch {
         let result = match task {
-            Task::Deliver(job) => deliver::deliver(job),
+            Task::Release(file, path) => {
+                lock::close_safely(file, &path);
+                continue;
+            }
+            Task::Deliver(job) => deliver::deliver(&job),
             Task::Update {
                 snapshot,
                 deleted,
                 seen,
-            } => maildrop::update(snapshot, deleted, seen)
+            } => maildrop::update(&snapshot, &deleted, &seen)
                 .map(|()| BTreeSet::new()),
         };
         if let Ok(d) = &result {
             dirs.extend(d.iter().cloned());
         }
-        results.push((*key, result));
+        results.push((key, result));
     }
     let failed_dirs: Vec<PathBuf> =
         dirs.into_iter().filter(|d| sync_failed(d)).collect();

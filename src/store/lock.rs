@@ -28,11 +28,23 @@ static RELEASED: Condvar = Condvar::new();
 /// Dropping it releases every lock.
 #[derive(Debug)]
 pub struct Locked {
-    path: PathBuf,
-    dotlock: PathBuf,
     /// The open file; closing any other descriptor of the same file would
     /// drop the fcntl lock, so all access goes through this one.
     pub file: File,
+    dotlock: PathBuf,
+    /// Dropped after `file` (fields drop in order): the file is closed
+    /// before another thread of ours may lock it.
+    _guard: Guard,
+}
+
+/// The in-process claim on a mailbox file, released on drop.
+#[derive(Debug)]
+struct Guard(PathBuf);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        release_in_process(&self.0);
+    }
 }
 
 /// Locks (creating if needed) the mailbox file `path`.
@@ -51,9 +63,9 @@ pub fn lock(path: &Path) -> io::Result<Locked> {
     });
     match result {
         Ok(file) => Ok(Locked {
-            path: path.to_path_buf(),
-            dotlock,
             file,
+            dotlock,
+            _guard: Guard(path.to_path_buf()),
         }),
         Err(e) => {
             release_in_process(path);
@@ -141,10 +153,29 @@ fn open_and_fcntl(path: &Path, deadline: Instant) -> io::Result<File> {
     }
 }
 
+/// Closes a descriptor of a mailbox file we may also hold locked.
+/// POSIX record locks belong to the process, and closing *any*
+/// descriptor of the file drops them all, so a reader's close must never
+/// overlap a writer's lock: it waits for the in-process guard first. May
+/// block; call it off the poll loop.
+pub fn close_safely(file: File, path: &Path) {
+    let deadline = Instant::now() + LOCK_WAIT;
+    match claim_in_process(path, deadline) {
+        Ok(()) => {
+            drop(file);
+            release_in_process(path);
+        }
+        Err(_) => {
+            log::warn!("closing {} while it may be locked", path.display());
+            drop(file);
+        }
+    }
+}
+
 impl Drop for Locked {
     fn drop(&mut self) {
         let _ = fcntl_lock(&self.file, FlockOperation::Unlock);
         let _ = fs::remove_file(&self.dotlock);
-        release_in_process(&self.path);
+        // `file`, then `_guard`, drop after this.
     }
 }

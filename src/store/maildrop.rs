@@ -105,12 +105,14 @@ fn wire_size_from_name(base: &str) -> Option<u64> {
 
 fn scan_mbox(snap: &mut Snapshot) -> Result<(), Failure> {
     let path = snap.dir.join(INBOX);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(transient("opening", &path, e)),
-    };
-    let mut reader = BufReader::new(file);
+    if !path.exists() {
+        return Ok(());
+    }
+    // Under the delivery lock: a half-appended message must not become
+    // part of the snapshot (and then be cut in two at UPDATE).
+    let locked =
+        lock::lock(&path).map_err(|e| transient("locking", &path, e))?;
+    let mut reader = BufReader::new(&locked.file);
     let mut line = Vec::new();
     let mut pos = 0u64;
     let mut prev_blank = true;
