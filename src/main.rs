@@ -23,7 +23,8 @@ fn main() -> ExitCode {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS
         }
-        Command::Check { config } => match load(&config) {
+        // `serve` loads the certificate once, when it starts its services.
+        Command::Check { config } => match load(&config).and_then(check_tls) {
             Ok((cfg, dir)) => {
                 println!(
                     "{}: ok ({} users, {} domains)",
@@ -76,12 +77,20 @@ fn load(
 ) -> Result<(Config, postling::config::Directory), Problems> {
     let cfg = Config::load(path)?;
     let dir = cfg.directory()?;
+    Ok((cfg, dir))
+}
+
+/// `check` also reads the certificate and key, as `serve` will.
+fn check_tls(
+    loaded: (Config, postling::config::Directory),
+) -> Result<(Config, postling::config::Directory), Problems> {
+    let cfg = &loaded.0;
     if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
         postling::server::tls::load(cert, key).map_err(|e| {
             Problems(vec![postling::config::Problem::new(&cfg.path, 0, e)])
         })?;
     }
-    Ok((cfg, dir))
+    Ok(loaded)
 }
 
 fn report(problems: &Problems) -> ExitCode {

@@ -30,8 +30,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, Directory};
 use crate::deliver::{self, Job};
-use crate::proto::pop3::Pop3;
-use crate::proto::smtp::{self, Cx, Envelope, Link, Route};
+use crate::proto::smtp::{Cx, Envelope, Link, Route};
 use conn::{Conn, InFlight, Input, Phase};
 use logins::Logins;
 use services::{Service, Services};
@@ -264,22 +263,8 @@ impl Server {
             return;
         }
         self.next_id += 1;
-        let idle = Duration::from_secs(if service.is_pop3() {
-            cfg.pop3_timeout
-        } else {
-            cfg.smtp_timeout
-        });
-        let session = if service.is_pop3() {
-            let starttls = self.services.tls.is_some();
-            Session::Pop3(Box::new(Pop3::new(
-                cfg.hostname.clone(),
-                starttls,
-                link,
-            )))
-        } else {
-            let settings = self.services.settings(service);
-            Session::Smtp(Box::new(smtp::Server::new(settings, link)))
-        };
+        let idle = self.services.idle_timeout(service);
+        let session = self.services.session(service, link);
         let deadline = Instant::now() + idle;
         let mut conn = Conn {
             id: self.next_id,

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use crate::auth::limiter::Limiter;
 use crate::config::{Config, Directory};
-use crate::proto::smtp::{Host, Path, RcptError, Settings};
+use crate::proto::pop3::Pop3;
+use crate::proto::smtp::{self, Host, Link, Path, RcptError, Settings};
 use crate::util::id;
 
+use super::session::Session;
 use super::tls;
 
 /// Which protocol a listener speaks.
@@ -103,16 +105,30 @@ impl Services {
         })
     }
 
-    /// The session settings for a listener.
-    pub fn settings(&self, service: Service) -> Rc<Settings> {
-        match service {
-            Service::Smtp => Rc::clone(&self.smtp),
-            Service::Submission | Service::Submissions => {
-                Rc::clone(&self.submission)
+    /// A new session for a connection on a `service` listener.
+    pub fn session(&self, service: Service, link: Link) -> Session {
+        let settings = match service {
+            Service::Smtp => &self.smtp,
+            Service::Submission | Service::Submissions => &self.submission,
+            Service::Pop3 | Service::Pop3s => {
+                let host = self.config.hostname.clone();
+                let pop3 = Pop3::new(host, self.tls.is_some(), link);
+                return Session::Pop3(Box::new(pop3));
             }
-            // POP3 sessions take only the host name from these.
-            Service::Pop3 | Service::Pop3s => Rc::clone(&self.smtp),
-        }
+        };
+        let smtp = smtp::Server::new(Rc::clone(settings), link);
+        Session::Smtp(Box::new(smtp))
+    }
+
+    /// Idle seconds allowed on a `service` connection.
+    pub fn idle_timeout(&self, service: Service) -> std::time::Duration {
+        let cfg = &self.config;
+        let secs = if service.is_pop3() {
+            cfg.pop3_timeout
+        } else {
+            cfg.smtp_timeout
+        };
+        std::time::Duration::from_secs(secs)
     }
 
     /// Re-reads users, aliases and the TLS certificate; whatever has a
