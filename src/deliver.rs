@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use crate::config::MailboxFormat;
 use crate::proto::Failure;
-use crate::proto::smtp::{Envelope, ReversePath};
+use crate::proto::smtp::Envelope;
 use crate::store::{self, Message, Staged};
 use crate::util::date;
 
@@ -76,11 +76,6 @@ pub fn trace_headers(
     }
     h.push_str(&format!(";\n\t{}\n", date::rfc5322(now)));
     h.into_bytes()
-}
-
-/// The envelope sender as mbox `From ` lines want it.
-pub fn sender(from: &ReversePath) -> String {
-    from.to_string()
 }
 
 /// Stores `job` in all its mailboxes (and the outbound queue), or in

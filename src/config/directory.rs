@@ -5,8 +5,7 @@ use super::Config;
 use super::aliases::Aliases;
 use super::lexer::Problems;
 use super::users::Users;
-use crate::proto::smtp::Path;
-use crate::proto::smtp::server::RcptError;
+use crate::proto::smtp::{Path, RcptError};
 
 /// Who receives mail here.
 #[derive(Debug, Clone)]

@@ -481,7 +481,7 @@ impl Server {
         let job = Job {
             head,
             body,
-            sender: deliver::sender(&envelope.from),
+            sender: envelope.from.to_string(),
             received: now,
             mailboxes,
             format: cfg.mailbox_format,

@@ -113,9 +113,9 @@ impl Session {
             Session::Smtp(s) => {
                 s.locked_out(out);
             }
-            Session::Pop3(_) => out.extend_from_slice(
-                b"-ERR [AUTH] Too many authentication failures\r\n",
-            ),
+            Session::Pop3(p) => {
+                p.locked_out(out);
+            }
         }
     }
 

@@ -159,6 +159,13 @@ impl Pop3 {
         Pop3Step::Close
     }
 
+    /// Too many failed logins from this address: say so and close.
+    pub fn locked_out(&mut self, out: &mut Vec<u8>) -> Pop3Step {
+        line(out, "-ERR [AUTH] Too many authentication failures");
+        self.state = State::Closed;
+        Pop3Step::Close
+    }
+
     /// The server is stopping: nothing is deleted.
     pub fn shutdown(&mut self, out: &mut Vec<u8>) -> Pop3Step {
         line(out, "-ERR [SYS/TEMP] Server shutting down");

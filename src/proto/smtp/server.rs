@@ -18,9 +18,9 @@ use super::body::{Body, DotReader, Flaws};
 use super::command::{
     self, Command, MAX_AUTH_LINE, MAX_COMMAND_LINE, MailParams,
 };
-pub use super::host::{
-    Cx, Envelope, Host, Link, RcptError, Recipient, Route, Settings, Step,
-    TlsInfo, protocol_name,
+use super::host::{
+    Cx, Envelope, Link, RcptError, Recipient, Route, Settings, Step, TlsInfo,
+    protocol_name,
 };
 use super::{Path, Reply, ReversePath, write_multiline};
 use crate::proto::Failure;

@@ -2,6 +2,7 @@
 //! every script replayed in chunks of every size.
 
 use super::*;
+use crate::proto::smtp::Host;
 
 struct FakeHost {
     next_id: u32,
