@@ -182,6 +182,30 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_limited() {
+        let chain: String = (0..=MAX_DEPTH)
+            .map(|i| format!("a{i}@a.test: a{}@a.test\n", i + 1))
+            .collect::<String>()
+            + &format!("a{}@a.test: x@a.test\n", MAX_DEPTH + 1);
+        let e = load("x@a.test\n", &chain).unwrap_err();
+        assert!(
+            e.iter().any(|p| p.message.contains("nest too deep")),
+            "{e:?}"
+        );
+        let short: String = (0..5)
+            .map(|i| format!("b{i}@a.test: b{}@a.test\n", i + 1))
+            .collect::<String>()
+            + "b5@a.test: x@a.test\n";
+        assert_eq!(
+            load("x@a.test\n", &short)
+                .unwrap()
+                .get("b0@a.test")
+                .unwrap(),
+            ["x@a.test"]
+        );
+    }
+
+    #[test]
     fn bad_targets() {
         let e =
             load("x@a.test\n", "p@a.test: someone@remote.test\n").unwrap_err();

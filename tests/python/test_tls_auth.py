@@ -364,9 +364,22 @@ def test_openssl_s_client_starttls(tls_server):
     assert "221 2.0.0" in out.stdout
 
 
-@pytest.mark.parametrize("kind", ["rsa", "ec", "ed25519"])
-def test_key_types_load(tmp_path, kind):
+@pytest.mark.parametrize("kind,form", [
+    ("rsa", "pkcs8"), ("rsa", "pkcs1"), ("ec", "pkcs8"), ("ec", "sec1"),
+    ("ed25519", "pkcs8"),
+])
+def test_key_types_load(tmp_path, kind, form):
     cert, key = make_cert(tmp_path, kind)
+    if form != "pkcs8":
+        # BEGIN RSA PRIVATE KEY / BEGIN EC PRIVATE KEY, as older tools write.
+        tool = "rsa" if kind == "rsa" else "ec"
+        old = key.with_suffix(".pkcs8")
+        key.rename(old)
+        flags = ["-traditional"] if kind == "rsa" else []  # ec writes SEC1
+        subprocess.run(["openssl", tool, "-in", str(old), "-out", str(key), *flags],
+                       check=True, capture_output=True)
+        marker = "RSA PRIVATE KEY" if kind == "rsa" else "EC PRIVATE KEY"
+        assert marker in key.read_text()
     s = Server(tmp_path, extra=f"tls_cert = {cert}\ntls_key = {key}\n"
                                "listen_submissions = 127.0.0.1:0")
     try:
