@@ -151,17 +151,9 @@ mail_max_userip_connections = {IDLE + 100}
         wait_port(self.port)
 
     def pids(self):
+        """Every Dovecot process: master, logins, one per session."""
         out = subprocess.run(["pgrep", "-f", "dovecot|pop3"], capture_output=True, text=True)
-        mine = []
-        for pid in out.stdout.split():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                environ_ok = b"dovecot" in cmd or b"pop3" in cmd
-                if environ_ok:
-                    mine.append(int(pid))
-            except FileNotFoundError:
-                pass
-        return mine
+        return [int(pid) for pid in out.stdout.split()]
 
     def stop(self):
         subprocess.run(["dovecot", "-c", str(self.conf), "stop"], capture_output=True)
@@ -252,25 +244,22 @@ def main():
     base.chmod(0o755)
     hashed = hash_password()
     users_text = "".join(f"u{i}@example.test:{hashed}\n" for i in range(max(USERS, IDLE)))
-    # Dovecot's passwd-file wants the user name as it is logged in with.
-    try:
-        rates = {}
+    def both(measure):
+        """Runs `measure` against each server in a folder of its own."""
+        out = []
         for cls in (Postling, Dovecot):
-            work = base / f"{cls.name}-rate"
+            work = base / f"{cls.name}-{measure.__name__}"
             work.mkdir()
-            rates[cls.name] = throughput(cls, work, users_text)
+            out.append(measure(cls, work, users_text))
             shutil.rmtree(work, ignore_errors=True)
-        (pm, pmb), (dm, dmb) = rates["postling"], rates["dovecot"]
+        return out
+
+    try:
+        (pm, pmb), (dm, dmb) = both(throughput)
         print(f"{USERS} users x {MESSAGES} messages of {SIZE // 1024} KiB, RETR+DELE:")
         print(f"  postling {pm:8.1f} msg/s {pmb:6.1f} MB/s   dovecot {dm:8.1f} msg/s "
               f"{dmb:6.1f} MB/s   ratio {pm / dm:5.2f}")
-        mem = {}
-        for cls in (Postling, Dovecot):
-            work = base / f"{cls.name}-idle"
-            work.mkdir()
-            mem[cls.name] = idle_memory(cls, work, users_text)
-            shutil.rmtree(work, ignore_errors=True)
-        (p0, p1), (d0, d1) = mem["postling"], mem["dovecot"]
+        (p0, p1), (d0, d1) = both(idle_memory)
         pp, dp = (p1 - p0) / IDLE, (d1 - d0) / IDLE
         print(f"{IDLE} logged-in idle POP3 sessions (PSS, all processes):")
         print(f"  postling {p0} -> {p1} KiB ({pp:.1f} KiB/session)   "

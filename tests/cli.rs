@@ -4,16 +4,21 @@ use std::process::Command;
 
 use crate::util::{TempDir, binary, write_config};
 
+/// Runs `postling ARGS -c CONF` to the end.
+fn postling(args: &[&str], conf: &std::path::Path) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .arg("-c")
+        .arg(conf)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_accepts_good_config() {
     let dir = TempDir::new();
     let conf = write_config(&dir.0, "");
-    let out = Command::new(binary())
-        .arg("check")
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = postling(&["check"], &conf);
     assert!(out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stdout)
@@ -29,12 +34,7 @@ fn check_and_serve_report_every_problem_with_file_and_line() {
                                            loop2@example.test: loop@example.test\n").unwrap();
     let conf_s = conf.display().to_string();
     for cmd in ["check", "serve"] {
-        let out = Command::new(binary())
-            .arg(cmd)
-            .arg("-c")
-            .arg(&conf)
-            .output()
-            .unwrap();
+        let out = postling(&[cmd], &conf);
         assert_eq!(out.status.code(), Some(1), "{cmd}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -50,12 +50,7 @@ fn check_and_serve_report_every_problem_with_file_and_line() {
     let conf = write_config(&dir.0, "");
     std::fs::write(dir.0.join("aliases"), "loop@example.test: loop2@example.test\n\
                                            loop2@example.test: loop@example.test\n").unwrap();
-    let out = Command::new(binary())
-        .arg("check")
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = postling(&["check"], &conf);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let aliases = dir.0.join("aliases").display().to_string();
@@ -125,12 +120,7 @@ fn user_commands_edit_the_file_and_keep_the_rest() {
         "{dave}"
     );
     // The config check accepts what was written.
-    let check = Command::new(binary())
-        .arg("check")
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let check = postling(&["check"], &conf);
     assert!(check.status.success(), "{check:?}");
     // passwd changes only the password field.
     assert!(

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,13 @@ class Server:
 
     def logged(self, needle: str) -> bool:
         return any(needle in line for line in self.log)
+
+    def wait_logged(self, needle: str, timeout: float = 5) -> bool:
+        """Waits (bounded) for a log line containing `needle`."""
+        end = time.monotonic() + timeout
+        while not self.logged(needle) and time.monotonic() < end:
+            time.sleep(0.05)
+        return self.logged(needle)
 
     def stop(self):
         if self.proc.poll() is None:

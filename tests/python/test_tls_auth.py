@@ -406,11 +406,7 @@ def test_bad_certificate_is_a_clear_error_and_reload_keeps_old(tmp_path):
         original = cert.read_bytes()
         cert.write_text("garbage\n")
         s.proc.send_signal(1)  # SIGHUP
-        for _ in range(100):
-            if s.logged("TLS reload failed"):
-                break
-            time.sleep(0.05)
-        assert s.logged("TLS reload failed")
+        assert s.wait_logged("TLS reload failed")
         cert.write_bytes(original)
         ctx = ssl.create_default_context(cafile=str(cert))
         with smtplib.SMTP_SSL("127.0.0.1", s.ports["submissions"], context=ctx) as c:
@@ -436,11 +432,7 @@ def test_sighup_loads_a_renewed_certificate_without_dropping_connections(tmp_pat
         shutil.copy(new_cert, cert)
         shutil.copy(new_key, key)
         s.proc.send_signal(1)  # SIGHUP
-        for _ in range(100):
-            if s.logged("reloaded TLS certificate"):
-                break
-            time.sleep(0.05)
-        assert s.logged("reloaded TLS certificate")
+        assert s.wait_logged("reloaded TLS certificate")
         # New connections get the new certificate...
         new_ctx = ssl.create_default_context(cafile=str(new_cert))
         with smtplib.SMTP_SSL("127.0.0.1", port, context=new_ctx) as c:
