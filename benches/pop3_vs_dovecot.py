@@ -78,7 +78,7 @@ class Postling:
         (base / "users").write_text(users_text)
         conf = base / "postling.conf"
         conf.write_text(
-            "hostname = bench.example.test\ndomains = example.test\n"
+            "hostname = bench.example.test\ndomains = example.test\nrun_as = root\n"
             "data_dir = data\nusers_file = users\nlisten_smtp =\n"
             f"listen_pop3 = 127.0.0.1:{self.port}\n"
             f"max_connections = {IDLE + 100}\nmax_connections_per_ip = {IDLE + 100}\n")

@@ -53,13 +53,14 @@ fn data_scanner(c: &mut Criterion) {
             b.iter(|| {
                 let mut reader = DotReader::new();
                 let mut body = Body::new(1 << 30);
+                let mut data = Vec::with_capacity(msg.len());
                 for part in msg.chunks(chunk) {
-                    let (_, end) = reader.feed(part, &mut body);
+                    let (_, end) = reader.feed(part, &mut body, &mut data);
                     if end {
                         break;
                     }
                 }
-                black_box(body.finish())
+                black_box((body.finish(&mut data), data))
             })
         });
     }

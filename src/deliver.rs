@@ -6,27 +6,26 @@
 //! `proto`.
 
 use std::collections::BTreeSet;
+use std::fs;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::config::MailboxFormat;
 use crate::proto::Failure;
-use crate::proto::smtp::Envelope;
+use crate::proto::smtp::{Envelope, Route};
+use crate::store::content::Content;
 use crate::store::{self, Message, Staged};
 use crate::util::date;
+use crate::util::fs::sync_dir;
 
 /// One message to store, as handed to the helper threads.
 #[derive(Debug)]
 pub struct Job {
-    /// Trace headers, LF line ends.
-    pub head: Vec<u8>,
-    /// The message, LF line ends.
-    pub body: Vec<u8>,
+    /// Trace headers and message, LF line ends.
+    pub content: Content,
     /// Envelope sender, empty for `<>`.
     pub sender: String,
-    /// When it arrived.
-    pub received: SystemTime,
     /// Mailbox folders, each once.
     pub mailboxes: Vec<PathBuf>,
     /// How they are stored.
@@ -37,6 +36,55 @@ pub struct Job {
     pub queue_dir: PathBuf,
     /// The queue id (the queue file's name).
     pub id: String,
+}
+
+/// Copies a delivery made visible: Maildir and queue files whose folders
+/// still need an fsync before the `250`.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The files, as named in `new/`.
+    pub files: Vec<PathBuf>,
+    /// Their folders, to fsync (batched by the caller).
+    pub dirs: BTreeSet<PathBuf>,
+}
+
+impl Published {
+    fn add(&mut self, file: PathBuf) {
+        if let Some(dir) = file.parent() {
+            self.dirs.insert(dir.to_path_buf());
+        }
+        self.files.push(file);
+    }
+
+    /// Takes every copy back: the client is told the delivery failed,
+    /// and its retry must not find a duplicate.
+    pub fn withdraw(self) {
+        for file in &self.files {
+            log::warn!("withdrawing {}", file.display());
+            let _ = fs::remove_file(file);
+        }
+        for dir in &self.dirs {
+            let _ = sync_dir(dir);
+        }
+    }
+}
+
+/// The number of copies `env` makes: one per distinct local mailbox, and
+/// one queue file for all remote recipients.
+pub fn copies(env: &Envelope) -> usize {
+    let mut boxes: Vec<&String> = env
+        .rcpts
+        .iter()
+        .filter_map(|r| match &r.route {
+            Route::Local(b) => Some(b.iter()),
+            Route::Relay => None,
+        })
+        .flatten()
+        .collect();
+    boxes.sort();
+    boxes.dedup();
+    let relay = env.rcpts.iter().any(|r| r.route == Route::Relay);
+    boxes.len() + usize::from(relay)
 }
 
 /// The header block we prepend: Return-Path (RFC 5321 4.4), Delivered-To
@@ -79,14 +127,16 @@ pub fn trace_headers(
 }
 
 /// Stores `job` in all its mailboxes (and the outbound queue), or in
-/// none. Returns the folders
-/// whose entries must still be fsync'd (batched by the caller).
-pub fn deliver(job: &Job) -> Result<BTreeSet<PathBuf>, Failure> {
+/// none. Returns what is now visible, whose folders the caller fsyncs
+/// (batched); if that fails, the caller withdraws it.
+pub fn deliver(job: &Job) -> Result<Published, Failure> {
+    // A spool file is linked into every mailbox: one fsync covers all.
+    job.content
+        .sync()
+        .map_err(|e| transient_io("syncing spool", e))?;
     let msg = Message {
-        head: &job.head,
-        body: &job.body,
+        content: &job.content,
         sender: &job.sender,
-        received: job.received,
     };
     let mut staged: Vec<Staged> = Vec::with_capacity(job.mailboxes.len());
     // Sorted order: two helper threads locking the same mbox files can
@@ -112,19 +162,44 @@ pub fn deliver(job: &Job) -> Result<BTreeSet<PathBuf>, Failure> {
             }
         }
     }
-    let mut dirs = BTreeSet::new();
-    let mut failure = None;
-    for s in staged {
+    // Renames first, while mbox locks are still held: if one fails, the
+    // others are withdrawn and the mbox appends cut back.
+    let (mboxes, files): (Vec<Staged>, Vec<Staged>) =
+        staged.into_iter().partition(Staged::is_mbox);
+    let mut published = Published::default();
+    let mut files = files.into_iter();
+    while let Some(s) = files.next() {
         match s.commit() {
-            Ok(Some(dir)) => {
-                dirs.insert(dir);
-            }
+            Ok(Some(file)) => published.add(file),
             Ok(None) => {}
-            Err(f) => failure = Some(f),
+            Err(f) => {
+                published.withdraw();
+                files.for_each(Staged::abort);
+                mboxes.into_iter().for_each(Staged::abort);
+                return Err(f);
+            }
         }
     }
-    match failure {
-        Some(f) => Err(f),
-        None => Ok(dirs),
+    if mboxes.is_empty() {
+        return Ok(published);
     }
+    // Unlocking an mbox cannot be undone, so the queue entry is made
+    // durable first (no batching on this rarer path).
+    for dir in &published.dirs {
+        if let Err(e) = sync_dir(dir) {
+            published.withdraw();
+            mboxes.into_iter().for_each(Staged::abort);
+            return Err(transient_io("syncing", e));
+        }
+    }
+    published.dirs.clear();
+    for m in mboxes {
+        m.commit()?;
+    }
+    Ok(published)
+}
+
+fn transient_io(what: &str, e: std::io::Error) -> Failure {
+    log::error!("{what}: {e}");
+    Failure::Transient(format!("{what}: {}", e.kind()))
 }

@@ -8,15 +8,18 @@ use postling::proto::smtp::body::{Body, DotReader};
 fn scan(input: &[u8], chunk: usize) -> (usize, bool, Vec<u8>) {
     let mut reader = DotReader::new();
     let mut body = Body::new(1 << 20);
+    let mut data = Vec::new();
     let mut used = 0;
     for part in input.chunks(chunk.max(1)) {
-        let (n, end) = reader.feed(part, &mut body);
+        let (n, end) = reader.feed(part, &mut body, &mut data);
         used += n;
         if end {
-            return (used, true, body.finish().0);
+            body.finish(&mut data);
+            return (used, true, data);
         }
     }
-    (used, false, body.finish().0)
+    body.finish(&mut data);
+    (used, false, data)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -46,13 +46,18 @@ fuzz_target!(|data: &[u8]| {
     let mut session = Server::new(settings, link);
     let mut host = AnyHost;
     let mut out = Vec::new();
+    let mut sink = Vec::new();
     let mut input = data;
     for _ in 0..=data.len() {
-        let mut cx = Cx { out: &mut out, host: &mut host };
+        let mut cx = Cx { out: &mut out, host: &mut host, sink: &mut sink };
         let (used, step) = session.feed(input, &mut cx);
         input = &input[used..];
         match step {
-            Step::Deliver(env, _) => session.delivered(&env.id, Ok(()), &mut out),
+            Step::Deliver(env) => {
+                // The sink never holds more than the size limit.
+                assert!(sink.len() <= 4096);
+                session.delivered(&env.id, Ok(()), &mut out)
+            }
             Step::StartTls => session.tls_started(TlsInfo {
                 version: "TLSv1.3".into(),
                 cipher: "X".into(),

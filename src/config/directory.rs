@@ -20,8 +20,20 @@ pub struct Directory {
 impl Directory {
     /// Loads the users and aliases files `cfg` names.
     pub fn load(cfg: &Config) -> Result<Directory, Problems> {
-        let users =
-            Users::load(&cfg.users_file, &cfg.domains).map_err(Problems)?;
+        let users = Users::load(&cfg.users_file, &cfg.domains).map_err(
+            |mut problems| {
+                // A file that cannot be read: say which config line
+                // named it, so the fix is obvious.
+                let named_by = match cfg.users_file_line {
+                    0 => format!("the default users_file of {}", cfg.path.display()),
+                    n => format!("users_file at {}:{n}", cfg.path.display()),
+                };
+                for p in problems.iter_mut().filter(|p| p.line == 0) {
+                    p.message = format!("{} (named by {named_by})", p.message);
+                }
+                Problems(problems)
+            },
+        )?;
         let aliases = match &cfg.aliases_file {
             Some(file) => {
                 Aliases::load(file, &cfg.domains, &users).map_err(Problems)?

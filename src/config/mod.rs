@@ -82,6 +82,18 @@ pub struct Config {
     pub listen_pop3s: Vec<SocketAddr>,
     /// Idle seconds before a POP3 session is dropped.
     pub pop3_timeout: u64,
+    /// `USER[:GROUP]` to switch to after binding, if any.
+    pub run_as: Option<String>,
+    /// Below this much free space in `data_dir`, MAIL gets 452 (0: off).
+    pub min_free_space: u64,
+    /// IPv6 clients are counted per prefix of this length.
+    pub ipv6_prefix_len: u8,
+    /// Who may send a PROXY protocol header to a `proxy:` listener.
+    pub proxy_from: Vec<Cidr>,
+    /// Listeners (by address) that expect a PROXY protocol header.
+    pub proxy_listeners: Vec<SocketAddr>,
+    /// The config line that set `users_file` (0 for the default).
+    pub users_file_line: usize,
 }
 
 impl Config {
@@ -105,11 +117,19 @@ impl Config {
             if let Err(msg) = cfg.set(key, value) {
                 problems.push(Problem::new(&path, n, msg));
             }
+            if key == "users_file" {
+                cfg.users_file_line = n;
+            }
         }
         if cfg.domains.is_empty() {
             problems.push(Problem::new(&path, 0, "domains is not set"));
         }
         if let Err(msg) = cfg.check_tls() {
+            problems.push(Problem::new(&path, 0, msg));
+        }
+        if !cfg.proxy_listeners.is_empty() && cfg.proxy_from.is_empty() {
+            let msg = "a proxy: listener needs proxy_from (who may send \
+                       the PROXY header)";
             problems.push(Problem::new(&path, 0, msg));
         }
         if problems.is_empty() {
@@ -152,7 +172,28 @@ impl Config {
             listen_pop3: Vec::new(),
             listen_pop3s: Vec::new(),
             pop3_timeout: 600,
+            run_as: None,
+            min_free_space: 100 << 20,
+            ipv6_prefix_len: 64,
+            proxy_from: Vec::new(),
+            proxy_listeners: Vec::new(),
+            users_file_line: 0,
         }
+    }
+
+    /// Warnings that do not stop `serve` but that `check` prints.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        for c in &self.trusted_networks {
+            if c.is_everything() {
+                w.push(format!(
+                    "{}: trusted_networks holds {c}: every host on the \
+                     Internet may relay through this server",
+                    self.path.display()
+                ));
+            }
+        }
+        w
     }
 
     /// TLS keys come in pairs, and implicit TLS needs them.
@@ -184,7 +225,7 @@ impl Config {
             "users_file" => self.users_file = self.relative(value)?,
             "aliases_file" if value.is_empty() => self.aliases_file = None,
             "aliases_file" => self.aliases_file = Some(self.relative(value)?),
-            "listen_smtp" => self.listen_smtp = listen(value)?,
+            "listen_smtp" => self.listen_smtp = self.listen(value)?,
             "max_message_size" => self.max_message_size = size(value)?,
             "max_recipients" => self.max_recipients = count(value)?,
             "max_connections" => self.max_connections = count(value)?,
@@ -195,8 +236,8 @@ impl Config {
             "recipient_delimiter" => self.recipient_delimiter = delim(value)?,
             "tls_cert" => self.tls_cert = self.optional_path(value)?,
             "tls_key" => self.tls_key = self.optional_path(value)?,
-            "listen_submission" => self.listen_submission = listen(value)?,
-            "listen_submissions" => self.listen_submissions = listen(value)?,
+            "listen_submission" => self.listen_submission = self.listen(value)?,
+            "listen_submissions" => self.listen_submissions = self.listen(value)?,
             "trusted_networks" => {
                 self.trusted_networks = value
                     .split_whitespace()
@@ -208,8 +249,25 @@ impl Config {
                 self.auth_failure_window = count(value)? as u64
             }
             "require_tls_auth" => self.require_tls_auth = yes_no(value)?,
-            "listen_pop3" => self.listen_pop3 = listen(value)?,
-            "listen_pop3s" => self.listen_pop3s = listen(value)?,
+            "listen_pop3" => self.listen_pop3 = self.listen(value)?,
+            "listen_pop3s" => self.listen_pop3s = self.listen(value)?,
+            "run_as" if value.is_empty() => self.run_as = None,
+            "run_as" => self.run_as = Some(value.to_string()),
+            "min_free_space" if value == "0" => self.min_free_space = 0,
+            "min_free_space" => self.min_free_space = size(value)?,
+            "ipv6_prefix_len" => {
+                self.ipv6_prefix_len = value
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| (1..=128).contains(b))
+                    .ok_or("ipv6_prefix_len must be 1 to 128")?
+            }
+            "proxy_from" => {
+                self.proxy_from = value
+                    .split_whitespace()
+                    .map(Cidr::parse)
+                    .collect::<Result<_, _>>()?
+            }
             "pop3_timeout" => {
                 // RFC 1939 3: the autologout timer is at least 10 minutes.
                 self.pop3_timeout = count(value)? as u64;
@@ -241,7 +299,12 @@ impl Config {
         }
     }
 
-    /// The outbound queue's folder.
+    /// Messages arriving, spooled: `{data_dir}/tmp` (emptied at start).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
+    }
+
+    /// The outbound queue: `{data_dir}/queue`.
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
     }
@@ -296,9 +359,29 @@ fn domains(value: &str) -> Result<Vec<String>, String> {
     let list: Vec<String> =
         value.split_whitespace().map(str::to_lowercase).collect();
     for d in &list {
-        hostname(d).map_err(|_| format!("bad domain {d:?}"))?;
+        if !is_domain(d) {
+            return Err(format!("bad domain {d:?}"));
+        }
     }
     Ok(list)
+}
+
+/// A DNS name as RFC 1035 and 5321 allow it: dot-separated labels of
+/// letters, digits and inner hyphens, 1 to 63 octets each, 253 in all,
+/// and not all digits at the top (that would be an address).
+pub fn is_domain(d: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let top_ok = d
+        .rsplit('.')
+        .next()
+        .is_some_and(|t| !t.bytes().all(|b| b.is_ascii_digit()));
+    !d.is_empty() && d.len() <= 253 && d.split('.').all(label_ok) && top_ok
 }
 
 fn format(value: &str) -> Result<MailboxFormat, String> {
@@ -311,14 +394,26 @@ fn format(value: &str) -> Result<MailboxFormat, String> {
     }
 }
 
-fn listen(value: &str) -> Result<Vec<SocketAddr>, String> {
-    value
-        .split_whitespace()
-        .map(|a| {
-            a.parse()
-                .map_err(|_| format!("bad address {a:?} (addr:port)"))
-        })
-        .collect()
+impl Config {
+    /// `addr:port` items; `proxy:addr:port` marks a listener that
+    /// expects a PROXY protocol header from a `proxy_from` host.
+    fn listen(&mut self, value: &str) -> Result<Vec<SocketAddr>, String> {
+        let mut addrs = Vec::new();
+        for item in value.split_whitespace() {
+            let (proxy, a) = match item.strip_prefix("proxy:") {
+                Some(rest) => (true, rest),
+                None => (false, item),
+            };
+            let addr: SocketAddr = a.parse().map_err(|_| {
+                format!("bad address {item:?} ([proxy:]addr:port)")
+            })?;
+            if proxy {
+                self.proxy_listeners.push(addr);
+            }
+            addrs.push(addr);
+        }
+        Ok(addrs)
+    }
 }
 
 /// A size in octets, with an optional K, M or G suffix (powers of 1024).
@@ -363,6 +458,16 @@ fn delim(value: &str) -> Result<Option<char>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domain_names() {
+        for good in ["example.org", "a.b-c.example", "localhost", "xn--bcher-kva.example"] {
+            assert!(is_domain(good), "{good}");
+        }
+        for bad in ["..", ".", "a..b", ".example.org", "example.org.", "-a.org", "a-.org", "1.2.3.4", "a_b.org", "", &"a".repeat(64)] {
+            assert!(!is_domain(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

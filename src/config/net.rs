@@ -30,6 +30,11 @@ impl Cidr {
         Ok(Cidr { net, bits })
     }
 
+    /// True for `0.0.0.0/0` and `::/0`.
+    pub fn is_everything(&self) -> bool {
+        self.bits == 0
+    }
+
     /// True if `ip` is inside the block.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip) {
@@ -43,6 +48,29 @@ impl Cidr {
             }
             _ => false,
         }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.bits)
+    }
+}
+
+/// The key one client counts under for connection and login limits: its
+/// IPv4 address, or its IPv6 address cut to `v6_bits` (one /64 is one
+/// subscriber; counting each address would let it take every slot).
+pub fn client_key(ip: IpAddr, v6_bits: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(v6_bits.clamp(1, 128));
+                let mask = u128::MAX << (128 - bits);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
     }
 }
 
@@ -77,5 +105,18 @@ mod tests {
         for bad in ["x", "1.2.3.4/33", "::/129", "1.2.3.4/-1", ""] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_prefix() {
+        let a = client_key(ip("2001:db8:1:2:aaaa::1"), 64);
+        let b = client_key(ip("2001:db8:1:2:bbbb::7"), 64);
+        let c = client_key(ip("2001:db8:1:3::1"), 64);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("192.0.2.9"), 64), ip("192.0.2.9"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.9"), 64), ip("192.0.2.9"));
+        assert_eq!(client_key(ip("2001:db8::5"), 128), ip("2001:db8::5"));
     }
 }

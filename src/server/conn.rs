@@ -11,6 +11,7 @@ use mio::net::TcpStream;
 use super::pop3::Transfer;
 use super::services::Service;
 use super::session::Session;
+use super::spool::Spool;
 use crate::store::maildrop::Snapshot;
 
 /// Stop reading while this much output waits for a client that does not
@@ -86,6 +87,8 @@ pub struct Conn {
     pub want_write: bool,
     /// The message being stored, while `phase` is Delivering.
     pub in_flight: Option<InFlight>,
+    /// SMTP: the message arriving.
+    pub spool: Spool,
 }
 
 /// What one read gave.

@@ -9,9 +9,11 @@ pub mod conn;
 pub mod listen;
 pub mod logins;
 pub mod pool;
+pub mod privilege;
 mod pop3;
 pub mod services;
 pub mod session;
+pub mod spool;
 pub mod timer;
 pub mod tls;
 pub mod writer;
@@ -19,8 +21,9 @@ pub mod writer;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -29,9 +32,11 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, Directory};
-use crate::deliver::{self, Job};
+use crate::store::cleanup;
+use crate::deliver::Job;
 use crate::proto::smtp::{Cx, Envelope, Link, Route};
 use conn::{Conn, InFlight, Input, Phase};
+use spool::Spool;
 use logins::Logins;
 use services::{Service, Services};
 use session::{Action, Session};
@@ -59,11 +64,27 @@ const LOGIN_CHECKERS: usize = 2;
 /// the hash took, so timing tells nothing (Dovecot waits 2 s as well).
 const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(2);
 
-/// Runs the server until SIGTERM or SIGINT.
+/// Runs the server until SIGTERM or SIGINT. Binds the ports and reads
+/// the key first, then drops to `run_as`, then starts the helpers.
 pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
-    let services = Services::new(config, directory)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut server = Server::new(services)?;
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let account = privilege::plan(config.run_as.as_deref()).map_err(invalid)?;
+    let services = Services::new(config, directory).map_err(invalid)?;
+    let listeners = bind_all(&services.config)?;
+    let cfg = &services.config;
+    if let Some(account) = &account {
+        privilege::prepare_data_dir(&cfg.data_dir, account)?;
+        privilege::become_user(account)?;
+        info!("running as {} (uid {})", account.name, account.uid);
+    }
+    let removed = cleanup::prepare(&cfg.data_dir, &cfg.spool_dir())
+        .map_err(|e| {
+            io::Error::new(e.kind(), format!("{}: {e}", cfg.data_dir.display()))
+        })?;
+    if removed > 0 {
+        info!("removed {removed} stale temporary files");
+    }
+    let mut server = Server::new(services, listeners)?;
     server.run();
     server.writer.stop();
     server.logins.stop();
@@ -73,7 +94,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
 
 struct Server {
     poll: Poll,
-    listeners: Vec<(TcpListener, Service)>,
+    listeners: Vec<Listener>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     per_ip: HashMap<IpAddr, usize>,
@@ -92,32 +113,62 @@ struct Server {
     draining: Option<Instant>,
 }
 
+/// Binds every configured listener.
+fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
+    let wanted = [
+        (Service::Smtp, &cfg.listen_smtp),
+        (Service::Submission, &cfg.listen_submission),
+        (Service::Submissions, &cfg.listen_submissions),
+        (Service::Pop3, &cfg.listen_pop3),
+        (Service::Pop3s, &cfg.listen_pop3s),
+    ];
+    let mut listeners = Vec::new();
+    for (service, addrs) in wanted {
+        for addr in addrs.iter() {
+            let socket = listen::bind_listener(*addr).map_err(|e| {
+                io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
+            })?;
+            let proxy = cfg.proxy_listeners.contains(addr);
+            info!(
+                "listening for {} on {}{}",
+                service.name(),
+                socket.local_addr()?,
+                if proxy { " (PROXY protocol)" } else { "" }
+            );
+            listeners.push(Listener {
+                socket,
+                service,
+                proxy,
+            });
+        }
+    }
+    Ok(listeners)
+}
+
+/// A listening socket and what it serves.
+struct Listener {
+    socket: TcpListener,
+    service: Service,
+    /// Connections start with a PROXY protocol header.
+    proxy: bool,
+}
+
 impl Server {
-    fn new(services: Services) -> io::Result<Server> {
+    fn new(
+        services: Services,
+        mut listeners: Vec<Listener>,
+    ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let cfg = &services.config;
-        let wanted = [
-            (Service::Smtp, &cfg.listen_smtp),
-            (Service::Submission, &cfg.listen_submission),
-            (Service::Submissions, &cfg.listen_submissions),
-            (Service::Pop3, &cfg.listen_pop3),
-            (Service::Pop3s, &cfg.listen_pop3s),
-        ];
-        let mut listeners = Vec::new();
-        for (service, addrs) in wanted {
-            for addr in addrs.iter() {
-                let l = bind(&poll, *addr, LISTENER_BASE + listeners.len())?;
-                info!(
-                    "listening for {} on {}",
-                    service.name(),
-                    l.local_addr()?
-                );
-                listeners.push((l, service));
-            }
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry().register(
+                &mut l.socket,
+                Token(LISTENER_BASE + i),
+                Interest::READABLE,
+            )?;
         }
         Ok(Server {
             poll,
@@ -182,11 +233,11 @@ impl Server {
 
     fn accept(&mut self, index: usize) {
         loop {
-            let Some((listener, service)) = self.listeners.get(index) else {
+            let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            let service = *service;
-            match listener.accept() {
+            let service = listener.service;
+            match listener.socket.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer.ip(), service),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -286,6 +337,7 @@ impl Server {
             read_pending: true,
             want_write: false,
             in_flight: None,
+            spool: Spool::new(Rc::clone(&self.services.spool)),
         };
         info!(
             "conn={} connect ip={peer} service={}",
@@ -377,15 +429,14 @@ impl Server {
         let mut cx = Cx {
             out: &mut conn.wbuf,
             host: &mut self.services,
+            sink: &mut conn.spool,
         };
         let (used, step) = conn.session.feed(input, &mut cx);
         conn.keep_input(&input[used..]);
         match step {
             Action::Continue => {}
             Action::Close => conn.phase = Phase::Closing,
-            Action::Deliver(envelope, body) => {
-                self.submit(slot, *envelope, body)
-            }
+            Action::Deliver(envelope) => self.submit(slot, *envelope),
             Action::StartTls => self.start_tls(slot),
             Action::Authenticate(credentials) => {
                 self.check_login(slot, credentials)
@@ -433,7 +484,7 @@ impl Server {
         }
     }
 
-    fn submit(&mut self, slot: usize, envelope: Envelope, body: Vec<u8>) {
+    fn submit(&mut self, slot: usize, envelope: Envelope) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
@@ -457,10 +508,6 @@ impl Server {
             .collect();
         mailboxes.sort();
         mailboxes.dedup();
-        let now = SystemTime::now();
-        let copies = mailboxes.len() + usize::from(!relay.is_empty());
-        let head =
-            deliver::trace_headers(&envelope, &cfg.hostname, now, copies);
         let rcpts: Vec<String> = envelope
             .rcpts
             .iter()
@@ -478,11 +525,20 @@ impl Server {
             ),
         });
         conn.phase = Phase::Delivering;
+        let content = match conn.spool.take() {
+            Ok(c) => c,
+            Err(f) => {
+                // Answered through the same path as a helper's result.
+                let key = (slot, conn.generation);
+                return self.deliveries_done(vec![Done {
+                    key,
+                    result: Err(f),
+                }]);
+            }
+        };
         let job = Job {
-            head,
-            body,
+            content,
             sender: envelope.from.to_string(),
-            received: now,
             mailboxes,
             format: cfg.mailbox_format,
             relay,
@@ -495,6 +551,10 @@ impl Server {
 
     fn finish_deliveries(&mut self) {
         let done: Vec<Done> = self.writer.finished().collect();
+        self.deliveries_done(done);
+    }
+
+    fn deliveries_done(&mut self, done: Vec<Done>) {
         for Done {
             key: (slot, generation),
             result,
@@ -684,8 +744,8 @@ impl Server {
             return;
         }
         info!("stopping: no new connections, {} open", self.open);
-        for (mut l, _) in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l);
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l.socket);
         }
         self.draining = Some(Instant::now() + SHUTDOWN_GRACE);
         for slot in 0..self.conns.len() {
@@ -709,18 +769,4 @@ impl Server {
             self.flush(slot);
         }
     }
-}
-
-/// Binds `addr` and registers it under `token`.
-fn bind(
-    poll: &Poll,
-    addr: SocketAddr,
-    token: usize,
-) -> io::Result<TcpListener> {
-    let mut l = listen::bind_listener(addr).map_err(|e| {
-        io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
-    })?;
-    poll.registry()
-        .register(&mut l, Token(token), Interest::READABLE)?;
-    Ok(l)
 }

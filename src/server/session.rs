@@ -23,8 +23,8 @@ pub enum Action {
     StartTls,
     /// Check a password.
     Authenticate(Credentials),
-    /// Store a message (SMTP).
-    Deliver(Box<Envelope>, Vec<u8>),
+    /// Store the message in the connection's spool (SMTP).
+    Deliver(Box<Envelope>),
     /// Stream a message (POP3).
     Send {
         /// Which message.
@@ -48,7 +48,7 @@ impl From<Step> for Action {
             Step::Close => Action::Close,
             Step::StartTls => Action::StartTls,
             Step::Authenticate(c) => Action::Authenticate(c),
-            Step::Deliver(e, b) => Action::Deliver(e, b),
+            Step::Deliver(e) => Action::Deliver(e),
         }
     }
 }

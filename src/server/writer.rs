@@ -14,7 +14,7 @@ use std::sync::Arc;
 use mio::Waker;
 
 use super::pool::Pool;
-use crate::deliver::{self, Job};
+use crate::deliver::{self, Job, Published};
 use crate::proto::Failure;
 use crate::store::lock;
 use crate::store::maildrop::{self, Snapshot};
@@ -59,7 +59,8 @@ pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Writer> {
 }
 
 /// One batch: every file written and fsync'd, then each touched folder
-/// fsync'd once.
+/// fsync'd once; a job whose folder failed its fsync is withdrawn, so a
+/// client told to retry never finds a copy already there.
 fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     let mut results = Vec::with_capacity(batch.len());
@@ -75,10 +76,10 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 deleted,
                 seen,
             } => maildrop::update(&snapshot, &deleted, &seen)
-                .map(|()| BTreeSet::new()),
+                .map(|()| Published::default()),
         };
-        if let Ok(d) = &result {
-            dirs.extend(d.iter().cloned());
+        if let Ok(p) = &result {
+            dirs.extend(p.dirs.iter().cloned());
         }
         results.push((key, result));
     }
@@ -87,12 +88,14 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
     results
         .into_iter()
         .map(|(key, result)| {
-            let result = result.and_then(|d| {
-                match d.iter().find(|x| failed_dirs.contains(x)) {
-                    Some(_) => Err(Failure::Transient("fsync failed".into())),
-                    None => Ok(()),
+            let result = match result {
+                Ok(p) if p.dirs.iter().any(|d| failed_dirs.contains(d)) => {
+                    p.withdraw();
+                    Err(Failure::Transient("fsync failed".into()))
                 }
-            });
+                Ok(_) => Ok(()),
+                Err(f) => Err(f),
+            };
             Done { key, result }
         })
         .collect()

@@ -3,7 +3,8 @@
 //! Maildir++ subfolders (`.Sent/` ...) sit beside `tmp new cur` later.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{Message, transient};
@@ -38,17 +39,18 @@ pub fn stage(
         .into_owned();
     // S= is the file size, W= the size with CRLF line ends, as Dovecot
     // writes them; POP3 and IMAP can report sizes without reading.
-    let lines = memchr::memchr_iter(b'\n', msg.head).count()
-        + memchr::memchr_iter(b'\n', msg.body).count();
+    let content = msg.content;
     let name = format!(
         "{},S={},W={}",
         id::maildir_name(&host),
-        msg.len(),
-        msg.len() + lines
+        content.len,
+        content.len + content.lines
     );
     let tmp = dir.join("tmp").join(&name);
     let new = dir.join("new").join(&name);
-    if let Some(src) = link {
+    // A spooled message is linked, not copied (its data was fsync'd by
+    // the caller); a copy only when the link fails (another file system).
+    for src in link.into_iter().chain(content.spool_path()) {
         if fs::hard_link(src, &tmp).is_ok() {
             return Ok(Staged { tmp, new });
         }
@@ -60,11 +62,13 @@ pub fn stage(
     Ok(Staged { tmp, new })
 }
 
-fn write_new(path: &Path, msg: &Message<'_>) -> std::io::Result<()> {
-    let mut f: File =
-        OpenOptions::new().write(true).create_new(true).open(path)?;
-    f.write_all(msg.head)?;
-    f.write_all(msg.body)?;
+fn write_new(path: &Path, msg: &Message<'_>) -> io::Result<()> {
+    let mut f: File = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    io::copy(&mut msg.content.reader()?, &mut f)?;
     f.sync_all()
 }
 
@@ -74,14 +78,14 @@ impl Staged {
         Staged { tmp, new }
     }
 
-    /// Renames into `new/`; returns `new/` for the caller to fsync.
+    /// Renames into `new/`; returns the new name (its folder is for the
+    /// caller to fsync).
     pub fn commit(self) -> Result<PathBuf, Failure> {
         if let Err(e) = fs::rename(&self.tmp, &self.new) {
             let _ = fs::remove_file(&self.tmp);
             return Err(transient("publishing", &self.new, e));
         }
-        let new_dir = self.new.parent().unwrap_or(Path::new("."));
-        Ok(new_dir.to_path_buf())
+        Ok(self.new)
     }
 
     /// Removes the file from `tmp/`.

@@ -4,7 +4,7 @@
 //! failed append is cut back so the file never holds half a message.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::lock::{self, Locked};
@@ -37,10 +37,8 @@ pub fn stage(dir: &Path, msg: &Message<'_>) -> Result<Staged, Failure> {
         .file
         .seek(SeekFrom::End(0))
         .map_err(|e| transient("seeking", &path, e))?;
-    let bytes = render(msg, needs_separator(&mut locked.file, old_len));
-    let written = locked
-        .file
-        .write_all(&bytes)
+    let separator = needs_separator(&mut locked.file, old_len);
+    let written = render(msg, separator, &locked.file)
         .and_then(|()| locked.file.sync_data());
     if let Err(e) = written {
         cut_back(&locked.file, old_len);
@@ -68,39 +66,45 @@ fn needs_separator(file: &mut File, len: u64) -> bool {
     !(ok && (tail == *b"\n\n" || (len == 1 && tail[0] == b'\n')))
 }
 
-/// The message as mboxrd text.
-pub fn render(msg: &Message<'_>, separator: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len() + msg.len() / 50 + 100);
+/// Writes the message as mboxrd text, streaming it from its content.
+pub fn render(
+    msg: &Message<'_>,
+    separator: bool,
+    out: impl Write,
+) -> io::Result<()> {
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
     if separator {
-        out.push(b'\n');
+        out.write_all(b"\n")?;
     }
     let sender = if msg.sender.is_empty() {
         "MAILER-DAEMON"
     } else {
         msg.sender
     };
-    out.extend_from_slice(
-        format!("From {sender} {}\n", date::asctime(msg.received)).as_bytes(),
-    );
-    out.extend_from_slice(msg.head);
-    quote_from_lines(msg.body, &mut out);
-    if !out.ends_with(b"\n") {
-        out.push(b'\n');
-    }
-    out.push(b'\n');
-    out
-}
-
-/// mboxrd quoting: `>*From ` at a line start gains one `>`.
-fn quote_from_lines(body: &[u8], out: &mut Vec<u8>) {
-    for line in body.split_inclusive(|&b| b == b'\n') {
+    let received = date::asctime(msg.content.received);
+    write!(out, "From {sender} {received}\n")?;
+    let mut reader = BufReader::with_capacity(64 * 1024, msg.content.reader()?);
+    let mut line = Vec::new();
+    let mut ends_with_lf = true;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        // mboxrd quoting: `>*From ` at a line start gains one `>`.
         let unquoted =
             line.iter().position(|&b| b != b'>').unwrap_or(line.len());
         if line[unquoted..].starts_with(b"From ") {
-            out.push(b'>');
+            out.write_all(b">")?;
         }
-        out.extend_from_slice(line);
+        out.write_all(&line)?;
+        ends_with_lf = line.ends_with(b"\n");
     }
+    if !ends_with_lf {
+        out.write_all(b"\n")?;
+    }
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 fn cut_back(file: &File, len: u64) {
@@ -126,17 +130,23 @@ impl Staged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::content::Content;
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn mboxrd_quoting() {
+        let content = Content::in_memory(
+            b"Return-Path: <a@b>\nSubject: x\n\nFrom here\n>From there\n\
+              Fromage\nend"
+                .to_vec(),
+            UNIX_EPOCH + Duration::from_secs(0),
+        );
         let msg = Message {
-            head: b"Return-Path: <a@b>\n",
-            body: b"Subject: x\n\nFrom here\n>From there\nFromage\nend",
+            content: &content,
             sender: "a@b",
-            received: UNIX_EPOCH + Duration::from_secs(0),
         };
-        let text = render(&msg, true);
+        let mut text = Vec::new();
+        render(&msg, true, &mut text).unwrap();
         assert_eq!(
             String::from_utf8(text).unwrap(),
             "\nFrom a@b Thu Jan  1 00:00:00 1970\nReturn-Path: <a@b>\n\

@@ -7,6 +7,8 @@
 //! Runs on the durability helper threads, never on the poll loop.
 //! Depends on std::fs, `util` and `proto`.
 
+pub mod cleanup;
+pub mod content;
 pub mod lock;
 pub mod maildir;
 pub mod maildrop;
@@ -14,34 +16,18 @@ pub mod mbox;
 pub mod queue;
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use crate::config::MailboxFormat;
 use crate::proto::Failure;
+use content::Content;
 
 /// One message as delivery writes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
-    /// Trace headers we prepend (Return-Path, Received ...), LF ends.
-    pub head: &'a [u8],
-    /// The message as received, LF line ends.
-    pub body: &'a [u8],
+    /// The octets: trace headers, then the message, LF line ends.
+    pub content: &'a Content,
     /// Envelope sender for mbox `From ` lines (`MAILER-DAEMON` if null).
     pub sender: &'a str,
-    /// When it arrived.
-    pub received: SystemTime,
-}
-
-impl Message<'_> {
-    /// Octets in the stored file (LF line ends).
-    pub fn len(&self) -> usize {
-        self.head.len() + self.body.len()
-    }
-
-    /// True for an empty message.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A copy written but not yet published.
@@ -54,8 +40,9 @@ pub enum Staged {
 }
 
 impl Staged {
-    /// Publishes the copy; returns the folder whose entry must be
-    /// fsync'd before the delivery counts (batched by the caller).
+    /// Publishes the copy; returns the Maildir file now visible, whose
+    /// folder must be fsync'd before the delivery counts (batched by the
+    /// caller).
     pub fn commit(self) -> Result<Option<PathBuf>, Failure> {
         match self {
             Staged::Maildir(s) => s.commit().map(Some),
@@ -69,6 +56,11 @@ impl Staged {
             Staged::Maildir(s) => s.abort(),
             Staged::Mbox(s) => s.abort(),
         }
+    }
+
+    /// True for an mbox append (published by unlocking).
+    pub fn is_mbox(&self) -> bool {
+        matches!(self, Staged::Mbox(_))
     }
 
     /// The staged Maildir file, which later mailboxes may hard-link.

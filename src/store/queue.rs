@@ -11,7 +11,8 @@
 //! ```
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::maildir::Staged;
@@ -40,11 +41,11 @@ pub fn stage(
     let written = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&tmp)
         .and_then(|mut f| {
             f.write_all(envelope.as_bytes())?;
-            f.write_all(msg.head)?;
-            f.write_all(msg.body)?;
+            io::copy(&mut msg.content.reader()?, &mut f)?;
             f.sync_all()
         });
     if let Err(e) = written {

@@ -66,6 +66,8 @@ class Server:
             "listen_smtp": "127.0.0.1:0",
             "recipient_delimiter": "+",
             "trusted_networks": "",
+            # The tests run as root; a real server switches users.
+            "run_as": "root",
         }
         for line in extra.strip().splitlines():
             key, _, value = line.partition("=")

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use super::body::Sink;
 use super::{Path, ReversePath};
 use crate::proto::sasl::Credentials;
 
@@ -63,6 +64,11 @@ pub trait Host {
     fn may_send_as(&mut self, user: &str, from: &Path) -> bool;
     /// A fresh, unique queue id.
     fn queue_id(&mut self) -> String;
+    /// False while the disk is too full to take a message
+    /// (`min_free_space`): MAIL is refused with 452 4.3.1.
+    fn has_room(&mut self) -> bool {
+        true
+    }
 }
 
 /// What the session borrows from the loop for one call.
@@ -71,6 +77,8 @@ pub struct Cx<'a> {
     pub out: &'a mut Vec<u8>,
     /// Users, aliases, ids.
     pub host: &'a mut dyn Host,
+    /// Message octets go here (the connection's spool).
+    pub sink: &'a mut dyn Sink,
 }
 
 /// Where one recipient's copy goes.
@@ -119,9 +127,9 @@ pub struct Envelope {
 pub enum Step {
     /// Keep reading.
     Continue,
-    /// Store this message, then call `Server::delivered`. The body has LF
-    /// line ends.
-    Deliver(Box<Envelope>, Vec<u8>),
+    /// Store this message, then call `Server::delivered`. Its octets
+    /// went to the sink, after the sink's `begin`, with LF line ends.
+    Deliver(Box<Envelope>),
     /// Flush the replies, drop any input already read, start a TLS
     /// handshake, and call `Server::tls_started` when it completes.
     StartTls,

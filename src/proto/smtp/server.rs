@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use memchr::memchr;
 
-use super::body::{Body, DotReader, Flaws};
+use super::body::{Body, DotReader, Flaws, MAX_RECEIVED};
 use super::command::{
     self, Command, MAX_AUTH_LINE, MAX_COMMAND_LINE, MailParams,
 };
@@ -25,9 +25,6 @@ use super::host::{
 use super::{Path, Reply, ReversePath, write_multiline};
 use crate::proto::Failure;
 
-/// RFC 5321 6.3 leaves loop detection to us; 50 hops is Postfix's and
-/// Sendmail's threshold too.
-pub const MAX_RECEIVED: usize = 50;
 /// Errors tolerated before the session is dropped (Postfix's
 /// smtpd_hard_error_limit is 20; a real client makes none).
 pub const MAX_ERRORS: u32 = 10;
@@ -186,7 +183,7 @@ impl Server {
                 mut reader,
                 mut body,
             } => {
-                let (n, end) = reader.feed(input, &mut body);
+                let (n, end) = reader.feed(input, &mut body, cx.sink);
                 if end {
                     return (n, self.finish(mail, body, true, cx));
                 }
@@ -203,7 +200,7 @@ impl Server {
                 let n = input
                     .len()
                     .min(usize::try_from(left).unwrap_or(usize::MAX));
-                body.push(&input[..n]);
+                body.push(&input[..n], cx.sink);
                 let left = left - n as u64;
                 if left > 0 {
                     self.state = State::Chunk {
@@ -300,6 +297,14 @@ impl Server {
 
     fn command(&mut self, cmd: Command<'_>, cx: &mut Cx<'_>) -> Step {
         let txn = self.txn();
+        let resets = matches!(
+            cmd,
+            Command::Rset | Command::Ehlo(_) | Command::Helo(_)
+        );
+        if resets && matches!(txn, Txn::Chunking { .. }) {
+            // The chunks so far will never be delivered.
+            cx.sink.discard();
+        }
         match cmd {
             Command::Ehlo(name) => self.proceed_hello(name, true, cx),
             Command::Helo(name) => self.proceed_hello(name, false, cx),
@@ -414,6 +419,13 @@ impl Server {
                 "Message size exceeds fixed limit",
             ));
         }
+        if !cx.host.has_room() {
+            return Err(Reply::new(
+                452,
+                "4.3.1",
+                "Insufficient system storage, try later",
+            ));
+        }
         Ok(())
     }
 
@@ -508,6 +520,7 @@ impl Server {
             return self.keep(txn, Reply::new(503, "5.5.1", text), cx);
         };
         let body = Body::new(self.settings.max_message_size);
+        cx.sink.begin(&self.envelope(&mail, 0));
         Reply::new(354, "", "End data with <CR><LF>.<CR><LF>").write(cx.out);
         self.state = State::Data {
             mail,
@@ -526,6 +539,7 @@ impl Server {
     ) -> Step {
         let (mail, body) = match txn {
             Txn::Rcpt { mail } => {
+                cx.sink.begin(&self.envelope(&mail, 0));
                 (mail, Body::new(self.settings.max_message_size))
             }
             Txn::Chunking { mail, body } => (mail, body),
@@ -586,32 +600,39 @@ impl Server {
     ) -> Step {
         self.state = State::Command(Txn::Idle);
         let size = body.size();
-        let (data, flaws) = body.finish();
-        if let Err(reply) = check_message(&data, flaws, dot_framed) {
+        let received = body.received();
+        let flaws = body.finish(cx.sink);
+        if let Err(reply) = check_message(received, flaws, dot_framed) {
+            cx.sink.discard();
             return self.reply(reply, cx);
         }
-        let hello = self.hello.clone().unwrap_or(Hello {
-            name: String::new(),
-            extended: false,
-        });
-        let envelope = Envelope {
+        let envelope = self.envelope(&mail, size);
+        self.state = State::Delivering;
+        Step::Deliver(Box::new(envelope))
+    }
+
+    /// The envelope of `mail` as it stands.
+    fn envelope(&self, mail: &Mail, size: u64) -> Envelope {
+        let (helo, extended) = match &self.hello {
+            Some(h) => (h.name.clone(), h.extended),
+            None => (String::new(), false),
+        };
+        Envelope {
             protocol: protocol_name(
-                hello.extended,
+                extended,
                 mail.params.smtputf8,
                 self.link.tls.is_some(),
                 self.user.is_some(),
             ),
-            id: mail.id,
-            from: mail.from,
-            rcpts: mail.rcpts,
-            helo: hello.name,
+            id: mail.id.clone(),
+            from: mail.from.clone(),
+            rcpts: mail.rcpts.clone(),
+            helo,
             peer: self.link.peer,
             tls: self.link.tls.clone(),
             user: self.user.clone(),
             size,
-        };
-        self.state = State::Delivering;
-        Step::Deliver(Box::new(envelope), data)
+        }
     }
 
     /// The loop finished storing the message: send the final reply and go
@@ -640,7 +661,7 @@ impl Server {
 
 /// The checks that can only be made once the whole message is in.
 fn check_message(
-    data: &[u8],
+    received: usize,
     flaws: Flaws,
     dot_framed: bool,
 ) -> Result<(), Reply> {
@@ -665,7 +686,7 @@ fn check_message(
             "Message refused: line over 1000 octets (RFC 5321 4.5.3.1.6)",
         ));
     }
-    if count_received(data) > MAX_RECEIVED {
+    if received > MAX_RECEIVED {
         return Err(Reply::new(554, "5.4.6", "Too many hops: mail loop?"));
     }
     Ok(())
@@ -681,21 +702,6 @@ fn line_limit(input: &[u8]) -> usize {
     } else {
         MAX_COMMAND_LINE
     }
-}
-
-/// Counts `Received:` fields in the header section (LF line ends).
-pub fn count_received(data: &[u8]) -> usize {
-    let mut count = 0;
-    for line in data.split(|&b| b == b'\n') {
-        if line.is_empty() {
-            break;
-        }
-        let field = line.get(..9);
-        if field.is_some_and(|f| f.eq_ignore_ascii_case(b"Received:")) {
-            count += 1;
-        }
-    }
-    count
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ fn run_on(
     let mut session = Server::new(settings, link);
     let mut host = FakeHost { next_id: 0 };
     let mut out = Vec::new();
+    let mut sink: Vec<u8> = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
     let mut run = Run {
         out: String::new(),
@@ -102,6 +103,7 @@ fn run_on(
             let mut cx = Cx {
                 out: &mut out,
                 host: &mut host,
+                sink: &mut sink,
             };
             let (used, step) = session.feed(&pending, &mut cx);
             pending.drain(..used);
@@ -111,9 +113,9 @@ fn run_on(
                     run.closed = true;
                     break;
                 }
-                Step::Deliver(env, body) => {
+                Step::Deliver(env) => {
                     let id = env.id.clone();
-                    run.delivered.push((*env, body));
+                    run.delivered.push((*env, std::mem::take(&mut sink)));
                     session.delivered(&id, result.clone(), &mut out);
                 }
                 Step::StartTls => {

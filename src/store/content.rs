@@ -1,0 +1,82 @@
+//! A message's stored octets (trace headers included, LF line ends) as
+//! the loop hands them to delivery: small messages in memory, large ones
+//! in a spool file under `{data_dir}/tmp/` that Maildir delivery
+//! hard-links into each mailbox, so a big message is never copied again.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Where the octets are.
+#[derive(Debug)]
+pub enum Stored {
+    /// The whole message, in memory.
+    Memory(Vec<u8>),
+    /// A spool file (not yet fsync'd), removed when this is dropped:
+    /// the mailboxes keep their own links.
+    File {
+        /// The open spool file.
+        file: File,
+        /// Its name, for hard links and for removal.
+        path: PathBuf,
+    },
+}
+
+impl Drop for Stored {
+    fn drop(&mut self) {
+        if let Stored::File { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// One message's stored form.
+#[derive(Debug)]
+pub struct Content {
+    /// The octets.
+    pub stored: Stored,
+    /// Their number.
+    pub len: u64,
+    /// Line ends among them (the size with CRLF is `len + lines`).
+    pub lines: u64,
+    /// When the message began to arrive (the Received date).
+    pub received: SystemTime,
+}
+
+impl Content {
+    /// Content held in memory (tests, small messages).
+    pub fn in_memory(bytes: Vec<u8>, received: SystemTime) -> Content {
+        let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        Content {
+            len: bytes.len() as u64,
+            lines,
+            stored: Stored::Memory(bytes),
+            received,
+        }
+    }
+
+    /// A reader from the first octet.
+    pub fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
+        match &self.stored {
+            Stored::Memory(bytes) => Ok(Box::new(bytes.as_slice())),
+            Stored::File { path, .. } => Ok(Box::new(File::open(path)?)),
+        }
+    }
+
+    /// The spool file, which delivery may hard-link.
+    pub fn spool_path(&self) -> Option<&Path> {
+        match &self.stored {
+            Stored::Memory(_) => None,
+            Stored::File { path, .. } => Some(path),
+        }
+    }
+
+    /// Makes a spool file's data durable (its links then share it).
+    pub fn sync(&self) -> io::Result<()> {
+        match &self.stored {
+            Stored::Memory(_) => Ok(()),
+            Stored::File { file, .. } => file.sync_data(),
+        }
+    }
+}
