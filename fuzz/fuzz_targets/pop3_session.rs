@@ -3,6 +3,8 @@
 //! the same.
 #![no_main]
 
+use std::sync::Arc;
+
 use libfuzzer_sys::fuzz_target;
 use postling::proto::pop3::transfer::Encoder;
 use postling::proto::pop3::{Listing, Pop3, Pop3Step};
@@ -41,12 +43,14 @@ fuzz_target!(|data: &[u8]| {
         input = &input[used..];
         match step {
             Pop3Step::Authenticate(_) => s.logged_in(
-                Ok(vec![Listing { uid: "a".into(), size: 10 }; 3]),
+                Ok(Arc::new(vec![Listing { uid: "a".into(), size: 10 }; 3])),
                 &mut out,
             ),
             Pop3Step::Send { .. } => s.sent(),
             Pop3Step::Update { .. } | Pop3Step::Close => return,
             Pop3Step::StartTls => {}
+            // Output past the cap waits for the client: let it read.
+            Pop3Step::Continue if s.has_more_output() => out.clear(),
             Pop3Step::Continue if input.is_empty() => return,
             Pop3Step::Continue => return assert!(input.len() < 2048),
         }

@@ -7,8 +7,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Addresses tracked at most, so a flood of sources cannot grow memory
-/// without bound; the oldest entries go first.
-const MAX_TRACKED: usize = 10_000;
+/// without bound. When full, expired entries go first, then the oldest
+/// that are not locked out; a lockout is never forgotten early.
+pub const MAX_TRACKED: usize = 10_000;
 
 /// Failure history by client address.
 #[derive(Debug)]
@@ -34,6 +35,10 @@ impl Limiter {
             && !self.failures.contains_key(&ip)
         {
             self.prune(now);
+            if self.failures.len() >= MAX_TRACKED {
+                // Every entry is a live lockout: this one goes untracked.
+                return;
+            }
         }
         let list = self.failures.entry(ip).or_default();
         list.push_back(now);
@@ -63,11 +68,30 @@ impl Limiter {
 
     fn prune(&mut self, now: Instant) {
         let window = self.window;
-        self.failures.retain(|_, l| {
-            l.back().is_some_and(|t| now.duration_since(*t) < window)
-        });
-        if self.failures.len() >= MAX_TRACKED {
-            self.failures.clear();
+        for list in self.failures.values_mut() {
+            while list
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= window)
+            {
+                list.pop_front();
+            }
+        }
+        self.failures.retain(|_, l| !l.is_empty());
+        if self.failures.len() < MAX_TRACKED {
+            return;
+        }
+        // Evict a tenth at once, oldest last failure first, so a flood
+        // of new sources does not pay a full scan per failure.
+        let limit = self.limit;
+        let mut open: Vec<(Instant, IpAddr)> = self
+            .failures
+            .iter()
+            .filter(|(_, l)| l.len() < limit)
+            .filter_map(|(ip, l)| Some((*l.back()?, *ip)))
+            .collect();
+        open.sort_unstable();
+        for (_, ip) in open.into_iter().take(MAX_TRACKED / 10) {
+            self.failures.remove(&ip);
         }
     }
 }
@@ -89,5 +113,27 @@ mod tests {
         assert!(l.blocked(ip, t0 + Duration::from_secs(10)));
         assert!(!l.blocked(other, t0));
         assert!(!l.blocked(ip, t0 + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_oldest_but_never_a_lockout() {
+        let mut l = Limiter::new(2, Duration::from_secs(600));
+        let t0 = Instant::now();
+        let locked: IpAddr = "198.51.100.1".parse().unwrap();
+        l.fail(locked, t0);
+        l.fail(locked, t0);
+        assert!(l.blocked(locked, t0));
+        // A flood of one-off failures from ever new addresses.
+        for i in 0..(MAX_TRACKED as u32 * 3) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            l.fail(ip, t0 + Duration::from_millis(u64::from(i)));
+        }
+        assert!(l.failures.len() <= MAX_TRACKED);
+        assert!(l.blocked(locked, t0 + Duration::from_secs(60)));
+        // The newest sources are still counted.
+        let newest = IpAddr::from(std::net::Ipv4Addr::from(
+            0x0a00_0000 + MAX_TRACKED as u32 * 3 - 1,
+        ));
+        assert!(l.failures.contains_key(&newest));
     }
 }

@@ -25,7 +25,10 @@ impl Directory {
                 // A file that cannot be read: say which config line
                 // named it, so the fix is obvious.
                 let named_by = match cfg.users_file_line {
-                    0 => format!("the default users_file of {}", cfg.path.display()),
+                    0 => format!(
+                        "the default users_file of {}",
+                        cfg.path.display()
+                    ),
                     n => format!("users_file at {}:{n}", cfg.path.display()),
                 };
                 for p in problems.iter_mut().filter(|p| p.line == 0) {

@@ -236,8 +236,12 @@ impl Config {
             "recipient_delimiter" => self.recipient_delimiter = delim(value)?,
             "tls_cert" => self.tls_cert = self.optional_path(value)?,
             "tls_key" => self.tls_key = self.optional_path(value)?,
-            "listen_submission" => self.listen_submission = self.listen(value)?,
-            "listen_submissions" => self.listen_submissions = self.listen(value)?,
+            "listen_submission" => {
+                self.listen_submission = self.listen(value)?
+            }
+            "listen_submissions" => {
+                self.listen_submissions = self.listen(value)?
+            }
             "trusted_networks" => {
                 self.trusted_networks = value
                     .split_whitespace()
@@ -461,10 +465,27 @@ mod tests {
 
     #[test]
     fn domain_names() {
-        for good in ["example.org", "a.b-c.example", "localhost", "xn--bcher-kva.example"] {
+        for good in [
+            "example.org",
+            "a.b-c.example",
+            "localhost",
+            "xn--bcher-kva.example",
+        ] {
             assert!(is_domain(good), "{good}");
         }
-        for bad in ["..", ".", "a..b", ".example.org", "example.org.", "-a.org", "a-.org", "1.2.3.4", "a_b.org", "", &"a".repeat(64)] {
+        for bad in [
+            "..",
+            ".",
+            "a..b",
+            ".example.org",
+            "example.org.",
+            "-a.org",
+            "a-.org",
+            "1.2.3.4",
+            "a_b.org",
+            "",
+            &"a".repeat(64),
+        ] {
             assert!(!is_domain(bad), "{bad}");
         }
     }

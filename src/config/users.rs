@@ -98,6 +98,16 @@ pub fn check_address(address: &str, domains: &[String]) -> Result<(), String> {
             "{address}: local part unusable as a mailbox name"
         ));
     }
+    if address.starts_with('#') {
+        // The users file would read the line as a comment.
+        return Err(format!(
+            "{address}: a user name cannot start with '#' (the users \
+             file reads such a line as a comment)"
+        ));
+    }
+    if local.chars().any(char::is_control) {
+        return Err(format!("{address}: control characters in the name"));
+    }
     Ok(())
 }
 

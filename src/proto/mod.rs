@@ -5,10 +5,16 @@
 //! that. Depends on std, memchr and bstr only.
 
 pub mod pop3;
+pub mod proxy;
 pub mod sasl;
 pub mod smtp;
 #[cfg(test)]
 mod testing;
+
+/// Output a session may leave waiting: past it, a session stops taking
+/// input (and a long listing stops writing) until the loop has sent some,
+/// so a client that pipelines without reading cannot grow our memory.
+pub const OUTPUT_CAP: usize = 64 * 1024;
 
 /// Whether a failure is worth retrying: it decides the reply class (4xx or
 /// 5xx) and, for outbound mail, retry or bounce.

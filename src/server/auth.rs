@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use crate::util::logsafe::Quoted;
 use log::{info, warn};
 
 use super::conn::Phase;
@@ -60,15 +61,22 @@ impl Server {
             }
             if !ok {
                 warn!(
-                    "conn={} auth failed user={user} ip={}",
-                    conn.id, conn.peer
+                    "conn={} auth failed user={} ip={}",
+                    conn.id,
+                    Quoted(&user),
+                    conn.peer
                 );
-                self.services.limiter.fail(conn.peer, Instant::now());
+                self.services.limiter.fail(conn.client, Instant::now());
                 let due = started + AUTH_FAILURE_DELAY;
                 self.failures.push((due, (slot, generation), user));
                 continue;
             }
-            info!("conn={} auth ok user={user} ip={}", conn.id, conn.peer);
+            info!(
+                "conn={} auth ok user={} ip={}",
+                conn.id,
+                Quoted(&user),
+                conn.peer
+            );
             match &mut conn.session {
                 Session::Smtp(s) => {
                     s.authenticated(Some(user), &mut conn.wbuf);
@@ -96,7 +104,7 @@ impl Server {
             }
             conn.session.login_failed(&mut conn.wbuf);
             conn.phase = Phase::Open;
-            if self.services.limiter.blocked(conn.peer, now) {
+            if self.services.limiter.blocked(conn.client, now) {
                 warn!(
                     "conn={} ip={} locked out: too many authentication failures",
                     conn.id, conn.peer

@@ -16,7 +16,7 @@ use crate::store::maildrop::Snapshot;
 
 /// Stop reading while this much output waits for a client that does not
 /// read its replies (a pipelining flood must not grow memory).
-pub const WBUF_CAP: usize = 64 * 1024;
+pub const WBUF_CAP: usize = crate::proto::OUTPUT_CAP;
 /// Buffers bigger than this are freed once empty, so idle connections
 /// stay small.
 const KEEP_CAPACITY: usize = 1024;
@@ -56,6 +56,8 @@ pub struct Conn {
     pub stream: TcpStream,
     /// The client's address.
     pub peer: IpAddr,
+    /// What limits count it under (IPv6: its prefix).
+    pub client: IpAddr,
     /// Which listener it came in on.
     pub service: Service,
     /// TLS state, once STARTTLS or implicit TLS began.
@@ -67,7 +69,7 @@ pub struct Conn {
     /// Idle time allowed (smtp_timeout or pop3_timeout).
     pub idle: std::time::Duration,
     /// POP3: the snapshot taken at login.
-    pub maildrop: Option<Box<Snapshot>>,
+    pub maildrop: Option<std::sync::Arc<Snapshot>>,
     /// POP3: the message being sent.
     pub transfer: Option<Transfer>,
     /// POP3: the mailbox this session holds.
@@ -87,6 +89,9 @@ pub struct Conn {
     pub want_write: bool,
     /// The message being stored, while `phase` is Delivering.
     pub in_flight: Option<InFlight>,
+    /// The session stopped at the output cap with work left (input kept
+    /// in `rbuf`, or a listing to finish).
+    pub stalled: bool,
     /// SMTP: the message arriving.
     pub spool: Spool,
 }

@@ -9,8 +9,9 @@ pub mod conn;
 pub mod listen;
 pub mod logins;
 pub mod pool;
-pub mod privilege;
 mod pop3;
+pub mod privilege;
+mod proxy;
 pub mod services;
 pub mod session;
 pub mod spool;
@@ -20,7 +21,7 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,24 +32,28 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use crate::config::net::client_key;
 use crate::config::{Config, Directory};
-use crate::store::cleanup;
 use crate::deliver::Job;
+use crate::proto::OUTPUT_CAP;
 use crate::proto::smtp::{Cx, Envelope, Link, Route};
+use crate::store::cleanup;
+use crate::util::logsafe::Quoted;
 use conn::{Conn, InFlight, Input, Phase};
-use spool::Spool;
 use logins::Logins;
-use services::{Service, Services};
+use services::{Group, Service, Services};
 use session::{Action, Session};
+use spool::Spool;
 use timer::Timers;
 use writer::Task;
 use writer::{Done, Writer};
 
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
-/// Listener i has token LISTENER_BASE + i; connection slot s has
-/// CONN_BASE + s.
+/// Listener i has token LISTENER_BASE + i; a connection waiting for its
+/// PROXY header PROXY_BASE + i; connection slot s has CONN_BASE + s.
 const LISTENER_BASE: usize = 2;
+const PROXY_BASE: usize = 1 << 15;
 const CONN_BASE: usize = 1 << 16;
 /// Octets read per read call; one buffer for all connections.
 const SCRATCH: usize = 16 * 1024;
@@ -68,7 +73,10 @@ const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(2);
 /// the key first, then drops to `run_as`, then starts the helpers.
 pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
-    let account = privilege::plan(config.run_as.as_deref()).map_err(invalid)?;
+    let account =
+        privilege::plan(config.run_as.as_deref()).map_err(invalid)?;
+    // Before the "listening" lines: a SIGTERM from then on is handled.
+    let signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let services = Services::new(config, directory).map_err(invalid)?;
     let listeners = bind_all(&services.config)?;
     let cfg = &services.config;
@@ -77,14 +85,17 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
         privilege::become_user(account)?;
         info!("running as {} (uid {})", account.name, account.uid);
     }
-    let removed = cleanup::prepare(&cfg.data_dir, &cfg.spool_dir())
-        .map_err(|e| {
-            io::Error::new(e.kind(), format!("{}: {e}", cfg.data_dir.display()))
+    let removed =
+        cleanup::prepare(&cfg.data_dir, &cfg.spool_dir()).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{}: {e}", cfg.data_dir.display()),
+            )
         })?;
     if removed > 0 {
         info!("removed {removed} stale temporary files");
     }
-    let mut server = Server::new(services, listeners)?;
+    let mut server = Server::new(services, listeners, signals)?;
     server.run();
     server.writer.stop();
     server.logins.stop();
@@ -97,7 +108,11 @@ struct Server {
     listeners: Vec<Listener>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Connections by service group and client (IPv6: its prefix).
+    per_ip: HashMap<(Group, IpAddr), usize>,
+    /// Connections by service group.
+    per_group: [usize; Group::COUNT],
+    /// Connections, all groups together.
     open: usize,
     timers: Timers,
     services: Services,
@@ -105,6 +120,8 @@ struct Server {
     logins: Logins,
     /// POP3 mailboxes whose session left during UPDATE, by its key.
     orphaned_locks: HashMap<(usize, u64), String>,
+    /// Connections on proxy: listeners before their PROXY header.
+    waiting: Vec<Option<proxy::Waiting>>,
     /// Failed logins waiting out AUTH_FAILURE_DELAY.
     failures: Vec<(Instant, (usize, u64), String)>,
     signals: Signals,
@@ -157,10 +174,10 @@ impl Server {
     fn new(
         services: Services,
         mut listeners: Vec<Listener>,
+        mut signals: Signals,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         for (i, l) in listeners.iter_mut().enumerate() {
@@ -176,11 +193,13 @@ impl Server {
             conns: Vec::new(),
             free: Vec::new(),
             per_ip: HashMap::new(),
+            per_group: [0; Group::COUNT],
             open: 0,
             timers: Timers::default(),
             writer: writer::start(WRITERS, Arc::clone(&waker))?,
             logins: logins::start(LOGIN_CHECKERS, waker)?,
             failures: Vec::new(),
+            waiting: Vec::new(),
             orphaned_locks: HashMap::new(),
             services,
             signals,
@@ -200,7 +219,9 @@ impl Server {
                 }
             }
             let mut timeout = self.timers.next_timeout(now);
-            if let Some(due) = self.failures.iter().map(|f| f.0).min() {
+            let waiting = self.next_waiting_deadline();
+            let failure = self.failures.iter().map(|f| f.0).min();
+            if let Some(due) = waiting.into_iter().chain(failure).min() {
                 let left = due.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
@@ -224,6 +245,9 @@ impl Server {
                     Token(t) if t >= CONN_BASE => {
                         self.on_conn_event(t - CONN_BASE, event)
                     }
+                    Token(t) if t >= PROXY_BASE => {
+                        self.on_waiting(t - PROXY_BASE)
+                    }
                     Token(t) => self.accept(t - LISTENER_BASE),
                 }
             }
@@ -236,9 +260,14 @@ impl Server {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            let service = listener.service;
+            let (service, proxied) = (listener.service, listener.proxy);
             match listener.socket.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer.ip(), service),
+                Ok((stream, peer)) if proxied => {
+                    self.accept_proxied(stream, peer.ip(), service)
+                }
+                Ok((stream, peer)) => {
+                    self.admit(stream, peer.ip(), service, &[])
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -250,19 +279,25 @@ impl Server {
         }
     }
 
+    /// Takes a new connection from the client `peer` (from the socket,
+    /// or from a PROXY header), unless a limit refuses it. `early` is
+    /// input that came with the PROXY header.
     fn admit(
         &mut self,
         mut stream: TcpStream,
         peer: IpAddr,
         service: Service,
+        early: &[u8],
     ) {
         let cfg = &self.services.config;
-        let from_ip = self.per_ip.get(&peer).copied().unwrap_or(0);
-        let refusal = if self.open >= cfg.max_connections
+        let client = client_key(peer, cfg.ipv6_prefix_len);
+        let group = service.group();
+        let from_ip = self.per_ip.get(&(group, client)).copied().unwrap_or(0);
+        let refusal = if self.per_group[group.index()] >= cfg.max_connections
             || from_ip >= cfg.max_connections_per_ip
         {
             Some("too many connections")
-        } else if self.services.limiter.blocked(peer, Instant::now()) {
+        } else if self.services.limiter.blocked(client, Instant::now()) {
             Some("too many authentication failures")
         } else {
             None
@@ -275,7 +310,7 @@ impl Server {
             let _ = io::Write::write(&mut stream, line.as_bytes());
             return;
         }
-        let tls = match (service.implicit_tls(), &self.services.tls) {
+        let mut tls = match (service.implicit_tls(), &self.services.tls) {
             (true, Some(config)) => {
                 match rustls::ServerConnection::new(Arc::clone(config)) {
                     Ok(mut t) => {
@@ -290,6 +325,23 @@ impl Server {
             }
             _ => None,
         };
+        let mut early = early;
+        let plain_early = if tls.is_none() {
+            early.to_vec()
+        } else {
+            Vec::new()
+        };
+        if let Some(t) = tls.as_deref_mut() {
+            // A ClientHello that arrived behind the PROXY header.
+            while !early.is_empty() {
+                if t.read_tls(&mut early).is_err()
+                    || t.process_new_packets().is_err()
+                {
+                    warn!("ip={peer} bad TLS after PROXY header");
+                    return;
+                }
+            }
+        }
         let link = Link {
             peer,
             trusted: cfg.is_trusted(peer),
@@ -322,6 +374,7 @@ impl Server {
             generation: self.next_id,
             stream,
             peer,
+            client,
             service,
             tls,
             tls_announced: false,
@@ -330,13 +383,14 @@ impl Server {
             maildrop: None,
             transfer: None,
             mailbox: None,
-            rbuf: Vec::new(),
+            rbuf: plain_early,
             wbuf: Vec::new(),
             deadline,
             phase: Phase::Open,
             read_pending: true,
             want_write: false,
             in_flight: None,
+            stalled: false,
             spool: Spool::new(Rc::clone(&self.services.spool)),
         };
         info!(
@@ -346,9 +400,14 @@ impl Server {
         );
         conn.session.greet(&mut conn.wbuf);
         self.timers.add(deadline, (slot, conn.generation));
-        *self.per_ip.entry(peer).or_default() += 1;
+        *self.per_ip.entry((group, client)).or_default() += 1;
+        self.per_group[group.index()] += 1;
         self.open += 1;
+        let pipelined = !conn.rbuf.is_empty();
         self.conns[slot] = Some(conn);
+        if pipelined {
+            self.feed(slot, 0);
+        }
         self.drive(slot);
     }
 
@@ -369,12 +428,19 @@ impl Server {
         loop {
             self.read_and_feed(slot);
             self.flush(slot);
-            // Finishing a RETR in flush reopens reading; input that was
-            // already waiting brings no new edge, so go round again.
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 return;
             };
+            // A session that stopped at the output cap goes on with the
+            // input it kept once the client has taken some output.
+            if conn.stalled && conn.phase == Phase::Open && !conn.has_output()
+            {
+                self.feed(slot, 0);
+                continue;
+            }
+            // Finishing a RETR in flush reopens reading; input that was
+            // already waiting brings no new edge, so go round again.
             if !conn.can_read() {
                 return;
             }
@@ -433,6 +499,8 @@ impl Server {
         };
         let (used, step) = conn.session.feed(input, &mut cx);
         conn.keep_input(&input[used..]);
+        conn.stalled = conn.wbuf.len() >= OUTPUT_CAP
+            && (used < input.len() || conn.session.has_more_output());
         match step {
             Action::Continue => {}
             Action::Close => conn.phase = Phase::Closing,
@@ -516,11 +584,11 @@ impl Server {
         conn.in_flight = Some(InFlight {
             id: envelope.id.clone(),
             summary: format!(
-                "from=<{}> to={} size={} helo={} ip={}",
-                envelope.from,
-                rcpts.join(","),
+                "from={} to={} size={} helo={} ip={}",
+                Quoted(&format!("<{}>", envelope.from)),
+                Quoted(&rcpts.join(",")),
                 envelope.size,
-                envelope.helo,
+                Quoted(&envelope.helo),
                 conn.peer
             ),
         });
@@ -665,12 +733,14 @@ impl Server {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        if let Some(count) = self.per_ip.get_mut(&conn.peer) {
+        let key = (conn.service.group(), conn.client);
+        if let Some(count) = self.per_ip.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
-                self.per_ip.remove(&conn.peer);
+                self.per_ip.remove(&key);
             }
         }
+        self.per_group[key.0.index()] -= 1;
         self.open -= 1;
         self.free.push(slot);
         pop3::release(&self.writer, conn.transfer.take());
@@ -693,6 +763,7 @@ impl Server {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
+        self.expire_waiting(now);
         if self.failures.iter().any(|f| f.0 <= now) {
             self.answer_failures(now);
         }

@@ -4,16 +4,19 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::Arc;
 
 use log::{info, warn};
+
+use crate::util::logsafe::Quoted;
 
 use super::Server;
 use super::conn::{Phase, WBUF_CAP};
 use super::session::Session;
 use super::writer::Task;
 use crate::config::MailboxFormat;
-use crate::proto::pop3::LoginError;
 use crate::proto::pop3::transfer::Encoder;
+use crate::proto::pop3::{Listings, LoginError};
 use crate::store::maildrop::{self, Snapshot};
 
 /// Octets read from disk per step of a transfer.
@@ -62,9 +65,10 @@ impl Server {
                 Some(Ok(snap)) => {
                     self.services.pop3_locks.insert(user.clone());
                     conn.mailbox = Some(user.clone());
-                    let listings = snap.listings.clone();
-                    conn.maildrop = Some(Box::new(snap));
-                    Ok(listings)
+                    // One snapshot, shared by the session and the loop.
+                    let snap = Arc::new(snap);
+                    conn.maildrop = Some(Arc::clone(&snap));
+                    Ok(snap as Arc<dyn Listings>)
                 }
                 Some(Err(f)) => Err(LoginError::Unavailable(f.to_string())),
                 None => Err(LoginError::Unavailable("not opened".into())),
@@ -72,8 +76,10 @@ impl Server {
         };
         if let Err(e) = &result {
             warn!(
-                "conn={} pop3 login user={user} ip={}: {e:?}",
-                conn.id, conn.peer
+                "conn={} pop3 login user={} ip={}: {e:?}",
+                conn.id,
+                Quoted(&user),
+                conn.peer
             );
         }
         session.logged_in(result, &mut conn.wbuf);
@@ -186,7 +192,7 @@ impl Server {
         info!(
             "conn={} pop3 update user={} deleted={} seen={}",
             conn.id,
-            conn.mailbox.as_deref().unwrap_or("?"),
+            Quoted(conn.mailbox.as_deref().unwrap_or("?")),
             deleted.len(),
             seen.len()
         );

@@ -13,7 +13,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use rustix::process::{Gid, Uid, geteuid};
-use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+use rustix::thread::{
+    set_thread_groups, set_thread_res_gid, set_thread_res_uid,
+};
 
 /// A resolved `run_as`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +42,8 @@ pub fn plan(run_as: Option<&str>) -> Result<Option<Account>, String> {
         None => Ok(None),
         Some("root") => Ok(None),
         Some(spec) => {
-            let account = lookup(spec, &read("/etc/passwd"), &read("/etc/group"))?;
+            let account =
+                lookup(spec, &read("/etc/passwd"), &read("/etc/group"))?;
             if root {
                 Ok(Some(account))
             } else if account.uid == geteuid().as_raw() {
@@ -62,7 +65,11 @@ fn read(path: &str) -> String {
 }
 
 /// Resolves `USER[:GROUP]` against passwd and group file texts.
-pub fn lookup(spec: &str, passwd: &str, group: &str) -> Result<Account, String> {
+pub fn lookup(
+    spec: &str,
+    passwd: &str,
+    group: &str,
+) -> Result<Account, String> {
     let (user, group_name) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -72,7 +79,10 @@ pub fn lookup(spec: &str, passwd: &str, group: &str) -> Result<Account, String> 
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() >= 4 && f[0] == user)
         .ok_or_else(|| format!("run_as: no user {user:?} in /etc/passwd"))?;
-    let number = |s: &str| s.parse::<u32>().map_err(|_| format!("run_as: bad id {s:?}"));
+    let number = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| format!("run_as: bad id {s:?}"))
+    };
     let uid = number(fields[2])?;
     let mut gid = number(fields[3])?;
     let mut groups = Vec::new();
@@ -81,7 +91,9 @@ pub fn lookup(spec: &str, passwd: &str, group: &str) -> Result<Account, String> 
         if f.len() < 4 {
             continue;
         }
-        let Ok(id) = f[2].parse::<u32>() else { continue };
+        let Ok(id) = f[2].parse::<u32>() else {
+            continue;
+        };
         if Some(f[0]) == group_name {
             gid = id;
         }
@@ -110,7 +122,10 @@ pub fn prepare_data_dir(dir: &Path, account: &Account) -> io::Result<()> {
     if dir.exists() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     std::os::unix::fs::chown(dir, Some(account.uid), Some(account.gid))
 }
 

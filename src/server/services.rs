@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::auth::limiter::Limiter;
 use crate::config::{Config, Directory};
@@ -53,6 +53,37 @@ impl Service {
     pub fn is_pop3(self) -> bool {
         matches!(self, Service::Pop3 | Service::Pop3s)
     }
+
+    /// The pool of connection slots this service draws from: a flood on
+    /// port 25 must not lock users out of submission or POP3.
+    pub fn group(self) -> Group {
+        match self {
+            Service::Smtp => Group::Smtp,
+            Service::Submission | Service::Submissions => Group::Submission,
+            Service::Pop3 | Service::Pop3s => Group::Pop3,
+        }
+    }
+}
+
+/// Services that share connection limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// Port 25.
+    Smtp,
+    /// Ports 587 and 465.
+    Submission,
+    /// Ports 110 and 995.
+    Pop3,
+}
+
+impl Group {
+    /// Every group, for per-group counters.
+    pub const COUNT: usize = 3;
+
+    /// Index into per-group counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// Config, users and aliases, TLS, and the login limiter.
@@ -69,6 +100,7 @@ pub struct Services {
     pub pop3_locks: std::collections::HashSet<String>,
     /// Where messages spool while they arrive.
     pub spool: Rc<SpoolConfig>,
+    room: Room,
     smtp: Rc<Settings>,
     submission: Rc<Settings>,
 }
@@ -103,6 +135,7 @@ impl Services {
         });
         Ok(Services {
             spool,
+            room: Room::default(),
             config: Rc::new(config),
             directory,
             tls,
@@ -181,5 +214,44 @@ impl Host for Services {
 
     fn queue_id(&mut self) -> String {
         id::queue_id()
+    }
+
+    fn has_room(&mut self) -> bool {
+        self.room
+            .check(&self.config.data_dir, self.config.min_free_space)
+    }
+}
+
+/// The free-space check behind `min_free_space`, asked at every MAIL but
+/// made at most once a second (one statvfs).
+#[derive(Debug, Default)]
+pub struct Room {
+    checked: Option<(Instant, bool)>,
+}
+
+impl Room {
+    fn check(&mut self, dir: &std::path::Path, min: u64) -> bool {
+        if min == 0 {
+            return true;
+        }
+        let now = Instant::now();
+        if let Some((at, ok)) = self.checked {
+            if now.duration_since(at) < Duration::from_secs(1) {
+                return ok;
+            }
+        }
+        let ok = match rustix::fs::statvfs(dir) {
+            Ok(v) => v.f_bavail.saturating_mul(v.f_frsize) >= min,
+            // Cannot tell: let delivery find out and say so.
+            Err(_) => true,
+        };
+        if !ok {
+            log::warn!(
+                "less than min_free_space free in {}: refusing mail",
+                dir.display()
+            );
+        }
+        self.checked = Some((now, ok));
+        ok
     }
 }

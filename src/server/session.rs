@@ -119,6 +119,14 @@ impl Session {
         }
     }
 
+    /// True while the session has output to write once there is room.
+    pub fn has_more_output(&self) -> bool {
+        match self {
+            Session::Smtp(_) => false,
+            Session::Pop3(p) => p.has_more_output(),
+        }
+    }
+
     /// True if closing now loses nothing.
     pub fn is_idle(&self) -> bool {
         match self {

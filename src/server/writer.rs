@@ -33,7 +33,7 @@ pub enum Task {
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// The maildrop as the session saw it.
-        snapshot: Box<Snapshot>,
+        snapshot: Arc<Snapshot>,
         /// Indexes to delete.
         deleted: Vec<usize>,
         /// Indexes to mark seen.

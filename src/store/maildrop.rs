@@ -12,60 +12,154 @@ use std::path::{Path, PathBuf};
 use super::{lock, mbox::INBOX, transient};
 use crate::config::MailboxFormat;
 use crate::proto::Failure;
-use crate::proto::pop3::Listing;
+use crate::proto::pop3::Listings;
 use crate::proto::pop3::transfer::wire_size;
 use crate::util::fs::sync_dir;
 
-/// Where one message's octets are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A Maildir file.
-    File(PathBuf),
-    /// Part of the mbox: the message (`body`, without its `From ` line
-    /// and separator) and its whole block (`block`, both included).
-    Range {
-        /// Message octets: start and length.
-        body: (u64, u64),
-        /// The whole block: start and end.
-        block: (u64, u64),
-    },
-}
-
-/// The snapshot.
-#[derive(Debug, Clone)]
+/// The snapshot: per message a 16-octet entry plus its name in one
+/// shared string (no allocation per message), about 80 octets a message
+/// for Maildir names, so a 100,000-message mailbox costs 8 MB while its
+/// session lasts and nothing after.
+#[derive(Debug)]
 pub struct Snapshot {
     /// How the mailbox is stored.
     pub format: MailboxFormat,
     /// The mailbox folder.
     pub dir: PathBuf,
-    /// What the client sees.
-    pub listings: Vec<Listing>,
-    /// Where each message is, by the same index.
-    pub locations: Vec<Location>,
+    /// Maildir: every file name, one after another; mbox: every UIDL.
+    names: String,
+    entries: Vec<Entry>,
+    /// mbox: where each message is, by the same index.
+    ranges: Vec<Range>,
     /// The mbox length scanned; mail appended later is kept at UPDATE.
     pub mbox_len: u64,
 }
 
+/// One message: where its name ends in `names`, how much of the name is
+/// the UIDL (the Maildir base name, before `:2,` flags), its size as
+/// the client sees it, and whether it is in `cur/` (else `new/`).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    end: u32,
+    uid_len: u16,
+    cur: bool,
+    size: u64,
+}
+
+/// Part of the mbox: the message (`body`, without its `From ` line and
+/// separator) and its whole block (`block`, both included).
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    body: (u64, u64),
+    block: (u64, u64),
+}
+
+impl Snapshot {
+    fn new(format: MailboxFormat, dir: &Path) -> Snapshot {
+        Snapshot {
+            format,
+            dir: dir.to_path_buf(),
+            names: String::new(),
+            entries: Vec::new(),
+            ranges: Vec::new(),
+            mbox_len: 0,
+        }
+    }
+
+    /// Messages in the snapshot.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True for an empty maildrop.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn name(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            _ => self.entries[i - 1].end as usize,
+        };
+        &self.names[start..self.entries[i].end as usize]
+    }
+
+    /// Message `i`'s UIDL.
+    pub fn uid(&self, i: usize) -> &str {
+        &self.name(i)[..usize::from(self.entries[i].uid_len)]
+    }
+
+    /// Message `i`'s size as sent (CRLF line ends, before stuffing).
+    pub fn size(&self, i: usize) -> u64 {
+        self.entries[i].size
+    }
+
+    /// Maildir: message `i`'s file.
+    fn path(&self, i: usize) -> PathBuf {
+        let sub = if self.entries[i].cur { "cur" } else { "new" };
+        self.dir.join(sub).join(self.name(i))
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        uid_len: usize,
+        cur: bool,
+        size: u64,
+    ) -> Result<(), Failure> {
+        self.names.push_str(name);
+        let end = u32::try_from(self.names.len())
+            .map_err(|_| Failure::Transient("maildrop too large".into()))?;
+        let uid_len = u16::try_from(uid_len)
+            .map_err(|_| Failure::Transient("name too long".into()))?;
+        self.entries.push(Entry {
+            end,
+            uid_len,
+            cur,
+            size,
+        });
+        Ok(())
+    }
+
+    /// Gives back memory over-allocated while scanning.
+    fn shrink(&mut self) {
+        self.names.shrink_to_fit();
+        self.entries.shrink_to_fit();
+        self.ranges.shrink_to_fit();
+    }
+}
+
+impl Listings for Snapshot {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn size(&self, i: usize) -> u64 {
+        Snapshot::size(self, i)
+    }
+
+    fn uid(&self, i: usize) -> &str {
+        Snapshot::uid(self, i)
+    }
+}
+
 /// Takes the snapshot of the mailbox in `dir`.
 pub fn open(format: MailboxFormat, dir: &Path) -> Result<Snapshot, Failure> {
-    let mut snap = Snapshot {
-        format,
-        dir: dir.to_path_buf(),
-        listings: Vec::new(),
-        locations: Vec::new(),
-        mbox_len: 0,
-    };
+    let mut snap = Snapshot::new(format, dir);
     match format {
         MailboxFormat::Maildir => scan_maildir(&mut snap)?,
         MailboxFormat::Mbox => scan_mbox(&mut snap)?,
     }
-    dedupe_uids(&mut snap.listings);
+    dedupe_uids(&mut snap)?;
+    snap.shrink();
     Ok(snap)
 }
 
 fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for sub in ["cur", "new"] {
+    // Names first, in one string; then sorted by name (Maildir names
+    // start with the delivery time: name order is arrival order).
+    let mut found = Snapshot::new(snap.format, &snap.dir);
+    for (sub, cur) in [("cur", true), ("new", false)] {
         let dir = snap.dir.join(sub);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -73,28 +167,51 @@ fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
             Err(e) => return Err(transient("listing", &dir, e)),
         };
         for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') {
-                files.push((name, entry.path()));
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue;
             }
+            let base = name.split(':').next().unwrap_or(&name);
+            let size = match wire_size_from_name(base) {
+                Some(w) => w,
+                None => file_wire_size(&entry.path())?,
+            };
+            found.push(&name, base.len(), cur, size)?;
         }
     }
-    // Maildir names start with the delivery time: name order is arrival.
-    files.sort();
-    for (name, path) in files {
-        let base = name.split(':').next().unwrap_or(&name).to_string();
-        let size = match wire_size_from_name(&base) {
-            Some(w) => w,
-            None => {
-                let data = fs::read(&path)
-                    .map_err(|e| transient("reading", &path, e))?;
-                wire_size(&data, false)
-            }
-        };
-        snap.listings.push(Listing { uid: base, size });
-        snap.locations.push(Location::File(path));
+    let mut order: Vec<u32> = (0..found.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        found.name(a as usize).cmp(found.name(b as usize))
+    });
+    snap.names.reserve_exact(found.names.len());
+    snap.entries.reserve_exact(found.len());
+    for i in order {
+        let e = found.entries[i as usize];
+        let name = found.name(i as usize);
+        snap.push(name, usize::from(e.uid_len), e.cur, e.size)?;
     }
     Ok(())
+}
+
+/// The size with CRLF line ends of a file without Dovecot's `W=`,
+/// read in pieces (a file someone else delivered may be large).
+fn file_wire_size(path: &Path) -> Result<u64, Failure> {
+    let mut reader = BufReader::new(
+        File::open(path).map_err(|e| transient("reading", path, e))?,
+    );
+    let mut size = 0;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| transient("reading", path, e))?;
+        if n == 0 {
+            return Ok(size);
+        }
+        size += wire_size(&line, false);
+    }
 }
 
 /// Dovecot's `,W=` field: the size with CRLF line ends.
@@ -127,7 +244,7 @@ fn scan_mbox(snap: &mut Snapshot) -> Result<(), Failure> {
         }
         if prev_blank && line.starts_with(b"From ") {
             if let Some(m) = current.take() {
-                m.finish(pos, snap);
+                m.finish(pos, snap)?;
             }
             current = Some(MboxScan::new(pos, pos + n as u64));
         } else if let Some(m) = current.as_mut() {
@@ -137,7 +254,7 @@ fn scan_mbox(snap: &mut Snapshot) -> Result<(), Failure> {
         pos += n as u64;
     }
     if let Some(m) = current.take() {
-        m.finish(pos, snap);
+        m.finish(pos, snap)?;
     }
     snap.mbox_len = pos;
     Ok(())
@@ -184,7 +301,7 @@ impl MboxScan {
         }
     }
 
-    fn finish(self, end: u64, snap: &mut Snapshot) {
+    fn finish(self, end: u64, snap: &mut Snapshot) -> Result<(), Failure> {
         // The blank line before the next `From ` is the separator.
         let (size, body_end) = if self.last_blank {
             (self.size - 2, end - 1)
@@ -192,11 +309,12 @@ impl MboxScan {
             (self.size, end)
         };
         let uid = self.uid.unwrap_or_else(|| format!("H{:016x}", self.hash));
-        snap.listings.push(Listing { uid, size });
-        snap.locations.push(Location::Range {
+        snap.push(&uid, uid.len(), false, size)?;
+        snap.ranges.push(Range {
             body: (self.body_start, body_end.saturating_sub(self.body_start)),
             block: (self.block_start, end),
         });
+        Ok(())
     }
 }
 
@@ -210,33 +328,48 @@ fn postling_id(line: &[u8]) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-/// RFC 1939 7: UIDLs are unique within the maildrop.
-fn dedupe_uids(listings: &mut [Listing]) {
-    let mut seen = std::collections::HashSet::new();
-    for l in listings.iter_mut() {
-        let mut n = 1;
-        let base = l.uid.clone();
-        while !seen.insert(l.uid.clone()) {
-            n += 1;
-            l.uid = format!("{base}-{n}");
-        }
+/// RFC 1939 7: UIDLs are unique within the maildrop. Two identical
+/// mbox messages hash alike: the later ones get `-2`, `-3` ...
+fn dedupe_uids(snap: &mut Snapshot) -> Result<(), Failure> {
+    let mut order: Vec<u32> = (0..snap.len() as u32).collect();
+    order.sort_by(|&a, &b| snap.uid(a as usize).cmp(snap.uid(b as usize)));
+    let dup = order
+        .windows(2)
+        .any(|w| snap.uid(w[0] as usize) == snap.uid(w[1] as usize));
+    if !dup {
+        return Ok(());
     }
+    let old = std::mem::replace(snap, Snapshot::new(snap.format, &snap.dir));
+    snap.ranges = old.ranges.clone();
+    snap.mbox_len = old.mbox_len;
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..old.len() {
+        let e = old.entries[i];
+        let (uid, rest) = old.name(i).split_at(usize::from(e.uid_len));
+        let mut unique = uid.to_string();
+        let mut n = 1;
+        while !seen.insert(unique.clone()) {
+            n += 1;
+            unique = format!("{uid}-{n}");
+        }
+        snap.push(&format!("{unique}{rest}"), unique.len(), e.cur, e.size)?;
+    }
+    Ok(())
 }
 
 /// Opens message `index` for reading: the file and how many octets.
 pub fn reader(snap: &Snapshot, index: usize) -> std::io::Result<(File, u64)> {
-    match &snap.locations[index] {
-        Location::File(path) => {
-            let f = File::open(path)?;
+    match snap.format {
+        MailboxFormat::Maildir => {
+            let f = File::open(snap.path(index))?;
             let len = f.metadata()?.len();
             Ok((f, len))
         }
-        Location::Range {
-            body: (start, len), ..
-        } => {
+        MailboxFormat::Mbox => {
+            let (start, len) = snap.ranges[index].body;
             let mut f = File::open(snap.dir.join(INBOX))?;
-            f.seek(SeekFrom::Start(*start))?;
-            Ok((f, *len))
+            f.seek(SeekFrom::Start(start))?;
+            Ok((f, len))
         }
     }
 }
@@ -260,24 +393,21 @@ fn update_maildir(
     seen: &[usize],
 ) -> Result<(), Failure> {
     for &i in deleted {
-        if let Location::File(path) = &snap.locations[i] {
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                // Gone already (another client): what we wanted.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(transient("deleting", path, e)),
-            }
+        let path = snap.path(i);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            // Gone already (another client): what we wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(transient("deleting", &path, e)),
         }
     }
     let cur = snap.dir.join("cur");
     for &i in seen {
-        if let Location::File(path) = &snap.locations[i] {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let target = cur.join(with_seen_flag(&name));
-            if target != *path {
-                if let Err(e) = fs::rename(path, &target) {
-                    log::warn!("cannot mark {} seen: {e}", path.display());
-                }
+        let path = snap.path(i);
+        let target = cur.join(with_seen_flag(snap.name(i)));
+        if target != path {
+            if let Err(e) = fs::rename(&path, &target) {
+                log::warn!("cannot mark {} seen: {e}", path.display());
             }
         }
     }
@@ -318,17 +448,11 @@ fn rewrite_mbox(snap: &Snapshot, deleted: &[usize]) -> Result<(), Failure> {
             return Err(std::io::Error::other("mbox shrank since login"));
         }
         let mut out = std::io::BufWriter::new(File::create(&tmp)?);
-        for (i, loc) in snap.locations.iter().enumerate() {
-            if deleted.contains(&i) {
-                continue;
-            }
-            if let Location::Range {
-                block: (start, end),
-                ..
-            } = loc
-            {
-                copy_range(&mut locked.file, *start, *end, &mut out)?;
-            }
+        let mut gone = vec![false; snap.len()];
+        deleted.iter().for_each(|&i| gone[i] = true);
+        for (range, _) in snap.ranges.iter().zip(gone).filter(|(_, g)| !g) {
+            let (start, end) = range.block;
+            copy_range(&mut locked.file, start, end, &mut out)?;
         }
         copy_range(&mut locked.file, snap.mbox_len, current_len, &mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -380,17 +504,18 @@ mod tests {
             postling_id(b"\tby mx (postling) with ESMTP id 6C3HQ7CX9J000\n"),
             Some("6C3HQ7CX9J000".into())
         );
-        let mut l = vec![
-            Listing {
-                uid: "a".into(),
-                size: 1,
-            },
-            Listing {
-                uid: "a".into(),
-                size: 1,
-            },
-        ];
-        dedupe_uids(&mut l);
-        assert_eq!(l[1].uid, "a-2");
+        let mut snap = Snapshot::new(MailboxFormat::Mbox, Path::new("/x"));
+        for _ in 0..3 {
+            snap.push("a", 1, false, 1).unwrap();
+            snap.ranges.push(Range {
+                body: (0, 0),
+                block: (0, 0),
+            });
+        }
+        dedupe_uids(&mut snap).unwrap();
+        assert_eq!(
+            (snap.uid(0), snap.uid(1), snap.uid(2)),
+            ("a", "a-2", "a-3")
+        );
     }
 }

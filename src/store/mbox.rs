@@ -82,8 +82,9 @@ pub fn render(
         msg.sender
     };
     let received = date::asctime(msg.content.received);
-    write!(out, "From {sender} {received}\n")?;
-    let mut reader = BufReader::with_capacity(64 * 1024, msg.content.reader()?);
+    writeln!(out, "From {sender} {received}")?;
+    let mut reader =
+        BufReader::with_capacity(64 * 1024, msg.content.reader()?);
     let mut line = Vec::new();
     let mut ends_with_lf = true;
     loop {

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Fsyncs a directory, making the names in it durable.
@@ -34,13 +34,24 @@ pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
 
 /// Replaces `path` with `bytes` atomically: a temporary file in the same
 /// folder, fsync, rename, fsync the folder. Readers see the old file or
-/// the new one, never a mix.
+/// the new one, never a mix. The new file is private (0600: it may hold
+/// password hashes) and keeps the old file's owner and group, so a
+/// users file root edits stays readable by the account postling runs as.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let owner = fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            // Best effort: only root may give a file away.
+            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

@@ -1,6 +1,7 @@
 //! Small helpers with no protocol knowledge: durable file writes, dates
-//! and unique ids.
+//! unique ids and log-safe quoting.
 
 pub mod date;
 pub mod fs;
 pub mod id;
+pub mod logsafe;

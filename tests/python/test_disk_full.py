@@ -19,7 +19,8 @@ def full_server(request, tmp_path):
                              capture_output=True)
     if mounted.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: " + mounted.stderr.decode())
-    s = Server(tmp_path, request.param)
+    # No free-space margin: this test is about writes that fail.
+    s = Server(tmp_path, request.param, extra="min_free_space = 0")
     try:
         yield s
     finally:
@@ -55,3 +56,30 @@ def test_disk_full_is_452_and_leaves_nothing_half_written(full_server):
         # And the server goes on: a small message still lands.
         c.sendmail("a@remote.test", ["bob@example.test"], small)
     assert len(s.messages("bob")) == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_below_min_free_space_mail_is_refused_at_once(tmp_path):
+    """min_free_space (default 100M): a nearly full disk refuses at MAIL,
+    before the client sends a message that could not be stored."""
+    data = tmp_path / "data"
+    data.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(data)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + mounted.stderr.decode())
+    try:
+        for extra, want in (("", 452), ("min_free_space = 1M", 250)):
+            s = Server(tmp_path, "maildir", extra=extra)
+            try:
+                with smtplib.SMTP("127.0.0.1", s.port) as c:
+                    c.ehlo("client.test")
+                    code, text = c.mail("a@remote.test")
+                    assert code == want, (extra, text)
+                    if want == 452:
+                        assert text.startswith(b"4.3.1")
+                        assert s.wait_logged("less than min_free_space")
+            finally:
+                s.stop()
+    finally:
+        subprocess.run(["umount", str(data)])

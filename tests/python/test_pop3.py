@@ -190,7 +190,7 @@ def test_auth_plain_and_errors(pop):
     assert cmd(b"DELE x").startswith(b"-ERR")
     assert cmd(b"USER x").startswith(b"-ERR")
     assert cmd(b"QUIT").startswith(b"+OK")
-    assert pop.logged("auth failed user=bob@example.test ip=127.0.0.1")
+    assert pop.logged("auth failed user=\"bob@example.test\" ip=127.0.0.1")
 
 
 def test_maildir_read_messages_move_to_cur_seen(pop):

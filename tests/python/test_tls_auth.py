@@ -94,7 +94,7 @@ def test_wrong_passwords_are_delayed_and_logged(tls_server):
             # Answered only after the fixed delay, known user or not.
             assert time.monotonic() - start >= 1.9
         c.login("alice@example.test", "alice pw")
-    assert s.logged("auth failed user=nobody@example.test ip=127.0.0.1")
+    assert s.logged("auth failed user=\"nobody@example.test\" ip=127.0.0.1")
     # The shipped fail2ban filter finds the address in those lines.
     conf = (Path(__file__).resolve().parents[2] / "conf/fail2ban/postling.conf").read_text()
     regexes = [l.split("=", 1)[-1].strip() for l in conf.splitlines()
@@ -396,7 +396,7 @@ def test_bad_certificate_is_a_clear_error_and_reload_keeps_old(tmp_path):
     bad.write_text("not a certificate\n")
     conf = tmp_path / "bad.conf"
     conf.write_text(f"domains = example.test\nusers_file = users\ntls_cert = {bad}\n"
-                    f"tls_key = {key}\nlisten_smtp = 127.0.0.1:0\n")
+                    f"tls_key = {key}\nlisten_smtp = 127.0.0.1:0\nrun_as = root\n")
     (tmp_path / "users").write_text("")
     from conftest import BINARY
     out = subprocess.run([BINARY, "serve", "-c", str(conf)], capture_output=True, text=True, timeout=20)

@@ -7,4 +7,4 @@ pub mod command;
 pub mod session;
 pub mod transfer;
 
-pub use session::{Listing, LoginError, Maildrop, Pop3, Pop3Step};
+pub use session::{Listing, Listings, LoginError, Maildrop, Pop3, Pop3Step};

@@ -5,12 +5,16 @@
 
 use memchr::memchr;
 
+use std::sync::Arc;
+
 use super::command::{self, Command, MAX_LINE};
+use crate::proto::OUTPUT_CAP;
 use crate::proto::sasl::{self, Credentials, SaslError};
 use crate::proto::smtp::Link;
 
-/// Errors tolerated before the session is dropped.
-pub const MAX_ERRORS: u32 = 10;
+/// Errors tolerated before the session is dropped (Dovecot's limit of
+/// bad commands is 20 too).
+pub const MAX_ERRORS: u32 = 20;
 
 /// One message of the maildrop as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,41 +25,77 @@ pub struct Listing {
     pub size: u64,
 }
 
-/// The snapshot taken at login, with this session's marks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The messages of a maildrop as the session reads them; the loop's
+/// snapshot keeps them compactly, tests use a `Vec<Listing>`.
+pub trait Listings: std::fmt::Debug + Send + Sync {
+    /// How many messages.
+    fn count(&self) -> usize;
+    /// Message `i`'s size (CRLF line ends, before dot-stuffing).
+    fn size(&self, i: usize) -> u64;
+    /// Message `i`'s UIDL.
+    fn uid(&self, i: usize) -> &str;
+}
+
+impl Listings for Vec<Listing> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn size(&self, i: usize) -> u64 {
+        self[i].size
+    }
+
+    fn uid(&self, i: usize) -> &str {
+        &self[i].uid
+    }
+}
+
+const DELETED: u8 = 1;
+const RETRIEVED: u8 = 2;
+
+/// The snapshot taken at login, with this session's marks (one octet a
+/// message).
+#[derive(Debug, Clone)]
 pub struct Maildrop {
-    messages: Vec<Listing>,
-    deleted: Vec<bool>,
-    retrieved: Vec<bool>,
+    messages: Arc<dyn Listings>,
+    marks: Vec<u8>,
 }
 
 impl Maildrop {
     /// A snapshot of these messages, none marked.
-    pub fn new(messages: Vec<Listing>) -> Self {
-        let n = messages.len();
+    pub fn new(messages: Arc<dyn Listings>) -> Self {
+        let n = messages.count();
         Maildrop {
             messages,
-            deleted: vec![false; n],
-            retrieved: vec![false; n],
+            marks: vec![0; n],
         }
     }
 
     /// Message `number` (1-based) if it exists and is not deleted.
     fn get(&self, number: usize) -> Result<usize, &'static str> {
-        let i = number.checked_sub(1).filter(|&i| i < self.messages.len());
+        let i = number.checked_sub(1).filter(|&i| i < self.marks.len());
         match i {
             None => Err("-ERR no such message"),
-            Some(i) if self.deleted[i] => Err("-ERR message is deleted"),
+            Some(i) if self.is(i, DELETED) => Err("-ERR message is deleted"),
             Some(i) => Ok(i),
         }
     }
 
-    fn live(&self) -> impl Iterator<Item = (usize, &Listing)> {
-        self.messages
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.deleted[*i])
+    fn is(&self, i: usize, mark: u8) -> bool {
+        self.marks[i] & mark != 0
     }
+
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.marks.len()).filter(|&i| !self.is(i, DELETED))
+    }
+}
+
+/// A multi-line LIST or UIDL answer being written, a bounded piece at a
+/// time (a 100,000-message UIDL is megabytes).
+#[derive(Debug, Clone, Copy)]
+struct ListingState {
+    uidl: bool,
+    next: usize,
 }
 
 /// What the loop must do after a call.
@@ -109,6 +149,8 @@ enum State {
     Authenticating,
     /// Logged in.
     Transaction(Box<Maildrop>),
+    /// Writing a LIST or UIDL answer; input waits.
+    Listing(Box<Maildrop>, ListingState),
     /// A message is being sent; input waits.
     Sending(Box<Maildrop>),
     /// QUIT: deletions being applied.
@@ -149,7 +191,10 @@ impl Pop3 {
 
     /// True if closing now loses nothing (no UPDATE under way).
     pub fn is_idle(&self) -> bool {
-        !matches!(self.state, State::Updating | State::Sending(_))
+        !matches!(
+            self.state,
+            State::Updating | State::Sending(_) | State::Listing(..)
+        )
     }
 
     /// RFC 1939 3: an idle session ends without UPDATE.
@@ -177,14 +222,17 @@ impl Pop3 {
         self.link.tls.is_some() || self.link.cleartext_auth
     }
 
-    /// Handles what it can of `input`; returns the octets used.
+    /// Handles what it can of `input`; returns the octets used. A
+    /// listing under way is continued first; nothing more is taken while
+    /// [`OUTPUT_CAP`] octets of output wait.
     pub fn feed(
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,
     ) -> (usize, Pop3Step) {
+        self.continue_listing(out);
         let mut used = 0;
-        while used < input.len() {
+        while used < input.len() && out.len() < OUTPUT_CAP {
             let rest = &input[used..];
             if let State::LongLine(_) = self.state {
                 let Some(lf) = memchr(b'\n', rest) else {
@@ -353,20 +401,16 @@ impl Pop3 {
     /// The loop's answer to [`Pop3Step::Authenticate`].
     pub fn logged_in(
         &mut self,
-        result: Result<Vec<Listing>, LoginError>,
+        result: Result<Arc<dyn Listings>, LoginError>,
         out: &mut Vec<u8>,
     ) {
         match result {
             Ok(messages) => {
                 let drop = Maildrop::new(messages);
-                let total: u64 = drop.messages.iter().map(|m| m.size).sum();
-                line(
-                    out,
-                    &format!(
-                        "+OK {} messages ({total} octets)",
-                        drop.messages.len()
-                    ),
-                );
+                let count = drop.messages.count();
+                let total: u64 =
+                    (0..count).map(|i| drop.messages.size(i)).sum();
+                line(out, &format!("+OK {count} messages ({total} octets)"));
                 self.state = State::Transaction(Box::new(drop));
             }
             Err(e) => {
@@ -413,34 +457,29 @@ impl Pop3 {
     ) -> Pop3Step {
         let step = match cmd {
             Command::Stat => {
-                let (n, size) = drop
-                    .live()
-                    .fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size));
+                let (n, size) = drop.live().fold((0, 0), |(n, s), i| {
+                    (n + 1, s + drop.messages.size(i))
+                });
                 line(out, &format!("+OK {n} {size}"));
                 Pop3Step::Continue
             }
             Command::List(None) | Command::Uidl(None) => {
                 let uidl = matches!(cmd, Command::Uidl(_));
                 line(out, "+OK");
-                for (i, m) in drop.live() {
-                    if uidl {
-                        line(out, &format!("{} {}", i + 1, m.uid));
-                    } else {
-                        line(out, &format!("{} {}", i + 1, m.size));
-                    }
-                }
-                line(out, ".");
-                Pop3Step::Continue
+                self.state =
+                    State::Listing(drop, ListingState { uidl, next: 0 });
+                self.continue_listing(out);
+                return Pop3Step::Continue;
             }
             Command::List(Some(n)) | Command::Uidl(Some(n)) => match drop
                 .get(n)
             {
                 Ok(i) if matches!(cmd, Command::Uidl(_)) => {
-                    line(out, &format!("+OK {n} {}", drop.messages[i].uid));
+                    line(out, &format!("+OK {n} {}", drop.messages.uid(i)));
                     Pop3Step::Continue
                 }
                 Ok(i) => {
-                    line(out, &format!("+OK {n} {}", drop.messages[i].size));
+                    line(out, &format!("+OK {n} {}", drop.messages.size(i)));
                     Pop3Step::Continue
                 }
                 Err(e) => self.error(out, e),
@@ -450,13 +489,13 @@ impl Pop3 {
                     let top = match cmd {
                         Command::Top(_, lines) => Some(lines),
                         _ => {
-                            drop.retrieved[i] = true;
+                            drop.marks[i] |= RETRIEVED;
                             None
                         }
                     };
                     line(
                         out,
-                        &format!("+OK {} octets", drop.messages[i].size),
+                        &format!("+OK {} octets", drop.messages.size(i)),
                     );
                     self.state = State::Sending(drop);
                     return Pop3Step::Send { index: i, top };
@@ -465,14 +504,14 @@ impl Pop3 {
             },
             Command::Dele(n) => match drop.get(n) {
                 Ok(i) => {
-                    drop.deleted[i] = true;
+                    drop.marks[i] |= DELETED;
                     line(out, &format!("+OK message {n} deleted"));
                     Pop3Step::Continue
                 }
                 Err(e) => self.error(out, e),
             },
             Command::Rset => {
-                drop.deleted.iter_mut().for_each(|d| *d = false);
+                drop.marks.iter_mut().for_each(|m| *m &= !DELETED);
                 line(out, "+OK");
                 Pop3Step::Continue
             }
@@ -485,11 +524,11 @@ impl Pop3 {
                 Pop3Step::Continue
             }
             Command::Quit => {
-                let deleted: Vec<usize> = (0..drop.messages.len())
-                    .filter(|&i| drop.deleted[i])
-                    .collect();
-                let seen: Vec<usize> = (0..drop.messages.len())
-                    .filter(|&i| drop.retrieved[i] && !drop.deleted[i])
+                let n = drop.marks.len();
+                let deleted: Vec<usize> =
+                    (0..n).filter(|&i| drop.is(i, DELETED)).collect();
+                let seen: Vec<usize> = (0..n)
+                    .filter(|&i| drop.is(i, RETRIEVED) && !drop.is(i, DELETED))
                     .collect();
                 self.state = State::Updating;
                 return Pop3Step::Update { deleted, seen };
@@ -502,6 +541,42 @@ impl Pop3 {
             self.state = State::Transaction(drop);
         }
         step
+    }
+
+    /// Writes more of a LIST or UIDL answer, up to [`OUTPUT_CAP`].
+    fn continue_listing(&mut self, out: &mut Vec<u8>) {
+        if !self.has_more_output() {
+            return;
+        }
+        let State::Listing(drop, mut listing) =
+            std::mem::replace(&mut self.state, State::Closed)
+        else {
+            return;
+        };
+        let n = drop.marks.len();
+        while listing.next < n && out.len() < OUTPUT_CAP {
+            let i = listing.next;
+            listing.next += 1;
+            if drop.is(i, DELETED) {
+                continue;
+            }
+            if listing.uidl {
+                line(out, &format!("{} {}", i + 1, drop.messages.uid(i)));
+            } else {
+                line(out, &format!("{} {}", i + 1, drop.messages.size(i)));
+            }
+        }
+        if listing.next < n {
+            self.state = State::Listing(drop, listing);
+        } else {
+            line(out, ".");
+            self.state = State::Transaction(drop);
+        }
+    }
+
+    /// True while a listing waits for room in the output.
+    pub fn has_more_output(&self) -> bool {
+        matches!(self.state, State::Listing(..))
     }
 
     /// The message of the last [`Pop3Step::Send`] has been written.

@@ -23,7 +23,7 @@ use super::host::{
     protocol_name,
 };
 use super::{Path, Reply, ReversePath, write_multiline};
-use crate::proto::Failure;
+use crate::proto::{Failure, OUTPUT_CAP};
 
 /// Errors tolerated before the session is dropped (Postfix's
 /// smtpd_hard_error_limit is 20; a real client makes none).
@@ -150,10 +150,11 @@ impl Server {
         Step::Close
     }
 
-    /// Handles what it can of `input`; returns the octets used.
+    /// Handles what it can of `input`; returns the octets used. Stops
+    /// early while [`OUTPUT_CAP`] octets of replies wait to be sent.
     pub fn feed(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Step) {
         let mut used = 0;
-        while used < input.len() {
+        while used < input.len() && cx.out.len() < OUTPUT_CAP {
             let (n, step) = self.feed_one(&input[used..], cx);
             used += n;
             if !matches!(step, Step::Continue) || n == 0 {
@@ -297,10 +298,8 @@ impl Server {
 
     fn command(&mut self, cmd: Command<'_>, cx: &mut Cx<'_>) -> Step {
         let txn = self.txn();
-        let resets = matches!(
-            cmd,
-            Command::Rset | Command::Ehlo(_) | Command::Helo(_)
-        );
+        let resets =
+            matches!(cmd, Command::Rset | Command::Ehlo(_) | Command::Helo(_));
         if resets && matches!(txn, Txn::Chunking { .. }) {
             // The chunks so far will never be delivered.
             cx.sink.discard();

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::proto::smtp::TlsInfo;
+use std::sync::Arc;
 
 fn link(tls: bool, cleartext: bool) -> Link {
     Link {
@@ -16,13 +17,14 @@ fn link(tls: bool, cleartext: bool) -> Link {
     }
 }
 
-fn drop_of(n: usize) -> Vec<Listing> {
-    (1..=n)
+fn drop_of(n: usize) -> Arc<dyn Listings> {
+    let list: Vec<Listing> = (1..=n)
         .map(|i| Listing {
             uid: format!("u{i}"),
             size: 100 * i as u64,
         })
-        .collect()
+        .collect();
+    Arc::new(list)
 }
 
 #[derive(Debug, PartialEq)]
@@ -181,8 +183,23 @@ fn long_lines_and_error_limit() {
         "{}",
         r.out
     );
-    let r = run(&"BOGUS\r\n".repeat(12), link(true, false));
+    let r = run(&"BOGUS\r\n".repeat(22), link(true, false));
     assert!(r.closed && r.out.ends_with("-ERR too many errors, closing\r\n"));
+    assert_eq!(r.out.matches("-ERR").count(), 21);
+}
+
+/// A logged-in client that makes mistakes (a mail client probing
+/// commands, a user typing) keeps its session up to Dovecot's 20.
+#[test]
+fn logged_in_sessions_survive_nineteen_mistakes() {
+    let script =
+        format!("USER b\r\nPASS pw\r\n{}STAT\r\n", "XTND\r\n".repeat(19));
+    let r = run(&script, link(true, false));
+    assert!(!r.closed, "{}", r.out);
+    assert!(r.out.ends_with("+OK 3 600\r\n"), "{}", r.out);
+    let script =
+        format!("USER b\r\nPASS pw\r\n{}STAT\r\n", "XTND\r\n".repeat(20));
+    assert!(run(&script, link(true, false)).closed);
 }
 
 #[test]
@@ -224,4 +241,36 @@ fn autologout_and_shutdown_delete_nothing() {
     assert!(
         text.ends_with("-ERR [SYS/TEMP] Autologout; idle for too long\r\n")
     );
+}
+
+/// A client pipelining listings of a big maildrop and never reading:
+/// the session's output stays under the cap (plus one line), and what
+/// the client gets once it reads is every listing, whole and in order.
+#[test]
+fn pipelined_listings_are_bounded_and_complete() {
+    let mut s = Pop3::new("mx.test".into(), false, link(true, false));
+    let mut out = Vec::new();
+    let (_, step) = s.feed(b"USER b\r\nPASS pw\r\n", &mut out);
+    assert!(matches!(step, Pop3Step::Authenticate(_)));
+    s.logged_in(Ok(drop_of(5000)), &mut out);
+    out.clear();
+    let script = b"UIDL\r\n".repeat(40);
+    let mut pending: &[u8] = &script;
+    let mut received = Vec::new();
+    for _ in 0..100_000 {
+        let (used, step) = s.feed(pending, &mut out);
+        assert!(matches!(step, Pop3Step::Continue));
+        assert!(out.len() < OUTPUT_CAP + 100, "{}", out.len());
+        pending = &pending[used..];
+        // The client reads everything written so far.
+        received.append(&mut out);
+        if pending.is_empty() && !s.has_more_output() {
+            break;
+        }
+    }
+    let text = String::from_utf8(received).unwrap();
+    assert_eq!(text.matches("+OK\r\n").count(), 40);
+    assert_eq!(text.matches("\r\n.\r\n").count(), 40);
+    assert_eq!(text.matches("\r\n5000 u5000\r\n").count(), 40);
+    assert_eq!(text.lines().count(), 40 * 5002);
 }

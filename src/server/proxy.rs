@@ -1,0 +1,136 @@
+//! Connections on `proxy:` listeners until their PROXY protocol header
+//! has arrived. Only hosts in `proxy_from` may connect there; the header
+//! names the real client, and only then is the connection admitted, so
+//! trust, limits, lockouts and logs all go by the real client.
+
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::services::Service;
+use super::{PROXY_BASE, Server};
+use crate::proto::proxy::{self, Header};
+
+/// How long a proxy may take to send the header (it sends it at once).
+const HEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// A connection waiting for its header.
+pub struct Waiting {
+    stream: TcpStream,
+    /// The proxy's address.
+    proxy: IpAddr,
+    service: Service,
+    buf: Vec<u8>,
+    pub(super) deadline: Instant,
+}
+
+impl Server {
+    /// A connection on a `proxy:` listener, from `peer`.
+    pub(super) fn accept_proxied(
+        &mut self,
+        mut stream: TcpStream,
+        peer: IpAddr,
+        service: Service,
+    ) {
+        let cfg = &self.services.config;
+        if !cfg.proxy_from.iter().any(|c| c.contains(peer)) {
+            warn!("refused ip={peer}: not in proxy_from");
+            return;
+        }
+        if self.waiting.iter().flatten().count() >= cfg.max_connections {
+            warn!("refused ip={peer}: too many connections");
+            return;
+        }
+        let slot = match self.waiting.iter().position(Option::is_none) {
+            Some(s) => s,
+            None => {
+                self.waiting.push(None);
+                self.waiting.len() - 1
+            }
+        };
+        let token = Token(PROXY_BASE + slot);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE,
+        ) {
+            warn!("register: {e}");
+            return;
+        }
+        self.waiting[slot] = Some(Waiting {
+            stream,
+            proxy: peer,
+            service,
+            buf: Vec::new(),
+            deadline: Instant::now() + HEADER_WAIT,
+        });
+        self.on_waiting(slot);
+    }
+
+    /// Reads what the proxy sent; admits the client once the header is
+    /// complete, drops the connection if it is not a header.
+    pub(super) fn on_waiting(&mut self, slot: usize) {
+        let Some(w) = self.waiting.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let header = loop {
+            match proxy::parse(&w.buf) {
+                Header::Incomplete => {}
+                done => break done,
+            }
+            let room = proxy::MAX_V2.saturating_sub(w.buf.len()).max(1);
+            let mut chunk = vec![0u8; room.min(4096)];
+            match w.stream.read(&mut chunk) {
+                Ok(0) => break Header::Invalid("closed before the header"),
+                Ok(n) => w.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break Header::Invalid("read failed"),
+            }
+        };
+        let Some(mut w) = self.waiting[slot].take() else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut w.stream);
+        match header {
+            Header::Done { len, source } => {
+                let client = source.map_or(w.proxy, |s| s.ip());
+                info!(
+                    "proxy ip={} speaks for ip={client} service={}",
+                    w.proxy,
+                    w.service.name()
+                );
+                self.admit(w.stream, client, w.service, &w.buf[len..]);
+            }
+            Header::Invalid(why) => {
+                warn!("refused ip={}: {why}", w.proxy);
+            }
+            Header::Incomplete => {}
+        }
+    }
+
+    /// Drops connections whose header is overdue.
+    pub(super) fn expire_waiting(&mut self, now: Instant) {
+        for slot in 0..self.waiting.len() {
+            let overdue = self.waiting[slot]
+                .as_ref()
+                .is_some_and(|w| w.deadline <= now);
+            if let Some(mut w) =
+                overdue.then(|| self.waiting[slot].take()).flatten()
+            {
+                let _ = self.poll.registry().deregister(&mut w.stream);
+                warn!("refused ip={}: no PROXY header in time", w.proxy);
+            }
+        }
+    }
+
+    /// The next header deadline, if any connection waits.
+    pub(super) fn next_waiting_deadline(&self) -> Option<Instant> {
+        self.waiting.iter().flatten().map(|w| w.deadline).min()
+    }
+}

@@ -1,0 +1,64 @@
+//! Client-supplied strings in log lines: always quoted, with `"` and `\`
+//! escaped and every control or line-breaking character written as
+//! `\u{..}`. A user name cannot end its own field, start a new line or
+//! forge an `ip=` field that fail2ban would read.
+
+use std::fmt;
+
+/// Displays a client's string as a quoted, escaped log field value.
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                ' ' => f.write_str(" ")?,
+                c if c.is_control() || c.is_whitespace() => {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?
+                }
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// Displays client octets that may not be UTF-8 (invalid sequences as
+/// U+FFFD), quoted and escaped like [`Quoted`].
+pub struct QuotedBytes<'a>(pub &'a [u8]);
+
+impl fmt::Display for QuotedBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Quoted(&String::from_utf8_lossy(self.0)).fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_strings_stay_in_their_field() {
+        let evil = "x\nWARN conn=1 auth failed user=\"y\" ip=203.0.113.5";
+        let shown = Quoted(evil).to_string();
+        assert!(!shown.contains('\n'));
+        assert_eq!(
+            shown,
+            "\"x\\u{a}WARN conn=1 auth failed user=\\\"y\\\" \
+             ip=203.0.113.5\""
+        );
+        assert_eq!(Quoted("a b\\c").to_string(), "\"a b\\\\c\"");
+        assert_eq!(
+            Quoted("\u{2028}\r\t\u{7f}").to_string(),
+            "\"\\u{2028}\\u{d}\\u{9}\\u{7f}\""
+        );
+        assert_eq!(
+            Quoted("jörg@exämple.org").to_string(),
+            "\"jörg@exämple.org\""
+        );
+        assert_eq!(QuotedBytes(b"a\xffb").to_string(), "\"a\u{fffd}b\"");
+    }
+}

@@ -1,0 +1,153 @@
+"""Bounded memory under attack: large messages arriving slowly from many
+clients spool to disk, and clients that pipeline without reading their
+replies cannot grow the server. Measured from the kernel's own counters
+(/proc/PID/status), with thresholds far below what holding the data in
+memory would take."""
+
+import os
+import socket
+import threading
+import time
+
+from conftest import Server, add_user
+
+
+def status_kib(pid: int, field: str) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def read_reply(f) -> bytes:
+    lines = []
+    while True:
+        line = f.readline()
+        lines.append(line)
+        if len(line) < 4 or line[3:4] != b"-":
+            return b"".join(lines)
+
+
+def test_twenty_large_messages_at_once_spool_to_disk(tmp_path):
+    """20 clients each send 4 MiB and hold back the final dot; holding
+    them in memory would take 80 MiB. Peak RSS stays small, every
+    message lands, and each is one file hard-linked into both mailboxes
+    (not copied again)."""
+    s = Server(tmp_path, extra="max_connections_per_ip = 50\nmax_message_size = 30M")
+    try:
+        line = b"y" * 78 + b"\r\n"
+        body = line * (4 * 1024 * 1024 // len(line))
+        # Stored with LF line ends; up to 32 KiB a client stays in memory.
+        spool_min = 20 * (len(body) * 79 // 80 - 32 * 1024)
+        clients = []
+        for i in range(20):
+            sock = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            f = sock.makefile("rb")
+            read_reply(f)
+            sock.sendall(b"EHLO client.test\r\n")
+            read_reply(f)
+            sock.sendall(b"MAIL FROM:<a@remote.test>\r\n"
+                         b"RCPT TO:<alice@example.test>\r\n"
+                         b"RCPT TO:<bob@example.test>\r\nDATA\r\n")
+            for want in (b"250", b"250", b"250", b"354"):
+                assert read_reply(f).startswith(want)
+            clients.append((sock, f))
+        for i, (sock, _) in enumerate(clients):
+            sock.sendall(b"Subject: big %d\r\n\r\n" % i + body)
+        # Everything but the dots is in; the spool holds it, not memory.
+        spooled = 0
+        for _ in range(100):
+            spool = tmp_path / "data/tmp"
+            spooled = sum(p.stat().st_size for p in spool.iterdir())
+            if spooled >= spool_min:
+                break
+            time.sleep(0.1)
+        assert spooled >= spool_min, (spooled, spool_min)
+        held = status_kib(s.proc.pid, "VmRSS")
+        for sock, f in clients:
+            sock.sendall(b".\r\n")
+        for sock, f in clients:
+            assert read_reply(f).startswith(b"250 2.0.0"), "not stored"
+            sock.close()
+        peak = status_kib(s.proc.pid, "VmHWM")
+        assert held < 32 * 1024, f"{held} KiB RSS while 80 MiB arrived"
+        assert peak < 40 * 1024, f"peak RSS {peak} KiB"
+        for user in ("alice", "bob"):
+            files = list((tmp_path / f"data/mail/example.test/{user}/new").iterdir())
+            assert len(files) == 20
+            for p in files:
+                st = p.stat()
+                assert st.st_nlink == 2, "copied, not linked"
+                assert st.st_mode & 0o777 == 0o600
+        assert list((tmp_path / "data/tmp").iterdir()) == []
+        stored = s.raw_messages("bob")
+        assert all(m.endswith(body.replace(b"\r\n", b"\n")) for m in stored)
+    finally:
+        s.stop()
+
+
+def make_maildir(folder, count: int):
+    for sub in ("tmp", "new", "cur"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    text = b"Subject: m\n\nhello\n"
+    for i in range(count):
+        name = f"{1700000000 + i}.M{i}P1Q{i}.bench,S={len(text)},W={len(text) + 3}"
+        (folder / "cur" / (name + ":2,S")).write_bytes(text)
+
+
+def flood(sock, payload: bytes, seconds: float) -> int:
+    """Sends as much of `payload` as the server takes in `seconds`,
+    never reading; returns the octets sent."""
+    sock.setblocking(False)
+    sent, end = 0, time.monotonic() + seconds
+    while sent < len(payload) and time.monotonic() < end:
+        try:
+            sent += sock.send(payload[sent:sent + 65536])
+        except BlockingIOError:
+            time.sleep(0.05)
+    return sent
+
+
+def test_pipelining_without_reading_is_bounded(tmp_path):
+    """A logged-in POP3 client pipelines UIDL against a 2,000-message
+    mailbox and never reads (each answer is ~80 KB); an SMTP client does
+    the same with NOOP. The server stops reading them once 64 KiB of
+    output waits, so its memory stays flat, and other clients are still
+    served."""
+    make_maildir(tmp_path / "data/mail/example.test/alice", 2000)
+    conf = tmp_path / "pre.conf"
+    conf.write_text("domains = example.test\nusers_file = users\n")
+    (tmp_path / "users").write_text("")
+    add_user(conf, "alice@example.test", "pw")
+    s = Server(tmp_path, users=(tmp_path / "users").read_text() + "bob@example.test\n",
+               extra="listen_pop3 = 127.0.0.1:0")
+    try:
+        before = status_kib(s.proc.pid, "VmRSS")
+        pop = socket.create_connection(("127.0.0.1", s.ports["POP3"]), timeout=10)
+        f = pop.makefile("rb")
+        f.readline()
+        pop.sendall(b"USER alice@example.test\r\nPASS pw\r\n")
+        f.readline()
+        assert f.readline().startswith(b"+OK 2000 messages")
+        smtp = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        smtp.recv(100)
+        threads = [threading.Thread(target=flood, args=(pop, b"UIDL\r\n" * 100_000, 5)),
+                   threading.Thread(target=flood, args=(smtp, b"NOOP\r\n" * 200_000, 5))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after = status_kib(s.proc.pid, "VmRSS")
+        # A third client is answered at once.
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as other:
+            assert other.recv(100).startswith(b"220")
+        assert after - before < 8 * 1024, f"RSS {before} -> {after} KiB"
+        # The flooding client still gets whole, ordered answers.
+        pop.setblocking(True)
+        first = f.readline()
+        assert first == b"+OK\r\n"
+        assert f.readline().startswith(b"1 1700000000.M0P1Q0.bench")
+        pop.close()
+        smtp.close()
+    finally:
+        s.stop()
