@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         // `serve` loads the certificate once, when it starts its services.
         Command::Check { config } => match load(&config).and_then(check_tls) {
             Ok((cfg, dir)) => {
+                for w in cfg.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "{}: ok ({} users, {} domains)",
                     cfg.path.display(),
@@ -61,6 +64,9 @@ fn main() -> ExitCode {
                 Ok(loaded) => loaded,
                 Err(problems) => return report(&problems),
             };
+            for w in cfg.warnings() {
+                log::warn!("{w}");
+            }
             match postling::server::serve(cfg, dir) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -163,3 +163,88 @@ fn user_commands_edit_the_file_and_keep_the_rest() {
         assert_eq!(std::fs::read_to_string(&users).unwrap(), text);
     }
 }
+
+#[test]
+fn check_names_the_config_line_of_a_missing_users_file() {
+    let dir = TempDir::new();
+    let conf = write_config(&dir.0, "");
+    std::fs::remove_file(dir.0.join("users")).unwrap();
+    let out = postling(&["check"], &conf);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // write_config puts users_file on line 4.
+    let named = format!("named by users_file at {}:4", conf.display());
+    assert!(err.contains("cannot read") && err.contains(&named), "{err}");
+}
+
+#[test]
+fn domains_must_be_domain_names() {
+    let dir = TempDir::new();
+    for bad in ["..", "example..test", "-x.test", "1.2.3.4", "a_b.test"] {
+        let conf = write_config(&dir.0, &format!("domains = example.test {bad}\n"));
+        let out = postling(&["check"], &conf);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("bad domain \"{bad}\"")), "{err}");
+    }
+}
+
+#[test]
+fn check_warns_about_an_open_relay_network() {
+    let dir = TempDir::new();
+    for net in ["0.0.0.0/0", "::/0"] {
+        let conf = write_config(
+            &dir.0,
+            &format!("trusted_networks = 127.0.0.1 {net}\n"),
+        );
+        let out = postling(&["check"], &conf);
+        assert!(out.status.success(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("warning:") && err.contains("may relay"),
+            "{err}"
+        );
+    }
+    let conf = write_config(&dir.0, "trusted_networks = 127.0.0.0/8\n");
+    let out = postling(&["check"], &conf);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}
+
+#[test]
+fn user_names_the_users_file_would_misread_are_refused() {
+    let dir = TempDir::new();
+    let conf = write_config(&dir.0, "");
+    let before = std::fs::read(dir.0.join("users")).unwrap();
+    for bad in ["#x@example.test", "a\tb@example.test", "a\u{1}b@example.test"]
+    {
+        let out = Command::new(binary())
+            .args(["user", "add", bad, "-c"])
+            .arg(&conf)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+    }
+    assert_eq!(std::fs::read(dir.0.join("users")).unwrap(), before);
+}
+
+#[test]
+fn serve_as_root_needs_run_as() {
+    if !rustix_is_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let conf = write_config(&dir.0, "run_as =\n");
+    let out = postling(&["serve"], &conf);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to serve as root"), "{err}");
+    assert!(err.contains("run_as"), "{err}");
+}
+
+fn rustix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}

@@ -204,18 +204,24 @@ impl Conn {
             return Ok(0);
         };
         let mut written = 0;
-        if self.phase == Phase::Closing && self.wbuf.is_empty() {
-            // A clean TLS end, so clients see EOF, not a truncation
-            // attack; rustls sends the alert only once.
-            tls.send_close_notify();
-        }
-        if !self.wbuf.is_empty() {
-            // Bounded by the buffer limit: what does not fit stays in
-            // wbuf, which stops reading once it is over its cap.
-            let n = tls.writer().write(&self.wbuf)?;
-            self.wbuf.drain(..n);
-        }
-        while tls.wants_write() {
+        // Until the socket would block or nothing is left: mio is
+        // edge-triggered, so stopping while the socket still has room
+        // would wait for a writable edge that never comes.
+        loop {
+            if !self.wbuf.is_empty() {
+                // Bounded by the buffer limit: what does not fit stays
+                // in wbuf, which stops reading once it is over its cap.
+                let n = tls.writer().write(&self.wbuf)?;
+                self.wbuf.drain(..n);
+            }
+            if self.phase == Phase::Closing && self.wbuf.is_empty() {
+                // A clean TLS end, so clients see EOF, not a truncation
+                // attack; rustls sends the alert only once.
+                tls.send_close_notify();
+            }
+            if !tls.wants_write() {
+                break;
+            }
             match tls.write_tls(&mut self.stream) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => written += n,

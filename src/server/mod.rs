@@ -704,7 +704,8 @@ impl Server {
         else {
             return;
         };
-        if conn.phase == Phase::Closing && conn.wbuf.is_empty() {
+        // Closing waits for TLS records too (the last reply, close_notify).
+        if conn.phase == Phase::Closing && !conn.has_output() {
             return self.close(slot, "done");
         }
         let want_write = conn.has_output();

@@ -1,0 +1,204 @@
+"""Safe defaults on the open internet: privileges dropped after binding,
+private mail files, all-or-nothing delivery, start-up cleanup, and TLS
+sessions that end only after their last reply is out."""
+
+import os
+import pwd
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BINARY, Server, add_user, make_cert
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def ids(pid: int, task: str, field: str):
+    for line in open(f"/proc/{pid}/task/{task}/status"):
+        if line.startswith(field + ":"):
+            return line.split()[1:]
+    raise KeyError(field)
+
+
+@root_only
+def test_run_as_drops_privileges_for_every_thread(tmp_path):
+    """Started as root with run_as = nobody: binds, then every thread runs
+    as nobody with only nobody's groups; the missing data_dir is made for
+    nobody (0700), mail is 0600 in 0700 folders, and SIGHUP still reloads
+    the users file."""
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(prefix="postling-runas-"))
+    try:
+        os.chmod(base, 0o755)
+        s = Server(base, extra="run_as = nobody")
+        try:
+            assert s.wait_logged("running as nobody")
+            # The loop and its six helper threads (4 durability, 2 login).
+            for _ in range(100):
+                tasks = os.listdir(f"/proc/{s.proc.pid}/task")
+                if len(tasks) >= 7:
+                    break
+                time.sleep(0.05)
+            assert len(tasks) == 7
+            for t in tasks:
+                assert ids(s.proc.pid, t, "Uid") == [str(nobody.pw_uid)] * 4
+                assert ids(s.proc.pid, t, "Gid") == [str(nobody.pw_gid)] * 4
+                assert ids(s.proc.pid, t, "Groups") in ([], [str(nobody.pw_gid)])
+            data = base / "data"
+            st = data.stat()
+            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o700)
+            with smtplib.SMTP("127.0.0.1", s.port) as c:
+                c.sendmail("a@remote.test", ["alice@example.test"], b"Subject: x\r\n\r\nx\r\n")
+            box = data / "mail/example.test/alice"
+            files = list((box / "new").iterdir())
+            assert len(files) == 1
+            for p in [files[0], box, box / "new", data / "mail"]:
+                st = p.stat()
+                assert st.st_uid == nobody.pw_uid, p
+                want = 0o600 if p.is_file() else 0o700
+                assert stat.S_IMODE(st.st_mode) == want, p
+            # A user added later is picked up on SIGHUP, as nobody.
+            with open(base / "users", "a") as f:
+                f.write("carol@example.test\n")
+            s.proc.send_signal(signal.SIGHUP)
+            assert s.wait_logged("reloaded: 3 users")
+            with smtplib.SMTP("127.0.0.1", s.port) as c:
+                c.sendmail("a@remote.test", ["carol@example.test"], b"Subject: y\r\n\r\ny\r\n")
+        finally:
+            s.stop()
+        assert s.proc.returncode == 0, "".join(s.log)
+    finally:
+        shutil.rmtree(base)
+
+
+@root_only
+def test_user_add_keeps_the_users_file_private_and_its_owner(tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    conf = tmp_path / "pre.conf"
+    conf.write_text("domains = example.test\nusers_file = users\n")
+    users = tmp_path / "users"
+    users.write_text("# our users\nbob@example.test\n")
+    os.chmod(users, 0o644)
+    os.chown(users, nobody.pw_uid, nobody.pw_gid)
+    add_user(conf, "alice@example.test", "pw")
+    st = users.stat()
+    assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert "# our users\nbob@example.test\nalice@example.test:{ARGON2ID}" in users.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".users")] == []
+
+
+def test_a_failed_copy_withdraws_the_others(tmp_path):
+    """One message for alice and bob; bob's new/ cannot take it. The
+    client gets 452 and alice's copy, already renamed into place, is taken
+    back, so the retry after the fix leaves exactly one copy each."""
+    s = Server(tmp_path)
+    try:
+        bob = tmp_path / "data/mail/example.test/bob"
+        for sub in ("tmp", "cur"):
+            (bob / sub).mkdir(parents=True)
+        (bob / "new").write_text("not a folder")
+        msg = b"Subject: both\r\n\r\nfor alice and bob\r\n"
+        with smtplib.SMTP("127.0.0.1", s.port) as c:
+            with pytest.raises(smtplib.SMTPDataError) as e:
+                c.sendmail("a@remote.test", ["alice@example.test", "bob@example.test"], msg)
+            assert e.value.smtp_code == 452
+            assert s.raw_messages("alice") == []
+            assert list((tmp_path / "data/mail/example.test/alice/tmp").iterdir()) == []
+            (bob / "new").unlink()
+            (bob / "new").mkdir()
+            c.sendmail("a@remote.test", ["alice@example.test", "bob@example.test"], msg)
+        assert len(s.raw_messages("alice")) == 1
+        assert len(s.raw_messages("bob")) == 1
+        assert s.wait_logged("withdrawing")
+    finally:
+        s.stop()
+
+
+def test_stale_temporary_files_are_removed_at_start(tmp_path):
+    """The Maildir rule: tmp/ files older than 36 hours are a crash's
+    leftovers. The spool is emptied (nothing there was acknowledged);
+    young tmp/ files may belong to a delivery under way and stay."""
+    data = tmp_path / "data"
+    old = time.time() - 37 * 3600
+    files = {}
+    for where in ("mail/example.test/alice/tmp", "queue/tmp", "tmp"):
+        folder = data / where
+        folder.mkdir(parents=True)
+        for age in ("old", "young"):
+            p = folder / f"{age}-file"
+            p.write_text("leftover")
+            if age == "old":
+                os.utime(p, (old, old))
+            files[(where, age)] = p
+    s = Server(tmp_path)
+    try:
+        assert s.wait_logged("removed 4 stale temporary files")
+    finally:
+        s.stop()
+    gone = {k for k, p in files.items() if not p.exists()}
+    assert gone == {("mail/example.test/alice/tmp", "old"), ("queue/tmp", "old"),
+                    ("tmp", "old"), ("tmp", "young")}
+
+
+def test_tls_session_ends_only_after_its_last_reply(tmp_path):
+    """Over POP3S a client pipelines 200 LISTs of a 2,000-message
+    mailbox (4 MB of answers) and QUIT in one small write, then reads
+    nothing for a while, so the answers back up in the socket and in the
+    TLS buffers. Every answer still arrives, then the sign-off and a
+    clean TLS close, not a truncated stream. (Before, output over TLS
+    stalled here for good: the loop stopped writing while the socket
+    still had room and waited for a writable edge that never came.)"""
+    make_maildir(tmp_path / "data/mail/example.test/alice", 2000)
+    cert, key = make_cert(tmp_path)
+    conf = tmp_path / "pre.conf"
+    conf.write_text("domains = example.test\nusers_file = users\n")
+    (tmp_path / "users").write_text("bob@example.test\n")
+    add_user(conf, "alice@example.test", "pw")
+    s = Server(tmp_path, users=(tmp_path / "users").read_text(), extra=f"""
+        tls_cert = {cert}
+        tls_key = {key}
+        listen_pop3s = 127.0.0.1:0
+    """)
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(30)
+        raw.connect(("127.0.0.1", s.ports["POP3S"]))
+        tls = ctx.wrap_socket(raw, server_hostname="localhost")
+        n = 200
+        tls.sendall(b"USER alice@example.test\r\nPASS pw\r\n" + b"LIST\r\n" * n + b"QUIT\r\n")
+        time.sleep(3)
+        got = b""
+        while True:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        lines = got.split(b"\r\n")
+        assert lines[0].startswith(b"+OK")
+        assert sum(1 for l in lines if l == b"2000 21") == n
+        assert lines[-2].startswith(b"+OK") and b"signing off" in lines[-2]
+        tls.close()
+    finally:
+        s.stop()
+
+
+def make_maildir(folder, count: int):
+    for sub in ("tmp", "new", "cur"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    text = b"Subject: m\n\nhello\n"
+    for i in range(count):
+        name = f"{1700000000 + i}.M{i}P1Q{i}.test,S={len(text)},W={len(text) + 3}"
+        (folder / "cur" / (name + ":2,S")).write_bytes(text)
+
