@@ -76,6 +76,7 @@ class Server:
         self.conf.write_text("".join(f"{k} = {v}\n" for k, v in base.items()))
         self.log = []
         self.ports = {}
+        self.proxy_ports = {}
         prefix = ["ip", "netns", "exec", netns] if netns else []
         self.proc = subprocess.Popen(
             [*prefix, BINARY, "serve", "-c", str(self.conf)],
@@ -91,15 +92,18 @@ class Server:
         def pump():
             for line in self.proc.stderr:
                 self.log.append(line)
-                m = re.search(r"listening for (\S+) on [\d.]+:(\d+)", line)
+                m = re.search(r"listening for (\S+) on \S+:(\d+)", line)
                 if m:
-                    self.ports[m.group(1)] = int(m.group(2))
-                    if len(self.ports) == self.wanted:
+                    # PROXY protocol listeners are kept apart.
+                    proxied = "(PROXY protocol)" in line
+                    ports = self.proxy_ports if proxied else self.ports
+                    ports[m.group(1)] = int(m.group(2))
+                    if len(set(self.ports) | set(self.proxy_ports)) == self.wanted:
                         ready.set()
             ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(10) or len(self.ports) < self.wanted:
+        if not ready.wait(10) or len(set(self.ports) | set(self.proxy_ports)) < self.wanted:
             self.stop()
             raise RuntimeError("postling did not start: " + "".join(self.log))
         self.port = self.ports.get("SMTP")
