@@ -7,8 +7,8 @@ PYTHON ?= python3
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: build run test deps lint unit integration python bench bench-smtp \
-        bench-pop3 bench-pop3-deps \
-        bench-deps fuzz fuzz-deps clean
+        bench-pop3 bench-pop3-deps bench-memory \
+        bench-deps fuzz fuzz-deps clean install
 
 build:
 	$(CARGO) build --release
@@ -22,7 +22,8 @@ test: deps lint unit integration python
 deps:
 	@missing=""; \
 	for tool in swaks:swaks mutt:mutt script:bsdutils doveadm:dovecot-core \
-	            fetchmail:fetchmail \
+	            fetchmail:fetchmail fail2ban-regex:fail2ban haproxy:haproxy \
+	            systemd-analyze:systemd useradd:passwd \
 	            openssl:openssl ip:iproute2; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
@@ -65,10 +66,47 @@ bench-smtp: bench-deps
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz
 
+# `make install` (PREFIX, DESTDIR as usual): the binary, the systemd
+# unit with its paths filled in, the example config (never over an
+# existing one), an empty users file (0600, owned by postling), the
+# fail2ban filter and jail, and the postling system user. With DESTDIR
+# the user goes into DESTDIR/etc/passwd if that exists (a package root).
+PREFIX ?= /usr/local
+BIN ?= target/release/postling
+ETC = $(DESTDIR)/etc/postling
+install:
+	@[ -x $(BIN) ] || $(CARGO) build --release
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/postling
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/postling/README.md
+	install -D -m 0644 conf/fail2ban/postling.conf \
+	  $(DESTDIR)$(PREFIX)/share/postling/fail2ban/filter.d/postling.conf
+	install -D -m 0644 conf/fail2ban/jail.local \
+	  $(DESTDIR)$(PREFIX)/share/postling/fail2ban/jail.local
+	install -d -m 0755 $(ETC) $(DESTDIR)/etc/systemd/system
+	[ -e $(ETC)/postling.conf ] || install -m 0644 conf/postling.conf $(ETC)/
+	[ -e $(ETC)/aliases ] || install -m 0644 conf/aliases $(ETC)/
+	[ -e $(ETC)/users ] || install -m 0600 /dev/null $(ETC)/users
+	sed 's|/usr/local/|$(PREFIX)/|g' conf/systemd/postling.service \
+	  > $(DESTDIR)/etc/systemd/system/postling.service
+	@if [ -z "$(DESTDIR)" ] || [ -e $(DESTDIR)/etc/passwd ]; then \
+	  prefix=$${DESTDIR:+--prefix $(DESTDIR)}; \
+	  grep -q '^postling:' $(DESTDIR)/etc/passwd || \
+	    useradd $$prefix --system --user-group --no-create-home \
+	      --home-dir /var/lib/postling --shell /usr/sbin/nologin postling; \
+	  uid=$$(grep '^postling:' $(DESTDIR)/etc/passwd | cut -d: -f3); \
+	  gid=$$(grep '^postling:' $(DESTDIR)/etc/passwd | cut -d: -f4); \
+	  chown $$uid:$$gid $(ETC)/users; \
+	  install -d -m 0700 -o $$uid -g $$gid $(DESTDIR)/var/lib/postling; \
+	fi
+	@echo "installed. Edit $(ETC)/postling.conf, add users with" \
+	  "'postling user add', then: systemctl daemon-reload &&" \
+	  "systemctl enable --now postling"
+
 # cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP lets stable take them.
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps
-	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session; do \
+	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session \
+	                    proxy_header; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
@@ -84,3 +122,8 @@ bench-pop3-deps:
 bench-pop3: bench-pop3-deps
 	$(CARGO) build --release
 	$(PYTHON) benches/pop3_vs_dovecot.py
+
+# Peak and resting RSS under the attacks of issue 7 (figures in README).
+bench-memory:
+	$(CARGO) build --release
+	$(PYTHON) benches/memory.py
