@@ -56,6 +56,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve { config } => {
+            fix_malloc_threshold();
             env_logger::Builder::from_env(
                 env_logger::Env::default().default_filter_or("info"),
             )
@@ -84,6 +85,33 @@ fn load(
     let cfg = Config::load(path)?;
     let dir = cfg.directory()?;
     Ok((cfg, dir))
+}
+
+/// glibc gives freed memory back to the system only for blocks it
+/// mapped on their own, and it raises that size threshold each time such
+/// a block is freed; after one big POP3 maildrop the next stays in the
+/// heap for good. A fixed threshold (the environment variable, read only
+/// at process start) keeps every large buffer a mapping that is returned
+/// when freed, so the server goes back to its idle size. `serve` starts
+/// itself again once with it set; an admin's own value is left alone.
+fn fix_malloc_threshold() {
+    use std::os::unix::process::CommandExt;
+    const VAR: &str = "MALLOC_MMAP_THRESHOLD_";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into());
+    let err = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env(VAR, "131072")
+        .exec();
+    // Still serviceable, only slower to give memory back.
+    eprintln!("postling: cannot restart with {VAR} set: {err}");
 }
 
 /// `check` also reads the certificate and key, as `serve` will.

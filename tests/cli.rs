@@ -181,7 +181,8 @@ fn check_names_the_config_line_of_a_missing_users_file() {
 fn domains_must_be_domain_names() {
     let dir = TempDir::new();
     for bad in ["..", "example..test", "-x.test", "1.2.3.4", "a_b.test"] {
-        let conf = write_config(&dir.0, &format!("domains = example.test {bad}\n"));
+        let conf =
+            write_config(&dir.0, &format!("domains = example.test {bad}\n"));
         let out = postling(&["check"], &conf);
         assert_eq!(out.status.code(), Some(1), "{bad}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -215,8 +216,11 @@ fn user_names_the_users_file_would_misread_are_refused() {
     let dir = TempDir::new();
     let conf = write_config(&dir.0, "");
     let before = std::fs::read(dir.0.join("users")).unwrap();
-    for bad in ["#x@example.test", "a\tb@example.test", "a\u{1}b@example.test"]
-    {
+    for bad in [
+        "#x@example.test",
+        "a\tb@example.test",
+        "a\u{1}b@example.test",
+    ] {
         let out = Command::new(binary())
             .args(["user", "add", bad, "-c"])
             .arg(&conf)
@@ -246,5 +250,7 @@ fn rustix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        .any(|l| {
+            l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")
+        })
 }

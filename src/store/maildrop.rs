@@ -35,15 +35,18 @@ pub struct Snapshot {
     pub mbox_len: u64,
 }
 
-/// One message: where its name ends in `names`, how much of the name is
-/// the UIDL (the Maildir base name, before `:2,` flags), its size as
-/// the client sees it, and whether it is in `cur/` (else `new/`).
+/// One message: where its name and its UIDL are in `names` (the UIDL
+/// is the start of the name, the Maildir base name before the `:2,`
+/// flags, unless it had to be made unique), and its size as the client
+/// sees it. Whether the file is in `cur/` or `new/` is the octet before
+/// the name (`c` or `n`).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    end: u32,
-    uid_len: u16,
-    cur: bool,
     size: u64,
+    start: u32,
+    uid_start: u32,
+    name_len: u16,
+    uid_len: u16,
 }
 
 /// Part of the mbox: the message (`body`, without its `From ` line and
@@ -77,16 +80,16 @@ impl Snapshot {
     }
 
     fn name(&self, i: usize) -> &str {
-        let start = match i {
-            0 => 0,
-            _ => self.entries[i - 1].end as usize,
-        };
-        &self.names[start..self.entries[i].end as usize]
+        let e = self.entries[i];
+        let start = e.start as usize;
+        &self.names[start..start + usize::from(e.name_len)]
     }
 
     /// Message `i`'s UIDL.
     pub fn uid(&self, i: usize) -> &str {
-        &self.name(i)[..usize::from(self.entries[i].uid_len)]
+        let e = self.entries[i];
+        let start = e.uid_start as usize;
+        &self.names[start..start + usize::from(e.uid_len)]
     }
 
     /// Message `i`'s size as sent (CRLF line ends, before stuffing).
@@ -94,9 +97,14 @@ impl Snapshot {
         self.entries[i].size
     }
 
+    fn in_cur(&self, i: usize) -> bool {
+        let start = self.entries[i].start as usize;
+        self.names.as_bytes()[start - 1] == b'c'
+    }
+
     /// Maildir: message `i`'s file.
     fn path(&self, i: usize) -> PathBuf {
-        let sub = if self.entries[i].cur { "cur" } else { "new" };
+        let sub = if self.in_cur(i) { "cur" } else { "new" };
         self.dir.join(sub).join(self.name(i))
     }
 
@@ -107,18 +115,31 @@ impl Snapshot {
         cur: bool,
         size: u64,
     ) -> Result<(), Failure> {
+        let too_big = || Failure::Transient("maildrop too large".into());
+        self.names.push(if cur { 'c' } else { 'n' });
+        let start = u32::try_from(self.names.len()).map_err(|_| too_big())?;
         self.names.push_str(name);
-        let end = u32::try_from(self.names.len())
-            .map_err(|_| Failure::Transient("maildrop too large".into()))?;
-        let uid_len = u16::try_from(uid_len)
-            .map_err(|_| Failure::Transient("name too long".into()))?;
+        let name_len = u16::try_from(name.len()).map_err(|_| too_big())?;
+        let uid_len = u16::try_from(uid_len).map_err(|_| too_big())?;
         self.entries.push(Entry {
-            end,
-            uid_len,
-            cur,
             size,
+            start,
+            uid_start: start,
+            name_len,
+            uid_len,
         });
         Ok(())
+    }
+
+    /// Sorts the messages by name: Maildir names start with the
+    /// delivery time, so name order is arrival order.
+    fn sort_by_name(&mut self) {
+        let names = &self.names;
+        let name = |e: &Entry| {
+            let start = e.start as usize;
+            &names[start..start + usize::from(e.name_len)]
+        };
+        self.entries.sort_unstable_by(|a, b| name(a).cmp(name(b)));
     }
 
     /// Gives back memory over-allocated while scanning.
@@ -156,9 +177,6 @@ pub fn open(format: MailboxFormat, dir: &Path) -> Result<Snapshot, Failure> {
 }
 
 fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
-    // Names first, in one string; then sorted by name (Maildir names
-    // start with the delivery time: name order is arrival order).
-    let mut found = Snapshot::new(snap.format, &snap.dir);
     for (sub, cur) in [("cur", true), ("new", false)] {
         let dir = snap.dir.join(sub);
         let entries = match fs::read_dir(&dir) {
@@ -177,20 +195,10 @@ fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
                 Some(w) => w,
                 None => file_wire_size(&entry.path())?,
             };
-            found.push(&name, base.len(), cur, size)?;
+            snap.push(&name, base.len(), cur, size)?;
         }
     }
-    let mut order: Vec<u32> = (0..found.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| {
-        found.name(a as usize).cmp(found.name(b as usize))
-    });
-    snap.names.reserve_exact(found.names.len());
-    snap.entries.reserve_exact(found.len());
-    for i in order {
-        let e = found.entries[i as usize];
-        let name = found.name(i as usize);
-        snap.push(name, usize::from(e.uid_len), e.cur, e.size)?;
-    }
+    snap.sort_by_name();
     Ok(())
 }
 
@@ -329,30 +337,36 @@ fn postling_id(line: &[u8]) -> Option<String> {
 }
 
 /// RFC 1939 7: UIDLs are unique within the maildrop. Two identical
-/// mbox messages hash alike: the later ones get `-2`, `-3` ...
+/// mbox messages hash alike, and a Maildir base name can be in `new/`
+/// and `cur/` at once: the later ones get `-2`, `-3` ... (the file names
+/// stay as they are).
 fn dedupe_uids(snap: &mut Snapshot) -> Result<(), Failure> {
     let mut order: Vec<u32> = (0..snap.len() as u32).collect();
-    order.sort_by(|&a, &b| snap.uid(a as usize).cmp(snap.uid(b as usize)));
-    let dup = order
-        .windows(2)
-        .any(|w| snap.uid(w[0] as usize) == snap.uid(w[1] as usize));
-    if !dup {
-        return Ok(());
-    }
-    let old = std::mem::replace(snap, Snapshot::new(snap.format, &snap.dir));
-    snap.ranges = old.ranges.clone();
-    snap.mbox_len = old.mbox_len;
-    let mut seen = std::collections::HashSet::new();
-    for i in 0..old.len() {
-        let e = old.entries[i];
-        let (uid, rest) = old.name(i).split_at(usize::from(e.uid_len));
-        let mut unique = uid.to_string();
-        let mut n = 1;
-        while !seen.insert(unique.clone()) {
-            n += 1;
-            unique = format!("{uid}-{n}");
+    order.sort_by(|&a, &b| {
+        snap.uid(a as usize)
+            .cmp(snap.uid(b as usize))
+            .then(a.cmp(&b))
+    });
+    // Found first, renamed after: a renamed UIDL must not end its run.
+    let mut renames = Vec::new();
+    let mut run = 1;
+    for w in 0..order.len().saturating_sub(1) {
+        let (first, next) = (order[w] as usize, order[w + 1] as usize);
+        if snap.uid(first) == snap.uid(next) {
+            run += 1;
+            renames.push((next, format!("{}-{run}", snap.uid(next))));
+        } else {
+            run = 1;
         }
-        snap.push(&format!("{unique}{rest}"), unique.len(), e.cur, e.size)?;
+    }
+    for (i, unique) in renames {
+        let start = u32::try_from(snap.names.len())
+            .map_err(|_| Failure::Transient("maildrop too large".into()))?;
+        snap.names.push_str(&unique);
+        let e = &mut snap.entries[i];
+        e.uid_start = start;
+        e.uid_len = u16::try_from(unique.len())
+            .map_err(|_| Failure::Transient("name too long".into()))?;
     }
     Ok(())
 }
