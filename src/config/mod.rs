@@ -52,9 +52,9 @@ pub struct Config {
     pub max_message_size: u64,
     /// Recipients per message.
     pub max_recipients: usize,
-    /// Connections at once, all listeners together.
+    /// Connections at once per service group (SMTP, submission, POP3).
     pub max_connections: usize,
-    /// Connections at once from one client address.
+    /// Connections at once from one client (IPv6: its prefix) per group.
     pub max_connections_per_ip: usize,
     /// Idle seconds before an SMTP session is dropped.
     pub smtp_timeout: u64,
