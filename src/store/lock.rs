@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::thread::sleep;
@@ -109,6 +110,7 @@ fn take_dotlock(dotlock: &Path, deadline: Instant) -> io::Result<()> {
         match OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(dotlock)
         {
             Ok(_) => return Ok(()),
@@ -136,11 +138,13 @@ fn is_stale(dotlock: &Path) -> bool {
 }
 
 fn open_and_fcntl(path: &Path, deadline: Instant) -> io::Result<File> {
+    // A new mailbox file is private; an existing one keeps its mode.
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(path)?;
     loop {
         match fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {

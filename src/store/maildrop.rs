@@ -461,7 +461,10 @@ fn rewrite_mbox(snap: &Snapshot, deleted: &[usize]) -> Result<(), Failure> {
         if current_len < snap.mbox_len {
             return Err(std::io::Error::other("mbox shrank since login"));
         }
+        // The rewritten mailbox keeps the old one's permissions.
+        let mode = locked.file.metadata()?.permissions();
         let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        out.get_ref().set_permissions(mode)?;
         let mut gone = vec![false; snap.len()];
         deleted.iter().for_each(|&i| gone[i] = true);
         for (range, _) in snap.ranges.iter().zip(gone).filter(|(_, g)| !g) {

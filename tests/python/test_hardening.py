@@ -11,6 +11,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -202,3 +203,69 @@ def make_maildir(folder, count: int):
         name = f"{1700000000 + i}.M{i}P1Q{i}.test,S={len(text)},W={len(text) + 3}"
         (folder / "cur" / (name + ":2,S")).write_bytes(text)
 
+
+
+CLOSE_CLIENT = """
+import socket, ssl, sys, time
+port, cert, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=cert)
+raw = socket.socket()
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+raw.settimeout(30)
+raw.connect(("127.0.0.1", port))
+tls = ctx.wrap_socket(raw, server_hostname="localhost")
+tls.sendall(b"NOOP\\r\\n" * n + b"QUIT\\r\\n")
+time.sleep(2)
+got = b""
+while True:
+    chunk = tls.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+lines = got.split(b"\\r\\n")
+print(sum(l.startswith(b"250 2.0.0 Ok") for l in lines), lines[-2][:3].decode())
+"""
+
+
+@root_only
+def test_tls_quit_behind_a_burst_of_replies_flushes_them_all(tmp_path):
+    """4,400 NOOPs and QUIT in one write over implicit TLS, to a server
+    whose sockets may hold only 4 KiB (tcp_wmem in a network namespace of
+    the test's own): the 60 KB of replies back up in the TLS buffer while
+    the client reads nothing. The session ends only once every reply, the
+    221 and the TLS close are out (it used to close with the last TLS
+    records still buffered)."""
+    cert, key = make_cert(tmp_path)
+    ns = f"pl-wmem-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                        "net.ipv4.tcp_wmem=4096 4096 4096"], check=True)
+        s = Server(tmp_path, netns=ns, extra=f"""
+            tls_cert = {cert}
+            tls_key = {key}
+            listen_submissions = 127.0.0.1:0
+        """)
+        try:
+            out = subprocess.run(
+                ["ip", "netns", "exec", ns, sys.executable, "-c", CLOSE_CLIENT,
+                 str(s.ports["submissions"]), str(cert), "4400"],
+                capture_output=True, text=True, timeout=60)
+            assert out.stdout.split() == ["4400", "221"], out.stdout + out.stderr
+        finally:
+            s.stop()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
+def test_mbox_files_are_private(tmp_path):
+    s = Server(tmp_path, "mbox")
+    try:
+        with smtplib.SMTP("127.0.0.1", s.port) as c:
+            c.sendmail("a@remote.test", ["bob@example.test"], b"Subject: x\r\n\r\nx\r\n")
+    finally:
+        s.stop()
+    inbox = s.mailbox_path("bob")
+    assert stat.S_IMODE(inbox.stat().st_mode) == 0o600
+    assert stat.S_IMODE(inbox.parent.stat().st_mode) == 0o700
