@@ -163,6 +163,37 @@ def server(request, tmp_path):
     assert s.proc.returncode == 0, "".join(s.log)
 
 
+def read_reply(f) -> bytes:
+    """One SMTP reply, all its lines, from a socket's binary file."""
+    lines = []
+    while True:
+        line = f.readline()
+        lines.append(line)
+        if len(line) < 4 or line[3:4] != b"-":
+            return b"".join(lines)
+
+
+def make_maildir(folder: Path, count: int):
+    """A Maildir of `count` small seen messages, named as Dovecot would
+    (sizes in the name), written directly."""
+    for sub in ("tmp", "new", "cur"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    text = b"Subject: m\n\nhello\n"
+    for i in range(count):
+        name = f"{1700000000 + i}.M{i}P1Q{i}.test,S={len(text)},W={len(text) + 3}"
+        (folder / "cur" / (name + ":2,S")).write_bytes(text)
+
+
+def users_with_password(tmp: Path, password: str) -> str:
+    """A users file text: alice with `password` (set through `postling
+    user add`), bob without one."""
+    conf = tmp / "pre.conf"
+    conf.write_text("domains = example.test\nusers_file = users\n")
+    (tmp / "users").write_text("bob@example.test\n")
+    add_user(conf, "alice@example.test", password)
+    return (tmp / "users").read_text()
+
+
 def add_user(conf: Path, address: str, password: str):
     """Adds a user through `postling user add`, password on stdin."""
     out = subprocess.run([BINARY, "user", "add", address, "-c", str(conf)],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, Server, add_user, make_cert
+from conftest import Server, add_user, make_cert, make_maildir, users_with_password
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -161,11 +161,7 @@ def test_tls_session_ends_only_after_its_last_reply(tmp_path):
     still had room and waited for a writable edge that never came.)"""
     make_maildir(tmp_path / "data/mail/example.test/alice", 2000)
     cert, key = make_cert(tmp_path)
-    conf = tmp_path / "pre.conf"
-    conf.write_text("domains = example.test\nusers_file = users\n")
-    (tmp_path / "users").write_text("bob@example.test\n")
-    add_user(conf, "alice@example.test", "pw")
-    s = Server(tmp_path, users=(tmp_path / "users").read_text(), extra=f"""
+    s = Server(tmp_path, users=users_with_password(tmp_path, "pw"), extra=f"""
         tls_cert = {cert}
         tls_key = {key}
         listen_pop3s = 127.0.0.1:0
@@ -193,15 +189,6 @@ def test_tls_session_ends_only_after_its_last_reply(tmp_path):
         tls.close()
     finally:
         s.stop()
-
-
-def make_maildir(folder, count: int):
-    for sub in ("tmp", "new", "cur"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    text = b"Subject: m\n\nhello\n"
-    for i in range(count):
-        name = f"{1700000000 + i}.M{i}P1Q{i}.test,S={len(text)},W={len(text) + 3}"
-        (folder / "cur" / (name + ":2,S")).write_bytes(text)
 
 
 

@@ -8,22 +8,13 @@ import socket
 import subprocess
 from pathlib import Path
 
-from conftest import ROOT, Server
+from conftest import ROOT, Server, read_reply
 
 STAMP = "[2026-01-01T00:00:00Z WARN  postling::server::auth]"
 # A name that, written raw, would forge a whole log line for another
 # address and push our own ip= field onto a third line.
 FORGED = (f"x\n{STAMP} conn=1 auth failed user=y ip=203.0.113.5\n"
           f"{STAMP} z")
-
-
-def reply(f) -> bytes:
-    lines = []
-    while True:
-        line = f.readline()
-        lines.append(line)
-        if len(line) < 4 or line[3:4] != b"-":
-            return b"".join(lines)
 
 
 def test_hostile_names_cannot_steer_fail2ban(tmp_path):
@@ -34,13 +25,13 @@ def test_hostile_names_cannot_steer_fail2ban(tmp_path):
     try:
         with socket.create_connection(("127.0.0.1", s.ports["submission"]), timeout=10) as c:
             f = c.makefile("rb")
-            reply(f)
+            read_reply(f)
             c.sendall(b"EHLO client.test\r\n")
-            reply(f)
+            read_reply(f)
             for name in (FORGED, "alice smith ip=203.0.113.6", 'q" ip=203.0.113.9 "'):
                 plain = base64.b64encode(f"\0{name}\0wrong".encode())
                 c.sendall(b"AUTH PLAIN " + plain + b"\r\n")
-                assert reply(f).startswith(b"535")
+                assert read_reply(f).startswith(b"535")
         with socket.create_connection(("127.0.0.1", s.ports["POP3"]), timeout=10) as c:
             f = c.makefile("rb")
             f.readline()
@@ -49,15 +40,15 @@ def test_hostile_names_cannot_steer_fail2ban(tmp_path):
             assert f.readline().startswith(b"-ERR [AUTH]")
         with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
             f = c.makefile("rb")
-            reply(f)
+            read_reply(f)
             c.sendall(b'EHLO evil"ip=203.0.113.8\r\n')
-            reply(f)
+            read_reply(f)
             c.sendall(b"MAIL FROM:<\"a b ip=203.0.113.10\"@remote.test>\r\n"
                       b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
             for want in (b"250", b"250", b"354"):
-                assert reply(f).startswith(want)
+                assert read_reply(f).startswith(want)
             c.sendall(b"Subject: x\r\n\r\nx\r\n.\r\n")
-            assert reply(f).startswith(b"250")
+            assert read_reply(f).startswith(b"250")
         assert s.wait_logged("result=delivered")
     finally:
         s.stop()

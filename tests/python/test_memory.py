@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from conftest import Server, add_user
+from conftest import Server, make_maildir, read_reply, users_with_password
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -17,15 +17,6 @@ def status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise KeyError(field)
-
-
-def read_reply(f) -> bytes:
-    lines = []
-    while True:
-        line = f.readline()
-        lines.append(line)
-        if len(line) < 4 or line[3:4] != b"-":
-            return b"".join(lines)
 
 
 def test_twenty_large_messages_at_once_spool_to_disk(tmp_path):
@@ -86,15 +77,6 @@ def test_twenty_large_messages_at_once_spool_to_disk(tmp_path):
         s.stop()
 
 
-def make_maildir(folder, count: int):
-    for sub in ("tmp", "new", "cur"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    text = b"Subject: m\n\nhello\n"
-    for i in range(count):
-        name = f"{1700000000 + i}.M{i}P1Q{i}.bench,S={len(text)},W={len(text) + 3}"
-        (folder / "cur" / (name + ":2,S")).write_bytes(text)
-
-
 def flood(sock, payload: bytes, seconds: float) -> int:
     """Sends as much of `payload` as the server takes in `seconds`,
     never reading; returns the octets sent."""
@@ -115,11 +97,7 @@ def test_pipelining_without_reading_is_bounded(tmp_path):
     output waits, so its memory stays flat, and other clients are still
     served."""
     make_maildir(tmp_path / "data/mail/example.test/alice", 2000)
-    conf = tmp_path / "pre.conf"
-    conf.write_text("domains = example.test\nusers_file = users\n")
-    (tmp_path / "users").write_text("")
-    add_user(conf, "alice@example.test", "pw")
-    s = Server(tmp_path, users=(tmp_path / "users").read_text() + "bob@example.test\n",
+    s = Server(tmp_path, users=users_with_password(tmp_path, "pw"),
                extra="listen_pop3 = 127.0.0.1:0")
     try:
         before = status_kib(s.proc.pid, "VmRSS")
@@ -146,7 +124,7 @@ def test_pipelining_without_reading_is_bounded(tmp_path):
         pop.setblocking(True)
         first = f.readline()
         assert first == b"+OK\r\n"
-        assert f.readline().startswith(b"1 1700000000.M0P1Q0.bench")
+        assert f.readline().startswith(b"1 1700000000.M0P1Q0.test")
         pop.close()
         smtp.close()
     finally:

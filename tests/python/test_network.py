@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Server, add_user, make_cert
+from conftest import Server, make_cert, users_with_password
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 
@@ -96,11 +96,8 @@ def test_a_flood_from_one_ipv6_64_leaves_pop3_and_submission_working(tmp_path):
                v6=["2001:db8:ffff::1/128", "2001:db8:1:2::beef/128", "2001:db8:1:2::cafe/128"],
                v6_anyip=["2001:db8:1:2::/64"])
     try:
-        conf = tmp_path / "pre.conf"
-        conf.write_text("domains = example.test\nusers_file = users\n")
-        (tmp_path / "users").write_text("bob@example.test\n")
-        add_user(conf, "alice@example.test", "alice pw")
-        s = Server(tmp_path, users=(tmp_path / "users").read_text(), netns=ns.name, extra="""
+        s = Server(tmp_path, users=users_with_password(tmp_path, "alice pw"), netns=ns.name,
+                   extra="""
             listen_smtp = [2001:db8:ffff::1]:0
             listen_submission = [2001:db8:ffff::1]:0
             listen_pop3 = [2001:db8:ffff::1]:0
@@ -204,13 +201,10 @@ def free_port() -> int:
 def test_clients_behind_haproxy_are_judged_by_their_own_address(tmp_path):
     ns = Netns(f"pl-proxy-{os.getpid()}", v4=["192.0.2.10/32", "198.51.100.7/32"])
     cert, key = make_cert(tmp_path)
-    conf = tmp_path / "pre.conf"
-    conf.write_text("domains = example.test\nusers_file = users\n")
-    (tmp_path / "users").write_text("bob@example.test\n")
-    add_user(conf, "alice@example.test", "alice pw")
+    users = users_with_password(tmp_path, "alice pw")
     haproxy = None
     try:
-        s = Server(tmp_path, users=(tmp_path / "users").read_text(), netns=ns.name, extra=f"""
+        s = Server(tmp_path, users=users, netns=ns.name, extra=f"""
             tls_cert = {cert}
             tls_key = {key}
             listen_smtp = proxy:127.0.0.1:0

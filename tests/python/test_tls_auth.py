@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, add_user, make_cert
+from conftest import Server, add_user, make_cert, read_reply
 
 
 def client_context(server):
@@ -107,15 +107,6 @@ def test_wrong_passwords_are_delayed_and_logged(tls_server):
 def raw_tls_client(s, port):
     sock = socket.create_connection(("127.0.0.1", port), timeout=20)
     return sock
-
-
-def read_reply(f):
-    lines = []
-    while True:
-        line = f.readline()
-        lines.append(line)
-        if len(line) < 4 or line[3:4] != b"-":
-            return b"".join(lines)
 
 
 def test_starttls_discards_pipelined_commands(tls_server):
