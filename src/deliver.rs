@@ -69,22 +69,27 @@ impl Published {
     }
 }
 
-/// The number of copies `env` makes: one per distinct local mailbox, and
-/// one queue file for all remote recipients.
-pub fn copies(env: &Envelope) -> usize {
-    let mut boxes: Vec<&String> = env
+/// The local mailboxes (user addresses) `env` delivers to, each once.
+pub fn local_mailboxes(env: &Envelope) -> Vec<&str> {
+    let mut boxes: Vec<&str> = env
         .rcpts
         .iter()
         .filter_map(|r| match &r.route {
-            Route::Local(b) => Some(b.iter()),
+            Route::Local(b) => Some(b.iter().map(String::as_str)),
             Route::Relay => None,
         })
         .flatten()
         .collect();
-    boxes.sort();
+    boxes.sort_unstable();
     boxes.dedup();
+    boxes
+}
+
+/// The number of copies `env` makes: one per local mailbox, and one
+/// queue file for all remote recipients.
+pub fn copies(env: &Envelope) -> usize {
     let relay = env.rcpts.iter().any(|r| r.route == Route::Relay);
-    boxes.len() + usize::from(relay)
+    local_mailboxes(env).len() + usize::from(relay)
 }
 
 /// The header block we prepend: Return-Path (RFC 5321 4.4), Delivered-To

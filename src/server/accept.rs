@@ -1,0 +1,220 @@
+//! Taking connections: binding the listeners at start, accepting, and
+//! admitting each client under the limits (per service group, per
+//! client address or IPv6 prefix, login lockouts) before its session
+//! greets it.
+
+use std::io;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use log::{error, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Token};
+
+use super::conn::{Conn, Phase};
+use super::services::Service;
+use super::spool::Spool;
+use super::{CONN_BASE, Server, listen, tls};
+use crate::config::Config;
+use crate::config::net::client_key;
+use crate::proto::smtp::Link;
+
+/// Binds every configured listener.
+pub(super) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
+    let wanted = [
+        (Service::Smtp, &cfg.listen_smtp),
+        (Service::Submission, &cfg.listen_submission),
+        (Service::Submissions, &cfg.listen_submissions),
+        (Service::Pop3, &cfg.listen_pop3),
+        (Service::Pop3s, &cfg.listen_pop3s),
+    ];
+    let mut listeners = Vec::new();
+    for (service, addrs) in wanted {
+        for addr in addrs.iter() {
+            let socket = listen::bind_listener(*addr).map_err(|e| {
+                io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
+            })?;
+            let proxy = cfg.proxy_listeners.contains(addr);
+            info!(
+                "listening for {} on {}{}",
+                service.name(),
+                socket.local_addr()?,
+                if proxy { " (PROXY protocol)" } else { "" }
+            );
+            listeners.push(Listener {
+                socket,
+                service,
+                proxy,
+            });
+        }
+    }
+    Ok(listeners)
+}
+
+/// A listening socket and what it serves.
+pub(super) struct Listener {
+    pub(super) socket: TcpListener,
+    pub(super) service: Service,
+    /// Connections start with a PROXY protocol header.
+    pub(super) proxy: bool,
+}
+
+impl Server {
+    pub(super) fn accept(&mut self, index: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            let (service, proxied) = (listener.service, listener.proxy);
+            match listener.socket.accept() {
+                Ok((stream, peer)) if proxied => {
+                    self.accept_proxied(stream, peer.ip(), service)
+                }
+                Ok((stream, peer)) => {
+                    self.admit(stream, peer.ip(), service, &[])
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: log, and let the next event retry.
+                    error!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes a new connection from the client `peer` (from the socket,
+    /// or from a PROXY header), unless a limit refuses it. `early` is
+    /// input that came with the PROXY header.
+    pub(super) fn admit(
+        &mut self,
+        mut stream: TcpStream,
+        peer: IpAddr,
+        service: Service,
+        early: &[u8],
+    ) {
+        let cfg = &self.services.config;
+        let client = client_key(peer, cfg.ipv6_prefix_len);
+        let group = service.group();
+        let from_ip = self.per_ip.get(&(group, client)).copied().unwrap_or(0);
+        let refusal = if self.per_group[group.index()] >= cfg.max_connections
+            || from_ip >= cfg.max_connections_per_ip
+        {
+            Some("too many connections")
+        } else if self.services.limiter.blocked(client, Instant::now()) {
+            Some("too many authentication failures")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            warn!("refused ip={peer}: {why}");
+            // Plaintext even on 465: a TLS client sees a failed handshake.
+            let line =
+                format!("421 4.7.0 {} {why}, try later\r\n", cfg.hostname);
+            let _ = io::Write::write(&mut stream, line.as_bytes());
+            return;
+        }
+        let mut tls = match (service.implicit_tls(), &self.services.tls) {
+            (true, Some(config)) => {
+                match rustls::ServerConnection::new(Arc::clone(config)) {
+                    Ok(mut t) => {
+                        t.set_buffer_limit(Some(tls::BUFFER_LIMIT));
+                        Some(Box::new(t))
+                    }
+                    Err(e) => {
+                        error!("TLS setup: {e}");
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut early = early;
+        let plain_early = if tls.is_none() {
+            early.to_vec()
+        } else {
+            Vec::new()
+        };
+        if let Some(t) = tls.as_deref_mut() {
+            // A ClientHello that arrived behind the PROXY header.
+            while !early.is_empty() {
+                if t.read_tls(&mut early).is_err()
+                    || t.process_new_packets().is_err()
+                {
+                    warn!("ip={peer} bad TLS after PROXY header");
+                    return;
+                }
+            }
+        }
+        let link = Link {
+            peer,
+            trusted: cfg.is_trusted(peer),
+            cleartext_auth: peer.is_loopback() || !cfg.require_tls_auth,
+            tls: None,
+        };
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        // Replies are small and answer requests: Nagle's algorithm would
+        // hold each behind the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let token = Token(CONN_BASE + slot);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE,
+        ) {
+            error!("register: {e}");
+            self.free.push(slot);
+            return;
+        }
+        self.next_id += 1;
+        let idle = self.services.idle_timeout(service);
+        let session = self.services.session(service, link);
+        let deadline = Instant::now() + idle;
+        let mut conn = Conn {
+            id: self.next_id,
+            generation: self.next_id,
+            stream,
+            peer,
+            client,
+            service,
+            tls,
+            tls_announced: false,
+            session,
+            idle,
+            maildrop: None,
+            transfer: None,
+            mailbox: None,
+            rbuf: plain_early,
+            wbuf: Vec::new(),
+            deadline,
+            phase: Phase::Open,
+            read_pending: true,
+            want_write: false,
+            in_flight: None,
+            stalled: false,
+            spool: Spool::new(Rc::clone(&self.services.spool)),
+        };
+        info!(
+            "conn={} connect ip={peer} service={}",
+            conn.id,
+            service.name()
+        );
+        conn.session.greet(&mut conn.wbuf);
+        self.timers.add(deadline, (slot, conn.generation));
+        *self.per_ip.entry((group, client)).or_default() += 1;
+        self.per_group[group.index()] += 1;
+        self.open += 1;
+        let pipelined = !conn.rbuf.is_empty();
+        self.conns[slot] = Some(conn);
+        if pipelined {
+            self.feed(slot, 0);
+        }
+        self.drive(slot);
+    }
+}
