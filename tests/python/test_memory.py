@@ -129,3 +129,69 @@ def test_pipelining_without_reading_is_bounded(tmp_path):
         smtp.close()
     finally:
         s.stop()
+
+
+def test_bdat_chunks_spool_to_disk_too(tmp_path):
+    """CHUNKING: five clients each send a 12 MiB message in 3 MiB BDAT
+    chunks and hold back the LAST one; the chunks go to the spool, not
+    into memory."""
+    s = Server(tmp_path, extra="max_message_size = 30M")
+    try:
+        chunk = (b"c" * 998 + b"\r\n") * 3145  # 3 MiB
+        clients = []
+        for i in range(5):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            f = c.makefile("rb")
+            read_reply(f)
+            c.sendall(b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\n"
+                      b"RCPT TO:<bob@example.test>\r\n")
+            for _ in range(3):
+                read_reply(f)
+            head = b"Subject: chunked %d\r\n\r\n" % i
+            c.sendall(b"BDAT %d\r\n" % len(head) + head)
+            assert read_reply(f).startswith(b"250")
+            for _ in range(4):
+                c.sendall(b"BDAT %d\r\n" % len(chunk) + chunk)
+                assert read_reply(f).startswith(b"250")
+            clients.append((c, f))
+        held = status_kib(s.proc.pid, "VmRSS")
+        for c, f in clients:
+            c.sendall(b"BDAT 0 LAST\r\n")
+            assert read_reply(f).startswith(b"250 2.0.0")
+            c.close()
+        assert held < 24 * 1024, f"{held} KiB RSS while 60 MiB arrived"
+        assert len(s.raw_messages("bob")) == 5
+    finally:
+        s.stop()
+
+
+def test_a_big_maildrop_costs_little_and_is_given_back(tmp_path):
+    """POP3 on a 20,000-message Maildir: the snapshot costs well under
+    128 octets a message while the session lasts, and the server is back
+    near its idle size once it ends."""
+    make_maildir(tmp_path / "data/mail/example.test/alice", 20_000)
+    s = Server(tmp_path, users=users_with_password(tmp_path, "pw"),
+               extra="listen_pop3 = 127.0.0.1:0")
+    try:
+        before = status_kib(s.proc.pid, "VmRSS")
+        grown = []
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", s.ports["POP3"]), timeout=30)
+            f = c.makefile("rb")
+            f.readline()
+            c.sendall(b"USER alice@example.test\r\nPASS pw\r\nUIDL\r\n")
+            f.readline()
+            assert f.readline().startswith(b"+OK 20000 messages")
+            assert f.readline() == b"+OK\r\n"
+            while f.readline() != b".\r\n":
+                pass
+            grown.append(status_kib(s.proc.pid, "VmRSS") - before)
+            c.sendall(b"QUIT\r\n")
+            f.readline()
+            c.close()
+        time.sleep(0.5)
+        after = status_kib(s.proc.pid, "VmRSS")
+        assert max(grown) * 1024 / 20_000 < 128, grown
+        assert after - before < 1024, f"{before} -> {after} KiB"
+    finally:
+        s.stop()
