@@ -8,7 +8,7 @@ APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: build run test deps lint unit integration python bench bench-smtp \
         bench-pop3 bench-pop3-deps bench-memory \
-        bench-deps fuzz fuzz-deps clean install
+        bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
 
 build:
 	$(CARGO) build --release
@@ -127,3 +127,59 @@ bench-pop3: bench-pop3-deps
 bench-memory:
 	$(CARGO) build --release
 	$(PYTHON) benches/memory.py
+
+# ARM release builds for the Raspberry Pi and friends, made on x86_64
+# Debian with Debian's own Rust (rustup cannot fetch ARM targets here):
+# std is built from rust-web-src with -Zbuild-std (RUSTC_BOOTSTRAP lets
+# the stable compiler take it), linked by Debian's cross gcc, and run
+# under qemu-user for the tests. Binaries land in
+# target/arm/TARGET/release/postling.
+ARM_TARGETS = aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
+ARM_ENV = RUSTC_BOOTSTRAP=1 \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+  CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+  AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+  CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+  CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER="qemu-arm -L /usr/arm-linux-gnueabihf" \
+  CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc \
+  AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
+ARM_CARGO = $(ARM_ENV) cargo +deb
+ARM_DIR = --target-dir target/arm
+
+arm-deps:
+	@missing=""; \
+	for tool in /usr/bin/rustc:rustc-web /usr/bin/cargo:cargo-web \
+	            /usr/lib/rustlib/src/rust/library:rust-web-src \
+	            aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
+	            arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf \
+	            /usr/aarch64-linux-gnu/include/stdio.h:libc6-dev-arm64-cross \
+	            /usr/arm-linux-gnueabihf/include/stdio.h:libc6-dev-armhf-cross \
+	            qemu-aarch64:qemu-user; do \
+	  p=$${tool%%:*}; \
+	  [ -e "$$p" ] || command -v "$$p" >/dev/null || missing="$$missing $${tool#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && $(APT_INSTALL) $$missing; \
+	fi
+	@rustup toolchain list | grep -q '^deb' || rustup toolchain link deb /usr
+
+release-arm: arm-deps
+	for t in $(ARM_TARGETS); do \
+	  $(ARM_CARGO) build --release --target $$t \
+	    -Zbuild-std=std,panic_abort $(ARM_DIR) || exit 1; \
+	done
+	@ls -l target/arm/*/release/postling
+
+test-arm: release-arm
+	for t in $(ARM_TARGETS); do \
+	  $(ARM_CARGO) test --lib --bins --target $$t -Zbuild-std $(ARM_DIR) \
+	    || exit 1; \
+	done
+	$(PYTHON) tests/arm/smoke.py \
+	  target/arm/aarch64-unknown-linux-gnu/release/postling \
+	  qemu-aarch64 /usr/aarch64-linux-gnu
+	$(PYTHON) tests/arm/smoke.py \
+	  target/arm/armv7-unknown-linux-gnueabihf/release/postling \
+	  qemu-arm /usr/arm-linux-gnueabihf

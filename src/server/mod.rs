@@ -13,6 +13,7 @@ pub mod pool;
 mod pop3;
 pub mod privilege;
 mod proxy;
+pub mod readers;
 pub mod services;
 pub mod session;
 pub mod spool;
@@ -38,8 +39,9 @@ use crate::proto::smtp::{Cx, Envelope, Route};
 use crate::store::cleanup;
 use crate::util::logsafe::Quoted;
 use accept::{Listener, bind_all};
-use conn::{Conn, InFlight, Input, Phase};
+use conn::{Conn, InFlight, Input, Phase, WBUF_CAP};
 use logins::Logins;
+use readers::Readers;
 use services::{Group, Services};
 use session::{Action, Session};
 use timer::Timers;
@@ -60,6 +62,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Durability helper threads: several fsyncs in flight at once let the
 /// file system merge them into one journal commit.
 const WRITERS: usize = 4;
+/// Reader helper threads: message octets for POP3 come off the disk
+/// here; two let one slow read leave the other sessions going.
+const READERS: usize = 2;
 /// Password helper threads: two keep one slow hash from holding up
 /// every other login, without letting a flood of logins take every core.
 const LOGIN_CHECKERS: usize = 2;
@@ -97,6 +102,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     server.run();
     server.writer.stop();
     server.logins.stop();
+    server.readers.stop();
     info!("stopped");
     Ok(())
 }
@@ -116,6 +122,7 @@ struct Server {
     services: Services,
     writer: Writer,
     logins: Logins,
+    readers: Readers,
     /// POP3 mailboxes whose session left during UPDATE, by its key.
     orphaned_locks: HashMap<(usize, u64), String>,
     /// Connections on proxy: listeners before their PROXY header.
@@ -155,7 +162,8 @@ impl Server {
             open: 0,
             timers: Timers::default(),
             writer: writer::start(WRITERS, Arc::clone(&waker))?,
-            logins: logins::start(LOGIN_CHECKERS, waker)?,
+            logins: logins::start(LOGIN_CHECKERS, Arc::clone(&waker))?,
+            readers: readers::start(READERS, waker)?,
             failures: Vec::new(),
             waiting: Vec::new(),
             orphaned_locks: HashMap::new(),
@@ -198,6 +206,7 @@ impl Server {
                     WAKER => {
                         self.finish_deliveries();
                         self.finish_logins();
+                        self.finish_reads();
                     }
                     SIGNALS => self.on_signals(),
                     Token(t) if t >= CONN_BASE => {
@@ -478,7 +487,8 @@ impl Server {
             };
             // A POP3 message streams in as the socket takes it; filling
             // before writing puts the +OK line in the same segment.
-            if conn.transfer.is_some() && self.pump(slot) {
+            let room = conn.wbuf.len() < WBUF_CAP / 2;
+            if conn.transfer.is_some() && room && self.pump(slot) {
                 // Commands pipelined behind RETR waited in rbuf.
                 self.feed(slot, 0);
             }
@@ -492,7 +502,9 @@ impl Server {
                 Ok(n) if n > 0 => conn.deadline = Instant::now() + conn.idle,
                 Ok(_) => {}
             }
-            if conn.transfer.is_none() || conn.has_output() {
+            let waiting =
+                conn.transfer.as_ref().is_none_or(|t| t.is_reading());
+            if waiting || conn.has_output() {
                 break;
             }
         }

@@ -3,7 +3,6 @@
 //! buffer as the socket drains, and handing UPDATE to the helpers.
 
 use std::fs::File;
-use std::io::Read;
 use std::sync::Arc;
 
 use log::{info, warn};
@@ -11,26 +10,36 @@ use log::{info, warn};
 use crate::util::logsafe::Quoted;
 
 use super::Server;
-use super::conn::{Phase, WBUF_CAP};
+use super::conn::Phase;
+use super::readers::{Chunk, ReadJob, Source};
 use super::session::Session;
 use super::writer::Task;
 use crate::config::MailboxFormat;
 use crate::proto::pop3::transfer::Encoder;
 use crate::proto::pop3::{Listings, LoginError};
-use crate::store::maildrop::{self, Snapshot};
+use crate::store::maildrop::Snapshot;
 
-/// Octets read from disk per step of a transfer.
-const CHUNK: usize = 16 * 1024;
-
-/// A message being sent.
+/// A message being sent. Its octets come from a reader helper a chunk
+/// at a time; `reading` is true while a chunk is on its way.
 pub struct Transfer {
-    file: File,
+    /// The open file, while no read is in flight.
+    file: Option<File>,
     /// For mbox: the file, whose descriptor must be closed with care.
     mbox: Option<std::path::PathBuf>,
+    /// Octets of the message not yet read.
     left: u64,
+    /// A chunk is being read.
+    reading: bool,
     encoder: Encoder,
     /// Octets read but not yet encoded (a line start still undecided).
     carry: Vec<u8>,
+}
+
+impl Transfer {
+    /// True while the transfer waits for a reader, not for the socket.
+    pub fn is_reading(&self) -> bool {
+        self.reading
+    }
 }
 
 impl Server {
@@ -86,7 +95,8 @@ impl Server {
         conn.phase = Phase::Open;
     }
 
-    /// RETR or TOP: open the message and start streaming it.
+    /// RETR or TOP: a reader helper opens the message and reads its
+    /// first chunk; the loop encodes it as it comes.
     pub(super) fn start_send(
         &mut self,
         slot: usize,
@@ -97,39 +107,77 @@ impl Server {
         else {
             return;
         };
-        let Some(snap) = conn.maildrop.as_deref() else {
+        let Some(snap) = conn.maildrop.as_ref() else {
             return self.close(slot, "no maildrop");
         };
         let unquote = snap.format == MailboxFormat::Mbox;
-        match maildrop::reader(snap, index) {
-            Ok((file, left)) => {
-                conn.transfer = Some(Transfer {
-                    file,
-                    left,
-                    encoder: Encoder::new(top, unquote),
-                    mbox: unquote
-                        .then(|| snap.dir.join(crate::store::mbox::INBOX)),
-                    carry: Vec::new(),
-                });
-                conn.phase = Phase::Sending;
-            }
-            Err(e) => {
-                warn!(
-                    "conn={} cannot read message {}: {e}",
-                    conn.id,
-                    index + 1
-                );
-                // The +OK is out: a partial answer must end the session.
-                if let Session::Pop3(p) = &mut conn.session {
-                    p.send_failed();
+        let mbox = unquote.then(|| snap.dir.join(crate::store::mbox::INBOX));
+        conn.transfer = Some(Transfer {
+            file: None,
+            mbox: mbox.clone(),
+            left: u64::MAX,
+            reading: true,
+            encoder: Encoder::new(top, unquote),
+            carry: Vec::new(),
+        });
+        conn.phase = Phase::Sending;
+        self.readers.send(ReadJob {
+            key: (slot, conn.generation),
+            source: Source::Open {
+                snapshot: Arc::clone(snap),
+                index,
+            },
+            mbox,
+        });
+    }
+
+    /// Chunks the readers have finished: hand each to its transfer.
+    pub(super) fn finish_reads(&mut self) {
+        let chunks: Vec<Chunk> = self.readers.finished().collect();
+        for Chunk {
+            key: (slot, generation),
+            result,
+            mbox,
+        } in chunks
+        {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            else {
+                release_file(&self.writer, result, mbox);
+                continue;
+            };
+            let Some(t) = conn
+                .transfer
+                .as_mut()
+                .filter(|_| conn.generation == generation)
+            else {
+                release_file(&self.writer, result, mbox);
+                continue;
+            };
+            match result {
+                Ok((file, left, data)) => {
+                    t.file = Some(file);
+                    t.left = left;
+                    t.reading = false;
+                    t.carry.extend_from_slice(&data);
+                    self.flush(slot);
+                    self.drive(slot);
                 }
-                conn.phase = Phase::Closing;
+                Err(e) => {
+                    warn!("conn={} cannot read message: {e}", conn.id);
+                    conn.transfer = None;
+                    // The +OK is out: a partial answer must end the session.
+                    if let Session::Pop3(p) = &mut conn.session {
+                        p.send_failed();
+                    }
+                    conn.phase = Phase::Closing;
+                    self.flush(slot);
+                }
             }
         }
     }
 
-    /// Moves more of the message into the output while there is room;
-    /// true when it is all out.
+    /// Encodes what has been read into the output, and asks for the next
+    /// chunk once that is used up; true when the message is all out.
     pub(super) fn pump(&mut self, slot: usize) -> bool {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
@@ -138,39 +186,30 @@ impl Server {
         let Some(t) = conn.transfer.as_mut() else {
             return false;
         };
-        let mut buf = [0u8; CHUNK];
-        while conn.wbuf.len() < WBUF_CAP / 2 {
-            let want = CHUNK.min(usize::try_from(t.left).unwrap_or(CHUNK));
-            let n = if want == 0 || t.encoder.is_done() {
-                0
-            } else {
-                match t.file.read(&mut buf[..want]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        continue;
-                    }
-                    Err(e) => {
-                        warn!("conn={} read failed: {e}", conn.id);
-                        release(&self.writer, conn.transfer.take());
-                        conn.phase = Phase::Closing;
-                        return false;
-                    }
-                }
-            };
-            t.left -= n as u64;
-            let eof = n == 0 || t.left == 0;
-            t.carry.extend_from_slice(&buf[..n]);
-            let used = t.encoder.push(&t.carry, eof, &mut conn.wbuf);
-            t.carry.drain(..used);
-            if eof || t.encoder.is_done() {
-                t.encoder.finish(&mut conn.wbuf);
-                release(&self.writer, conn.transfer.take());
-                conn.phase = Phase::Open;
-                if let Session::Pop3(p) = &mut conn.session {
-                    p.sent();
-                }
-                return true;
+        if t.reading {
+            return false;
+        }
+        let last = t.left == 0;
+        let used = t.encoder.push(&t.carry, last, &mut conn.wbuf);
+        t.carry.drain(..used);
+        if last || t.encoder.is_done() {
+            t.encoder.finish(&mut conn.wbuf);
+            release(&self.writer, conn.transfer.take());
+            conn.phase = Phase::Open;
+            if let Session::Pop3(p) = &mut conn.session {
+                p.sent();
             }
+            return true;
+        }
+        // What is left in carry is a line start still undecided: read on.
+        if let Some(file) = t.file.take() {
+            t.reading = true;
+            let left = t.left;
+            self.readers.send(ReadJob {
+                key: (slot, conn.generation),
+                source: Source::Next { file, left },
+                mbox: t.mbox.clone(),
+            });
         }
         false
     }
@@ -215,11 +254,28 @@ pub(super) fn release(
     transfer: Option<Transfer>,
 ) {
     let Some(t) = transfer else { return };
+    let Some(file) = t.file else { return };
     match t.mbox {
         // Release tasks report nothing back, so the key is never read.
         Some(path) => {
-            writer.send((Task::Release(t.file, path), (usize::MAX, 0)))
+            writer.send((Task::Release(file, path), (usize::MAX, 0)))
         }
-        None => drop(t.file),
+        None => drop(file),
+    }
+}
+
+/// A chunk nobody waits for any more (the client left): close its file
+/// the same way.
+fn release_file(
+    writer: &super::writer::Writer,
+    result: std::io::Result<(File, u64, Vec<u8>)>,
+    mbox: Option<std::path::PathBuf>,
+) {
+    match (result, mbox) {
+        (Ok((file, _, _)), Some(path)) => {
+            writer.send((Task::Release(file, path), (usize::MAX, 0)))
+        }
+        (Ok((file, _, _)), None) => drop(file),
+        (Err(_), _) => {}
     }
 }

@@ -51,7 +51,7 @@ class Server:
     """A running postling with helpers to read what it delivered."""
 
     def __init__(self, tmp: Path, fmt: str = "maildir", extra: str = "",
-                 users: str = USERS, netns: str = ""):
+                 users: str = USERS, netns: str = "", wrap=()):
         self.dir = tmp
         self.format = fmt
         (tmp / "users").write_text(users)
@@ -77,7 +77,8 @@ class Server:
         self.log = []
         self.ports = {}
         self.proxy_ports = {}
-        prefix = ["ip", "netns", "exec", netns] if netns else []
+        # `wrap`: a command to run the server under (strace, say).
+        prefix = ["ip", "netns", "exec", netns] if netns else list(wrap)
         self.proc = subprocess.Popen(
             [*prefix, BINARY, "serve", "-c", str(self.conf)],
             stderr=subprocess.PIPE,

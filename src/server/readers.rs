@@ -1,0 +1,107 @@
+//! The reader helper threads: the octets of a message being sent (POP3
+//! RETR and TOP, later IMAP FETCH) are read here, a chunk at a time,
+//! never on the poll loop; a slow card read holds up only the session
+//! that asked for it.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mio::Waker;
+
+use super::pool::Pool;
+use crate::store::lock;
+use crate::store::maildrop::{self, Snapshot};
+
+/// Octets read per step of a transfer.
+pub const CHUNK: usize = 32 * 1024;
+
+/// Where the next chunk comes from.
+pub enum Source {
+    /// The start of message `index` of a snapshot.
+    Open {
+        /// The maildrop.
+        snapshot: Arc<Snapshot>,
+        /// Which message.
+        index: usize,
+    },
+    /// More of a message already open.
+    Next {
+        /// The open file, at the next octet.
+        file: File,
+        /// Octets of the message still to read.
+        left: u64,
+    },
+}
+
+/// One read to make for the connection `key`.
+pub struct ReadJob {
+    /// The connection waiting (slot, generation).
+    pub key: (usize, u64),
+    /// What to read.
+    pub source: Source,
+    /// For mbox: the mailbox file, whose descriptors must be closed with
+    /// care (see `store::lock::close_safely`).
+    pub mbox: Option<PathBuf>,
+}
+
+/// What a read gave.
+pub struct Chunk {
+    /// The connection waiting.
+    pub key: (usize, u64),
+    /// The file (to read on from), the octets still unread, and the
+    /// chunk; or why reading failed.
+    pub result: io::Result<(File, u64, Vec<u8>)>,
+    /// For mbox: the mailbox file, as in the job.
+    pub mbox: Option<PathBuf>,
+}
+
+/// The reader helpers.
+pub type Readers = Pool<ReadJob, Chunk>;
+
+/// Starts `n` reader helpers.
+pub fn start(n: usize, waker: Arc<Waker>) -> io::Result<Readers> {
+    Pool::start("reader", n, 1, waker, |jobs| {
+        jobs.into_iter().map(read).collect()
+    })
+}
+
+fn read(job: ReadJob) -> Chunk {
+    let opened = match job.source {
+        Source::Open { snapshot, index } => maildrop::reader(&snapshot, index),
+        Source::Next { file, left } => Ok((file, left)),
+    };
+    let result = opened.and_then(|(mut file, left)| {
+        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+        let mut data = vec![0; want];
+        let mut got = 0;
+        while got < want {
+            match file.read(&mut data[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    close(file, job.mbox.as_ref());
+                    return Err(e);
+                }
+            }
+        }
+        data.truncate(got);
+        // A file shorter than its listing ends the message here.
+        let left = if got < want { 0 } else { left - got as u64 };
+        Ok((file, left, data))
+    });
+    Chunk {
+        key: job.key,
+        result,
+        mbox: job.mbox,
+    }
+}
+
+fn close(file: File, mbox: Option<&PathBuf>) {
+    match mbox {
+        Some(path) => lock::close_safely(file, path),
+        None => drop(file),
+    }
+}
