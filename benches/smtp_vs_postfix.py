@@ -11,6 +11,12 @@ idle, with 1,000 idle SMTP connections, and with 1,000 idle TLS
 connections (handshake done). BENCH_ONLY_RSS=1 skips the throughput
 cells.
 
+Each cell runs twice: on this machine's disk as it is, and as a slow
+card: with the fsync-delay shim (../shared/tools/fsync-delay) preloaded
+into both servers, every fsync, fdatasync and syncfs takes
+BENCH_FSYNC_US microseconds more (default 10000, a Raspberry Pi's SD
+card). BENCH_SLOW=0 skips the slow-card runs, BENCH_NATIVE=0 the others.
+
 Everything listens on 127.0.0.1 high ports; every process started here is
 stopped here."""
 
@@ -33,6 +39,8 @@ POSTLING = ROOT / "target/release/postling"
 SESSIONS = [1, 10, 50]
 SIZES = [2 * 1024, 100 * 1024]
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
+FSYNC_US = os.environ.get("BENCH_FSYNC_US", "10000")
+SHIM_BUILD = ROOT.parent / "shared/tools/fsync-delay/build.sh"
 IDLE_CONNECTIONS = 1000
 DEADLINE = 600  # seconds a cell may take before the run is abandoned
 
@@ -49,7 +57,7 @@ def count_files(folder: Path):
 class Postling:
     name = "postling"
 
-    def __init__(self, base: Path, tls: str = ""):
+    def __init__(self, base: Path, tls: str = "", slow: dict = None):
         self.base = base
         self.port = free_port()
         self.tls_port = free_port()
@@ -65,7 +73,7 @@ class Postling:
         self.proc = subprocess.Popen(
             [str(POSTLING), "serve", "-c", str(conf)],
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "RUST_LOG": "warn"},
+            env={**os.environ, "RUST_LOG": "warn", **(slow or {})},
         )
         wait_port(self.port)
 
@@ -90,7 +98,7 @@ class Postfix:
 
     name = "postfix"
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, slow: dict = None):
         self.base = base
         self.port = free_port()
         conf = base / "etc"
@@ -130,7 +138,9 @@ maillog_file = {base}/postfix.log
 maillog_file_prefixes = {base}
 alias_maps =
 alias_database =
-""")
+""" + (f"import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C "
+       f"LD_PRELOAD={slow['LD_PRELOAD']} FSYNC_DELAY_US={slow['FSYNC_DELAY_US']}\n"
+       if slow else ""))
         master = Path("/etc/postfix/master.cf").read_text()
         # Our smtpd on a high loopback port instead of :25.
         lines = [l for l in master.splitlines() if not l.startswith("smtp      inet")]
@@ -139,7 +149,7 @@ alias_database =
         (conf / "master.cf").write_text("\n".join(lines) + "\n")
         self.conf = conf
         subprocess.run(["postfix", "-c", str(conf), "start"], check=True,
-                       capture_output=True)
+                       capture_output=True, env={**os.environ, **(slow or {})})
         wait_port(self.port)
 
     def maildir(self):
@@ -250,23 +260,33 @@ def main():
     base.chmod(0o755)  # Postfix daemons run as user postfix
     results = []
     cells = [] if os.environ.get("BENCH_ONLY_RSS") else SESSIONS
+    modes = []
+    if os.environ.get("BENCH_NATIVE", "1") != "0":
+        modes.append(("native", None))
+    if os.environ.get("BENCH_SLOW", "1") != "0":
+        shim = subprocess.run(["sh", str(SHIM_BUILD)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        modes.append((f"fsync+{int(FSYNC_US) // 1000}ms",
+                      {"LD_PRELOAD": shim, "FSYNC_DELAY_US": FSYNC_US}))
     try:
         for sessions in cells:
             for size in SIZES:
-                row = [sessions, size]
-                for cls in (Postling, Postfix):
-                    work = base / f"{cls.name}-{sessions}-{size}"
-                    work.mkdir()
-                    server = cls(work)
-                    try:
-                        row.append(run_cell(server, sessions, size, 0))
-                    finally:
-                        server.stop()
-                    shutil.rmtree(work, ignore_errors=True)
-                results.append(row)
-                s, z, p, f = row
-                print(f"sessions={s:3} size={z // 1024:4}KiB  postling {p:8.1f} msg/s"
-                      f"  postfix {f:8.1f} msg/s  ratio {p / f:5.2f}", flush=True)
+                for mode, slow in modes:
+                    row = [sessions, size]
+                    for cls in (Postling, Postfix):
+                        work = base / f"{cls.name}-{sessions}-{size}-{mode}"
+                        work.mkdir()
+                        server = cls(work, slow=slow)
+                        try:
+                            row.append(run_cell(server, sessions, size, 0))
+                        finally:
+                            server.stop()
+                        shutil.rmtree(work, ignore_errors=True)
+                    results.append(row)
+                    s, z, p, f = row
+                    print(f"sessions={s:3} size={z // 1024:4}KiB {mode:>12}  "
+                          f"postling {p:8.1f} msg/s  postfix {f:8.1f} msg/s  "
+                          f"ratio {p / f:5.2f}", flush=True)
 
         measure_rss(base)
     finally:

@@ -15,9 +15,9 @@ use crate::config::MailboxFormat;
 use crate::proto::Failure;
 use crate::proto::smtp::{Envelope, Route};
 use crate::store::content::Content;
-use crate::store::{self, Message, Staged};
+use crate::store::{self, Message, StageError, Staged};
 use crate::util::date;
-use crate::util::fs::sync_dir;
+use crate::util::fs::{sync_dir, sync_filesystem};
 
 /// One message to store, as handed to the helper threads.
 #[derive(Debug)]
@@ -133,12 +133,9 @@ pub fn trace_headers(
 
 /// Stores `job` in all its mailboxes (and the outbound queue), or in
 /// none. Returns what is now visible, whose folders the caller fsyncs
-/// (batched); if that fails, the caller withdraws it.
-pub fn deliver(job: &Job) -> Result<Published, Failure> {
-    // A spool file is linked into every mailbox: one fsync covers all.
-    job.content
-        .sync()
-        .map_err(|e| transient_io("syncing spool", e))?;
+/// (batched); if that fails, the caller withdraws it. `Busy`: a mailbox
+/// is locked by another program and nothing was written; try later.
+pub fn deliver(job: &Job) -> Result<Published, StageError> {
     let msg = Message {
         content: &job.content,
         sender: &job.sender,
@@ -152,9 +149,9 @@ pub fn deliver(job: &Job) -> Result<Published, Failure> {
         let link = staged.first().and_then(Staged::link_source);
         match store::stage(job.format, dir, &msg, link) {
             Ok(s) => staged.push(s),
-            Err(f) => {
+            Err(e) => {
                 staged.into_iter().for_each(Staged::abort);
-                return Err(f);
+                return Err(e);
             }
         }
     }
@@ -163,7 +160,7 @@ pub fn deliver(job: &Job) -> Result<Published, Failure> {
             Ok(s) => staged.push(Staged::Maildir(s)),
             Err(f) => {
                 staged.into_iter().for_each(Staged::abort);
-                return Err(f);
+                return Err(f.into());
             }
         }
     }
@@ -181,7 +178,7 @@ pub fn deliver(job: &Job) -> Result<Published, Failure> {
                 published.withdraw();
                 files.for_each(Staged::abort);
                 mboxes.into_iter().for_each(Staged::abort);
-                return Err(f);
+                return Err(f.into());
             }
         }
     }
@@ -190,12 +187,12 @@ pub fn deliver(job: &Job) -> Result<Published, Failure> {
     }
     // Unlocking an mbox cannot be undone, so the queue entry is made
     // durable first (no batching on this rarer path).
-    for dir in &published.dirs {
-        if let Err(e) = sync_dir(dir) {
-            published.withdraw();
-            mboxes.into_iter().for_each(Staged::abort);
-            return Err(transient_io("syncing", e));
-        }
+    let synced: std::io::Result<()> =
+        published.dirs.iter().try_for_each(|d| sync_filesystem(d));
+    if let Err(e) = synced {
+        published.withdraw();
+        mboxes.into_iter().for_each(Staged::abort);
+        return Err(transient_io("syncing", e).into());
     }
     published.dirs.clear();
     for m in mboxes {

@@ -44,6 +44,8 @@ pub struct InFlight {
     pub id: String,
     /// Summary for the log line.
     pub summary: String,
+    /// A mailbox was locked by another program: tries go on until then.
+    pub locked_until: Option<Instant>,
 }
 
 /// A client connection.

@@ -34,8 +34,8 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, Directory};
 use crate::deliver::{self, Job};
-use crate::proto::OUTPUT_CAP;
 use crate::proto::smtp::{Cx, Envelope, Route};
+use crate::proto::{Failure, OUTPUT_CAP};
 use crate::store::cleanup;
 use crate::util::logsafe::Quoted;
 use accept::{Listener, bind_all};
@@ -57,6 +57,10 @@ const PROXY_BASE: usize = 1 << 15;
 const CONN_BASE: usize = 1 << 16;
 /// Octets read per read call; one buffer for all connections.
 const SCRATCH: usize = 16 * 1024;
+/// How often a delivery tries a mailbox locked by another program, and
+/// for how long in all (then 452, and the sender tries later).
+const LOCK_RETRY: Duration = Duration::from_millis(100);
+const LOCK_WAIT: Duration = crate::store::lock::LOCK_WAIT;
 /// How long transactions in flight may take to finish at SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Durability helper threads: several fsyncs in flight at once let the
@@ -125,6 +129,8 @@ struct Server {
     readers: Readers,
     /// POP3 mailboxes whose session left during UPDATE, by its key.
     orphaned_locks: HashMap<(usize, u64), String>,
+    /// Deliveries waiting to try a locked mailbox again.
+    retries: Vec<(Instant, (usize, u64), Job)>,
     /// Connections on proxy: listeners before their PROXY header.
     waiting: Vec<Option<proxy::Waiting>>,
     /// Failed logins waiting out AUTH_FAILURE_DELAY.
@@ -166,6 +172,7 @@ impl Server {
             readers: readers::start(READERS, waker)?,
             failures: Vec::new(),
             waiting: Vec::new(),
+            retries: Vec::new(),
             orphaned_locks: HashMap::new(),
             services,
             signals,
@@ -187,7 +194,9 @@ impl Server {
             let mut timeout = self.timers.next_timeout(now);
             let waiting = self.next_waiting_deadline();
             let failure = self.failures.iter().map(|f| f.0).min();
-            if let Some(due) = waiting.into_iter().chain(failure).min() {
+            let retry = self.retries.iter().map(|r| r.0).min();
+            let due = waiting.into_iter().chain(failure).chain(retry).min();
+            if let Some(due) = due {
                 let left = due.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
@@ -396,6 +405,7 @@ impl Server {
                 Quoted(&envelope.helo),
                 conn.peer
             ),
+            locked_until: None,
         });
         conn.phase = Phase::Delivering;
         let content = match conn.spool.take() {
@@ -406,6 +416,7 @@ impl Server {
                 return self.deliveries_done(vec![Done {
                     key,
                     result: Err(f),
+                    retry: None,
                 }]);
             }
         };
@@ -430,7 +441,8 @@ impl Server {
     fn deliveries_done(&mut self, done: Vec<Done>) {
         for Done {
             key: (slot, generation),
-            result,
+            mut result,
+            retry,
         } in done
         {
             if let Some(user) = self.orphaned_locks.remove(&(slot, generation))
@@ -444,6 +456,23 @@ impl Server {
             };
             if conn.generation != generation {
                 continue;
+            }
+            if let (Some(job), Some(flight)) = (retry, conn.in_flight.as_mut())
+            {
+                // A mailbox another program holds: try again shortly, up
+                // to the lock wait, on whichever helper is free then.
+                let now = Instant::now();
+                let until =
+                    *flight.locked_until.get_or_insert(now + LOCK_WAIT);
+                if now < until {
+                    self.retries.push((
+                        now + LOCK_RETRY,
+                        (slot, generation),
+                        job,
+                    ));
+                    continue;
+                }
+                result = Err(Failure::Transient("mailbox is locked".into()));
             }
             match (&mut conn.session, conn.in_flight.take()) {
                 (Session::Smtp(s), Some(flight)) => {
@@ -573,6 +602,7 @@ impl Server {
     fn fire_timers(&mut self) {
         let now = Instant::now();
         self.expire_waiting(now);
+        self.retry_locked(now);
         if self.failures.iter().any(|f| f.0 <= now) {
             self.answer_failures(now);
         }
@@ -605,6 +635,24 @@ impl Server {
                     self.timers.add(conn.deadline, (slot, generation));
                     self.flush(slot);
                 }
+            }
+        }
+    }
+
+    /// Sends deliveries that met a locked mailbox back to the helpers,
+    /// unless their client has left meanwhile (it was never told 250).
+    fn retry_locked(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.retries.drain(..).partition(|r| r.0 <= now);
+        self.retries = later;
+        for (_, (slot, generation), job) in due {
+            let waiting = self
+                .conns
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.generation == generation);
+            if waiting {
+                self.writer.send((Task::Deliver(job), (slot, generation)));
             }
         }
     }

@@ -1,7 +1,10 @@
 //! Start-up housekeeping of the data directory: the spool folder is
-//! emptied (a message still there was never acknowledged), and files in
+//! emptied (a message still there was never acknowledged); files in
 //! Maildir and queue `tmp/` folders older than 36 hours are removed, the
-//! Maildir spec's rule for what a crashed delivery left behind.
+//! Maildir spec's rule for what a crashed delivery left behind; and a
+//! file in `new/` shorter than the `S=` size its name gives is removed:
+//! a crash came before the batch's flush, so it was never acknowledged
+//! (the sender still has it and tries again).
 
 use std::fs;
 use std::io;
@@ -23,15 +26,61 @@ pub fn prepare(data_dir: &Path, spool: &Path) -> io::Result<usize> {
     for domain in subdirs(&data_dir.join("mail"))? {
         for mailbox in subdirs(&domain)? {
             removed += remove_older(&mailbox.join("tmp"), STALE_TMP)?;
+            removed += remove_cut_short(&mailbox.join("new"))?;
         }
     }
     Ok(removed)
 }
 
+/// A folder that is missing, or is not a folder: nothing to clean there.
+fn nothing_there(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Removes files in `dir` shorter than the `S=` in their names.
+fn remove_cut_short(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if nothing_there(&e) => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(promised) = promised_size(&name.to_string_lossy()) else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file()
+            && meta.len() < promised
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            log::warn!(
+                "removed {}: {} of {promised} octets, cut short by a crash \
+                 before it was acknowledged",
+                entry.path().display(),
+                meta.len()
+            );
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The `S=` field of a Maildir name (its base, before `:2,` flags).
+fn promised_size(name: &str) -> Option<u64> {
+    let base = name.split(':').next()?;
+    base.split(',')
+        .find_map(|f| f.strip_prefix("S=")?.parse().ok())
+}
+
 fn subdirs(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) if nothing_there(&e) => return Ok(vec![]),
         Err(e) => return Err(e),
     };
     Ok(entries
@@ -45,7 +94,7 @@ fn subdirs(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
 fn remove_older(dir: &Path, age: Duration) -> io::Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if nothing_there(&e) => return Ok(0),
         Err(e) => return Err(e),
     };
     let now = SystemTime::now();
@@ -63,4 +112,17 @@ fn remove_older(dir: &Path, age: Duration) -> io::Result<usize> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_promised_by_maildir_names() {
+        assert_eq!(promised_size("1.M2P3Q4.h,S=1234,W=1260"), Some(1234));
+        assert_eq!(promised_size("1.M2P3Q4.h,S=10:2,S"), Some(10));
+        assert_eq!(promised_size("1.M2P3Q4.h"), None);
+        assert_eq!(promised_size("1.M2.h,S=x"), None);
+    }
 }

@@ -71,12 +71,4 @@ impl Content {
             Stored::File { path, .. } => Some(path),
         }
     }
-
-    /// Makes a spool file's data durable (its links then share it).
-    pub fn sync(&self) -> io::Result<()> {
-        match &self.stored {
-            Stored::Memory(_) => Ok(()),
-            Stored::File { file, .. } => file.sync_data(),
-        }
-    }
 }

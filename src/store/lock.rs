@@ -48,9 +48,16 @@ impl Drop for Guard {
     }
 }
 
-/// Locks (creating if needed) the mailbox file `path`.
+/// Locks (creating if needed) the mailbox file `path`, waiting up to
+/// [`LOCK_WAIT`] for another holder.
 pub fn lock(path: &Path) -> io::Result<Locked> {
-    let deadline = Instant::now() + LOCK_WAIT;
+    lock_within(path, LOCK_WAIT)
+}
+
+/// Locks the mailbox file `path`, waiting at most `wait` for another
+/// holder; after that the error is `TimedOut`.
+pub fn lock_within(path: &Path, wait: Duration) -> io::Result<Locked> {
+    let deadline = Instant::now() + wait;
     claim_in_process(path, deadline)?;
     let mut dotlock = path.as_os_str().to_owned();
     dotlock.push(".lock");

@@ -1,6 +1,10 @@
 //! Maildir delivery (the Maildir spec, as Dovecot and mutt read it):
-//! write `tmp/NAME`, fsync, rename into `new/NAME`, fsync `new/`.
-//! Maildir++ subfolders (`.Sent/` ...) sit beside `tmp new cur` later.
+//! write `tmp/NAME`, rename into `new/NAME`; the durability helper then
+//! flushes the whole batch at once (`util::fs::sync_filesystem`) before
+//! any `250`. A crash before that flush can leave a file in `new/`
+//! shorter than the `S=` its name promises (never acknowledged): start-up
+//! removes those (`store::cleanup`). Maildir++ subfolders (`.Sent/` ...)
+//! sit beside `tmp new cur` later.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -69,7 +73,8 @@ fn write_new(path: &Path, msg: &Message<'_>) -> io::Result<()> {
         .mode(0o600)
         .open(path)?;
     io::copy(&mut msg.content.reader()?, &mut f)?;
-    f.sync_all()
+    // Durable with the rest of the batch, by the helper's one flush.
+    Ok(())
 }
 
 impl Staged {

@@ -8,7 +8,9 @@ use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::lock::{self, Locked};
-use super::{Message, transient};
+use std::time::Duration;
+
+use super::{Message, StageError, transient};
 use crate::proto::Failure;
 use crate::util::{date, fs::create_dir_durable, fs::sync_dir};
 
@@ -23,13 +25,23 @@ pub struct Staged {
     old_len: u64,
 }
 
+/// How long a delivery waits for a mailbox lock before it gives the
+/// helper thread back (the loop tries again a little later, so a mailbox
+/// that mutt holds open stalls only its own mail).
+pub const BUSY_WAIT: Duration = Duration::from_millis(200);
+
 /// Appends the message to `dir/INBOX` under lock.
-pub fn stage(dir: &Path, msg: &Message<'_>) -> Result<Staged, Failure> {
+pub fn stage(dir: &Path, msg: &Message<'_>) -> Result<Staged, StageError> {
     create_dir_durable(dir).map_err(|e| transient("creating", dir, e))?;
     let path = dir.join(INBOX);
     let created = !path.exists();
-    let mut locked =
-        lock::lock(&path).map_err(|e| transient("locking", &path, e))?;
+    let mut locked = match lock::lock_within(&path, BUSY_WAIT) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            return Err(StageError::Busy);
+        }
+        Err(e) => return Err(transient("locking", &path, e).into()),
+    };
     if created {
         sync_dir(dir).map_err(|e| transient("syncing", dir, e))?;
     }
@@ -42,7 +54,7 @@ pub fn stage(dir: &Path, msg: &Message<'_>) -> Result<Staged, Failure> {
         .and_then(|()| locked.file.sync_data());
     if let Err(e) = written {
         cut_back(&locked.file, old_len);
-        return Err(transient("appending", &path, e));
+        return Err(transient("appending", &path, e).into());
     }
     Ok(Staged {
         locked,

@@ -72,6 +72,22 @@ impl Staged {
     }
 }
 
+/// Why a copy could not be staged.
+#[derive(Debug)]
+pub enum StageError {
+    /// Another program (mutt, procmail) holds the mailbox's lock: try
+    /// again shortly rather than hold a helper thread.
+    Busy,
+    /// It failed.
+    Failed(Failure),
+}
+
+impl From<Failure> for StageError {
+    fn from(f: Failure) -> StageError {
+        StageError::Failed(f)
+    }
+}
+
 /// Writes `msg` into the mailbox folder `dir`, durable but unpublished.
 /// `link` is an already staged identical Maildir file to hard-link.
 pub fn stage(
@@ -79,11 +95,11 @@ pub fn stage(
     dir: &Path,
     msg: &Message<'_>,
     link: Option<&Path>,
-) -> Result<Staged, Failure> {
+) -> Result<Staged, StageError> {
     match format {
-        MailboxFormat::Maildir => {
-            maildir::stage(dir, msg, link).map(Staged::Maildir)
-        }
+        MailboxFormat::Maildir => maildir::stage(dir, msg, link)
+            .map(Staged::Maildir)
+            .map_err(StageError::from),
         MailboxFormat::Mbox => mbox::stage(dir, msg).map(Staged::Mbox),
     }
 }

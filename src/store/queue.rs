@@ -1,6 +1,6 @@
 //! The outbound queue, until outbound delivery exists: each accepted
 //! message for another domain is one file, `{data_dir}/queue/new/{id}`,
-//! written like a Maildir message (tmp, fsync, rename, fsync). The file
+//! written like a Maildir message (tmp, rename, one flush for the batch). The file
 //! is the envelope, a blank line, then the message:
 //!
 //! ```text
@@ -46,7 +46,8 @@ pub fn stage(
         .and_then(|mut f| {
             f.write_all(envelope.as_bytes())?;
             io::copy(&mut msg.content.reader()?, &mut f)?;
-            f.sync_all()
+            // Durable with the rest of the batch, by the helper's flush.
+            Ok(())
         });
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);

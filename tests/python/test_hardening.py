@@ -129,7 +129,8 @@ def test_a_failed_copy_withdraws_the_others(tmp_path):
 def test_stale_temporary_files_are_removed_at_start(tmp_path):
     """The Maildir rule: tmp/ files older than 36 hours are a crash's
     leftovers. The spool is emptied (nothing there was acknowledged);
-    young tmp/ files may belong to a delivery under way and stay."""
+    young tmp/ files may belong to a delivery under way and stay; a file
+    in new/ shorter than its name's S= never got its 250."""
     data = tmp_path / "data"
     old = time.time() - 37 * 3600
     files = {}
@@ -142,14 +143,24 @@ def test_stale_temporary_files_are_removed_at_start(tmp_path):
             if age == "old":
                 os.utime(p, (old, old))
             files[(where, age)] = p
+    # A delivery cut short by a crash before its batch was flushed: in
+    # new/, but shorter than the S= its name promises (never acknowledged).
+    new = data / "mail/example.test/alice/new"
+    new.mkdir()
+    whole = new / "1795000000.M1P1Q1.h,S=6,W=7"
+    whole.write_text("whole\n")
+    short = new / "1795000001.M2P1Q2.h,S=500,W=510"
+    short.write_text("")
     s = Server(tmp_path)
     try:
-        assert s.wait_logged("removed 4 stale temporary files")
+        assert s.wait_logged("removed 5 stale temporary files")
+        assert s.logged("cut short by a crash")
     finally:
         s.stop()
     gone = {k for k, p in files.items() if not p.exists()}
     assert gone == {("mail/example.test/alice/tmp", "old"), ("queue/tmp", "old"),
                     ("tmp", "old"), ("tmp", "young")}
+    assert whole.exists() and not short.exists()
 
 
 def test_tls_session_ends_only_after_its_last_reply(tmp_path):
@@ -257,3 +268,43 @@ def test_mbox_files_are_private(tmp_path):
     inbox = s.mailbox_path("bob")
     assert stat.S_IMODE(inbox.stat().st_mode) == 0o600
     assert stat.S_IMODE(inbox.parent.stat().st_mode) == 0o700
+
+
+def test_a_locked_mbox_holds_up_only_its_own_mail(tmp_path):
+    """mutt holds bob's mbox locked (its dotlock) for 3 seconds while
+    four clients send to bob, one for each durability helper. Mail for
+    alice is stored at once meanwhile; bob's waits, then lands whole once
+    the lock is gone."""
+    import threading
+    s = Server(tmp_path, "mbox", extra="max_connections_per_ip = 20")
+    try:
+        inbox = s.mailbox_path("bob")
+        inbox.parent.mkdir(parents=True)
+        dotlock = inbox.with_name("INBOX.lock")
+        dotlock.write_text("mutt")
+        codes = []
+
+        def to_bob(i):
+            with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+                c.sendmail("a@remote.test", ["bob@example.test"], b"Subject: bob %d\r\n\r\nx\r\n" % i)
+                codes.append(250)
+
+        senders = [threading.Thread(target=to_bob, args=(i,)) for i in range(4)]
+        for t in senders:
+            t.start()
+        time.sleep(0.5)
+        start = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+            c.sendmail("a@remote.test", ["alice@example.test"], b"Subject: alice\r\n\r\ny\r\n")
+        took = time.monotonic() - start
+        assert codes == [], "delivered through a held lock"
+        time.sleep(2.5 - took if took < 2.5 else 0)
+        dotlock.unlink()
+        for t in senders:
+            t.join(30)
+        assert took < 1.5, f"alice waited {took:.1f} s behind bob's lock"
+        assert codes == [250] * 4
+        assert len(s.raw_messages("bob")) == 4
+        assert len(s.raw_messages("alice")) == 1
+    finally:
+        s.stop()
