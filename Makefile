@@ -23,7 +23,7 @@ deps:
 	@missing=""; \
 	for tool in swaks:swaks mutt:mutt script:bsdutils doveadm:dovecot-core \
 	            fetchmail:fetchmail fail2ban-regex:fail2ban haproxy:haproxy \
-	            systemd-analyze:systemd useradd:passwd \
+	            systemd-analyze:systemd useradd:passwd strace:strace \
 	            openssl:openssl ip:iproute2; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
