@@ -65,9 +65,10 @@ pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Writer> {
     Pool::start("durable", n, BATCH, waker, run)
 }
 
-/// One batch: every file written and fsync'd, then each touched folder
-/// fsync'd once; a job whose folder failed its fsync is withdrawn, so a
-/// client told to retry never finds a copy already there.
+/// One batch: every file written and renamed into place, then one flush
+/// of the file system; a job whose flush failed is withdrawn, so a client
+/// told to retry never finds a copy already there. A job that met a
+/// locked mbox goes back to the loop untouched.
 fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     let mut results = Vec::with_capacity(batch.len());
@@ -109,7 +110,7 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
             let result = match result {
                 Ok(p) if p.dirs.iter().any(|d| failed_dirs.contains(d)) => {
                     p.withdraw();
-                    Err(Failure::Transient("fsync failed".into()))
+                    Err(Failure::Transient("flush failed".into()))
                 }
                 Ok(_) => Ok(()),
                 Err(f) => Err(f),
