@@ -198,7 +198,8 @@ impl Server {
             want_write: false,
             in_flight: None,
             stalled: false,
-            spool: Spool::new(Rc::clone(&self.services.spool)),
+            spool: Spool::new(Rc::clone(&self.spool), (slot, self.next_id)),
+            spooling: None,
         };
         info!(
             "conn={} connect ip={peer} service={}",

@@ -96,6 +96,9 @@ pub struct Conn {
     pub stalled: bool,
     /// SMTP: the message arriving.
     pub spool: Spool,
+    /// SMTP: a message whose last spool piece is still being written;
+    /// it goes to the durability helpers once that is done.
+    pub spooling: Option<Box<crate::proto::smtp::Envelope>>,
 }
 
 /// What one read gave.
@@ -116,6 +119,7 @@ impl Conn {
         self.read_pending
             && self.phase == Phase::Open
             && self.wbuf.len() < WBUF_CAP
+            && !self.spool.congested()
     }
 
     /// One read into `scratch`: plaintext, decrypted if TLS is on.

@@ -24,6 +24,7 @@ pub mod writer;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,7 @@ use logins::Logins;
 use readers::Readers;
 use services::{Group, Services};
 use session::{Action, Session};
+use spool::{SpoolConfig, SpoolWritten};
 use timer::Timers;
 use writer::Task;
 use writer::{Done, Writer};
@@ -69,6 +71,9 @@ const WRITERS: usize = 4;
 /// Reader helper threads: message octets for POP3 come off the disk
 /// here; two let one slow read leave the other sessions going.
 const READERS: usize = 2;
+/// Spool helper threads: they write large messages arriving, so that a
+/// card slow to take writes stalls only the sessions it is writing for.
+const SPOOLERS: usize = 2;
 /// Password helper threads: two keep one slow hash from holding up
 /// every other login, without letting a flood of logins take every core.
 const LOGIN_CHECKERS: usize = 2;
@@ -107,6 +112,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     server.writer.stop();
     server.logins.stop();
     server.readers.stop();
+    // The spool helpers end when the server (the last owner) is dropped.
     info!("stopped");
     Ok(())
 }
@@ -127,6 +133,8 @@ struct Server {
     writer: Writer,
     logins: Logins,
     readers: Readers,
+    /// Spool files, and the helpers that write them.
+    spool: Rc<SpoolConfig>,
     /// POP3 mailboxes whose session left during UPDATE, by its key.
     orphaned_locks: HashMap<(usize, u64), String>,
     /// Deliveries waiting to try a locked mailbox again.
@@ -169,7 +177,12 @@ impl Server {
             timers: Timers::default(),
             writer: writer::start(WRITERS, Arc::clone(&waker))?,
             logins: logins::start(LOGIN_CHECKERS, Arc::clone(&waker))?,
-            readers: readers::start(READERS, waker)?,
+            readers: readers::start(READERS, Arc::clone(&waker))?,
+            spool: Rc::new(SpoolConfig {
+                dir: services.config.spool_dir(),
+                hostname: services.config.hostname.clone(),
+                writers: Rc::new(spool::start(SPOOLERS, waker)?),
+            }),
             failures: Vec::new(),
             waiting: Vec::new(),
             retries: Vec::new(),
@@ -213,6 +226,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
+                        self.finish_spool_writes();
                         self.finish_deliveries();
                         self.finish_logins();
                         self.finish_reads();
@@ -409,7 +423,12 @@ impl Server {
         });
         conn.phase = Phase::Delivering;
         let content = match conn.spool.take() {
-            Ok(c) => c,
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                // Its last piece is still being written: then.
+                conn.spooling = Some(Box::new(envelope));
+                return;
+            }
             Err(f) => {
                 // Answered through the same path as a helper's result.
                 let key = (slot, conn.generation);
@@ -431,6 +450,32 @@ impl Server {
         };
         self.writer
             .send((Task::Deliver(job), (slot, conn.generation)));
+    }
+
+    /// Spool pieces the helpers have written: the next piece goes out,
+    /// reading resumes, and a message that waited for its last piece goes
+    /// to the durability helpers.
+    fn finish_spool_writes(&mut self) {
+        let written: Vec<SpoolWritten> =
+            self.spool.writers.finished().collect();
+        for SpoolWritten { key, path, result } in written {
+            let (slot, generation) = key;
+            let Some(conn) = self
+                .conns
+                .get_mut(slot)
+                .and_then(Option::as_mut)
+                .filter(|c| c.generation == generation)
+            else {
+                // The client left meanwhile.
+                let _ = std::fs::remove_file(path);
+                continue;
+            };
+            conn.spool.written(path, result);
+            if let Some(envelope) = conn.spooling.take() {
+                self.submit(slot, *envelope);
+            }
+            self.drive(slot);
+        }
     }
 
     fn finish_deliveries(&mut self) {

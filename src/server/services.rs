@@ -14,7 +14,6 @@ use crate::proto::smtp::{self, Host, Link, Path, RcptError, Settings};
 use crate::util::id;
 
 use super::session::Session;
-use super::spool::SpoolConfig;
 use super::tls;
 
 /// Which protocol a listener speaks.
@@ -98,8 +97,6 @@ pub struct Services {
     pub limiter: Limiter,
     /// Mailboxes held by a POP3 session (RFC 1939 8: one at a time).
     pub pop3_locks: std::collections::HashSet<String>,
-    /// Where messages spool while they arrive.
-    pub spool: Rc<SpoolConfig>,
     room: Room,
     smtp: Rc<Settings>,
     submission: Rc<Settings>,
@@ -129,12 +126,7 @@ impl Services {
             config.auth_failure_limit,
             Duration::from_secs(config.auth_failure_window),
         );
-        let spool = Rc::new(SpoolConfig {
-            dir: config.spool_dir(),
-            hostname: config.hostname.clone(),
-        });
         Ok(Services {
-            spool,
             room: Room::default(),
             config: Rc::new(config),
             directory,

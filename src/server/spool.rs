@@ -1,20 +1,26 @@
 //! The connection's message sink: the SMTP session writes a message's
 //! octets here as they arrive. The first [`IN_MEMORY`] octets stay in
-//! memory; past that they go to a file in `{data_dir}/tmp/`, written in
-//! [`IN_MEMORY`] pieces, so a connection holds at most that much of its
-//! message however large it is (`max_connections` clients each sending
-//! 25 MiB must not need gigabytes).
+//! memory; past that they go, [`IN_MEMORY`] at a time, to a file in
+//! `{data_dir}/tmp/`, written by a spool helper thread, never on the
+//! loop (on an SD card a write can wait for the card). One write per
+//! connection is in flight at a time; while it is and the next piece is
+//! full, the connection reads nothing more ([`Spool::congested`]), so a
+//! connection holds about two pieces of its message however large it is.
 //!
 //! The trace headers are written first, at `begin`, so the spool file
 //! is the stored message as it will sit in every Maildir mailbox.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use mio::Waker;
+
+use super::pool::Pool;
 use crate::deliver;
 use crate::proto::Failure;
 use crate::proto::smtp::Envelope;
@@ -24,35 +30,99 @@ use crate::store::content::{Content, Stored};
 /// Octets of a message kept in memory before it spills to a file.
 pub const IN_MEMORY: usize = 32 * 1024;
 
-/// Where spool files go and what the trace headers say.
-#[derive(Debug)]
+/// Where spool files go, what the trace headers say, and the helpers
+/// that write them.
 pub struct SpoolConfig {
     /// `{data_dir}/tmp`.
     pub dir: PathBuf,
     /// Our host name, for Received.
     pub hostname: String,
+    /// The spool helpers.
+    pub writers: Rc<Spoolers>,
+}
+
+/// One piece of a spool file to write.
+pub struct SpoolJob {
+    /// The connection (slot, generation).
+    pub key: (usize, u64),
+    /// The file, open; `None` for the first piece (the helper creates it).
+    pub file: Option<File>,
+    /// Its name.
+    pub path: PathBuf,
+    /// The octets to append.
+    pub data: Vec<u8>,
+}
+
+/// A piece written, or why not.
+pub struct SpoolWritten {
+    /// The connection.
+    pub key: (usize, u64),
+    /// The file's name.
+    pub path: PathBuf,
+    /// The file to append to next.
+    pub result: io::Result<File>,
+}
+
+/// The spool helpers.
+pub type Spoolers = Pool<SpoolJob, SpoolWritten>;
+
+/// Starts `n` spool helpers.
+pub fn start(n: usize, waker: Arc<Waker>) -> io::Result<Spoolers> {
+    Pool::start("spool", n, 1, waker, |jobs| {
+        jobs.into_iter().map(write_piece).collect()
+    })
+}
+
+fn write_piece(job: SpoolJob) -> SpoolWritten {
+    let result = match job.file {
+        Some(f) => Ok(f),
+        None => OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&job.path),
+    }
+    .and_then(|mut f| f.write_all(&job.data).map(|()| f));
+    SpoolWritten {
+        key: job.key,
+        path: job.path,
+        result,
+    }
 }
 
 /// One connection's spool.
 pub struct Spool {
     config: Rc<SpoolConfig>,
+    key: (usize, u64),
     id: String,
+    /// Octets not yet handed to a helper.
     buf: Vec<u8>,
-    file: Option<(File, PathBuf)>,
+    /// The spool file of the message, once it has one.
+    path: Option<PathBuf>,
+    /// The open file, while no write is in flight.
+    file: Option<File>,
+    /// A helper is writing a piece.
+    in_flight: bool,
+    /// The piece in flight belongs to a message since given up.
+    orphaned: bool,
     len: u64,
     lines: u64,
     received: SystemTime,
-    failed: Option<std::io::Error>,
+    failed: Option<io::Error>,
 }
 
 impl Spool {
-    /// An empty spool.
-    pub fn new(config: Rc<SpoolConfig>) -> Spool {
+    /// An empty spool for the connection `key`.
+    pub fn new(config: Rc<SpoolConfig>, key: (usize, u64)) -> Spool {
         Spool {
             config,
+            key,
             id: String::new(),
             buf: Vec::new(),
+            path: None,
             file: None,
+            in_flight: false,
+            orphaned: false,
             len: 0,
             lines: 0,
             received: SystemTime::UNIX_EPOCH,
@@ -60,27 +130,29 @@ impl Spool {
         }
     }
 
-    /// The message written since `begin`, or why it could not be kept.
-    pub fn take(&mut self) -> Result<Content, Failure> {
+    /// True while a piece is being written and the next is full: the
+    /// connection must not read until [`Spool::written`].
+    pub fn congested(&self) -> bool {
+        self.in_flight && self.buf.len() >= IN_MEMORY
+    }
+
+    /// The message written since `begin`: `Ok(None)` while a piece is
+    /// still on its way (ask again after [`Spool::written`]).
+    pub fn take(&mut self) -> Result<Option<Content>, Failure> {
         if let Some(e) = self.failed.take() {
             self.discard();
             return Err(Failure::Transient(format!("spooling: {}", e.kind())));
         }
-        let stored = match self.file.take() {
-            None => Stored::Memory(std::mem::take(&mut self.buf)),
-            Some((mut file, path)) => {
-                let written = file.write_all(&self.buf);
-                self.buf = Vec::new();
-                // Dropping it on an error below removes the file.
-                let stored = Stored::File { file, path };
-                if let Err(e) = written {
-                    return Err(Failure::Transient(format!(
-                        "spooling: {}",
-                        e.kind()
-                    )));
-                }
-                stored
-            }
+        if self.in_flight {
+            return Ok(None);
+        }
+        let stored = match (self.path.take(), self.file.take()) {
+            (Some(path), Some(file)) => Stored::File {
+                file,
+                path,
+                tail: std::mem::take(&mut self.buf),
+            },
+            _ => Stored::Memory(std::mem::take(&mut self.buf)),
         };
         let content = Content {
             stored,
@@ -90,40 +162,62 @@ impl Spool {
         };
         self.len = 0;
         self.lines = 0;
-        Ok(content)
+        Ok(Some(content))
     }
 
-    /// Moves the buffer into the spool file, creating it if needed.
-    fn spill(&mut self) {
-        if self.file.is_none() {
-            let path = self.config.dir.join(format!("spool-{}", self.id));
-            let opened = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-            match opened {
-                Ok(f) => self.file = Some((f, path)),
+    /// A helper finished a piece: go on with the next, if full.
+    pub fn written(&mut self, path: PathBuf, result: io::Result<File>) {
+        self.in_flight = false;
+        if std::mem::take(&mut self.orphaned) {
+            let _ = std::fs::remove_file(&path);
+        } else {
+            match result {
+                Ok(file) => self.file = Some(file),
                 Err(e) => return self.fail(e),
             }
         }
-        if let Some((file, _)) = self.file.as_mut() {
-            if let Err(e) = file.write_all(&self.buf) {
-                return self.fail(e);
-            }
+        if self.buf.len() >= IN_MEMORY {
+            self.spill();
         }
-        self.buf.clear();
     }
 
-    fn fail(&mut self, e: std::io::Error) {
+    /// Hands the buffer to a helper, unless one is writing already.
+    fn spill(&mut self) {
+        if self.in_flight || self.failed.is_some() {
+            return;
+        }
+        let path = self
+            .path
+            .get_or_insert_with(|| {
+                self.config.dir.join(format!("spool-{}", self.id))
+            })
+            .clone();
+        self.in_flight = true;
+        self.config.writers.send(SpoolJob {
+            key: self.key,
+            file: self.file.take(),
+            path,
+            data: std::mem::take(&mut self.buf),
+        });
+    }
+
+    fn fail(&mut self, e: io::Error) {
         log::error!("spool {}: {e}", self.config.dir.display());
         self.failed = Some(e);
         self.buf = Vec::new();
         self.remove_file();
     }
 
+    /// Removes the message's spool file, now or when its piece in flight
+    /// comes back.
     fn remove_file(&mut self) {
-        if let Some((_, path)) = self.file.take() {
+        self.file = None;
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        if self.in_flight {
+            self.orphaned = true;
+        } else {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -151,25 +245,21 @@ impl Sink for Spool {
         }
         self.len += bytes.len() as u64;
         self.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
-        if self.buf.len() + bytes.len() > IN_MEMORY {
-            self.spill();
-            if self.failed.is_some() {
-                return;
-            }
-        }
         if self.buf.capacity() == 0 {
             // One allocation of the final size, not a doubling series.
             self.buf.reserve_exact(IN_MEMORY.min(bytes.len().max(4096)));
         }
-        if bytes.len() > IN_MEMORY {
-            // Larger than the buffer: straight to the file.
-            self.buf.extend_from_slice(bytes);
-            return self.spill();
-        }
-        if self.buf.len() + bytes.len() > self.buf.capacity() {
+        if self.buf.len() + bytes.len() > self.buf.capacity()
+            && self.buf.len() < IN_MEMORY
+        {
             self.buf.reserve_exact(IN_MEMORY - self.buf.len());
         }
+        // Past IN_MEMORY only while a piece is in flight, and then the
+        // loop stops reading (congested), so this stays near two pieces.
         self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= IN_MEMORY {
+            self.spill();
+        }
     }
 
     fn discard(&mut self) {
@@ -182,6 +272,10 @@ impl Sink for Spool {
 
 impl Drop for Spool {
     fn drop(&mut self) {
-        self.remove_file();
+        // A piece in flight comes back to a connection that is gone: the
+        // loop removes its file then.
+        if !self.in_flight {
+            self.remove_file();
+        }
     }
 }

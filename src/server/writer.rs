@@ -79,7 +79,7 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 lock::close_safely(file, &path);
                 continue;
             }
-            Task::Deliver(job) => match deliver::deliver(&job) {
+            Task::Deliver(mut job) => match finish_then_deliver(&mut job) {
                 Ok(p) => Ok(p),
                 Err(StageError::Failed(f)) => Err(f),
                 Err(StageError::Busy) => {
@@ -123,6 +123,18 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
         })
         .chain(retries)
         .collect()
+}
+
+/// Completes a spooled message's file, then delivers it.
+fn finish_then_deliver(job: &mut Job) -> Result<Published, StageError> {
+    job.content.finish().map_err(|e| {
+        log::error!("spool: {e}");
+        StageError::Failed(Failure::Transient(format!(
+            "spooling: {}",
+            e.kind()
+        )))
+    })?;
+    deliver::deliver(job)
 }
 
 /// Makes the batch durable: one flush of each file system its folders

@@ -13,13 +13,16 @@ use std::time::SystemTime;
 pub enum Stored {
     /// The whole message, in memory.
     Memory(Vec<u8>),
-    /// A spool file (not yet fsync'd), removed when this is dropped:
+    /// A spool file (not yet flushed), removed when this is dropped:
     /// the mailboxes keep their own links.
     File {
         /// The open spool file.
         file: File,
         /// Its name, for hard links and for removal.
         path: PathBuf,
+        /// The last octets, not yet in the file: `finish` appends them
+        /// (on a helper thread, not on the loop).
+        tail: Vec<u8>,
     },
 }
 
@@ -62,6 +65,18 @@ impl Content {
             Stored::Memory(bytes) => Ok(Box::new(bytes.as_slice())),
             Stored::File { path, .. } => Ok(Box::new(File::open(path)?)),
         }
+    }
+
+    /// Completes a spool file with its last octets; before anything
+    /// reads or links it.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if let Stored::File { file, tail, .. } = &mut self.stored {
+            if !tail.is_empty() {
+                io::Write::write_all(file, tail)?;
+                *tail = Vec::new();
+            }
+        }
+        Ok(())
     }
 
     /// The spool file, which delivery may hard-link.
