@@ -11,14 +11,20 @@ import pytest
 from conftest import Server
 
 
-@pytest.fixture(params=["maildir", "mbox"])
-def full_server(request, tmp_path):
+def mount_tmpfs(tmp_path, size: str):
+    """A tmpfs of `size` as the test server's data folder (or a skip)."""
     data = tmp_path / "data"
     data.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(data)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(data)],
                              capture_output=True)
     if mounted.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: " + mounted.stderr.decode())
+    return data
+
+
+@pytest.fixture(params=["maildir", "mbox"])
+def full_server(request, tmp_path):
+    data = mount_tmpfs(tmp_path, "256k")
     # No free-space margin: this test is about writes that fail.
     s = Server(tmp_path, request.param, extra="min_free_space = 0")
     try:
@@ -62,12 +68,7 @@ def test_disk_full_is_452_and_leaves_nothing_half_written(full_server):
 def test_below_min_free_space_mail_is_refused_at_once(tmp_path):
     """min_free_space (default 100M): a nearly full disk refuses at MAIL,
     before the client sends a message that could not be stored."""
-    data = tmp_path / "data"
-    data.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(data)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here: " + mounted.stderr.decode())
+    data = mount_tmpfs(tmp_path, "4m")
     try:
         for extra, want in (("", 452), ("min_free_space = 1M", 250)):
             s = Server(tmp_path, "maildir", extra=extra)
