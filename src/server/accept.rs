@@ -16,6 +16,7 @@ use mio::{Interest, Token};
 use super::conn::{Conn, Phase};
 use super::services::Service;
 use super::spool::Spool;
+use super::timer::Timer;
 use super::{CONN_BASE, Server, listen, tls};
 use crate::config::Config;
 use crate::config::net::client_key;
@@ -207,7 +208,8 @@ impl Server {
             service.name()
         );
         conn.session.greet(&mut conn.wbuf);
-        self.timers.add(deadline, (slot, conn.generation));
+        self.timers
+            .add(deadline, Timer::Idle, (slot, conn.generation));
         *self.per_ip.entry((group, client)).or_default() += 1;
         self.per_group[group.index()] += 1;
         self.open += 1;

@@ -11,6 +11,7 @@ use log::{info, warn};
 use super::conn::Phase;
 use super::logins::{Check, Checked};
 use super::session::Session;
+use super::timer::Timer;
 use super::{AUTH_FAILURE_DELAY, Server};
 use crate::proto::sasl::Credentials;
 
@@ -68,7 +69,8 @@ impl Server {
                 );
                 self.services.limiter.fail(conn.client, Instant::now());
                 let due = started + AUTH_FAILURE_DELAY;
-                self.failures.push((due, (slot, generation), user));
+                self.timers
+                    .add(due, Timer::LoginFailure, (slot, generation));
                 continue;
             }
             info!(
@@ -89,33 +91,33 @@ impl Server {
         }
     }
 
-    /// Sends the delayed 535s that are due; locks out repeat offenders.
-    pub(super) fn answer_failures(&mut self, now: Instant) {
-        let (due, waiting): (Vec<_>, Vec<_>) =
-            self.failures.drain(..).partition(|f| f.0 <= now);
-        self.failures = waiting;
-        for (_, (slot, generation), _) in due {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
-                continue;
-            };
-            if conn.generation != generation {
-                continue;
-            }
-            conn.session.login_failed(&mut conn.wbuf);
-            conn.phase = Phase::Open;
-            if self.services.limiter.blocked(conn.client, now) {
-                warn!(
-                    "conn={} ip={} locked out: too many authentication failures",
-                    conn.id, conn.peer
-                );
-                conn.session.locked_out(&mut conn.wbuf);
-                conn.phase = Phase::Closing;
-                self.flush(slot);
-                continue;
-            }
-            self.feed(slot, 0);
-            self.drive(slot);
+    /// Sends a delayed 535 whose time has come; locks out repeat
+    /// offenders.
+    pub(super) fn answer_failure(
+        &mut self,
+        (slot, generation): (usize, u64),
+        now: Instant,
+    ) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if conn.generation != generation {
+            return;
         }
+        conn.session.login_failed(&mut conn.wbuf);
+        conn.phase = Phase::Open;
+        if self.services.limiter.blocked(conn.client, now) {
+            warn!(
+                "conn={} ip={} locked out: too many authentication failures",
+                conn.id, conn.peer
+            );
+            conn.session.locked_out(&mut conn.wbuf);
+            conn.phase = Phase::Closing;
+            self.flush(slot);
+            return;
+        }
+        self.feed(slot, 0);
+        self.drive(slot);
     }
 }

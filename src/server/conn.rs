@@ -46,6 +46,8 @@ pub struct InFlight {
     pub summary: String,
     /// A mailbox was locked by another program: tries go on until then.
     pub locked_until: Option<Instant>,
+    /// The job waiting for its next try at a locked mailbox.
+    pub parked: Option<crate::deliver::Job>,
 }
 
 /// A client connection.

@@ -46,7 +46,7 @@ use readers::Readers;
 use services::{Group, Services};
 use session::{Action, Session};
 use spool::{SpoolConfig, SpoolWritten};
-use timer::Timers;
+use timer::{Timer, Timers};
 use writer::Task;
 use writer::{Done, Writer};
 
@@ -137,12 +137,8 @@ struct Server {
     spool: Rc<SpoolConfig>,
     /// POP3 mailboxes whose session left during UPDATE, by its key.
     orphaned_locks: HashMap<(usize, u64), String>,
-    /// Deliveries waiting to try a locked mailbox again.
-    retries: Vec<(Instant, (usize, u64), Job)>,
     /// Connections on proxy: listeners before their PROXY header.
     waiting: Vec<Option<proxy::Waiting>>,
-    /// Failed logins waiting out AUTH_FAILURE_DELAY.
-    failures: Vec<(Instant, (usize, u64), String)>,
     signals: Signals,
     scratch: Box<[u8]>,
     next_id: u64,
@@ -183,9 +179,7 @@ impl Server {
                 hostname: services.config.hostname.clone(),
                 writers: Rc::new(spool::start(SPOOLERS, waker)?),
             }),
-            failures: Vec::new(),
             waiting: Vec::new(),
-            retries: Vec::new(),
             orphaned_locks: HashMap::new(),
             services,
             signals,
@@ -205,14 +199,6 @@ impl Server {
                 }
             }
             let mut timeout = self.timers.next_timeout(now);
-            let waiting = self.next_waiting_deadline();
-            let failure = self.failures.iter().map(|f| f.0).min();
-            let retry = self.retries.iter().map(|r| r.0).min();
-            let due = waiting.into_iter().chain(failure).chain(retry).min();
-            if let Some(due) = due {
-                let left = due.saturating_duration_since(now);
-                timeout = Some(timeout.map_or(left, |t| t.min(left)));
-            }
             if let Some(until) = self.draining {
                 let left = until.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
@@ -420,6 +406,7 @@ impl Server {
                 conn.peer
             ),
             locked_until: None,
+            parked: None,
         });
         conn.phase = Phase::Delivering;
         let content = match conn.spool.take() {
@@ -510,11 +497,9 @@ impl Server {
                 let until =
                     *flight.locked_until.get_or_insert(now + LOCK_WAIT);
                 if now < until {
-                    self.retries.push((
-                        now + LOCK_RETRY,
-                        (slot, generation),
-                        job,
-                    ));
+                    flight.parked = Some(job);
+                    let key = (slot, generation);
+                    self.timers.add(now + LOCK_RETRY, Timer::LockRetry, key);
                     continue;
                 }
                 result = Err(Failure::Transient("mailbox is locked".into()));
@@ -646,59 +631,63 @@ impl Server {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
-        self.expire_waiting(now);
-        self.retry_locked(now);
-        if self.failures.iter().any(|f| f.0 <= now) {
-            self.answer_failures(now);
-        }
-        while let Some((slot, generation)) = self.timers.pop_due(now) {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
-                continue;
-            };
-            if conn.generation != generation {
-                continue;
-            }
-            let timeout = conn.idle;
-            if conn.deadline > now {
-                self.timers.add(conn.deadline, (slot, generation));
-                continue;
-            }
-            match conn.phase {
-                Phase::Sending => self.close(slot, "client stopped reading"),
-                Phase::Delivering | Phase::Authenticating => {
-                    conn.deadline = now + timeout;
-                    self.timers.add(conn.deadline, (slot, generation));
-                }
-                Phase::Closing => self.close(slot, "timeout while closing"),
-                Phase::Open => {
-                    info!("conn={} timeout ip={}", conn.id, conn.peer);
-                    conn.session.timed_out(&mut conn.wbuf);
-                    conn.phase = Phase::Closing;
-                    // One more period to deliver the 421, then drop.
-                    conn.deadline = now + timeout;
-                    self.timers.add(conn.deadline, (slot, generation));
-                    self.flush(slot);
-                }
+        while let Some((kind, key)) = self.timers.pop_due(now) {
+            match kind {
+                Timer::Idle => self.idle_due(key, now),
+                Timer::LoginFailure => self.answer_failure(key, now),
+                Timer::LockRetry => self.retry_locked(key),
+                Timer::ProxyHeader => self.expire_waiting(key.0, now),
             }
         }
     }
 
-    /// Sends deliveries that met a locked mailbox back to the helpers,
-    /// unless their client has left meanwhile (it was never told 250).
-    fn retry_locked(&mut self, now: Instant) {
-        let (due, later): (Vec<_>, Vec<_>) =
-            self.retries.drain(..).partition(|r| r.0 <= now);
-        self.retries = later;
-        for (_, (slot, generation), job) in due {
-            let waiting = self
-                .conns
-                .get(slot)
-                .and_then(Option::as_ref)
-                .is_some_and(|c| c.generation == generation);
-            if waiting {
-                self.writer.send((Task::Deliver(job), (slot, generation)));
+    /// A connection's idle deadline came: if it really has been idle,
+    /// say so and close (or wait on, for work of ours under way).
+    fn idle_due(&mut self, (slot, generation): (usize, u64), now: Instant) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if conn.generation != generation {
+            return;
+        }
+        let key = (slot, generation);
+        let timeout = conn.idle;
+        if conn.deadline > now {
+            self.timers.add(conn.deadline, Timer::Idle, key);
+            return;
+        }
+        match conn.phase {
+            Phase::Sending => self.close(slot, "client stopped reading"),
+            Phase::Delivering | Phase::Authenticating => {
+                conn.deadline = now + timeout;
+                self.timers.add(conn.deadline, Timer::Idle, key);
             }
+            Phase::Closing => self.close(slot, "timeout while closing"),
+            Phase::Open => {
+                info!("conn={} timeout ip={}", conn.id, conn.peer);
+                conn.session.timed_out(&mut conn.wbuf);
+                conn.phase = Phase::Closing;
+                // One more period to deliver the 421, then drop.
+                conn.deadline = now + timeout;
+                self.timers.add(conn.deadline, Timer::Idle, key);
+                self.flush(slot);
+            }
+        }
+    }
+
+    /// Sends a delivery that met a locked mailbox back to the helpers,
+    /// unless its client has left meanwhile (it was never told 250).
+    fn retry_locked(&mut self, (slot, generation): (usize, u64)) {
+        let job = self
+            .conns
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .filter(|c| c.generation == generation)
+            .and_then(|c| c.in_flight.as_mut())
+            .and_then(|f| f.parked.take());
+        if let Some(job) = job {
+            self.writer.send((Task::Deliver(job), (slot, generation)));
         }
     }
 

@@ -12,6 +12,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::services::Service;
+use super::timer::Timer;
 use super::{PROXY_BASE, Server};
 use crate::proto::proxy::{self, Header};
 
@@ -61,13 +62,15 @@ impl Server {
             warn!("register: {e}");
             return;
         }
+        let deadline = Instant::now() + HEADER_WAIT;
         self.waiting[slot] = Some(Waiting {
             stream,
             proxy: peer,
             service,
             buf: Vec::new(),
-            deadline: Instant::now() + HEADER_WAIT,
+            deadline,
         });
+        self.timers.add(deadline, Timer::ProxyHeader, (slot, 0));
         self.on_waiting(slot);
     }
 
@@ -114,23 +117,18 @@ impl Server {
         }
     }
 
-    /// Drops connections whose header is overdue.
-    pub(super) fn expire_waiting(&mut self, now: Instant) {
-        for slot in 0..self.waiting.len() {
-            let overdue = self.waiting[slot]
-                .as_ref()
-                .is_some_and(|w| w.deadline <= now);
-            if let Some(mut w) =
-                overdue.then(|| self.waiting[slot].take()).flatten()
-            {
-                let _ = self.poll.registry().deregister(&mut w.stream);
-                warn!("refused ip={}: no PROXY header in time", w.proxy);
-            }
+    /// Drops the connection in `slot` if its header is overdue.
+    pub(super) fn expire_waiting(&mut self, slot: usize, now: Instant) {
+        let overdue = self
+            .waiting
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|w| w.deadline <= now);
+        if let Some(mut w) =
+            overdue.then(|| self.waiting[slot].take()).flatten()
+        {
+            let _ = self.poll.registry().deregister(&mut w.stream);
+            warn!("refused ip={}: no PROXY header in time", w.proxy);
         }
-    }
-
-    /// The next header deadline, if any connection waits.
-    pub(super) fn next_waiting_deadline(&self) -> Option<Instant> {
-        self.waiting.iter().flatten().map(|w| w.deadline).min()
     }
 }

@@ -308,3 +308,26 @@ def test_a_locked_mbox_holds_up_only_its_own_mail(tmp_path):
         assert len(s.raw_messages("alice")) == 1
     finally:
         s.stop()
+
+
+def test_a_proxy_listener_drops_what_is_not_a_proxy_header(tmp_path):
+    """On a proxy: listener even an allowed host must start with a PROXY
+    header: anything else is dropped unanswered, at once; a valid v1
+    header is answered with the greeting, and the log names the client
+    it gave."""
+    s = Server(tmp_path, extra="""
+        listen_smtp = proxy:127.0.0.1:0
+        proxy_from = 127.0.0.1
+    """)
+    try:
+        port = s.proxy_ports["SMTP"]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"EHLO not-a-proxy\r\n")
+            assert c.recv(100) == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 25\r\n")
+            assert c.recv(100).startswith(b"220")
+        assert s.wait_logged("refused ip=127.0.0.1: no PROXY header")
+        assert s.wait_logged("connect ip=203.0.113.9 service=SMTP")
+    finally:
+        s.stop()
