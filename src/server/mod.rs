@@ -48,7 +48,7 @@ use session::{Action, Session};
 use spool::{SpoolConfig, SpoolWritten};
 use timer::{Timer, Timers};
 use writer::Task;
-use writer::{Done, Writer};
+use writer::{Done, Finished, Writer};
 
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -421,8 +421,7 @@ impl Server {
                 let key = (slot, conn.generation);
                 return self.deliveries_done(vec![Done {
                     key,
-                    result: Err(f),
-                    retry: None,
+                    finished: Finished::Delivered(Err(f)),
                 }]);
             }
         };
@@ -473,8 +472,7 @@ impl Server {
     fn deliveries_done(&mut self, done: Vec<Done>) {
         for Done {
             key: (slot, generation),
-            mut result,
-            retry,
+            finished,
         } in done
         {
             if let Some(user) = self.orphaned_locks.remove(&(slot, generation))
@@ -482,60 +480,93 @@ impl Server {
                 self.services.pop3_locks.remove(&user);
                 continue;
             }
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
+            let waiting = self
+                .conns
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.generation == generation);
+            if !waiting {
                 continue;
-            };
-            if conn.generation != generation {
-                continue;
             }
-            if let (Some(job), Some(flight)) = (retry, conn.in_flight.as_mut())
-            {
-                // A mailbox another program holds: try again shortly, up
-                // to the lock wait, on whichever helper is free then.
-                let now = Instant::now();
-                let until =
-                    *flight.locked_until.get_or_insert(now + LOCK_WAIT);
-                if now < until {
-                    flight.parked = Some(job);
-                    let key = (slot, generation);
-                    self.timers.add(now + LOCK_RETRY, Timer::LockRetry, key);
-                    continue;
-                }
-                result = Err(Failure::Transient("mailbox is locked".into()));
+            match finished {
+                Finished::Delivered(result) => self.stored(slot, result),
+                Finished::Busy(job) => self.busy(slot, job),
+                Finished::Updated(result) => self.updated(slot, result),
             }
-            match (&mut conn.session, conn.in_flight.take()) {
-                (Session::Smtp(s), Some(flight)) => {
-                    match &result {
-                        Ok(()) => info!(
-                            "conn={} id={} {} result=delivered",
-                            conn.id, flight.id, flight.summary
-                        ),
-                        Err(f) => warn!(
-                            "conn={} id={} {} result=deferred ({f})",
-                            conn.id, flight.id, flight.summary
-                        ),
-                    }
-                    s.delivered(&flight.id, result, &mut conn.wbuf);
-                    conn.phase = Phase::Open;
-                }
-                (Session::Pop3(p), None) => {
-                    if let Err(f) = &result {
-                        warn!("conn={} pop3 update failed: {f}", conn.id);
-                    }
-                    p.updated(
-                        result.map_err(|f| f.to_string()),
-                        &mut conn.wbuf,
-                    );
-                    conn.phase = Phase::Closing;
-                }
-                _ => continue,
-            }
-            // Commands pipelined behind the message waited in rbuf.
-            self.feed(slot, 0);
-            self.drain_if_idle(slot);
-            self.drive(slot);
         }
+    }
+
+    /// A message met a mailbox another program holds: try again shortly,
+    /// up to the lock wait, on whichever helper is free then.
+    fn busy(&mut self, slot: usize, job: Job) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let key = (slot, conn.generation);
+        let Some(flight) = conn.in_flight.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let until = *flight.locked_until.get_or_insert(now + LOCK_WAIT);
+        if now < until {
+            flight.parked = Some(job);
+            self.timers.add(now + LOCK_RETRY, Timer::LockRetry, key);
+            return;
+        }
+        let locked = Failure::Transient("mailbox is locked".into());
+        self.stored(slot, Err(locked));
+    }
+
+    /// A message is stored everywhere, or not at all: the final reply.
+    fn stored(&mut self, slot: usize, result: Result<(), Failure>) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let (Session::Smtp(s), Some(flight)) =
+            (&mut conn.session, conn.in_flight.take())
+        else {
+            return;
+        };
+        match &result {
+            Ok(()) => info!(
+                "conn={} id={} {} result=delivered",
+                conn.id, flight.id, flight.summary
+            ),
+            Err(f) => warn!(
+                "conn={} id={} {} result=deferred ({f})",
+                conn.id, flight.id, flight.summary
+            ),
+        }
+        s.delivered(&flight.id, result, &mut conn.wbuf);
+        conn.phase = Phase::Open;
+        self.resume(slot);
+    }
+
+    /// A POP3 UPDATE is done: the last reply, then the session ends.
+    fn updated(&mut self, slot: usize, result: Result<(), Failure>) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let Session::Pop3(p) = &mut conn.session else {
+            return;
+        };
+        if let Err(f) = &result {
+            warn!("conn={} pop3 update failed: {f}", conn.id);
+        }
+        p.updated(result.map_err(|f| f.to_string()), &mut conn.wbuf);
+        conn.phase = Phase::Closing;
+        self.resume(slot);
+    }
+
+    /// Goes on after work of ours: commands pipelined behind it waited
+    /// in rbuf.
+    fn resume(&mut self, slot: usize) {
+        self.feed(slot, 0);
+        self.drain_if_idle(slot);
+        self.drive(slot);
     }
 
     fn flush(&mut self, slot: usize) {

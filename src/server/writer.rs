@@ -45,16 +45,25 @@ pub enum Task {
     },
 }
 
-/// A job's outcome, for the connection `key` that sent it.
+/// What a helper did for the connection `key` that asked.
 #[derive(Debug)]
 pub struct Done {
     /// Which connection (slot and generation) is waiting.
     pub key: (usize, u64),
-    /// Stored in every mailbox, or why not.
-    pub result: Result<(), Failure>,
+    /// The outcome, by kind of work.
+    pub finished: Finished,
+}
+
+/// The outcome of one task.
+#[derive(Debug)]
+pub enum Finished {
+    /// A message stored in every mailbox, or why not.
+    Delivered(Result<(), Failure>),
     /// A mailbox was locked by another program and nothing was written:
     /// the job comes back to be sent again a little later.
-    pub retry: Option<Job>,
+    Busy(Job),
+    /// A POP3 session's UPDATE applied, or why not.
+    Updated(Result<(), Failure>),
 }
 
 /// The durability helpers.
@@ -71,22 +80,22 @@ pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Writer> {
 /// locked mbox goes back to the loop untouched.
 fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    // (key, an UPDATE rather than a delivery, what it made visible)
     let mut results = Vec::with_capacity(batch.len());
-    let mut retries = Vec::new();
+    let mut busy = Vec::new();
     for (task, key) in batch {
-        let result = match task {
+        let (update, result) = match task {
             Task::Release(file, path) => {
                 lock::close_safely(file, &path);
                 continue;
             }
             Task::Deliver(mut job) => match finish_then_deliver(&mut job) {
-                Ok(p) => Ok(p),
-                Err(StageError::Failed(f)) => Err(f),
+                Ok(p) => (false, Ok(p)),
+                Err(StageError::Failed(f)) => (false, Err(f)),
                 Err(StageError::Busy) => {
-                    retries.push(Done {
+                    busy.push(Done {
                         key,
-                        result: Ok(()),
-                        retry: Some(job),
+                        finished: Finished::Busy(job),
                     });
                     continue;
                 }
@@ -95,18 +104,21 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 snapshot,
                 deleted,
                 seen,
-            } => maildrop::update(&snapshot, &deleted, &seen)
-                .map(|()| Published::default()),
+            } => (
+                true,
+                maildrop::update(&snapshot, &deleted, &seen)
+                    .map(|()| Published::default()),
+            ),
         };
         if let Ok(p) = &result {
             dirs.extend(p.dirs.iter().cloned());
         }
-        results.push((key, result));
+        results.push((key, update, result));
     }
     let failed_dirs = flush(dirs);
     results
         .into_iter()
-        .map(|(key, result)| {
+        .map(|(key, update, result)| {
             let result = match result {
                 Ok(p) if p.dirs.iter().any(|d| failed_dirs.contains(d)) => {
                     p.withdraw();
@@ -115,13 +127,14 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 Ok(_) => Ok(()),
                 Err(f) => Err(f),
             };
-            Done {
-                key,
-                result,
-                retry: None,
-            }
+            let finished = if update {
+                Finished::Updated(result)
+            } else {
+                Finished::Delivered(result)
+            };
+            Done { key, finished }
         })
-        .chain(retries)
+        .chain(busy)
         .collect()
 }
 
