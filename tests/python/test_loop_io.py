@@ -9,6 +9,7 @@ import poplib
 import shutil
 import signal
 import smtplib
+import subprocess
 
 import pytest
 
@@ -41,9 +42,14 @@ def test_the_loop_thread_opens_no_mail_file(tmp_path, fmt):
     finally:
         # Stop postling itself (strace's child, the first thread traced);
         # strace then exits with it.
-        first = trace.read_text().split(maxsplit=1)[0]
-        os.kill(int(first), signal.SIGTERM)
-        s.proc.wait(30)
+        first = int(trace.read_text().split(maxsplit=1)[0])
+        os.kill(first, signal.SIGTERM)
+        try:
+            s.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(first, signal.SIGKILL)
+            s.proc.kill()
+            s.proc.wait()
     lines = trace.read_text().splitlines()
     loop = lines[0].split()[0]  # the first thread traced is the loop's
     mail = str(tmp_path / "data") + "/"
