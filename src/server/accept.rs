@@ -175,7 +175,8 @@ impl Server {
         }
         self.next_id += 1;
         let idle = self.services.idle_timeout(service);
-        let session = self.services.session(service, link);
+        let spool = Spool::new(Rc::clone(&self.spool), (slot, self.next_id));
+        let session = self.services.session(service, link, spool);
         let deadline = Instant::now() + idle;
         let mut conn = Conn {
             id: self.next_id,
@@ -188,19 +189,13 @@ impl Server {
             tls_announced: false,
             session,
             idle,
-            maildrop: None,
-            transfer: None,
-            mailbox: None,
             rbuf: plain_early,
             wbuf: Vec::new(),
             deadline,
             phase: Phase::Open,
             read_pending: true,
             want_write: false,
-            in_flight: None,
             stalled: false,
-            spool: Spool::new(Rc::clone(&self.spool), (slot, self.next_id)),
-            spooling: None,
         };
         info!(
             "conn={} connect ip={peer} service={}",

@@ -81,7 +81,7 @@ impl Server {
             );
             match &mut conn.session {
                 Session::Smtp(s) => {
-                    s.authenticated(Some(user), &mut conn.wbuf);
+                    s.smtp.authenticated(Some(user), &mut conn.wbuf);
                     conn.phase = Phase::Open;
                 }
                 Session::Pop3(_) => self.pop3_logged_in(slot, user, snapshot),

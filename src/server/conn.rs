@@ -8,11 +8,8 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use super::pop3::Transfer;
 use super::services::Service;
 use super::session::Session;
-use super::spool::Spool;
-use crate::store::maildrop::Snapshot;
 
 /// Stop reading while this much output waits for a client that does not
 /// read its replies (a pipelining flood must not grow memory).
@@ -37,19 +34,6 @@ pub enum Phase {
     Closing,
 }
 
-/// Log details of the message being stored.
-#[derive(Debug)]
-pub struct InFlight {
-    /// Queue id.
-    pub id: String,
-    /// Summary for the log line.
-    pub summary: String,
-    /// A mailbox was locked by another program: tries go on until then.
-    pub locked_until: Option<Instant>,
-    /// The job waiting for its next try at a locked mailbox.
-    pub parked: Option<crate::deliver::Job>,
-}
-
 /// A client connection.
 pub struct Conn {
     /// Log id, unique for the process's life.
@@ -72,12 +56,6 @@ pub struct Conn {
     pub session: Session,
     /// Idle time allowed (smtp_timeout or pop3_timeout).
     pub idle: std::time::Duration,
-    /// POP3: the snapshot taken at login.
-    pub maildrop: Option<std::sync::Arc<Snapshot>>,
-    /// POP3: the message being sent.
-    pub transfer: Option<Transfer>,
-    /// POP3: the mailbox this session holds.
-    pub mailbox: Option<String>,
     /// Input the session has not used yet (a partial line, or what was
     /// pipelined behind a message being stored).
     pub rbuf: Vec<u8>,
@@ -91,16 +69,9 @@ pub struct Conn {
     pub read_pending: bool,
     /// WRITABLE interest is registered.
     pub want_write: bool,
-    /// The message being stored, while `phase` is Delivering.
-    pub in_flight: Option<InFlight>,
     /// The session stopped at the output cap with work left (input kept
     /// in `rbuf`, or a listing to finish).
     pub stalled: bool,
-    /// SMTP: the message arriving.
-    pub spool: Spool,
-    /// SMTP: a message whose last spool piece is still being written;
-    /// it goes to the durability helpers once that is done.
-    pub spooling: Option<Box<crate::proto::smtp::Envelope>>,
 }
 
 /// What one read gave.
@@ -121,7 +92,7 @@ impl Conn {
         self.read_pending
             && self.phase == Phase::Open
             && self.wbuf.len() < WBUF_CAP
-            && !self.spool.congested()
+            && !self.session.congested()
     }
 
     /// One read into `scratch`: plaintext, decrypted if TLS is on.

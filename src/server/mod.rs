@@ -35,16 +35,16 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, Directory};
 use crate::deliver::{self, Job};
-use crate::proto::smtp::{Cx, Envelope, Route};
+use crate::proto::smtp::{Envelope, Route};
 use crate::proto::{Failure, OUTPUT_CAP};
 use crate::store::cleanup;
 use crate::util::logsafe::Quoted;
 use accept::{Listener, bind_all};
-use conn::{Conn, InFlight, Input, Phase, WBUF_CAP};
+use conn::{Conn, Input, Phase, WBUF_CAP};
 use logins::Logins;
 use readers::Readers;
 use services::{Group, Services};
-use session::{Action, Session};
+use session::{Action, InFlight, Session};
 use spool::{SpoolConfig, SpoolWritten};
 use timer::{Timer, Timers};
 use writer::Task;
@@ -312,12 +312,8 @@ impl Server {
             joined = std::mem::take(&mut conn.rbuf);
             &joined
         };
-        let mut cx = Cx {
-            out: &mut conn.wbuf,
-            host: &mut self.services,
-            sink: &mut conn.spool,
-        };
-        let (used, step) = conn.session.feed(input, &mut cx);
+        let (used, step) =
+            conn.session.feed(input, &mut conn.wbuf, &mut self.services);
         conn.keep_input(&input[used..]);
         conn.stalled = conn.wbuf.len() >= OUTPUT_CAP
             && (used < input.len() || conn.session.has_more_output());
@@ -395,7 +391,11 @@ impl Server {
             .iter()
             .map(|r| format!("<{}>", r.path))
             .collect();
-        conn.in_flight = Some(InFlight {
+        let key = (slot, conn.generation);
+        let Some(smtp) = conn.session.as_smtp() else {
+            return;
+        };
+        smtp.in_flight = Some(InFlight {
             id: envelope.id.clone(),
             summary: format!(
                 "from={} to={} size={} helo={} ip={}",
@@ -409,16 +409,15 @@ impl Server {
             parked: None,
         });
         conn.phase = Phase::Delivering;
-        let content = match conn.spool.take() {
+        let content = match smtp.spool.take() {
             Ok(Some(c)) => c,
             Ok(None) => {
                 // Its last piece is still being written: then.
-                conn.spooling = Some(Box::new(envelope));
+                smtp.spooling = Some(Box::new(envelope));
                 return;
             }
             Err(f) => {
                 // Answered through the same path as a helper's result.
-                let key = (slot, conn.generation);
                 return self.deliveries_done(vec![Done {
                     key,
                     finished: Finished::Delivered(Err(f)),
@@ -434,8 +433,7 @@ impl Server {
             queue_dir: cfg.queue_dir(),
             id: envelope.id.clone(),
         };
-        self.writer
-            .send((Task::Deliver(job), (slot, conn.generation)));
+        self.writer.send((Task::Deliver(job), key));
     }
 
     /// Spool pieces the helpers have written: the next piece goes out,
@@ -456,8 +454,11 @@ impl Server {
                 let _ = std::fs::remove_file(path);
                 continue;
             };
-            conn.spool.written(path, result);
-            if let Some(envelope) = conn.spooling.take() {
+            let Some(smtp) = conn.session.as_smtp() else {
+                continue;
+            };
+            smtp.spool.written(path, result);
+            if let Some(envelope) = smtp.spooling.take() {
                 self.submit(slot, *envelope);
             }
             self.drive(slot);
@@ -504,7 +505,9 @@ impl Server {
             return;
         };
         let key = (slot, conn.generation);
-        let Some(flight) = conn.in_flight.as_mut() else {
+        let Some(flight) =
+            conn.session.as_smtp().and_then(|s| s.in_flight.as_mut())
+        else {
             return;
         };
         let now = Instant::now();
@@ -524,9 +527,10 @@ impl Server {
         else {
             return;
         };
-        let (Session::Smtp(s), Some(flight)) =
-            (&mut conn.session, conn.in_flight.take())
-        else {
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        let Some(flight) = s.in_flight.take() else {
             return;
         };
         match &result {
@@ -539,7 +543,7 @@ impl Server {
                 conn.id, flight.id, flight.summary
             ),
         }
-        s.delivered(&flight.id, result, &mut conn.wbuf);
+        s.smtp.delivered(&flight.id, result, &mut conn.wbuf);
         conn.phase = Phase::Open;
         self.resume(slot);
     }
@@ -556,7 +560,8 @@ impl Server {
         if let Err(f) = &result {
             warn!("conn={} pop3 update failed: {f}", conn.id);
         }
-        p.updated(result.map_err(|f| f.to_string()), &mut conn.wbuf);
+        p.pop3
+            .updated(result.map_err(|f| f.to_string()), &mut conn.wbuf);
         conn.phase = Phase::Closing;
         self.resume(slot);
     }
@@ -578,7 +583,9 @@ impl Server {
             // A POP3 message streams in as the socket takes it; filling
             // before writing puts the +OK line in the same segment.
             let room = conn.wbuf.len() < WBUF_CAP / 2;
-            if conn.transfer.is_some() && room && self.pump(slot) {
+            let sending =
+                conn.session.as_pop3().is_some_and(|p| p.transfer.is_some());
+            if sending && room && self.pump(slot) {
                 // Commands pipelined behind RETR waited in rbuf.
                 self.feed(slot, 0);
             }
@@ -592,8 +599,11 @@ impl Server {
                 Ok(n) if n > 0 => conn.deadline = Instant::now() + conn.idle,
                 Ok(_) => {}
             }
-            let waiting =
-                conn.transfer.as_ref().is_none_or(|t| t.is_reading());
+            let waiting = conn
+                .session
+                .as_pop3()
+                .and_then(|p| p.transfer.as_ref())
+                .is_none_or(|t| t.is_reading());
             if waiting || conn.has_output() {
                 break;
             }
@@ -642,20 +652,28 @@ impl Server {
         self.per_group[key.0.index()] -= 1;
         self.open -= 1;
         self.free.push(slot);
-        pop3::release(&self.writer, conn.transfer.take());
-        if let Some(user) = conn.mailbox.take() {
-            if conn.phase == Phase::Delivering {
-                // Its UPDATE is still running: hold the mailbox until done.
-                self.orphaned_locks.insert((slot, conn.generation), user);
-            } else {
-                self.services.pop3_locks.remove(&user);
+        match &mut conn.session {
+            Session::Pop3(p) => {
+                pop3::release(&self.writer, p.transfer.take());
+                if let Some(user) = p.mailbox.take() {
+                    if conn.phase == Phase::Delivering {
+                        // Its UPDATE is still running: hold the mailbox
+                        // until it is done.
+                        let key = (slot, conn.generation);
+                        self.orphaned_locks.insert(key, user);
+                    } else {
+                        self.services.pop3_locks.remove(&user);
+                    }
+                }
             }
-        }
-        if let Some(flight) = conn.in_flight {
-            warn!(
-                "conn={} id={} client left while storing",
-                conn.id, flight.id
-            );
+            Session::Smtp(s) => {
+                if let Some(flight) = &s.in_flight {
+                    warn!(
+                        "conn={} id={} client left while storing",
+                        conn.id, flight.id
+                    );
+                }
+            }
         }
         info!("conn={} disconnect ip={} ({why})", conn.id, conn.peer);
     }
@@ -715,7 +733,8 @@ impl Server {
             .get_mut(slot)
             .and_then(Option::as_mut)
             .filter(|c| c.generation == generation)
-            .and_then(|c| c.in_flight.as_mut())
+            .and_then(|c| c.session.as_smtp())
+            .and_then(|s| s.in_flight.as_mut())
             .and_then(|f| f.parked.take());
         if let Some(job) = job {
             self.writer.send((Task::Deliver(job), (slot, generation)));

@@ -64,7 +64,7 @@ impl Server {
         else {
             return;
         };
-        let Session::Pop3(session) = &mut conn.session else {
+        let Session::Pop3(p) = &mut conn.session else {
             return;
         };
         let result = if self.services.pop3_locks.contains(&user) {
@@ -73,10 +73,10 @@ impl Server {
             match snapshot {
                 Some(Ok(snap)) => {
                     self.services.pop3_locks.insert(user.clone());
-                    conn.mailbox = Some(user.clone());
+                    p.mailbox = Some(user.clone());
                     // One snapshot, shared by the session and the loop.
                     let snap = Arc::new(snap);
-                    conn.maildrop = Some(Arc::clone(&snap));
+                    p.maildrop = Some(Arc::clone(&snap));
                     Ok(snap as Arc<dyn Listings>)
                 }
                 Some(Err(f)) => Err(LoginError::Unavailable(f.to_string())),
@@ -91,7 +91,7 @@ impl Server {
                 conn.peer
             );
         }
-        session.logged_in(result, &mut conn.wbuf);
+        p.pop3.logged_in(result, &mut conn.wbuf);
         conn.phase = Phase::Open;
     }
 
@@ -107,12 +107,16 @@ impl Server {
         else {
             return;
         };
-        let Some(snap) = conn.maildrop.as_ref() else {
+        let Some(p) = conn.session.as_pop3() else {
+            return;
+        };
+        let Some(snap) = p.maildrop.as_ref() else {
             return self.close(slot, "no maildrop");
         };
         let unquote = snap.format == MailboxFormat::Mbox;
         let mbox = unquote.then(|| snap.dir.join(crate::store::mbox::INBOX));
-        conn.transfer = Some(Transfer {
+        let snapshot = Arc::clone(snap);
+        p.transfer = Some(Transfer {
             file: None,
             mbox: mbox.clone(),
             left: u64::MAX,
@@ -123,10 +127,7 @@ impl Server {
         conn.phase = Phase::Sending;
         self.readers.send(ReadJob {
             key: (slot, conn.generation),
-            source: Source::Open {
-                snapshot: Arc::clone(snap),
-                index,
-            },
+            source: Source::Open { snapshot, index },
             mbox,
         });
     }
@@ -145,11 +146,12 @@ impl Server {
                 release_file(&self.writer, result, mbox);
                 continue;
             };
-            let Some(t) = conn
-                .transfer
-                .as_mut()
-                .filter(|_| conn.generation == generation)
-            else {
+            let current = conn.generation == generation;
+            let Some(p) = conn.session.as_pop3().filter(|_| current) else {
+                release_file(&self.writer, result, mbox);
+                continue;
+            };
+            let Some(t) = p.transfer.as_mut() else {
                 release_file(&self.writer, result, mbox);
                 continue;
             };
@@ -164,11 +166,9 @@ impl Server {
                 }
                 Err(e) => {
                     warn!("conn={} cannot read message: {e}", conn.id);
-                    conn.transfer = None;
+                    p.transfer = None;
                     // The +OK is out: a partial answer must end the session.
-                    if let Session::Pop3(p) = &mut conn.session {
-                        p.send_failed();
-                    }
+                    p.pop3.send_failed();
                     conn.phase = Phase::Closing;
                     self.flush(slot);
                 }
@@ -183,7 +183,10 @@ impl Server {
         else {
             return false;
         };
-        let Some(t) = conn.transfer.as_mut() else {
+        let Some(p) = conn.session.as_pop3() else {
+            return false;
+        };
+        let Some(t) = p.transfer.as_mut() else {
             return false;
         };
         if t.reading {
@@ -194,11 +197,9 @@ impl Server {
         t.carry.drain(..used);
         if last || t.encoder.is_done() {
             t.encoder.finish(&mut conn.wbuf);
-            release(&self.writer, conn.transfer.take());
+            release(&self.writer, p.transfer.take());
+            p.pop3.sent();
             conn.phase = Phase::Open;
-            if let Session::Pop3(p) = &mut conn.session {
-                p.sent();
-            }
             return true;
         }
         // What is left in carry is a line start still undecided: read on.
@@ -225,13 +226,16 @@ impl Server {
         else {
             return;
         };
-        let Some(snapshot) = conn.maildrop.take() else {
+        let Some(p) = conn.session.as_pop3() else {
+            return;
+        };
+        let Some(snapshot) = p.maildrop.take() else {
             return self.close(slot, "no maildrop");
         };
         info!(
             "conn={} pop3 update user={} deleted={} seen={}",
             conn.id,
-            Quoted(conn.mailbox.as_deref().unwrap_or("?")),
+            Quoted(p.mailbox.as_deref().unwrap_or("?")),
             deleted.len(),
             seen.len()
         );

@@ -14,6 +14,7 @@ use crate::proto::smtp::{self, Host, Link, Path, RcptError, Settings};
 use crate::util::id;
 
 use super::session::Session;
+use super::spool::Spool;
 use super::tls;
 
 /// Which protocol a listener speaks.
@@ -138,19 +139,25 @@ impl Services {
         })
     }
 
-    /// A new session for a connection on a `service` listener.
-    pub fn session(&self, service: Service, link: Link) -> Session {
+    /// A new session for a connection on a `service` listener; SMTP
+    /// ones take `spool` for their messages.
+    pub fn session(
+        &self,
+        service: Service,
+        link: Link,
+        spool: Spool,
+    ) -> Session {
         let settings = match service {
             Service::Smtp => &self.smtp,
             Service::Submission | Service::Submissions => &self.submission,
             Service::Pop3 | Service::Pop3s => {
                 let host = self.config.hostname.clone();
                 let pop3 = Pop3::new(host, self.tls.is_some(), link);
-                return Session::Pop3(Box::new(pop3));
+                return Session::pop3(pop3);
             }
         };
         let smtp = smtp::Server::new(Rc::clone(settings), link);
-        Session::Smtp(Box::new(smtp))
+        Session::smtp(smtp, spool)
     }
 
     /// Idle seconds allowed on a `service` connection.

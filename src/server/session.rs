@@ -1,16 +1,63 @@
-//! The protocol a connection speaks, behind one face for the loop: SMTP
-//! or POP3 sessions, and the actions either can ask for.
+//! The protocol a connection speaks, behind one face for the loop: each
+//! protocol's session with the loop's own state for it (SMTP: the spool
+//! and the message being stored; POP3: the maildrop and the message
+//! being sent), and the actions either can ask for. A connection itself
+//! (`conn.rs`) is only transport: socket, TLS, buffers, deadline.
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::pop3::Transfer;
+use super::spool::Spool;
+use crate::deliver::Job;
 use crate::proto::pop3::{LoginError, Pop3, Pop3Step};
 use crate::proto::sasl::Credentials;
-use crate::proto::smtp::{self, Cx, Envelope, Step, TlsInfo};
+use crate::proto::smtp::{self, Cx, Envelope, Host, Step, TlsInfo};
+use crate::store::maildrop::Snapshot;
 
 /// A connection's session.
 pub enum Session {
     /// SMTP or submission.
-    Smtp(Box<smtp::Server>),
+    Smtp(Box<SmtpConn>),
     /// POP3.
-    Pop3(Box<Pop3>),
+    Pop3(Box<Pop3Conn>),
+}
+
+/// An SMTP session and what the loop keeps for it.
+pub struct SmtpConn {
+    /// The protocol session.
+    pub smtp: smtp::Server,
+    /// The message arriving.
+    pub spool: Spool,
+    /// A message whose last spool piece is still being written; it goes
+    /// to the durability helpers once that is done.
+    pub spooling: Option<Box<Envelope>>,
+    /// The message being stored, while the connection is Delivering.
+    pub in_flight: Option<InFlight>,
+}
+
+/// A POP3 session and what the loop keeps for it.
+pub struct Pop3Conn {
+    /// The protocol session.
+    pub pop3: Pop3,
+    /// The snapshot taken at login.
+    pub maildrop: Option<Arc<Snapshot>>,
+    /// The message being sent.
+    pub transfer: Option<Transfer>,
+    /// The mailbox this session holds.
+    pub mailbox: Option<String>,
+}
+
+/// Log details of the message being stored.
+pub struct InFlight {
+    /// Queue id.
+    pub id: String,
+    /// Summary for the log line.
+    pub summary: String,
+    /// A mailbox was locked by another program: tries go on until then.
+    pub locked_until: Option<Instant>,
+    /// The job waiting for its next try at a locked mailbox.
+    pub parked: Option<Job>,
 }
 
 /// What a session asks the loop to do.
@@ -69,41 +116,98 @@ impl From<Pop3Step> for Action {
 }
 
 impl Session {
+    /// An SMTP session on a new connection.
+    pub fn smtp(smtp: smtp::Server, spool: Spool) -> Session {
+        Session::Smtp(Box::new(SmtpConn {
+            smtp,
+            spool,
+            spooling: None,
+            in_flight: None,
+        }))
+    }
+
+    /// A POP3 session on a new connection.
+    pub fn pop3(pop3: Pop3) -> Session {
+        Session::Pop3(Box::new(Pop3Conn {
+            pop3,
+            maildrop: None,
+            transfer: None,
+            mailbox: None,
+        }))
+    }
+
     /// Writes the greeting.
     pub fn greet(&mut self, out: &mut Vec<u8>) {
         match self {
-            Session::Smtp(s) => s.greet(out),
-            Session::Pop3(p) => p.greet(out),
+            Session::Smtp(s) => s.smtp.greet(out),
+            Session::Pop3(p) => p.pop3.greet(out),
         }
     }
 
     /// Feeds input; returns the octets used and what to do.
-    pub fn feed(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Action) {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        host: &mut dyn Host,
+    ) -> (usize, Action) {
         match self {
             Session::Smtp(s) => {
-                let (n, step) = s.feed(input, cx);
+                let mut cx = Cx {
+                    out,
+                    host,
+                    sink: &mut s.spool,
+                };
+                let (n, step) = s.smtp.feed(input, &mut cx);
                 (n, step.into())
             }
             Session::Pop3(p) => {
-                let (n, step) = p.feed(input, cx.out);
+                let (n, step) = p.pop3.feed(input, out);
                 (n, step.into())
             }
+        }
+    }
+
+    /// True while reading must wait for the disk (a full spool piece
+    /// still being written).
+    pub fn congested(&self) -> bool {
+        match self {
+            Session::Smtp(s) => s.spool.congested(),
+            Session::Pop3(_) => false,
+        }
+    }
+
+    /// The SMTP side, if this is SMTP.
+    pub fn as_smtp(&mut self) -> Option<&mut SmtpConn> {
+        match self {
+            Session::Smtp(s) => Some(s),
+            Session::Pop3(_) => None,
+        }
+    }
+
+    /// The POP3 side, if this is POP3.
+    pub fn as_pop3(&mut self) -> Option<&mut Pop3Conn> {
+        match self {
+            Session::Smtp(_) => None,
+            Session::Pop3(p) => Some(p),
         }
     }
 
     /// The TLS handshake finished.
     pub fn tls_started(&mut self, info: TlsInfo) {
         match self {
-            Session::Smtp(s) => s.tls_started(info),
-            Session::Pop3(p) => p.tls_started(info),
+            Session::Smtp(s) => s.smtp.tls_started(info),
+            Session::Pop3(p) => p.pop3.tls_started(info),
         }
     }
 
     /// A login failed (answered after the delay).
     pub fn login_failed(&mut self, out: &mut Vec<u8>) {
         match self {
-            Session::Smtp(s) => s.authenticated(None, out),
-            Session::Pop3(p) => p.logged_in(Err(LoginError::Credentials), out),
+            Session::Smtp(s) => s.smtp.authenticated(None, out),
+            Session::Pop3(p) => {
+                p.pop3.logged_in(Err(LoginError::Credentials), out)
+            }
         }
     }
 
@@ -111,10 +215,10 @@ impl Session {
     pub fn locked_out(&mut self, out: &mut Vec<u8>) {
         match self {
             Session::Smtp(s) => {
-                s.locked_out(out);
+                s.smtp.locked_out(out);
             }
             Session::Pop3(p) => {
-                p.locked_out(out);
+                p.pop3.locked_out(out);
             }
         }
     }
@@ -123,15 +227,15 @@ impl Session {
     pub fn has_more_output(&self) -> bool {
         match self {
             Session::Smtp(_) => false,
-            Session::Pop3(p) => p.has_more_output(),
+            Session::Pop3(p) => p.pop3.has_more_output(),
         }
     }
 
     /// True if closing now loses nothing.
     pub fn is_idle(&self) -> bool {
         match self {
-            Session::Smtp(s) => s.is_idle(),
-            Session::Pop3(p) => p.is_idle(),
+            Session::Smtp(s) => s.smtp.is_idle(),
+            Session::Pop3(p) => p.pop3.is_idle(),
         }
     }
 
@@ -139,10 +243,10 @@ impl Session {
     pub fn timed_out(&mut self, out: &mut Vec<u8>) {
         match self {
             Session::Smtp(s) => {
-                s.timed_out(out);
+                s.smtp.timed_out(out);
             }
             Session::Pop3(p) => {
-                p.timed_out(out);
+                p.pop3.timed_out(out);
             }
         }
     }
@@ -151,10 +255,10 @@ impl Session {
     pub fn shutdown(&mut self, out: &mut Vec<u8>) {
         match self {
             Session::Smtp(s) => {
-                s.shutdown(out);
+                s.smtp.shutdown(out);
             }
             Session::Pop3(p) => {
-                p.shutdown(out);
+                p.pop3.shutdown(out);
             }
         }
     }
