@@ -654,7 +654,7 @@ impl Server {
         self.free.push(slot);
         match &mut conn.session {
             Session::Pop3(p) => {
-                pop3::release(&self.writer, p.transfer.take());
+                pop3::release(&self.readers, p.transfer.take());
                 if let Some(user) = p.mailbox.take() {
                     if conn.phase == Phase::Delivering {
                         // Its UPDATE is still running: hold the mailbox

@@ -3,6 +3,7 @@
 //! buffer as the socket drains, and handing UPDATE to the helpers.
 
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use log::{info, warn};
@@ -11,7 +12,7 @@ use crate::util::logsafe::Quoted;
 
 use super::Server;
 use super::conn::Phase;
-use super::readers::{Chunk, ReadJob, Source};
+use super::readers::{Chunk, ReadJob, Readers, Source};
 use super::session::Session;
 use super::writer::Task;
 use crate::config::MailboxFormat;
@@ -141,18 +142,28 @@ impl Server {
             mbox,
         } in chunks
         {
+            let waiting = self
+                .conns
+                .get_mut(slot)
+                .and_then(Option::as_mut)
+                .filter(|c| c.generation == generation)
+                .and_then(|c| c.session.as_pop3())
+                .is_some_and(|p| p.transfer.is_some());
+            if !waiting {
+                // The client left meanwhile.
+                if let Ok((file, _, _)) = result {
+                    close_reader(&self.readers, file, mbox);
+                }
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
             else {
-                release_file(&self.writer, result, mbox);
                 continue;
             };
-            let current = conn.generation == generation;
-            let Some(p) = conn.session.as_pop3().filter(|_| current) else {
-                release_file(&self.writer, result, mbox);
+            let Some(p) = conn.session.as_pop3() else {
                 continue;
             };
             let Some(t) = p.transfer.as_mut() else {
-                release_file(&self.writer, result, mbox);
                 continue;
             };
             match result {
@@ -197,7 +208,7 @@ impl Server {
         t.carry.drain(..used);
         if last || t.encoder.is_done() {
             t.encoder.finish(&mut conn.wbuf);
-            release(&self.writer, p.transfer.take());
+            release(&self.readers, p.transfer.take());
             p.pop3.sent();
             conn.phase = Phase::Open;
             return true;
@@ -251,35 +262,29 @@ impl Server {
     }
 }
 
-/// Ends a transfer. An mbox reader's descriptor is closed by a helper
-/// (closing it could drop a delivery's fcntl lock on the same file).
-pub(super) fn release(
-    writer: &super::writer::Writer,
-    transfer: Option<Transfer>,
-) {
-    let Some(t) = transfer else { return };
-    let Some(file) = t.file else { return };
-    match t.mbox {
-        // Release tasks report nothing back, so the key is never read.
-        Some(path) => {
-            writer.send((Task::Release(file, path), (usize::MAX, 0)))
-        }
-        None => drop(file),
+/// Ends a transfer: its file is closed by a reader helper (for mbox,
+/// closing it could drop a delivery's fcntl lock on the same file, so the
+/// close may have to wait, never on the loop).
+pub(super) fn release(readers: &Readers, transfer: Option<Transfer>) {
+    if let Some(Transfer {
+        file: Some(file),
+        mbox,
+        ..
+    }) = transfer
+    {
+        close_reader(readers, file, mbox);
     }
 }
 
-/// A chunk nobody waits for any more (the client left): close its file
-/// the same way.
-fn release_file(
-    writer: &super::writer::Writer,
-    result: std::io::Result<(File, u64, Vec<u8>)>,
-    mbox: Option<std::path::PathBuf>,
-) {
-    match (result, mbox) {
-        (Ok((file, _, _)), Some(path)) => {
-            writer.send((Task::Release(file, path), (usize::MAX, 0)))
-        }
-        (Ok((file, _, _)), None) => drop(file),
-        (Err(_), _) => {}
+/// Closes a message file read for a transfer.
+fn close_reader(readers: &Readers, file: File, mbox: Option<PathBuf>) {
+    match mbox {
+        // Close jobs report nothing back, so the key is never read.
+        Some(_) => readers.send(ReadJob {
+            key: (usize::MAX, 0),
+            source: Source::Close(file),
+            mbox,
+        }),
+        None => drop(file),
     }
 }

@@ -33,6 +33,10 @@ pub enum Source {
         /// Octets of the message still to read.
         left: u64,
     },
+    /// A transfer is over: close the file (for mbox, without dropping a
+    /// delivery's lock, which may mean waiting for it; here, not on a
+    /// durability helper, whose batch would wait too). Reports nothing.
+    Close(File),
 }
 
 /// One read to make for the connection `key`.
@@ -63,14 +67,18 @@ pub type Readers = Pool<ReadJob, Chunk>;
 /// Starts `n` reader helpers.
 pub fn start(n: usize, waker: Arc<Waker>) -> io::Result<Readers> {
     Pool::start("reader", n, 1, waker, |jobs| {
-        jobs.into_iter().map(read).collect()
+        jobs.into_iter().filter_map(read).collect()
     })
 }
 
-fn read(job: ReadJob) -> Chunk {
+fn read(job: ReadJob) -> Option<Chunk> {
     let opened = match job.source {
         Source::Open { snapshot, index } => maildrop::reader(&snapshot, index),
         Source::Next { file, left } => Ok((file, left)),
+        Source::Close(file) => {
+            close(file, job.mbox.as_ref());
+            return None;
+        }
     };
     let result = opened.and_then(|(mut file, left)| {
         let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
@@ -92,11 +100,11 @@ fn read(job: ReadJob) -> Chunk {
         let left = if got < want { 0 } else { left - got as u64 };
         Ok((file, left, data))
     });
-    Chunk {
+    Some(Chunk {
         key: job.key,
         result,
         mbox: job.mbox,
-    }
+    })
 }
 
 fn close(file: File, mbox: Option<&PathBuf>) {

@@ -20,8 +20,8 @@ use mio::Waker;
 use super::pool::Pool;
 use crate::deliver::{self, Job, Published};
 use crate::proto::Failure;
+use crate::store::StageError;
 use crate::store::maildrop::{self, Snapshot};
-use crate::store::{StageError, lock};
 use crate::util::fs::sync_filesystem;
 
 /// Jobs one helper commits together.
@@ -31,9 +31,6 @@ pub const BATCH: usize = 64;
 pub enum Task {
     /// Store an accepted message.
     Deliver(Job),
-    /// Close a reader of an mbox file without dropping a lock another
-    /// helper holds on it (see `store::lock::close_safely`).
-    Release(std::fs::File, PathBuf),
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// The maildrop as the session saw it.
@@ -85,10 +82,6 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
     let mut busy = Vec::new();
     for (task, key) in batch {
         let (update, result) = match task {
-            Task::Release(file, path) => {
-                lock::close_safely(file, &path);
-                continue;
-            }
             Task::Deliver(mut job) => match finish_then_deliver(&mut job) {
                 Ok(p) => (false, Ok(p)),
                 Err(StageError::Failed(f)) => (false, Err(f)),
