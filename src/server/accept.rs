@@ -6,7 +6,6 @@
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 
 use log::{error, info, warn};
@@ -119,18 +118,13 @@ impl Server {
             return;
         }
         let mut tls = match (service.implicit_tls(), &self.services.tls) {
-            (true, Some(config)) => {
-                match rustls::ServerConnection::new(Arc::clone(config)) {
-                    Ok(mut t) => {
-                        t.set_buffer_limit(Some(tls::BUFFER_LIMIT));
-                        Some(Box::new(t))
-                    }
-                    Err(e) => {
-                        error!("TLS setup: {e}");
-                        return;
-                    }
+            (true, Some(config)) => match tls::session(config) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    error!("TLS setup: {e}");
+                    return;
                 }
-            }
+            },
             _ => None,
         };
         let mut early = early;

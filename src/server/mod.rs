@@ -355,10 +355,9 @@ impl Server {
         if conn.flush().is_err() || !conn.wbuf.is_empty() {
             return self.close(slot, "could not send 220 before TLS");
         }
-        match rustls::ServerConnection::new(config) {
-            Ok(mut t) => {
-                t.set_buffer_limit(Some(tls::BUFFER_LIMIT));
-                conn.tls = Some(Box::new(t));
+        match tls::session(&config) {
+            Ok(t) => {
+                conn.tls = Some(t);
                 conn.tls_announced = false;
             }
             Err(e) => {
@@ -373,8 +372,19 @@ impl Server {
         else {
             return;
         };
+        let key = (slot, conn.generation);
+        let Some(smtp) = conn.session.as_smtp() else {
+            return;
+        };
+        conn.phase = Phase::Delivering;
+        if smtp.spool.is_writing() {
+            // Its last piece is still being written: once it is.
+            smtp.spooling = Some(Box::new(envelope));
+            return;
+        }
         let cfg = &self.services.config;
-        let mut mailboxes: Vec<_> = deliver::local_mailboxes(&envelope)
+        // Distinct addresses are distinct folders: no duplicates here.
+        let mailboxes: Vec<_> = deliver::local_mailboxes(&envelope)
             .into_iter()
             .map(|m| cfg.mailbox_dir(m))
             .collect();
@@ -384,17 +394,11 @@ impl Server {
             .filter(|r| r.route == Route::Relay)
             .map(|r| r.path.to_string())
             .collect();
-        mailboxes.sort();
-        mailboxes.dedup();
         let rcpts: Vec<String> = envelope
             .rcpts
             .iter()
             .map(|r| format!("<{}>", r.path))
             .collect();
-        let key = (slot, conn.generation);
-        let Some(smtp) = conn.session.as_smtp() else {
-            return;
-        };
         smtp.in_flight = Some(InFlight {
             id: envelope.id.clone(),
             summary: format!(
@@ -408,14 +412,8 @@ impl Server {
             locked_until: None,
             parked: None,
         });
-        conn.phase = Phase::Delivering;
         let content = match smtp.spool.take() {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                // Its last piece is still being written: then.
-                smtp.spooling = Some(Box::new(envelope));
-                return;
-            }
+            Ok(c) => c,
             Err(f) => {
                 // Answered through the same path as a helper's result.
                 return self.deliveries_done(vec![Done {

@@ -16,6 +16,8 @@ use super::timer::Timer;
 use super::{PROXY_BASE, Server};
 use crate::proto::proxy::{self, Header};
 
+/// Octets read at a time while a header is incomplete.
+const SCRATCH_USE: usize = 4096;
 /// How long a proxy may take to send the header (it sends it at once).
 const HEADER_WAIT: Duration = Duration::from_secs(10);
 
@@ -87,8 +89,8 @@ impl Server {
                 done => break done,
             }
             let room = proxy::MAX_V2.saturating_sub(w.buf.len()).max(1);
-            let mut chunk = vec![0u8; room.min(4096)];
-            match w.stream.read(&mut chunk) {
+            let chunk = &mut self.scratch[..room.min(SCRATCH_USE)];
+            match w.stream.read(chunk) {
                 Ok(0) => break Header::Invalid("closed before the header"),
                 Ok(n) => w.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -136,23 +136,37 @@ impl Spool {
         self.in_flight && self.buf.len() >= IN_MEMORY
     }
 
-    /// The message written since `begin`: `Ok(None)` while a piece is
-    /// still on its way (ask again after [`Spool::written`]).
-    pub fn take(&mut self) -> Result<Option<Content>, Failure> {
+    /// True while a helper is writing a piece: [`Spool::take`] waits
+    /// for [`Spool::written`].
+    pub fn is_writing(&self) -> bool {
+        self.in_flight
+    }
+
+    /// The message written since `begin`; call it when not
+    /// [`Spool::is_writing`].
+    pub fn take(&mut self) -> Result<Content, Failure> {
+        let lost =
+            |what: String| Failure::Transient(format!("spooling: {what}"));
         if let Some(e) = self.failed.take() {
             self.discard();
-            return Err(Failure::Transient(format!("spooling: {}", e.kind())));
+            return Err(lost(e.kind().to_string()));
         }
-        if self.in_flight {
-            return Ok(None);
-        }
-        let stored = match (self.path.take(), self.file.take()) {
-            (Some(path), Some(file)) => Stored::File {
-                file,
-                path,
-                tail: std::mem::take(&mut self.buf),
-            },
-            _ => Stored::Memory(std::mem::take(&mut self.buf)),
+        let stored = match self.path.take() {
+            None => Stored::Memory(std::mem::take(&mut self.buf)),
+            Some(path) => {
+                // The file is back from its helper unless one is writing.
+                let Some(file) = self.file.take().filter(|_| !self.in_flight)
+                else {
+                    self.path = Some(path);
+                    self.discard();
+                    return Err(lost("taken while writing".into()));
+                };
+                Stored::File {
+                    file,
+                    path,
+                    tail: std::mem::take(&mut self.buf),
+                }
+            }
         };
         let content = Content {
             stored,
@@ -162,7 +176,7 @@ impl Spool {
         };
         self.len = 0;
         self.lines = 0;
-        Ok(Some(content))
+        Ok(content)
     }
 
     /// A helper finished a piece: go on with the next, if full.

@@ -44,6 +44,16 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// A new server-side TLS session on `config`, its buffered output
+/// capped at [`BUFFER_LIMIT`].
+pub fn session(
+    config: &Arc<ServerConfig>,
+) -> Result<Box<rustls::ServerConnection>, rustls::Error> {
+    let mut t = rustls::ServerConnection::new(Arc::clone(config))?;
+    t.set_buffer_limit(Some(BUFFER_LIMIT));
+    Ok(Box::new(t))
+}
+
 /// What to write in Received about a finished handshake.
 pub fn describe(conn: &rustls::ServerConnection) -> TlsInfo {
     let version = match conn.protocol_version() {

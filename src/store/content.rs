@@ -48,7 +48,8 @@ pub struct Content {
 }
 
 impl Content {
-    /// Content held in memory (tests, small messages).
+    /// Content held in memory, for tests.
+    #[cfg(test)]
     pub fn in_memory(bytes: Vec<u8>, received: SystemTime) -> Content {
         let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
         Content {

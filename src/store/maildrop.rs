@@ -7,6 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{lock, mbox::INBOX, transient};
@@ -463,8 +464,14 @@ fn rewrite_mbox(snap: &Snapshot, deleted: &[usize]) -> Result<(), Failure> {
         }
         // The rewritten mailbox keeps the old one's permissions.
         let mode = locked.file.metadata()?.permissions();
-        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
-        out.get_ref().set_permissions(mode)?;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        created.set_permissions(mode)?;
+        let mut out = std::io::BufWriter::new(created);
         let mut gone = vec![false; snap.len()];
         deleted.iter().for_each(|&i| gone[i] = true);
         for (range, _) in snap.ranges.iter().zip(gone).filter(|(_, g)| !g) {
