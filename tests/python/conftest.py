@@ -9,6 +9,7 @@ import mailbox
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -183,6 +184,17 @@ def make_maildir(folder: Path, count: int):
     for i in range(count):
         name = f"{1700000000 + i}.M{i}P1Q{i}.test,S={len(text)},W={len(text) + 3}"
         (folder / "cur" / (name + ":2,S")).write_bytes(text)
+
+
+def pop3_login(port: int, user: str, password: str, timeout: float = 30):
+    """A raw POP3 connection after USER/PASS: (socket, binary file, the
+    server's answer to PASS)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f"USER {user}\r\nPASS {password}\r\n".encode())
+    f.readline()
+    return sock, f, f.readline()
 
 
 def users_with_password(tmp: Path, password: str) -> str:

@@ -314,7 +314,7 @@ def test_a_proxy_listener_drops_what_is_not_a_proxy_header(tmp_path):
     """On a proxy: listener even an allowed host must start with a PROXY
     header: anything else is dropped unanswered, at once; a valid v1
     header is answered with the greeting, and the log names the client
-    it gave."""
+    it gave; a health check's header (UNKNOWN) is served as the proxy."""
     s = Server(tmp_path, extra="""
         listen_smtp = proxy:127.0.0.1:0
         proxy_from = 127.0.0.1
@@ -327,7 +327,12 @@ def test_a_proxy_listener_drops_what_is_not_a_proxy_header(tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
             c.sendall(b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 25\r\n")
             assert c.recv(100).startswith(b"220")
+        # A health check (v1 UNKNOWN): served as the proxy itself.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"PROXY UNKNOWN\r\n")
+            assert c.recv(100).startswith(b"220")
         assert s.wait_logged("refused ip=127.0.0.1: no PROXY header")
         assert s.wait_logged("connect ip=203.0.113.9 service=SMTP")
+        assert s.wait_logged("proxy ip=127.0.0.1 speaks for ip=127.0.0.1")
     finally:
         s.stop()

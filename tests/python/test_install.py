@@ -3,6 +3,7 @@ and owners, the postling system user, a systemd unit that passes
 `systemd-analyze verify`, and an existing config left alone."""
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -50,6 +51,11 @@ def test_make_install_into_a_package_root(tmp_path):
     out = subprocess.run(["systemd-analyze", "verify", str(check)],
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stderr.strip() == "", out.stderr
+    # The sandbox holds: systemd's own exposure score (README: 3.6).
+    out = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(check)],
+                         capture_output=True, text=True)
+    score = re.search(r"Overall exposure level for \S+: ([\d.]+)", out.stdout + out.stderr)
+    assert score and float(score.group(1)) <= 4.0, out.stdout + out.stderr
     # The example config is valid as installed.
     out = subprocess.run([str(binary), "check", "-c", str(dest / "etc/postling/postling.conf")],
                          capture_output=True, text=True)

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from conftest import Server, make_maildir, read_reply, users_with_password
+from conftest import Server, make_maildir, pop3_login, read_reply, users_with_password
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -101,12 +101,8 @@ def test_pipelining_without_reading_is_bounded(tmp_path):
                extra="listen_pop3 = 127.0.0.1:0")
     try:
         before = status_kib(s.proc.pid, "VmRSS")
-        pop = socket.create_connection(("127.0.0.1", s.ports["POP3"]), timeout=10)
-        f = pop.makefile("rb")
-        f.readline()
-        pop.sendall(b"USER alice@example.test\r\nPASS pw\r\n")
-        f.readline()
-        assert f.readline().startswith(b"+OK 2000 messages")
+        pop, f, answer = pop3_login(s.ports["POP3"], "alice@example.test", "pw", 10)
+        assert answer.startswith(b"+OK 2000 messages")
         smtp = socket.create_connection(("127.0.0.1", s.port), timeout=10)
         smtp.recv(100)
         threads = [threading.Thread(target=flood, args=(pop, b"UIDL\r\n" * 100_000, 5)),
@@ -175,21 +171,15 @@ def test_a_big_maildrop_costs_little_and_is_given_back(tmp_path):
     try:
         # A first login (refused) warms up the helper threads' heaps, so
         # what follows measures the maildrop alone.
-        with socket.create_connection(("127.0.0.1", s.ports["POP3"]), timeout=30) as c:
-            f = c.makefile("rb")
-            f.readline()
-            c.sendall(b"USER bob@example.test\r\nPASS x\r\n")
-            f.readline()
-            assert f.readline().startswith(b"-ERR")
+        c, _, answer = pop3_login(s.ports["POP3"], "bob@example.test", "x")
+        assert answer.startswith(b"-ERR")
+        c.close()
         before = status_kib(s.proc.pid, "VmRSS")
         grown = []
         for _ in range(3):
-            c = socket.create_connection(("127.0.0.1", s.ports["POP3"]), timeout=30)
-            f = c.makefile("rb")
-            f.readline()
-            c.sendall(b"USER alice@example.test\r\nPASS pw\r\nUIDL\r\n")
-            f.readline()
-            assert f.readline().startswith(b"+OK 20000 messages")
+            c, f, answer = pop3_login(s.ports["POP3"], "alice@example.test", "pw")
+            assert answer.startswith(b"+OK 20000 messages")
+            c.sendall(b"UIDL\r\n")
             assert f.readline() == b"+OK\r\n"
             while f.readline() != b".\r\n":
                 pass
