@@ -10,15 +10,13 @@ import smtplib
 import socket
 import ssl
 import stat
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Server, add_user, make_cert, make_maildir, users_with_password
+from conftest import Netns, Server, add_user, make_cert, make_maildir, users_with_password
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -235,27 +233,22 @@ def test_tls_quit_behind_a_burst_of_replies_flushes_them_all(tmp_path):
     221 and the TLS close are out (it used to close with the last TLS
     records still buffered)."""
     cert, key = make_cert(tmp_path)
-    ns = f"pl-wmem-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
+    ns = Netns(f"pl-wmem-{os.getpid()}")
     try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-                        "net.ipv4.tcp_wmem=4096 4096 4096"], check=True)
-        s = Server(tmp_path, netns=ns, extra=f"""
+        ns.run(["sysctl", "-q", "-w", "net.ipv4.tcp_wmem=4096 4096 4096"])
+        s = Server(tmp_path, netns=ns.name, extra=f"""
             tls_cert = {cert}
             tls_key = {key}
             listen_submissions = 127.0.0.1:0
         """)
         try:
-            out = subprocess.run(
-                ["ip", "netns", "exec", ns, sys.executable, "-c", CLOSE_CLIENT,
-                 str(s.ports["submissions"]), str(cert), "4400"],
-                capture_output=True, text=True, timeout=60)
+            out = ns.python(CLOSE_CLIENT, s.ports["submissions"], cert, 4400,
+                            timeout=60)
             assert out.stdout.split() == ["4400", "221"], out.stdout + out.stderr
         finally:
             s.stop()
     finally:
-        subprocess.run(["ip", "netns", "del", ns])
+        ns.delete()
 
 
 def test_mbox_files_are_private(tmp_path):

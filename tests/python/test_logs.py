@@ -6,7 +6,6 @@ really failed to log in."""
 import base64
 import socket
 import subprocess
-from pathlib import Path
 
 from conftest import ROOT, Server, read_reply
 

@@ -4,7 +4,6 @@ replies cannot grow the server. Measured from the kernel's own counters
 (/proc/PID/status), with thresholds far below what holding the data in
 memory would take."""
 
-import os
 import socket
 import threading
 import time

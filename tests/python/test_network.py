@@ -6,45 +6,13 @@ protocol to postling."""
 import os
 import socket
 import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 
-from conftest import Server, make_cert, users_with_password
+from conftest import Netns, Server, make_cert, users_with_password
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
-
-
-class Netns:
-    """A network namespace with loopback up and the given addresses."""
-
-    def __init__(self, name: str, v4=(), v6=(), v6_anyip=()):
-        self.name = name
-        subprocess.run(["ip", "netns", "add", name], check=True)
-        self.run(["ip", "link", "set", "lo", "up"])
-        for a in v4:
-            self.run(["ip", "addr", "add", a, "dev", "lo"])
-        for a in v6:
-            self.run(["ip", "-6", "addr", "add", a, "dev", "lo"])
-        # Any address in these prefixes may be bound (with IP_FREEBIND):
-        # one /64 with as many client addresses as a test wants.
-        for p in v6_anyip:
-            self.run(["ip", "-6", "route", "add", "local", p, "dev", "lo"])
-
-    def run(self, cmd):
-        subprocess.run(["ip", "netns", "exec", self.name, *cmd], check=True,
-                       capture_output=True)
-
-    def python(self, script: str, *args, timeout=120):
-        return subprocess.run(
-            ["ip", "netns", "exec", self.name, sys.executable, "-c",
-             textwrap.dedent(script), *map(str, args)],
-            capture_output=True, text=True, timeout=timeout)
-
-    def delete(self):
-        subprocess.run(["ip", "netns", "del", self.name])
 
 
 FLOOD = """
