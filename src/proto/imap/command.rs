@@ -1,0 +1,722 @@
+//! IMAP commands (RFC 9051 6 and the extensions we offer) read from one
+//! framed command. Names are in the client's form (modified UTF-7 or
+//! UTF-8); the session decodes them.
+
+use std::borrow::Cow;
+
+use super::args::{Args, Bad};
+use super::fetch::{self, Item};
+use super::search::{self, Key};
+use super::sequence::SeqSet;
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    /// `FLAGS`: replace.
+    Replace,
+    /// `+FLAGS`: add.
+    Add,
+    /// `-FLAGS`: remove.
+    Remove,
+}
+
+/// What SELECT/EXAMINE asked for beyond the mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectParams {
+    /// `(CONDSTORE)`.
+    pub condstore: bool,
+    /// `(QRESYNC (uidvalidity modseq [known-uids [seq-match]]))`.
+    pub qresync: Option<Qresync>,
+}
+
+/// RFC 7162 QRESYNC parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    /// The UIDVALIDITY the client knows.
+    pub uidvalidity: u32,
+    /// The last MODSEQ it saw.
+    pub modseq: u64,
+    /// UIDs it knows, if given.
+    pub known: Option<SeqSet>,
+}
+
+/// LIST's options (RFC 5258, 5819, 6154).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListParams {
+    /// Selection: only subscribed.
+    pub subscribed: bool,
+    /// Selection: only special-use.
+    pub special_use: bool,
+    /// Selection: RECURSIVEMATCH.
+    pub recursive: bool,
+    /// Return: SUBSCRIBED.
+    pub ret_subscribed: bool,
+    /// Return: CHILDREN.
+    pub ret_children: bool,
+    /// Return: SPECIAL-USE.
+    pub ret_special_use: bool,
+    /// Return: STATUS (items).
+    pub ret_status: Option<Vec<StatusItem>>,
+    /// The extended form was used (answers carry extended data).
+    pub extended: bool,
+}
+
+/// A STATUS item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    /// MESSAGES.
+    Messages,
+    /// RECENT (IMAP4rev1).
+    Recent,
+    /// UIDNEXT.
+    UidNext,
+    /// UIDVALIDITY.
+    UidValidity,
+    /// UNSEEN.
+    Unseen,
+    /// DELETED (IMAP4rev2).
+    Deleted,
+    /// SIZE (RFC 8438).
+    Size,
+    /// HIGHESTMODSEQ (RFC 7162).
+    HighestModSeq,
+}
+
+/// SEARCH's RETURN options (RFC 4731 ESEARCH, RFC 5182 SAVE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    /// The RETURN form was used: answer with ESEARCH.
+    pub extended: bool,
+    /// MIN.
+    pub min: bool,
+    /// MAX.
+    pub max: bool,
+    /// ALL.
+    pub all: bool,
+    /// COUNT.
+    pub count: bool,
+    /// SAVE.
+    pub save: bool,
+}
+
+/// A command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// CAPABILITY.
+    Capability,
+    /// NOOP.
+    Noop,
+    /// LOGOUT.
+    Logout,
+    /// STARTTLS.
+    StartTls,
+    /// AUTHENTICATE mechanism [initial response].
+    Authenticate(Cow<'a, [u8]>, Option<&'a [u8]>),
+    /// LOGIN user password.
+    Login(Cow<'a, [u8]>, Cow<'a, [u8]>),
+    /// ENABLE capabilities.
+    Enable(Vec<&'a [u8]>),
+    /// ID (field value ...) or NIL.
+    Id,
+    /// NAMESPACE.
+    Namespace,
+    /// SELECT (`false`) or EXAMINE (`true`).
+    Select(Cow<'a, [u8]>, bool, SelectParams),
+    /// CREATE name [(USE (\Special))].
+    Create(Cow<'a, [u8]>, Vec<&'a [u8]>),
+    /// DELETE.
+    Delete(Cow<'a, [u8]>),
+    /// RENAME from to.
+    Rename(Cow<'a, [u8]>, Cow<'a, [u8]>),
+    /// SUBSCRIBE (`true`) or UNSUBSCRIBE.
+    Subscribe(Cow<'a, [u8]>, bool),
+    /// LIST reference patterns, or LSUB (params.subscribed, lsub).
+    List {
+        /// The reference name.
+        reference: Cow<'a, [u8]>,
+        /// Patterns (more than one with LIST-EXTENDED).
+        patterns: Vec<Cow<'a, [u8]>>,
+        /// Options.
+        params: ListParams,
+        /// It was LSUB.
+        lsub: bool,
+    },
+    /// STATUS name (items).
+    Status(Cow<'a, [u8]>, Vec<StatusItem>),
+    /// APPEND name [flags] [date]: the message follows as a literal,
+    /// which the session streams (it is not part of the command).
+    Append {
+        /// The mailbox.
+        mailbox: Cow<'a, [u8]>,
+        /// Flags to set.
+        flags: Vec<&'a [u8]>,
+        /// INTERNALDATE, as given.
+        date: Option<Cow<'a, [u8]>>,
+    },
+    /// IDLE.
+    Idle,
+    /// CHECK.
+    Check,
+    /// CLOSE.
+    Close,
+    /// UNSELECT.
+    Unselect,
+    /// EXPUNGE, or UID EXPUNGE set.
+    Expunge(Option<SeqSet>),
+    /// [UID] SEARCH.
+    Search {
+        /// UID SEARCH.
+        uid: bool,
+        /// RETURN options.
+        ret: SearchReturn,
+        /// The keys.
+        keys: Key,
+    },
+    /// [UID] FETCH set items [(CHANGEDSINCE n [VANISHED])].
+    Fetch {
+        /// UID FETCH.
+        uid: bool,
+        /// Which messages.
+        set: SeqSet,
+        /// What of them.
+        items: Vec<Item>,
+        /// CHANGEDSINCE.
+        changed_since: Option<u64>,
+        /// VANISHED (QRESYNC).
+        vanished: bool,
+    },
+    /// [UID] STORE set [(UNCHANGEDSINCE n)] [+-]FLAGS[.SILENT] flags.
+    Store {
+        /// UID STORE.
+        uid: bool,
+        /// Which messages.
+        set: SeqSet,
+        /// UNCHANGEDSINCE.
+        unchanged_since: Option<u64>,
+        /// How.
+        mode: StoreMode,
+        /// .SILENT.
+        silent: bool,
+        /// The flags.
+        flags: Vec<&'a [u8]>,
+    },
+    /// [UID] COPY (`false`) or MOVE (`true`) set mailbox.
+    Copy {
+        /// UID form.
+        uid: bool,
+        /// Which messages.
+        set: SeqSet,
+        /// Where to.
+        mailbox: Cow<'a, [u8]>,
+        /// MOVE.
+        moving: bool,
+    },
+}
+
+/// Reads `tag command args CRLF`. On error, gives the tag if it could
+/// be read, so the BAD carries it.
+pub fn parse(cmd: &[u8]) -> Result<(&[u8], Command<'_>), (Option<&[u8]>, Bad)> {
+    let mut a = Args::new(cmd);
+    let tag = a.tag().map_err(|e| (None, e))?;
+    let tagged = |e| (Some(tag), e);
+    a.sp().map_err(tagged)?;
+    let command = command(&mut a).map_err(tagged)?;
+    a.end().map_err(tagged)?;
+    Ok((tag, command))
+}
+
+fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    let name = a.name().to_ascii_uppercase();
+    let none = |c| Ok(c);
+    match name.as_slice() {
+        b"CAPABILITY" => none(Command::Capability),
+        b"NOOP" => none(Command::Noop),
+        b"LOGOUT" => none(Command::Logout),
+        b"STARTTLS" => none(Command::StartTls),
+        b"NAMESPACE" => none(Command::Namespace),
+        b"IDLE" => none(Command::Idle),
+        b"CHECK" => none(Command::Check),
+        b"CLOSE" => none(Command::Close),
+        b"UNSELECT" => none(Command::Unselect),
+        b"EXPUNGE" => none(Command::Expunge(None)),
+        b"AUTHENTICATE" => {
+            a.sp()?;
+            let mech = Cow::Borrowed(a.atom()?);
+            let initial = if a.byte(b' ') {
+                let ir = a.rest();
+                let ir = &ir[..ir
+                    .iter()
+                    .position(|&b| b == b'\r' || b == b'\n')
+                    .unwrap_or(ir.len())];
+                a.skip(ir.len());
+                Some(ir)
+            } else {
+                None
+            };
+            Ok(Command::Authenticate(mech, initial))
+        }
+        b"LOGIN" => {
+            a.sp()?;
+            let user = a.astring()?;
+            a.sp()?;
+            Ok(Command::Login(user, a.astring()?))
+        }
+        b"ENABLE" => {
+            let mut caps = Vec::new();
+            while a.byte(b' ') {
+                caps.push(a.atom()?);
+            }
+            if caps.is_empty() {
+                return Err(Bad("ENABLE needs a capability"));
+            }
+            Ok(Command::Enable(caps))
+        }
+        b"ID" => {
+            a.sp()?;
+            if !a.keyword("NIL") {
+                let fields = a.list(|a| {
+                    a.string()?;
+                    a.sp()?;
+                    a.nstring()?;
+                    Ok(())
+                })?;
+                if fields.len() > 30 {
+                    return Err(Bad("too many ID fields"));
+                }
+            }
+            Ok(Command::Id)
+        }
+        b"SELECT" | b"EXAMINE" => {
+            a.sp()?;
+            let mailbox = a.astring()?;
+            let params = if a.byte(b' ') {
+                select_params(a)?
+            } else {
+                SelectParams::default()
+            };
+            Ok(Command::Select(mailbox, name.as_slice() == b"EXAMINE", params))
+        }
+        b"CREATE" => {
+            a.sp()?;
+            let mailbox = a.astring()?;
+            let mut uses = Vec::new();
+            if a.byte(b' ') {
+                a.list(|a| {
+                    if !a.keyword("USE") {
+                        return Err(Bad("unknown CREATE parameter"));
+                    }
+                    a.sp()?;
+                    uses = a.list(|a| a.flag())?;
+                    Ok(())
+                })?;
+            }
+            Ok(Command::Create(mailbox, uses))
+        }
+        b"DELETE" => {
+            a.sp()?;
+            Ok(Command::Delete(a.astring()?))
+        }
+        b"RENAME" => {
+            a.sp()?;
+            let from = a.astring()?;
+            a.sp()?;
+            Ok(Command::Rename(from, a.astring()?))
+        }
+        b"SUBSCRIBE" | b"UNSUBSCRIBE" => {
+            a.sp()?;
+            Ok(Command::Subscribe(a.astring()?, name.as_slice() == b"SUBSCRIBE"))
+        }
+        b"LIST" => list(a),
+        b"LSUB" => {
+            a.sp()?;
+            let reference = a.astring()?;
+            a.sp()?;
+            let pattern = a.list_mailbox()?;
+            Ok(Command::List {
+                reference,
+                patterns: vec![pattern],
+                params: ListParams {
+                    subscribed: true,
+                    ..ListParams::default()
+                },
+                lsub: true,
+            })
+        }
+        b"STATUS" => {
+            a.sp()?;
+            let mailbox = a.astring()?;
+            a.sp()?;
+            Ok(Command::Status(mailbox, status_items(a)?))
+        }
+        b"APPEND" => append(a),
+        b"SEARCH" => search(a, false),
+        b"FETCH" => fetch(a, false),
+        b"STORE" => store(a, false),
+        b"COPY" => copy(a, false, false),
+        b"MOVE" => copy(a, false, true),
+        b"UID" => {
+            a.sp()?;
+            let sub = a.name().to_ascii_uppercase();
+            match sub.as_slice() {
+                b"SEARCH" => search(a, true),
+                b"FETCH" => fetch(a, true),
+                b"STORE" => store(a, true),
+                b"COPY" => copy(a, true, false),
+                b"MOVE" => copy(a, true, true),
+                b"EXPUNGE" => {
+                    a.sp()?;
+                    Ok(Command::Expunge(Some(SeqSet::parse(a)?)))
+                }
+                _ => Err(Bad("unknown UID command")),
+            }
+        }
+        _ => Err(Bad("unknown command")),
+    }
+}
+
+fn select_params(a: &mut Args<'_>) -> Result<SelectParams, Bad> {
+    let mut p = SelectParams::default();
+    a.list(|a| {
+        if a.keyword("CONDSTORE") {
+            p.condstore = true;
+            return Ok(());
+        }
+        if !a.keyword("QRESYNC") {
+            return Err(Bad("unknown SELECT parameter"));
+        }
+        a.sp()?;
+        if !a.byte(b'(') {
+            return Err(Bad("expected ("));
+        }
+        let uidvalidity = a.nz_number()?;
+        a.sp()?;
+        let modseq = a.number()?;
+        let mut known = None;
+        if a.byte(b' ') {
+            if a.peek() != Some(b'(') {
+                known = Some(SeqSet::parse(a)?);
+                a.byte(b' ');
+            }
+            if a.peek() == Some(b'(') {
+                // The sequence match data only speeds things up.
+                a.list(|a| SeqSet::parse(a).map(|_| ()))?;
+            }
+        }
+        if !a.byte(b')') {
+            return Err(Bad("expected )"));
+        }
+        p.qresync = Some(Qresync {
+            uidvalidity,
+            modseq,
+            known,
+        });
+        Ok(())
+    })?;
+    Ok(p)
+}
+
+fn list<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let mut params = ListParams::default();
+    if a.peek() == Some(b'(') {
+        params.extended = true;
+        a.list(|a| {
+            let o = a.atom()?.to_ascii_uppercase();
+            match o.as_slice() {
+                b"SUBSCRIBED" => params.subscribed = true,
+                b"SPECIAL-USE" => params.special_use = true,
+                b"RECURSIVEMATCH" => params.recursive = true,
+                b"REMOTE" => {}
+                _ => return Err(Bad("unknown LIST selection option")),
+            }
+            Ok(())
+        })?;
+        a.sp()?;
+    }
+    let reference = a.astring()?;
+    a.sp()?;
+    let patterns = if a.peek() == Some(b'(') {
+        params.extended = true;
+        a.list(|a| a.list_mailbox())?
+    } else {
+        vec![a.list_mailbox()?]
+    };
+    if a.byte(b' ') {
+        if !a.keyword("RETURN") {
+            return Err(Bad("expected RETURN"));
+        }
+        params.extended = true;
+        a.sp()?;
+        a.list(|a| {
+            let o = a.atom()?.to_ascii_uppercase();
+            match o.as_slice() {
+                b"SUBSCRIBED" => params.ret_subscribed = true,
+                b"CHILDREN" => params.ret_children = true,
+                b"SPECIAL-USE" => params.ret_special_use = true,
+                b"STATUS" => {
+                    a.sp()?;
+                    params.ret_status = Some(status_items(a)?);
+                }
+                _ => return Err(Bad("unknown LIST return option")),
+            }
+            Ok(())
+        })?;
+    }
+    if params.recursive && !params.subscribed {
+        return Err(Bad("RECURSIVEMATCH needs SUBSCRIBED"));
+    }
+    Ok(Command::List {
+        reference,
+        patterns,
+        params,
+        lsub: false,
+    })
+}
+
+fn status_items(a: &mut Args<'_>) -> Result<Vec<StatusItem>, Bad> {
+    let items = a.list(|a| {
+        let n = a.name().to_ascii_uppercase();
+        Ok(match n.as_slice() {
+            b"MESSAGES" => StatusItem::Messages,
+            b"RECENT" => StatusItem::Recent,
+            b"UIDNEXT" => StatusItem::UidNext,
+            b"UIDVALIDITY" => StatusItem::UidValidity,
+            b"UNSEEN" => StatusItem::Unseen,
+            b"DELETED" => StatusItem::Deleted,
+            b"SIZE" => StatusItem::Size,
+            b"HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            _ => return Err(Bad("unknown STATUS item")),
+        })
+    })?;
+    if items.is_empty() {
+        return Err(Bad("STATUS needs items"));
+    }
+    Ok(items)
+}
+
+/// APPEND's arguments before the message literal; the caller has cut
+/// the command at the literal's announcement.
+fn append<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let mailbox = a.astring()?;
+    let mut flags = Vec::new();
+    let mut date = None;
+    if a.byte(b' ') && a.peek() == Some(b'(') {
+        flags = a.list(|a| a.flag())?;
+        a.byte(b' ');
+    }
+    if a.peek() == Some(b'"') {
+        date = Some(a.string()?);
+        a.byte(b' ');
+    }
+    Ok(Command::Append {
+        mailbox,
+        flags,
+        date,
+    })
+}
+
+fn search<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let mut ret = SearchReturn::default();
+    if a.keyword("RETURN ") {
+        ret.extended = true;
+        a.list(|a| {
+            let o = a.atom()?.to_ascii_uppercase();
+            match o.as_slice() {
+                b"MIN" => ret.min = true,
+                b"MAX" => ret.max = true,
+                b"ALL" => ret.all = true,
+                b"COUNT" => ret.count = true,
+                b"SAVE" => ret.save = true,
+                _ => return Err(Bad("unknown SEARCH return option")),
+            }
+            Ok(())
+        })?;
+        if !(ret.min || ret.max || ret.count || ret.save) {
+            // RFC 4731 3.1: RETURN () means RETURN (ALL).
+            ret.all = true;
+        }
+        a.sp()?;
+    }
+    if a.keyword("CHARSET ") {
+        let charset = a.astring()?;
+        let cs = charset.to_ascii_uppercase();
+        if cs != b"UTF-8" && cs != b"US-ASCII" {
+            return Err(Bad("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset"));
+        }
+        a.sp()?;
+    }
+    let keys = search::parse_keys(a)?;
+    Ok(Command::Search { uid, ret, keys })
+}
+
+fn fetch<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let set = SeqSet::parse(a)?;
+    a.sp()?;
+    let items = fetch::parse_items(a)?;
+    let mut changed_since = None;
+    let mut vanished = false;
+    if a.byte(b' ') {
+        a.list(|a| {
+            if a.keyword("CHANGEDSINCE") {
+                a.sp()?;
+                changed_since = Some(a.number()?);
+            } else if a.keyword("VANISHED") {
+                vanished = true;
+            } else {
+                return Err(Bad("unknown FETCH modifier"));
+            }
+            Ok(())
+        })?;
+    }
+    if vanished && (!uid || changed_since.is_none()) {
+        return Err(Bad("VANISHED needs UID FETCH with CHANGEDSINCE"));
+    }
+    Ok(Command::Fetch {
+        uid,
+        set,
+        items,
+        changed_since,
+        vanished,
+    })
+}
+
+fn store<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let set = SeqSet::parse(a)?;
+    a.sp()?;
+    let mut unchanged_since = None;
+    if a.peek() == Some(b'(') {
+        a.list(|a| {
+            if !a.keyword("UNCHANGEDSINCE") {
+                return Err(Bad("unknown STORE modifier"));
+            }
+            a.sp()?;
+            unchanged_since = Some(a.number()?);
+            Ok(())
+        })?;
+        a.sp()?;
+    }
+    let mode = if a.byte(b'+') {
+        StoreMode::Add
+    } else if a.byte(b'-') {
+        StoreMode::Remove
+    } else {
+        StoreMode::Replace
+    };
+    if !a.keyword("FLAGS") {
+        return Err(Bad("expected FLAGS"));
+    }
+    let silent = a.keyword(".SILENT");
+    a.sp()?;
+    let flags = if a.peek() == Some(b'(') {
+        a.list(|a| a.flag())?
+    } else {
+        let mut flags = vec![a.flag()?];
+        while a.byte(b' ') {
+            flags.push(a.flag()?);
+        }
+        flags
+    };
+    Ok(Command::Store {
+        uid,
+        set,
+        unchanged_since,
+        mode,
+        silent,
+        flags,
+    })
+}
+
+fn copy<'a>(a: &mut Args<'a>, uid: bool, moving: bool) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let set = SeqSet::parse(a)?;
+    a.sp()?;
+    let mailbox = a.astring()?;
+    Ok(Command::Copy {
+        uid,
+        set,
+        mailbox,
+        moving,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &[u8]) -> Command<'_> {
+        match parse(s) {
+            Ok((_, c)) => c,
+            Err(e) => panic!("{:?}: {e:?}", String::from_utf8_lossy(s)),
+        }
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(ok(b"a1 NOOP\r\n"), Command::Noop);
+        assert_eq!(
+            ok(b"a LOGIN alice \"pw \\\"x\"\r\n"),
+            Command::Login(Cow::Borrowed(&b"alice"[..]), Cow::Owned(b"pw \"x".to_vec()))
+        );
+        assert!(matches!(
+            ok(b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)\r\n"),
+            Command::Fetch { uid: true, vanished: true, changed_since: Some(5), .. }
+        ));
+        assert!(matches!(
+            ok(b"a STORE 1 +FLAGS.SILENT (\\Seen)\r\n"),
+            Command::Store { mode: StoreMode::Add, silent: true, .. }
+        ));
+        assert!(matches!(
+            ok(b"a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES))\r\n"),
+            Command::List { params: ListParams { subscribed: true, ret_children: true, .. }, .. }
+        ));
+        assert!(matches!(
+            ok(b"a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211))\r\n"),
+            Command::Select(_, false, SelectParams { qresync: Some(_), .. })
+        ));
+        assert!(matches!(
+            ok(b"a APPEND Sent (\\Seen) \"7-Feb-1994 21:52:25 -0800\" "),
+            Command::Append { .. }
+        ));
+        assert!(matches!(
+            ok(b"a AUTHENTICATE PLAIN AGFsaWNlAHB3\r\n"),
+            Command::Authenticate(_, Some(b"AGFsaWNlAHB3"))
+        ));
+        assert!(matches!(
+            ok(b"a SEARCH RETURN (MIN COUNT) CHARSET UTF-8 UNSEEN\r\n"),
+            Command::Search { ret: SearchReturn { min: true, count: true, .. }, .. }
+        ));
+        assert!(matches!(ok(b"t UID EXPUNGE 3:5\r\n"), Command::Expunge(Some(_))));
+        assert!(matches!(ok(b"t LOGIN {5}\r\nalice {2}\r\npw\r\n"), Command::Login(..)));
+    }
+
+    #[test]
+    fn nasty_commands() {
+        for bad in [
+            &b"\r\n"[..],
+            b"a\r\n",
+            b"a \r\n",
+            b"a FOO\r\n",
+            b"+ NOOP\r\n",
+            b"a NOOP x\r\n",
+            b"a LOGIN alice\r\n",
+            b"a SELECT\r\n",
+            b"a FETCH 1\r\n",
+            b"a FETCH x FLAGS\r\n",
+            b"a STORE 1 FLAGS\r\n",
+            b"a STORE 1 XFLAGS (\\Seen)\r\n",
+            b"a UID FOO 1\r\n",
+            b"a LIST (RECURSIVEMATCH) \"\" *\r\n",
+            b"a SEARCH CHARSET KOI8-R ALL\r\n",
+            b"a STATUS INBOX ()\r\n",
+            b"a ENABLE\r\n",
+            b"a UID FETCH 1 FLAGS (VANISHED)\r\n",
+        ] {
+            assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(parse(b"a1 FOO\r\n").unwrap_err().0, Some(&b"a1"[..]));
+    }
+}
