@@ -9,11 +9,14 @@
 
 pub mod cleanup;
 pub mod content;
+pub mod folders;
 pub mod lock;
 pub mod maildir;
+pub mod mailfolder;
 pub mod maildrop;
 pub mod mbox;
 pub mod queue;
+pub mod uidlist;
 
 use std::path::{Path, PathBuf};
 

@@ -1,12 +1,22 @@
 //! IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501): the command parser
 //! and the session, fed bytes like SMTP and POP3. Mailboxes on disk are
-//! the loop's business: the session asks for them with an [`ImapStep`]
-//! and reads the selected one's state through [`Folder`].
+//! the loop's business: the session asks with a [`request::Request`]
+//! and reads the selected folder's shared state ([`folder::Folder`]).
 
 pub mod args;
 pub mod command;
 pub mod fetch;
+pub mod folder;
 pub mod frame;
+mod list;
+pub mod render;
+pub mod names;
+pub mod request;
+pub mod response;
 pub mod search;
+mod selected;
 pub mod sequence;
+pub mod session;
 pub mod utf7;
+
+pub use session::{AppendSink, Enabled, Imap, ImapStep, Settings};

@@ -1,0 +1,212 @@
+//! A mailbox as the loop holds it while sessions have it selected: its
+//! messages by UID with flags and MODSEQ, one copy shared by every
+//! session (each keeps only its own view of which messages it has been
+//! told about, see `view.rs`). The store fills and changes it; sessions
+//! read it.
+
+/// System flags and keywords of one message, in one word: bits 0–5 the
+/// system flags (and Maildir's `P`), bits 6–31 keywords `a`..`z` of the
+/// folder's keyword table (Maildir letters, as Dovecot's
+/// `dovecot-keywords` numbers them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Flags(pub u32);
+
+/// The system flags in bit order, with their Maildir letters.
+pub const SYSTEM: [(&str, char); 5] = [
+    ("\\Seen", 'S'),
+    ("\\Answered", 'R'),
+    ("\\Flagged", 'F'),
+    ("\\Deleted", 'T'),
+    ("\\Draft", 'D'),
+];
+/// Maildir's `P` (passed): kept, never shown.
+pub const PASSED: u32 = 1 << 5;
+/// Keywords a folder may have (Maildir letters a–z).
+pub const MAX_KEYWORDS: usize = 26;
+const KEYWORD_SHIFT: u32 = 6;
+
+impl Flags {
+    /// \Seen.
+    pub const SEEN: Flags = Flags(1);
+    /// \Deleted.
+    pub const DELETED: Flags = Flags(1 << 3);
+
+    /// True if every flag of `other` is set.
+    pub fn has(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The bit of keyword number `i`.
+    pub fn keyword(i: usize) -> Flags {
+        Flags(1 << (KEYWORD_SHIFT as usize + i))
+    }
+
+    /// From the letters after `:2,` in a Maildir name; keyword letters
+    /// past the table's end are dropped.
+    pub fn from_maildir(info: &str) -> Flags {
+        let mut f = 0;
+        for c in info.chars() {
+            if let Some(i) = SYSTEM.iter().position(|&(_, l)| l == c) {
+                f |= 1 << i;
+            } else if c == 'P' {
+                f |= PASSED;
+            } else if c.is_ascii_lowercase() {
+                f |= 1 << (KEYWORD_SHIFT + (c as u32 - 'a' as u32));
+            }
+        }
+        Flags(f)
+    }
+
+    /// The letters for a Maildir name, in ASCII order as the spec asks.
+    pub fn to_maildir(self) -> String {
+        let mut letters: Vec<char> = SYSTEM
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, &(_, l))| l)
+            .collect();
+        if self.0 & PASSED != 0 {
+            letters.push('P');
+        }
+        for i in 0..MAX_KEYWORDS {
+            if self.has(Flags::keyword(i)) {
+                letters.push((b'a' + i as u8) as char);
+            }
+        }
+        letters.sort_unstable();
+        letters.into_iter().collect()
+    }
+}
+
+/// One message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    /// Its UID.
+    pub uid: u32,
+    /// Its flags.
+    pub flags: Flags,
+    /// When its flags last changed (or it arrived).
+    pub modseq: u64,
+    /// Where the store keeps it (Maildir: `cur/NAME` or `new/NAME`).
+    pub file: Box<str>,
+}
+
+/// A mailbox's shared state.
+#[derive(Debug, Clone, Default)]
+pub struct Folder {
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// The next UID to be given.
+    pub uidnext: u32,
+    /// The highest MODSEQ of any change, expunges included.
+    pub highest_modseq: u64,
+    /// Messages, by UID ascending.
+    pub msgs: Vec<Msg>,
+    /// Keyword names, by number.
+    pub keywords: Vec<String>,
+    /// Expunges not every session has been told of yet: (modseq, uid).
+    pub expunged: Vec<(u64, u32)>,
+}
+
+impl Folder {
+    /// Index of the message with `uid`.
+    pub fn find(&self, uid: u32) -> Option<usize> {
+        self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// The message with `uid`.
+    pub fn get(&self, uid: u32) -> Option<&Msg> {
+        self.find(uid).map(|i| &self.msgs[i])
+    }
+
+    /// Writes `(\Seen $Junk ...)`.
+    pub fn write_flags(&self, flags: Flags, out: &mut Vec<u8>) {
+        out.push(b'(');
+        let mut first = true;
+        let mut put = |name: &str, out: &mut Vec<u8>| {
+            if !first {
+                out.push(b' ');
+            }
+            first = false;
+            out.extend_from_slice(name.as_bytes());
+        };
+        for (i, (name, _)) in SYSTEM.iter().enumerate() {
+            if flags.0 & (1 << i) != 0 {
+                put(name, out);
+            }
+        }
+        for (i, k) in self.keywords.iter().enumerate().take(MAX_KEYWORDS) {
+            if flags.has(Flags::keyword(i)) {
+                put(k, out);
+            }
+        }
+        out.push(b')');
+    }
+
+    /// The bit for a flag name, adding a keyword to the table if there
+    /// is room (`add`); None if unknown (or no room).
+    pub fn flag_bit(&mut self, name: &[u8], add: bool) -> Option<Flags> {
+        if let Some(i) = SYSTEM
+            .iter()
+            .position(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        {
+            return Some(Flags(1 << i));
+        }
+        if name.first() == Some(&b'\\') {
+            return None;
+        }
+        let name = std::str::from_utf8(name).ok()?;
+        if let Some(i) =
+            self.keywords.iter().position(|k| k.eq_ignore_ascii_case(name))
+        {
+            return Some(Flags::keyword(i));
+        }
+        if !add || self.keywords.len() >= MAX_KEYWORDS {
+            return None;
+        }
+        self.keywords.push(name.to_string());
+        Some(Flags::keyword(self.keywords.len() - 1))
+    }
+
+    /// Messages with `\Seen` unset, and the first of them (1-based).
+    pub fn unseen(&self) -> (usize, Option<usize>) {
+        let mut count = 0;
+        let mut first = None;
+        for (i, m) in self.msgs.iter().enumerate() {
+            if !m.flags.has(Flags::SEEN) {
+                count += 1;
+                first.get_or_insert(i + 1);
+            }
+        }
+        (count, first)
+    }
+
+    /// Records an expunge for sessions not yet told, dropping records
+    /// every view has passed (`oldest`: the lowest MODSEQ any view of
+    /// this folder is synced to).
+    pub fn note_expunged(&mut self, uid: u32, modseq: u64, oldest: u64) {
+        self.expunged.retain(|&(m, _)| m > oldest);
+        self.expunged.push((modseq, uid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maildir_letters() {
+        let f = Flags::from_maildir("FSab");
+        assert!(f.has(Flags::SEEN));
+        assert!(f.has(Flags::keyword(1)));
+        assert_eq!(f.to_maildir(), "FSab");
+        assert_eq!(Flags::from_maildir("PDRT").to_maildir(), "DPRT");
+        let mut folder = Folder::default();
+        let junk = folder.flag_bit(b"$Junk", true).unwrap();
+        assert_eq!(junk, Flags::keyword(0));
+        let mut out = Vec::new();
+        folder.write_flags(Flags(junk.0 | 1), &mut out);
+        assert_eq!(out, b"(\\Seen $Junk)");
+        assert_eq!(folder.flag_bit(b"\\Recent", true), None);
+    }
+}

@@ -1,0 +1,59 @@
+//! Writing LIST, LSUB and STATUS answers.
+
+use super::command::{ListParams, StatusItem};
+use super::names;
+use super::request::{Listed, Status};
+use super::response::{line, mailbox};
+use super::session::Enabled;
+
+/// `* LIST (attributes) "." name` for each folder, with LIST-STATUS.
+pub fn write(
+    out: &mut Vec<u8>,
+    list: &[Listed],
+    lsub: bool,
+    params: &ListParams,
+    enabled: Enabled,
+) {
+    let kind = if lsub { "LSUB" } else { "LIST" };
+    for l in list {
+        let name = names::encode(&l.name, enabled.utf8);
+        out.extend_from_slice(
+            format!("* {kind} ({}) \".\" ", l.attributes.join(" ")).as_bytes(),
+        );
+        mailbox(out, &name);
+        out.extend_from_slice(b"\r\n");
+        if let (Some(items), Some(st)) = (&params.ret_status, &l.status) {
+            write_status(out, &l.name, st, items, enabled);
+        }
+    }
+}
+
+/// `* STATUS name (items)`.
+pub fn write_status(
+    out: &mut Vec<u8>,
+    name: &str,
+    st: &Status,
+    items: &[StatusItem],
+    enabled: Enabled,
+) {
+    out.extend_from_slice(b"* STATUS ");
+    mailbox(out, &names::encode(name, enabled.utf8));
+    let parts: Vec<String> = items
+        .iter()
+        .map(|i| match i {
+            StatusItem::Messages => format!("MESSAGES {}", st.messages),
+            StatusItem::Recent => "RECENT 0".to_string(),
+            StatusItem::UidNext => format!("UIDNEXT {}", st.uidnext),
+            StatusItem::UidValidity => {
+                format!("UIDVALIDITY {}", st.uidvalidity)
+            }
+            StatusItem::Unseen => format!("UNSEEN {}", st.unseen),
+            StatusItem::Deleted => format!("DELETED {}", st.deleted),
+            StatusItem::Size => format!("SIZE {}", st.size),
+            StatusItem::HighestModSeq => {
+                format!("HIGHESTMODSEQ {}", st.highest_modseq)
+            }
+        })
+        .collect();
+    line(out, &format!(" ({})", parts.join(" ")));
+}

@@ -1,0 +1,193 @@
+//! FETCH items that need the message's octets: sizes, dates and body
+//! sections of the whole message (header, text, header fields, partial
+//! ranges). Works on the message as sent (CRLF line ends).
+
+use super::fetch::{Item, Section, SectionText};
+use super::response::literal;
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+    "Nov", "Dec",
+];
+
+/// Writes the file items of `items` for one message, each with a
+/// leading space.
+pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
+    for item in items {
+        match item {
+            Item::InternalDate => {
+                out.extend_from_slice(b" INTERNALDATE \"");
+                out.extend_from_slice(date_time(internal).as_bytes());
+                out.push(b'"');
+            }
+            Item::Size => {
+                out.extend_from_slice(format!(" RFC822.SIZE {}", msg.len()).as_bytes());
+            }
+            Item::Section {
+                section,
+                partial,
+                binary,
+                alias,
+                ..
+            } => {
+                out.push(b' ');
+                match alias {
+                    Some(a) => out.extend_from_slice(a.as_bytes()),
+                    None => {
+                        out.extend_from_slice(if *binary { b"BINARY[" } else { b"BODY[" });
+                        write_section(section, out);
+                        out.push(b']');
+                        if let Some((start, _)) = partial {
+                            out.extend_from_slice(format!("<{start}>").as_bytes());
+                        }
+                    }
+                }
+                out.push(b' ');
+                let data = section_data(msg, section);
+                let data = match partial {
+                    Some((start, len)) => {
+                        let s = (*start as usize).min(data.len());
+                        let e = s.saturating_add(*len as usize).min(data.len());
+                        &data[s..e]
+                    }
+                    None => &data[..],
+                };
+                if *binary && data.contains(&0) {
+                    out.push(b'~');
+                }
+                literal(out, data);
+            }
+            Item::BinarySize(part) if part.is_empty() => {
+                out.extend_from_slice(format!(" BINARY.SIZE[] {}", msg.len()).as_bytes());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn write_section(s: &Section, out: &mut Vec<u8>) {
+    let parts: Vec<String> = s.part.iter().map(u32::to_string).collect();
+    out.extend_from_slice(parts.join(".").as_bytes());
+    let text = match &s.text {
+        SectionText::All => return,
+        SectionText::Header => "HEADER".to_string(),
+        SectionText::Text => "TEXT".to_string(),
+        SectionText::Mime => "MIME".to_string(),
+        SectionText::Fields { names, not } => format!(
+            "HEADER.FIELDS{} ({})",
+            if *not { ".NOT" } else { "" },
+            names.join(" ")
+        ),
+    };
+    if !s.part.is_empty() {
+        out.push(b'.');
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// The header (with its blank line) and the body.
+pub fn split(msg: &[u8]) -> (&[u8], &[u8]) {
+    if msg.starts_with(b"\r\n") {
+        return (&msg[..2], &msg[2..]);
+    }
+    match memchr::memmem::find(msg, b"\r\n\r\n") {
+        Some(i) => (&msg[..i + 4], &msg[i + 4..]),
+        None => (msg, &[]),
+    }
+}
+
+/// The octets a section names (whole-message sections; parts later).
+fn section_data<'a>(msg: &'a [u8], s: &Section) -> std::borrow::Cow<'a, [u8]> {
+    use std::borrow::Cow;
+    if !s.part.is_empty() {
+        // Single-part messages: part 1 is the body.
+        if s.part == [1] && matches!(s.text, SectionText::All) {
+            return Cow::Borrowed(split(msg).1);
+        }
+        return Cow::Borrowed(&[]);
+    }
+    let (head, body) = split(msg);
+    match &s.text {
+        SectionText::All => Cow::Borrowed(msg),
+        SectionText::Header | SectionText::Mime => Cow::Borrowed(head),
+        SectionText::Text => Cow::Borrowed(body),
+        SectionText::Fields { names, not } => {
+            Cow::Owned(header_fields(head, names, *not))
+        }
+    }
+}
+
+/// The fields of `head` named (or, with `not`, not named), then CRLF.
+pub fn header_fields(head: &[u8], names: &[String], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" {
+            break;
+        }
+        let continuation = matches!(line.first(), Some(b' ') | Some(b'\t'));
+        if !continuation {
+            let name = line.split(|&b| b == b':').next().unwrap_or(b"");
+            let name = String::from_utf8_lossy(name).trim().to_ascii_uppercase();
+            keep = names.iter().any(|n| *n == name) != not;
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// `dd-Mon-yyyy hh:mm:ss +0000`.
+pub fn date_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{d:02}-{}-{y:04} {:02}:{:02}:{:02} +0000",
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Calendar date of a day count since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::imap::args::Args;
+    use crate::proto::imap::fetch::parse_items;
+
+    #[test]
+    fn sections() {
+        let msg = b"From: a@x\r\nSubject: hi\r\n there\r\nTo: b@y\r\n\r\nbody\r\n";
+        let its = parse_items(&mut Args::new(
+            b"(RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY[TEXT]<1.2>)",
+        ))
+        .unwrap();
+        let mut out = Vec::new();
+        items(msg, 0, &its, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            " RFC822.SIZE 49 BODY[HEADER.FIELDS (SUBJECT)] {23}\r\nSubject: hi\r\n there\r\n\r\n BODY[TEXT]<1> {2}\r\nod"
+        );
+        assert_eq!(date_time(0), "01-Jan-1970 00:00:00 +0000");
+        assert_eq!(date_time(951_782_400), "29-Feb-2000 00:00:00 +0000");
+    }
+}

@@ -1,0 +1,142 @@
+//! What an IMAP session asks the loop to do with mailboxes on disk, and
+//! what it is told back. Names are UTF-8, already checked by `names.rs`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::command::{ListParams, StatusItem};
+use super::fetch::Item;
+use super::folder::{Flags, Folder};
+
+/// A mailbox operation for the loop.
+#[derive(Debug)]
+pub enum Request {
+    /// Open (and sync) a folder for SELECT/EXAMINE.
+    Select(String),
+    /// List folders matching any of the patterns (already joined with
+    /// the reference).
+    List(Vec<String>, ListParams),
+    /// Create a folder, with a SPECIAL-USE attribute perhaps.
+    Create(String, Option<String>),
+    /// Delete a folder.
+    Delete(String),
+    /// Rename a folder (and its children).
+    Rename(String, String),
+    /// Subscribe (`true`) or unsubscribe.
+    Subscribe(String, bool),
+    /// STATUS of a folder.
+    Status(String, Vec<StatusItem>),
+    /// Store the message streamed to the sink in a folder.
+    Append {
+        /// The folder.
+        folder: String,
+        /// Flag names given.
+        flags: Vec<String>,
+        /// INTERNALDATE (seconds since the epoch), if given.
+        date: Option<i64>,
+    },
+    /// Set these messages' flags in the selected folder.
+    Store(Vec<(u32, Flags)>),
+    /// Remove these messages from the selected folder.
+    Expunge(Vec<u32>),
+    /// Copy (or move) these messages to another folder.
+    Copy {
+        /// UIDs in the selected folder.
+        uids: Vec<u32>,
+        /// The destination.
+        to: String,
+        /// MOVE.
+        moving: bool,
+    },
+    /// Read these messages' files for FETCH items.
+    Fetch(Vec<u32>, Rc<[Item]>),
+    /// Look on disk for changes other programs made.
+    Sync,
+}
+
+/// One folder of a LIST answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its name (UTF-8).
+    pub name: String,
+    /// Attributes: `\HasChildren`, `\Sent`, `\NonExistent`, ...
+    pub attributes: Vec<&'static str>,
+    /// STATUS for LIST-STATUS.
+    pub status: Option<Status>,
+}
+
+/// A folder's STATUS figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Status {
+    /// MESSAGES.
+    pub messages: u32,
+    /// UIDNEXT.
+    pub uidnext: u32,
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UNSEEN.
+    pub unseen: u32,
+    /// DELETED.
+    pub deleted: u32,
+    /// SIZE.
+    pub size: u64,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: u64,
+}
+
+/// Why an operation failed: the response code and text for `NO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct No {
+    /// A response code such as `NONEXISTENT`, `ALREADYEXISTS`, `TRYCREATE`.
+    pub code: Option<&'static str>,
+    /// Human text.
+    pub text: String,
+}
+
+impl No {
+    /// A NO with a code.
+    pub fn code(code: &'static str, text: impl Into<String>) -> No {
+        No {
+            code: Some(code),
+            text: text.into(),
+        }
+    }
+
+    /// A NO without a code.
+    pub fn text(text: impl Into<String>) -> No {
+        No {
+            code: None,
+            text: text.into(),
+        }
+    }
+}
+
+/// One message's answer to a FETCH of file data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Its UID.
+    pub uid: u32,
+    /// The items, written (` BODY[] {12}\r\n...`), each with a leading
+    /// space; None if the message is gone.
+    pub data: Option<Vec<u8>>,
+}
+
+/// The loop's answer to a [`Request`].
+#[derive(Debug)]
+pub enum Reply {
+    /// The folder is open.
+    Selected(Result<Rc<RefCell<Folder>>, No>),
+    /// LIST results.
+    Listed(Result<Vec<Listed>, No>),
+    /// CREATE, DELETE, RENAME, SUBSCRIBE, EXPUNGE, STORE, SYNC done.
+    Done(Result<(), No>),
+    /// STATUS.
+    Status(Result<Status, No>),
+    /// APPEND: the UIDVALIDITY and UID given.
+    Appended(Result<(u32, u32), No>),
+    /// COPY/MOVE: the UIDVALIDITY of the destination, source and new
+    /// UIDs in the same order.
+    Copied(Result<(u32, Vec<u32>, Vec<u32>), No>),
+    /// FETCH data.
+    Fetched(Vec<Fetched>),
+}

@@ -1,0 +1,973 @@
+//! The selected mailbox: this session's view of it (the UIDs it has been
+//! told about, in sequence order) over the folder every session shares,
+//! and the commands that work on it: FETCH, STORE, SEARCH, EXPUNGE,
+//! COPY, MOVE, CLOSE, UNSELECT.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::command::{Command, Qresync, SearchReturn, StoreMode};
+use super::fetch::Item;
+use super::folder::{Flags, Folder};
+use super::request::{No, Reply, Request};
+use super::response::{line, tagged};
+use super::search::Key;
+use super::sequence::{SeqSet, write_set};
+use super::session::{Enabled, ImapStep, tagged_no};
+use crate::proto::OUTPUT_CAP;
+
+/// Messages whose files one FETCH request reads.
+const FETCH_BATCH: usize = 32;
+
+/// A command waiting for the loop, with what it needs to finish.
+#[derive(Debug)]
+pub enum Pending {
+    /// LOGIN or AUTHENTICATE.
+    Login(Vec<u8>),
+    /// SELECT or EXAMINE.
+    Select {
+        /// Tag.
+        tag: Vec<u8>,
+        /// EXAMINE.
+        readonly: bool,
+        /// The folder.
+        name: String,
+        /// QRESYNC parameters.
+        qresync: Option<Qresync>,
+    },
+    /// A command answered with OK or NO only.
+    Plain(Vec<u8>),
+    /// LIST or LSUB.
+    List {
+        /// Tag.
+        tag: Vec<u8>,
+        /// LSUB.
+        lsub: bool,
+        /// Options.
+        params: super::command::ListParams,
+    },
+    /// STATUS.
+    Status {
+        /// Tag.
+        tag: Vec<u8>,
+        /// The folder.
+        name: String,
+        /// Items asked for.
+        items: Vec<super::command::StatusItem>,
+    },
+    /// APPEND.
+    Append(Vec<u8>),
+    /// FETCH under way.
+    Fetch(Box<FetchState>),
+    /// STORE (also FETCH's implicit \Seen, then the FETCH).
+    Store(Box<StoreState>),
+    /// EXPUNGE; `close` for CLOSE (no responses, then unselect).
+    Expunge {
+        /// Tag.
+        tag: Vec<u8>,
+        /// CLOSE.
+        close: bool,
+    },
+    /// COPY or MOVE.
+    Copy {
+        /// Tag.
+        tag: Vec<u8>,
+        /// MOVE.
+        moving: bool,
+    },
+    /// Not a command: the session leaves Selected state.
+    Unselect,
+}
+
+/// A FETCH being answered, a bounded piece at a time.
+#[derive(Debug)]
+pub struct FetchState {
+    tag: Vec<u8>,
+    items: Rc<[Item]>,
+    targets: Vec<u32>,
+    next: usize,
+    needs_file: bool,
+    changed_since: Option<u64>,
+}
+
+/// A STORE waiting for its renames.
+#[derive(Debug)]
+pub struct StoreState {
+    tag: Vec<u8>,
+    uid_mode: bool,
+    silent: bool,
+    targets: Vec<u32>,
+    modified: Vec<u32>,
+    /// FETCH's implicit \Seen: the FETCH to answer once stored.
+    then_fetch: Option<Box<FetchState>>,
+    /// The session was in step with the folder before: its own change
+    /// is not news to it afterwards.
+    in_step: bool,
+}
+
+/// The selected mailbox as this session sees it.
+#[derive(Debug)]
+pub struct Selected {
+    /// The shared folder.
+    pub folder: Rc<RefCell<Folder>>,
+    /// Its name.
+    pub name: String,
+    /// EXAMINE.
+    pub readonly: bool,
+    /// UIDs the client knows, sequence number = index + 1.
+    view: Vec<u32>,
+    /// Flag changes up to this MODSEQ have been told.
+    told_modseq: u64,
+}
+
+type CmdResult = Result<(Option<Pending>, ImapStep), (Vec<u8>, &'static str)>;
+
+impl Selected {
+    /// SELECT succeeded: the untagged data and the tagged OK.
+    pub fn open(
+        folder: Rc<RefCell<Folder>>,
+        name: String,
+        readonly: bool,
+        qresync: Option<Qresync>,
+        enabled: Enabled,
+        tag: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Selected {
+        let f = folder.borrow();
+        let view: Vec<u32> = f.msgs.iter().map(|m| m.uid).collect();
+        let mut flags = Vec::new();
+        f.write_flags(Flags(u32::MAX & !super::folder::PASSED), &mut flags);
+        let flags = String::from_utf8_lossy(&flags).into_owned();
+        line(out, &format!("* {} EXISTS", view.len()));
+        if !enabled.rev2 {
+            line(out, "* 0 RECENT");
+        }
+        line(out, &format!("* FLAGS {flags}"));
+        let permanent = if readonly {
+            "()".to_string()
+        } else {
+            format!("{} \\*)", flags.trim_end_matches(')'))
+        };
+        line(out, &format!("* OK [PERMANENTFLAGS {permanent}] Flags"));
+        if !enabled.rev2 {
+            if let (_, Some(first)) = f.unseen() {
+                line(out, &format!("* OK [UNSEEN {first}] First unseen"));
+            }
+        }
+        line(out, &format!("* OK [UIDVALIDITY {}] UIDs valid", f.uidvalidity));
+        line(out, &format!("* OK [UIDNEXT {}] Predicted next UID", f.uidnext));
+        if enabled.condstore {
+            line(
+                out,
+                &format!("* OK [HIGHESTMODSEQ {}] Highest", f.highest_modseq.max(1)),
+            );
+        }
+        if let Some(q) = qresync.filter(|q| q.uidvalidity == f.uidvalidity) {
+            write_qresync(&f, &q, out);
+        }
+        let access = if readonly { "READ-ONLY" } else { "READ-WRITE" };
+        let verb = if readonly { "EXAMINE" } else { "SELECT" };
+        tagged(out, tag, "OK", &format!("[{access}] {verb} completed"));
+        let told_modseq = f.highest_modseq;
+        drop(f);
+        Selected {
+            folder,
+            name,
+            readonly,
+            view,
+            told_modseq,
+        }
+    }
+
+    fn seq_of(&self, uid: u32) -> Option<usize> {
+        self.view.binary_search(&uid).ok().map(|i| i + 1)
+    }
+
+    /// UIDs a set names: sequence numbers or UIDs as the command says.
+    fn targets(&self, set: &SeqSet, uid_mode: bool) -> Result<Vec<u32>, &'static str> {
+        if self.view.is_empty() && !uid_mode {
+            return Err("no messages");
+        }
+        let max = if uid_mode {
+            self.view.last().copied().unwrap_or(0)
+        } else {
+            self.view.len() as u32
+        };
+        let Some(ranges) = set.resolve(max) else {
+            return Err("no saved search result");
+        };
+        let mut uids = Vec::new();
+        if uid_mode {
+            for (a, b) in ranges {
+                let lo = self.view.partition_point(|&u| u < a);
+                let hi = self.view.partition_point(|&u| u <= b);
+                uids.extend_from_slice(&self.view[lo..hi]);
+            }
+        } else {
+            for (a, b) in ranges {
+                if b as usize > self.view.len() {
+                    return Err("invalid message sequence number");
+                }
+                uids.extend_from_slice(&self.view[a as usize - 1..b as usize]);
+            }
+        }
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    /// Tells the client what changed since it last heard.
+    pub fn sync(&mut self, out: &mut Vec<u8>, expunges: bool, enabled: Enabled) {
+        let folder = Rc::clone(&self.folder);
+        let f = folder.borrow();
+        if expunges {
+            let gone: Vec<u32> = self
+                .view
+                .iter()
+                .copied()
+                .filter(|&u| f.find(u).is_none())
+                .collect();
+            if !gone.is_empty() {
+                if enabled.qresync {
+                    let mut set = Vec::new();
+                    write_set(&gone, &mut set);
+                    out.extend_from_slice(b"* VANISHED ");
+                    out.extend_from_slice(&set);
+                    out.extend_from_slice(b"\r\n");
+                    self.view.retain(|u| gone.binary_search(u).is_err());
+                } else {
+                    for &u in gone.iter().rev() {
+                        if let Ok(i) = self.view.binary_search(&u) {
+                            line(out, &format!("* {} EXPUNGE", i + 1));
+                            self.view.remove(i);
+                        }
+                    }
+                }
+            }
+        }
+        let last = self.view.last().copied().unwrap_or(0);
+        let start = f.msgs.partition_point(|m| m.uid <= last);
+        if start < f.msgs.len() {
+            self.view.extend(f.msgs[start..].iter().map(|m| m.uid));
+            line(out, &format!("* {} EXISTS", self.view.len()));
+            if !enabled.rev2 {
+                line(out, "* 0 RECENT");
+            }
+        }
+        if f.highest_modseq > self.told_modseq {
+            for (i, &uid) in self.view.iter().enumerate() {
+                let Some(m) = f.get(uid) else { continue };
+                if m.modseq <= self.told_modseq || m.uid > last {
+                    continue;
+                }
+                out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+                if enabled.condstore || enabled.qresync {
+                    out.extend_from_slice(format!("UID {uid} ").as_bytes());
+                }
+                out.extend_from_slice(b"FLAGS ");
+                f.write_flags(m.flags, out);
+                if enabled.condstore {
+                    out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+                }
+                out.extend_from_slice(b")\r\n");
+            }
+            self.told_modseq = f.highest_modseq;
+        }
+    }
+
+    /// A command in Selected state.
+    pub fn command(
+        &mut self,
+        tag: Vec<u8>,
+        cmd: Command<'_>,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) -> CmdResult {
+        match cmd {
+            Command::Unselect => {
+                tagged(out, &tag, "OK", "UNSELECT completed");
+                Ok((Some(Pending::Unselect), ImapStep::Continue))
+            }
+            Command::Close => {
+                let deleted = self.deleted(None);
+                if self.readonly || deleted.is_empty() {
+                    tagged(out, &tag, "OK", "CLOSE completed");
+                    return Ok((Some(Pending::Unselect), ImapStep::Continue));
+                }
+                Ok((
+                    Some(Pending::Expunge { tag, close: true }),
+                    ImapStep::Io(Request::Expunge(deleted)),
+                ))
+            }
+            Command::Expunge(set) => {
+                if self.readonly {
+                    tagged(out, &tag, "NO", "[READ-ONLY] mailbox is read-only");
+                    return Ok((None, ImapStep::Continue));
+                }
+                let within = match set.map(|s| self.targets(&s, true)) {
+                    Some(Ok(t)) => Some(t),
+                    Some(Err(why)) => return Err((tag, why)),
+                    None => None,
+                };
+                let deleted = self.deleted(within.as_deref());
+                if deleted.is_empty() {
+                    self.sync(out, true, enabled);
+                    tagged(out, &tag, "OK", "EXPUNGE completed");
+                    return Ok((None, ImapStep::Continue));
+                }
+                Ok((
+                    Some(Pending::Expunge { tag, close: false }),
+                    ImapStep::Io(Request::Expunge(deleted)),
+                ))
+            }
+            Command::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => {
+                let targets = match self.targets(&set, uid) {
+                    Ok(t) => t,
+                    Err(_) if uid => Vec::new(),
+                    Err(why) => return Err((tag, why)),
+                };
+                if vanished {
+                    self.write_vanished(&set, changed_since.unwrap_or(0), out);
+                }
+                let mut items = items;
+                if uid && !items.contains(&Item::Uid) {
+                    items.insert(0, Item::Uid);
+                }
+                if (changed_since.is_some() || enabled.condstore)
+                    && !items.contains(&Item::ModSeq)
+                    && changed_since.is_some()
+                {
+                    items.push(Item::ModSeq);
+                }
+                let sets_seen = !self.readonly && items.iter().any(Item::sets_seen);
+                let needs_file = items.iter().any(Item::needs_file);
+                let mut fetch = Box::new(FetchState {
+                    tag,
+                    items: Rc::from(items),
+                    targets,
+                    next: 0,
+                    needs_file,
+                    changed_since,
+                });
+                if sets_seen {
+                    let unseen: Vec<(u32, Flags)> = {
+                        let f = self.folder.borrow();
+                        fetch
+                            .targets
+                            .iter()
+                            .filter_map(|&u| f.get(u))
+                            .filter(|m| !m.flags.has(Flags::SEEN))
+                            .map(|m| (m.uid, Flags(m.flags.0 | Flags::SEEN.0)))
+                            .collect()
+                    };
+                    if !unseen.is_empty() {
+                        if !fetch.items.contains(&Item::Flags) {
+                            let mut items = fetch.items.to_vec();
+                            items.push(Item::Flags);
+                            fetch.items = Rc::from(items);
+                        }
+                        let store = StoreState {
+                            tag: Vec::new(),
+                            uid_mode: uid,
+                            silent: true,
+                            targets: Vec::new(),
+                            modified: Vec::new(),
+                            then_fetch: Some(fetch),
+                            in_step: self.in_step(),
+                        };
+                        return Ok((
+                            Some(Pending::Store(Box::new(store))),
+                            ImapStep::Io(Request::Store(unseen)),
+                        ));
+                    }
+                }
+                Ok(self.pump(fetch, enabled, out))
+            }
+            Command::Store {
+                uid,
+                set,
+                unchanged_since,
+                mode,
+                silent,
+                flags,
+            } => {
+                if self.readonly {
+                    tagged(out, &tag, "NO", "[READ-ONLY] mailbox is read-only");
+                    return Ok((None, ImapStep::Continue));
+                }
+                let targets = match self.targets(&set, uid) {
+                    Ok(t) => t,
+                    Err(_) if uid => Vec::new(),
+                    Err(why) => return Err((tag, why)),
+                };
+                let mut f = self.folder.borrow_mut();
+                let mut bits = Flags(0);
+                for name in &flags {
+                    match f.flag_bit(name, true) {
+                        Some(b) => bits.0 |= b.0,
+                        None if name.eq_ignore_ascii_case(b"\\Recent") => {}
+                        None if name.first() == Some(&b'\\') => {
+                            drop(f);
+                            return Err((tag, "unknown system flag"));
+                        }
+                        None => {
+                            drop(f);
+                            tagged(out, &tag, "NO", "too many keywords in this mailbox");
+                            return Ok((None, ImapStep::Continue));
+                        }
+                    }
+                }
+                let mut changes = Vec::new();
+                let mut modified = Vec::new();
+                for &u in &targets {
+                    let Some(m) = f.get(u) else { continue };
+                    if unchanged_since.is_some_and(|s| m.modseq > s) {
+                        modified.push(u);
+                        continue;
+                    }
+                    let keep = m.flags.0 & super::folder::PASSED;
+                    let new = match mode {
+                        StoreMode::Replace => Flags(bits.0 | keep),
+                        StoreMode::Add => Flags(m.flags.0 | bits.0),
+                        StoreMode::Remove => Flags(m.flags.0 & !bits.0),
+                    };
+                    if new != m.flags {
+                        changes.push((u, new));
+                    }
+                }
+                drop(f);
+                let mut store = Box::new(StoreState {
+                    tag,
+                    uid_mode: uid,
+                    silent,
+                    targets,
+                    modified,
+                    then_fetch: None,
+                    in_step: self.in_step(),
+                });
+                if changes.is_empty() {
+                    return Ok(self.finish_store(&mut store, enabled, out));
+                }
+                Ok((Some(Pending::Store(store)), ImapStep::Io(Request::Store(changes))))
+            }
+            Command::Search { uid, ret, keys } => {
+                self.search(&tag, uid, &ret, &keys, enabled, out);
+                Ok((None, ImapStep::Continue))
+            }
+            Command::Copy {
+                uid,
+                set,
+                mailbox,
+                moving,
+            } => {
+                if moving && self.readonly {
+                    tagged(out, &tag, "NO", "[READ-ONLY] mailbox is read-only");
+                    return Ok((None, ImapStep::Continue));
+                }
+                let targets = match self.targets(&set, uid) {
+                    Ok(t) => t,
+                    Err(_) if uid => Vec::new(),
+                    Err(why) => return Err((tag, why)),
+                };
+                let to = match super::names::decode(&mailbox, enabled.utf8) {
+                    Ok(n) => n,
+                    Err(why) => {
+                        tagged(out, &tag, "NO", why);
+                        return Ok((None, ImapStep::Continue));
+                    }
+                };
+                if targets.is_empty() {
+                    let verb = if moving { "MOVE" } else { "COPY" };
+                    tagged(out, &tag, "OK", &format!("{verb} completed (no messages)"));
+                    return Ok((None, ImapStep::Continue));
+                }
+                Ok((
+                    Some(Pending::Copy { tag, moving }),
+                    ImapStep::Io(Request::Copy {
+                        uids: targets,
+                        to,
+                        moving,
+                    }),
+                ))
+            }
+            _ => Err((tag, "command not valid in this state")),
+        }
+    }
+
+    fn in_step(&self) -> bool {
+        self.told_modseq == self.folder.borrow().highest_modseq
+    }
+
+    /// UIDs with \Deleted, within `within` if given.
+    fn deleted(&self, within: Option<&[u32]>) -> Vec<u32> {
+        let f = self.folder.borrow();
+        self.view
+            .iter()
+            .copied()
+            .filter(|u| within.is_none_or(|w| w.binary_search(u).is_ok()))
+            .filter(|&u| f.get(u).is_some_and(|m| m.flags.has(Flags::DELETED)))
+            .collect()
+    }
+
+    /// QRESYNC's VANISHED (EARLIER) for a UID FETCH: UIDs in the set
+    /// the folder no longer has, as far as we can tell (any UID below
+    /// UIDNEXT that is not there).
+    fn write_vanished(&self, set: &SeqSet, _since: u64, out: &mut Vec<u8>) {
+        let f = self.folder.borrow();
+        let Some(ranges) = set.resolve(f.uidnext.saturating_sub(1)) else {
+            return;
+        };
+        let mut gone = Vec::new();
+        for (a, b) in ranges {
+            let b = b.min(f.uidnext.saturating_sub(1));
+            for u in a..=b {
+                if f.find(u).is_none() && gone.len() < 100_000 {
+                    gone.push(u);
+                }
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let mut s = Vec::new();
+        write_set(&gone, &mut s);
+        out.extend_from_slice(b"* VANISHED (EARLIER) ");
+        out.extend_from_slice(&s);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Writes FETCH answers until the output is full or the files are
+    /// needed; then asks the loop or finishes.
+    fn pump(
+        &mut self,
+        mut fetch: Box<FetchState>,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) -> (Option<Pending>, ImapStep) {
+        while fetch.next < fetch.targets.len() {
+            if fetch.needs_file {
+                let end = (fetch.next + FETCH_BATCH).min(fetch.targets.len());
+                let batch = self.filter_changed(&fetch, end);
+                fetch.next = end;
+                if batch.is_empty() {
+                    continue;
+                }
+                let items = Rc::clone(&fetch.items);
+                return (Some(Pending::Fetch(fetch)), ImapStep::Io(Request::Fetch(batch, items)));
+            }
+            if out.len() >= OUTPUT_CAP {
+                return (Some(Pending::Fetch(fetch)), ImapStep::Continue);
+            }
+            let uid = fetch.targets[fetch.next];
+            fetch.next += 1;
+            if self.changed(&fetch, uid) {
+                self.write_fetch(uid, &fetch.items, None, enabled, out);
+            }
+        }
+        self.sync(out, false, enabled);
+        tagged(out, &fetch.tag, "OK", "FETCH completed");
+        (None, ImapStep::Continue)
+    }
+
+    fn changed(&self, fetch: &FetchState, uid: u32) -> bool {
+        let Some(since) = fetch.changed_since else {
+            return true;
+        };
+        self.folder.borrow().get(uid).is_some_and(|m| m.modseq > since)
+    }
+
+    fn filter_changed(&self, fetch: &FetchState, end: usize) -> Vec<u32> {
+        fetch.targets[fetch.next..end]
+            .iter()
+            .copied()
+            .filter(|&u| self.changed(fetch, u))
+            .collect()
+    }
+
+    /// True while a FETCH answer waits for room in the output.
+    pub fn fetch_stalled(pending: &Option<Pending>) -> bool {
+        matches!(pending, Some(Pending::Fetch(f)) if !f.needs_file)
+    }
+
+    /// Goes on with a FETCH stopped at the output cap.
+    pub fn resume(
+        &mut self,
+        pending: Pending,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) -> (Option<Pending>, ImapStep) {
+        match pending {
+            Pending::Fetch(f) => self.pump(f, enabled, out),
+            other => (Some(other), ImapStep::Continue),
+        }
+    }
+
+    /// `* seq FETCH (...)` for one message.
+    fn write_fetch(
+        &self,
+        uid: u32,
+        items: &[Item],
+        file_data: Option<&[u8]>,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) {
+        let f = self.folder.borrow();
+        let (Some(seq), Some(m)) = (self.seq_of(uid), f.get(uid)) else {
+            return;
+        };
+        out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+        let mut first = true;
+        let mut sep = |out: &mut Vec<u8>| {
+            if !first {
+                out.push(b' ');
+            }
+            first = false;
+        };
+        for item in items {
+            match item {
+                Item::Uid => {
+                    sep(out);
+                    out.extend_from_slice(format!("UID {uid}").as_bytes());
+                }
+                Item::Flags => {
+                    sep(out);
+                    out.extend_from_slice(b"FLAGS ");
+                    f.write_flags(m.flags, out);
+                }
+                Item::ModSeq => {
+                    sep(out);
+                    out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
+                }
+                _ => {}
+            }
+        }
+        if enabled.condstore && !items.contains(&Item::ModSeq) && items.contains(&Item::Flags) {
+            sep(out);
+            out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
+        }
+        if let Some(data) = file_data {
+            // Each file item comes with a leading space.
+            let data = if first { data.strip_prefix(b" ").unwrap_or(data) } else { data };
+            out.extend_from_slice(data);
+        }
+        out.extend_from_slice(b")\r\n");
+    }
+
+    fn finish_store(
+        &mut self,
+        store: &mut StoreState,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) -> (Option<Pending>, ImapStep) {
+        if !store.silent {
+            let mut items = vec![Item::Flags];
+            if store.uid_mode {
+                items.insert(0, Item::Uid);
+            }
+            if enabled.condstore {
+                items.push(Item::ModSeq);
+            }
+            for &u in &store.targets {
+                if store.modified.binary_search(&u).is_err() {
+                    self.write_fetch(u, &items, None, enabled, out);
+                }
+            }
+        }
+        if store.in_step {
+            self.told_modseq = self.folder.borrow().highest_modseq;
+        }
+        self.sync(out, false, enabled);
+        if store.modified.is_empty() {
+            tagged(out, &store.tag, "OK", "STORE completed");
+        } else {
+            let mut set = Vec::new();
+            let numbers: Vec<u32> = if store.uid_mode {
+                store.modified.clone()
+            } else {
+                store.modified.iter().filter_map(|&u| self.seq_of(u)).map(|s| s as u32).collect()
+            };
+            write_set(&numbers, &mut set);
+            let set = String::from_utf8_lossy(&set);
+            tagged(out, &store.tag, "OK", &format!("[MODIFIED {set}] Conditional STORE failed"));
+        }
+        (None, ImapStep::Continue)
+    }
+
+    /// The loop's answer for a command of ours.
+    pub fn done(
+        &mut self,
+        pending: Pending,
+        reply: Reply,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) -> (Option<Pending>, ImapStep) {
+        match (pending, reply) {
+            (Pending::Fetch(fetch), Reply::Fetched(results)) => {
+                for r in &results {
+                    if let Some(data) = &r.data {
+                        self.write_fetch(r.uid, &fetch.items, Some(data), enabled, out);
+                    }
+                }
+                self.pump(fetch, enabled, out)
+            }
+            (Pending::Store(mut store), Reply::Done(result)) => {
+                if let Err(no) = result {
+                    if let Some(fetch) = &store.then_fetch {
+                        tagged_no(out, &fetch.tag, &no);
+                    } else {
+                        tagged_no(out, &store.tag, &no);
+                    }
+                    return (None, ImapStep::Continue);
+                }
+                if store.in_step {
+                    self.told_modseq = self.folder.borrow().highest_modseq;
+                }
+                match store.then_fetch.take() {
+                    Some(fetch) => self.pump(fetch, enabled, out),
+                    None => self.finish_store(&mut store, enabled, out),
+                }
+            }
+            (Pending::Expunge { tag, close }, Reply::Done(result)) => {
+                if let Err(no) = result {
+                    tagged_no(out, &tag, &no);
+                    return (None, ImapStep::Continue);
+                }
+                if close {
+                    tagged(out, &tag, "OK", "CLOSE completed");
+                    return (Some(Pending::Unselect), ImapStep::Continue);
+                }
+                self.sync(out, true, enabled);
+                tagged(out, &tag, "OK", "EXPUNGE completed");
+                (None, ImapStep::Continue)
+            }
+            (Pending::Copy { tag, moving }, Reply::Copied(result)) => {
+                let (validity, src, dst) = match result {
+                    Ok(x) => x,
+                    Err(no) => {
+                        tagged_no(out, &tag, &no);
+                        return (None, ImapStep::Continue);
+                    }
+                };
+                let mut s = Vec::new();
+                write_set(&src, &mut s);
+                let mut d = Vec::new();
+                for (i, u) in dst.iter().enumerate() {
+                    if i > 0 {
+                        d.push(b',');
+                    }
+                    d.extend_from_slice(u.to_string().as_bytes());
+                }
+                let code = format!(
+                    "COPYUID {validity} {} {}",
+                    String::from_utf8_lossy(&s),
+                    String::from_utf8_lossy(&d)
+                );
+                if moving {
+                    line(out, &format!("* OK [{code}] Moved"));
+                    self.sync(out, true, enabled);
+                    tagged(out, &tag, "OK", "MOVE completed");
+                } else {
+                    self.sync(out, true, enabled);
+                    tagged(out, &tag, "OK", &format!("[{code}] COPY completed"));
+                }
+                (None, ImapStep::Continue)
+            }
+            (Pending::Plain(tag), Reply::Done(result)) => {
+                match result {
+                    Ok(()) => {
+                        self.sync(out, true, enabled);
+                        tagged(out, &tag, "OK", "completed");
+                    }
+                    Err(no) => tagged_no(out, &tag, &no),
+                }
+                (None, ImapStep::Continue)
+            }
+            (_, _) => (None, ImapStep::Continue),
+        }
+    }
+
+    /// SEARCH over what the folder holds in memory.
+    fn search(
+        &mut self,
+        tag: &[u8],
+        uid_mode: bool,
+        ret: &SearchReturn,
+        keys: &Key,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) {
+        if needs_content(keys) {
+            tagged_no(
+                out,
+                tag,
+                &No::code("CANNOT", "searching message text is not supported yet"),
+            );
+            return;
+        }
+        let f = self.folder.borrow();
+        let max_uid = self.view.last().copied().unwrap_or(0);
+        let n = self.view.len() as u32;
+        let mut hits = Vec::new();
+        let mut top_modseq = 0;
+        for (i, &u) in self.view.iter().enumerate() {
+            let Some(m) = f.get(u) else { continue };
+            let cx = Eval {
+                seq: i as u32 + 1,
+                max_seq: n,
+                max_uid,
+                folder: &f,
+                msg: m,
+            };
+            if cx.matches(keys) {
+                hits.push(if uid_mode { u } else { i as u32 + 1 });
+                top_modseq = top_modseq.max(m.modseq);
+            }
+        }
+        drop(f);
+        let modseq = has_modseq(keys).then_some(top_modseq);
+        if ret.extended || enabled.rev2 {
+            let mut s = format!("* ESEARCH (TAG \"{}\")", String::from_utf8_lossy(tag));
+            if uid_mode {
+                s.push_str(" UID");
+            }
+            let all = ret.all || !(ret.min || ret.max || ret.count || ret.save);
+            if ret.min && !hits.is_empty() {
+                s.push_str(&format!(" MIN {}", hits[0]));
+            }
+            if ret.max && !hits.is_empty() {
+                s.push_str(&format!(" MAX {}", hits[hits.len() - 1]));
+            }
+            if ret.count {
+                s.push_str(&format!(" COUNT {}", hits.len()));
+            }
+            if all && !hits.is_empty() {
+                let mut set = Vec::new();
+                write_set(&hits, &mut set);
+                s.push_str(" ALL ");
+                s.push_str(&String::from_utf8_lossy(&set));
+            }
+            if let Some(m) = modseq.filter(|_| !hits.is_empty()) {
+                s.push_str(&format!(" MODSEQ {m}"));
+            }
+            line(out, &s);
+        } else {
+            let mut s = String::from("* SEARCH");
+            for h in &hits {
+                s.push_str(&format!(" {h}"));
+            }
+            if let Some(m) = modseq.filter(|_| !hits.is_empty()) {
+                s.push_str(&format!(" (MODSEQ {m})"));
+            }
+            line(out, &s);
+        }
+        self.sync(out, false, enabled);
+        tagged(out, tag, "OK", "SEARCH completed");
+    }
+}
+
+/// What evaluating a key for one message can see.
+struct Eval<'a> {
+    seq: u32,
+    max_seq: u32,
+    max_uid: u32,
+    folder: &'a Folder,
+    msg: &'a super::folder::Msg,
+}
+
+impl Eval<'_> {
+    fn matches(&self, key: &Key) -> bool {
+        match key {
+            Key::All | Key::Old => true,
+            Key::New | Key::Recent => false,
+            Key::Flag(name, set) => {
+                let bit = flag_lookup(self.folder, name);
+                bit.is_some_and(|b| self.msg.flags.has(b)) == *set
+            }
+            Key::Seq(set) => set.contains(self.seq, self.max_seq),
+            Key::Uid(set) => set.contains(self.msg.uid, self.max_uid),
+            Key::Not(k) => !self.matches(k),
+            Key::Or(a, b) => self.matches(a) || self.matches(b),
+            Key::And(keys) => keys.iter().all(|k| self.matches(k)),
+            Key::ModSeq(n) => self.msg.modseq >= *n,
+            _ => false,
+        }
+    }
+}
+
+fn flag_lookup(folder: &Folder, name: &str) -> Option<Flags> {
+    let mut f = folder.clone_keywords();
+    f.flag_bit(name.as_bytes(), false)
+}
+
+impl Folder {
+    /// A folder with only this one's keyword table, for lookups.
+    fn clone_keywords(&self) -> Folder {
+        Folder {
+            keywords: self.keywords.clone(),
+            ..Folder::default()
+        }
+    }
+}
+
+fn needs_content(key: &Key) -> bool {
+    match key {
+        Key::Header(..) | Key::Body(_) | Key::Text(_) | Key::Date(..) | Key::Size(..) => true,
+        Key::Not(k) => needs_content(k),
+        Key::Or(a, b) => needs_content(a) || needs_content(b),
+        Key::And(keys) => keys.iter().any(needs_content),
+        _ => false,
+    }
+}
+
+fn has_modseq(key: &Key) -> bool {
+    match key {
+        Key::ModSeq(_) => true,
+        Key::Not(k) => has_modseq(k),
+        Key::Or(a, b) => has_modseq(a) || has_modseq(b),
+        Key::And(keys) => keys.iter().any(has_modseq),
+        _ => false,
+    }
+}
+
+/// SELECT's QRESYNC part: what vanished and what changed since the
+/// client's MODSEQ.
+fn write_qresync(f: &Folder, q: &Qresync, out: &mut Vec<u8>) {
+    let known_max = f.uidnext.saturating_sub(1);
+    let mut gone = Vec::new();
+    if let Some(ranges) = q.known.as_ref().and_then(|k| k.resolve(known_max)) {
+        for (a, b) in ranges {
+            for u in a..=b.min(known_max) {
+                if f.find(u).is_none() && gone.len() < 100_000 {
+                    gone.push(u);
+                }
+            }
+        }
+    } else {
+        for &(m, u) in &f.expunged {
+            if m > q.modseq {
+                gone.push(u);
+            }
+        }
+        gone.sort_unstable();
+    }
+    if !gone.is_empty() {
+        let mut s = Vec::new();
+        write_set(&gone, &mut s);
+        out.extend_from_slice(b"* VANISHED (EARLIER) ");
+        out.extend_from_slice(&s);
+        out.extend_from_slice(b"\r\n");
+    }
+    for (i, m) in f.msgs.iter().enumerate() {
+        if m.modseq > q.modseq {
+            out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).as_bytes());
+            f.write_flags(m.flags, out);
+            out.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
+        }
+    }
+}

@@ -1,0 +1,1156 @@
+//! One IMAP session: reading commands (literals, APPEND's streamed
+//! message, AUTHENTICATE's exchange, IDLE's DONE), the states of RFC
+//! 9051 3 and the commands valid in each. Mailbox work goes to the loop
+//! as a [`Request`]; its [`Reply`] comes back through [`Imap::done`].
+//! Commands on the selected mailbox live in `selected.rs`.
+
+use std::rc::Rc;
+
+use memchr::memchr;
+
+use super::args::Bad;
+use super::command::{self, Command};
+use super::frame::{self, Framed, MAX_COMMAND, MAX_NONSYNC_BEFORE_LOGIN};
+use super::names;
+use super::request::{No, Reply, Request};
+use super::response::{line, tagged};
+use super::selected::{Pending, Selected};
+use crate::proto::OUTPUT_CAP;
+use crate::proto::sasl::{self, Credentials, SaslError};
+use crate::proto::smtp::{Link, TlsInfo};
+
+/// Errors tolerated before the session is dropped.
+pub const MAX_ERRORS: u32 = 20;
+
+/// What the loop needs to know for every session.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our host name, for the greeting.
+    pub hostname: String,
+    /// STARTTLS may be offered.
+    pub starttls: bool,
+    /// APPENDLIMIT: the largest message APPEND takes.
+    pub append_limit: u64,
+}
+
+/// Where a streamed APPEND message goes (the loop's spool).
+pub trait AppendSink {
+    /// A message begins.
+    fn begin_append(&mut self);
+    /// The next octets (LF line ends).
+    fn write_append(&mut self, bytes: &[u8]);
+    /// The message is abandoned.
+    fn discard_append(&mut self);
+}
+
+impl AppendSink for Vec<u8> {
+    fn begin_append(&mut self) {
+        self.clear();
+    }
+
+    fn write_append(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    fn discard_append(&mut self) {
+        self.clear();
+    }
+}
+
+/// What the loop must do after a call.
+#[derive(Debug)]
+pub enum ImapStep {
+    /// Keep reading.
+    Continue,
+    /// Flush and close.
+    Close,
+    /// Flush, drop input already read, start TLS, then `tls_started`.
+    StartTls,
+    /// Check the password; then `logged_in`.
+    Authenticate(Credentials),
+    /// Do this mailbox work; then `done`.
+    Io(Request),
+}
+
+/// Which extensions the client turned on (RFC 5161).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Enabled {
+    /// IMAP4rev2 rules.
+    pub rev2: bool,
+    /// UTF-8 names and strings (UTF8=ACCEPT, or rev2).
+    pub utf8: bool,
+    /// CONDSTORE: MODSEQ in FETCH answers.
+    pub condstore: bool,
+    /// QRESYNC: VANISHED instead of EXPUNGE.
+    pub qresync: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Before login.
+    NotAuthenticated,
+    /// Logged in as `user`, nothing selected.
+    Authenticated,
+    /// A mailbox is selected.
+    Selected(Box<Selected>),
+    /// LOGOUT given.
+    Logout,
+}
+
+/// What input means just now, besides commands.
+#[derive(Debug)]
+enum Reading {
+    /// Commands.
+    Commands,
+    /// An AUTHENTICATE exchange: the next line is a SASL response.
+    Sasl {
+        tag: Vec<u8>,
+        /// PLAIN (else LOGIN).
+        plain: bool,
+        /// LOGIN's user name, once given.
+        login_user: Option<String>,
+    },
+    /// APPEND's message literal: `left` octets still to come.
+    Append {
+        tag: Vec<u8>,
+        request: Option<Request>,
+        left: u64,
+        /// The last octet written was a CR held back (CRLF → LF).
+        cr: bool,
+    },
+    /// Discarding `left` octets of a literal we refused, then the rest
+    /// of its command.
+    Skip { left: u64 },
+    /// Discarding up to the end of a line that was too long.
+    LongLine,
+    /// IDLE: waiting for DONE.
+    Idle(Vec<u8>),
+}
+
+/// One IMAP session.
+#[derive(Debug)]
+pub struct Imap {
+    settings: Rc<Settings>,
+    link: Link,
+    state: State,
+    reading: Reading,
+    /// The user, once logged in.
+    user: Option<String>,
+    /// Extensions enabled.
+    pub enabled: Enabled,
+    /// The command waiting for the loop, if any.
+    pending: Option<Pending>,
+    /// Continuations sent for the command being read.
+    literals_accepted: usize,
+    errors: u32,
+}
+
+impl Imap {
+    /// A session on a connection described by `link`.
+    pub fn new(settings: Rc<Settings>, link: Link) -> Imap {
+        Imap {
+            settings,
+            link,
+            state: State::NotAuthenticated,
+            reading: Reading::Commands,
+            user: None,
+            enabled: Enabled::default(),
+            pending: None,
+            literals_accepted: 0,
+            errors: 0,
+        }
+    }
+
+    fn may_login(&self) -> bool {
+        self.link.tls.is_some() || self.link.cleartext_auth
+    }
+
+    fn logged_in_state(&self) -> bool {
+        !matches!(self.state, State::NotAuthenticated | State::Logout)
+    }
+
+    /// The capability list for now.
+    fn capabilities(&self) -> String {
+        let mut c = String::from("IMAP4rev1 IMAP4rev2");
+        if !self.logged_in_state() {
+            c.push_str(" SASL-IR ID ENABLE LITERAL-");
+            if self.settings.starttls && self.link.tls.is_none() {
+                c.push_str(" STARTTLS");
+            }
+            if self.may_login() {
+                c.push_str(" AUTH=PLAIN AUTH=LOGIN");
+            } else {
+                c.push_str(" LOGINDISABLED");
+            }
+            return c;
+        }
+        c.push_str(
+            " SASL-IR ID ENABLE IDLE NAMESPACE LITERAL+ UIDPLUS MOVE UNSELECT \
+             CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED \
+             LIST-STATUS ESEARCH CONDSTORE QRESYNC BINARY UTF8=ACCEPT \
+             STATUS=SIZE",
+        );
+        c.push_str(&format!(" APPENDLIMIT={}", self.settings.append_limit));
+        c
+    }
+
+    /// Writes the greeting.
+    pub fn greet(&self, out: &mut Vec<u8>) {
+        line(
+            out,
+            &format!(
+                "* OK [CAPABILITY {}] {} IMAP postling ready",
+                self.capabilities(),
+                self.settings.hostname
+            ),
+        );
+    }
+
+    /// The TLS handshake finished.
+    pub fn tls_started(&mut self, info: TlsInfo) {
+        self.link.tls = Some(info);
+    }
+
+    /// True if closing now loses nothing.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_none()
+            && matches!(self.reading, Reading::Commands | Reading::Idle(_))
+    }
+
+    /// True while IDLE: changes are to be told at once.
+    pub fn is_idling(&self) -> bool {
+        matches!(self.reading, Reading::Idle(_))
+    }
+
+    /// True while a FETCH answer waits for room in the output.
+    pub fn has_more_output(&self) -> bool {
+        Selected::fetch_stalled(&self.pending)
+    }
+
+    /// True while a command waits for the loop (input waits too).
+    pub fn is_waiting(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// The user logged in.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The selected folder's name.
+    pub fn selected_name(&self) -> Option<&str> {
+        match &self.state {
+            State::Selected(s) => Some(&s.name),
+            _ => None,
+        }
+    }
+
+    /// RFC 9051 5.4: the autologout.
+    pub fn timed_out(&mut self, out: &mut Vec<u8>) -> ImapStep {
+        line(out, "* BYE Autologout; idle for too long");
+        self.state = State::Logout;
+        ImapStep::Close
+    }
+
+    /// Too many failed logins from this address: say so and close.
+    pub fn locked_out(&mut self, out: &mut Vec<u8>) -> ImapStep {
+        line(out, "* BYE [UNAVAILABLE] Too many authentication failures");
+        self.state = State::Logout;
+        ImapStep::Close
+    }
+
+    /// The server is stopping.
+    pub fn shutdown(&mut self, out: &mut Vec<u8>) -> ImapStep {
+        line(out, "* BYE [UNAVAILABLE] Server shutting down");
+        self.state = State::Logout;
+        ImapStep::Close
+    }
+
+    /// The loop's password check: `Some(user)` if right.
+    pub fn logged_in(&mut self, user: Option<String>, out: &mut Vec<u8>) {
+        let Some(Pending::Login(tag)) = self.pending.take() else {
+            return;
+        };
+        match user {
+            Some(u) => {
+                self.user = Some(u);
+                self.state = State::Authenticated;
+                let caps = self.capabilities();
+                tagged(
+                    out,
+                    &tag,
+                    "OK",
+                    &format!("[CAPABILITY {caps}] Logged in"),
+                );
+            }
+            None => tagged(
+                out,
+                &tag,
+                "NO",
+                "[AUTHENTICATIONFAILED] Authentication failed",
+            ),
+        }
+    }
+
+    /// Handles what it can of `input`; returns the octets used.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        sink: &mut dyn AppendSink,
+    ) -> (usize, ImapStep) {
+        if Selected::fetch_stalled(&self.pending) {
+            let enabled = self.enabled;
+            if let (State::Selected(sel), Some(p)) =
+                (&mut self.state, self.pending.take())
+            {
+                let (next, step) = sel.resume(p, enabled, out);
+                self.pending = next;
+                if !matches!(step, ImapStep::Continue) {
+                    return (0, step);
+                }
+            }
+        }
+        let mut used = 0;
+        loop {
+            if self.pending.is_some()
+                || matches!(self.state, State::Logout)
+                || out.len() >= OUTPUT_CAP
+            {
+                return (used, ImapStep::Continue);
+            }
+            let rest = &input[used..];
+            if rest.is_empty() {
+                return (used, ImapStep::Continue);
+            }
+            let (n, step) = self.read(rest, out, sink);
+            used += n;
+            match step {
+                ImapStep::Continue if n == 0 => {
+                    return (used, ImapStep::Continue);
+                }
+                ImapStep::Continue => {}
+                other => return (used, other),
+            }
+        }
+    }
+
+    /// One step of reading, by what input means now.
+    fn read(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        sink: &mut dyn AppendSink,
+    ) -> (usize, ImapStep) {
+        match &mut self.reading {
+            Reading::Append { left, cr, .. } => {
+                let take = (*left).min(input.len() as u64) as usize;
+                write_lf(&input[..take], cr, sink);
+                *left -= take as u64;
+                if *left > 0 {
+                    return (take, ImapStep::Continue);
+                }
+                // The line after the literal: CRLF ends the command.
+                let rest = &input[take..];
+                let Some(lf) = memchr(b'\n', rest) else {
+                    return (take, ImapStep::Continue);
+                };
+                let Reading::Append {
+                    tag, request, cr, ..
+                } = std::mem::replace(&mut self.reading, Reading::Commands)
+                else {
+                    return (take, ImapStep::Continue);
+                };
+                if cr {
+                    sink.write_append(b"\r");
+                }
+                let after = frame::trim_eol(&rest[..=lf]);
+                let used = take + lf + 1;
+                if !after.is_empty() {
+                    sink.discard_append();
+                    return (used, self.bad(out, Some(&tag), "MULTIAPPEND is not supported"));
+                }
+                let Some(request) = request else {
+                    return (used, ImapStep::Continue);
+                };
+                self.pending = Some(Pending::Append(tag));
+                (used, ImapStep::Io(request))
+            }
+            Reading::Skip { left } => {
+                let take = (*left).min(input.len() as u64) as usize;
+                *left -= take as u64;
+                if *left == 0 {
+                    // The rest of the command is read as usual and
+                    // discarded as one line.
+                    self.reading = Reading::LongLine;
+                }
+                (take, ImapStep::Continue)
+            }
+            Reading::LongLine => match memchr(b'\n', input) {
+                None => (input.len(), ImapStep::Continue),
+                Some(lf) => {
+                    self.reading = Reading::Commands;
+                    let line = frame::trim_eol(&input[..=lf]);
+                    match frame::literal_at_end(line) {
+                        // A literal follows even in what we discard.
+                        Some(l) => self.reading = Reading::Skip { left: l.len },
+                        None => {}
+                    }
+                    (lf + 1, ImapStep::Continue)
+                }
+            },
+            Reading::Idle(_) => {
+                let Some(lf) = memchr(b'\n', input) else {
+                    if input.len() > 1024 {
+                        return (input.len(), self.bye(out, "line too long"));
+                    }
+                    return (0, ImapStep::Continue);
+                };
+                let text = frame::trim_eol(&input[..=lf]);
+                let Reading::Idle(tag) =
+                    std::mem::replace(&mut self.reading, Reading::Commands)
+                else {
+                    return (lf + 1, ImapStep::Continue);
+                };
+                if text.eq_ignore_ascii_case(b"DONE") {
+                    tagged(out, &tag, "OK", "IDLE terminated");
+                    return (lf + 1, ImapStep::Continue);
+                }
+                (lf + 1, self.bad(out, Some(&tag), "expected DONE"))
+            }
+            Reading::Sasl { .. } => {
+                let Some(lf) = memchr(b'\n', input) else {
+                    if input.len() > MAX_COMMAND {
+                        return (input.len(), self.bye(out, "line too long"));
+                    }
+                    return (0, ImapStep::Continue);
+                };
+                let text = frame::trim_eol(&input[..=lf]).to_vec();
+                (lf + 1, self.sasl_response(&text, out))
+            }
+            Reading::Commands => self.read_command(input, out, sink),
+        }
+    }
+
+    fn read_command(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        sink: &mut dyn AppendSink,
+    ) -> (usize, ImapStep) {
+        // APPEND's message streams: look at the first line alone.
+        if let Some(lf) = memchr(b'\n', input) {
+            let first = frame::trim_eol(&input[..=lf]);
+            if let Some(lit) = frame::literal_at_end(first) {
+                if let Some(step) =
+                    self.start_append(first, lit, lf + 1, out, sink)
+                {
+                    return step;
+                }
+            }
+        }
+        match frame::frame(input) {
+            Framed::Command { len } => {
+                self.literals_accepted = 0;
+                let step = self.command(&input[..len], out);
+                (len, step)
+            }
+            Framed::Incomplete { literal, waits } => {
+                if let Some((lit, _)) = literal {
+                    if !self.logged_in_state()
+                        && lit.nonsync
+                        && lit.len > MAX_NONSYNC_BEFORE_LOGIN
+                    {
+                        self.literals_accepted = 0;
+                        self.reading = Reading::Skip { left: lit.len };
+                        let (_, line_end) = literal.unwrap_or((lit, 0));
+                        let step =
+                            self.bad(out, tag_of(input), "literal too large before login");
+                        return (line_end, step);
+                    }
+                    if !lit.nonsync && self.literals_accepted <= waits {
+                        self.literals_accepted = waits + 1;
+                        line(out, "+ Ready for literal data");
+                    }
+                }
+                (0, ImapStep::Continue)
+            }
+            Framed::TooLong => {
+                self.literals_accepted = 0;
+                let tag = tag_of(input).map(<[u8]>::to_vec);
+                self.reading = Reading::LongLine;
+                let step = self.bad(out, tag.as_deref(), "command too long");
+                // Discarding starts at the first line end from here.
+                (0, step)
+            }
+        }
+    }
+
+    /// `tag APPEND mailbox [flags] [date] {N}`: checks it and starts
+    /// streaming the message; None if the line is not such an APPEND.
+    fn start_append(
+        &mut self,
+        first: &[u8],
+        lit: frame::Literal,
+        line_len: usize,
+        out: &mut Vec<u8>,
+        sink: &mut dyn AppendSink,
+    ) -> Option<(usize, ImapStep)> {
+        let head = &first[..lit.at];
+        let Ok((tag, Command::Append { mailbox, flags, date })) =
+            command::parse(head)
+        else {
+            return None;
+        };
+        let tag = tag.to_vec();
+        let refuse = |s: &mut Imap, out: &mut Vec<u8>, status, text: &str| {
+            if lit.nonsync {
+                s.reading = Reading::Skip { left: lit.len };
+            }
+            tagged(out, &tag, status, text);
+            Some((line_len, ImapStep::Continue))
+        };
+        if !self.logged_in_state() {
+            self.errors += 1;
+            return refuse(self, out, "BAD", "APPEND needs a login");
+        }
+        if lit.len > self.settings.append_limit {
+            return refuse(self, out, "NO", "[TOOBIG] message too large");
+        }
+        let folder = match names::decode(&mailbox, self.enabled.utf8) {
+            Ok(f) => f,
+            Err(why) => return refuse(self, out, "NO", why),
+        };
+        let date = match date.as_deref().map(parse_date_time) {
+            Some(None) => return refuse(self, out, "BAD", "bad date-time"),
+            Some(Some(d)) => Some(d),
+            None => None,
+        };
+        let flags = flags
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect();
+        if !lit.nonsync {
+            line(out, "+ Ready for literal data");
+        }
+        sink.begin_append();
+        self.reading = Reading::Append {
+            tag,
+            request: Some(Request::Append {
+                folder,
+                flags,
+                date,
+            }),
+            left: lit.len,
+            cr: false,
+        };
+        Some((line_len, ImapStep::Continue))
+    }
+
+    fn bad(
+        &mut self,
+        out: &mut Vec<u8>,
+        tag: Option<&[u8]>,
+        text: &str,
+    ) -> ImapStep {
+        tagged(out, tag.unwrap_or(b"*"), "BAD", text);
+        self.errors += 1;
+        if self.errors >= MAX_ERRORS {
+            return self.bye(out, "Too many errors");
+        }
+        ImapStep::Continue
+    }
+
+    fn bye(&mut self, out: &mut Vec<u8>, text: &str) -> ImapStep {
+        line(out, &format!("* BYE {text}"));
+        self.state = State::Logout;
+        ImapStep::Close
+    }
+
+    fn command(&mut self, framed: &[u8], out: &mut Vec<u8>) -> ImapStep {
+        let (tag, cmd) = match command::parse(framed) {
+            Ok(x) => x,
+            Err((tag, Bad(why))) => return self.bad(out, tag, why),
+        };
+        let tag = tag.to_vec();
+        match cmd {
+            Command::Capability => {
+                line(out, &format!("* CAPABILITY {}", self.capabilities()));
+                tagged(out, &tag, "OK", "CAPABILITY completed");
+            }
+            Command::Noop | Command::Check => {
+                self.sync_selected(out, true);
+                tagged(out, &tag, "OK", "NOOP completed");
+            }
+            Command::Logout => {
+                line(out, "* BYE Logging out");
+                tagged(out, &tag, "OK", "LOGOUT completed");
+                self.state = State::Logout;
+                return ImapStep::Close;
+            }
+            Command::Id => {
+                line(out, "* ID (\"name\" \"postling\")");
+                tagged(out, &tag, "OK", "ID completed");
+            }
+            Command::StartTls => return self.starttls(&tag, out),
+            Command::Login(user, password) => {
+                return self.login(&tag, &user, &password, out);
+            }
+            Command::Authenticate(mech, initial) => {
+                return self.authenticate(&tag, &mech, initial, out);
+            }
+            _ if !self.logged_in_state() => {
+                return self.bad(out, Some(&tag), "command needs a login");
+            }
+            Command::Enable(caps) => self.enable(&tag, &caps, out),
+            other => return self.logged_in_command(tag, other, out),
+        }
+        ImapStep::Continue
+    }
+
+    fn starttls(&mut self, tag: &[u8], out: &mut Vec<u8>) -> ImapStep {
+        if self.logged_in_state()
+            || self.link.tls.is_some()
+            || !self.settings.starttls
+        {
+            return self.bad(out, Some(tag), "STARTTLS not available now");
+        }
+        tagged(out, tag, "OK", "Begin TLS negotiation now");
+        ImapStep::StartTls
+    }
+
+    fn login(
+        &mut self,
+        tag: &[u8],
+        user: &[u8],
+        password: &[u8],
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        if self.logged_in_state() {
+            return self.bad(out, Some(tag), "already logged in");
+        }
+        if !self.may_login() {
+            tagged(
+                out,
+                tag,
+                "NO",
+                "[PRIVACYREQUIRED] LOGIN needs TLS (STARTTLS first)",
+            );
+            return ImapStep::Continue;
+        }
+        let Ok(user) = sasl::login_user(user) else {
+            return self.bad(out, Some(tag), "bad user name");
+        };
+        self.pending = Some(Pending::Login(tag.to_vec()));
+        ImapStep::Authenticate(Credentials {
+            user,
+            password: password.to_vec(),
+        })
+    }
+
+    fn authenticate(
+        &mut self,
+        tag: &[u8],
+        mech: &[u8],
+        initial: Option<&[u8]>,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        if self.logged_in_state() {
+            return self.bad(out, Some(tag), "already logged in");
+        }
+        if !self.may_login() {
+            tagged(out, tag, "NO", "[PRIVACYREQUIRED] AUTHENTICATE needs TLS");
+            return ImapStep::Continue;
+        }
+        let plain = mech.eq_ignore_ascii_case(b"PLAIN");
+        if !plain && !mech.eq_ignore_ascii_case(b"LOGIN") {
+            tagged(out, tag, "NO", "unsupported mechanism");
+            return ImapStep::Continue;
+        }
+        self.reading = Reading::Sasl {
+            tag: tag.to_vec(),
+            plain,
+            login_user: None,
+        };
+        match (plain, initial) {
+            (true, Some(ir)) => self.sasl_plain(ir, out),
+            (true, None) => {
+                line(out, "+ ");
+                ImapStep::Continue
+            }
+            (false, Some(ir)) => self.sasl_response(ir, out),
+            (false, None) => {
+                line(out, &format!("+ {}", sasl::encode(b"Username:")));
+                ImapStep::Continue
+            }
+        }
+    }
+
+    fn sasl_plain(&mut self, response: &[u8], out: &mut Vec<u8>) -> ImapStep {
+        let Reading::Sasl { tag, .. } =
+            std::mem::replace(&mut self.reading, Reading::Commands)
+        else {
+            return ImapStep::Continue;
+        };
+        let decoded = match response {
+            b"=" => Ok(Vec::new()),
+            r => sasl::decode(r),
+        };
+        match decoded.and_then(|d| sasl::plain(&d)) {
+            Ok(c) => {
+                self.pending = Some(Pending::Login(tag));
+                ImapStep::Authenticate(c)
+            }
+            Err(e) => self.sasl_error(&tag, e, out),
+        }
+    }
+
+    fn sasl_error(
+        &mut self,
+        tag: &[u8],
+        e: SaslError,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        let why = match e {
+            SaslError::Base64 => "bad base64",
+            SaslError::Malformed => "malformed response",
+            SaslError::TooLong => "response too long",
+        };
+        self.bad(out, Some(tag), why)
+    }
+
+    /// A line during AUTHENTICATE.
+    fn sasl_response(&mut self, text: &[u8], out: &mut Vec<u8>) -> ImapStep {
+        if text == b"*" {
+            let Reading::Sasl { tag, .. } =
+                std::mem::replace(&mut self.reading, Reading::Commands)
+            else {
+                return ImapStep::Continue;
+            };
+            return self.bad(out, Some(&tag), "AUTHENTICATE cancelled");
+        }
+        let Reading::Sasl {
+            tag,
+            plain,
+            login_user,
+        } = &mut self.reading
+        else {
+            return ImapStep::Continue;
+        };
+        let tag = tag.clone();
+        if *plain {
+            return self.sasl_plain(text, out);
+        }
+        let decoded = match sasl::decode(text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.reading = Reading::Commands;
+                return self.sasl_error(&tag, e, out);
+            }
+        };
+        match login_user.take() {
+            None => match sasl::login_user(&decoded) {
+                Ok(u) => {
+                    *login_user = Some(u);
+                    line(out, &format!("+ {}", sasl::encode(b"Password:")));
+                    ImapStep::Continue
+                }
+                Err(e) => {
+                    self.reading = Reading::Commands;
+                    self.sasl_error(&tag, e, out)
+                }
+            },
+            Some(user) => {
+                self.reading = Reading::Commands;
+                self.pending = Some(Pending::Login(tag));
+                ImapStep::Authenticate(Credentials {
+                    user,
+                    password: decoded,
+                })
+            }
+        }
+    }
+
+    fn enable(&mut self, tag: &[u8], caps: &[&[u8]], out: &mut Vec<u8>) {
+        let mut on = Vec::new();
+        for cap in caps {
+            let c = cap.to_ascii_uppercase();
+            let newly = match c.as_slice() {
+                b"IMAP4REV2" => !std::mem::replace(&mut self.enabled.rev2, true),
+                b"UTF8=ACCEPT" => {
+                    !std::mem::replace(&mut self.enabled.utf8, true)
+                }
+                b"CONDSTORE" => {
+                    !std::mem::replace(&mut self.enabled.condstore, true)
+                }
+                b"QRESYNC" => {
+                    self.enabled.condstore = true;
+                    !std::mem::replace(&mut self.enabled.qresync, true)
+                }
+                _ => false,
+            };
+            if newly {
+                on.push(String::from_utf8_lossy(&c).into_owned());
+            }
+        }
+        if self.enabled.rev2 {
+            self.enabled.utf8 = true;
+        }
+        line(out, &format!("* ENABLED {}", on.join(" ")).trim_end());
+        tagged(out, tag, "OK", "ENABLE completed");
+    }
+
+    /// Commands for a logged-in session.
+    fn logged_in_command(
+        &mut self,
+        tag: Vec<u8>,
+        cmd: Command<'_>,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        let utf8 = self.enabled.utf8;
+        let name = |raw: &[u8]| names::decode(raw, utf8);
+        macro_rules! named {
+            ($raw:expr) => {
+                match name(&$raw) {
+                    Ok(n) => n,
+                    Err(why) => {
+                        tagged(out, &tag, "NO", why);
+                        return ImapStep::Continue;
+                    }
+                }
+            };
+        }
+        let (pending, request) = match cmd {
+            Command::Namespace => {
+                line(out, "* NAMESPACE ((\"\" \".\")) NIL NIL");
+                tagged(out, &tag, "OK", "NAMESPACE completed");
+                return ImapStep::Continue;
+            }
+            Command::Select(mailbox, readonly, params) => {
+                let n = named!(mailbox);
+                if params.condstore || params.qresync.is_some() {
+                    self.enabled.condstore = true;
+                }
+                if params.qresync.is_some() && !self.enabled.qresync {
+                    return self.bad(out, Some(&tag), "QRESYNC is not enabled");
+                }
+                // RFC 9051 6.3.2: a failed SELECT leaves nothing selected.
+                self.unselect(out);
+                (
+                    Pending::Select {
+                        tag,
+                        readonly,
+                        name: n.clone(),
+                        qresync: params.qresync,
+                    },
+                    Request::Select(n),
+                )
+            }
+            Command::Create(mailbox, uses) => {
+                let n = named!(mailbox);
+                if n == "INBOX" {
+                    tagged(out, &tag, "NO", "[ALREADYEXISTS] INBOX exists");
+                    return ImapStep::Continue;
+                }
+                let special = match uses.as_slice() {
+                    [] => None,
+                    [one] => Some(String::from_utf8_lossy(one).into_owned()),
+                    _ => {
+                        tagged(out, &tag, "NO", "[USEATTR] one use at a time");
+                        return ImapStep::Continue;
+                    }
+                };
+                (Pending::Plain(tag), Request::Create(n, special))
+            }
+            Command::Delete(mailbox) => {
+                let n = named!(mailbox);
+                if n == "INBOX" {
+                    tagged(out, &tag, "NO", "INBOX cannot be deleted");
+                    return ImapStep::Continue;
+                }
+                if self.selected_name() == Some(n.as_str()) {
+                    self.unselect(out);
+                }
+                (Pending::Plain(tag), Request::Delete(n))
+            }
+            Command::Rename(from, to) => {
+                let (from, to) = (named!(from), named!(to));
+                if to == "INBOX" {
+                    tagged(out, &tag, "NO", "[ALREADYEXISTS] INBOX exists");
+                    return ImapStep::Continue;
+                }
+                (Pending::Plain(tag), Request::Rename(from, to))
+            }
+            Command::Subscribe(mailbox, on) => {
+                let n = named!(mailbox);
+                (Pending::Plain(tag), Request::Subscribe(n, on))
+            }
+            Command::List {
+                reference,
+                patterns,
+                params,
+                lsub,
+            } => {
+                let reference = String::from_utf8_lossy(&reference).into_owned();
+                let mut full = Vec::new();
+                let mut root_only = false;
+                for p in &patterns {
+                    let p = if utf8 {
+                        String::from_utf8_lossy(p).into_owned()
+                    } else {
+                        match super::utf7::decode(p) {
+                            Some(p) => p,
+                            None => continue,
+                        }
+                    };
+                    if p.is_empty() {
+                        root_only = true;
+                        continue;
+                    }
+                    full.push(format!("{reference}{p}"));
+                }
+                if root_only && full.is_empty() {
+                    let kind = if lsub { "LSUB" } else { "LIST" };
+                    line(out, &format!("* {kind} (\\Noselect) \".\" \"\""));
+                    tagged(out, &tag, "OK", &format!("{kind} completed"));
+                    return ImapStep::Continue;
+                }
+                (
+                    Pending::List {
+                        tag,
+                        lsub,
+                        params: params.clone(),
+                    },
+                    Request::List(full, params),
+                )
+            }
+            Command::Status(mailbox, items) => {
+                let n = named!(mailbox);
+                (
+                    Pending::Status {
+                        tag,
+                        name: n.clone(),
+                        items: items.clone(),
+                    },
+                    Request::Status(n, items),
+                )
+            }
+            Command::Idle => {
+                self.sync_selected(out, true);
+                line(out, "+ idling");
+                self.reading = Reading::Idle(tag);
+                return ImapStep::Continue;
+            }
+            Command::Append { .. } => {
+                return self.bad(out, Some(&tag), "APPEND needs a literal");
+            }
+            other => return self.selected_command(tag, other, out),
+        };
+        self.pending = Some(pending);
+        ImapStep::Io(request)
+    }
+
+    /// Commands that need a selected mailbox.
+    fn selected_command(
+        &mut self,
+        tag: Vec<u8>,
+        cmd: Command<'_>,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        let enabled = self.enabled;
+        let State::Selected(sel) = &mut self.state else {
+            return self.bad(out, Some(&tag), "no mailbox selected");
+        };
+        match sel.command(tag, cmd, enabled, out) {
+            Ok((pending, step)) => {
+                if matches!(pending, Some(Pending::Unselect)) {
+                    self.state = State::Authenticated;
+                    return ImapStep::Continue;
+                }
+                self.pending = pending;
+                step
+            }
+            Err((tag, why)) => self.bad(out, Some(&tag), why),
+        }
+    }
+
+    /// Leaves the selected mailbox (no expunge).
+    fn unselect(&mut self, out: &mut Vec<u8>) {
+        if let State::Selected(_) = self.state {
+            self.state = State::Authenticated;
+            if self.enabled.qresync {
+                line(out, "* OK [CLOSED] Previous mailbox closed");
+            }
+        }
+    }
+
+    /// Tells the client of changes to the selected folder; expunges only
+    /// when `expunges` (not during FETCH, STORE, SEARCH).
+    pub fn sync_selected(&mut self, out: &mut Vec<u8>, expunges: bool) {
+        let enabled = self.enabled;
+        if let State::Selected(sel) = &mut self.state {
+            sel.sync(out, expunges, enabled);
+        }
+    }
+
+    /// The selected folder changed: tell at once if IDLE.
+    pub fn folder_changed(&mut self, out: &mut Vec<u8>) {
+        if self.is_idling() {
+            self.sync_selected(out, true);
+        }
+    }
+
+    /// The loop's answer to the request made.
+    pub fn done(&mut self, reply: Reply, out: &mut Vec<u8>) -> ImapStep {
+        let Some(pending) = self.pending.take() else {
+            return ImapStep::Continue;
+        };
+        let enabled = self.enabled;
+        match (pending, reply) {
+            (
+                Pending::Select {
+                    tag,
+                    readonly,
+                    name,
+                    qresync,
+                },
+                Reply::Selected(result),
+            ) => match result {
+                Ok(folder) => {
+                    let sel = Selected::open(
+                        folder, name, readonly, qresync, enabled, &tag, out,
+                    );
+                    self.state = State::Selected(Box::new(sel));
+                }
+                Err(no) => tagged_no(out, &tag, &no),
+            },
+            (Pending::Plain(tag), Reply::Done(result)) => match result {
+                Ok(()) => tagged(out, &tag, "OK", "completed"),
+                Err(no) => tagged_no(out, &tag, &no),
+            },
+            (Pending::List { tag, lsub, params }, Reply::Listed(result)) => {
+                match result {
+                    Ok(list) => super::list::write(
+                        out, &list, lsub, &params, enabled,
+                    ),
+                    Err(no) => return no_then(out, &tag, &no),
+                }
+                let kind = if lsub { "LSUB" } else { "LIST" };
+                tagged(out, &tag, "OK", &format!("{kind} completed"));
+            }
+            (Pending::Status { tag, name, items }, Reply::Status(result)) => {
+                match result {
+                    Ok(st) => {
+                        super::list::write_status(out, &name, &st, &items, enabled);
+                        tagged(out, &tag, "OK", "STATUS completed");
+                    }
+                    Err(no) => tagged_no(out, &tag, &no),
+                }
+            }
+            (Pending::Append(tag), Reply::Appended(result)) => match result {
+                Ok((validity, uid)) => {
+                    self.sync_selected(out, true);
+                    tagged(
+                        out,
+                        &tag,
+                        "OK",
+                        &format!("[APPENDUID {validity} {uid}] APPEND completed"),
+                    );
+                }
+                Err(no) => tagged_no(out, &tag, &no),
+            },
+            (pending, reply) => {
+                let State::Selected(sel) = &mut self.state else {
+                    return ImapStep::Continue;
+                };
+                let (next, step) = sel.done(pending, reply, enabled, out);
+                if matches!(next, Some(Pending::Unselect)) {
+                    self.state = State::Authenticated;
+                    return ImapStep::Continue;
+                }
+                self.pending = next;
+                return step;
+            }
+        }
+        ImapStep::Continue
+    }
+}
+
+fn no_then(out: &mut Vec<u8>, tag: &[u8], no: &No) -> ImapStep {
+    tagged_no(out, tag, no);
+    ImapStep::Continue
+}
+
+/// Writes `tag NO [code] text`.
+pub fn tagged_no(out: &mut Vec<u8>, tag: &[u8], no: &No) {
+    let text = match no.code {
+        Some(c) => format!("[{c}] {}", no.text),
+        None => no.text.clone(),
+    };
+    tagged(out, tag, "NO", &text);
+}
+
+/// The tag at the start of a command, if it reads as one.
+fn tag_of(input: &[u8]) -> Option<&[u8]> {
+    let end = input.iter().position(|&b| b == b' ')?;
+    let tag = &input[..end];
+    (!tag.is_empty() && tag.iter().all(|&b| b > 32 && b < 127 && b != b'+'))
+        .then_some(tag)
+}
+
+/// Writes `data` to the sink with CRLF as LF; a CR at the end is held
+/// back in `cr` until the next octet tells.
+fn write_lf(data: &[u8], cr: &mut bool, sink: &mut dyn AppendSink) {
+    if data.is_empty() {
+        return;
+    }
+    let mut start = 0;
+    if std::mem::take(cr) && data[0] != b'\n' {
+        sink.write_append(b"\r");
+    }
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\r' {
+            if i + 1 == data.len() {
+                sink.write_append(&data[start..i]);
+                *cr = true;
+                return;
+            }
+            if data[i + 1] == b'\n' {
+                sink.write_append(&data[start..i]);
+                start = i + 1;
+            }
+        }
+        i += 1;
+    }
+    sink.write_append(&data[start..]);
+}
+
+/// `"dd-Mon-yyyy hh:mm:ss +zzzz"` (RFC 9051 date-time) as seconds since
+/// the epoch.
+pub fn parse_date_time(s: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(s).ok()?.trim_start();
+    let (date, rest) = s.split_once(' ')?;
+    let (time, zone) = rest.split_once(' ')?;
+    let mut a = super::args::Args::new(date.as_bytes());
+    let days = super::search::date(&mut a).ok()?;
+    if !a.at_end() {
+        return None;
+    }
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok().filter(|_| p.len() == 2))
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = t[..] else { return None };
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let zone = zone.as_bytes();
+    if zone.len() != 5 || !matches!(zone[0], b'+' | b'-') {
+        return None;
+    }
+    let z: i64 = std::str::from_utf8(&zone[1..]).ok()?.parse().ok()?;
+    let offset = (z / 100) * 3600 + (z % 100) * 60;
+    let offset = if zone[0] == b'-' { -offset } else { offset };
+    Some(days * 86_400 + h * 3600 + m * 60 + sec - offset)
+}

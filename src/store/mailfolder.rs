@@ -1,0 +1,363 @@
+//! One Maildir folder as IMAP sees it: scanning it into a
+//! [`Folder`] (UIDs from `dovecot-uidlist`, flags from the file names,
+//! keywords from `dovecot-keywords`) without reading any message, and
+//! the changes IMAP makes: flags (renames), expunges (unlinks), APPEND
+//! and COPY (new files, new UIDs), and reading messages for FETCH.
+//!
+//! Runs on helper threads.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::{maildir, uidlist};
+use crate::proto::imap::folder::{Flags, Folder, MAX_KEYWORDS, Msg};
+use crate::util::fs::sync_dir;
+use crate::util::id;
+
+const KEYWORDS: &str = "dovecot-keywords";
+
+/// Scans the folder in `dir`: every message with its UID and flags.
+/// New files get UIDs (written to the list before anyone hears of
+/// them); files gone lose theirs.
+pub fn scan(dir: &Path) -> io::Result<Folder> {
+    maildir::create(dir)?;
+    let mut files: Vec<(String, String)> = Vec::new(); // (base, sub/name)
+    for sub in ["cur", "new"] {
+        for entry in fs::read_dir(dir.join(sub))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let base = name.split(':').next().unwrap_or(name).to_string();
+            files.push((base, format!("{sub}/{name}")));
+        }
+    }
+    let _lock = uidlist::lock(dir)?;
+    let mut list = uidlist::read(dir)?;
+    let mut on_disk: HashMap<&str, &str> = HashMap::with_capacity(files.len());
+    for (base, path) in &files {
+        on_disk.insert(base.as_str(), path.as_str());
+    }
+    let mut msgs = Vec::with_capacity(files.len());
+    let mut known: HashMap<&str, ()> = HashMap::with_capacity(list.entries.len());
+    let before = list.entries.len();
+    for (uid, base) in &list.entries {
+        if let Some(path) = on_disk.get(base.as_str()) {
+            known.insert(base.as_str(), ());
+            msgs.push(msg(*uid, path));
+        }
+    }
+    let mut fresh: Vec<&(String, String)> =
+        files.iter().filter(|(b, _)| !known.contains_key(b.as_str())).collect();
+    // Maildir names begin with the delivery time: name order is arrival.
+    fresh.sort();
+    let kept = msgs.len();
+    let mut added = Vec::new();
+    for (base, path) in fresh {
+        let uid = list.next;
+        list.next += 1;
+        msgs.push(msg(uid, path));
+        added.push((uid, base.clone()));
+    }
+    if !added.is_empty() || kept != before {
+        list.entries.retain(|(_, b)| on_disk.contains_key(b.as_str()));
+        list.entries.extend(added);
+        uidlist::write(dir, &list)?;
+    }
+    Ok(Folder {
+        uidvalidity: list.validity,
+        uidnext: list.next,
+        highest_modseq: 1,
+        msgs,
+        keywords: read_keywords(dir),
+        expunged: Vec::new(),
+    })
+}
+
+fn msg(uid: u32, path: &str) -> Msg {
+    let flags = path
+        .split_once(":2,")
+        .map_or(Flags(0), |(_, info)| Flags::from_maildir(info));
+    Msg {
+        uid,
+        flags,
+        modseq: 1,
+        file: path.into(),
+    }
+}
+
+/// `dovecot-keywords`: `N name` lines, N the letter's number.
+fn read_keywords(dir: &Path) -> Vec<String> {
+    let text = fs::read_to_string(dir.join(KEYWORDS)).unwrap_or_default();
+    let mut keywords = vec![String::new(); 0];
+    for l in text.lines() {
+        let Some((n, name)) = l.split_once(' ') else { continue };
+        let Ok(n) = n.parse::<usize>() else { continue };
+        if n >= MAX_KEYWORDS || name.is_empty() {
+            continue;
+        }
+        if keywords.len() <= n {
+            keywords.resize(n + 1, String::new());
+        }
+        keywords[n] = name.to_string();
+    }
+    keywords
+}
+
+/// Writes the keyword table if it is not what is on disk.
+pub fn write_keywords(dir: &Path, keywords: &[String]) -> io::Result<()> {
+    if read_keywords(dir) == keywords {
+        return Ok(());
+    }
+    let text: String = keywords
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| !k.is_empty())
+        .map(|(i, k)| format!("{i} {k}\n"))
+        .collect();
+    crate::util::fs::atomic_write(&dir.join(KEYWORDS), text.as_bytes())
+}
+
+/// The name a file gets with these flags, in `cur/`.
+fn renamed(file: &str, flags: Flags) -> String {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    let base = name.split(':').next().unwrap_or(name);
+    format!("cur/{base}:2,{}", flags.to_maildir())
+}
+
+/// Sets flags by renaming: returns each message's new file (None if the
+/// file is gone: someone expunged it).
+pub fn set_flags(
+    dir: &Path,
+    changes: &[(String, Flags)],
+) -> io::Result<Vec<Option<String>>> {
+    let mut done = Vec::with_capacity(changes.len());
+    for (file, flags) in changes {
+        let new = renamed(file, *flags);
+        if *file == new {
+            done.push(Some(new));
+            continue;
+        }
+        match fs::rename(dir.join(file), dir.join(&new)) {
+            Ok(()) => done.push(Some(new)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Renamed by another program: find it by its base name.
+                done.push(find_and_rename(dir, file, &new)?);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    sync_dir(&dir.join("cur"))?;
+    Ok(done)
+}
+
+fn find_and_rename(dir: &Path, file: &str, new: &str) -> io::Result<Option<String>> {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    let base = name.split(':').next().unwrap_or(name);
+    for sub in ["cur", "new"] {
+        for entry in fs::read_dir(dir.join(sub))?.flatten() {
+            let n = entry.file_name();
+            let n = n.to_string_lossy();
+            if n.split(':').next() == Some(base) {
+                fs::rename(entry.path(), dir.join(new))?;
+                return Ok(Some(new.to_string()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Removes messages; a file already gone is not an error.
+pub fn expunge(dir: &Path, files: &[String]) -> io::Result<()> {
+    for file in files {
+        match fs::remove_file(dir.join(file)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let name = file.rsplit('/').next().unwrap_or(file);
+                let base = name.split(':').next().unwrap_or(name);
+                for sub in ["cur", "new"] {
+                    for entry in fs::read_dir(dir.join(sub))?.flatten() {
+                        if entry.file_name().to_string_lossy().split(':').next()
+                            == Some(base)
+                        {
+                            fs::remove_file(entry.path())?;
+                        }
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    sync_dir(&dir.join("cur"))?;
+    sync_dir(&dir.join("new"))
+}
+
+/// Adds messages to the folder: each source (a file to hard-link or
+/// copy, or octets) becomes `cur/NAME:2,FLAGS`, durable, with a UID in
+/// the list before this returns. Returns the UIDVALIDITY and the UIDs.
+pub fn add(
+    dir: &Path,
+    sources: &[(Source<'_>, Flags, Option<SystemTime>)],
+) -> io::Result<(u32, Vec<u32>)> {
+    maildir::create(dir)?;
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let mut placed = Vec::with_capacity(sources.len());
+    for (source, flags, date) in sources {
+        let (len, lines) = source.measure()?;
+        let base = format!("{},S={len},W={}", id::maildir_name(&host), len + lines);
+        let tmp = dir.join("tmp").join(&base);
+        source.write_to(&tmp)?;
+        if let Some(t) = date {
+            let f = File::options().write(true).open(&tmp)?;
+            f.set_modified(*t)?;
+        }
+        let name = format!("cur/{base}:2,{}", flags.to_maildir());
+        placed.push((base, tmp, name));
+    }
+    for (_, tmp, name) in &placed {
+        fs::rename(tmp, dir.join(name))?;
+    }
+    sync_dir(&dir.join("cur"))?;
+    let _lock = uidlist::lock(dir)?;
+    let mut list = uidlist::read(dir)?;
+    let mut uids = Vec::with_capacity(placed.len());
+    for (base, _, _) in placed {
+        uids.push(list.next);
+        list.entries.push((list.next, base));
+        list.next += 1;
+    }
+    uidlist::write(dir, &list)?;
+    Ok((list.validity, uids))
+}
+
+/// Where a message being added comes from.
+#[derive(Debug)]
+pub enum Source<'a> {
+    /// Octets in memory (LF line ends).
+    Bytes(&'a [u8]),
+    /// A file (another folder's message, or a spool file).
+    File(&'a Path),
+}
+
+impl Source<'_> {
+    /// Octets and line ends.
+    fn measure(&self) -> io::Result<(u64, u64)> {
+        let count = |b: &[u8]| memchr::memchr_iter(b'\n', b).count() as u64;
+        match self {
+            Source::Bytes(b) => Ok((b.len() as u64, count(b))),
+            Source::File(p) => {
+                let mut f = File::open(p)?;
+                let mut buf = vec![0; 64 * 1024];
+                let (mut len, mut lines) = (0, 0);
+                loop {
+                    let n = f.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok((len, lines));
+                    }
+                    len += n as u64;
+                    lines += count(&buf[..n]);
+                }
+            }
+        }
+    }
+
+    /// Writes (or links) to `tmp`, fsync'd.
+    fn write_to(&self, tmp: &Path) -> io::Result<()> {
+        if let Source::File(p) = self {
+            if fs::hard_link(p, tmp).is_ok() {
+                return Ok(());
+            }
+        }
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(tmp)?;
+        match self {
+            Source::Bytes(b) => f.write_all(b)?,
+            Source::File(p) => {
+                io::copy(&mut File::open(p)?, &mut f)?;
+            }
+        }
+        f.sync_all()
+    }
+}
+
+/// A message's arrival time (its file's mtime, as Dovecot uses).
+pub fn internal_date(dir: &Path, file: &str) -> io::Result<SystemTime> {
+    fs::metadata(dir.join(file))?.modified()
+}
+
+/// The size a message has on the wire (CRLF line ends): `W=` in its name
+/// when there, else counted.
+pub fn wire_size(dir: &Path, file: &str) -> io::Result<u64> {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    let base = name.split(':').next().unwrap_or(name);
+    if let Some(w) = base.split(',').find_map(|f| f.strip_prefix("W=")?.parse().ok()) {
+        return Ok(w);
+    }
+    let data = fs::read(dir.join(file))?;
+    Ok(crlf_len(&data))
+}
+
+/// Length of `data` with every bare LF made CRLF.
+pub fn crlf_len(data: &[u8]) -> u64 {
+    let mut n = data.len() as u64;
+    for i in memchr::memchr_iter(b'\n', data) {
+        if i == 0 || data[i - 1] != b'\r' {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// `data` with every bare LF made CRLF.
+pub fn to_crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(crlf_len(data) as usize);
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'\n', data) {
+        if i == 0 || data[i - 1] != b'\r' {
+            out.extend_from_slice(&data[start..i]);
+            out.extend_from_slice(b"\r\n");
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&data[start..]);
+    out
+}
+
+/// Seconds east of UTC are not kept; dates are shown in UTC.
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// The time `secs` after the epoch.
+pub fn from_unix(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+        assert_eq!(crlf_len(b"a\nb\r\nc\n"), 9);
+        assert_eq!(renamed("new/123.x,S=5", Flags::SEEN), "cur/123.x,S=5:2,S");
+        assert_eq!(renamed("cur/123.x:2,S", Flags(0)), "cur/123.x:2,");
+    }
+}
