@@ -82,6 +82,12 @@ pub struct Config {
     pub listen_pop3s: Vec<SocketAddr>,
     /// Idle seconds before a POP3 session is dropped.
     pub pop3_timeout: u64,
+    /// IMAP listeners (143), STARTTLS offered when TLS is configured.
+    pub listen_imap: Vec<SocketAddr>,
+    /// IMAP over implicit TLS (993).
+    pub listen_imaps: Vec<SocketAddr>,
+    /// Idle seconds before an IMAP session is logged out.
+    pub imap_timeout: u64,
     /// `USER[:GROUP]` to switch to after binding, if any.
     pub run_as: Option<String>,
     /// Below this much free space in `data_dir`, MAIL gets 452 (0: off).
@@ -172,6 +178,9 @@ impl Config {
             listen_pop3: Vec::new(),
             listen_pop3s: Vec::new(),
             pop3_timeout: 600,
+            listen_imap: Vec::new(),
+            listen_imaps: Vec::new(),
+            imap_timeout: 1800,
             run_as: None,
             min_free_space: 100 << 20,
             ipv6_prefix_len: 64,
@@ -210,6 +219,9 @@ impl Config {
             }
             (None, None) if !self.listen_pop3s.is_empty() => {
                 Err("listen_pop3s needs tls_cert and tls_key".into())
+            }
+            (None, None) if !self.listen_imaps.is_empty() => {
+                Err("listen_imaps needs tls_cert and tls_key".into())
             }
             _ => Ok(()),
         }
@@ -255,6 +267,17 @@ impl Config {
             "require_tls_auth" => self.require_tls_auth = yes_no(value)?,
             "listen_pop3" => self.listen_pop3 = self.listen(value)?,
             "listen_pop3s" => self.listen_pop3s = self.listen(value)?,
+            "listen_imap" => self.listen_imap = self.listen(value)?,
+            "listen_imaps" => self.listen_imaps = self.listen(value)?,
+            "imap_timeout" => {
+                // RFC 9051 5.4: the autologout timer is at least 30 minutes.
+                self.imap_timeout = count(value)? as u64;
+                if self.imap_timeout < 1800 {
+                    return Err(
+                        "imap_timeout must be at least 1800 (RFC 9051)".into(),
+                    );
+                }
+            }
             "run_as" if value.is_empty() => self.run_as = None,
             "run_as" => self.run_as = Some(value.to_string()),
             "min_free_space" if value == "0" => self.min_free_space = 0,

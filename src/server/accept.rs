@@ -29,6 +29,8 @@ pub(super) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
         (Service::Submissions, &cfg.listen_submissions),
         (Service::Pop3, &cfg.listen_pop3),
         (Service::Pop3s, &cfg.listen_pop3s),
+        (Service::Imap, &cfg.listen_imap),
+        (Service::Imaps, &cfg.listen_imaps),
     ];
     let mut listeners = Vec::new();
     for (service, addrs) in wanted {

@@ -85,6 +85,10 @@ impl Server {
                     conn.phase = Phase::Open;
                 }
                 Session::Pop3(_) => self.pop3_logged_in(slot, user, snapshot),
+                Session::Imap(_) => {
+                    self.imap_logged_in(slot, user);
+                    continue;
+                }
             }
             self.feed(slot, 0);
             self.drive(slot);

@@ -7,8 +7,10 @@
 mod accept;
 mod auth;
 pub mod conn;
+mod imap;
 pub mod listen;
 pub mod logins;
+pub mod mailboxes;
 pub mod pool;
 mod pop3;
 pub mod privilege;
@@ -74,6 +76,8 @@ const READERS: usize = 2;
 /// Spool helper threads: they write large messages arriving, so that a
 /// card slow to take writes stalls only the sessions it is writing for.
 const SPOOLERS: usize = 2;
+/// Mailbox helper threads: IMAP's folder scans, renames and reads.
+const MAILBOX_HELPERS: usize = 2;
 /// Password helper threads: two keep one slow hash from holding up
 /// every other login, without letting a flood of logins take every core.
 const LOGIN_CHECKERS: usize = 2;
@@ -112,6 +116,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     server.writer.stop();
     server.logins.stop();
     server.readers.stop();
+    server.mailboxes.stop();
     // The spool helpers end when the server (the last owner) is dropped.
     info!("stopped");
     Ok(())
@@ -133,6 +138,9 @@ struct Server {
     writer: Writer,
     logins: Logins,
     readers: Readers,
+    mailboxes: mailboxes::Mailboxes,
+    /// IMAP folders open in memory.
+    imap: imap::Registry,
     /// Spool files, and the helpers that write them.
     spool: Rc<SpoolConfig>,
     /// POP3 mailboxes whose session left during UPDATE, by its key.
@@ -174,6 +182,8 @@ impl Server {
             writer: writer::start(WRITERS, Arc::clone(&waker))?,
             logins: logins::start(LOGIN_CHECKERS, Arc::clone(&waker))?,
             readers: readers::start(READERS, Arc::clone(&waker))?,
+            mailboxes: mailboxes::start(MAILBOX_HELPERS, Arc::clone(&waker))?,
+            imap: imap::Registry::default(),
             spool: Rc::new(SpoolConfig {
                 dir: services.config.spool_dir(),
                 hostname: services.config.hostname.clone(),
@@ -216,6 +226,7 @@ impl Server {
                         self.finish_deliveries();
                         self.finish_logins();
                         self.finish_reads();
+                        self.finish_mailbox_work();
                     }
                     SIGNALS => self.on_signals(),
                     Token(t) if t >= CONN_BASE => {
@@ -317,6 +328,15 @@ impl Server {
         conn.keep_input(&input[used..]);
         conn.stalled = conn.wbuf.len() >= OUTPUT_CAP
             && (used < input.len() || conn.session.has_more_output());
+        self.act(slot, step);
+    }
+
+    /// Does what a session asked.
+    fn act(&mut self, slot: usize, step: Action) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
         match step {
             Action::Continue => {}
             Action::Close => conn.phase = Phase::Closing,
@@ -329,6 +349,7 @@ impl Server {
             Action::Update { deleted, seen } => {
                 self.start_update(slot, deleted, seen)
             }
+            Action::Io(request) => self.imap_request(slot, request),
         }
     }
 
@@ -411,6 +432,7 @@ impl Server {
             ),
             locked_until: None,
             parked: None,
+            mailboxes: mailboxes.clone(),
         });
         let content = match smtp.spool.take() {
             Ok(c) => c,
@@ -452,6 +474,14 @@ impl Server {
                 let _ = std::fs::remove_file(path);
                 continue;
             };
+            if let Some(i) = conn.session.as_imap() {
+                i.spool.written(path, result);
+                if let Some(request) = i.appending.take() {
+                    self.imap_request(slot, request);
+                }
+                self.drive(slot);
+                continue;
+            }
             let Some(smtp) = conn.session.as_smtp() else {
                 continue;
             };
@@ -541,8 +571,13 @@ impl Server {
                 conn.id, flight.id, flight.summary
             ),
         }
-        s.smtp.delivered(&flight.id, result, &mut conn.wbuf);
+        s.smtp.delivered(&flight.id, result.clone(), &mut conn.wbuf);
         conn.phase = Phase::Open;
+        if result.is_ok() {
+            for dir in &flight.mailboxes {
+                self.rescan(dir);
+            }
+        }
         self.resume(slot);
     }
 
@@ -663,6 +698,11 @@ impl Server {
                         self.services.pop3_locks.remove(&user);
                     }
                 }
+            }
+            Session::Imap(i) => {
+                let key = (slot, conn.generation);
+                let watching = i.watching.take();
+                self.imap_closed(key, watching);
             }
             Session::Smtp(s) => {
                 if let Some(flight) = &s.in_flight {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::limiter::Limiter;
 use crate::config::{Config, Directory};
+use crate::proto::imap;
 use crate::proto::pop3::Pop3;
 use crate::proto::smtp::{self, Host, Link, Path, RcptError, Settings};
 use crate::util::id;
@@ -30,6 +31,10 @@ pub enum Service {
     Pop3,
     /// POP3 over implicit TLS (995).
     Pop3s,
+    /// IMAP (143), STARTTLS offered when configured.
+    Imap,
+    /// IMAP over implicit TLS (993).
+    Imaps,
 }
 
 impl Service {
@@ -41,12 +46,14 @@ impl Service {
             Service::Submissions => "submissions",
             Service::Pop3 => "POP3",
             Service::Pop3s => "POP3S",
+            Service::Imap => "IMAP",
+            Service::Imaps => "IMAPS",
         }
     }
 
     /// True if the connection starts with a TLS handshake.
     pub fn implicit_tls(self) -> bool {
-        matches!(self, Service::Submissions | Service::Pop3s)
+        matches!(self, Service::Submissions | Service::Pop3s | Service::Imaps)
     }
 
     /// True for POP3 listeners.
@@ -61,6 +68,7 @@ impl Service {
             Service::Smtp => Group::Smtp,
             Service::Submission | Service::Submissions => Group::Submission,
             Service::Pop3 | Service::Pop3s => Group::Pop3,
+            Service::Imap | Service::Imaps => Group::Imap,
         }
     }
 }
@@ -74,11 +82,13 @@ pub enum Group {
     Submission,
     /// Ports 110 and 995.
     Pop3,
+    /// Ports 143 and 993.
+    Imap,
 }
 
 impl Group {
     /// Every group, for per-group counters.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
 
     /// Index into per-group counters.
     pub fn index(self) -> usize {
@@ -101,6 +111,7 @@ pub struct Services {
     room: Room,
     smtp: Rc<Settings>,
     submission: Rc<Settings>,
+    imap: Rc<imap::Settings>,
 }
 
 impl Services {
@@ -123,6 +134,11 @@ impl Services {
             })
         };
         let (smtp, submission) = (settings(false), settings(true));
+        let imap = Rc::new(imap::Settings {
+            hostname: config.hostname.clone(),
+            starttls: tls.is_some(),
+            append_limit: config.max_message_size,
+        });
         let limiter = Limiter::new(
             config.auth_failure_limit,
             Duration::from_secs(config.auth_failure_window),
@@ -136,6 +152,7 @@ impl Services {
             pop3_locks: Default::default(),
             smtp,
             submission,
+            imap,
         })
     }
 
@@ -155,6 +172,10 @@ impl Services {
                 let pop3 = Pop3::new(host, self.tls.is_some(), link);
                 return Session::pop3(pop3);
             }
+            Service::Imap | Service::Imaps => {
+                let session = imap::Imap::new(Rc::clone(&self.imap), link);
+                return Session::imap(session, spool);
+            }
         };
         let smtp = smtp::Server::new(Rc::clone(settings), link);
         Session::smtp(smtp, spool)
@@ -163,10 +184,10 @@ impl Services {
     /// Idle seconds allowed on a `service` connection.
     pub fn idle_timeout(&self, service: Service) -> std::time::Duration {
         let cfg = &self.config;
-        let secs = if service.is_pop3() {
-            cfg.pop3_timeout
-        } else {
-            cfg.smtp_timeout
+        let secs = match service.group() {
+            Group::Pop3 => cfg.pop3_timeout,
+            Group::Imap => cfg.imap_timeout,
+            Group::Smtp | Group::Submission => cfg.smtp_timeout,
         };
         std::time::Duration::from_secs(secs)
     }

@@ -4,12 +4,15 @@
 //! being sent), and the actions either can ask for. A connection itself
 //! (`conn.rs`) is only transport: socket, TLS, buffers, deadline.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::pop3::Transfer;
 use super::spool::Spool;
 use crate::deliver::Job;
+use crate::proto::imap::request::Request;
+use crate::proto::imap::{Imap, ImapStep};
 use crate::proto::pop3::{LoginError, Pop3, Pop3Step};
 use crate::proto::sasl::Credentials;
 use crate::proto::smtp::{self, Cx, Envelope, Host, Step, TlsInfo};
@@ -21,6 +24,23 @@ pub enum Session {
     Smtp(Box<SmtpConn>),
     /// POP3.
     Pop3(Box<Pop3Conn>),
+    /// IMAP.
+    Imap(Box<ImapConn>),
+}
+
+/// An IMAP session and what the loop keeps for it.
+pub struct ImapConn {
+    /// The protocol session.
+    pub imap: Imap,
+    /// Where an APPENDed message streams.
+    pub spool: Spool,
+    /// The folder this session watches in the registry (selected).
+    pub watching: Option<PathBuf>,
+    /// An APPEND whose last spool piece is still being written.
+    pub appending: Option<Request>,
+    /// A user whose password was right, while the default folders are
+    /// made.
+    pub pending_login: Option<String>,
 }
 
 /// An SMTP session and what the loop keeps for it.
@@ -58,6 +78,8 @@ pub struct InFlight {
     pub locked_until: Option<Instant>,
     /// The job waiting for its next try at a locked mailbox.
     pub parked: Option<Job>,
+    /// The mailboxes it goes to, to tell IMAP sessions once stored.
+    pub mailboxes: Vec<PathBuf>,
 }
 
 /// What a session asks the loop to do.
@@ -79,6 +101,8 @@ pub enum Action {
         /// TOP's line count.
         top: Option<usize>,
     },
+    /// IMAP mailbox work.
+    Io(Request),
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// Indexes to delete.
@@ -115,7 +139,30 @@ impl From<Pop3Step> for Action {
     }
 }
 
+impl From<ImapStep> for Action {
+    fn from(step: ImapStep) -> Action {
+        match step {
+            ImapStep::Continue => Action::Continue,
+            ImapStep::Close => Action::Close,
+            ImapStep::StartTls => Action::StartTls,
+            ImapStep::Authenticate(c) => Action::Authenticate(c),
+            ImapStep::Io(r) => Action::Io(r),
+        }
+    }
+}
+
 impl Session {
+    /// An IMAP session on a new connection.
+    pub fn imap(imap: Imap, spool: Spool) -> Session {
+        Session::Imap(Box::new(ImapConn {
+            imap,
+            spool,
+            watching: None,
+            appending: None,
+            pending_login: None,
+        }))
+    }
+
     /// An SMTP session on a new connection.
     pub fn smtp(smtp: smtp::Server, spool: Spool) -> Session {
         Session::Smtp(Box::new(SmtpConn {
@@ -141,6 +188,7 @@ impl Session {
         match self {
             Session::Smtp(s) => s.smtp.greet(out),
             Session::Pop3(p) => p.pop3.greet(out),
+            Session::Imap(i) => i.imap.greet(out),
         }
     }
 
@@ -165,6 +213,10 @@ impl Session {
                 let (n, step) = p.pop3.feed(input, out);
                 (n, step.into())
             }
+            Session::Imap(i) => {
+                let (n, step) = i.imap.feed(input, out, &mut i.spool);
+                (n, step.into())
+            }
         }
     }
 
@@ -174,6 +226,7 @@ impl Session {
         match self {
             Session::Smtp(s) => s.spool.congested(),
             Session::Pop3(_) => false,
+            Session::Imap(i) => i.spool.congested(),
         }
     }
 
@@ -181,15 +234,23 @@ impl Session {
     pub fn as_smtp(&mut self) -> Option<&mut SmtpConn> {
         match self {
             Session::Smtp(s) => Some(s),
-            Session::Pop3(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The IMAP side, if this is IMAP.
+    pub fn as_imap(&mut self) -> Option<&mut ImapConn> {
+        match self {
+            Session::Imap(i) => Some(i),
+            _ => None,
         }
     }
 
     /// The POP3 side, if this is POP3.
     pub fn as_pop3(&mut self) -> Option<&mut Pop3Conn> {
         match self {
-            Session::Smtp(_) => None,
             Session::Pop3(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -198,6 +259,7 @@ impl Session {
         match self {
             Session::Smtp(s) => s.smtp.tls_started(info),
             Session::Pop3(p) => p.pop3.tls_started(info),
+            Session::Imap(i) => i.imap.tls_started(info),
         }
     }
 
@@ -208,6 +270,7 @@ impl Session {
             Session::Pop3(p) => {
                 p.pop3.logged_in(Err(LoginError::Credentials), out)
             }
+            Session::Imap(i) => i.imap.logged_in(None, out),
         }
     }
 
@@ -220,6 +283,9 @@ impl Session {
             Session::Pop3(p) => {
                 p.pop3.locked_out(out);
             }
+            Session::Imap(i) => {
+                i.imap.locked_out(out);
+            }
         }
     }
 
@@ -228,6 +294,7 @@ impl Session {
         match self {
             Session::Smtp(_) => false,
             Session::Pop3(p) => p.pop3.has_more_output(),
+            Session::Imap(i) => i.imap.has_more_output(),
         }
     }
 
@@ -236,6 +303,7 @@ impl Session {
         match self {
             Session::Smtp(s) => s.smtp.is_idle(),
             Session::Pop3(p) => p.pop3.is_idle(),
+            Session::Imap(i) => i.imap.is_idle(),
         }
     }
 
@@ -248,6 +316,9 @@ impl Session {
             Session::Pop3(p) => {
                 p.pop3.timed_out(out);
             }
+            Session::Imap(i) => {
+                i.imap.timed_out(out);
+            }
         }
     }
 
@@ -259,6 +330,9 @@ impl Session {
             }
             Session::Pop3(p) => {
                 p.pop3.shutdown(out);
+            }
+            Session::Imap(i) => {
+                i.imap.shutdown(out);
             }
         }
     }

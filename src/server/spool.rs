@@ -284,6 +284,24 @@ impl Sink for Spool {
     }
 }
 
+/// IMAP APPEND: the message as the client sends it, no trace headers.
+impl crate::proto::imap::AppendSink for Spool {
+    fn begin_append(&mut self) {
+        self.discard();
+        self.failed = None;
+        self.id = crate::util::id::queue_id();
+        self.received = SystemTime::now();
+    }
+
+    fn write_append(&mut self, bytes: &[u8]) {
+        self.write(bytes);
+    }
+
+    fn discard_append(&mut self) {
+        self.discard();
+    }
+}
+
 impl Drop for Spool {
     fn drop(&mut self) {
         // A piece in flight comes back to a connection that is gone: the

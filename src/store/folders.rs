@@ -25,7 +25,12 @@ pub const DEFAULT_FOLDERS: [(&str, &str); 5] = [
 ];
 /// SPECIAL-USE attributes CREATE accepts.
 pub const SPECIAL_USES: [&str; 7] = [
-    "\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent",
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
     "\\Trash",
 ];
 const SUBSCRIPTIONS: &str = "subscriptions";
@@ -90,7 +95,11 @@ pub fn ensure_defaults(root: &Path) -> io::Result<()> {
 }
 
 /// Creates a folder (and any missing parents), with a SPECIAL-USE.
-pub fn create(root: &Path, name: &str, special: Option<&str>) -> io::Result<()> {
+pub fn create(
+    root: &Path,
+    name: &str,
+    special: Option<&str>,
+) -> io::Result<()> {
     if exists(root, name) {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
     }
@@ -126,8 +135,10 @@ pub fn delete(root: &Path, name: &str) -> io::Result<()> {
     let _ = fs::remove_dir_all(&gone);
     fs::rename(&d, &gone)?;
     fs::remove_dir_all(&gone)?;
-    let uses: Vec<_> =
-        special_uses(root).into_iter().filter(|(n, _)| n != name).collect();
+    let uses: Vec<_> = special_uses(root)
+        .into_iter()
+        .filter(|(n, _)| n != name)
+        .collect();
     write_special_uses(root, &uses)
 }
 
@@ -143,8 +154,10 @@ pub fn rename(root: &Path, from: &str, to: &str) -> io::Result<()> {
         return Err(io::Error::other("renaming INBOX is not supported"));
     }
     let prefix = format!("{from}.");
-    let children: Vec<String> =
-        all(root)?.into_iter().filter(|n| n.starts_with(&prefix)).collect();
+    let children: Vec<String> = all(root)?
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
     fs::rename(dir(root, from), dir(root, to))?;
     for child in children {
         let new = format!("{to}.{}", &child[prefix.len()..]);
@@ -186,7 +199,8 @@ fn write_subscriptions(root: &Path, subs: &[String]) -> io::Result<()> {
 /// The SPECIAL-USE attribute of a folder: given at CREATE, else by its
 /// name for the default folders.
 pub fn special_use(root: &Path, name: &str) -> Option<String> {
-    if let Some((_, a)) = special_uses(root).into_iter().find(|(n, _)| n == name)
+    if let Some((_, a)) =
+        special_uses(root).into_iter().find(|(n, _)| n == name)
     {
         return Some(a);
     }
@@ -205,7 +219,10 @@ fn special_uses(root: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn write_special_uses(root: &Path, uses: &[(String, String)]) -> io::Result<()> {
+fn write_special_uses(
+    root: &Path,
+    uses: &[(String, String)],
+) -> io::Result<()> {
     let text: String =
         uses.iter().map(|(n, a)| format!("{n}\t{a}\n")).collect();
     atomic_write(&root.join(SPECIAL_USE), text.as_bytes())

@@ -45,7 +45,8 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
         on_disk.insert(base.as_str(), path.as_str());
     }
     let mut msgs = Vec::with_capacity(files.len());
-    let mut known: HashMap<&str, ()> = HashMap::with_capacity(list.entries.len());
+    let mut known: HashMap<&str, ()> =
+        HashMap::with_capacity(list.entries.len());
     let before = list.entries.len();
     for (uid, base) in &list.entries {
         if let Some(path) = on_disk.get(base.as_str()) {
@@ -53,8 +54,10 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
             msgs.push(msg(*uid, path));
         }
     }
-    let mut fresh: Vec<&(String, String)> =
-        files.iter().filter(|(b, _)| !known.contains_key(b.as_str())).collect();
+    let mut fresh: Vec<&(String, String)> = files
+        .iter()
+        .filter(|(b, _)| !known.contains_key(b.as_str()))
+        .collect();
     // Maildir names begin with the delivery time: name order is arrival.
     fresh.sort();
     let kept = msgs.len();
@@ -66,7 +69,8 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
         added.push((uid, base.clone()));
     }
     if !added.is_empty() || kept != before {
-        list.entries.retain(|(_, b)| on_disk.contains_key(b.as_str()));
+        list.entries
+            .retain(|(_, b)| on_disk.contains_key(b.as_str()));
         list.entries.extend(added);
         uidlist::write(dir, &list)?;
     }
@@ -75,7 +79,7 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
         uidnext: list.next,
         highest_modseq: 1,
         msgs,
-        keywords: read_keywords(dir),
+        keywords: scan_keywords(dir),
         expunged: Vec::new(),
     })
 }
@@ -93,11 +97,13 @@ fn msg(uid: u32, path: &str) -> Msg {
 }
 
 /// `dovecot-keywords`: `N name` lines, N the letter's number.
-fn read_keywords(dir: &Path) -> Vec<String> {
+pub fn scan_keywords(dir: &Path) -> Vec<String> {
     let text = fs::read_to_string(dir.join(KEYWORDS)).unwrap_or_default();
-    let mut keywords = vec![String::new(); 0];
+    let mut keywords: Vec<String> = Vec::new();
     for l in text.lines() {
-        let Some((n, name)) = l.split_once(' ') else { continue };
+        let Some((n, name)) = l.split_once(' ') else {
+            continue;
+        };
         let Ok(n) = n.parse::<usize>() else { continue };
         if n >= MAX_KEYWORDS || name.is_empty() {
             continue;
@@ -112,7 +118,7 @@ fn read_keywords(dir: &Path) -> Vec<String> {
 
 /// Writes the keyword table if it is not what is on disk.
 pub fn write_keywords(dir: &Path, keywords: &[String]) -> io::Result<()> {
-    if read_keywords(dir) == keywords {
+    if scan_keywords(dir) == keywords {
         return Ok(());
     }
     let text: String = keywords
@@ -157,7 +163,11 @@ pub fn set_flags(
     Ok(done)
 }
 
-fn find_and_rename(dir: &Path, file: &str, new: &str) -> io::Result<Option<String>> {
+fn find_and_rename(
+    dir: &Path,
+    file: &str,
+    new: &str,
+) -> io::Result<Option<String>> {
     let name = file.rsplit('/').next().unwrap_or(file);
     let base = name.split(':').next().unwrap_or(name);
     for sub in ["cur", "new"] {
@@ -183,7 +193,11 @@ pub fn expunge(dir: &Path, files: &[String]) -> io::Result<()> {
                 let base = name.split(':').next().unwrap_or(name);
                 for sub in ["cur", "new"] {
                     for entry in fs::read_dir(dir.join(sub))?.flatten() {
-                        if entry.file_name().to_string_lossy().split(':').next()
+                        if entry
+                            .file_name()
+                            .to_string_lossy()
+                            .split(':')
+                            .next()
                             == Some(base)
                         {
                             fs::remove_file(entry.path())?;
@@ -206,11 +220,15 @@ pub fn add(
     sources: &[(Source<'_>, Flags, Option<SystemTime>)],
 ) -> io::Result<(u32, Vec<u32>)> {
     maildir::create(dir)?;
-    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     let mut placed = Vec::with_capacity(sources.len());
     for (source, flags, date) in sources {
         let (len, lines) = source.measure()?;
-        let base = format!("{},S={len},W={}", id::maildir_name(&host), len + lines);
+        let base =
+            format!("{},S={len},W={}", id::maildir_name(&host), len + lines);
         let tmp = dir.join("tmp").join(&base);
         source.write_to(&tmp)?;
         if let Some(t) = date {
@@ -299,7 +317,10 @@ pub fn internal_date(dir: &Path, file: &str) -> io::Result<SystemTime> {
 pub fn wire_size(dir: &Path, file: &str) -> io::Result<u64> {
     let name = file.rsplit('/').next().unwrap_or(file);
     let base = name.split(':').next().unwrap_or(name);
-    if let Some(w) = base.split(',').find_map(|f| f.strip_prefix("W=")?.parse().ok()) {
+    if let Some(w) = base
+        .split(',')
+        .find_map(|f| f.strip_prefix("W=")?.parse().ok())
+    {
         return Ok(w);
     }
     let data = fs::read(dir.join(file))?;

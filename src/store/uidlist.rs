@@ -210,7 +210,8 @@ mod tests {
         assert!(UidList::parse("").is_none());
         assert!(UidList::parse("9 V1 N1\n").is_none());
         assert!(UidList::parse("3 V0 N1\n").is_none());
-        let l = UidList::parse("3 V5 N2\n7 :a\n3 :b\nx :c\n0 :d\n8 :\n").unwrap();
+        let l =
+            UidList::parse("3 V5 N2\n7 :a\n3 :b\nx :c\n0 :d\n8 :\n").unwrap();
         assert_eq!(l.entries, vec![(7, "a".to_string())]);
         assert_eq!(l.next, 8);
     }

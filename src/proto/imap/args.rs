@@ -105,7 +105,9 @@ impl<'a> Args<'a> {
 
     /// A command, attribute or search-key name: letters, digits, dots.
     pub fn name(&mut self) -> &'a [u8] {
-        self.take_while(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        self.take_while(|b| {
+            b.is_ascii_alphanumeric() || b == b'.' || b == b'-'
+        })
     }
 
     /// An atom.

@@ -213,9 +213,12 @@ pub enum Command<'a> {
     },
 }
 
+/// A command and its tag, or why not (with the tag if it was read).
+pub type Parsed<'a> = Result<(&'a [u8], Command<'a>), (Option<&'a [u8]>, Bad)>;
+
 /// Reads `tag command args CRLF`. On error, gives the tag if it could
 /// be read, so the BAD carries it.
-pub fn parse(cmd: &[u8]) -> Result<(&[u8], Command<'_>), (Option<&[u8]>, Bad)> {
+pub fn parse(cmd: &[u8]) -> Parsed<'_> {
     let mut a = Args::new(cmd);
     let tag = a.tag().map_err(|e| (None, e))?;
     let tagged = |e| (Some(tag), e);
@@ -294,7 +297,11 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
             } else {
                 SelectParams::default()
             };
-            Ok(Command::Select(mailbox, name.as_slice() == b"EXAMINE", params))
+            Ok(Command::Select(
+                mailbox,
+                name.as_slice() == b"EXAMINE",
+                params,
+            ))
         }
         b"CREATE" => {
             a.sp()?;
@@ -324,7 +331,10 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         }
         b"SUBSCRIBE" | b"UNSUBSCRIBE" => {
             a.sp()?;
-            Ok(Command::Subscribe(a.astring()?, name.as_slice() == b"SUBSCRIBE"))
+            Ok(Command::Subscribe(
+                a.astring()?,
+                name.as_slice() == b"SUBSCRIBE",
+            ))
         }
         b"LIST" => list(a),
         b"LSUB" => {
@@ -543,7 +553,9 @@ fn search<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
         let charset = a.astring()?;
         let cs = charset.to_ascii_uppercase();
         if cs != b"UTF-8" && cs != b"US-ASCII" {
-            return Err(Bad("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset"));
+            return Err(Bad(
+                "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
+            ));
         }
         a.sp()?;
     }
@@ -630,7 +642,11 @@ fn store<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
     })
 }
 
-fn copy<'a>(a: &mut Args<'a>, uid: bool, moving: bool) -> Result<Command<'a>, Bad> {
+fn copy<'a>(
+    a: &mut Args<'a>,
+    uid: bool,
+    moving: bool,
+) -> Result<Command<'a>, Bad> {
     a.sp()?;
     let set = SeqSet::parse(a)?;
     a.sp()?;
@@ -659,15 +675,27 @@ mod tests {
         assert_eq!(ok(b"a1 NOOP\r\n"), Command::Noop);
         assert_eq!(
             ok(b"a LOGIN alice \"pw \\\"x\"\r\n"),
-            Command::Login(Cow::Borrowed(&b"alice"[..]), Cow::Owned(b"pw \"x".to_vec()))
+            Command::Login(
+                Cow::Borrowed(&b"alice"[..]),
+                Cow::Owned(b"pw \"x".to_vec())
+            )
         );
         assert!(matches!(
             ok(b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)\r\n"),
-            Command::Fetch { uid: true, vanished: true, changed_since: Some(5), .. }
+            Command::Fetch {
+                uid: true,
+                vanished: true,
+                changed_since: Some(5),
+                ..
+            }
         ));
         assert!(matches!(
             ok(b"a STORE 1 +FLAGS.SILENT (\\Seen)\r\n"),
-            Command::Store { mode: StoreMode::Add, silent: true, .. }
+            Command::Store {
+                mode: StoreMode::Add,
+                silent: true,
+                ..
+            }
         ));
         assert!(matches!(
             ok(b"a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES))\r\n"),
@@ -687,10 +715,23 @@ mod tests {
         ));
         assert!(matches!(
             ok(b"a SEARCH RETURN (MIN COUNT) CHARSET UTF-8 UNSEEN\r\n"),
-            Command::Search { ret: SearchReturn { min: true, count: true, .. }, .. }
+            Command::Search {
+                ret: SearchReturn {
+                    min: true,
+                    count: true,
+                    ..
+                },
+                ..
+            }
         ));
-        assert!(matches!(ok(b"t UID EXPUNGE 3:5\r\n"), Command::Expunge(Some(_))));
-        assert!(matches!(ok(b"t LOGIN {5}\r\nalice {2}\r\npw\r\n"), Command::Login(..)));
+        assert!(matches!(
+            ok(b"t UID EXPUNGE 3:5\r\n"),
+            Command::Expunge(Some(_))
+        ));
+        assert!(matches!(
+            ok(b"t LOGIN {5}\r\nalice {2}\r\npw\r\n"),
+            Command::Login(..)
+        ));
     }
 
     #[test]

@@ -238,7 +238,8 @@ fn header_list(a: &mut Args<'_>) -> Result<Vec<String>, Bad> {
     a.sp()?;
     let names = a.list(|a| {
         let n: Cow<'_, [u8]> = a.astring()?;
-        let ok = !n.is_empty() && n.iter().all(|&b| b > 32 && b < 127 && b != b':');
+        let ok =
+            !n.is_empty() && n.iter().all(|&b| b > 32 && b < 127 && b != b':');
         if !ok {
             return Err(Bad("bad header field name"));
         }
@@ -261,8 +262,10 @@ mod tests {
     #[test]
     fn forms() {
         assert_eq!(items(b"FAST").unwrap().len(), 3);
-        let l = items(b"(UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To)])")
-            .unwrap();
+        let l = items(
+            b"(UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To)])",
+        )
+        .unwrap();
         assert_eq!(l.len(), 4);
         match &l[3] {
             Item::Section { section, peek, .. } => {

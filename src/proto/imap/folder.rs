@@ -156,8 +156,10 @@ impl Folder {
             return None;
         }
         let name = std::str::from_utf8(name).ok()?;
-        if let Some(i) =
-            self.keywords.iter().position(|k| k.eq_ignore_ascii_case(name))
+        if let Some(i) = self
+            .keywords
+            .iter()
+            .position(|k| k.eq_ignore_ascii_case(name))
         {
             return Some(Flags::keyword(i));
         }
@@ -181,12 +183,72 @@ impl Folder {
         (count, first)
     }
 
-    /// Records an expunge for sessions not yet told, dropping records
-    /// every view has passed (`oldest`: the lowest MODSEQ any view of
-    /// this folder is synced to).
-    pub fn note_expunged(&mut self, uid: u32, modseq: u64, oldest: u64) {
-        self.expunged.retain(|&(m, _)| m > oldest);
-        self.expunged.push((modseq, uid));
+    /// The next MODSEQ, now taken.
+    pub fn bump(&mut self) -> u64 {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+
+    /// Takes in a fresh scan of the same folder: messages gone are
+    /// expunged, new ones added, changed flags noted, each change with a
+    /// new MODSEQ. True if anything changed.
+    pub fn merge(&mut self, scan: Folder) -> bool {
+        if self.uidvalidity != scan.uidvalidity {
+            let modseq = self.highest_modseq.max(scan.highest_modseq) + 1;
+            *self = scan;
+            self.highest_modseq = modseq;
+            for m in &mut self.msgs {
+                m.modseq = modseq;
+            }
+            return true;
+        }
+        let mut changed = false;
+        let old = std::mem::take(&mut self.msgs);
+        let mut merged = Vec::with_capacity(scan.msgs.len());
+        let mut o = old.into_iter().peekable();
+        for mut m in scan.msgs {
+            while let Some(prev) = o.next_if(|p| p.uid < m.uid) {
+                let modseq = self.bump();
+                self.expunged.push((modseq, prev.uid));
+                changed = true;
+            }
+            match o.next_if(|p| p.uid == m.uid) {
+                Some(prev) if prev.flags == m.flags => m.modseq = prev.modseq,
+                _ => {
+                    m.modseq = self.bump();
+                    changed = true;
+                }
+            }
+            merged.push(m);
+        }
+        for prev in o {
+            let modseq = self.bump();
+            self.expunged.push((modseq, prev.uid));
+            changed = true;
+        }
+        self.msgs = merged;
+        self.uidnext = self.uidnext.max(scan.uidnext);
+        if self.keywords.len() < scan.keywords.len() {
+            self.keywords = scan.keywords;
+        }
+        changed
+    }
+
+    /// Removes messages (expunged by a session of ours).
+    pub fn remove(&mut self, uids: &[u32]) {
+        for &uid in uids {
+            if let Some(i) = self.find(uid) {
+                self.msgs.remove(i);
+                let modseq = self.bump();
+                self.expunged.push((modseq, uid));
+            }
+        }
+        // Bounded: old records only serve QRESYNC clients, who can also
+        // be told by UID range.
+        if self.expunged.len() > 100_000 {
+            let cut = self.expunged.len() - 100_000;
+            self.expunged.drain(..cut);
+        }
     }
 }
 

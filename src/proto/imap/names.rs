@@ -38,7 +38,10 @@ pub fn check(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err("bad name length");
     }
-    if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
         return Err("name has forbidden characters");
     }
     let levels: Vec<&str> = name.split(SEPARATOR).collect();

@@ -21,7 +21,9 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
                 out.push(b'"');
             }
             Item::Size => {
-                out.extend_from_slice(format!(" RFC822.SIZE {}", msg.len()).as_bytes());
+                out.extend_from_slice(
+                    format!(" RFC822.SIZE {}", msg.len()).as_bytes(),
+                );
             }
             Item::Section {
                 section,
@@ -34,11 +36,17 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
                 match alias {
                     Some(a) => out.extend_from_slice(a.as_bytes()),
                     None => {
-                        out.extend_from_slice(if *binary { b"BINARY[" } else { b"BODY[" });
+                        out.extend_from_slice(if *binary {
+                            b"BINARY["
+                        } else {
+                            b"BODY["
+                        });
                         write_section(section, out);
                         out.push(b']');
                         if let Some((start, _)) = partial {
-                            out.extend_from_slice(format!("<{start}>").as_bytes());
+                            out.extend_from_slice(
+                                format!("<{start}>").as_bytes(),
+                            );
                         }
                     }
                 }
@@ -47,7 +55,8 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
                 let data = match partial {
                     Some((start, len)) => {
                         let s = (*start as usize).min(data.len());
-                        let e = s.saturating_add(*len as usize).min(data.len());
+                        let e =
+                            s.saturating_add(*len as usize).min(data.len());
                         &data[s..e]
                     }
                     None => &data[..],
@@ -58,7 +67,9 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
                 literal(out, data);
             }
             Item::BinarySize(part) if part.is_empty() => {
-                out.extend_from_slice(format!(" BINARY.SIZE[] {}", msg.len()).as_bytes());
+                out.extend_from_slice(
+                    format!(" BINARY.SIZE[] {}", msg.len()).as_bytes(),
+                );
             }
             _ => {}
         }
@@ -128,8 +139,9 @@ pub fn header_fields(head: &[u8], names: &[String], not: bool) -> Vec<u8> {
         let continuation = matches!(line.first(), Some(b' ') | Some(b'\t'));
         if !continuation {
             let name = line.split(|&b| b == b':').next().unwrap_or(b"");
-            let name = String::from_utf8_lossy(name).trim().to_ascii_uppercase();
-            keep = names.iter().any(|n| *n == name) != not;
+            let name =
+                String::from_utf8_lossy(name).trim().to_ascii_uppercase();
+            keep = names.contains(&name) != not;
         }
         if keep {
             out.extend_from_slice(line);
@@ -175,7 +187,8 @@ mod tests {
 
     #[test]
     fn sections() {
-        let msg = b"From: a@x\r\nSubject: hi\r\n there\r\nTo: b@y\r\n\r\nbody\r\n";
+        let msg =
+            b"From: a@x\r\nSubject: hi\r\n there\r\nTo: b@y\r\n\r\nbody\r\n";
         let its = parse_items(&mut Args::new(
             b"(RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY[TEXT]<1.2>)",
         ))

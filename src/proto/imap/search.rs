@@ -227,9 +227,8 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5
-        + i64::from(d)
-        - 1;
+    let doy =
+        (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
 }
@@ -266,7 +265,10 @@ mod tests {
                     DateCmp::Since,
                     days_from_civil(1994, 2, 1)
                 ),
-                Key::Not(Box::new(Key::Header("FROM".into(), b"Smith".to_vec()))),
+                Key::Not(Box::new(Key::Header(
+                    "FROM".into(),
+                    b"Smith".to_vec()
+                ))),
             ])
         );
         assert!(matches!(keys(b"OR (SEEN) 1:5").unwrap(), Key::Or(..)));

@@ -136,7 +136,7 @@ impl Selected {
         let f = folder.borrow();
         let view: Vec<u32> = f.msgs.iter().map(|m| m.uid).collect();
         let mut flags = Vec::new();
-        f.write_flags(Flags(u32::MAX & !super::folder::PASSED), &mut flags);
+        f.write_flags(Flags(!super::folder::PASSED), &mut flags);
         let flags = String::from_utf8_lossy(&flags).into_owned();
         line(out, &format!("* {} EXISTS", view.len()));
         if !enabled.rev2 {
@@ -154,12 +154,21 @@ impl Selected {
                 line(out, &format!("* OK [UNSEEN {first}] First unseen"));
             }
         }
-        line(out, &format!("* OK [UIDVALIDITY {}] UIDs valid", f.uidvalidity));
-        line(out, &format!("* OK [UIDNEXT {}] Predicted next UID", f.uidnext));
+        line(
+            out,
+            &format!("* OK [UIDVALIDITY {}] UIDs valid", f.uidvalidity),
+        );
+        line(
+            out,
+            &format!("* OK [UIDNEXT {}] Predicted next UID", f.uidnext),
+        );
         if enabled.condstore {
             line(
                 out,
-                &format!("* OK [HIGHESTMODSEQ {}] Highest", f.highest_modseq.max(1)),
+                &format!(
+                    "* OK [HIGHESTMODSEQ {}] Highest",
+                    f.highest_modseq.max(1)
+                ),
             );
         }
         if let Some(q) = qresync.filter(|q| q.uidvalidity == f.uidvalidity) {
@@ -184,7 +193,11 @@ impl Selected {
     }
 
     /// UIDs a set names: sequence numbers or UIDs as the command says.
-    fn targets(&self, set: &SeqSet, uid_mode: bool) -> Result<Vec<u32>, &'static str> {
+    fn targets(
+        &self,
+        set: &SeqSet,
+        uid_mode: bool,
+    ) -> Result<Vec<u32>, &'static str> {
         if self.view.is_empty() && !uid_mode {
             return Err("no messages");
         }
@@ -217,7 +230,12 @@ impl Selected {
     }
 
     /// Tells the client what changed since it last heard.
-    pub fn sync(&mut self, out: &mut Vec<u8>, expunges: bool, enabled: Enabled) {
+    pub fn sync(
+        &mut self,
+        out: &mut Vec<u8>,
+        expunges: bool,
+        enabled: Enabled,
+    ) {
         let folder = Rc::clone(&self.folder);
         let f = folder.borrow();
         if expunges {
@@ -260,14 +278,18 @@ impl Selected {
                 if m.modseq <= self.told_modseq || m.uid > last {
                     continue;
                 }
-                out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+                out.extend_from_slice(
+                    format!("* {} FETCH (", i + 1).as_bytes(),
+                );
                 if enabled.condstore || enabled.qresync {
                     out.extend_from_slice(format!("UID {uid} ").as_bytes());
                 }
                 out.extend_from_slice(b"FLAGS ");
                 f.write_flags(m.flags, out);
                 if enabled.condstore {
-                    out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+                    out.extend_from_slice(
+                        format!(" MODSEQ ({})", m.modseq).as_bytes(),
+                    );
                 }
                 out.extend_from_slice(b")\r\n");
             }
@@ -301,7 +323,12 @@ impl Selected {
             }
             Command::Expunge(set) => {
                 if self.readonly {
-                    tagged(out, &tag, "NO", "[READ-ONLY] mailbox is read-only");
+                    tagged(
+                        out,
+                        &tag,
+                        "NO",
+                        "[READ-ONLY] mailbox is read-only",
+                    );
                     return Ok((None, ImapStep::Continue));
                 }
                 let within = match set.map(|s| self.targets(&s, true)) {
@@ -345,7 +372,8 @@ impl Selected {
                 {
                     items.push(Item::ModSeq);
                 }
-                let sets_seen = !self.readonly && items.iter().any(Item::sets_seen);
+                let sets_seen =
+                    !self.readonly && items.iter().any(Item::sets_seen);
                 let needs_file = items.iter().any(Item::needs_file);
                 let mut fetch = Box::new(FetchState {
                     tag,
@@ -398,7 +426,12 @@ impl Selected {
                 flags,
             } => {
                 if self.readonly {
-                    tagged(out, &tag, "NO", "[READ-ONLY] mailbox is read-only");
+                    tagged(
+                        out,
+                        &tag,
+                        "NO",
+                        "[READ-ONLY] mailbox is read-only",
+                    );
                     return Ok((None, ImapStep::Continue));
                 }
                 let targets = match self.targets(&set, uid) {
@@ -418,7 +451,12 @@ impl Selected {
                         }
                         None => {
                             drop(f);
-                            tagged(out, &tag, "NO", "too many keywords in this mailbox");
+                            tagged(
+                                out,
+                                &tag,
+                                "NO",
+                                "too many keywords in this mailbox",
+                            );
                             return Ok((None, ImapStep::Continue));
                         }
                     }
@@ -454,7 +492,10 @@ impl Selected {
                 if changes.is_empty() {
                     return Ok(self.finish_store(&mut store, enabled, out));
                 }
-                Ok((Some(Pending::Store(store)), ImapStep::Io(Request::Store(changes))))
+                Ok((
+                    Some(Pending::Store(store)),
+                    ImapStep::Io(Request::Store(changes)),
+                ))
             }
             Command::Search { uid, ret, keys } => {
                 self.search(&tag, uid, &ret, &keys, enabled, out);
@@ -467,7 +508,12 @@ impl Selected {
                 moving,
             } => {
                 if moving && self.readonly {
-                    tagged(out, &tag, "NO", "[READ-ONLY] mailbox is read-only");
+                    tagged(
+                        out,
+                        &tag,
+                        "NO",
+                        "[READ-ONLY] mailbox is read-only",
+                    );
                     return Ok((None, ImapStep::Continue));
                 }
                 let targets = match self.targets(&set, uid) {
@@ -484,7 +530,12 @@ impl Selected {
                 };
                 if targets.is_empty() {
                     let verb = if moving { "MOVE" } else { "COPY" };
-                    tagged(out, &tag, "OK", &format!("{verb} completed (no messages)"));
+                    tagged(
+                        out,
+                        &tag,
+                        "OK",
+                        &format!("{verb} completed (no messages)"),
+                    );
                     return Ok((None, ImapStep::Continue));
                 }
                 Ok((
@@ -559,7 +610,10 @@ impl Selected {
                     continue;
                 }
                 let items = Rc::clone(&fetch.items);
-                return (Some(Pending::Fetch(fetch)), ImapStep::Io(Request::Fetch(batch, items)));
+                return (
+                    Some(Pending::Fetch(fetch)),
+                    ImapStep::Io(Request::Fetch(batch, items)),
+                );
             }
             if out.len() >= OUTPUT_CAP {
                 return (Some(Pending::Fetch(fetch)), ImapStep::Continue);
@@ -579,7 +633,10 @@ impl Selected {
         let Some(since) = fetch.changed_since else {
             return true;
         };
-        self.folder.borrow().get(uid).is_some_and(|m| m.modseq > since)
+        self.folder
+            .borrow()
+            .get(uid)
+            .is_some_and(|m| m.modseq > since)
     }
 
     fn filter_changed(&self, fetch: &FetchState, end: usize) -> Vec<u32> {
@@ -642,18 +699,27 @@ impl Selected {
                 }
                 Item::ModSeq => {
                     sep(out);
-                    out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
+                    out.extend_from_slice(
+                        format!("MODSEQ ({})", m.modseq).as_bytes(),
+                    );
                 }
                 _ => {}
             }
         }
-        if enabled.condstore && !items.contains(&Item::ModSeq) && items.contains(&Item::Flags) {
+        if enabled.condstore
+            && !items.contains(&Item::ModSeq)
+            && items.contains(&Item::Flags)
+        {
             sep(out);
             out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
         }
         if let Some(data) = file_data {
             // Each file item comes with a leading space.
-            let data = if first { data.strip_prefix(b" ").unwrap_or(data) } else { data };
+            let data = if first {
+                data.strip_prefix(b" ").unwrap_or(data)
+            } else {
+                data
+            };
             out.extend_from_slice(data);
         }
         out.extend_from_slice(b")\r\n");
@@ -690,11 +756,21 @@ impl Selected {
             let numbers: Vec<u32> = if store.uid_mode {
                 store.modified.clone()
             } else {
-                store.modified.iter().filter_map(|&u| self.seq_of(u)).map(|s| s as u32).collect()
+                store
+                    .modified
+                    .iter()
+                    .filter_map(|&u| self.seq_of(u))
+                    .map(|s| s as u32)
+                    .collect()
             };
             write_set(&numbers, &mut set);
             let set = String::from_utf8_lossy(&set);
-            tagged(out, &store.tag, "OK", &format!("[MODIFIED {set}] Conditional STORE failed"));
+            tagged(
+                out,
+                &store.tag,
+                "OK",
+                &format!("[MODIFIED {set}] Conditional STORE failed"),
+            );
         }
         (None, ImapStep::Continue)
     }
@@ -711,7 +787,13 @@ impl Selected {
             (Pending::Fetch(fetch), Reply::Fetched(results)) => {
                 for r in &results {
                     if let Some(data) = &r.data {
-                        self.write_fetch(r.uid, &fetch.items, Some(data), enabled, out);
+                        self.write_fetch(
+                            r.uid,
+                            &fetch.items,
+                            Some(data),
+                            enabled,
+                            out,
+                        );
                     }
                 }
                 self.pump(fetch, enabled, out)
@@ -774,7 +856,12 @@ impl Selected {
                     tagged(out, &tag, "OK", "MOVE completed");
                 } else {
                     self.sync(out, true, enabled);
-                    tagged(out, &tag, "OK", &format!("[{code}] COPY completed"));
+                    tagged(
+                        out,
+                        &tag,
+                        "OK",
+                        &format!("[{code}] COPY completed"),
+                    );
                 }
                 (None, ImapStep::Continue)
             }
@@ -806,7 +893,10 @@ impl Selected {
             tagged_no(
                 out,
                 tag,
-                &No::code("CANNOT", "searching message text is not supported yet"),
+                &No::code(
+                    "CANNOT",
+                    "searching message text is not supported yet",
+                ),
             );
             return;
         }
@@ -832,11 +922,15 @@ impl Selected {
         drop(f);
         let modseq = has_modseq(keys).then_some(top_modseq);
         if ret.extended || enabled.rev2 {
-            let mut s = format!("* ESEARCH (TAG \"{}\")", String::from_utf8_lossy(tag));
+            let mut s = format!(
+                "* ESEARCH (TAG \"{}\")",
+                String::from_utf8_lossy(tag)
+            );
             if uid_mode {
                 s.push_str(" UID");
             }
-            let all = ret.all || !(ret.min || ret.max || ret.count || ret.save);
+            let all =
+                ret.all || !(ret.min || ret.max || ret.count || ret.save);
             if ret.min && !hits.is_empty() {
                 s.push_str(&format!(" MIN {}", hits[0]));
             }
@@ -917,7 +1011,11 @@ impl Folder {
 
 fn needs_content(key: &Key) -> bool {
     match key {
-        Key::Header(..) | Key::Body(_) | Key::Text(_) | Key::Date(..) | Key::Size(..) => true,
+        Key::Header(..)
+        | Key::Body(_)
+        | Key::Text(_)
+        | Key::Date(..)
+        | Key::Size(..) => true,
         Key::Not(k) => needs_content(k),
         Key::Or(a, b) => needs_content(a) || needs_content(b),
         Key::And(keys) => keys.iter().any(needs_content),
@@ -965,9 +1063,13 @@ fn write_qresync(f: &Folder, q: &Qresync, out: &mut Vec<u8>) {
     }
     for (i, m) in f.msgs.iter().enumerate() {
         if m.modseq > q.modseq {
-            out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).as_bytes());
+            out.extend_from_slice(
+                format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).as_bytes(),
+            );
             f.write_flags(m.flags, out);
-            out.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
+            out.extend_from_slice(
+                format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes(),
+            );
         }
     }
 }

@@ -368,7 +368,14 @@ impl Imap {
                 let used = take + lf + 1;
                 if !after.is_empty() {
                     sink.discard_append();
-                    return (used, self.bad(out, Some(&tag), "MULTIAPPEND is not supported"));
+                    return (
+                        used,
+                        self.bad(
+                            out,
+                            Some(&tag),
+                            "MULTIAPPEND is not supported",
+                        ),
+                    );
                 }
                 let Some(request) = request else {
                     return (used, ImapStep::Continue);
@@ -391,10 +398,13 @@ impl Imap {
                 Some(lf) => {
                     self.reading = Reading::Commands;
                     let line = frame::trim_eol(&input[..=lf]);
-                    match frame::literal_at_end(line) {
-                        // A literal follows even in what we discard.
-                        Some(l) => self.reading = Reading::Skip { left: l.len },
-                        None => {}
+                    // A non-synchronizing literal follows even in what we
+                    // discard; a synchronizing one waits for a `+` that
+                    // never comes.
+                    if let Some(l) = frame::literal_at_end(line) {
+                        if l.nonsync {
+                            self.reading = Reading::Skip { left: l.len };
+                        }
                     }
                     (lf + 1, ImapStep::Continue)
                 }
@@ -464,8 +474,11 @@ impl Imap {
                         self.literals_accepted = 0;
                         self.reading = Reading::Skip { left: lit.len };
                         let (_, line_end) = literal.unwrap_or((lit, 0));
-                        let step =
-                            self.bad(out, tag_of(input), "literal too large before login");
+                        let step = self.bad(
+                            out,
+                            tag_of(input),
+                            "literal too large before login",
+                        );
                         return (line_end, step);
                     }
                     if !lit.nonsync && self.literals_accepted <= waits {
@@ -497,8 +510,14 @@ impl Imap {
         sink: &mut dyn AppendSink,
     ) -> Option<(usize, ImapStep)> {
         let head = &first[..lit.at];
-        let Ok((tag, Command::Append { mailbox, flags, date })) =
-            command::parse(head)
+        let Ok((
+            tag,
+            Command::Append {
+                mailbox,
+                flags,
+                date,
+            },
+        )) = command::parse(head)
         else {
             return None;
         };
@@ -776,7 +795,9 @@ impl Imap {
         for cap in caps {
             let c = cap.to_ascii_uppercase();
             let newly = match c.as_slice() {
-                b"IMAP4REV2" => !std::mem::replace(&mut self.enabled.rev2, true),
+                b"IMAP4REV2" => {
+                    !std::mem::replace(&mut self.enabled.rev2, true)
+                }
                 b"UTF8=ACCEPT" => {
                     !std::mem::replace(&mut self.enabled.utf8, true)
                 }
@@ -796,7 +817,7 @@ impl Imap {
         if self.enabled.rev2 {
             self.enabled.utf8 = true;
         }
-        line(out, &format!("* ENABLED {}", on.join(" ")).trim_end());
+        line(out, format!("* ENABLED {}", on.join(" ")).trim_end());
         tagged(out, tag, "OK", "ENABLE completed");
     }
 
@@ -832,7 +853,11 @@ impl Imap {
                     self.enabled.condstore = true;
                 }
                 if params.qresync.is_some() && !self.enabled.qresync {
-                    return self.bad(out, Some(&tag), "QRESYNC is not enabled");
+                    return self.bad(
+                        out,
+                        Some(&tag),
+                        "QRESYNC is not enabled",
+                    );
                 }
                 // RFC 9051 6.3.2: a failed SELECT leaves nothing selected.
                 self.unselect(out);
@@ -891,7 +916,8 @@ impl Imap {
                 params,
                 lsub,
             } => {
-                let reference = String::from_utf8_lossy(&reference).into_owned();
+                let reference =
+                    String::from_utf8_lossy(&reference).into_owned();
                 let mut full = Vec::new();
                 let mut root_only = false;
                 for p in &patterns {
@@ -1030,9 +1056,9 @@ impl Imap {
             },
             (Pending::List { tag, lsub, params }, Reply::Listed(result)) => {
                 match result {
-                    Ok(list) => super::list::write(
-                        out, &list, lsub, &params, enabled,
-                    ),
+                    Ok(list) => {
+                        super::list::write(out, &list, lsub, &params, enabled)
+                    }
                     Err(no) => return no_then(out, &tag, &no),
                 }
                 let kind = if lsub { "LSUB" } else { "LIST" };
@@ -1041,7 +1067,9 @@ impl Imap {
             (Pending::Status { tag, name, items }, Reply::Status(result)) => {
                 match result {
                     Ok(st) => {
-                        super::list::write_status(out, &name, &st, &items, enabled);
+                        super::list::write_status(
+                            out, &name, &st, &items, enabled,
+                        );
                         tagged(out, &tag, "OK", "STATUS completed");
                     }
                     Err(no) => tagged_no(out, &tag, &no),
@@ -1054,7 +1082,9 @@ impl Imap {
                         out,
                         &tag,
                         "OK",
-                        &format!("[APPENDUID {validity} {uid}] APPEND completed"),
+                        &format!(
+                            "[APPENDUID {validity} {uid}] APPEND completed"
+                        ),
                     );
                 }
                 Err(no) => tagged_no(out, &tag, &no),

@@ -1,0 +1,577 @@
+//! The loop's side of IMAP: turning a session's [`Request`] into work
+//! for the mailbox helpers, and the registry of open folders. A folder
+//! selected by any session is held once, in memory, shared by all of
+//! them; every change (ours, a delivery's, another program's found by a
+//! scan) is applied there and the sessions watching it are told at once
+//! if they are IDLE, at their next command otherwise.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use log::{info, warn};
+
+use super::Server;
+use super::conn::Phase;
+use super::mailboxes::{Outcome, Work, shared_items, status_of};
+use crate::proto::imap::folder::Folder;
+use crate::proto::imap::request::{No, Reply, Request};
+use crate::store::folders;
+use crate::util::logsafe::Quoted;
+
+/// A key for work no connection waits for (a sync after a delivery).
+pub const NOBODY: (usize, u64) = (usize::MAX, 0);
+
+/// Folders open in memory, by Maildir path.
+#[derive(Default)]
+pub struct Registry {
+    open: HashMap<PathBuf, Open>,
+}
+
+struct Open {
+    folder: Rc<RefCell<Folder>>,
+    /// Connections (slot, generation) with it selected.
+    watchers: Vec<(usize, u64)>,
+    /// A scan is under way.
+    scanning: bool,
+}
+
+impl Registry {
+    /// The folder at `dir`, if open.
+    pub fn get(&self, dir: &Path) -> Option<Rc<RefCell<Folder>>> {
+        self.open.get(dir).map(|o| Rc::clone(&o.folder))
+    }
+
+    fn watchers(&self, dir: &Path) -> Vec<(usize, u64)> {
+        self.open
+            .get(dir)
+            .map(|o| o.watchers.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stops `key` watching `dir`; the folder is dropped with its last
+    /// watcher.
+    pub fn unwatch(&mut self, dir: &Path, key: (usize, u64)) {
+        if let Some(o) = self.open.get_mut(dir) {
+            o.watchers.retain(|&k| k != key);
+            if o.watchers.is_empty() && !o.scanning {
+                self.open.remove(dir);
+            }
+        }
+    }
+}
+
+impl Server {
+    fn imap_root(&self, slot: usize) -> Option<PathBuf> {
+        let conn = self.conns.get(slot)?.as_ref()?;
+        let super::session::Session::Imap(i) = &conn.session else {
+            return None;
+        };
+        let user = i.imap.user()?;
+        Some(self.services.config.mailbox_dir(user))
+    }
+
+    /// An IMAP login succeeded: make the default folders first.
+    pub(super) fn imap_logged_in(&mut self, slot: usize, user: String) {
+        let root = self.services.config.mailbox_dir(&user);
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        conn.phase = Phase::Delivering;
+        let key = (slot, conn.generation);
+        if let Some(i) = conn.session.as_imap() {
+            i.pending_login = Some(user);
+        }
+        self.mailboxes.send((key, Work::Defaults(root)));
+    }
+
+    /// A session's mailbox request: to the helpers, or answered from an
+    /// open folder.
+    pub(super) fn imap_request(&mut self, slot: usize, request: Request) {
+        let Some(root) = self.imap_root(slot) else {
+            return self.close(slot, "IMAP request without login");
+        };
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let key = (slot, conn.generation);
+        conn.phase = Phase::Delivering;
+        let selected = conn
+            .session
+            .as_imap()
+            .and_then(|i| i.imap.selected_name().map(str::to_string));
+        let selected_dir = selected.as_deref().map(|n| folders::dir(&root, n));
+        let work = match request {
+            Request::Select(name) => {
+                if !folders::exists(&root, &name) {
+                    return self.imap_reply(
+                        slot,
+                        Reply::Selected(Err(No::code(
+                            "NONEXISTENT",
+                            "no such mailbox",
+                        ))),
+                    );
+                }
+                Work::Scan(folders::dir(&root, &name))
+            }
+            Request::List(patterns, params) => {
+                Work::List(root, patterns, params)
+            }
+            Request::Create(name, special) => {
+                if let Some(s) = &special {
+                    if !folders::SPECIAL_USES
+                        .iter()
+                        .any(|u| u.eq_ignore_ascii_case(s))
+                    {
+                        return self.imap_reply(
+                            slot,
+                            Reply::Done(Err(No::code(
+                                "USEATTR",
+                                "unknown special use",
+                            ))),
+                        );
+                    }
+                }
+                Work::Create(root, name, special)
+            }
+            Request::Delete(name) => Work::Delete(root, name),
+            Request::Rename(from, to) => Work::Rename(root, from, to),
+            Request::Subscribe(name, on) => Work::Subscribe(root, name, on),
+            Request::Status(name, items) => {
+                let dir = folders::dir(&root, &name);
+                if let Some(f) = self.imap.get(&dir) {
+                    let st = status_of(&f.borrow());
+                    return self.imap_reply(slot, Reply::Status(Ok(st)));
+                }
+                if !folders::exists(&root, &name) {
+                    return self.imap_reply(
+                        slot,
+                        Reply::Status(Err(No::code(
+                            "NONEXISTENT",
+                            "no such mailbox",
+                        ))),
+                    );
+                }
+                Work::Status(dir, items)
+            }
+            Request::Append {
+                folder,
+                flags,
+                date,
+            } => {
+                let Some(conn) =
+                    self.conns.get_mut(slot).and_then(Option::as_mut)
+                else {
+                    return;
+                };
+                let Some(i) = conn.session.as_imap() else {
+                    return;
+                };
+                if i.spool.is_writing() {
+                    // Its last piece is still being written: once it is.
+                    i.appending = Some(Request::Append {
+                        folder,
+                        flags,
+                        date,
+                    });
+                    return;
+                }
+                let content = match i.spool.take() {
+                    Ok(c) => c,
+                    Err(f) => {
+                        let no = No::text(format!("[SERVERBUG] {f}"));
+                        return self
+                            .imap_reply(slot, Reply::Appended(Err(no)));
+                    }
+                };
+                Work::Append {
+                    dir: folders::dir(&root, &folder),
+                    content,
+                    flags,
+                    date,
+                }
+            }
+            Request::Store(changes) => {
+                let Some((dir, folder)) = self.selected_folder(selected_dir)
+                else {
+                    return self.imap_reply(
+                        slot,
+                        Reply::Done(Err(No::text("mailbox closed"))),
+                    );
+                };
+                let f = folder.borrow();
+                let list = changes
+                    .into_iter()
+                    .filter_map(|(uid, flags)| {
+                        f.get(uid).map(|m| (uid, m.file.to_string(), flags))
+                    })
+                    .collect();
+                let keywords = f.keywords.clone();
+                drop(f);
+                Work::SetFlags(dir, list, keywords)
+            }
+            Request::Expunge(uids) => {
+                let Some((dir, folder)) = self.selected_folder(selected_dir)
+                else {
+                    return self.imap_reply(
+                        slot,
+                        Reply::Done(Err(No::text("mailbox closed"))),
+                    );
+                };
+                let f = folder.borrow();
+                let list = uids
+                    .into_iter()
+                    .filter_map(|uid| {
+                        f.get(uid).map(|m| (uid, m.file.to_string()))
+                    })
+                    .collect();
+                drop(f);
+                Work::Expunge(dir, list)
+            }
+            Request::Copy { uids, to, moving } => {
+                let Some((dir, folder)) = self.selected_folder(selected_dir)
+                else {
+                    return self.imap_reply(
+                        slot,
+                        Reply::Copied(Err(No::text("mailbox closed"))),
+                    );
+                };
+                let f = folder.borrow();
+                let msgs = uids
+                    .into_iter()
+                    .filter_map(|uid| {
+                        f.get(uid).map(|m| (uid, m.file.to_string(), m.flags))
+                    })
+                    .collect();
+                drop(f);
+                Work::Copy {
+                    from: dir,
+                    to: folders::dir(&root, &to),
+                    msgs,
+                    moving,
+                }
+            }
+            Request::Fetch(uids, items) => {
+                let Some((dir, folder)) = self.selected_folder(selected_dir)
+                else {
+                    return self.imap_reply(slot, Reply::Fetched(Vec::new()));
+                };
+                let f = folder.borrow();
+                let msgs = uids
+                    .into_iter()
+                    .filter_map(|uid| {
+                        f.get(uid).map(|m| (uid, m.file.to_string()))
+                    })
+                    .collect();
+                drop(f);
+                Work::Fetch(dir, msgs, shared_items(&items))
+            }
+            Request::Sync => match selected_dir {
+                Some(dir) => Work::Scan(dir),
+                None => return self.imap_reply(slot, Reply::Done(Ok(()))),
+            },
+        };
+        self.mailboxes.send((key, work));
+    }
+
+    fn selected_folder(
+        &self,
+        dir: Option<PathBuf>,
+    ) -> Option<(PathBuf, Rc<RefCell<Folder>>)> {
+        let dir = dir?;
+        let folder = self.imap.get(&dir)?;
+        Some((dir, folder))
+    }
+
+    /// Hands a reply to a session and goes on with it.
+    fn imap_reply(&mut self, slot: usize, reply: Reply) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let key = (slot, conn.generation);
+        let Some(i) = conn.session.as_imap() else {
+            return;
+        };
+        conn.phase = Phase::Open;
+        let step = i.imap.done(reply, &mut conn.wbuf);
+        let now = i.imap.selected_name().map(str::to_string);
+        let watching = i.watching.clone();
+        self.track_selection(slot, key, watching, now);
+        self.act(slot, step.into());
+        self.resume(slot);
+    }
+
+    /// Keeps the registry's watchers in step with what the session has
+    /// selected.
+    fn track_selection(
+        &mut self,
+        slot: usize,
+        key: (usize, u64),
+        watching: Option<PathBuf>,
+        selected: Option<String>,
+    ) {
+        let Some(root) = self.imap_root(slot) else {
+            return;
+        };
+        let want = selected.map(|n| folders::dir(&root, &n));
+        if want == watching {
+            return;
+        }
+        if let Some(old) = &watching {
+            self.imap.unwatch(old, key);
+        }
+        if let Some(new) = &want {
+            if let Some(o) = self.imap.open.get_mut(new) {
+                o.watchers.push(key);
+            }
+        }
+        if let Some(i) = self
+            .conns
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|c| c.session.as_imap())
+        {
+            i.watching = want;
+        }
+    }
+
+    /// Results from the mailbox helpers.
+    pub(super) fn finish_mailbox_work(&mut self) {
+        let done: Vec<_> = self.mailboxes.finished().collect();
+        for (key, outcome) in done {
+            self.mailbox_done(key, outcome);
+        }
+    }
+
+    fn mailbox_done(&mut self, key: (usize, u64), outcome: Outcome) {
+        let (slot, generation) = key;
+        let reply = match outcome {
+            Outcome::Scanned(dir, result) => {
+                let folder =
+                    result.map(|scan| self.take_scan(&dir, scan, key));
+                if key == NOBODY {
+                    return;
+                }
+                match folder {
+                    Ok(f) => {
+                        if let Some(o) = self.imap.open.get_mut(&dir) {
+                            if !o.watchers.contains(&key) {
+                                o.watchers.push(key);
+                            }
+                        }
+                        if let Some(i) = self
+                            .conns
+                            .get_mut(slot)
+                            .and_then(Option::as_mut)
+                            .filter(|c| c.generation == generation)
+                            .and_then(|c| c.session.as_imap())
+                        {
+                            if i.imap.selected_name().is_some() {
+                                // A sync for a selected session.
+                                let old = i.watching.replace(dir.clone());
+                                if let Some(old) = old.filter(|o| *o != dir) {
+                                    self.imap.unwatch(&old, key);
+                                }
+                                return self
+                                    .imap_reply(slot, Reply::Done(Ok(())));
+                            }
+                            let old = i.watching.replace(dir.clone());
+                            if let Some(old) = old.filter(|o| *o != dir) {
+                                self.imap.unwatch(&old, key);
+                            }
+                        }
+                        Reply::Selected(Ok(f))
+                    }
+                    Err(no) => Reply::Selected(Err(no)),
+                }
+            }
+            Outcome::Listed(r) => Reply::Listed(r),
+            Outcome::Done(r) => {
+                if let Some(user) = self
+                    .conns
+                    .get_mut(slot)
+                    .and_then(Option::as_mut)
+                    .filter(|c| c.generation == generation)
+                    .and_then(|c| c.session.as_imap())
+                    .and_then(|i| i.pending_login.take())
+                {
+                    return self.imap_login_done(slot, user, r);
+                }
+                Reply::Done(r)
+            }
+            Outcome::Status(r) => Reply::Status(r),
+            Outcome::Appended(dir, r) => {
+                if r.is_ok() {
+                    self.rescan(&dir);
+                }
+                Reply::Appended(r)
+            }
+            Outcome::FlagsSet(dir, r) => match r {
+                Ok(files) => {
+                    if let Some(f) = self.imap.get(&dir) {
+                        let mut f = f.borrow_mut();
+                        for (uid, file) in files {
+                            let modseq = f.bump();
+                            match (f.find(uid), file) {
+                                (Some(i), Some(file)) => {
+                                    let m = &mut f.msgs[i];
+                                    m.flags = crate::proto::imap::folder::Flags::from_maildir(
+                                        file.split_once(":2,").map_or("", |x| x.1),
+                                    );
+                                    m.file = file.into();
+                                    m.modseq = modseq;
+                                }
+                                (Some(_), None) => f.remove(&[uid]),
+                                _ => {}
+                            }
+                        }
+                    }
+                    self.notify(&dir, key);
+                    Reply::Done(Ok(()))
+                }
+                Err(no) => Reply::Done(Err(no)),
+            },
+            Outcome::Expunged(dir, r) => match r {
+                Ok(uids) => {
+                    if let Some(f) = self.imap.get(&dir) {
+                        f.borrow_mut().remove(&uids);
+                    }
+                    self.notify(&dir, key);
+                    Reply::Done(Ok(()))
+                }
+                Err(no) => Reply::Done(Err(no)),
+            },
+            Outcome::Copied {
+                from,
+                to,
+                result,
+                moving,
+            } => {
+                if let Ok((_, src, _)) = &result {
+                    if moving {
+                        if let Some(f) = self.imap.get(&from) {
+                            f.borrow_mut().remove(src);
+                        }
+                        self.notify(&from, key);
+                    }
+                    self.rescan(&to);
+                }
+                Reply::Copied(result)
+            }
+            Outcome::Fetched(data) => Reply::Fetched(data),
+        };
+        let waiting = self
+            .conns
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.generation == generation);
+        if waiting {
+            self.imap_reply(slot, reply);
+        }
+    }
+
+    /// A scan came back: merged into the open folder (others told), or
+    /// opened.
+    fn take_scan(
+        &mut self,
+        dir: &Path,
+        scan: Folder,
+        key: (usize, u64),
+    ) -> Rc<RefCell<Folder>> {
+        if let Some(o) = self.imap.open.get_mut(dir) {
+            o.scanning = false;
+            let changed = o.folder.borrow_mut().merge(scan);
+            let f = Rc::clone(&o.folder);
+            if changed {
+                self.notify(dir, key);
+            }
+            if self.imap.watchers(dir).is_empty() && key == NOBODY {
+                self.imap.open.remove(dir);
+            }
+            return f;
+        }
+        let folder = Rc::new(RefCell::new(scan));
+        self.imap.open.insert(
+            dir.to_path_buf(),
+            Open {
+                folder: Rc::clone(&folder),
+                watchers: Vec::new(),
+                scanning: false,
+            },
+        );
+        folder
+    }
+
+    /// Looks at a folder on disk again if any session has it open.
+    pub(super) fn rescan(&mut self, dir: &Path) {
+        if let Some(o) = self.imap.open.get_mut(dir) {
+            if !o.scanning {
+                o.scanning = true;
+                self.mailboxes.send((NOBODY, Work::Scan(dir.to_path_buf())));
+            }
+        }
+    }
+
+    /// Tells every session watching `dir` but `actor` that it changed.
+    fn notify(&mut self, dir: &Path, actor: (usize, u64)) {
+        for (slot, generation) in self.imap.watchers(dir) {
+            if (slot, generation) == actor {
+                continue;
+            }
+            let Some(conn) = self
+                .conns
+                .get_mut(slot)
+                .and_then(Option::as_mut)
+                .filter(|c| c.generation == generation)
+            else {
+                continue;
+            };
+            if let Some(i) = conn.session.as_imap() {
+                i.imap.folder_changed(&mut conn.wbuf);
+            }
+            self.flush(slot);
+        }
+    }
+
+    /// The default folders are there: the login is complete.
+    fn imap_login_done(
+        &mut self,
+        slot: usize,
+        user: String,
+        made: Result<(), No>,
+    ) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if let Err(no) = &made {
+            warn!(
+                "conn={} imap folders for {}: {}",
+                conn.id,
+                Quoted(&user),
+                no.text
+            );
+        }
+        conn.phase = Phase::Open;
+        if let Some(i) = conn.session.as_imap() {
+            info!("conn={} imap login user={}", conn.id, Quoted(&user));
+            i.imap.logged_in(Some(user), &mut conn.wbuf);
+        }
+        self.resume(slot);
+    }
+
+    /// A connection is closing: stop watching its folder.
+    pub(super) fn imap_closed(
+        &mut self,
+        key: (usize, u64),
+        watching: Option<PathBuf>,
+    ) {
+        if let Some(dir) = watching {
+            self.imap.unwatch(&dir, key);
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The mailbox helper threads: IMAP's disk work (scanning folders,
+//! renames for flags, expunges, APPEND and COPY, reading messages for
+//! FETCH, folder administration) runs here and wakes the loop when
+//! done, like deliveries and POP3 reads.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mio::Waker;
+
+use super::pool::Pool;
+use crate::proto::imap::command::{ListParams, StatusItem};
+use crate::proto::imap::fetch::Item;
+use crate::proto::imap::folder::{Flags, Folder};
+use crate::proto::imap::names;
+use crate::proto::imap::request::{Fetched, Listed, No, Status};
+use crate::store::content::Content;
+use crate::store::folders;
+use crate::store::mailfolder::{self, Source};
+
+/// Work for a mailbox helper.
+pub enum Work {
+    /// Scan a folder (SELECT, or a sync).
+    Scan(PathBuf),
+    /// LIST: the user's root, patterns, options.
+    List(PathBuf, Vec<String>, ListParams),
+    /// CREATE name [special-use] under the root.
+    Create(PathBuf, String, Option<String>),
+    /// DELETE.
+    Delete(PathBuf, String),
+    /// RENAME.
+    Rename(PathBuf, String, String),
+    /// (UN)SUBSCRIBE.
+    Subscribe(PathBuf, String, bool),
+    /// STATUS of a folder not open.
+    Status(PathBuf, Vec<StatusItem>),
+    /// APPEND a message to a folder.
+    Append {
+        /// The folder's Maildir.
+        dir: PathBuf,
+        /// The message.
+        content: Content,
+        /// Flag names.
+        flags: Vec<String>,
+        /// INTERNALDATE.
+        date: Option<i64>,
+    },
+    /// Set flags: (uid, file, new flags), and the keyword table.
+    SetFlags(PathBuf, Vec<(u32, String, Flags)>, Vec<String>),
+    /// Remove files.
+    Expunge(PathBuf, Vec<(u32, String)>),
+    /// COPY/MOVE files (uid, file, flags) to another folder.
+    Copy {
+        /// The source Maildir.
+        from: PathBuf,
+        /// The destination Maildir.
+        to: PathBuf,
+        /// What to copy.
+        msgs: Vec<(u32, String, Flags)>,
+        /// Remove the sources once the copies are durable.
+        moving: bool,
+    },
+    /// Read messages for FETCH.
+    Fetch(PathBuf, Vec<(u32, String)>, Arc<[Item]>),
+    /// Make the login's default folders.
+    Defaults(PathBuf),
+}
+
+/// What a helper did.
+pub enum Outcome {
+    /// A scanned folder.
+    Scanned(PathBuf, Result<Folder, No>),
+    /// LIST results.
+    Listed(Result<Vec<Listed>, No>),
+    /// Done, or not.
+    Done(Result<(), No>),
+    /// STATUS figures.
+    Status(Result<Status, No>),
+    /// APPEND: the folder, UIDVALIDITY and UID.
+    Appended(PathBuf, Result<(u32, u32), No>),
+    /// New files by UID (None: gone).
+    FlagsSet(PathBuf, Result<Vec<(u32, Option<String>)>, No>),
+    /// Expunged UIDs.
+    Expunged(PathBuf, Result<Vec<u32>, No>),
+    /// COPY/MOVE: destination, UIDVALIDITY, sources, new UIDs.
+    Copied {
+        /// The source.
+        from: PathBuf,
+        /// The destination.
+        to: PathBuf,
+        /// The result.
+        result: Result<(u32, Vec<u32>, Vec<u32>), No>,
+        /// MOVE.
+        moving: bool,
+    },
+    /// FETCH data.
+    Fetched(Vec<Fetched>),
+}
+
+/// The helpers' pool: jobs carry the connection key.
+pub type Mailboxes = Pool<((usize, u64), Work), ((usize, u64), Outcome)>;
+
+/// Starts `n` mailbox helpers.
+pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Mailboxes> {
+    Pool::start("mailbox", n, 1, waker, |jobs| {
+        jobs.into_iter().map(|(key, w)| (key, run(w))).collect()
+    })
+}
+
+fn failed(what: &str, e: std::io::Error) -> No {
+    log::error!("{what}: {e}");
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            No::code("NONEXISTENT", "no such mailbox")
+        }
+        std::io::ErrorKind::AlreadyExists => {
+            No::code("ALREADYEXISTS", "mailbox exists")
+        }
+        _ => No::code("SERVERBUG", format!("{what} failed: {}", e.kind())),
+    }
+}
+
+fn run(work: Work) -> Outcome {
+    match work {
+        Work::Scan(dir) => {
+            let r = mailfolder::scan(&dir).map_err(|e| failed("scan", e));
+            Outcome::Scanned(dir, r)
+        }
+        Work::List(root, patterns, params) => {
+            Outcome::Listed(list(&root, &patterns, &params))
+        }
+        Work::Create(root, name, special) => Outcome::Done(
+            folders::create(&root, &name, special.as_deref())
+                .map_err(|e| failed("create", e)),
+        ),
+        Work::Delete(root, name) => Outcome::Done(
+            folders::delete(&root, &name).map_err(|e| failed("delete", e)),
+        ),
+        Work::Rename(root, from, to) => Outcome::Done(
+            folders::rename(&root, &from, &to)
+                .map_err(|e| failed("rename", e)),
+        ),
+        Work::Subscribe(root, name, on) => Outcome::Done(
+            folders::subscribe(&root, &name, on)
+                .map_err(|e| failed("subscribe", e)),
+        ),
+        Work::Status(dir, _) => Outcome::Status(
+            mailfolder::scan(&dir)
+                .map(|f| status_of(&f))
+                .map_err(|e| failed("status", e)),
+        ),
+        Work::Append {
+            dir,
+            mut content,
+            flags,
+            date,
+        } => {
+            let r = append(&dir, &mut content, &flags, date);
+            Outcome::Appended(dir, r)
+        }
+        Work::SetFlags(dir, changes, keywords) => {
+            let r = mailfolder::write_keywords(&dir, &keywords)
+                .and_then(|()| {
+                    let list: Vec<(String, Flags)> = changes
+                        .iter()
+                        .map(|(_, f, fl)| (f.clone(), *fl))
+                        .collect();
+                    mailfolder::set_flags(&dir, &list)
+                })
+                .map(|files| changes.iter().map(|c| c.0).zip(files).collect())
+                .map_err(|e| failed("store", e));
+            Outcome::FlagsSet(dir, r)
+        }
+        Work::Expunge(dir, msgs) => {
+            let files: Vec<String> =
+                msgs.iter().map(|(_, f)| f.clone()).collect();
+            let r = mailfolder::expunge(&dir, &files)
+                .map(|()| msgs.iter().map(|m| m.0).collect())
+                .map_err(|e| failed("expunge", e));
+            Outcome::Expunged(dir, r)
+        }
+        Work::Copy {
+            from,
+            to,
+            msgs,
+            moving,
+        } => {
+            let result = copy(&from, &to, &msgs, moving);
+            Outcome::Copied {
+                from,
+                to,
+                result,
+                moving,
+            }
+        }
+        Work::Fetch(dir, msgs, items) => {
+            Outcome::Fetched(fetch(&dir, &msgs, &items))
+        }
+        Work::Defaults(root) => Outcome::Done(
+            folders::ensure_defaults(&root)
+                .map_err(|e| failed("creating folders", e)),
+        ),
+    }
+}
+
+/// STATUS figures of a scanned folder.
+pub fn status_of(f: &Folder) -> Status {
+    let size = f
+        .msgs
+        .iter()
+        .map(|m| {
+            let name = m.file.rsplit('/').next().unwrap_or(&m.file);
+            name.split(':')
+                .next()
+                .and_then(|b| {
+                    b.split(',').find_map(|x| {
+                        x.strip_prefix("W=")?.parse::<u64>().ok()
+                    })
+                })
+                .unwrap_or(0)
+        })
+        .sum();
+    Status {
+        messages: f.msgs.len() as u32,
+        uidnext: f.uidnext,
+        uidvalidity: f.uidvalidity,
+        unseen: f.unseen().0 as u32,
+        deleted: f
+            .msgs
+            .iter()
+            .filter(|m| m.flags.has(Flags::DELETED))
+            .count() as u32,
+        size,
+        highest_modseq: f.highest_modseq,
+    }
+}
+
+fn list(
+    root: &std::path::Path,
+    patterns: &[String],
+    params: &ListParams,
+) -> Result<Vec<Listed>, No> {
+    let all = folders::all(root).map_err(|e| failed("list", e))?;
+    let subs = folders::subscriptions(root).map_err(|e| failed("list", e))?;
+    let mut out = Vec::new();
+    let mut names_seen: Vec<String> = all.clone();
+    if params.subscribed {
+        // Subscribed names that no longer exist are listed too.
+        for s in &subs {
+            if !names_seen.contains(s) {
+                names_seen.push(s.clone());
+            }
+        }
+    }
+    for name in names_seen {
+        if !patterns.iter().any(|p| names::matches(p, &name)) {
+            continue;
+        }
+        let subscribed = subs.contains(&name);
+        if params.subscribed && !subscribed {
+            continue;
+        }
+        let exists = all.contains(&name);
+        let special = folders::special_use(root, &name);
+        if params.special_use && special.is_none() {
+            continue;
+        }
+        let prefix = format!("{name}.");
+        let children = all.iter().any(|n| n.starts_with(&prefix));
+        let mut attributes: Vec<&'static str> = Vec::new();
+        if !exists {
+            attributes.push("\\NonExistent");
+        } else {
+            attributes.push(if children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+        }
+        if (params.subscribed || params.ret_subscribed) && subscribed {
+            attributes.push("\\Subscribed");
+        }
+        if let Some(s) = special {
+            if let Some(known) =
+                folders::SPECIAL_USES.iter().find(|u| **u == s)
+            {
+                attributes.push(known);
+            }
+        }
+        let status = match (&params.ret_status, exists) {
+            (Some(_), true) => mailfolder::scan(&folders::dir(root, &name))
+                .ok()
+                .map(|f| status_of(&f)),
+            _ => None,
+        };
+        out.push(Listed {
+            name,
+            attributes,
+            status,
+        });
+    }
+    Ok(out)
+}
+
+fn flags_for(dir: &std::path::Path, names: &[String]) -> Flags {
+    let mut f = Folder {
+        keywords: mailfolder::scan_keywords(dir),
+        ..Folder::default()
+    };
+    let mut bits = Flags(0);
+    for n in names {
+        if let Some(b) = f.flag_bit(n.as_bytes(), true) {
+            bits.0 |= b.0;
+        }
+    }
+    let _ = mailfolder::write_keywords(dir, &f.keywords);
+    bits
+}
+
+fn append(
+    dir: &std::path::Path,
+    content: &mut Content,
+    flags: &[String],
+    date: Option<i64>,
+) -> Result<(u32, u32), No> {
+    if !dir.join("cur").is_dir() {
+        return Err(No::code("TRYCREATE", "no such mailbox"));
+    }
+    content.finish().map_err(|e| failed("append", e))?;
+    let bits = flags_for(dir, flags);
+    let date = date.map(mailfolder::from_unix);
+    let bytes;
+    let source = match content.spool_path() {
+        Some(p) => Source::File(p),
+        None => {
+            bytes = match &content.stored {
+                crate::store::content::Stored::Memory(b) => b.clone(),
+                _ => Vec::new(),
+            };
+            Source::Bytes(&bytes)
+        }
+    };
+    let (validity, uids) = mailfolder::add(dir, &[(source, bits, date)])
+        .map_err(|e| failed("append", e))?;
+    Ok((validity, uids.first().copied().unwrap_or(0)))
+}
+
+fn copy(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    msgs: &[(u32, String, Flags)],
+    moving: bool,
+) -> Result<(u32, Vec<u32>, Vec<u32>), No> {
+    if !to.join("cur").is_dir() {
+        return Err(No::code("TRYCREATE", "no such mailbox"));
+    }
+    let src_keywords = mailfolder::scan_keywords(from);
+    let paths: Vec<PathBuf> =
+        msgs.iter().map(|(_, f, _)| from.join(f)).collect();
+    let mut sources = Vec::new();
+    let mut uids = Vec::new();
+    for ((uid, _, flags), path) in msgs.iter().zip(&paths) {
+        if !path.exists() {
+            continue;
+        }
+        // Keywords are renumbered for the destination's table.
+        let mut names = Vec::new();
+        for (i, k) in src_keywords.iter().enumerate() {
+            if flags.has(Flags::keyword(i)) {
+                names.push(k.clone());
+            }
+        }
+        let system = Flags(flags.0 & 0x3f);
+        let bits = Flags(system.0 | flags_for(to, &names).0);
+        let date = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        sources.push((Source::File(path), bits, date));
+        uids.push(*uid);
+    }
+    let (validity, new) =
+        mailfolder::add(to, &sources).map_err(|e| failed("copy", e))?;
+    if moving {
+        let files: Vec<String> = msgs
+            .iter()
+            .filter(|(u, _, _)| uids.contains(u))
+            .map(|(_, f, _)| f.clone())
+            .collect();
+        mailfolder::expunge(from, &files).map_err(|e| failed("move", e))?;
+    }
+    Ok((validity, uids, new))
+}
+
+fn fetch(
+    dir: &std::path::Path,
+    msgs: &[(u32, String)],
+    items: &[Item],
+) -> Vec<Fetched> {
+    msgs.iter()
+        .map(|(uid, file)| {
+            let data =
+                std::fs::read(dir.join(file.as_str())).ok().map(|raw| {
+                    let wire = mailfolder::to_crlf(&raw);
+                    let date = mailfolder::internal_date(dir, file)
+                        .map(mailfolder::unix_seconds)
+                        .unwrap_or(0);
+                    let mut out = Vec::new();
+                    crate::proto::imap::render::items(
+                        &wire, date, items, &mut out,
+                    );
+                    out
+                });
+            Fetched { uid: *uid, data }
+        })
+        .collect()
+}
+
+/// Items shared between the loop and a helper.
+pub fn shared_items(items: &Rc<[Item]>) -> Arc<[Item]> {
+    Arc::from(items.to_vec())
+}
