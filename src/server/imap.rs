@@ -405,10 +405,11 @@ impl Server {
             }
             Outcome::Status(r) => Reply::Status(r),
             Outcome::Appended(dir, r) => {
-                if r.is_ok() {
-                    self.rescan(&dir);
-                }
-                Reply::Appended(r)
+                Reply::Appended(r.map(|(validity, added)| {
+                    let uid = added.0;
+                    self.added(&dir, validity, vec![added], key);
+                    (validity, uid)
+                }))
             }
             Outcome::FlagsSet(dir, r) => match r {
                 Ok(files) => {
@@ -451,15 +452,17 @@ impl Server {
                 result,
                 moving,
             } => {
-                if let Ok((_, src, _)) = &result {
+                let result = result.map(|(validity, src, added)| {
+                    let uids = added.iter().map(|a| a.0).collect();
+                    self.added(&to, validity, added, key);
                     if moving {
                         if let Some(f) = self.imap.get(&from) {
-                            f.borrow_mut().remove(src);
+                            f.borrow_mut().remove(&src);
                         }
                         self.notify(&from, key);
                     }
-                    self.rescan(&to);
-                }
+                    (validity, src, uids)
+                });
                 Reply::Copied(result)
             }
             Outcome::Fetched(data) => Reply::Fetched(data),
@@ -504,6 +507,27 @@ impl Server {
             },
         );
         folder
+    }
+
+    /// Messages we stored in a folder: into the open copy at once (or
+    /// a scan, if they do not fit), and its watchers told.
+    fn added(
+        &mut self,
+        dir: &Path,
+        validity: u32,
+        added: Vec<super::mailboxes::Added>,
+        actor: (usize, u64),
+    ) {
+        let Some(f) = self.imap.get(dir) else { return };
+        let fits = {
+            let mut f = f.borrow_mut();
+            f.uidvalidity == validity && f.add(added)
+        };
+        if fits {
+            self.notify(dir, actor);
+        } else {
+            self.rescan(dir);
+        }
     }
 
     /// Looks at a folder on disk again if any session has it open.

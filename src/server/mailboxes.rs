@@ -77,8 +77,8 @@ pub enum Outcome {
     Done(Result<(), No>),
     /// STATUS figures.
     Status(Result<Status, No>),
-    /// APPEND: the folder, UIDVALIDITY and UID.
-    Appended(PathBuf, Result<(u32, u32), No>),
+    /// APPEND: the folder, UIDVALIDITY, and the UID, flags and file.
+    Appended(PathBuf, Result<(u32, Added), No>),
     /// New files by UID (None: gone).
     FlagsSet(PathBuf, Result<Vec<(u32, Option<String>)>, No>),
     /// Expunged UIDs.
@@ -89,14 +89,17 @@ pub enum Outcome {
         from: PathBuf,
         /// The destination.
         to: PathBuf,
-        /// The result.
-        result: Result<(u32, Vec<u32>, Vec<u32>), No>,
+        /// The result: UIDVALIDITY, source UIDs, what was added.
+        result: Result<(u32, Vec<u32>, Vec<Added>), No>,
         /// MOVE.
         moving: bool,
     },
     /// FETCH data.
     Fetched(Vec<Fetched>),
 }
+
+/// A message added to a folder: UID, flags, file.
+pub type Added = (u32, Flags, Box<str>);
 
 /// The helpers' pool: jobs carry the connection key.
 pub type Mailboxes = Pool<((usize, u64), Work), ((usize, u64), Outcome)>;
@@ -223,6 +226,7 @@ pub fn status_of(f: &Folder) -> Status {
         .sum();
     Status {
         messages: f.msgs.len() as u32,
+        recent: f.recent_count() as u32,
         uidnext: f.uidnext,
         uidvalidity: f.uidvalidity,
         unseen: f.unseen().0 as u32,
@@ -323,7 +327,7 @@ fn append(
     content: &mut Content,
     flags: &[String],
     date: Option<i64>,
-) -> Result<(u32, u32), No> {
+) -> Result<(u32, Added), No> {
     if !dir.join("cur").is_dir() {
         return Err(No::code("TRYCREATE", "no such mailbox"));
     }
@@ -341,9 +345,10 @@ fn append(
             Source::Bytes(&bytes)
         }
     };
-    let (validity, uids) = mailfolder::add(dir, &[(source, bits, date)])
+    let (validity, mut added) = mailfolder::add(dir, &[(source, bits, date)])
         .map_err(|e| failed("append", e))?;
-    Ok((validity, uids.first().copied().unwrap_or(0)))
+    let (uid, file) = added.pop().ok_or_else(|| No::text("nothing stored"))?;
+    Ok((validity, (uid, bits, file.into())))
 }
 
 fn copy(
@@ -351,7 +356,7 @@ fn copy(
     to: &std::path::Path,
     msgs: &[(u32, String, Flags)],
     moving: bool,
-) -> Result<(u32, Vec<u32>, Vec<u32>), No> {
+) -> Result<(u32, Vec<u32>, Vec<Added>), No> {
     if !to.join("cur").is_dir() {
         return Err(No::code("TRYCREATE", "no such mailbox"));
     }
@@ -360,6 +365,7 @@ fn copy(
         msgs.iter().map(|(_, f, _)| from.join(f)).collect();
     let mut sources = Vec::new();
     let mut uids = Vec::new();
+    let mut bits_of = Vec::new();
     for ((uid, _, flags), path) in msgs.iter().zip(&paths) {
         if !path.exists() {
             continue;
@@ -376,9 +382,15 @@ fn copy(
         let date = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         sources.push((Source::File(path), bits, date));
         uids.push(*uid);
+        bits_of.push(bits);
     }
     let (validity, new) =
         mailfolder::add(to, &sources).map_err(|e| failed("copy", e))?;
+    let new: Vec<Added> = new
+        .into_iter()
+        .zip(bits_of)
+        .map(|((uid, file), bits)| (uid, bits, file.into()))
+        .collect();
     if moving {
         let files: Vec<String> = msgs
             .iter()

@@ -39,6 +39,8 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
         }
     }
     let _lock = uidlist::lock(dir)?;
+    // A folder's UIDVALIDITY is fixed the first time it is looked at.
+    let listed = dir.join(uidlist::FILE).exists();
     let mut list = uidlist::read(dir)?;
     let mut on_disk: HashMap<&str, &str> = HashMap::with_capacity(files.len());
     for (base, path) in &files {
@@ -68,12 +70,18 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
         msgs.push(msg(uid, path));
         added.push((uid, base.clone()));
     }
-    if !added.is_empty() || kept != before {
+    if !added.is_empty() || kept != before || !listed {
         list.entries
             .retain(|(_, b)| on_disk.contains_key(b.as_str()));
         list.entries.extend(added);
         uidlist::write(dir, &list)?;
     }
+    msgs.sort_unstable_by_key(|m| m.uid);
+    // Maildir's new/ holds what no reader has seen: \Recent.
+    let recent_from = msgs
+        .iter()
+        .find(|m| m.file.starts_with("new/"))
+        .map_or(list.next, |m| m.uid);
     Ok(Folder {
         uidvalidity: list.validity,
         uidnext: list.next,
@@ -81,6 +89,7 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
         msgs,
         keywords: scan_keywords(dir),
         expunged: Vec::new(),
+        recent_from,
     })
 }
 
@@ -214,11 +223,12 @@ pub fn expunge(dir: &Path, files: &[String]) -> io::Result<()> {
 
 /// Adds messages to the folder: each source (a file to hard-link or
 /// copy, or octets) becomes `cur/NAME:2,FLAGS`, durable, with a UID in
-/// the list before this returns. Returns the UIDVALIDITY and the UIDs.
+/// the list before this returns. Returns the UIDVALIDITY and, for each,
+/// its UID and file.
 pub fn add(
     dir: &Path,
     sources: &[(Source<'_>, Flags, Option<SystemTime>)],
-) -> io::Result<(u32, Vec<u32>)> {
+) -> io::Result<(u32, Vec<(u32, String)>)> {
     maildir::create(dir)?;
     let host = rustix::system::uname()
         .nodename()
@@ -245,8 +255,8 @@ pub fn add(
     let _lock = uidlist::lock(dir)?;
     let mut list = uidlist::read(dir)?;
     let mut uids = Vec::with_capacity(placed.len());
-    for (base, _, _) in placed {
-        uids.push(list.next);
+    for (base, _, name) in placed {
+        uids.push((list.next, name));
         list.entries.push((list.next, base));
         list.next += 1;
     }

@@ -18,9 +18,13 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::util::fs::sync_dir;
+
+/// The last UIDVALIDITY given to a new list.
+static LAST_VALIDITY: AtomicU32 = AtomicU32::new(0);
 
 /// The list's file name.
 pub const FILE: &str = "dovecot-uidlist";
@@ -48,8 +52,24 @@ impl UidList {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(1);
+        let now = u32::try_from(now).unwrap_or(1).max(1);
+        // A folder deleted and made again in the same second must not
+        // get the same UIDVALIDITY: never give one twice.
+        let mut last = LAST_VALIDITY.load(Ordering::Relaxed);
+        let validity = loop {
+            let v = now.max(last.wrapping_add(1)).max(1);
+            match LAST_VALIDITY.compare_exchange(
+                last,
+                v,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break v,
+                Err(seen) => last = seen,
+            }
+        };
         UidList {
-            validity: u32::try_from(now).unwrap_or(1).max(1),
+            validity,
             next: 1,
             entries: Vec::new(),
         }

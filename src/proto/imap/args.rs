@@ -152,15 +152,20 @@ impl<'a> Args<'a> {
     pub fn string(&mut self) -> Result<Cow<'a, [u8]>, Bad> {
         match self.peek() {
             Some(b'"') => self.quoted(),
-            Some(b'{') | Some(b'~') => self.literal().map(Cow::Borrowed),
+            Some(b'{') => self.literal().map(Cow::Borrowed),
+            Some(b'~') if self.buf.get(self.pos + 1) == Some(&b'{') => {
+                self.literal().map(Cow::Borrowed)
+            }
             _ => Err(Bad("expected a string")),
         }
     }
 
     /// An astring: atom-ish characters or a string.
     pub fn astring(&mut self) -> Result<Cow<'a, [u8]>, Bad> {
+        let literal8 = self.buf.get(self.pos..self.pos + 2) == Some(b"~{");
         match self.peek() {
-            Some(b'"') | Some(b'{') | Some(b'~') => self.string(),
+            Some(b'"') | Some(b'{') => self.string(),
+            Some(b'~') if literal8 => self.string(),
             _ => {
                 let a = self.take_while(is_astring_char);
                 if a.is_empty() {

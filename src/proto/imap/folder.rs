@@ -106,6 +106,10 @@ pub struct Folder {
     pub keywords: Vec<String>,
     /// Expunges not every session has been told of yet: (modseq, uid).
     pub expunged: Vec<(u64, u32)>,
+    /// Messages from this UID on are \Recent and no session has claimed
+    /// them yet (RFC 3501 2.3.2: the first session to see a message gets
+    /// its \Recent).
+    pub recent_from: u32,
 }
 
 impl Folder {
@@ -228,10 +232,47 @@ impl Folder {
         }
         self.msgs = merged;
         self.uidnext = self.uidnext.max(scan.uidnext);
+        self.recent_from = self.recent_from.min(self.uidnext);
         if self.keywords.len() < scan.keywords.len() {
             self.keywords = scan.keywords;
         }
         changed
+    }
+
+    /// Unclaimed \Recent messages.
+    pub fn recent_count(&self) -> usize {
+        let from = self.msgs.partition_point(|m| m.uid < self.recent_from);
+        self.msgs.len() - from
+    }
+
+    /// Claims the \Recent messages (`claim`), or only looks: their UIDs.
+    pub fn take_recent(&mut self, claim: bool) -> Vec<u32> {
+        let from = self.msgs.partition_point(|m| m.uid < self.recent_from);
+        let uids = self.msgs[from..].iter().map(|m| m.uid).collect();
+        if claim {
+            self.recent_from = self.uidnext;
+        }
+        uids
+    }
+
+    /// Adds messages just stored by us (UIDs above every one here);
+    /// false if they do not fit (a scan must sort it out).
+    pub fn add(&mut self, new: Vec<(u32, Flags, Box<str>)>) -> bool {
+        let last = self.msgs.last().map_or(0, |m| m.uid);
+        if new.first().is_some_and(|(u, _, _)| *u <= last) {
+            return false;
+        }
+        for (uid, flags, file) in new {
+            let modseq = self.bump();
+            self.uidnext = self.uidnext.max(uid + 1);
+            self.msgs.push(Msg {
+                uid,
+                flags,
+                modseq,
+                file,
+            });
+        }
+        true
     }
 
     /// Removes messages (expunged by a session of ours).

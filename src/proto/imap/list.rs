@@ -42,7 +42,7 @@ pub fn write_status(
         .iter()
         .map(|i| match i {
             StatusItem::Messages => format!("MESSAGES {}", st.messages),
-            StatusItem::Recent => "RECENT 0".to_string(),
+            StatusItem::Recent => format!("RECENT {}", st.recent),
             StatusItem::UidNext => format!("UIDNEXT {}", st.uidnext),
             StatusItem::UidValidity => {
                 format!("UIDVALIDITY {}", st.uidvalidity)

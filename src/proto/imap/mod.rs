@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod folder;
 pub mod frame;
 mod list;
+pub mod mime;
 pub mod names;
 pub mod render;
 pub mod request;
@@ -17,6 +18,7 @@ pub mod search;
 mod selected;
 pub mod sequence;
 pub mod session;
+pub mod structure;
 pub mod utf7;
 
 pub use session::{AppendSink, Enabled, Imap, ImapStep, Settings};

@@ -2,8 +2,12 @@
 //! sections of the whole message (header, text, header fields, partial
 //! ranges). Works on the message as sent (CRLF line ends).
 
+use std::borrow::Cow;
+
 use super::fetch::{Item, Section, SectionText};
+use super::mime::{self, Part};
 use super::response::literal;
+use super::structure;
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
@@ -13,6 +17,11 @@ const MONTHS: [&str; 12] = [
 /// Writes the file items of `items` for one message, each with a
 /// leading space.
 pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
+    let needs_mime = items.iter().any(|i| {
+        matches!(i, Item::Envelope | Item::Body | Item::BodyStructure | Item::BinarySize(_))
+            || matches!(i, Item::Section { section, binary, .. } if !section.part.is_empty() || *binary)
+    });
+    let tree = needs_mime.then(|| mime::parse(msg));
     for item in items {
         match item {
             Item::InternalDate => {
@@ -24,6 +33,21 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
                 out.extend_from_slice(
                     format!(" RFC822.SIZE {}", msg.len()).as_bytes(),
                 );
+            }
+            Item::Envelope => {
+                out.extend_from_slice(b" ENVELOPE ");
+                structure::envelope(split(msg).0, out);
+            }
+            Item::Body | Item::BodyStructure => {
+                let ext = *item == Item::BodyStructure;
+                out.extend_from_slice(if ext {
+                    b" BODYSTRUCTURE "
+                } else {
+                    b" BODY "
+                });
+                if let Some(t) = &tree {
+                    structure::body(msg, t, ext, out);
+                }
             }
             Item::Section {
                 section,
@@ -51,7 +75,14 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
                     }
                 }
                 out.push(b' ');
-                let data = section_data(msg, section);
+                let data = match (binary, &tree) {
+                    (true, Some(t)) => binary_data(msg, t, &section.part),
+                    _ => Some(section_data(msg, tree.as_ref(), section)),
+                };
+                let Some(data) = data else {
+                    out.extend_from_slice(b"NIL");
+                    continue;
+                };
                 let data = match partial {
                     Some((start, len)) => {
                         let s = (*start as usize).min(data.len());
@@ -66,10 +97,17 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
                 }
                 literal(out, data);
             }
-            Item::BinarySize(part) if part.is_empty() => {
+            Item::BinarySize(part) => {
+                let parts: Vec<String> =
+                    part.iter().map(u32::to_string).collect();
                 out.extend_from_slice(
-                    format!(" BINARY.SIZE[] {}", msg.len()).as_bytes(),
+                    format!(" BINARY.SIZE[{}] ", parts.join(".")).as_bytes(),
                 );
+                let size = tree
+                    .as_ref()
+                    .and_then(|t| binary_data(msg, t, part))
+                    .map_or(0, |d| d.len());
+                out.extend_from_slice(size.to_string().as_bytes());
             }
             _ => {}
         }
@@ -96,6 +134,20 @@ fn write_section(s: &Section, out: &mut Vec<u8>) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// BINARY[part]: the part's body with its transfer encoding undone.
+fn binary_data<'a>(
+    msg: &'a [u8],
+    tree: &Part,
+    part: &[u32],
+) -> Option<Cow<'a, [u8]>> {
+    if part.is_empty() {
+        return Some(Cow::Borrowed(msg));
+    }
+    let p = tree.find(part)?;
+    let body = &msg[p.body.0..p.body.1];
+    mime::decode(body, p.encoding.as_deref()).map(Cow::Owned)
+}
+
 /// The header (with its blank line) and the body.
 pub fn split(msg: &[u8]) -> (&[u8], &[u8]) {
     if msg.starts_with(b"\r\n") {
@@ -107,24 +159,45 @@ pub fn split(msg: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// The octets a section names (whole-message sections; parts later).
-fn section_data<'a>(msg: &'a [u8], s: &Section) -> std::borrow::Cow<'a, [u8]> {
-    use std::borrow::Cow;
-    if !s.part.is_empty() {
-        // Single-part messages: part 1 is the body.
-        if s.part == [1] && matches!(s.text, SectionText::All) {
-            return Cow::Borrowed(split(msg).1);
-        }
+/// The octets a section names; empty if the part does not exist.
+fn section_data<'a>(
+    msg: &'a [u8],
+    tree: Option<&Part>,
+    s: &Section,
+) -> Cow<'a, [u8]> {
+    let whole = Part {
+        header: (0, split(msg).0.len()),
+        body: (split(msg).0.len(), msg.len()),
+        ..Part::default()
+    };
+    let part = if s.part.is_empty() {
+        Some(&whole)
+    } else {
+        tree.and_then(|t| t.find(&s.part))
+    };
+    let Some(p) = part else {
         return Cow::Borrowed(&[]);
-    }
-    let (head, body) = split(msg);
+    };
+    // HEADER and TEXT of a message/rfc822 part are its message's.
+    let inner = if s.part.is_empty() {
+        Some(p)
+    } else {
+        p.message.as_deref()
+    };
+    let range = |r: (usize, usize)| &msg[r.0..r.1];
     match &s.text {
-        SectionText::All => Cow::Borrowed(msg),
-        SectionText::Header | SectionText::Mime => Cow::Borrowed(head),
-        SectionText::Text => Cow::Borrowed(body),
-        SectionText::Fields { names, not } => {
-            Cow::Owned(header_fields(head, names, *not))
-        }
+        SectionText::All if s.part.is_empty() => Cow::Borrowed(msg),
+        SectionText::All => Cow::Borrowed(range(p.body)),
+        SectionText::Mime => Cow::Borrowed(range(p.header)),
+        SectionText::Header => inner.map_or(Cow::Borrowed(&[][..]), |m| {
+            Cow::Borrowed(range(m.header))
+        }),
+        SectionText::Text => inner
+            .map_or(Cow::Borrowed(&[][..]), |m| Cow::Borrowed(range(m.body))),
+        SectionText::Fields { names, not } => match inner {
+            Some(m) => Cow::Owned(header_fields(range(m.header), names, *not)),
+            None => Cow::Borrowed(&[]),
+        },
     }
 }
 

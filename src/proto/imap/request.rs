@@ -70,6 +70,8 @@ pub struct Listed {
 pub struct Status {
     /// MESSAGES.
     pub messages: u32,
+    /// RECENT.
+    pub recent: u32,
     /// UIDNEXT.
     pub uidnext: u32,
     /// UIDVALIDITY.

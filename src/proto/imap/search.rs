@@ -61,6 +61,17 @@ pub enum Key {
     ModSeq(u64),
 }
 
+/// True if any key is MODSEQ.
+pub fn mentions_modseq(key: &Key) -> bool {
+    match key {
+        Key::ModSeq(_) => true,
+        Key::Not(k) => mentions_modseq(k),
+        Key::Or(a, b) => mentions_modseq(a) || mentions_modseq(b),
+        Key::And(keys) => keys.iter().any(mentions_modseq),
+        _ => false,
+    }
+}
+
 /// Reads the keys of a SEARCH up to the end of the command.
 pub fn parse_keys(a: &mut Args<'_>) -> Result<Key, Bad> {
     let mut keys = vec![key(a)?];

@@ -118,6 +118,26 @@ pub struct Selected {
     view: Vec<u32>,
     /// Flag changes up to this MODSEQ have been told.
     told_modseq: u64,
+    /// \\Recent for this session (sorted UIDs).
+    recent: Vec<u32>,
+    /// Keywords the client has been told of in FLAGS.
+    told_keywords: usize,
+}
+
+/// `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder.
+fn write_flag_lists(f: &Folder, readonly: bool, out: &mut Vec<u8>) {
+    let mut flags = Vec::new();
+    f.write_flags(Flags(!super::folder::PASSED), &mut flags);
+    let flags = String::from_utf8_lossy(&flags).into_owned();
+    line(out, &format!("* FLAGS {flags}"));
+    let permanent = if readonly {
+        "()".to_string()
+    } else if flags == "()" {
+        "(\\*)".to_string()
+    } else {
+        format!("{} \\*)", flags.trim_end_matches(')'))
+    };
+    line(out, &format!("* OK [PERMANENTFLAGS {permanent}] Flags"));
 }
 
 type CmdResult = Result<(Option<Pending>, ImapStep), (Vec<u8>, &'static str)>;
@@ -133,22 +153,14 @@ impl Selected {
         tag: &[u8],
         out: &mut Vec<u8>,
     ) -> Selected {
+        let recent = folder.borrow_mut().take_recent(!readonly);
         let f = folder.borrow();
         let view: Vec<u32> = f.msgs.iter().map(|m| m.uid).collect();
-        let mut flags = Vec::new();
-        f.write_flags(Flags(!super::folder::PASSED), &mut flags);
-        let flags = String::from_utf8_lossy(&flags).into_owned();
         line(out, &format!("* {} EXISTS", view.len()));
         if !enabled.rev2 {
-            line(out, "* 0 RECENT");
+            line(out, &format!("* {} RECENT", recent.len()));
         }
-        line(out, &format!("* FLAGS {flags}"));
-        let permanent = if readonly {
-            "()".to_string()
-        } else {
-            format!("{} \\*)", flags.trim_end_matches(')'))
-        };
-        line(out, &format!("* OK [PERMANENTFLAGS {permanent}] Flags"));
+        write_flag_lists(&f, readonly, out);
         if !enabled.rev2 {
             if let (_, Some(first)) = f.unseen() {
                 line(out, &format!("* OK [UNSEEN {first}] First unseen"));
@@ -178,6 +190,7 @@ impl Selected {
         let verb = if readonly { "EXAMINE" } else { "SELECT" };
         tagged(out, tag, "OK", &format!("[{access}] {verb} completed"));
         let told_modseq = f.highest_modseq;
+        let told_keywords = f.keywords.len();
         drop(f);
         Selected {
             folder,
@@ -185,6 +198,8 @@ impl Selected {
             readonly,
             view,
             told_modseq,
+            recent,
+            told_keywords,
         }
     }
 
@@ -229,7 +244,8 @@ impl Selected {
         Ok(uids)
     }
 
-    /// Tells the client what changed since it last heard.
+    /// Tells the client what changed since it last heard: new keywords,
+    /// new messages, expunges (when `expunges`), flag changes.
     pub fn sync(
         &mut self,
         out: &mut Vec<u8>,
@@ -237,6 +253,27 @@ impl Selected {
         enabled: Enabled,
     ) {
         let folder = Rc::clone(&self.folder);
+        if folder.borrow().keywords.len() != self.told_keywords {
+            let f = folder.borrow();
+            write_flag_lists(&f, self.readonly, out);
+            self.told_keywords = f.keywords.len();
+        }
+        let last = self.view.last().copied().unwrap_or(0);
+        let has_new =
+            folder.borrow().msgs.last().is_some_and(|m| m.uid > last);
+        if has_new {
+            let claimed = folder.borrow_mut().take_recent(!self.readonly);
+            self.recent.extend(claimed);
+            self.recent.sort_unstable();
+            self.recent.dedup();
+            let f = folder.borrow();
+            let start = f.msgs.partition_point(|m| m.uid <= last);
+            self.view.extend(f.msgs[start..].iter().map(|m| m.uid));
+            line(out, &format!("* {} EXISTS", self.view.len()));
+            if !enabled.rev2 {
+                line(out, &format!("* {} RECENT", self.recent.len()));
+            }
+        }
         let f = folder.borrow();
         if expunges {
             let gone: Vec<u32> = self
@@ -261,15 +298,7 @@ impl Selected {
                         }
                     }
                 }
-            }
-        }
-        let last = self.view.last().copied().unwrap_or(0);
-        let start = f.msgs.partition_point(|m| m.uid <= last);
-        if start < f.msgs.len() {
-            self.view.extend(f.msgs[start..].iter().map(|m| m.uid));
-            line(out, &format!("* {} EXISTS", self.view.len()));
-            if !enabled.rev2 {
-                line(out, "* 0 RECENT");
+                self.recent.retain(|u| gone.binary_search(u).is_err());
             }
         }
         if f.highest_modseq > self.told_modseq {
@@ -285,7 +314,7 @@ impl Selected {
                     out.extend_from_slice(format!("UID {uid} ").as_bytes());
                 }
                 out.extend_from_slice(b"FLAGS ");
-                f.write_flags(m.flags, out);
+                self.write_msg_flags(&f, m, out);
                 if enabled.condstore {
                     out.extend_from_slice(
                         format!(" MODSEQ ({})", m.modseq).as_bytes(),
@@ -295,6 +324,28 @@ impl Selected {
             }
             self.told_modseq = f.highest_modseq;
         }
+    }
+
+    /// A message's flags, with \\Recent if it is recent for this session.
+    fn write_msg_flags(
+        &self,
+        f: &Folder,
+        m: &super::folder::Msg,
+        out: &mut Vec<u8>,
+    ) {
+        f.write_flags(m.flags, out);
+        if self.recent.binary_search(&m.uid).is_ok() {
+            out.pop();
+            if out.last() != Some(&b'(') {
+                out.push(b' ');
+            }
+            out.extend_from_slice(b"\\Recent)");
+        }
+    }
+
+    /// The folder's highest MODSEQ.
+    pub fn highest_modseq(&self) -> u64 {
+        self.folder.borrow().highest_modseq.max(1)
     }
 
     /// A command in Selected state.
@@ -695,7 +746,7 @@ impl Selected {
                 Item::Flags => {
                     sep(out);
                     out.extend_from_slice(b"FLAGS ");
-                    f.write_flags(m.flags, out);
+                    self.write_msg_flags(&f, m, out);
                 }
                 Item::ModSeq => {
                     sep(out);
@@ -904,10 +955,11 @@ impl Selected {
         let max_uid = self.view.last().copied().unwrap_or(0);
         let n = self.view.len() as u32;
         let mut hits = Vec::new();
-        let mut top_modseq = 0;
+        let mut modseqs = Vec::new();
         for (i, &u) in self.view.iter().enumerate() {
             let Some(m) = f.get(u) else { continue };
             let cx = Eval {
+                recent: self.recent.binary_search(&u).is_ok(),
                 seq: i as u32 + 1,
                 max_seq: n,
                 max_uid,
@@ -916,11 +968,27 @@ impl Selected {
             };
             if cx.matches(keys) {
                 hits.push(if uid_mode { u } else { i as u32 + 1 });
-                top_modseq = top_modseq.max(m.modseq);
+                modseqs.push(m.modseq);
             }
         }
         drop(f);
-        let modseq = has_modseq(keys).then_some(top_modseq);
+        // RFC 7162 3.1.5: the highest MODSEQ of the messages returned
+        // (with only MIN or MAX, of those alone).
+        let only_ends =
+            ret.extended && !ret.all && !ret.count && (ret.min || ret.max);
+        let top = if only_ends && !modseqs.is_empty() {
+            let mut t = 0;
+            if ret.min {
+                t = t.max(modseqs[0]);
+            }
+            if ret.max {
+                t = t.max(modseqs[modseqs.len() - 1]);
+            }
+            t
+        } else {
+            modseqs.iter().copied().max().unwrap_or(0)
+        };
+        let modseq = super::search::mentions_modseq(keys).then_some(top);
         if ret.extended || enabled.rev2 {
             let mut s = format!(
                 "* ESEARCH (TAG \"{}\")",
@@ -967,6 +1035,7 @@ impl Selected {
 
 /// What evaluating a key for one message can see.
 struct Eval<'a> {
+    recent: bool,
     seq: u32,
     max_seq: u32,
     max_uid: u32,
@@ -977,8 +1046,10 @@ struct Eval<'a> {
 impl Eval<'_> {
     fn matches(&self, key: &Key) -> bool {
         match key {
-            Key::All | Key::Old => true,
-            Key::New | Key::Recent => false,
+            Key::All => true,
+            Key::Old => !self.recent,
+            Key::Recent => self.recent,
+            Key::New => self.recent && !self.msg.flags.has(Flags::SEEN),
             Key::Flag(name, set) => {
                 let bit = flag_lookup(self.folder, name);
                 bit.is_some_and(|b| self.msg.flags.has(b)) == *set
@@ -1019,16 +1090,6 @@ fn needs_content(key: &Key) -> bool {
         Key::Not(k) => needs_content(k),
         Key::Or(a, b) => needs_content(a) || needs_content(b),
         Key::And(keys) => keys.iter().any(needs_content),
-        _ => false,
-    }
-}
-
-fn has_modseq(key: &Key) -> bool {
-    match key {
-        Key::ModSeq(_) => true,
-        Key::Not(k) => has_modseq(k),
-        Key::Or(a, b) => has_modseq(a) || has_modseq(b),
-        Key::And(keys) => keys.iter().any(has_modseq),
         _ => false,
     }
 }

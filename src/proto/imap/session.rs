@@ -872,7 +872,14 @@ impl Imap {
                 )
             }
             Command::Create(mailbox, uses) => {
-                let n = named!(mailbox);
+                // RFC 9051 6.3.4: a trailing separator only says children
+                // will follow.
+                let trimmed = mailbox
+                    .strip_suffix(b".")
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or(&mailbox)
+                    .to_vec();
+                let n = named!(trimmed);
                 if n == "INBOX" {
                     tagged(out, &tag, "NO", "[ALREADYEXISTS] INBOX exists");
                     return ImapStep::Continue;
@@ -983,10 +990,17 @@ impl Imap {
         cmd: Command<'_>,
         out: &mut Vec<u8>,
     ) -> ImapStep {
-        let enabled = self.enabled;
         let State::Selected(sel) = &mut self.state else {
             return self.bad(out, Some(&tag), "no mailbox selected");
         };
+        // RFC 7162 3.1: the first command that uses a MODSEQ turns
+        // CONDSTORE on, and says where the mailbox is.
+        if !self.enabled.condstore && uses_modseq(&cmd) {
+            self.enabled.condstore = true;
+            let top = sel.highest_modseq();
+            line(out, &format!("* OK [HIGHESTMODSEQ {top}] CONDSTORE on"));
+        }
+        let enabled = self.enabled;
         match sel.command(tag, cmd, enabled, out) {
             Ok((pending, step)) => {
                 if matches!(pending, Some(Pending::Unselect)) {
@@ -1109,6 +1123,23 @@ impl Imap {
 fn no_then(out: &mut Vec<u8>, tag: &[u8], no: &No) -> ImapStep {
     tagged_no(out, tag, no);
     ImapStep::Continue
+}
+
+/// True if a command uses MODSEQs (and so enables CONDSTORE).
+fn uses_modseq(cmd: &Command<'_>) -> bool {
+    use super::fetch::Item;
+    match cmd {
+        Command::Fetch {
+            items,
+            changed_since,
+            ..
+        } => changed_since.is_some() || items.contains(&Item::ModSeq),
+        Command::Store {
+            unchanged_since, ..
+        } => unchanged_since.is_some(),
+        Command::Search { keys, .. } => super::search::mentions_modseq(keys),
+        _ => false,
+    }
 }
 
 /// Writes `tag NO [code] text`.
