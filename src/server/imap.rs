@@ -269,6 +269,34 @@ impl Server {
                 drop(f);
                 Work::Fetch(dir, msgs, shared_items(&items))
             }
+            Request::Search {
+                key,
+                candidates,
+                max_seq,
+                max_uid,
+                keywords,
+            } => {
+                let Some((dir, folder)) = self.selected_folder(selected_dir)
+                else {
+                    return self.imap_reply(slot, Reply::Searched(Vec::new()));
+                };
+                let f = folder.borrow();
+                let msgs = candidates
+                    .into_iter()
+                    .filter_map(|c| {
+                        f.get(c.uid).map(|m| (c, m.file.to_string()))
+                    })
+                    .collect();
+                drop(f);
+                Work::Search(Box::new(super::mailboxes::SearchJob {
+                    dir,
+                    key,
+                    msgs,
+                    max_seq,
+                    max_uid,
+                    keywords,
+                }))
+            }
             Request::Sync => match selected_dir {
                 Some(dir) => Work::Scan(dir),
                 None => return self.imap_reply(slot, Reply::Done(Ok(()))),
@@ -466,6 +494,7 @@ impl Server {
                 Reply::Copied(result)
             }
             Outcome::Fetched(data) => Reply::Fetched(data),
+            Outcome::Searched(uids) => Reply::Searched(uids),
         };
         let waiting = self
             .conns

@@ -13,8 +13,10 @@ use super::pool::Pool;
 use crate::proto::imap::command::{ListParams, StatusItem};
 use crate::proto::imap::fetch::Item;
 use crate::proto::imap::folder::{Flags, Folder};
+use crate::proto::imap::matcher::{self, Content as Text, Facts};
 use crate::proto::imap::names;
-use crate::proto::imap::request::{Fetched, Listed, No, Status};
+use crate::proto::imap::request::{Candidate, Fetched, Listed, No, Status};
+use crate::proto::imap::search::Key;
 use crate::store::content::Content;
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
@@ -65,6 +67,24 @@ pub enum Work {
     Fetch(PathBuf, Vec<(u32, String)>, Arc<[Item]>),
     /// Make the login's default folders.
     Defaults(PathBuf),
+    /// SEARCH inside messages.
+    Search(Box<SearchJob>),
+}
+
+/// A SEARCH whose keys look inside messages.
+pub struct SearchJob {
+    /// The folder's Maildir.
+    pub dir: PathBuf,
+    /// The keys.
+    pub key: Key,
+    /// Each candidate and its file.
+    pub msgs: Vec<(Candidate, String)>,
+    /// Highest sequence number.
+    pub max_seq: u32,
+    /// Highest UID.
+    pub max_uid: u32,
+    /// The folder's keyword names.
+    pub keywords: Vec<String>,
 }
 
 /// What a helper did.
@@ -96,6 +116,8 @@ pub enum Outcome {
     },
     /// FETCH data.
     Fetched(Vec<Fetched>),
+    /// SEARCH: matching UIDs.
+    Searched(Vec<u32>),
 }
 
 /// A message added to a folder: UID, flags, file.
@@ -200,6 +222,7 @@ fn run(work: Work) -> Outcome {
         Work::Fetch(dir, msgs, items) => {
             Outcome::Fetched(fetch(&dir, &msgs, &items))
         }
+        Work::Search(job) => Outcome::Searched(search(&job)),
         Work::Defaults(root) => Outcome::Done(
             folders::ensure_defaults(&root)
                 .map_err(|e| failed("creating folders", e)),
@@ -424,6 +447,39 @@ fn fetch(
             Fetched { uid: *uid, data }
         })
         .collect()
+}
+
+/// Reads each candidate in turn (one message in memory at a time) and
+/// keeps those the keys match.
+fn search(job: &SearchJob) -> Vec<u32> {
+    let mut hits = Vec::new();
+    for (c, file) in &job.msgs {
+        let facts = Facts {
+            seq: c.seq,
+            max_seq: job.max_seq,
+            uid: c.uid,
+            max_uid: job.max_uid,
+            flags: c.flags,
+            recent: c.recent,
+            modseq: c.modseq,
+            keywords: &job.keywords,
+        };
+        let Ok(raw) = std::fs::read(job.dir.join(file)) else {
+            continue;
+        };
+        let msg = mailfolder::to_crlf(&raw);
+        let internal = mailfolder::internal_date(&job.dir, file)
+            .map(mailfolder::unix_seconds)
+            .unwrap_or(0);
+        let content = Text {
+            msg: &msg,
+            internal,
+        };
+        if matcher::matches(&job.key, &facts, Some(content)) {
+            hits.push(c.uid);
+        }
+    }
+    hits
 }
 
 /// Items shared between the loop and a helper.

@@ -167,11 +167,15 @@ def test_create_rename_delete_subscribe(server):
 
 def test_names_never_leave_the_users_folder(server):
     m = login(server)
-    for bad in ("../bob", ".hidden", "a..b", "a/b", "x.", "~"):
+    for bad in ("../bob", ".hidden", "a..b", "a/b", "~", "a\\b"):
         typ, data = m.create(f'"{bad}"')
         assert typ == "NO", bad
     typ, data = m.select('"../../bob@example.test"')
     assert typ == "NO"
+    # A trailing separator only announces children (RFC 9051 6.3.4).
+    assert m.create("Parent.")[0] == "OK"
+    typ, data = m.list('""', "Parent")
+    assert b'"Parent"' in data[0]
     m.logout()
     assert not any(p.name.startswith("..") for p in server.mailbox_path("alice").iterdir()
                    if p.name not in (".", ".."))

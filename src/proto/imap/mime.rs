@@ -182,23 +182,14 @@ fn part(
     if p.is_multipart() {
         let boundary = p.param("boundary").map(str::to_string);
         if let Some(b) = boundary.filter(|b| !b.is_empty()) {
+            let digest = p.kind.1.eq_ignore_ascii_case("digest");
+            for (s, e) in
+                split_multipart(msg, p.body.0, p.body.1, b.as_bytes())
             {
-                let digest = p.kind.1.eq_ignore_ascii_case("digest");
-                for (s, e) in
-                    split_multipart(msg, p.body.0, p.body.1, b.as_bytes())
-                {
-                    if *budget == 0 {
-                        break;
-                    }
-                    p.children.push(part(
-                        msg,
-                        s,
-                        e,
-                        digest,
-                        depth + 1,
-                        budget,
-                    ));
+                if *budget == 0 {
+                    break;
                 }
+                p.children.push(part(msg, s, e, digest, depth + 1, budget));
             }
         }
         if p.children.is_empty() {
@@ -436,6 +427,21 @@ pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < data.len() {
         let c = data[i];
+        if c == b' ' || c == b'\t' {
+            // RFC 2045 6.7 (3): whitespace at a line's end is padding.
+            let mut j = i;
+            while j < data.len() && (data[j] == b' ' || data[j] == b'\t') {
+                j += 1;
+            }
+            let at_end = j == data.len()
+                || data[j..].starts_with(b"\r\n")
+                || data[j] == b'\n';
+            if !at_end {
+                out.extend_from_slice(&data[i..j]);
+            }
+            i = j;
+            continue;
+        }
         if c != b'=' {
             out.push(c);
             i += 1;
@@ -503,6 +509,7 @@ mod tests {
         assert!(p.contains(&("filename*".into(), "utf-8''a%20b".into())));
         assert_eq!(base64(b"aGVs\r\nbG8="), b"hello");
         assert_eq!(quoted_printable(b"a=3Db=\r\nc=ZZ"), b"a=bc=ZZ");
+        assert_eq!(quoted_printable(b"x \t\r\ny z "), b"x\r\ny z");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod folder;
 pub mod frame;
 mod list;
+pub mod matcher;
 pub mod mime;
 pub mod names;
 pub mod render;

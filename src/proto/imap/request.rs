@@ -7,6 +7,7 @@ use std::rc::Rc;
 use super::command::{ListParams, StatusItem};
 use super::fetch::Item;
 use super::folder::{Flags, Folder};
+use super::search::Key;
 
 /// A mailbox operation for the loop.
 #[derive(Debug)]
@@ -52,6 +53,34 @@ pub enum Request {
     Fetch(Vec<u32>, Rc<[Item]>),
     /// Look on disk for changes other programs made.
     Sync,
+    /// SEARCH keys that look inside messages, over these candidates.
+    Search {
+        /// The keys.
+        key: Key,
+        /// Every message of the session's view.
+        candidates: Vec<Candidate>,
+        /// Highest sequence number.
+        max_seq: u32,
+        /// Highest UID.
+        max_uid: u32,
+        /// The folder's keyword names.
+        keywords: Vec<String>,
+    },
+}
+
+/// What SEARCH keys see of a message besides its octets.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    /// UID.
+    pub uid: u32,
+    /// Sequence number.
+    pub seq: u32,
+    /// Flags.
+    pub flags: Flags,
+    /// \Recent for the session.
+    pub recent: bool,
+    /// MODSEQ.
+    pub modseq: u64,
 }
 
 /// One folder of a LIST answer.
@@ -141,4 +170,6 @@ pub enum Reply {
     Copied(Result<(u32, Vec<u32>, Vec<u32>), No>),
     /// FETCH data.
     Fetched(Vec<Fetched>),
+    /// SEARCH: the UIDs that match.
+    Searched(Vec<u32>),
 }

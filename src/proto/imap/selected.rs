@@ -9,7 +9,8 @@ use std::rc::Rc;
 use super::command::{Command, Qresync, SearchReturn, StoreMode};
 use super::fetch::Item;
 use super::folder::{Flags, Folder};
-use super::request::{No, Reply, Request};
+use super::matcher::{self, Facts, needs_content};
+use super::request::{Candidate, Reply, Request};
 use super::response::{line, tagged};
 use super::search::Key;
 use super::sequence::{SeqSet, write_set};
@@ -68,6 +69,8 @@ pub enum Pending {
         /// CLOSE.
         close: bool,
     },
+    /// SEARCH looking inside messages.
+    Search(Box<SearchState>),
     /// COPY or MOVE.
     Copy {
         /// Tag.
@@ -549,8 +552,7 @@ impl Selected {
                 ))
             }
             Command::Search { uid, ret, keys } => {
-                self.search(&tag, uid, &ret, &keys, enabled, out);
-                Ok((None, ImapStep::Continue))
+                Ok(self.search(tag, uid, ret, keys, enabled, out))
             }
             Command::Copy {
                 uid,
@@ -916,6 +918,10 @@ impl Selected {
                 }
                 (None, ImapStep::Continue)
             }
+            (Pending::Search(search), Reply::Searched(hits)) => {
+                self.write_search(&search, &hits, enabled, out);
+                (None, ImapStep::Continue)
+            }
             (Pending::Plain(tag), Reply::Done(result)) => {
                 match result {
                     Ok(()) => {
@@ -930,48 +936,87 @@ impl Selected {
         }
     }
 
-    /// SEARCH over what the folder holds in memory.
+    /// SEARCH: keys on flags and numbers are answered from memory;
+    /// keys that look inside messages go to the helpers.
     fn search(
         &mut self,
-        tag: &[u8],
+        tag: Vec<u8>,
         uid_mode: bool,
-        ret: &SearchReturn,
-        keys: &Key,
+        ret: SearchReturn,
+        keys: Key,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) -> (Option<Pending>, ImapStep) {
+        let f = self.folder.borrow();
+        let max_uid = self.view.last().copied().unwrap_or(0);
+        let max_seq = self.view.len() as u32;
+        let content = needs_content(&keys);
+        let mut hits = Vec::new();
+        let mut candidates = Vec::new();
+        for (i, &u) in self.view.iter().enumerate() {
+            let Some(m) = f.get(u) else { continue };
+            let facts = Facts {
+                seq: i as u32 + 1,
+                max_seq,
+                uid: u,
+                max_uid,
+                flags: m.flags,
+                recent: self.recent.binary_search(&u).is_ok(),
+                modseq: m.modseq,
+                keywords: &f.keywords,
+            };
+            if content {
+                candidates.push(Candidate {
+                    uid: u,
+                    seq: facts.seq,
+                    flags: m.flags,
+                    recent: facts.recent,
+                    modseq: m.modseq,
+                });
+            } else if matcher::matches(&keys, &facts, None) {
+                hits.push(u);
+            }
+        }
+        let keywords = f.keywords.clone();
+        drop(f);
+        let search = Box::new(SearchState {
+            tag,
+            uid_mode,
+            ret,
+            modseq: super::search::mentions_modseq(&keys),
+        });
+        if content {
+            let request = Request::Search {
+                key: keys,
+                candidates,
+                max_seq,
+                max_uid,
+                keywords,
+            };
+            return (Some(Pending::Search(search)), ImapStep::Io(request));
+        }
+        self.write_search(&search, &hits, enabled, out);
+        (None, ImapStep::Continue)
+    }
+
+    /// The answer to a SEARCH: `hits` are UIDs.
+    fn write_search(
+        &mut self,
+        search: &SearchState,
+        hits: &[u32],
         enabled: Enabled,
         out: &mut Vec<u8>,
     ) {
-        if needs_content(keys) {
-            tagged_no(
-                out,
-                tag,
-                &No::code(
-                    "CANNOT",
-                    "searching message text is not supported yet",
-                ),
-            );
-            return;
-        }
         let f = self.folder.borrow();
-        let max_uid = self.view.last().copied().unwrap_or(0);
-        let n = self.view.len() as u32;
-        let mut hits = Vec::new();
-        let mut modseqs = Vec::new();
-        for (i, &u) in self.view.iter().enumerate() {
-            let Some(m) = f.get(u) else { continue };
-            let cx = Eval {
-                recent: self.recent.binary_search(&u).is_ok(),
-                seq: i as u32 + 1,
-                max_seq: n,
-                max_uid,
-                folder: &f,
-                msg: m,
-            };
-            if cx.matches(keys) {
-                hits.push(if uid_mode { u } else { i as u32 + 1 });
-                modseqs.push(m.modseq);
-            }
+        let mut numbers = Vec::with_capacity(hits.len());
+        let mut modseqs = Vec::with_capacity(hits.len());
+        for &u in hits {
+            let Some(seq) = self.seq_of(u) else { continue };
+            numbers.push(if search.uid_mode { u } else { seq as u32 });
+            modseqs.push(f.get(u).map_or(0, |m| m.modseq));
         }
         drop(f);
+        let ret = &search.ret;
         // RFC 7162 3.1.5: the highest MODSEQ of the messages returned
         // (with only MIN or MAX, of those alone).
         let only_ends =
@@ -988,110 +1033,57 @@ impl Selected {
         } else {
             modseqs.iter().copied().max().unwrap_or(0)
         };
-        let modseq = super::search::mentions_modseq(keys).then_some(top);
+        let modseq = search.modseq.then_some(top);
+        let tag = String::from_utf8_lossy(&search.tag);
         if ret.extended || enabled.rev2 {
-            let mut s = format!(
-                "* ESEARCH (TAG \"{}\")",
-                String::from_utf8_lossy(tag)
-            );
-            if uid_mode {
+            let mut s = format!("* ESEARCH (TAG \"{tag}\")");
+            if search.uid_mode {
                 s.push_str(" UID");
             }
             let all =
                 ret.all || !(ret.min || ret.max || ret.count || ret.save);
-            if ret.min && !hits.is_empty() {
-                s.push_str(&format!(" MIN {}", hits[0]));
+            if ret.min && !numbers.is_empty() {
+                s.push_str(&format!(" MIN {}", numbers[0]));
             }
-            if ret.max && !hits.is_empty() {
-                s.push_str(&format!(" MAX {}", hits[hits.len() - 1]));
+            if ret.max && !numbers.is_empty() {
+                s.push_str(&format!(" MAX {}", numbers[numbers.len() - 1]));
             }
             if ret.count {
-                s.push_str(&format!(" COUNT {}", hits.len()));
+                s.push_str(&format!(" COUNT {}", numbers.len()));
             }
-            if all && !hits.is_empty() {
+            if all && !numbers.is_empty() {
                 let mut set = Vec::new();
-                write_set(&hits, &mut set);
+                write_set(&numbers, &mut set);
                 s.push_str(" ALL ");
                 s.push_str(&String::from_utf8_lossy(&set));
             }
-            if let Some(m) = modseq.filter(|_| !hits.is_empty()) {
+            if let Some(m) = modseq.filter(|_| !numbers.is_empty()) {
                 s.push_str(&format!(" MODSEQ {m}"));
             }
             line(out, &s);
         } else {
             let mut s = String::from("* SEARCH");
-            for h in &hits {
+            for h in &numbers {
                 s.push_str(&format!(" {h}"));
             }
-            if let Some(m) = modseq.filter(|_| !hits.is_empty()) {
+            if let Some(m) = modseq.filter(|_| !numbers.is_empty()) {
                 s.push_str(&format!(" (MODSEQ {m})"));
             }
             line(out, &s);
         }
         self.sync(out, false, enabled);
-        tagged(out, tag, "OK", "SEARCH completed");
+        tagged(out, &search.tag, "OK", "SEARCH completed");
     }
 }
 
-/// What evaluating a key for one message can see.
-struct Eval<'a> {
-    recent: bool,
-    seq: u32,
-    max_seq: u32,
-    max_uid: u32,
-    folder: &'a Folder,
-    msg: &'a super::folder::Msg,
-}
-
-impl Eval<'_> {
-    fn matches(&self, key: &Key) -> bool {
-        match key {
-            Key::All => true,
-            Key::Old => !self.recent,
-            Key::Recent => self.recent,
-            Key::New => self.recent && !self.msg.flags.has(Flags::SEEN),
-            Key::Flag(name, set) => {
-                let bit = flag_lookup(self.folder, name);
-                bit.is_some_and(|b| self.msg.flags.has(b)) == *set
-            }
-            Key::Seq(set) => set.contains(self.seq, self.max_seq),
-            Key::Uid(set) => set.contains(self.msg.uid, self.max_uid),
-            Key::Not(k) => !self.matches(k),
-            Key::Or(a, b) => self.matches(a) || self.matches(b),
-            Key::And(keys) => keys.iter().all(|k| self.matches(k)),
-            Key::ModSeq(n) => self.msg.modseq >= *n,
-            _ => false,
-        }
-    }
-}
-
-fn flag_lookup(folder: &Folder, name: &str) -> Option<Flags> {
-    let mut f = folder.clone_keywords();
-    f.flag_bit(name.as_bytes(), false)
-}
-
-impl Folder {
-    /// A folder with only this one's keyword table, for lookups.
-    fn clone_keywords(&self) -> Folder {
-        Folder {
-            keywords: self.keywords.clone(),
-            ..Folder::default()
-        }
-    }
-}
-
-fn needs_content(key: &Key) -> bool {
-    match key {
-        Key::Header(..)
-        | Key::Body(_)
-        | Key::Text(_)
-        | Key::Date(..)
-        | Key::Size(..) => true,
-        Key::Not(k) => needs_content(k),
-        Key::Or(a, b) => needs_content(a) || needs_content(b),
-        Key::And(keys) => keys.iter().any(needs_content),
-        _ => false,
-    }
+/// A SEARCH waiting for the helpers.
+#[derive(Debug)]
+pub struct SearchState {
+    tag: Vec<u8>,
+    uid_mode: bool,
+    ret: SearchReturn,
+    /// The keys mention MODSEQ: the answer gives the highest.
+    modseq: bool,
 }
 
 /// SELECT's QRESYNC part: what vanished and what changed since the

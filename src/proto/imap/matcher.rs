@@ -1,0 +1,299 @@
+//! Evaluating SEARCH keys for one message: flags, numbers and MODSEQs
+//! from the folder's state, and, when the keys need them, headers,
+//! bodies, dates and sizes from the message itself. Text matches are
+//! case-insensitive substrings on decoded text: RFC 2047 encoded words
+//! in headers, base64 and quoted-printable bodies, and the charsets
+//! encoding_rs knows (ISO-8859-x, Windows-125x, KOI8, ...).
+
+use super::folder::{Flags, SYSTEM};
+use super::mime::{self, Part};
+use super::render::split;
+use super::search::{DateCmp, DateField, Key};
+
+/// What the keys can see of one message.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    /// Sequence number.
+    pub seq: u32,
+    /// Highest sequence number (for `*`).
+    pub max_seq: u32,
+    /// UID.
+    pub uid: u32,
+    /// Highest UID (for `*`).
+    pub max_uid: u32,
+    /// Flags.
+    pub flags: Flags,
+    /// \Recent for this session.
+    pub recent: bool,
+    /// MODSEQ.
+    pub modseq: u64,
+    /// The folder's keyword names.
+    pub keywords: &'a [String],
+}
+
+/// The message itself, for keys that look inside.
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a> {
+    /// The message as sent (CRLF).
+    pub msg: &'a [u8],
+    /// INTERNALDATE, seconds since the epoch.
+    pub internal: i64,
+}
+
+/// True if any key needs the message's octets, dates or size.
+pub fn needs_content(key: &Key) -> bool {
+    match key {
+        Key::Header(..)
+        | Key::Body(_)
+        | Key::Text(_)
+        | Key::Date(..)
+        | Key::Size(..) => true,
+        Key::Not(k) => needs_content(k),
+        Key::Or(a, b) => needs_content(a) || needs_content(b),
+        Key::And(keys) => keys.iter().any(needs_content),
+        _ => false,
+    }
+}
+
+/// True if the message matches `key`. `content` is required when
+/// [`needs_content`] says so (without it such keys do not match).
+pub fn matches(
+    key: &Key,
+    f: &Facts<'_>,
+    content: Option<Content<'_>>,
+) -> bool {
+    match key {
+        Key::All => true,
+        Key::Old => !f.recent,
+        Key::Recent => f.recent,
+        Key::New => f.recent && !f.flags.has(Flags::SEEN),
+        Key::Flag(name, set) => flag(f, name) == *set,
+        Key::Seq(set) => set.contains(f.seq, f.max_seq),
+        Key::Uid(set) => set.contains(f.uid, f.max_uid),
+        Key::Not(k) => !matches(k, f, content),
+        Key::Or(a, b) => matches(a, f, content) || matches(b, f, content),
+        Key::And(keys) => keys.iter().all(|k| matches(k, f, content)),
+        Key::ModSeq(n) => f.modseq >= *n,
+        Key::Size(larger, n) => content.is_some_and(|c| {
+            let size = c.msg.len() as u64;
+            if *larger { size > *n } else { size < *n }
+        }),
+        Key::Date(field, cmp, day) => content.is_some_and(|c| {
+            let when = match field {
+                DateField::Internal => Some(c.internal.div_euclid(86_400)),
+                DateField::Sent => sent_day(split(c.msg).0),
+            };
+            when.is_some_and(|d| match cmp {
+                DateCmp::Before => d < *day,
+                DateCmp::On => d == *day,
+                DateCmp::Since => d >= *day,
+            })
+        }),
+        Key::Header(name, value) => {
+            content.is_some_and(|c| header_has(split(c.msg).0, name, value))
+        }
+        Key::Body(value) => content.is_some_and(|c| body_has(c.msg, value)),
+        Key::Text(value) => content.is_some_and(|c| {
+            let needle = fold(value);
+            contains(&decode_words(split(c.msg).0), &needle)
+                || body_has(c.msg, value)
+        }),
+    }
+}
+
+fn flag(f: &Facts<'_>, name: &str) -> bool {
+    if let Some(i) = SYSTEM
+        .iter()
+        .position(|(n, _)| n.eq_ignore_ascii_case(name))
+    {
+        return f.flags.has(Flags(1 << i));
+    }
+    if name.eq_ignore_ascii_case("\\Recent") {
+        return f.recent;
+    }
+    f.keywords
+        .iter()
+        .position(|k| k.eq_ignore_ascii_case(name))
+        .is_some_and(|i| f.flags.has(Flags::keyword(i)))
+}
+
+/// Lower-cased for comparison (Unicode simple folding is near enough).
+fn fold(s: &[u8]) -> String {
+    String::from_utf8_lossy(s).to_lowercase()
+}
+
+fn contains(haystack: &str, needle: &str) -> bool {
+    needle.is_empty() || haystack.to_lowercase().contains(needle)
+}
+
+fn header_has(head: &[u8], name: &str, value: &[u8]) -> bool {
+    let needle = fold(value);
+    mime::fields(head)
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .any(|(_, v)| contains(&decode_words(v), &needle))
+}
+
+/// The body's text parts, decoded, searched for `value`.
+fn body_has(msg: &[u8], value: &[u8]) -> bool {
+    let needle = fold(value);
+    let tree = mime::parse(msg);
+    let mut found = false;
+    visit(&tree, &mut |p: &Part| {
+        if found || p.is_multipart() {
+            return;
+        }
+        let body = &msg[p.body.0..p.body.1];
+        let raw = mime::decode(body, p.encoding.as_deref())
+            .unwrap_or_else(|| body.to_vec());
+        let text =
+            if p.kind.0.eq_ignore_ascii_case("text") || p.kind.0.is_empty() {
+                to_utf8(&raw, p.param("charset"))
+            } else {
+                String::from_utf8_lossy(&raw).into_owned()
+            };
+        if contains(&text, &needle) {
+            found = true;
+        }
+    });
+    found
+}
+
+fn visit(p: &Part, f: &mut dyn FnMut(&Part)) {
+    f(p);
+    for c in &p.children {
+        visit(c, f);
+    }
+    if let Some(m) = &p.message {
+        visit(m, f);
+    }
+}
+
+/// Octets in a charset to UTF-8 (unknown charsets: as UTF-8, lossy).
+pub fn to_utf8(bytes: &[u8], charset: Option<&str>) -> String {
+    let enc = charset
+        .and_then(|c| encoding_rs::Encoding::for_label(c.trim().as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    enc.decode_without_bom_handling(bytes).0.into_owned()
+}
+
+/// A header value with RFC 2047 encoded words decoded.
+pub fn decode_words(v: &[u8]) -> String {
+    let text = String::from_utf8_lossy(v);
+    let mut out = String::new();
+    let mut rest: &str = &text;
+    let mut last_was_word = false;
+    while let Some(start) = rest.find("=?") {
+        let Some(word) = encoded_word(&rest[start..]) else {
+            out.push_str(&rest[..start + 2]);
+            rest = &rest[start + 2..];
+            last_was_word = false;
+            continue;
+        };
+        let between = &rest[..start];
+        // Whitespace between two encoded words is not part of the text.
+        if !(last_was_word && between.trim().is_empty()) {
+            out.push_str(between);
+        }
+        out.push_str(&word.0);
+        rest = &rest[start + word.1..];
+        last_was_word = true;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `=?charset?B|Q?text?=`: the text and the length taken.
+fn encoded_word(s: &str) -> Option<(String, usize)> {
+    let inner = s.strip_prefix("=?")?;
+    let (charset, rest) = inner.split_once('?')?;
+    let (enc, rest) = rest.split_once('?')?;
+    let end = rest.find("?=")?;
+    let data = &rest[..end];
+    if data.contains(' ') || charset.len() > 40 {
+        return None;
+    }
+    let bytes = match enc {
+        "B" | "b" => mime::base64(data.as_bytes()),
+        "Q" | "q" => {
+            let q: Vec<u8> = data
+                .bytes()
+                .map(|b| if b == b'_' { b' ' } else { b })
+                .collect();
+            mime::quoted_printable(&q)
+        }
+        _ => return None,
+    };
+    let charset = charset.split('*').next().unwrap_or(charset);
+    let len = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
+    Some((to_utf8(&bytes, Some(charset)), len.max(s.len().min(len))))
+}
+
+/// The day (since 1970) of the Date: header, time and zone ignored.
+fn sent_day(head: &[u8]) -> Option<i64> {
+    let fields = mime::fields(head);
+    let (_, v) = fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("date"))?;
+    let v = String::from_utf8_lossy(v);
+    // [Day, ] DD Mon YYYY ...
+    let v = v.split_once(',').map_or(&*v, |(_, r)| r);
+    let mut words = v.split_whitespace();
+    let day: u32 = words.next()?.parse().ok()?;
+    let month = words.next()?;
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+        "nov", "dec",
+    ]
+    .iter()
+    .position(|m| month.len() >= 3 && month[..3].eq_ignore_ascii_case(m))?;
+    let mut year: i64 = words.next()?.parse().ok()?;
+    if year < 50 {
+        year += 2000;
+    } else if year < 1000 {
+        year += 1900;
+    }
+    Some(super::search::days_from_civil(year, month as u32 + 1, day))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::imap::args::Args;
+    use crate::proto::imap::search::parse_keys;
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            seq: 1,
+            max_seq: 1,
+            uid: 1,
+            max_uid: 1,
+            flags: Flags(0),
+            recent: false,
+            modseq: 1,
+            keywords: &[],
+        }
+    }
+
+    fn search(keys: &str, msg: &[u8]) -> bool {
+        let key = parse_keys(&mut Args::new(keys.as_bytes())).unwrap();
+        matches(&key, &facts(), Some(Content { msg, internal: 0 }))
+    }
+
+    #[test]
+    fn text_keys() {
+        let msg = b"From: =?iso-8859-1?q?J=F6rg?= <j@x>\r\nSubject: =?utf-8?B?SGVsbG8=?= =?utf-8?B?IFdvcmxk?=\r\n\
+            Date: Mon, 7 Feb 1994 21:52:25 -0800\r\nContent-Type: text/plain; charset=windows-1252\r\n\
+            Content-Transfer-Encoding: quoted-printable\r\n\r\nCaf=E9 au lait\r\n";
+        assert!(search("FROM \"jörg\"", msg));
+        assert!(search("SUBJECT \"hello world\"", msg));
+        assert!(search("BODY \"CAFÉ\"", msg));
+        assert!(search("TEXT lait", msg));
+        assert!(!search("BODY tea", msg));
+        assert!(search("SENTON 7-Feb-1994", msg));
+        assert!(search("SENTBEFORE 8-Feb-1994 SENTSINCE 7-Feb-1994", msg));
+        assert!(search("HEADER Content-Type \"\"", msg));
+        assert!(search("LARGER 10 SMALLER 1000", msg));
+        assert!(search("ON 1-Jan-1970", msg));
+    }
+}
