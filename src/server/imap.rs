@@ -35,6 +35,10 @@ struct Open {
     watchers: Vec<(usize, u64)>,
     /// A scan is under way.
     scanning: bool,
+    /// A move of claimed messages from new/ to cur/ is under way.
+    settling: bool,
+    /// Messages below this UID are settled in cur/ (or were checked).
+    settled_below: u32,
 }
 
 impl Registry {
@@ -329,6 +333,15 @@ impl Server {
         let now = i.imap.selected_name().map(str::to_string);
         let watching = i.watching.clone();
         self.track_selection(slot, key, watching, now);
+        if let Some(dir) = self
+            .conns
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|c| c.session.as_imap())
+            .and_then(|i| i.watching.clone())
+        {
+            self.settle_recent(&dir);
+        }
         self.act(slot, step.into());
         self.resume(slot);
     }
@@ -493,6 +506,18 @@ impl Server {
                 });
                 Reply::Copied(result)
             }
+            Outcome::Settled(dir, files) => {
+                if let Some(o) = self.imap.open.get_mut(&dir) {
+                    o.settling = false;
+                    let mut f = o.folder.borrow_mut();
+                    for (uid, file) in files {
+                        if let (Some(i), Some(file)) = (f.find(uid), file) {
+                            f.msgs[i].file = file.into();
+                        }
+                    }
+                }
+                return;
+            }
             Outcome::Fetched(data) => Reply::Fetched(data),
             Outcome::Searched(uids) => Reply::Searched(uids),
         };
@@ -533,6 +558,8 @@ impl Server {
                 folder: Rc::clone(&folder),
                 watchers: Vec::new(),
                 scanning: false,
+                settling: false,
+                settled_below: 0,
             },
         );
         folder
@@ -557,6 +584,36 @@ impl Server {
         } else {
             self.rescan(dir);
         }
+    }
+
+    /// Messages some session has claimed as \\Recent move from new/ to
+    /// cur/ (on a helper), so they are not \\Recent after a restart.
+    pub(super) fn settle_recent(&mut self, dir: &Path) {
+        let Some(o) = self.imap.open.get_mut(dir) else {
+            return;
+        };
+        if o.settling {
+            return;
+        }
+        let f = o.folder.borrow();
+        let from = f.msgs.partition_point(|m| m.uid < o.settled_below);
+        let to = f.msgs.partition_point(|m| m.uid < f.recent_from);
+        if from >= to {
+            return;
+        }
+        let msgs: Vec<_> = f.msgs[from..to]
+            .iter()
+            .filter(|m| m.file.starts_with("new/"))
+            .map(|m| (m.uid, m.file.to_string(), m.flags))
+            .collect();
+        o.settled_below = f.recent_from;
+        drop(f);
+        if msgs.is_empty() {
+            return;
+        }
+        o.settling = true;
+        self.mailboxes
+            .send((NOBODY, Work::Settle(dir.to_path_buf(), msgs)));
     }
 
     /// Looks at a folder on disk again if any session has it open.
@@ -588,6 +645,7 @@ impl Server {
             }
             self.flush(slot);
         }
+        self.settle_recent(dir);
     }
 
     /// The default folders are there: the login is complete.

@@ -69,6 +69,8 @@ pub enum Work {
     Defaults(PathBuf),
     /// SEARCH inside messages.
     Search(Box<SearchJob>),
+    /// Move claimed \\Recent messages from new/ to cur/.
+    Settle(PathBuf, Vec<(u32, String, Flags)>),
 }
 
 /// A SEARCH whose keys look inside messages.
@@ -118,6 +120,8 @@ pub enum Outcome {
     Fetched(Vec<Fetched>),
     /// SEARCH: matching UIDs.
     Searched(Vec<u32>),
+    /// Messages moved to cur/: their new files.
+    Settled(PathBuf, Vec<(u32, Option<String>)>),
 }
 
 /// A message added to a folder: UID, flags, file.
@@ -223,6 +227,18 @@ fn run(work: Work) -> Outcome {
             Outcome::Fetched(fetch(&dir, &msgs, &items))
         }
         Work::Search(job) => Outcome::Searched(search(&job)),
+        Work::Settle(dir, msgs) => {
+            let list: Vec<(String, Flags)> =
+                msgs.iter().map(|(_, f, fl)| (f.clone(), *fl)).collect();
+            let files = mailfolder::settle(&dir, &list).unwrap_or_else(|e| {
+                log::warn!("moving to cur/ in {}: {e}", dir.display());
+                vec![None; 0]
+            });
+            Outcome::Settled(
+                dir,
+                msgs.iter().map(|m| m.0).zip(files).collect(),
+            )
+        }
         Work::Defaults(root) => Outcome::Done(
             folders::ensure_defaults(&root)
                 .map_err(|e| failed("creating folders", e)),
@@ -270,22 +286,48 @@ fn list(
 ) -> Result<Vec<Listed>, No> {
     let all = folders::all(root).map_err(|e| failed("list", e))?;
     let subs = folders::subscriptions(root).map_err(|e| failed("list", e))?;
-    let mut out = Vec::new();
-    let mut names_seen: Vec<String> = all.clone();
+    let lsub = params.subscribed && !params.extended;
+    let matching = |n: &str| patterns.iter().any(|p| names::matches(p, n));
+    let mut candidates: Vec<String> = all.clone();
     if params.subscribed {
         // Subscribed names that no longer exist are listed too.
         for s in &subs {
-            if !names_seen.contains(s) {
-                names_seen.push(s.clone());
+            if !candidates.contains(s) {
+                candidates.push(s.clone());
             }
         }
     }
-    for name in names_seen {
-        if !patterns.iter().any(|p| names::matches(p, &name)) {
+    // LSUB (RFC 3501 6.3.9) and RECURSIVEMATCH (RFC 5258 3.5): a parent
+    // that matches where a subscribed child does not is shown too.
+    let mut parents: Vec<String> = Vec::new();
+    if lsub || params.recursive {
+        for s in &subs {
+            let levels: Vec<&str> = s.split('.').collect();
+            for i in 1..levels.len() {
+                let parent = levels[..i].join(".");
+                if matching(&parent) && !parents.contains(&parent) {
+                    parents.push(parent.clone());
+                }
+                if !candidates.contains(&parent) && matching(&parent) {
+                    candidates.push(parent);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for name in candidates {
+        if !matching(&name) {
             continue;
         }
         let subscribed = subs.contains(&name);
-        if params.subscribed && !subscribed {
+        let prefix = format!("{name}.");
+        let subscribed_child = subs.iter().any(|s| s.starts_with(&prefix));
+        let childinfo = params.recursive && subscribed_child;
+        if params.subscribed
+            && !subscribed
+            && !childinfo
+            && !(lsub && parents.contains(&name))
+        {
             continue;
         }
         let exists = all.contains(&name);
@@ -293,10 +335,11 @@ fn list(
         if params.special_use && special.is_none() {
             continue;
         }
-        let prefix = format!("{name}.");
         let children = all.iter().any(|n| n.starts_with(&prefix));
         let mut attributes: Vec<&'static str> = Vec::new();
-        if !exists {
+        if lsub && !subscribed {
+            attributes.push("\\Noselect");
+        } else if !exists {
             attributes.push("\\NonExistent");
         } else {
             attributes.push(if children {
@@ -325,6 +368,7 @@ fn list(
             name,
             attributes,
             status,
+            childinfo,
         });
     }
     Ok(out)
@@ -384,8 +428,12 @@ fn copy(
         return Err(No::code("TRYCREATE", "no such mailbox"));
     }
     let src_keywords = mailfolder::scan_keywords(from);
-    let paths: Vec<PathBuf> =
-        msgs.iter().map(|(_, f, _)| from.join(f)).collect();
+    let paths: Vec<PathBuf> = msgs
+        .iter()
+        .map(|(_, f, _)| {
+            mailfolder::locate(from, f).unwrap_or_else(|_| from.join(f))
+        })
+        .collect();
     let mut sources = Vec::new();
     let mut uids = Vec::new();
     let mut bits_of = Vec::new();
@@ -432,8 +480,10 @@ fn fetch(
 ) -> Vec<Fetched> {
     msgs.iter()
         .map(|(uid, file)| {
-            let data =
-                std::fs::read(dir.join(file.as_str())).ok().map(|raw| {
+            let data = mailfolder::locate(dir, file)
+                .and_then(std::fs::read)
+                .ok()
+                .map(|raw| {
                     let wire = mailfolder::to_crlf(&raw);
                     let date = mailfolder::internal_date(dir, file)
                         .map(mailfolder::unix_seconds)
@@ -464,7 +514,9 @@ fn search(job: &SearchJob) -> Vec<u32> {
             modseq: c.modseq,
             keywords: &job.keywords,
         };
-        let Ok(raw) = std::fs::read(job.dir.join(file)) else {
+        let Ok(raw) =
+            mailfolder::locate(&job.dir, file).and_then(std::fs::read)
+        else {
             continue;
         };
         let msg = mailfolder::to_crlf(&raw);

@@ -328,7 +328,12 @@ impl Server {
         conn.keep_input(&input[used..]);
         conn.stalled = conn.wbuf.len() >= OUTPUT_CAP
             && (used < input.len() || conn.session.has_more_output());
+        // A NOOP or IDLE may have claimed new messages as \Recent.
+        let watching = conn.session.as_imap().and_then(|i| i.watching.clone());
         self.act(slot, step);
+        if let Some(dir) = watching {
+            self.settle_recent(&dir);
+        }
     }
 
     /// Does what a session asked.

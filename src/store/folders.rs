@@ -74,8 +74,17 @@ pub fn all(root: &Path) -> io::Result<Vec<String>> {
     Ok(found)
 }
 
+/// Serializes changes to a user's `subscriptions` and special-use
+/// files (read, change, write) between helper threads.
+static ADMIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn admin() -> std::sync::MutexGuard<'static, ()> {
+    ADMIN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Creates the default folders that are missing, subscribed; at login.
 pub fn ensure_defaults(root: &Path) -> io::Result<()> {
+    let _admin = admin();
     maildir::create(root)?;
     let mut subs = subscriptions(root)?;
     let mut changed = false;
@@ -112,6 +121,7 @@ pub fn create(
     }
     maildir::create(&dir(root, name))?;
     if let Some(attr) = special {
+        let _admin = admin();
         let mut uses = special_uses(root);
         uses.push((name.to_string(), attr.to_string()));
         write_special_uses(root, &uses)?;
@@ -131,10 +141,14 @@ pub fn delete(root: &Path, name: &str) -> io::Result<()> {
     }
     // Renamed away first, so a crash never leaves half a folder visible.
     let d = dir(root, name);
-    let gone = root.join(format!("..deleted-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU64 =
+        std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let gone = root.join(format!("..deleted-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&gone);
     fs::rename(&d, &gone)?;
     fs::remove_dir_all(&gone)?;
+    let _admin = admin();
     let uses: Vec<_> = special_uses(root)
         .into_iter()
         .filter(|(n, _)| n != name)
@@ -182,6 +196,7 @@ pub fn subscriptions(root: &Path) -> io::Result<Vec<String>> {
 
 /// Subscribes or unsubscribes `name`.
 pub fn subscribe(root: &Path, name: &str, on: bool) -> io::Result<()> {
+    let _admin = admin();
     let mut subs = subscriptions(root)?;
     subs.retain(|s| s != name);
     if on {

@@ -376,7 +376,16 @@ fn dedupe_uids(snap: &mut Snapshot) -> Result<(), Failure> {
 pub fn reader(snap: &Snapshot, index: usize) -> std::io::Result<(File, u64)> {
     match snap.format {
         MailboxFormat::Maildir => {
-            let f = File::open(snap.path(index))?;
+            // An IMAP session or mutt may have moved it from new/ to cur/
+            // or set its flags since the snapshot: find it by its name.
+            let f = match File::open(snap.path(index)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let found =
+                        super::mailfolder::find(&snap.dir, snap.name(index))?;
+                    File::open(found.ok_or(e)?)?
+                }
+                other => other?,
+            };
             let len = f.metadata()?.len();
             Ok((f, len))
         }
@@ -411,15 +420,33 @@ fn update_maildir(
         let path = snap.path(i);
         match fs::remove_file(&path) {
             Ok(()) => {}
-            // Gone already (another client): what we wanted.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Renamed since the snapshot (IMAP, mutt): delete it where it
+            // is now; not there at all: gone already, what we wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let moved = super::mailfolder::find(&snap.dir, snap.name(i))
+                    .map_err(|e| transient("listing", &snap.dir, e))?;
+                if let Some(now) = moved {
+                    fs::remove_file(&now)
+                        .map_err(|e| transient("deleting", &now, e))?;
+                }
+            }
             Err(e) => return Err(transient("deleting", &path, e)),
         }
     }
     let cur = snap.dir.join("cur");
     for &i in seen {
-        let path = snap.path(i);
-        let target = cur.join(with_seen_flag(snap.name(i)));
+        let mut path = snap.path(i);
+        let mut name = snap.name(i).to_string();
+        if !path.exists() {
+            if let Ok(Some(now)) = super::mailfolder::find(&snap.dir, &name) {
+                name = now
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or(name);
+                path = now;
+            }
+        }
+        let target = cur.join(with_seen_flag(&name));
         if target != path {
             if let Err(e) = fs::rename(&path, &target) {
                 log::warn!("cannot mark {} seen: {e}", path.display());

@@ -192,6 +192,42 @@ fn find_and_rename(
     Ok(None)
 }
 
+/// Finds a message by its base name, in `cur/` or `new/` (another
+/// program may have renamed it since it was listed).
+pub fn find(dir: &Path, file: &str) -> io::Result<Option<std::path::PathBuf>> {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    let base = name.split(':').next().unwrap_or(name);
+    for sub in ["cur", "new"] {
+        for entry in fs::read_dir(dir.join(sub))?.flatten() {
+            if entry.file_name().to_string_lossy().split(':').next()
+                == Some(base)
+            {
+                return Ok(Some(entry.path()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The path of a message listed as `file`, wherever it is now.
+pub fn locate(dir: &Path, file: &str) -> io::Result<std::path::PathBuf> {
+    let path = dir.join(file);
+    if path.exists() {
+        return Ok(path);
+    }
+    find(dir, file)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "message gone"))
+}
+
+/// Moves messages a session has seen from `new/` to `cur/`, flags
+/// unchanged: they are no longer \\Recent for anyone.
+pub fn settle(
+    dir: &Path,
+    msgs: &[(String, Flags)],
+) -> io::Result<Vec<Option<String>>> {
+    set_flags(dir, msgs)
+}
+
 /// Removes messages; a file already gone is not an error.
 pub fn expunge(dir: &Path, files: &[String]) -> io::Result<()> {
     for file in files {
@@ -245,13 +281,20 @@ pub fn add(
             let f = File::options().write(true).open(&tmp)?;
             f.set_modified(*t)?;
         }
-        let name = format!("cur/{base}:2,{}", flags.to_maildir());
+        // Without flags a message is new (\\Recent for the next reader),
+        // as Dovecot and mutt file it.
+        let name = if flags.0 == 0 {
+            format!("new/{base}")
+        } else {
+            format!("cur/{base}:2,{}", flags.to_maildir())
+        };
         placed.push((base, tmp, name));
     }
     for (_, tmp, name) in &placed {
         fs::rename(tmp, dir.join(name))?;
     }
     sync_dir(&dir.join("cur"))?;
+    sync_dir(&dir.join("new"))?;
     let _lock = uidlist::lock(dir)?;
     let mut list = uidlist::read(dir)?;
     let mut uids = Vec::with_capacity(placed.len());
@@ -319,7 +362,7 @@ impl Source<'_> {
 
 /// A message's arrival time (its file's mtime, as Dovecot uses).
 pub fn internal_date(dir: &Path, file: &str) -> io::Result<SystemTime> {
-    fs::metadata(dir.join(file))?.modified()
+    fs::metadata(locate(dir, file)?)?.modified()
 }
 
 /// The size a message has on the wire (CRLF line ends): `W=` in its name

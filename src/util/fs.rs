@@ -49,7 +49,11 @@ pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    // Unique per call: helper threads may write the same file at once.
+    static NEXT: std::sync::atomic::AtomicU64 =
+        std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp{}.{n}", std::process::id()));
     let owner = fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
     let result = (|| {
         let mut f = fs::OpenOptions::new()

@@ -21,6 +21,9 @@ pub fn write(
             format!("* {kind} ({}) \".\" ", l.attributes.join(" ")).as_bytes(),
         );
         mailbox(out, &name);
+        if l.childinfo {
+            out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+        }
         out.extend_from_slice(b"\r\n");
         if let (Some(items), Some(st)) = (&params.ret_status, &l.status) {
             write_status(out, &l.name, st, items, enabled);

@@ -9,6 +9,7 @@ use super::folder::{Flags, SYSTEM};
 use super::mime::{self, Part};
 use super::render::split;
 use super::search::{DateCmp, DateField, Key};
+use super::structure;
 
 /// What the keys can see of one message.
 #[derive(Debug, Clone)]
@@ -128,10 +129,36 @@ fn contains(haystack: &str, needle: &str) -> bool {
 
 fn header_has(head: &[u8], name: &str, value: &[u8]) -> bool {
     let needle = fold(value);
+    let address = ["FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"]
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(name));
     mime::fields(head)
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .any(|(_, v)| contains(&decode_words(v), &needle))
+        .any(|(_, v)| {
+            contains(&decode_words(v), &needle)
+                || (address && contains(&normalized_addresses(v), &needle))
+        })
+}
+
+/// An address header as `name <mailbox@host>, ...`, comments and
+/// source routes gone, so `user@domain` finds `<user (x)@ domain>`.
+fn normalized_addresses(v: &[u8]) -> String {
+    let mut out = String::new();
+    for a in structure::addresses(v) {
+        if let Some(n) = &a.name {
+            out.push_str(&decode_words(n));
+            out.push(' ');
+        }
+        if let (Some(m), Some(h)) = (&a.mailbox, &a.host) {
+            out.push('<');
+            out.push_str(&String::from_utf8_lossy(m));
+            out.push('@');
+            out.push_str(&String::from_utf8_lossy(h));
+            out.push_str(">, ");
+        }
+    }
+    out
 }
 
 /// The body's text parts, decoded, searched for `value`.

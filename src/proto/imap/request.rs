@@ -92,6 +92,8 @@ pub struct Listed {
     pub attributes: Vec<&'static str>,
     /// STATUS for LIST-STATUS.
     pub status: Option<Status>,
+    /// RECURSIVEMATCH: a child is subscribed (CHILDINFO).
+    pub childinfo: bool,
 }
 
 /// A folder's STATUS figures.

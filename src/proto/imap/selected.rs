@@ -256,10 +256,33 @@ impl Selected {
         enabled: Enabled,
     ) {
         let folder = Rc::clone(&self.folder);
-        if folder.borrow().keywords.len() != self.told_keywords {
+        self.announce_keywords(out);
+        if expunges {
             let f = folder.borrow();
-            write_flag_lists(&f, self.readonly, out);
-            self.told_keywords = f.keywords.len();
+            let gone: Vec<u32> = self
+                .view
+                .iter()
+                .copied()
+                .filter(|&u| f.find(u).is_none())
+                .collect();
+            if !gone.is_empty() {
+                if enabled.qresync {
+                    let mut set = Vec::new();
+                    write_set(&gone, &mut set);
+                    out.extend_from_slice(b"* VANISHED ");
+                    out.extend_from_slice(&set);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    // Highest first, so no number shifts under the next.
+                    for &u in gone.iter().rev() {
+                        if let Ok(i) = self.view.binary_search(&u) {
+                            line(out, &format!("* {} EXPUNGE", i + 1));
+                        }
+                    }
+                }
+                self.view.retain(|u| gone.binary_search(u).is_err());
+                self.recent.retain(|u| gone.binary_search(u).is_err());
+            }
         }
         let last = self.view.last().copied().unwrap_or(0);
         let has_new =
@@ -278,32 +301,6 @@ impl Selected {
             }
         }
         let f = folder.borrow();
-        if expunges {
-            let gone: Vec<u32> = self
-                .view
-                .iter()
-                .copied()
-                .filter(|&u| f.find(u).is_none())
-                .collect();
-            if !gone.is_empty() {
-                if enabled.qresync {
-                    let mut set = Vec::new();
-                    write_set(&gone, &mut set);
-                    out.extend_from_slice(b"* VANISHED ");
-                    out.extend_from_slice(&set);
-                    out.extend_from_slice(b"\r\n");
-                    self.view.retain(|u| gone.binary_search(u).is_err());
-                } else {
-                    for &u in gone.iter().rev() {
-                        if let Ok(i) = self.view.binary_search(&u) {
-                            line(out, &format!("* {} EXPUNGE", i + 1));
-                            self.view.remove(i);
-                        }
-                    }
-                }
-                self.recent.retain(|u| gone.binary_search(u).is_err());
-            }
-        }
         if f.highest_modseq > self.told_modseq {
             for (i, &uid) in self.view.iter().enumerate() {
                 let Some(m) = f.get(uid) else { continue };
@@ -326,6 +323,16 @@ impl Selected {
                 out.extend_from_slice(b")\r\n");
             }
             self.told_modseq = f.highest_modseq;
+        }
+    }
+
+    /// `* FLAGS` again when the folder has keywords the client has not
+    /// been told of.
+    fn announce_keywords(&mut self, out: &mut Vec<u8>) {
+        let f = self.folder.borrow();
+        if f.keywords.len() != self.told_keywords {
+            write_flag_lists(&f, self.readonly, out);
+            self.told_keywords = f.keywords.len();
         }
     }
 
@@ -784,6 +791,7 @@ impl Selected {
         enabled: Enabled,
         out: &mut Vec<u8>,
     ) -> (Option<Pending>, ImapStep) {
+        self.announce_keywords(out);
         if !store.silent {
             let mut items = vec![Item::Flags];
             if store.uid_mode {
