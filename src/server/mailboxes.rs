@@ -323,11 +323,8 @@ fn list(
         let prefix = format!("{name}.");
         let subscribed_child = subs.iter().any(|s| s.starts_with(&prefix));
         let childinfo = params.recursive && subscribed_child;
-        if params.subscribed
-            && !subscribed
-            && !childinfo
-            && !(lsub && parents.contains(&name))
-        {
+        let shown_parent = lsub && parents.contains(&name);
+        if params.subscribed && !(subscribed || childinfo || shown_parent) {
             continue;
         }
         let exists = all.contains(&name);

