@@ -165,6 +165,7 @@ impl Server {
                 folder,
                 flags,
                 date,
+                binary,
             } => {
                 let Some(conn) =
                     self.conns.get_mut(slot).and_then(Option::as_mut)
@@ -180,6 +181,7 @@ impl Server {
                         folder,
                         flags,
                         date,
+                        binary,
                     });
                     return;
                 }
@@ -196,6 +198,7 @@ impl Server {
                     content,
                     flags,
                     date,
+                    binary,
                 }
             }
             Request::Store(changes) => {

@@ -14,9 +14,9 @@ use crate::proto::imap::command::{ListParams, StatusItem};
 use crate::proto::imap::fetch::Item;
 use crate::proto::imap::folder::{Flags, Folder};
 use crate::proto::imap::matcher::{self, Content as Text, Facts};
-use crate::proto::imap::names;
 use crate::proto::imap::request::{Candidate, Fetched, Listed, No, Status};
 use crate::proto::imap::search::Key;
+use crate::proto::imap::{mime, names};
 use crate::store::content::Content;
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
@@ -47,6 +47,8 @@ pub enum Work {
         flags: Vec<String>,
         /// INTERNALDATE.
         date: Option<i64>,
+        /// literal8: CRLF line ends, binary parts to re-encode.
+        binary: bool,
     },
     /// Set flags: (uid, file, new flags), and the keyword table.
     SetFlags(PathBuf, Vec<(u32, String, Flags)>, Vec<String>),
@@ -184,8 +186,9 @@ fn run(work: Work) -> Outcome {
             mut content,
             flags,
             date,
+            binary,
         } => {
-            let r = append(&dir, &mut content, &flags, date);
+            let r = append(&dir, &mut content, &flags, date, binary);
             Outcome::Appended(dir, r)
         }
         Work::SetFlags(dir, changes, keywords) => {
@@ -321,8 +324,15 @@ fn list(
         }
         let subscribed = subs.contains(&name);
         let prefix = format!("{name}.");
-        let subscribed_child = subs.iter().any(|s| s.starts_with(&prefix));
-        let childinfo = params.recursive && subscribed_child;
+        // CHILDINFO names a subscribed descendant the answer would not
+        // show otherwise: not one another pattern lists on its own.
+        let hidden = |d: &String| {
+            patterns
+                .iter()
+                .all(|p| !names::matches(p, d) || names::matches(p, &name))
+        };
+        let childinfo = params.recursive
+            && subs.iter().any(|s| s.starts_with(&prefix) && hidden(s));
         let shown_parent = lsub && parents.contains(&name);
         if params.subscribed && !(subscribed || childinfo || shown_parent) {
             continue;
@@ -391,6 +401,7 @@ fn append(
     content: &mut Content,
     flags: &[String],
     date: Option<i64>,
+    binary: bool,
 ) -> Result<(u32, Added), No> {
     if !dir.join("cur").is_dir() {
         return Err(No::code("TRYCREATE", "no such mailbox"));
@@ -400,6 +411,19 @@ fn append(
     let date = date.map(mailfolder::from_unix);
     let bytes;
     let source = match content.spool_path() {
+        // RFC 3516 4.4: binary parts are stored base64, so every reader
+        // gets a valid message; BINARY[] still gives the octets sent.
+        _ if binary => {
+            let mut raw = Vec::new();
+            std::io::Read::read_to_end(
+                &mut content.reader().map_err(|e| failed("append", e))?,
+                &mut raw,
+            )
+            .map_err(|e| failed("append", e))?;
+            let crlf = mailfolder::to_crlf(&raw);
+            bytes = mailfolder::to_lf(&mime::binary_to_base64(&crlf));
+            Source::Bytes(&bytes)
+        }
         Some(p) => Source::File(p),
         None => {
             bytes = match &content.stored {

@@ -406,6 +406,21 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `data` with CRLF made LF (the form messages are stored in).
+pub fn to_lf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(data[i]);
+        i += 1;
+    }
+    out
+}
+
 /// Seconds east of UTC are not kept; dates are shown in UTC.
 pub fn unix_seconds(t: SystemTime) -> i64 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {

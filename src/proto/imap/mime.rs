@@ -5,6 +5,7 @@
 //! ends the part at the end of its parent, a bad header is text/plain.
 //! Works on the message as sent (CRLF line ends).
 
+use base64ct::Encoding;
 use memchr::memmem;
 
 /// Parts nest at most this deep; deeper ones are left as opaque bodies.
@@ -376,6 +377,72 @@ fn strip_comments(s: &str) -> String {
         }
     }
     out
+}
+
+/// The message with every part whose transfer encoding is `binary`
+/// (or that holds NUL) re-encoded as base64 (RFC 3516 4.4).
+pub fn binary_to_base64(msg: &[u8]) -> Vec<u8> {
+    let tree = parse(msg);
+    let mut leaves = Vec::new();
+    collect_binary(msg, &tree, &mut leaves);
+    if leaves.is_empty() {
+        return msg.to_vec();
+    }
+    let mut out = Vec::with_capacity(msg.len() * 4 / 3 + 64);
+    let mut pos = 0;
+    for p in leaves {
+        out.extend_from_slice(&msg[pos..p.header.0]);
+        // The header without its transfer encoding, then base64's.
+        let head = &msg[p.header.0..p.header.1];
+        let mut skipping = false;
+        for line in head.split_inclusive(|&b| b == b'\n') {
+            if line == b"\r\n" {
+                break;
+            }
+            if !matches!(line.first(), Some(b' ') | Some(b'\t')) {
+                let name = line.split(|&b| b == b':').next().unwrap_or(b"");
+                skipping = name
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"content-transfer-encoding");
+            }
+            if !skipping {
+                out.extend_from_slice(line);
+            }
+        }
+        out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
+        let body = &msg[p.body.0..p.body.1];
+        for chunk in
+            base64ct::Base64::encode_string(body).as_bytes().chunks(76)
+        {
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(b"\r\n");
+        }
+        pos = p.body.1;
+    }
+    out.extend_from_slice(&msg[pos..]);
+    out
+}
+
+fn collect_binary(msg: &[u8], p: &Part, out: &mut Vec<Part>) {
+    if p.is_multipart() {
+        for c in &p.children {
+            collect_binary(msg, c, out);
+        }
+        return;
+    }
+    if let Some(m) = &p.message {
+        return collect_binary(msg, m, out);
+    }
+    let binary = p
+        .encoding
+        .as_deref()
+        .is_some_and(|e| e.eq_ignore_ascii_case("binary"))
+        || msg[p.body.0..p.body.1].contains(&0);
+    if binary {
+        let mut leaf = p.clone();
+        leaf.children.clear();
+        out.push(leaf);
+    }
 }
 
 /// Undoes a transfer encoding; None for one we do not know (BINARY

@@ -35,6 +35,8 @@ pub enum Request {
         flags: Vec<String>,
         /// INTERNALDATE (seconds since the epoch), if given.
         date: Option<i64>,
+        /// Sent as literal8: CRLF kept, binary parts to re-encode.
+        binary: bool,
     },
     /// Set these messages' flags in the selected folder.
     Store(Vec<(u32, Flags)>),

@@ -117,6 +117,9 @@ enum Reading {
         left: u64,
         /// The last octet written was a CR held back (CRLF → LF).
         cr: bool,
+        /// literal8: octets kept exactly (binary parts are re-encoded
+        /// when stored).
+        raw: bool,
     },
     /// Discarding `left` octets of a literal we refused, then the rest
     /// of its command.
@@ -343,9 +346,13 @@ impl Imap {
         sink: &mut dyn AppendSink,
     ) -> (usize, ImapStep) {
         match &mut self.reading {
-            Reading::Append { left, cr, .. } => {
+            Reading::Append { left, cr, raw, .. } => {
                 let take = (*left).min(input.len() as u64) as usize;
-                write_lf(&input[..take], cr, sink);
+                if *raw {
+                    sink.write_append(&input[..take]);
+                } else {
+                    write_lf(&input[..take], cr, sink);
+                }
                 *left -= take as u64;
                 if *left > 0 {
                     return (take, ImapStep::Continue);
@@ -559,9 +566,11 @@ impl Imap {
                 folder,
                 flags,
                 date,
+                binary: lit.binary,
             }),
             left: lit.len,
             cr: false,
+            raw: lit.binary,
         };
         Some((line_len, ImapStep::Continue))
     }
