@@ -39,6 +39,8 @@ struct Open {
     settling: bool,
     /// Messages below this UID are settled in cur/ (or were checked).
     settled_below: u32,
+    /// The folder's stamp when last checked.
+    stamp: Option<crate::store::mailfolder::Stamp>,
 }
 
 impl Registry {
@@ -509,6 +511,18 @@ impl Server {
                 });
                 Reply::Copied(result)
             }
+            Outcome::Checked(dir, stamp, scan) => {
+                if let Some(o) = self.imap.open.get_mut(&dir) {
+                    o.scanning = false;
+                    o.stamp = stamp;
+                }
+                if let Some(scan) = scan {
+                    if self.imap.open.contains_key(&dir) {
+                        self.take_scan(&dir, scan, NOBODY);
+                    }
+                }
+                return;
+            }
             Outcome::Settled(dir, files) => {
                 if let Some(o) = self.imap.open.get_mut(&dir) {
                     o.settling = false;
@@ -563,6 +577,7 @@ impl Server {
                 scanning: false,
                 settling: false,
                 settled_below: 0,
+                stamp: None,
             },
         );
         folder
@@ -617,6 +632,20 @@ impl Server {
         o.settling = true;
         self.mailboxes
             .send((NOBODY, Work::Settle(dir.to_path_buf(), msgs)));
+    }
+
+    /// Every open folder watched by a session: look for changes other
+    /// programs made (mutt, procmail, a Dovecot LDA), at most one check
+    /// per folder in flight.
+    pub(super) fn check_folders(&mut self) {
+        for (dir, o) in self.imap.open.iter_mut() {
+            if o.watchers.is_empty() || o.scanning {
+                continue;
+            }
+            o.scanning = true;
+            self.mailboxes
+                .send((NOBODY, Work::Check(dir.clone(), o.stamp)));
+        }
     }
 
     /// Looks at a folder on disk again if any session has it open.

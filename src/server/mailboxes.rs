@@ -25,6 +25,8 @@ use crate::store::mailfolder::{self, Source};
 pub enum Work {
     /// Scan a folder (SELECT, or a sync).
     Scan(PathBuf),
+    /// Scan a folder if its stamp is not this one.
+    Check(PathBuf, Option<mailfolder::Stamp>),
     /// LIST: the user's root, patterns, options.
     List(PathBuf, Vec<String>, ListParams),
     /// CREATE name [special-use] under the root.
@@ -95,6 +97,8 @@ pub struct SearchJob {
 pub enum Outcome {
     /// A scanned folder.
     Scanned(PathBuf, Result<Folder, No>),
+    /// A folder checked: its stamp, and a scan if it changed.
+    Checked(PathBuf, Option<mailfolder::Stamp>, Option<Folder>),
     /// LIST results.
     Listed(Result<Vec<Listed>, No>),
     /// Done, or not.
@@ -154,6 +158,16 @@ fn failed(what: &str, e: std::io::Error) -> No {
 
 fn run(work: Work) -> Outcome {
     match work {
+        Work::Check(dir, known) => {
+            // The stamp before the scan: a change during it shows next time.
+            let now = mailfolder::stamp(&dir).ok();
+            let scan = if now.is_some() && now == known {
+                None
+            } else {
+                mailfolder::scan(&dir).ok()
+            };
+            Outcome::Checked(dir, now, scan)
+        }
         Work::Scan(dir) => {
             let r = mailfolder::scan(&dir).map_err(|e| failed("scan", e));
             Outcome::Scanned(dir, r)

@@ -76,6 +76,9 @@ const READERS: usize = 2;
 /// Spool helper threads: they write large messages arriving, so that a
 /// card slow to take writes stalls only the sessions it is writing for.
 const SPOOLERS: usize = 2;
+/// How often open IMAP folders are checked for changes made by other
+/// programs.
+const FOLDER_CHECK: Duration = Duration::from_secs(2);
 /// Mailbox helper threads: IMAP's folder scans, renames and reads.
 const MAILBOX_HELPERS: usize = 2;
 /// Password helper threads: two keep one slow hash from holding up
@@ -201,6 +204,11 @@ impl Server {
 
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
+        self.timers.add(
+            Instant::now() + FOLDER_CHECK,
+            Timer::FolderCheck,
+            imap::NOBODY,
+        );
         loop {
             let now = Instant::now();
             if let Some(until) = self.draining {
@@ -729,6 +737,10 @@ impl Server {
                 Timer::LoginFailure => self.answer_failure(key, now),
                 Timer::LockRetry => self.retry_locked(key),
                 Timer::ProxyHeader => self.expire_waiting(key.0, now),
+                Timer::FolderCheck => {
+                    self.check_folders();
+                    self.timers.add(now + FOLDER_CHECK, Timer::FolderCheck, key);
+                }
             }
         }
     }

@@ -21,6 +21,8 @@ pub enum Timer {
     LockRetry,
     /// A connection on a `proxy:` listener has not sent its header.
     ProxyHeader,
+    /// Time to look for changes other programs made to open folders.
+    FolderCheck,
 }
 
 /// Deadlines, soonest first.

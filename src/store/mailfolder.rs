@@ -20,6 +20,16 @@ use crate::util::id;
 
 const KEYWORDS: &str = "dovecot-keywords";
 
+/// When `new/` and `cur/` last changed: a folder whose stamp is the same
+/// has not changed since (no file added, removed or renamed).
+pub type Stamp = (SystemTime, SystemTime);
+
+/// The folder's stamp now.
+pub fn stamp(dir: &Path) -> io::Result<Stamp> {
+    let m = |sub: &str| fs::metadata(dir.join(sub)).and_then(|m| m.modified());
+    Ok((m("new")?, m("cur")?))
+}
+
 /// Scans the folder in `dir`: every message with its UID and flags.
 /// New files get UIDs (written to the list before anyone hears of
 /// them); files gone lose theirs.

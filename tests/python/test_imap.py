@@ -253,3 +253,31 @@ def test_append_over_the_limit_is_refused_before_continuation(server):
     sock.sendall(b"t2 NOOP\r\n")
     assert f.readline().startswith(b"t2 OK")
     sock.close()
+
+
+def test_changes_by_other_programs_reach_idle_sessions(server):
+    deliver(server, "one")
+    m = login(server)
+    m.select("INBOX")
+    sock = m.socket()
+    f = sock.makefile("rb")
+    sock.sendall(b"i1 IDLE\r\n")
+    assert f.readline().startswith(b"+")
+    box = server.mailbox_path("alice")
+    # Another program (mutt) marks the message read by renaming it...
+    [old] = [p for p in (box / "new").iterdir()] + [p for p in (box / "cur").iterdir()]
+    base = old.name.split(":")[0]
+    old.rename(box / "cur" / (base + ":2,S"))
+    sock.settimeout(10)
+    line = f.readline()
+    assert line.startswith(b"* 1 FETCH (FLAGS (") and b"\\Seen" in line, line
+    # ...and a delivery agent drops a new one straight into new/.
+    (box / "tmp" / "x").write_bytes(b"Subject: dropped\n\nhi\n")
+    (box / "tmp" / "x").rename(box / "new" / "1700000000.M1P1.other")
+    assert f.readline() == b"* 2 EXISTS\r\n"
+    sock.sendall(b"DONE\r\n")
+    rest = f.readline()
+    while rest.startswith(b"*"):
+        rest = f.readline()
+    assert rest.startswith(b"i1 OK")
+    sock.close()
