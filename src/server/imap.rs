@@ -278,6 +278,15 @@ impl Server {
                 drop(f);
                 Work::Fetch(dir, msgs, shared_items(&items))
             }
+            Request::Stream(s) => {
+                let Some(dir) = selected_dir else {
+                    return self.imap_reply(
+                        slot,
+                        Reply::Streamed(Err(No::text("mailbox closed"))),
+                    );
+                };
+                return self.start_stream(slot, dir, s);
+            }
             Request::Search {
                 key,
                 candidates,
@@ -324,7 +333,7 @@ impl Server {
     }
 
     /// Hands a reply to a session and goes on with it.
-    fn imap_reply(&mut self, slot: usize, reply: Reply) {
+    pub(super) fn imap_reply(&mut self, slot: usize, reply: Reply) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;

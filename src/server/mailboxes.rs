@@ -14,7 +14,10 @@ use crate::proto::imap::command::{ListParams, StatusItem};
 use crate::proto::imap::fetch::Item;
 use crate::proto::imap::folder::{Flags, Folder};
 use crate::proto::imap::matcher::{self, Content as Text, Facts};
-use crate::proto::imap::request::{Candidate, Fetched, Listed, No, Status};
+use crate::proto::imap::render;
+use crate::proto::imap::request::{
+    Candidate, Fetched, Listed, No, Segment, Status,
+};
 use crate::proto::imap::search::Key;
 use crate::proto::imap::{mime, names};
 use crate::store::content::Content;
@@ -508,30 +511,54 @@ fn copy(
     Ok((validity, uids, new))
 }
 
+/// Messages larger than this are not read whole for FETCH: their
+/// header is read and their body streamed by the loop.
+const LARGE: u64 = 128 * 1024;
+
 fn fetch(
     dir: &std::path::Path,
     msgs: &[(u32, String)],
     items: &[Item],
 ) -> Vec<Fetched> {
     msgs.iter()
-        .map(|(uid, file)| {
-            let data = mailfolder::locate(dir, file)
-                .and_then(std::fs::read)
-                .ok()
-                .map(|raw| {
-                    let wire = mailfolder::to_crlf(&raw);
-                    let date = mailfolder::internal_date(dir, file)
-                        .map(mailfolder::unix_seconds)
-                        .unwrap_or(0);
-                    let mut out = Vec::new();
-                    crate::proto::imap::render::items(
-                        &wire, date, items, &mut out,
-                    );
-                    out
-                });
-            Fetched { uid: *uid, data }
+        .map(|(uid, file)| Fetched {
+            uid: *uid,
+            data: fetch_one(dir, file, items),
         })
         .collect()
+}
+
+fn fetch_one(
+    dir: &std::path::Path,
+    file: &str,
+    items: &[Item],
+) -> Option<Vec<Segment>> {
+    let path = mailfolder::locate(dir, file).ok()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    let internal = meta.modified().map(mailfolder::unix_seconds).unwrap_or(0);
+    if meta.len() > LARGE && render::streamable(items) {
+        if let Ok(Some(large)) = mailfolder::large(&path) {
+            // The stream names the file as it is now.
+            let name =
+                path.strip_prefix(dir).ok()?.to_string_lossy().into_owned();
+            return Some(render::large_items(
+                render::Large {
+                    file: &name,
+                    head: &large.head,
+                    head_stored: large.head_stored,
+                    stored: meta.len(),
+                    size: large.size,
+                    internal,
+                },
+                items,
+            ));
+        }
+    }
+    let raw = std::fs::read(&path).ok()?;
+    let wire = mailfolder::to_crlf(&raw);
+    let mut out = Vec::new();
+    render::items(&wire, internal, items, &mut out);
+    Some(vec![Segment::Bytes(out)])
 }
 
 /// Reads each candidate in turn (one message in memory at a time) and

@@ -8,6 +8,7 @@ mod accept;
 mod auth;
 pub mod conn;
 mod imap;
+mod imap_stream;
 pub mod listen;
 pub mod logins;
 pub mod mailboxes;
@@ -635,6 +636,7 @@ impl Server {
                 // Commands pipelined behind RETR waited in rbuf.
                 self.feed(slot, 0);
             }
+            self.pump_stream(slot);
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 return;
@@ -645,11 +647,19 @@ impl Server {
                 Ok(n) if n > 0 => conn.deadline = Instant::now() + conn.idle,
                 Ok(_) => {}
             }
-            let waiting = conn
+            let streaming = conn
                 .session
-                .as_pop3()
-                .and_then(|p| p.transfer.as_ref())
-                .is_none_or(|t| t.is_reading());
+                .as_imap()
+                .and_then(|i| i.stream.as_ref())
+                .map(|s| s.is_reading());
+            let waiting = match streaming {
+                Some(reading) => reading,
+                None => conn
+                    .session
+                    .as_pop3()
+                    .and_then(|p| p.transfer.as_ref())
+                    .is_none_or(|t| t.is_reading()),
+            };
             if waiting || conn.has_output() {
                 break;
             }
@@ -739,7 +749,11 @@ impl Server {
                 Timer::ProxyHeader => self.expire_waiting(key.0, now),
                 Timer::FolderCheck => {
                     self.check_folders();
-                    self.timers.add(now + FOLDER_CHECK, Timer::FolderCheck, key);
+                    self.timers.add(
+                        now + FOLDER_CHECK,
+                        Timer::FolderCheck,
+                        key,
+                    );
                 }
             }
         }

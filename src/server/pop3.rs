@@ -142,6 +142,17 @@ impl Server {
             mbox,
         } in chunks
         {
+            let imap = self
+                .conns
+                .get_mut(slot)
+                .and_then(Option::as_mut)
+                .filter(|c| c.generation == generation)
+                .and_then(|c| c.session.as_imap())
+                .is_some_and(|i| i.stream.is_some());
+            if imap {
+                self.imap_chunk(slot, result);
+                continue;
+            }
             let waiting = self
                 .conns
                 .get_mut(slot)

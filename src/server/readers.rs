@@ -26,6 +26,13 @@ pub enum Source {
         /// Which message.
         index: usize,
     },
+    /// A file from an offset to its end (IMAP FETCH streams).
+    Path {
+        /// The file.
+        path: PathBuf,
+        /// Where to start.
+        offset: u64,
+    },
     /// More of a message already open.
     Next {
         /// The open file, at the next octet.
@@ -74,6 +81,7 @@ pub fn start(n: usize, waker: Arc<Waker>) -> io::Result<Readers> {
 fn read(job: ReadJob) -> Option<Chunk> {
     let opened = match job.source {
         Source::Open { snapshot, index } => maildrop::reader(&snapshot, index),
+        Source::Path { path, offset } => open_at(&path, offset),
         Source::Next { file, left } => Ok((file, left)),
         Source::Close(file) => {
             close(file, job.mbox.as_ref());
@@ -105,6 +113,14 @@ fn read(job: ReadJob) -> Option<Chunk> {
         result,
         mbox: job.mbox,
     })
+}
+
+fn open_at(path: &std::path::Path, offset: u64) -> io::Result<(File, u64)> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(offset))?;
+    Ok((f, len.saturating_sub(offset)))
 }
 
 fn close(file: File, mbox: Option<&PathBuf>) {

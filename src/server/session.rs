@@ -41,6 +41,8 @@ pub struct ImapConn {
     /// A user whose password was right, while the default folders are
     /// made.
     pub pending_login: Option<String>,
+    /// A large literal being streamed.
+    pub stream: Option<super::imap_stream::ImapStream>,
 }
 
 /// An SMTP session and what the loop keeps for it.
@@ -160,6 +162,7 @@ impl Session {
             watching: None,
             appending: None,
             pending_login: None,
+            stream: None,
         }))
     }
 

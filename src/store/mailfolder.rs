@@ -416,6 +416,66 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A large message's header (as sent), where its body starts in the
+/// file, and its size as sent: read without holding the message.
+#[derive(Debug)]
+pub struct LargeMessage {
+    /// The header with CRLF line ends, blank line included.
+    pub head: Vec<u8>,
+    /// The header's length in the file.
+    pub head_stored: u64,
+    /// The whole message's length with CRLF line ends.
+    pub size: u64,
+}
+
+/// Reads a large message's header and counts its lines; None if the
+/// header does not end within 1 MiB (then it is read whole).
+pub fn large(path: &Path) -> io::Result<Option<LargeMessage>> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0; 64 * 1024];
+    let mut head: Vec<u8> = Vec::new();
+    let mut head_stored = None;
+    let (mut size, mut prev) = (0u64, 0u8);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        if head_stored.is_none() {
+            head.extend_from_slice(chunk);
+            let end =
+                memchr::memmem::find(&head, b"\n\n").map(|i| i + 2).or_else(
+                    || memchr::memmem::find(&head, b"\r\n\r\n").map(|i| i + 4),
+                );
+            match end {
+                Some(e) => {
+                    head.truncate(e);
+                    head_stored = Some(e as u64);
+                }
+                None if head.len() > 1 << 20 => return Ok(None),
+                None => {}
+            }
+        }
+        size += n as u64;
+        for i in memchr::memchr_iter(b'\n', chunk) {
+            let before = if i == 0 { prev } else { chunk[i - 1] };
+            if before != b'\r' {
+                size += 1;
+            }
+        }
+        prev = chunk[n - 1];
+    }
+    let Some(head_stored) = head_stored else {
+        return Ok(None);
+    };
+    Ok(Some(LargeMessage {
+        head: to_crlf(&head),
+        head_stored,
+        size,
+    }))
+}
+
 /// `data` with CRLF made LF (the form messages are stored in).
 pub fn to_lf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());

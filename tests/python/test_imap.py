@@ -281,3 +281,25 @@ def test_changes_by_other_programs_reach_idle_sessions(server):
         rest = f.readline()
     assert rest.startswith(b"i1 OK")
     sock.close()
+
+
+def test_large_message_streams_whole_and_in_parts(server):
+    # Lines of varied length, some CRLF-sensitive, 20 MiB in all.
+    body = b"".join(b"line %07d " % i + b"x" * (i % 97) + b"\r\n"
+                    for i in range(200_000))
+    msg = b"From: a@x\r\nSubject: big\r\n\r\n" + body
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=60) as s:
+        s.sendmail("a@x.test", ["alice@example.test"], msg)
+    m = login(server)
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
+    size = int(re.search(rb"RFC822.SIZE (\d+)", data[0][0]).group(1))
+    whole = data[0][1]
+    assert size == len(whole)
+    assert whole.endswith(msg)  # after our trace headers
+    typ, data = m.fetch("1", "(BODY.PEEK[TEXT]<1000000.70000>)")
+    assert data[0][1] == body[1_000_000:1_070_000]
+    typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[]<0.5>)")
+    assert data[0][1] == b"Subject: big\r\n\r\n"
+    assert data[1][1] == whole[:5]
+    m.logout()

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use super::fetch::{Item, Section, SectionText};
 use super::mime::{self, Part};
+use super::request::{Segment, Stream};
 use super::response::literal;
 use super::structure;
 
@@ -132,6 +133,139 @@ fn write_section(s: &Section, out: &mut Vec<u8>) {
         out.push(b'.');
     }
     out.extend_from_slice(text.as_bytes());
+}
+
+/// What the helper knows of a large message without reading it all.
+#[derive(Debug, Clone, Copy)]
+pub struct Large<'a> {
+    /// The message's file in its folder.
+    pub file: &'a str,
+    /// The header as sent (CRLF), blank line included.
+    pub head: &'a [u8],
+    /// The header's length in the file (LF line ends).
+    pub head_stored: u64,
+    /// The file's length.
+    pub stored: u64,
+    /// The whole message's length as sent (CRLF).
+    pub size: u64,
+    /// INTERNALDATE.
+    pub internal: i64,
+}
+
+/// True if `items` can be answered for a large message from its header
+/// and streamed file ranges (no MIME tree needed).
+pub fn streamable(items: &[Item]) -> bool {
+    items.iter().all(|i| match i {
+        Item::Body | Item::BodyStructure => false,
+        Item::BinarySize(part) => part.is_empty(),
+        Item::Section {
+            section, binary, ..
+        } => {
+            section.part.is_empty()
+                && !(*binary && !matches!(section.text, SectionText::All))
+        }
+        _ => true,
+    })
+}
+
+/// The file items of a large message as pieces: header items written,
+/// whole-message and TEXT literals left for the loop to stream.
+pub fn large_items(m: Large<'_>, items: &[Item]) -> Vec<Segment> {
+    let mut segs = Vec::new();
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Item::InternalDate => {
+                out.extend_from_slice(b" INTERNALDATE \"");
+                out.extend_from_slice(date_time(m.internal).as_bytes());
+                out.push(b'"');
+            }
+            Item::Size => out.extend_from_slice(
+                format!(" RFC822.SIZE {}", m.size).as_bytes(),
+            ),
+            Item::BinarySize(_) => out.extend_from_slice(
+                format!(" BINARY.SIZE[] {}", m.size).as_bytes(),
+            ),
+            Item::Envelope => {
+                out.extend_from_slice(b" ENVELOPE ");
+                structure::envelope(m.head, &mut out);
+            }
+            Item::Section {
+                section,
+                partial,
+                binary,
+                alias,
+                ..
+            } => {
+                out.push(b' ');
+                match alias {
+                    Some(a) => out.extend_from_slice(a.as_bytes()),
+                    None => {
+                        out.extend_from_slice(if *binary {
+                            b"BINARY["
+                        } else {
+                            b"BODY["
+                        });
+                        write_section(section, &mut out);
+                        out.push(b']');
+                        if let Some((start, _)) = partial {
+                            out.extend_from_slice(
+                                format!("<{start}>").as_bytes(),
+                            );
+                        }
+                    }
+                }
+                out.push(b' ');
+                let (from, region) = match &section.text {
+                    SectionText::All => (0, m.size),
+                    SectionText::Text => {
+                        (m.head_stored, m.size - m.head.len() as u64)
+                    }
+                    SectionText::Header | SectionText::Mime => {
+                        let head = cut(m.head, *partial);
+                        literal(&mut out, head);
+                        continue;
+                    }
+                    SectionText::Fields { names, not } => {
+                        let fields = header_fields(m.head, names, *not);
+                        literal(&mut out, cut(&fields, *partial));
+                        continue;
+                    }
+                };
+                let (skip, len) = match partial {
+                    Some((start, len)) => {
+                        let skip = (*start).min(region);
+                        (skip, (*len).min(region - skip))
+                    }
+                    None => (0, region),
+                };
+                out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
+                segs.push(Segment::Bytes(std::mem::take(&mut out)));
+                segs.push(Segment::File(Stream {
+                    file: m.file.to_string(),
+                    from,
+                    skip,
+                    len,
+                }));
+            }
+            _ => {}
+        }
+    }
+    if !out.is_empty() {
+        segs.push(Segment::Bytes(out));
+    }
+    segs
+}
+
+fn cut(data: &[u8], partial: Option<(u64, u64)>) -> &[u8] {
+    match partial {
+        Some((start, len)) => {
+            let s = (start as usize).min(data.len());
+            let e = s.saturating_add(len as usize).min(data.len());
+            &data[s..e]
+        }
+        None => data,
+    }
 }
 
 /// BINARY[part]: the part's body with its transfer encoding undone.

@@ -55,6 +55,8 @@ pub enum Request {
     Fetch(Vec<u32>, Rc<[Item]>),
     /// Look on disk for changes other programs made.
     Sync,
+    /// Send part of a message file (a large literal), then `Streamed`.
+    Stream(Stream),
     /// SEARCH keys that look inside messages, over these candidates.
     Search {
         /// The keys.
@@ -151,9 +153,33 @@ impl No {
 pub struct Fetched {
     /// Its UID.
     pub uid: u32,
-    /// The items, written (` BODY[] {12}\r\n...`), each with a leading
-    /// space; None if the message is gone.
-    pub data: Option<Vec<u8>>,
+    /// The items (` BODY[] {12}\r\n...`, each with a leading space),
+    /// in pieces; None if the message is gone.
+    pub data: Option<Vec<Segment>>,
+}
+
+/// A piece of a FETCH answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// Octets to send as they are.
+    Bytes(Vec<u8>),
+    /// Octets of the message file the loop streams.
+    File(Stream),
+}
+
+/// Part of a stored message (LF line ends) sent as CRLF: from the
+/// file's octet `from`, the converted octets after the first `skip`,
+/// `len` of them (the literal's announced length).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// The message's file in the selected folder.
+    pub file: String,
+    /// Where in the file to start.
+    pub from: u64,
+    /// Converted octets to drop first (a partial FETCH's start).
+    pub skip: u64,
+    /// Converted octets to send.
+    pub len: u64,
 }
 
 /// The loop's answer to a [`Request`].
@@ -176,4 +202,7 @@ pub enum Reply {
     Fetched(Vec<Fetched>),
     /// SEARCH: the UIDs that match.
     Searched(Vec<u32>),
+    /// The stream is sent; an error means the literal is cut short and
+    /// the session must end.
+    Streamed(Result<(), No>),
 }

@@ -4,13 +4,14 @@
 //! COPY, MOVE, CLOSE, UNSELECT.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use super::command::{Command, Qresync, SearchReturn, StoreMode};
 use super::fetch::Item;
 use super::folder::{Flags, Folder};
 use super::matcher::{self, Facts, needs_content};
-use super::request::{Candidate, Reply, Request};
+use super::request::{Candidate, Fetched, Reply, Request, Segment};
 use super::response::{line, tagged};
 use super::search::Key;
 use super::sequence::{SeqSet, write_set};
@@ -91,6 +92,12 @@ pub struct FetchState {
     next: usize,
     needs_file: bool,
     changed_since: Option<u64>,
+    /// Answers read, not yet written.
+    queue: VecDeque<Fetched>,
+    /// The front answer's `* n FETCH (` is written.
+    open: bool,
+    /// Waiting for the loop (files read, or a stream sent).
+    waiting: bool,
 }
 
 /// A STORE waiting for its renames.
@@ -443,6 +450,9 @@ impl Selected {
                     next: 0,
                     needs_file,
                     changed_since,
+                    queue: VecDeque::new(),
+                    open: false,
+                    waiting: false,
                 });
                 if sets_seen {
                     let unseen: Vec<(u32, Flags)> = {
@@ -653,15 +663,71 @@ impl Selected {
         out.extend_from_slice(b"\r\n");
     }
 
-    /// Writes FETCH answers until the output is full or the files are
-    /// needed; then asks the loop or finishes.
+    /// Writes FETCH answers until the output is full or the loop must
+    /// read files or stream one; then asks the loop, or finishes.
     fn pump(
         &mut self,
         mut fetch: Box<FetchState>,
         enabled: Enabled,
         out: &mut Vec<u8>,
     ) -> (Option<Pending>, ImapStep) {
-        while fetch.next < fetch.targets.len() {
+        fetch.waiting = false;
+        loop {
+            if out.len() >= OUTPUT_CAP {
+                return (Some(Pending::Fetch(fetch)), ImapStep::Continue);
+            }
+            if let Some(front) = fetch.queue.front_mut() {
+                let uid = front.uid;
+                let Some(segments) = front.data.as_mut() else {
+                    fetch.queue.pop_front();
+                    continue;
+                };
+                if !fetch.open {
+                    match self.write_fetch_head(
+                        uid,
+                        &fetch.items,
+                        enabled,
+                        out,
+                    ) {
+                        None => {
+                            fetch.queue.pop_front();
+                            continue;
+                        }
+                        // No item before the first file item: drop its space.
+                        Some(true) => {
+                            if let Some(Segment::Bytes(b)) =
+                                segments.first_mut()
+                            {
+                                if b.first() == Some(&b' ') {
+                                    b.remove(0);
+                                }
+                            }
+                        }
+                        Some(false) => {}
+                    }
+                    fetch.open = true;
+                }
+                if segments.is_empty() {
+                    out.extend_from_slice(b")\r\n");
+                    fetch.open = false;
+                    fetch.queue.pop_front();
+                    continue;
+                }
+                match segments.remove(0) {
+                    Segment::Bytes(b) => out.extend_from_slice(&b),
+                    Segment::File(stream) => {
+                        fetch.waiting = true;
+                        return (
+                            Some(Pending::Fetch(fetch)),
+                            ImapStep::Io(Request::Stream(stream)),
+                        );
+                    }
+                }
+                continue;
+            }
+            if fetch.next >= fetch.targets.len() {
+                break;
+            }
             if fetch.needs_file {
                 let end = (fetch.next + FETCH_BATCH).min(fetch.targets.len());
                 let batch = self.filter_changed(&fetch, end);
@@ -670,18 +736,20 @@ impl Selected {
                     continue;
                 }
                 let items = Rc::clone(&fetch.items);
+                fetch.waiting = true;
                 return (
                     Some(Pending::Fetch(fetch)),
                     ImapStep::Io(Request::Fetch(batch, items)),
                 );
             }
-            if out.len() >= OUTPUT_CAP {
-                return (Some(Pending::Fetch(fetch)), ImapStep::Continue);
-            }
             let uid = fetch.targets[fetch.next];
             fetch.next += 1;
-            if self.changed(&fetch, uid) {
-                self.write_fetch(uid, &fetch.items, None, enabled, out);
+            if self.changed(&fetch, uid)
+                && self
+                    .write_fetch_head(uid, &fetch.items, enabled, out)
+                    .is_some()
+            {
+                out.extend_from_slice(b")\r\n");
             }
         }
         self.sync(out, false, enabled);
@@ -709,7 +777,7 @@ impl Selected {
 
     /// True while a FETCH answer waits for room in the output.
     pub fn fetch_stalled(pending: &Option<Pending>) -> bool {
-        matches!(pending, Some(Pending::Fetch(f)) if !f.needs_file)
+        matches!(pending, Some(Pending::Fetch(f)) if !f.waiting)
     }
 
     /// Goes on with a FETCH stopped at the output cap.
@@ -725,18 +793,18 @@ impl Selected {
         }
     }
 
-    /// `* seq FETCH (...)` for one message.
-    fn write_fetch(
+    /// `* seq FETCH (` and the items held in memory, for one message;
+    /// None if it is gone, else whether nothing was written after `(`.
+    fn write_fetch_head(
         &self,
         uid: u32,
         items: &[Item],
-        file_data: Option<&[u8]>,
         enabled: Enabled,
         out: &mut Vec<u8>,
-    ) {
+    ) -> Option<bool> {
         let f = self.folder.borrow();
         let (Some(seq), Some(m)) = (self.seq_of(uid), f.get(uid)) else {
-            return;
+            return None;
         };
         out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
         let mut first = true;
@@ -773,16 +841,20 @@ impl Selected {
             sep(out);
             out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
         }
-        if let Some(data) = file_data {
-            // Each file item comes with a leading space.
-            let data = if first {
-                data.strip_prefix(b" ").unwrap_or(data)
-            } else {
-                data
-            };
-            out.extend_from_slice(data);
+        Some(first)
+    }
+
+    /// `* seq FETCH (...)` for one message, from memory alone.
+    fn write_fetch(
+        &self,
+        uid: u32,
+        items: &[Item],
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) {
+        if self.write_fetch_head(uid, items, enabled, out).is_some() {
+            out.extend_from_slice(b")\r\n");
         }
-        out.extend_from_slice(b")\r\n");
     }
 
     fn finish_store(
@@ -802,7 +874,7 @@ impl Selected {
             }
             for &u in &store.targets {
                 if store.modified.binary_search(&u).is_err() {
-                    self.write_fetch(u, &items, None, enabled, out);
+                    self.write_fetch(u, &items, enabled, out);
                 }
             }
         }
@@ -845,19 +917,17 @@ impl Selected {
         out: &mut Vec<u8>,
     ) -> (Option<Pending>, ImapStep) {
         match (pending, reply) {
-            (Pending::Fetch(fetch), Reply::Fetched(results)) => {
-                for r in &results {
-                    if let Some(data) = &r.data {
-                        self.write_fetch(
-                            r.uid,
-                            &fetch.items,
-                            Some(data),
-                            enabled,
-                            out,
-                        );
-                    }
-                }
+            (Pending::Fetch(mut fetch), Reply::Fetched(results)) => {
+                fetch.queue.extend(results);
                 self.pump(fetch, enabled, out)
+            }
+            (Pending::Fetch(fetch), Reply::Streamed(Ok(()))) => {
+                self.pump(fetch, enabled, out)
+            }
+            (Pending::Fetch(_), Reply::Streamed(Err(no))) => {
+                // A literal cut short cannot be mended: the session ends.
+                line(out, &format!("* BYE {}", no.text));
+                (None, ImapStep::Close)
             }
             (Pending::Store(mut store), Reply::Done(result)) => {
                 if let Err(no) = result {
