@@ -196,3 +196,41 @@ def test_a_big_maildrop_costs_little_and_is_given_back(tmp_path):
         assert after - before < 1024, f"{before} -> {after} KiB"
     finally:
         s.stop()
+
+
+def test_imap_fetch_of_a_46_mb_message_keeps_memory_flat(tmp_path):
+    """BODY[] of a 46 MB message streams from the file: the server's RSS,
+    sampled all through the transfer, grows by less than 4 MiB."""
+    import imaplib
+    import smtplib
+    s = Server(tmp_path, users=users_with_password(tmp_path, "pw"),
+               extra="listen_imap = 127.0.0.1:0\nmax_message_size = 60M")
+    try:
+        body = b"".join(b"line %08d " % i + b"y" * 50 + b"\r\n"
+                        for i in range(700_000))
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=60) as c:
+            c.sendmail("a@x.test", ["alice@example.test"],
+                       b"Subject: big\r\n\r\n" + body)
+        m = imaplib.IMAP4("127.0.0.1", s.ports["IMAP"], timeout=60)
+        m.login("alice@example.test", "pw")
+        m.select()
+        m.fetch("1", "(FLAGS)")
+        before = status_kib(s.proc.pid, "VmRSS")
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak.append(status_kib(s.proc.pid, "VmRSS"))
+                time.sleep(0.005)
+
+        t = threading.Thread(target=sample)
+        t.start()
+        typ, data = m.fetch("1", "BODY.PEEK[]")
+        done.set()
+        t.join()
+        assert data[0][1].endswith(body)
+        assert max(peak) - before < 4096, f"{before} -> {max(peak)} KiB"
+        m.logout()
+    finally:
+        s.stop()

@@ -162,7 +162,7 @@ pub fn streamable(items: &[Item]) -> bool {
             section, binary, ..
         } => {
             section.part.is_empty()
-                && !(*binary && !matches!(section.text, SectionText::All))
+                && (!*binary || matches!(section.text, SectionText::All))
         }
         _ => true,
     })
