@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod command;
+pub mod driver;
 pub mod fetch;
 pub mod folder;
 pub mod frame;
