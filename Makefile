@@ -24,7 +24,8 @@ deps:
 	for tool in swaks:swaks mutt:mutt script:bsdutils doveadm:dovecot-core \
 	            fetchmail:fetchmail fail2ban-regex:fail2ban haproxy:haproxy \
 	            systemd-analyze:systemd useradd:passwd strace:strace \
-	            openssl:openssl ip:iproute2; do \
+	            openssl:openssl ip:iproute2 mbsync:isync curl:curl \
+	            offlineimap:offlineimap3; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
