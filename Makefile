@@ -25,7 +25,7 @@ deps:
 	            fetchmail:fetchmail fail2ban-regex:fail2ban haproxy:haproxy \
 	            systemd-analyze:systemd useradd:passwd strace:strace \
 	            openssl:openssl ip:iproute2 mbsync:isync curl:curl \
-	            offlineimap:offlineimap3; do \
+	            offlineimap:offlineimap3 /usr/lib/dovecot/pop3:dovecot-pop3d; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

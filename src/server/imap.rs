@@ -41,6 +41,26 @@ struct Open {
     settled_below: u32,
     /// The folder's stamp when last checked.
     stamp: Option<crate::store::mailfolder::Stamp>,
+    /// The highest MODSEQ the index on disk has.
+    saved_modseq: u64,
+}
+
+impl Open {
+    /// The index write this folder needs, if it changed since the last.
+    fn save(&mut self, dir: &Path) -> Option<Work> {
+        let f = self.folder.borrow();
+        if f.highest_modseq == self.saved_modseq {
+            return None;
+        }
+        self.saved_modseq = f.highest_modseq;
+        let msgs = f.msgs.iter().map(|m| (m.uid, m.flags, m.modseq)).collect();
+        Some(Work::SaveIndex(
+            dir.to_path_buf(),
+            f.uidvalidity,
+            f.highest_modseq,
+            msgs,
+        ))
+    }
 }
 
 impl Registry {
@@ -57,14 +77,25 @@ impl Registry {
     }
 
     /// Stops `key` watching `dir`; the folder is dropped with its last
-    /// watcher.
-    pub fn unwatch(&mut self, dir: &Path, key: (usize, u64)) {
-        if let Some(o) = self.open.get_mut(dir) {
-            o.watchers.retain(|&k| k != key);
-            if o.watchers.is_empty() && !o.scanning {
-                self.open.remove(dir);
-            }
+    /// watcher, and the index write it needs is returned.
+    #[must_use]
+    pub fn unwatch(&mut self, dir: &Path, key: (usize, u64)) -> Option<Work> {
+        let o = self.open.get_mut(dir)?;
+        o.watchers.retain(|&k| k != key);
+        if o.watchers.is_empty() && !o.scanning {
+            let mut o = self.open.remove(dir)?;
+            return o.save(dir);
         }
+        None
+    }
+
+    /// Index writes every changed folder needs (at the periodic check,
+    /// and at shutdown).
+    pub fn saves(&mut self) -> Vec<Work> {
+        self.open
+            .iter_mut()
+            .filter_map(|(dir, o)| o.save(dir))
+            .collect()
     }
 }
 
@@ -377,7 +408,7 @@ impl Server {
             return;
         }
         if let Some(old) = &watching {
-            self.imap.unwatch(old, key);
+            self.unwatch(old, key);
         }
         if let Some(new) = &want {
             if let Some(o) = self.imap.open.get_mut(new) {
@@ -429,14 +460,14 @@ impl Server {
                                 // A sync for a selected session.
                                 let old = i.watching.replace(dir.clone());
                                 if let Some(old) = old.filter(|o| *o != dir) {
-                                    self.imap.unwatch(&old, key);
+                                    self.unwatch(&old, key);
                                 }
                                 return self
                                     .imap_reply(slot, Reply::Done(Ok(())));
                             }
                             let old = i.watching.replace(dir.clone());
                             if let Some(old) = old.filter(|o| *o != dir) {
-                                self.imap.unwatch(&old, key);
+                                self.unwatch(&old, key);
                             }
                         }
                         Reply::Selected(Ok(f))
@@ -532,6 +563,7 @@ impl Server {
                 }
                 return;
             }
+            Outcome::Saved => return,
             Outcome::Settled(dir, files) => {
                 if let Some(o) = self.imap.open.get_mut(&dir) {
                     o.settling = false;
@@ -577,6 +609,7 @@ impl Server {
             }
             return f;
         }
+        let saved_modseq = scan.highest_modseq;
         let folder = Rc::new(RefCell::new(scan));
         self.imap.open.insert(
             dir.to_path_buf(),
@@ -587,6 +620,7 @@ impl Server {
                 settling: false,
                 settled_below: 0,
                 stamp: None,
+                saved_modseq,
             },
         );
         folder
@@ -613,8 +647,8 @@ impl Server {
         }
     }
 
-    /// Messages some session has claimed as \\Recent move from new/ to
-    /// cur/ (on a helper), so they are not \\Recent after a restart.
+    /// Messages some session has claimed as \Recent move from new/ to
+    /// cur/ (on a helper), so they are not \Recent after a restart.
     pub(super) fn settle_recent(&mut self, dir: &Path) {
         let Some(o) = self.imap.open.get_mut(dir) else {
             return;
@@ -716,6 +750,21 @@ impl Server {
         self.resume(slot);
     }
 
+    /// Stops a session watching a folder, writing its index if it was
+    /// the last.
+    fn unwatch(&mut self, dir: &Path, key: (usize, u64)) {
+        if let Some(work) = self.imap.unwatch(dir, key) {
+            self.mailboxes.send((NOBODY, work));
+        }
+    }
+
+    /// Writes the index of every folder that changed.
+    pub(super) fn save_indexes(&mut self) {
+        for work in self.imap.saves() {
+            self.mailboxes.send((NOBODY, work));
+        }
+    }
+
     /// A connection is closing: stop watching its folder.
     pub(super) fn imap_closed(
         &mut self,
@@ -723,7 +772,7 @@ impl Server {
         watching: Option<PathBuf>,
     ) {
         if let Some(dir) = watching {
-            self.imap.unwatch(&dir, key);
+            self.unwatch(&dir, key);
         }
     }
 }

@@ -76,7 +76,9 @@ pub enum Work {
     Defaults(PathBuf),
     /// SEARCH inside messages.
     Search(Box<SearchJob>),
-    /// Move claimed \\Recent messages from new/ to cur/.
+    /// Write a folder's index: UIDVALIDITY, highest MODSEQ, messages.
+    SaveIndex(PathBuf, u32, u64, Vec<(u32, Flags, u64)>),
+    /// Move claimed \Recent messages from new/ to cur/.
     Settle(PathBuf, Vec<(u32, String, Flags)>),
 }
 
@@ -129,6 +131,8 @@ pub enum Outcome {
     Fetched(Vec<Fetched>),
     /// SEARCH: matching UIDs.
     Searched(Vec<u32>),
+    /// An index written (nobody waits for it).
+    Saved,
     /// Messages moved to cur/: their new files.
     Settled(PathBuf, Vec<(u32, Option<String>)>),
 }
@@ -164,7 +168,15 @@ fn run(work: Work) -> Outcome {
         Work::Check(dir, known) => {
             // The stamp before the scan: a change during it shows next time.
             let now = mailfolder::stamp(&dir).ok();
-            let scan = if now.is_some() && now == known {
+            // Folder times tick coarsely: a change in the same tick as
+            // the last look leaves the same time, so a recent time
+            // proves nothing (Dovecot waits the same way).
+            let settled = now.is_some_and(|(n, c)| {
+                let old = std::time::SystemTime::now()
+                    - std::time::Duration::from_secs(2);
+                n < old && c < old
+            });
+            let scan = if settled && now == known {
                 None
             } else {
                 mailfolder::scan(&dir).ok()
@@ -247,6 +259,10 @@ fn run(work: Work) -> Outcome {
             Outcome::Fetched(fetch(&dir, &msgs, &items))
         }
         Work::Search(job) => Outcome::Searched(search(&job)),
+        Work::SaveIndex(dir, validity, highest, msgs) => {
+            mailfolder::save_index(&dir, validity, highest, msgs.into_iter());
+            Outcome::Saved
+        }
         Work::Settle(dir, msgs) => {
             let list: Vec<(String, Flags)> =
                 msgs.iter().map(|(_, f, fl)| (f.clone(), *fl)).collect();

@@ -117,6 +117,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     }
     let mut server = Server::new(services, listeners, signals)?;
     server.run();
+    server.save_indexes();
     server.writer.stop();
     server.logins.stop();
     server.readers.stop();
@@ -749,6 +750,7 @@ impl Server {
                 Timer::ProxyHeader => self.expire_waiting(key.0, now),
                 Timer::FolderCheck => {
                     self.check_folders();
+                    self.save_indexes();
                     self.timers.add(
                         now + FOLDER_CHECK,
                         Timer::FolderCheck,

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{lock, mbox::INBOX, transient};
+use super::{lock, mailfolder, mbox::INBOX, transient};
 use crate::config::MailboxFormat;
 use crate::proto::Failure;
 use crate::proto::pop3::Listings;
@@ -132,15 +132,23 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Sorts the messages by name: Maildir names start with the
-    /// delivery time, so name order is arrival order.
-    fn sort_by_name(&mut self) {
-        let names = &self.names;
-        let name = |e: &Entry| {
-            let start = e.start as usize;
-            &names[start..start + usize::from(e.name_len)]
-        };
-        self.entries.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+    /// Like `push`, with a UIDL of its own rather than the name's start.
+    fn push_with_uidl(
+        &mut self,
+        name: &str,
+        uidl: &str,
+        cur: bool,
+        size: u64,
+    ) -> Result<(), Failure> {
+        self.push(name, 0, cur, size)?;
+        let too_big = || Failure::Transient("maildrop too large".into());
+        let uid_start =
+            u32::try_from(self.names.len()).map_err(|_| too_big())?;
+        self.names.push_str(uidl);
+        let e = self.entries.last_mut().ok_or_else(too_big)?;
+        e.uid_start = uid_start;
+        e.uid_len = u16::try_from(uidl.len()).map_err(|_| too_big())?;
+        Ok(())
     }
 
     /// Gives back memory over-allocated while scanning.
@@ -177,56 +185,29 @@ pub fn open(format: MailboxFormat, dir: &Path) -> Result<Snapshot, Failure> {
     Ok(snap)
 }
 
+/// The Maildir through the IMAP index: UIDs from `dovecot-uidlist`
+/// (given to new mail here too), sizes from the names. UIDLs are the
+/// file's base name, or for a Maildir Dovecot kept, Dovecot's default
+/// `%08Xu%08Xv` (Dovecot writes it in lower case), so clients moved
+/// over download nothing again.
 fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
-    for (sub, cur) in [("cur", true), ("new", false)] {
-        let dir = snap.dir.join(sub);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(transient("listing", &dir, e)),
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') {
-                continue;
-            }
-            let base = name.split(':').next().unwrap_or(&name);
-            let size = match wire_size_from_name(base) {
-                Some(w) => w,
-                None => file_wire_size(&entry.path())?,
-            };
-            snap.push(&name, base.len(), cur, size)?;
+    let (folder, dovecot) = mailfolder::scan_full(&snap.dir)
+        .map_err(|e| transient("listing", &snap.dir, e))?;
+    let index = super::index::read(&snap.dir);
+    for m in &folder.msgs {
+        let (sub, name) = m.file.split_once('/').unwrap_or(("cur", &m.file));
+        let size =
+            mailfolder::known_size(&snap.dir, &m.file, index.as_ref(), m.uid)
+                .map_err(|e| transient("reading", &snap.dir, e))?;
+        let base = name.split(':').next().unwrap_or(name);
+        if dovecot {
+            let uidl = format!("{:08x}{:08x}", m.uid, folder.uidvalidity);
+            snap.push_with_uidl(name, &uidl, sub == "cur", size)?;
+        } else {
+            snap.push(name, base.len(), sub == "cur", size)?;
         }
     }
-    snap.sort_by_name();
     Ok(())
-}
-
-/// The size with CRLF line ends of a file without Dovecot's `W=`,
-/// read in pieces (a file someone else delivered may be large).
-fn file_wire_size(path: &Path) -> Result<u64, Failure> {
-    let mut reader = BufReader::new(
-        File::open(path).map_err(|e| transient("reading", path, e))?,
-    );
-    let mut size = 0;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| transient("reading", path, e))?;
-        if n == 0 {
-            return Ok(size);
-        }
-        size += wire_size(&line, false);
-    }
-}
-
-/// Dovecot's `,W=` field: the size with CRLF line ends.
-fn wire_size_from_name(base: &str) -> Option<u64> {
-    base.split(',')
-        .find_map(|f| f.strip_prefix("W=")?.parse().ok())
 }
 
 fn scan_mbox(snap: &mut Snapshot) -> Result<(), Failure> {

@@ -13,7 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::{maildir, uidlist};
+use super::{index, maildir, uidlist};
 use crate::proto::imap::folder::{Flags, Folder, MAX_KEYWORDS, Msg};
 use crate::util::fs::sync_dir;
 use crate::util::id;
@@ -34,6 +34,12 @@ pub fn stamp(dir: &Path) -> io::Result<Stamp> {
 /// New files get UIDs (written to the list before anyone hears of
 /// them); files gone lose theirs.
 pub fn scan(dir: &Path) -> io::Result<Folder> {
+    scan_full(dir).map(|(f, _)| f)
+}
+
+/// [`scan`], and whether Dovecot wrote the UID list (a Maildir moved
+/// from Dovecot: POP3 keeps Dovecot's UIDLs).
+pub fn scan_full(dir: &Path) -> io::Result<(Folder, bool)> {
     maildir::create(dir)?;
     let mut files: Vec<(String, String)> = Vec::new(); // (base, sub/name)
     for sub in ["cur", "new"] {
@@ -92,15 +98,120 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
         .iter()
         .find(|m| m.file.starts_with("new/"))
         .map_or(list.next, |m| m.uid);
-    Ok(Folder {
+    let highest_modseq = apply_index(dir, list.validity, &mut msgs);
+    let folder = Folder {
         uidvalidity: list.validity,
         uidnext: list.next,
-        highest_modseq: 1,
+        highest_modseq,
         msgs,
         keywords: scan_keywords(dir),
         expunged: Vec::new(),
         recent_from,
-    })
+    };
+    Ok((folder, list.from_dovecot()))
+}
+
+/// The size a message has as sent: `W=` from its name, the index's
+/// record, or counted from the file.
+pub fn known_size(
+    dir: &Path,
+    file: &str,
+    index: Option<&index::Index>,
+    uid: u32,
+) -> io::Result<u64> {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    let base = name.split(':').next().unwrap_or(name);
+    if let Some(w) = base
+        .split(',')
+        .find_map(|f| f.strip_prefix("W=")?.parse().ok())
+    {
+        return Ok(w);
+    }
+    if let Some(e) = index.and_then(|i| i.get(uid)).filter(|e| e.size > 0) {
+        return Ok(e.size);
+    }
+    counted_size(&dir.join(file))
+}
+
+/// A file's size with CRLF line ends, read a piece at a time.
+fn counted_size(path: &Path) -> io::Result<u64> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0; 64 * 1024];
+    let (mut size, mut prev) = (0u64, 0u8);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(size);
+        }
+        size += n as u64;
+        for i in memchr::memchr_iter(b'\n', &buf[..n]) {
+            let before = if i == 0 { prev } else { buf[i - 1] };
+            if before != b'\r' {
+                size += 1;
+            }
+        }
+        prev = buf[n - 1];
+    }
+}
+
+/// MODSEQs from the index for messages whose flags are as it last saw
+/// them; a fresh, higher MODSEQ for the rest (new, or changed while we
+/// were not looking). Rewrites the index when anything was new.
+fn apply_index(dir: &Path, validity: u32, msgs: &mut [Msg]) -> u64 {
+    let old = index::read(dir).filter(|i| i.uidvalidity == validity);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1);
+    let highest = old
+        .as_ref()
+        .map_or(0, |i| i.highest_modseq)
+        .max(index::fresh_modseq(now));
+    let mut changed = old.is_none();
+    for m in msgs.iter_mut() {
+        match old.as_ref().and_then(|i| i.get(m.uid)) {
+            Some(e) if e.flags == m.flags.0 => m.modseq = e.modseq,
+            _ => {
+                m.modseq = highest;
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        save_index(
+            dir,
+            validity,
+            highest,
+            msgs.iter().map(|m| (m.uid, m.flags, m.modseq)),
+        );
+    }
+    highest
+}
+
+/// Writes the index for these messages, keeping the sizes it knew.
+pub fn save_index(
+    dir: &Path,
+    validity: u32,
+    highest_modseq: u64,
+    msgs: impl Iterator<Item = (u32, Flags, u64)>,
+) {
+    let old = index::read(dir).filter(|i| i.uidvalidity == validity);
+    let entries = msgs
+        .map(|(uid, flags, modseq)| index::Entry {
+            uid,
+            flags: flags.0,
+            modseq,
+            size: old.as_ref().and_then(|i| i.get(uid)).map_or(0, |e| e.size),
+        })
+        .collect();
+    let new = index::Index {
+        uidvalidity: validity,
+        highest_modseq,
+        entries,
+    };
+    if let Err(e) = index::write(dir, &new) {
+        log::warn!("{}: writing {}: {e}", dir.display(), index::FILE);
+    }
 }
 
 fn msg(uid: u32, path: &str) -> Msg {
@@ -230,7 +341,7 @@ pub fn locate(dir: &Path, file: &str) -> io::Result<std::path::PathBuf> {
 }
 
 /// Moves messages a session has seen from `new/` to `cur/`, flags
-/// unchanged: they are no longer \\Recent for anyone.
+/// unchanged: they are no longer \Recent for anyone.
 pub fn settle(
     dir: &Path,
     msgs: &[(String, Flags)],
@@ -291,7 +402,7 @@ pub fn add(
             let f = File::options().write(true).open(&tmp)?;
             f.set_modified(*t)?;
         }
-        // Without flags a message is new (\\Recent for the next reader),
+        // Without flags a message is new (\Recent for the next reader),
         // as Dovecot and mutt file it.
         let name = if flags.0 == 0 {
             format!("new/{base}")
@@ -373,21 +484,6 @@ impl Source<'_> {
 /// A message's arrival time (its file's mtime, as Dovecot uses).
 pub fn internal_date(dir: &Path, file: &str) -> io::Result<SystemTime> {
     fs::metadata(locate(dir, file)?)?.modified()
-}
-
-/// The size a message has on the wire (CRLF line ends): `W=` in its name
-/// when there, else counted.
-pub fn wire_size(dir: &Path, file: &str) -> io::Result<u64> {
-    let name = file.rsplit('/').next().unwrap_or(file);
-    let base = name.split(':').next().unwrap_or(name);
-    if let Some(w) = base
-        .split(',')
-        .find_map(|f| f.strip_prefix("W=")?.parse().ok())
-    {
-        return Ok(w);
-    }
-    let data = fs::read(dir.join(file))?;
-    Ok(crlf_len(&data))
 }
 
 /// Length of `data` with every bare LF made CRLF.

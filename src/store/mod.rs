@@ -10,6 +10,7 @@
 pub mod cleanup;
 pub mod content;
 pub mod folders;
+pub mod index;
 pub mod lock;
 pub mod maildir;
 pub mod maildrop;

@@ -43,6 +43,8 @@ pub struct UidList {
     pub next: u32,
     /// Base names by UID, UIDs ascending.
     pub entries: Vec<(u32, String)>,
+    /// Other header fields, kept as written (Dovecot's `G` GUID...).
+    pub extra: Vec<String>,
 }
 
 impl UidList {
@@ -72,6 +74,7 @@ impl UidList {
             validity,
             next: 1,
             entries: Vec::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -84,11 +87,13 @@ impl UidList {
         let mut list = UidList::default();
         match version {
             "3" => {
-                for f in fields {
+                for f in fields.filter(|f| !f.is_empty()) {
                     if let Some(v) = f.strip_prefix('V') {
                         list.validity = v.parse().ok()?;
                     } else if let Some(n) = f.strip_prefix('N') {
                         list.next = n.parse().ok()?;
+                    } else {
+                        list.extra.push(f.to_string());
                     }
                 }
             }
@@ -128,9 +133,20 @@ impl UidList {
         Some(list)
     }
 
+    /// True if Dovecot wrote this list (its header has a `G` GUID,
+    /// which we never write): POP3 UIDLs then follow Dovecot's format.
+    pub fn from_dovecot(&self) -> bool {
+        self.extra.iter().any(|f| f.starts_with('G'))
+    }
+
     /// The list as written.
     pub fn render(&self) -> String {
-        let mut s = format!("3 V{} N{}\n", self.validity, self.next);
+        let mut s = format!("3 V{} N{}", self.validity, self.next);
+        for f in &self.extra {
+            s.push(' ');
+            s.push_str(f);
+        }
+        s.push('\n');
         for (uid, name) in &self.entries {
             s.push_str(&format!("{uid} :{name}\n"));
         }
@@ -221,6 +237,10 @@ mod tests {
         assert_eq!(l.next, 43);
         assert_eq!(l.entries[1], (42, "1700000002.M3P4.host".to_string()));
         assert_eq!(UidList::parse(&l.render()).unwrap(), l);
+        assert!(l.from_dovecot());
+        assert!(l.render().starts_with(
+            "3 V1700000000 N43 G3085f01b7f11094c501100008c4a11c1\n"
+        ));
         let v1 = UidList::parse("1 123 5\n4 abc\n").unwrap();
         assert_eq!(v1.entries, vec![(4, "abc".to_string())]);
     }

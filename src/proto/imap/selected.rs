@@ -128,7 +128,7 @@ pub struct Selected {
     view: Vec<u32>,
     /// Flag changes up to this MODSEQ have been told.
     told_modseq: u64,
-    /// \\Recent for this session (sorted UIDs).
+    /// \Recent for this session (sorted UIDs).
     recent: Vec<u32>,
     /// Keywords the client has been told of in FLAGS.
     told_keywords: usize,
@@ -343,7 +343,7 @@ impl Selected {
         }
     }
 
-    /// A message's flags, with \\Recent if it is recent for this session.
+    /// A message's flags, with \Recent if it is recent for this session.
     fn write_msg_flags(
         &self,
         f: &Folder,
