@@ -530,8 +530,6 @@ mod tests {
 
     #[test]
     fn names_and_ids() {
-        assert_eq!(wire_size_from_name("1.M2P3.h,S=10,W=12"), Some(12));
-        assert_eq!(wire_size_from_name("1.M2P3.h"), None);
         assert_eq!(
             postling_id(b"\tby mx (postling) with ESMTP id 6C3HQ7CX9J000\n"),
             Some("6C3HQ7CX9J000".into())

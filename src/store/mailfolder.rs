@@ -609,6 +609,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes_from_names() {
+        let dir = Path::new("/nonexistent");
+        assert_eq!(
+            known_size(dir, "cur/1.M2P3.h,S=10,W=12:2,S", None, 1).unwrap(),
+            12
+        );
+        assert!(known_size(dir, "cur/1.M2P3.h", None, 1).is_err());
+    }
+
+    #[test]
     fn crlf() {
         assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
         assert_eq!(crlf_len(b"a\nb\r\nc\n"), 9);
