@@ -84,13 +84,13 @@ impl Index {
         if body.get(..4)? != MAGIC || u32_at(4)? != VERSION {
             return None;
         }
-        let count = usize::try_from(u64_at(16)?).ok()?;
-        if body.len() != 24 + count.checked_mul(RECORD)? {
+        let count = usize::try_from(u64_at(20)?).ok()?;
+        if body.len() != 28 + count.checked_mul(RECORD)? {
             return None;
         }
         let mut entries = Vec::with_capacity(count);
         for k in 0..count {
-            let at = 24 + k * RECORD;
+            let at = 28 + k * RECORD;
             entries.push(Entry {
                 uid: u32_at(at)?,
                 flags: u32_at(at + 4)?,
@@ -100,7 +100,7 @@ impl Index {
         }
         Some(Index {
             uidvalidity: u32_at(8)?,
-            highest_modseq: u64_at(8 + 4)?,
+            highest_modseq: u64_at(12)?,
             entries,
         })
     }
