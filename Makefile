@@ -6,7 +6,8 @@ CARGO ?= cargo
 PYTHON ?= python3
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-.PHONY: build run test deps lint unit integration python bench bench-smtp \
+.PHONY: build run test deps lint unit integration python test-imaptest \
+        bench bench-smtp \
         bench-pop3 bench-pop3-deps bench-memory \
         bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
 
@@ -52,6 +53,12 @@ integration:
 python:
 	$(CARGO) build
 	$(PYTHON) -m pytest -q tests/python
+
+# Dovecot's imaptest compliance run alone (it is part of `make test`
+# too, when ../shared/tools/imaptest is there).
+test-imaptest: deps
+	$(CARGO) build
+	$(PYTHON) -m pytest -q tests/python/test_imaptest.py -rs
 
 bench:
 	$(CARGO) bench --bench proto
@@ -107,7 +114,7 @@ install:
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps
 	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session \
-	                    proxy_header; do \
+	                    proxy_header imap_session imap_mime; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

@@ -453,8 +453,8 @@ fn append(
                 &mut raw,
             )
             .map_err(|e| failed("append", e))?;
-            let crlf = mailfolder::to_crlf(&raw);
-            bytes = mailfolder::to_lf(&mime::binary_to_base64(&crlf));
+            // Binary octets are encoded as they came: no line-end change.
+            bytes = mailfolder::to_lf(&mime::binary_to_base64(&raw));
             Source::Bytes(&bytes)
         }
         Some(p) => Source::File(p),

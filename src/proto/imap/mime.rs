@@ -115,11 +115,7 @@ fn part(
 ) -> Part {
     *budget = budget.saturating_sub(1);
     let region = &msg[start..end];
-    let header_len = if region.starts_with(b"\r\n") {
-        2
-    } else {
-        memmem::find(region, b"\r\n\r\n").map_or(region.len(), |i| i + 4)
-    };
+    let header_len = header_end(region);
     let mut p = Part {
         header: (start, start + header_len),
         body: (start + header_len, end),
@@ -211,6 +207,25 @@ fn part(
         )));
     }
     p
+}
+
+/// Where a header ends (after its blank line); bare LF line ends are
+/// taken too, as messages from elsewhere may have them.
+fn header_end(region: &[u8]) -> usize {
+    if region.starts_with(b"\r\n") {
+        return 2;
+    }
+    if region.starts_with(b"\n") {
+        return 1;
+    }
+    let crlf = memmem::find(region, b"\r\n\r\n").map(|i| i + 4);
+    let lf = memmem::find(region, b"\n\n").map(|i| i + 2);
+    let crlf_lf = memmem::find(region, b"\n\r\n").map(|i| i + 3);
+    [crlf, lf, crlf_lf]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(region.len())
 }
 
 /// The parts of a multipart body: ranges between `--boundary` lines,
@@ -396,7 +411,7 @@ pub fn binary_to_base64(msg: &[u8]) -> Vec<u8> {
         let head = &msg[p.header.0..p.header.1];
         let mut skipping = false;
         for line in head.split_inclusive(|&b| b == b'\n') {
-            if line == b"\r\n" {
+            if line == b"\r\n" || line == b"\n" {
                 break;
             }
             if !matches!(line.first(), Some(b' ') | Some(b'\t')) {
