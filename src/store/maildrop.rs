@@ -151,6 +151,17 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Sorts the messages by name: Maildir names start with the
+    /// delivery time, so name order is arrival order.
+    fn sort_by_name(&mut self) {
+        let names = &self.names;
+        let name = |e: &Entry| {
+            let start = e.start as usize;
+            &names[start..start + usize::from(e.name_len)]
+        };
+        self.entries.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+    }
+
     /// Gives back memory over-allocated while scanning.
     fn shrink(&mut self) {
         self.names.shrink_to_fit();
@@ -185,13 +196,42 @@ pub fn open(format: MailboxFormat, dir: &Path) -> Result<Snapshot, Failure> {
     Ok(snap)
 }
 
-/// The Maildir through the IMAP index: UIDs from `dovecot-uidlist`
-/// (given to new mail here too), sizes from the names. UIDLs are the
-/// file's base name, or for a Maildir Dovecot kept, Dovecot's default
-/// `%08Xu%08Xv` (Dovecot writes it in lower case), so clients moved
-/// over download nothing again.
+/// The Maildir's messages. A Maildir Dovecot kept (its
+/// `dovecot-uidlist` has Dovecot's GUID) is read through the UID list,
+/// UIDLs in Dovecot's default `%08Xu%08Xv` (Dovecot writes it in lower
+/// case), so clients moved over download nothing again; any other gets
+/// the file's base name as UIDL and costs one directory listing.
 fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
-    let (folder, dovecot) = mailfolder::scan_full(&snap.dir)
+    if super::uidlist::written_by_dovecot(&snap.dir) {
+        return scan_with_uids(snap);
+    }
+    for (sub, cur) in [("cur", true), ("new", false)] {
+        let dir = snap.dir.join(sub);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(transient("listing", &dir, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue;
+            }
+            let base = name.split(':').next().unwrap_or(&name);
+            let size = match wire_size_from_name(base) {
+                Some(w) => w,
+                None => file_wire_size(&entry.path())?,
+            };
+            snap.push(&name, base.len(), cur, size)?;
+        }
+    }
+    snap.sort_by_name();
+    Ok(())
+}
+
+fn scan_with_uids(snap: &mut Snapshot) -> Result<(), Failure> {
+    let (folder, _) = mailfolder::scan_full(&snap.dir)
         .map_err(|e| transient("listing", &snap.dir, e))?;
     let index = super::index::read(&snap.dir);
     for m in &folder.msgs {
@@ -199,15 +239,36 @@ fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
         let size =
             mailfolder::known_size(&snap.dir, &m.file, index.as_ref(), m.uid)
                 .map_err(|e| transient("reading", &snap.dir, e))?;
-        let base = name.split(':').next().unwrap_or(name);
-        if dovecot {
-            let uidl = format!("{:08x}{:08x}", m.uid, folder.uidvalidity);
-            snap.push_with_uidl(name, &uidl, sub == "cur", size)?;
-        } else {
-            snap.push(name, base.len(), sub == "cur", size)?;
-        }
+        let uidl = format!("{:08x}{:08x}", m.uid, folder.uidvalidity);
+        snap.push_with_uidl(name, &uidl, sub == "cur", size)?;
     }
     Ok(())
+}
+
+/// The size with CRLF line ends of a file without Dovecot's `W=`,
+/// read in pieces (a file someone else delivered may be large).
+fn file_wire_size(path: &Path) -> Result<u64, Failure> {
+    let mut reader = BufReader::new(
+        File::open(path).map_err(|e| transient("reading", path, e))?,
+    );
+    let mut size = 0;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| transient("reading", path, e))?;
+        if n == 0 {
+            return Ok(size);
+        }
+        size += wire_size(&line, false);
+    }
+}
+
+/// Dovecot's `,W=` field: the size with CRLF line ends.
+fn wire_size_from_name(base: &str) -> Option<u64> {
+    base.split(',')
+        .find_map(|f| f.strip_prefix("W=")?.parse().ok())
 }
 
 fn scan_mbox(snap: &mut Snapshot) -> Result<(), Failure> {

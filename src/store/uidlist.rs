@@ -15,7 +15,7 @@
 //! into place, so a reader never sees half a list.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -165,6 +165,18 @@ pub fn read(dir: &Path) -> io::Result<UidList> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(UidList::fresh()),
         Err(e) => Err(e),
     }
+}
+
+/// True if the list in `dir` was written by Dovecot (reads its first
+/// line only).
+pub fn written_by_dovecot(dir: &Path) -> bool {
+    use std::io::BufRead;
+    let Ok(f) = fs::File::open(dir.join(FILE)) else {
+        return false;
+    };
+    let mut header = String::new();
+    let _ = io::BufReader::new(f).take(4096).read_line(&mut header);
+    UidList::parse(&header).is_some_and(|l| l.from_dovecot())
 }
 
 /// Writes the list durably (new file, fsync, rename, folder fsync).
