@@ -8,7 +8,7 @@ APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: build run test deps lint unit integration python test-imaptest \
         bench bench-smtp \
-        bench-pop3 bench-pop3-deps bench-memory \
+        bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps \
         bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
 
 build:
@@ -130,6 +130,17 @@ bench-pop3-deps:
 bench-pop3: bench-pop3-deps
 	$(CARGO) build --release
 	$(PYTHON) benches/pop3_vs_dovecot.py
+
+bench-imap-deps:
+	@command -v dovecot >/dev/null && [ -x /usr/lib/dovecot/imap ] || { \
+	  apt-get update -qq && \
+	  $(APT_INSTALL) dovecot-core dovecot-imapd dovecot-pop3d; }
+
+# IMAP side by side with a private Dovecot: imaptest stress, idle-session
+# memory, 10,000 IDLE sessions, SELECT and POP3 login on 100,000 messages.
+bench-imap: bench-imap-deps
+	$(CARGO) build --release
+	$(PYTHON) benches/imap_vs_dovecot.py
 
 # Peak and resting RSS under the attacks of issue 7 (figures in README).
 bench-memory:

@@ -437,6 +437,11 @@ impl Server {
         let (slot, generation) = key;
         let reply = match outcome {
             Outcome::Scanned(dir, result) => {
+                if result.is_err() {
+                    if let Some(o) = self.imap.open.get_mut(&dir) {
+                        o.scanning = false;
+                    }
+                }
                 let folder =
                     result.map(|scan| self.take_scan(&dir, scan, key));
                 if key == NOBODY {

@@ -341,12 +341,33 @@ pub fn locate(dir: &Path, file: &str) -> io::Result<std::path::PathBuf> {
 }
 
 /// Moves messages a session has seen from `new/` to `cur/`, flags
-/// unchanged: they are no longer \Recent for anyone.
+/// unchanged: they are no longer \Recent for anyone. A file another
+/// program moved meanwhile stays where it is now, flags and all.
 pub fn settle(
     dir: &Path,
     msgs: &[(String, Flags)],
 ) -> io::Result<Vec<Option<String>>> {
-    set_flags(dir, msgs)
+    let mut done = Vec::with_capacity(msgs.len());
+    for (file, flags) in msgs {
+        let new = renamed(file, *flags);
+        match fs::rename(dir.join(file), dir.join(&new)) {
+            Ok(()) => done.push(Some(new)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let now = find(dir, file)?.and_then(|p| {
+                    Some(
+                        p.strip_prefix(dir)
+                            .ok()?
+                            .to_string_lossy()
+                            .into_owned(),
+                    )
+                });
+                done.push(now);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    sync_dir(&dir.join("cur"))?;
+    Ok(done)
 }
 
 /// Removes messages; a file already gone is not an error.
