@@ -295,7 +295,11 @@ def big_mailbox(cls, base, users_text):
 
 
 def main():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (MANY * 2 + 1000, MANY * 2 + 1000))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    want = MANY + 1000
+    if hard != resource.RLIM_INFINITY and hard < want:
+        sys.exit(f"open files limit {hard} < {want}: raise it (ulimit -Hn) or set BENCH_MANY")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     if not POSTLING.exists():
         sys.exit("build first: cargo build --release")
     if not (TOOLS / "run.sh").exists():
