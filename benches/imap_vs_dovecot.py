@@ -270,10 +270,14 @@ def timed_pop3(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=600)
     f = s.makefile("rb")
     f.readline()
-    s.sendall(f"USER big@example.test\r\nPASS {PASSWORD}\r\n".encode())
+    # Until STAT is answered: a server may say +OK to PASS before it has
+    # listed the mailbox.
+    s.sendall(f"USER big@example.test\r\nPASS {PASSWORD}\r\nSTAT\r\n".encode())
     f.readline()
     answer = f.readline()
+    stat = f.readline()
     elapsed = time.monotonic() - t
+    assert stat.startswith(f"+OK {BIG} ".encode()), stat
     s.sendall(b"QUIT\r\n")
     f.readline()
     s.close()
