@@ -220,7 +220,7 @@ fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
             Err(rustix::io::Errno::NOENT) => continue,
             Err(e) => return Err(transient("listing", &dir, e.into())),
         };
-        let mut entries = rustix::fs::Dir::read_from(&fd)
+        let entries = rustix::fs::Dir::read_from(&fd)
             .map_err(|e| transient("listing", &dir, e.into()))?;
         while let Some(entry) = entries.next() {
             let entry =
