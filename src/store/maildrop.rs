@@ -222,7 +222,7 @@ fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
         };
         let entries = rustix::fs::Dir::read_from(&fd)
             .map_err(|e| transient("listing", &dir, e.into()))?;
-        while let Some(entry) = entries.next() {
+        for entry in entries {
             let entry =
                 entry.map_err(|e| transient("listing", &dir, e.into()))?;
             let name = entry.file_name().to_string_lossy();
