@@ -114,8 +114,7 @@ impl Server {
         if let Some(why) = refusal {
             warn!("refused ip={peer}: {why}");
             // Plaintext even on 465: a TLS client sees a failed handshake.
-            let line =
-                format!("421 4.7.0 {} {why}, try later\r\n", cfg.hostname);
+            let line = service.refusal(&cfg.hostname, why);
             let _ = io::Write::write(&mut stream, line.as_bytes());
             return;
         }

@@ -51,6 +51,19 @@ impl Service {
         }
     }
 
+    /// The line a refused connection gets, in the service's own words.
+    pub fn refusal(self, hostname: &str, why: &str) -> String {
+        match self.group() {
+            Group::Pop3 => format!("-ERR [SYS/TEMP] {why}, try later\r\n"),
+            Group::Imap => {
+                format!("* BYE [UNAVAILABLE] {hostname} {why}, try later\r\n")
+            }
+            Group::Smtp | Group::Submission => {
+                format!("421 4.7.0 {hostname} {why}, try later\r\n")
+            }
+        }
+    }
+
     /// True if the connection starts with a TLS handshake.
     pub fn implicit_tls(self) -> bool {
         matches!(self, Service::Submissions | Service::Pop3s | Service::Imaps)

@@ -304,3 +304,30 @@ def test_large_message_streams_whole_and_in_parts(server):
     assert data[0][1] == b"Subject: big\r\n\r\n"
     assert data[1][1] == whole[:5]
     m.logout()
+
+
+def test_failed_logins_share_the_lockout(tmp_path):
+    users = users_with_password(tmp_path, PASSWORD)
+    s = Server(tmp_path, "maildir", users=users, extra="""
+        listen_imap = 127.0.0.1:0
+        listen_pop3 = 127.0.0.1:0
+        auth_failure_limit = 2
+        auth_failure_window = 60
+    """)
+    try:
+        sock = socket.create_connection(("127.0.0.1", s.ports["IMAP"]), timeout=30)
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"a LOGIN alice@example.test wrong\r\nb LOGIN alice@example.test wrong\r\n")
+        assert f.readline().startswith(b"a NO [AUTHENTICATIONFAILED]")
+        assert f.readline().startswith(b"b NO [AUTHENTICATIONFAILED]")
+        assert f.readline().startswith(b"* BYE [UNAVAILABLE]")
+        sock.close()
+        # The address is refused by every service now, in its own words.
+        for service, start in (("IMAP", b"* BYE [UNAVAILABLE]"), ("POP3", b"-ERR"),
+                               ("SMTP", b"421 4.7.0")):
+            port = s.ports[service] if service != "SMTP" else s.port
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                assert c.recv(200).startswith(start), service
+    finally:
+        s.stop()

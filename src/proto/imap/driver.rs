@@ -219,6 +219,75 @@ mod tests {
         }
     }
 
+    /// Dialogs in the manner of the RFCs' examples (RFC 9051 8, RFC 4315,
+    /// 4731, 5161, 2971, 2342, 7162): what each command must answer.
+    #[test]
+    fn rfc_example_dialogs() {
+        let mut d = Driver::new();
+        let steps: &[(&[u8], &[&str])] = &[
+            (b"a001 login mrc secret\r\n", &["a001 OK"]),
+            (b"t2 ENABLE CONDSTORE X-GOOD-IDEA\r\n", &["* ENABLED CONDSTORE", "t2 OK"]),
+            (b"a023 ID (\"name\" \"sodr\" \"version\" \"19.34\")\r\n", &["* ID (", "a023 OK"]),
+            (b"A001 NAMESPACE\r\n", &["* NAMESPACE ((\"\" \".\")) NIL NIL", "A001 OK"]),
+            (
+                b"a002 select inbox\r\n",
+                &["* 3 EXISTS", "* OK [UIDVALIDITY 7]", "* OK [UIDNEXT 4]", "* OK [HIGHESTMODSEQ", "a002 OK [READ-WRITE]"],
+            ),
+            (
+                b"a003 fetch 1 full\r\n",
+                &["* 1 FETCH (FLAGS (", "INTERNALDATE \"", "RFC822.SIZE ", "ENVELOPE (", "BODY ((", "a003 OK"],
+            ),
+            (b"a004 fetch 1 body[header]\r\n", &["BODY[HEADER] {", "a004 OK"]),
+            (b"a005 store 1 +flags \\deleted\r\n", &["* 1 FETCH (FLAGS (\\Seen \\Deleted) MODSEQ (", "a005 OK"]),
+            (b"A003 APPEND saved-messages (\\Seen) {5+}\r\nhello\r\n", &["A003 OK [APPENDUID 7 4]"]),
+            (b"A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n", &["* ESEARCH (TAG \"A282\") MIN", "A282 OK"]),
+            (b"A202 EXPUNGE\r\n", &["* 1 EXPUNGE", "A202 OK"]),
+            (b"A004 UID EXPUNGE 3000:3002\r\n", &["A004 OK"]),
+            (b"a006 logout\r\n", &["* BYE", "a006 OK"]),
+        ];
+        for (command, answers) in steps {
+            d.out.clear();
+            d.feed(command);
+            let text = String::from_utf8_lossy(&d.out);
+            for a in *answers {
+                assert!(
+                    text.contains(a),
+                    "{}: {a} missing in {text}",
+                    String::from_utf8_lossy(command)
+                );
+            }
+        }
+        assert!(d.closed);
+    }
+
+    #[test]
+    fn passwords_need_tls_off_loopback() {
+        let mut d = Driver::new();
+        let link = Link {
+            peer: "192.0.2.1".parse().unwrap(),
+            trusted: false,
+            cleartext_auth: false,
+            tls: None,
+        };
+        d.imap = Imap::new(
+            Rc::new(Settings {
+                hostname: "mx.test".into(),
+                starttls: true,
+                append_limit: 1,
+            }),
+            link,
+        );
+        d.imap.greet(&mut d.out);
+        d.feed(b"a LOGIN alice pw\r\nb AUTHENTICATE PLAIN AGEAYg==\r\nc STARTTLS\r\n");
+        let text = String::from_utf8_lossy(&d.out);
+        assert!(text.contains("LOGINDISABLED"), "{text}");
+        assert!(text.contains("STARTTLS"), "{text}");
+        assert!(!text.contains("AUTH=PLAIN"), "{text}");
+        assert!(text.contains("a NO [PRIVACYREQUIRED]"), "{text}");
+        assert!(text.contains("b NO [PRIVACYREQUIRED]"), "{text}");
+        assert!(text.contains("c OK Begin TLS"), "{text}");
+    }
+
     #[test]
     fn random_input_never_panics_or_hangs() {
         let words: &[&[u8]] = &[
