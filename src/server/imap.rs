@@ -15,6 +15,7 @@ use log::{info, warn};
 use super::Server;
 use super::conn::Phase;
 use super::mailboxes::{Outcome, Work, shared_items, status_of};
+use crate::config::MailboxFormat;
 use crate::proto::imap::folder::Folder;
 use crate::proto::imap::request::{No, Reply, Request};
 use crate::store::folders;
@@ -116,6 +117,22 @@ impl Server {
         else {
             return;
         };
+        if self.services.config.mailbox_format == MailboxFormat::Mbox {
+            // Not built yet: say so rather than show an empty mailbox.
+            if let Some(i) = conn.session.as_imap() {
+                warn!(
+                    "conn={} imap login user={}: mbox mailboxes are not served over IMAP yet",
+                    conn.id,
+                    Quoted(&user)
+                );
+                i.imap.login_unavailable(
+                    "IMAP is not available for mbox mailboxes yet; use POP3",
+                    &mut conn.wbuf,
+                );
+            }
+            conn.phase = Phase::Open;
+            return self.resume(slot);
+        }
         conn.phase = Phase::Delivering;
         let key = (slot, conn.generation);
         if let Some(i) = conn.session.as_imap() {

@@ -295,6 +295,13 @@ impl Imap {
         }
     }
 
+    /// The password was right but the mailbox cannot be served.
+    pub fn login_unavailable(&mut self, why: &str, out: &mut Vec<u8>) {
+        if let Some(Pending::Login(tag)) = self.pending.take() {
+            tagged(out, &tag, "NO", &format!("[UNAVAILABLE] {why}"));
+        }
+    }
+
     /// Handles what it can of `input`; returns the octets used.
     pub fn feed(
         &mut self,
