@@ -14,7 +14,7 @@ use log::{info, warn};
 
 use super::Server;
 use super::conn::Phase;
-use super::mailboxes::{Outcome, Work, shared_items, status_of};
+use super::mailboxes::{Outcome, SaveJob, Work, shared_items, status_of};
 use crate::config::MailboxFormat;
 use crate::proto::imap::folder::Folder;
 use crate::proto::imap::request::{No, Reply, Request};
@@ -44,23 +44,31 @@ struct Open {
     stamp: Option<crate::store::mailfolder::Stamp>,
     /// The highest MODSEQ the index on disk has.
     saved_modseq: u64,
+    /// The first unclaimed \Recent UID the index on disk has (mbox keeps
+    /// it there; Maildir keeps it as `new/`).
+    saved_recent: u32,
 }
 
 impl Open {
     /// The index write this folder needs, if it changed since the last.
     fn save(&mut self, dir: &Path) -> Option<Work> {
         let f = self.folder.borrow();
-        if f.highest_modseq == self.saved_modseq {
+        if f.highest_modseq == self.saved_modseq
+            && f.recent_from == self.saved_recent
+        {
             return None;
         }
         self.saved_modseq = f.highest_modseq;
+        self.saved_recent = f.recent_from;
         let msgs = f.msgs.iter().map(|m| (m.uid, m.flags, m.modseq)).collect();
-        Some(Work::SaveIndex(
-            dir.to_path_buf(),
-            f.uidvalidity,
-            f.highest_modseq,
+        Some(Work::SaveIndex(Box::new(SaveJob {
+            dir: dir.to_path_buf(),
+            validity: f.uidvalidity,
+            highest: f.highest_modseq,
+            recent_from: f.recent_from,
+            keywords: f.keywords.clone(),
             msgs,
-        ))
+        })))
     }
 }
 
@@ -117,28 +125,12 @@ impl Server {
         else {
             return;
         };
-        if self.services.config.mailbox_format == MailboxFormat::Mbox {
-            // Not built yet: say so rather than show an empty mailbox.
-            if let Some(i) = conn.session.as_imap() {
-                warn!(
-                    "conn={} imap login user={}: mbox mailboxes are not served over IMAP yet",
-                    conn.id,
-                    Quoted(&user)
-                );
-                i.imap.login_unavailable(
-                    "IMAP is not available for mbox mailboxes yet; use POP3",
-                    &mut conn.wbuf,
-                );
-            }
-            conn.phase = Phase::Open;
-            return self.resume(slot);
-        }
         conn.phase = Phase::Delivering;
         let key = (slot, conn.generation);
         if let Some(i) = conn.session.as_imap() {
             i.pending_login = Some(user);
         }
-        self.mailboxes.send((key, Work::Defaults(root)));
+        self.send_work(key, Work::Defaults(root));
     }
 
     /// A session's mailbox request: to the helpers, or answered from an
@@ -147,6 +139,7 @@ impl Server {
         let Some(root) = self.imap_root(slot) else {
             return self.close(slot, "IMAP request without login");
         };
+        let fmt = self.services.config.mailbox_format;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
@@ -157,10 +150,11 @@ impl Server {
             .session
             .as_imap()
             .and_then(|i| i.imap.selected_name().map(str::to_string));
-        let selected_dir = selected.as_deref().map(|n| folders::dir(&root, n));
+        let selected_dir =
+            selected.as_deref().map(|n| folders::place(&root, n, fmt));
         let work = match request {
             Request::Select(name) => {
-                if !folders::exists(&root, &name) {
+                if !folders::exists(&root, &name, fmt) {
                     return self.imap_reply(
                         slot,
                         Reply::Selected(Err(No::code(
@@ -169,7 +163,7 @@ impl Server {
                         ))),
                     );
                 }
-                Work::Scan(folders::dir(&root, &name))
+                Work::Scan(folders::place(&root, &name, fmt))
             }
             Request::List(patterns, params) => {
                 Work::List(root, patterns, params)
@@ -195,12 +189,12 @@ impl Server {
             Request::Rename(from, to) => Work::Rename(root, from, to),
             Request::Subscribe(name, on) => Work::Subscribe(root, name, on),
             Request::Status(name, items) => {
-                let dir = folders::dir(&root, &name);
+                let dir = folders::place(&root, &name, fmt);
                 if let Some(f) = self.imap.get(&dir) {
                     let st = status_of(&f.borrow());
                     return self.imap_reply(slot, Reply::Status(Ok(st)));
                 }
-                if !folders::exists(&root, &name) {
+                if !folders::exists(&root, &name, fmt) {
                     return self.imap_reply(
                         slot,
                         Reply::Status(Err(No::code(
@@ -244,7 +238,7 @@ impl Server {
                     }
                 };
                 Work::Append {
-                    dir: folders::dir(&root, &folder),
+                    dir: folders::place(&root, &folder, fmt),
                     content,
                     flags,
                     date,
@@ -306,7 +300,7 @@ impl Server {
                 drop(f);
                 Work::Copy {
                     from: dir,
-                    to: folders::dir(&root, &to),
+                    to: folders::place(&root, &to, fmt),
                     msgs,
                     moving,
                 }
@@ -368,7 +362,7 @@ impl Server {
                 None => return self.imap_reply(slot, Reply::Done(Ok(()))),
             },
         };
-        self.mailboxes.send((key, work));
+        self.send_work(key, work);
     }
 
     fn selected_folder(
@@ -420,7 +414,8 @@ impl Server {
         let Some(root) = self.imap_root(slot) else {
             return;
         };
-        let want = selected.map(|n| folders::dir(&root, &n));
+        let fmt = self.services.config.mailbox_format;
+        let want = selected.map(|n| folders::place(&root, &n, fmt));
         if want == watching {
             return;
         }
@@ -523,14 +518,12 @@ impl Server {
                 Ok(files) => {
                     if let Some(f) = self.imap.get(&dir) {
                         let mut f = f.borrow_mut();
-                        for (uid, file) in files {
+                        for (uid, file, flags) in files {
                             let modseq = f.bump();
                             match (f.find(uid), file) {
                                 (Some(i), Some(file)) => {
                                     let m = &mut f.msgs[i];
-                                    m.flags = crate::proto::imap::folder::Flags::from_maildir(
-                                        file.split_once(":2,").map_or("", |x| x.1),
-                                    );
+                                    m.flags = flags;
                                     m.file = file.into();
                                     m.modseq = modseq;
                                 }
@@ -550,6 +543,12 @@ impl Server {
                         f.borrow_mut().remove(&uids);
                     }
                     self.notify(&dir, key);
+                    if self.services.config.mailbox_format
+                        == MailboxFormat::Mbox
+                    {
+                        // The rewrite moved every later message.
+                        self.rescan(&dir);
+                    }
                     Reply::Done(Ok(()))
                 }
                 Err(no) => Reply::Done(Err(no)),
@@ -568,6 +567,11 @@ impl Server {
                             f.borrow_mut().remove(&src);
                         }
                         self.notify(&from, key);
+                        if self.services.config.mailbox_format
+                            == MailboxFormat::Mbox
+                        {
+                            self.rescan(&from);
+                        }
                     }
                     (validity, src, uids)
                 });
@@ -632,6 +636,7 @@ impl Server {
             return f;
         }
         let saved_modseq = scan.highest_modseq;
+        let saved_recent = scan.recent_from;
         let folder = Rc::new(RefCell::new(scan));
         self.imap.open.insert(
             dir.to_path_buf(),
@@ -643,6 +648,7 @@ impl Server {
                 settled_below: 0,
                 stamp: None,
                 saved_modseq,
+                saved_recent,
             },
         );
         folder
@@ -695,22 +701,30 @@ impl Server {
             return;
         }
         o.settling = true;
-        self.mailboxes
-            .send((NOBODY, Work::Settle(dir.to_path_buf(), msgs)));
+        self.send_work(NOBODY, Work::Settle(dir.to_path_buf(), msgs));
     }
 
     /// Every open folder watched by a session: look for changes other
     /// programs made (mutt, procmail, a Dovecot LDA), at most one check
     /// per folder in flight.
     pub(super) fn check_folders(&mut self) {
+        let mut checks = Vec::new();
         for (dir, o) in self.imap.open.iter_mut() {
             if o.watchers.is_empty() || o.scanning {
                 continue;
             }
             o.scanning = true;
-            self.mailboxes
-                .send((NOBODY, Work::Check(dir.clone(), o.stamp)));
+            checks.push(Work::Check(dir.clone(), o.stamp));
         }
+        for work in checks {
+            self.send_work(NOBODY, work);
+        }
+    }
+
+    /// Hands work to the mailbox helpers, with the mailbox format.
+    fn send_work(&self, key: (usize, u64), work: Work) {
+        let fmt = self.services.config.mailbox_format;
+        self.mailboxes.send((key, fmt, work));
     }
 
     /// Looks at a folder on disk again if any session has it open.
@@ -718,7 +732,7 @@ impl Server {
         if let Some(o) = self.imap.open.get_mut(dir) {
             if !o.scanning {
                 o.scanning = true;
-                self.mailboxes.send((NOBODY, Work::Scan(dir.to_path_buf())));
+                self.send_work(NOBODY, Work::Scan(dir.to_path_buf()));
             }
         }
     }
@@ -776,14 +790,14 @@ impl Server {
     /// the last.
     fn unwatch(&mut self, dir: &Path, key: (usize, u64)) {
         if let Some(work) = self.imap.unwatch(dir, key) {
-            self.mailboxes.send((NOBODY, work));
+            self.send_work(NOBODY, work);
         }
     }
 
     /// Writes the index of every folder that changed.
     pub(super) fn save_indexes(&mut self) {
         for work in self.imap.saves() {
-            self.mailboxes.send((NOBODY, work));
+            self.send_work(NOBODY, work);
         }
     }
 

@@ -3,13 +3,14 @@
 //! FETCH, folder administration) runs here and wakes the loop when
 //! done, like deliveries and POP3 reads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use mio::Waker;
 
 use super::pool::Pool;
+use crate::config::MailboxFormat;
 use crate::proto::imap::command::{ListParams, StatusItem};
 use crate::proto::imap::fetch::Item;
 use crate::proto::imap::folder::{Flags, Folder};
@@ -23,6 +24,7 @@ use crate::proto::imap::{mime, names};
 use crate::store::content::Content;
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
+use crate::store::mboxfolder;
 
 /// Work for a mailbox helper.
 pub enum Work {
@@ -76,10 +78,26 @@ pub enum Work {
     Defaults(PathBuf),
     /// SEARCH inside messages.
     Search(Box<SearchJob>),
-    /// Write a folder's index: UIDVALIDITY, highest MODSEQ, messages.
-    SaveIndex(PathBuf, u32, u64, Vec<(u32, Flags, u64)>),
+    /// Write a folder's index (mbox: its sidecar).
+    SaveIndex(Box<SaveJob>),
     /// Move claimed \Recent messages from new/ to cur/.
     Settle(PathBuf, Vec<(u32, String, Flags)>),
+}
+
+/// What a folder's index needs from the loop's copy of it.
+pub struct SaveJob {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its UIDVALIDITY.
+    pub validity: u32,
+    /// Its highest MODSEQ.
+    pub highest: u64,
+    /// The first UID no session has claimed as \Recent.
+    pub recent_from: u32,
+    /// Its keyword table.
+    pub keywords: Vec<String>,
+    /// UID, flags and MODSEQ of every message.
+    pub msgs: Vec<(u32, Flags, u64)>,
 }
 
 /// A SEARCH whose keys look inside messages.
@@ -112,8 +130,8 @@ pub enum Outcome {
     Status(Result<Status, No>),
     /// APPEND: the folder, UIDVALIDITY, and the UID, flags and file.
     Appended(PathBuf, Result<(u32, Added), No>),
-    /// New files by UID (None: gone).
-    FlagsSet(PathBuf, Result<Vec<(u32, Option<String>)>, No>),
+    /// Flags set: by UID, the file now (None: gone) and the flags.
+    FlagsSet(PathBuf, Result<Vec<(u32, Option<String>, Flags)>, No>),
     /// Expunged UIDs.
     Expunged(PathBuf, Result<Vec<u32>, No>),
     /// COPY/MOVE: destination, UIDVALIDITY, sources, new UIDs.
@@ -141,12 +159,15 @@ pub enum Outcome {
 pub type Added = (u32, Flags, Box<str>);
 
 /// The helpers' pool: jobs carry the connection key.
-pub type Mailboxes = Pool<((usize, u64), Work), ((usize, u64), Outcome)>;
+pub type Mailboxes =
+    Pool<((usize, u64), MailboxFormat, Work), ((usize, u64), Outcome)>;
 
 /// Starts `n` mailbox helpers.
 pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Mailboxes> {
     Pool::start("mailbox", n, 1, waker, |jobs| {
-        jobs.into_iter().map(|(key, w)| (key, run(w))).collect()
+        jobs.into_iter()
+            .map(|(key, f, w)| (key, run(f, w)))
+            .collect()
     })
 }
 
@@ -163,11 +184,57 @@ fn failed(what: &str, e: std::io::Error) -> No {
     }
 }
 
-fn run(work: Work) -> Outcome {
+/// Scans a folder in either format.
+fn scan(fmt: MailboxFormat, dir: &Path) -> std::io::Result<Folder> {
+    match fmt {
+        MailboxFormat::Maildir => mailfolder::scan(dir),
+        MailboxFormat::Mbox => mboxfolder::scan(dir),
+    }
+}
+
+/// A message's stored octets (LF) and INTERNALDATE.
+fn read_message(
+    fmt: MailboxFormat,
+    dir: &Path,
+    file: &str,
+) -> std::io::Result<(Vec<u8>, i64)> {
+    match fmt {
+        MailboxFormat::Maildir => {
+            let path = mailfolder::locate(dir, file)?;
+            let date = std::fs::metadata(&path)?
+                .modified()
+                .map(mailfolder::unix_seconds)
+                .unwrap_or(0);
+            Ok((std::fs::read(&path)?, date))
+        }
+        MailboxFormat::Mbox => {
+            let date = std::fs::metadata(dir)?
+                .modified()
+                .map(mailfolder::unix_seconds)
+                .unwrap_or(0);
+            Ok((mboxfolder::read(dir, file)?, date))
+        }
+    }
+}
+
+/// The folder's stamp: when its files last changed.
+fn stamp(fmt: MailboxFormat, dir: &Path) -> Option<mailfolder::Stamp> {
+    match fmt {
+        MailboxFormat::Maildir => mailfolder::stamp(dir).ok(),
+        MailboxFormat::Mbox => {
+            let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
+            let side = m(&mboxfolder::sidecar_path(dir))
+                .unwrap_or(std::time::UNIX_EPOCH);
+            Some((m(dir).unwrap_or(std::time::UNIX_EPOCH), side))
+        }
+    }
+}
+
+fn run(fmt: MailboxFormat, work: Work) -> Outcome {
     match work {
         Work::Check(dir, known) => {
             // The stamp before the scan: a change during it shows next time.
-            let now = mailfolder::stamp(&dir).ok();
+            let now = stamp(fmt, &dir);
             // Folder times tick coarsely: a change in the same tick as
             // the last look leaves the same time, so a recent time
             // proves nothing (Dovecot waits the same way).
@@ -179,26 +246,27 @@ fn run(work: Work) -> Outcome {
             let scan = if settled && now == known {
                 None
             } else {
-                mailfolder::scan(&dir).ok()
+                scan(fmt, &dir).ok()
             };
             Outcome::Checked(dir, now, scan)
         }
         Work::Scan(dir) => {
-            let r = mailfolder::scan(&dir).map_err(|e| failed("scan", e));
+            let r = scan(fmt, &dir).map_err(|e| failed("scan", e));
             Outcome::Scanned(dir, r)
         }
         Work::List(root, patterns, params) => {
-            Outcome::Listed(list(&root, &patterns, &params))
+            Outcome::Listed(list(fmt, &root, &patterns, &params))
         }
         Work::Create(root, name, special) => Outcome::Done(
-            folders::create(&root, &name, special.as_deref())
+            folders::create(&root, &name, special.as_deref(), fmt)
                 .map_err(|e| failed("create", e)),
         ),
         Work::Delete(root, name) => Outcome::Done(
-            folders::delete(&root, &name).map_err(|e| failed("delete", e)),
+            folders::delete(&root, &name, fmt)
+                .map_err(|e| failed("delete", e)),
         ),
         Work::Rename(root, from, to) => Outcome::Done(
-            folders::rename(&root, &from, &to)
+            folders::rename(&root, &from, &to, fmt)
                 .map_err(|e| failed("rename", e)),
         ),
         Work::Subscribe(root, name, on) => Outcome::Done(
@@ -206,7 +274,7 @@ fn run(work: Work) -> Outcome {
                 .map_err(|e| failed("subscribe", e)),
         ),
         Work::Status(dir, _) => Outcome::Status(
-            mailfolder::scan(&dir)
+            scan(fmt, &dir)
                 .map(|f| status_of(&f))
                 .map_err(|e| failed("status", e)),
         ),
@@ -217,26 +285,22 @@ fn run(work: Work) -> Outcome {
             date,
             binary,
         } => {
-            let r = append(&dir, &mut content, &flags, date, binary);
+            let r = append(fmt, &dir, &mut content, &flags, date, binary);
             Outcome::Appended(dir, r)
         }
         Work::SetFlags(dir, changes, keywords) => {
-            let r = mailfolder::write_keywords(&dir, &keywords)
-                .and_then(|()| {
-                    let list: Vec<(String, Flags)> = changes
-                        .iter()
-                        .map(|(_, f, fl)| (f.clone(), *fl))
-                        .collect();
-                    mailfolder::set_flags(&dir, &list)
-                })
-                .map(|files| changes.iter().map(|c| c.0).zip(files).collect())
+            let r = set_flags(fmt, &dir, &changes, &keywords)
                 .map_err(|e| failed("store", e));
             Outcome::FlagsSet(dir, r)
         }
         Work::Expunge(dir, msgs) => {
             let files: Vec<String> =
                 msgs.iter().map(|(_, f)| f.clone()).collect();
-            let r = mailfolder::expunge(&dir, &files)
+            let done = match fmt {
+                MailboxFormat::Maildir => mailfolder::expunge(&dir, &files),
+                MailboxFormat::Mbox => mboxfolder::expunge(&dir, &files),
+            };
+            let r = done
                 .map(|()| msgs.iter().map(|m| m.0).collect())
                 .map_err(|e| failed("expunge", e));
             Outcome::Expunged(dir, r)
@@ -247,7 +311,7 @@ fn run(work: Work) -> Outcome {
             msgs,
             moving,
         } => {
-            let result = copy(&from, &to, &msgs, moving);
+            let result = copy(fmt, &from, &to, &msgs, moving);
             Outcome::Copied {
                 from,
                 to,
@@ -256,11 +320,39 @@ fn run(work: Work) -> Outcome {
             }
         }
         Work::Fetch(dir, msgs, items) => {
-            Outcome::Fetched(fetch(&dir, &msgs, &items))
+            Outcome::Fetched(fetch(fmt, &dir, &msgs, &items))
         }
-        Work::Search(job) => Outcome::Searched(search(&job)),
-        Work::SaveIndex(dir, validity, highest, msgs) => {
-            mailfolder::save_index(&dir, validity, highest, msgs.into_iter());
+        Work::Search(job) => Outcome::Searched(search(fmt, &job)),
+        Work::SaveIndex(save) => {
+            let SaveJob {
+                dir,
+                validity,
+                highest,
+                recent_from,
+                keywords,
+                msgs,
+            } = *save;
+            match fmt {
+                MailboxFormat::Maildir => mailfolder::save_index(
+                    &dir,
+                    validity,
+                    highest,
+                    msgs.into_iter(),
+                ),
+                MailboxFormat::Mbox => {
+                    let saved = mboxfolder::save(
+                        &dir,
+                        Some(validity),
+                        highest,
+                        Some(recent_from),
+                        Some(&keywords),
+                        msgs.into_iter(),
+                    );
+                    if let Err(e) = saved {
+                        log::warn!("{}: saving flags: {e}", dir.display());
+                    }
+                }
+            }
             Outcome::Saved
         }
         Work::Settle(dir, msgs) => {
@@ -276,9 +368,39 @@ fn run(work: Work) -> Outcome {
             )
         }
         Work::Defaults(root) => Outcome::Done(
-            folders::ensure_defaults(&root)
+            folders::ensure_defaults(&root, fmt)
                 .map_err(|e| failed("creating folders", e)),
         ),
+    }
+}
+
+/// Sets flags: Maildir renames files, mbox records them in its sidecar.
+fn set_flags(
+    fmt: MailboxFormat,
+    dir: &Path,
+    changes: &[(u32, String, Flags)],
+    keywords: &[String],
+) -> std::io::Result<Vec<(u32, Option<String>, Flags)>> {
+    match fmt {
+        MailboxFormat::Maildir => {
+            mailfolder::write_keywords(dir, keywords)?;
+            let list: Vec<(String, Flags)> =
+                changes.iter().map(|(_, f, fl)| (f.clone(), *fl)).collect();
+            let files = mailfolder::set_flags(dir, &list)?;
+            Ok(changes
+                .iter()
+                .zip(files)
+                .map(|((uid, _, fl), file)| (*uid, file, *fl))
+                .collect())
+        }
+        MailboxFormat::Mbox => {
+            let msgs = changes.iter().map(|(uid, _, fl)| (*uid, *fl, 0));
+            mboxfolder::save(dir, None, 0, None, Some(keywords), msgs)?;
+            Ok(changes
+                .iter()
+                .map(|(uid, file, fl)| (*uid, Some(file.clone()), *fl))
+                .collect())
+        }
     }
 }
 
@@ -316,11 +438,12 @@ pub fn status_of(f: &Folder) -> Status {
 }
 
 fn list(
+    fmt: MailboxFormat,
     root: &std::path::Path,
     patterns: &[String],
     params: &ListParams,
 ) -> Result<Vec<Listed>, No> {
-    let all = folders::all(root).map_err(|e| failed("list", e))?;
+    let all = folders::all(root, fmt).map_err(|e| failed("list", e))?;
     let subs = folders::subscriptions(root).map_err(|e| failed("list", e))?;
     let lsub = params.subscribed && !params.extended;
     let matching = |n: &str| patterns.iter().any(|p| names::matches(p, n));
@@ -399,7 +522,7 @@ fn list(
             }
         }
         let status = match (&params.ret_status, exists) {
-            (Some(_), true) => mailfolder::scan(&folders::dir(root, &name))
+            (Some(_), true) => scan(fmt, &folders::place(root, &name, fmt))
                 .ok()
                 .map(|f| status_of(&f)),
             _ => None,
@@ -429,17 +552,63 @@ fn flags_for(dir: &std::path::Path, names: &[String]) -> Flags {
     bits
 }
 
+/// True if the folder at `dir` is there to take mail.
+fn folder_exists(fmt: MailboxFormat, dir: &Path) -> bool {
+    match fmt {
+        MailboxFormat::Maildir => dir.join("cur").is_dir(),
+        // INBOX's file appears with its first message.
+        MailboxFormat::Mbox => {
+            dir.is_file() || dir.file_name().is_some_and(|n| n == "INBOX")
+        }
+    }
+}
+
+/// System flags only: an mbox folder keeps keywords set by STORE, not
+/// those given with APPEND or COPY (its table lives in the sidecar).
+fn system_flags(bits: Flags) -> Flags {
+    Flags(bits.0 & 0x3f)
+}
+
 fn append(
+    fmt: MailboxFormat,
     dir: &std::path::Path,
     content: &mut Content,
     flags: &[String],
     date: Option<i64>,
     binary: bool,
 ) -> Result<(u32, Added), No> {
-    if !dir.join("cur").is_dir() {
+    if !folder_exists(fmt, dir) {
         return Err(No::code("TRYCREATE", "no such mailbox"));
     }
     content.finish().map_err(|e| failed("append", e))?;
+    if fmt == MailboxFormat::Mbox {
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(
+            &mut content.reader().map_err(|e| failed("append", e))?,
+            &mut raw,
+        )
+        .map_err(|e| failed("append", e))?;
+        if binary {
+            raw = mailfolder::to_lf(&mime::binary_to_base64(&raw));
+        }
+        let mut system = Folder::default();
+        let mut bits = Flags(0);
+        let mut keywords = Vec::new();
+        for n in flags {
+            match system.flag_bit(n.as_bytes(), false) {
+                Some(b) => bits.0 |= b.0,
+                None if !n.starts_with('\\') => keywords.push(n.clone()),
+                None => {}
+            }
+        }
+        let date = date.map(mailfolder::from_unix);
+        let (validity, mut added) =
+            mboxfolder::add(dir, &[(raw, bits, keywords, date)])
+                .map_err(|e| failed("append", e))?;
+        let (uid, loc, bits) =
+            added.pop().ok_or_else(|| No::text("nothing stored"))?;
+        return Ok((validity, (uid, bits, loc.into())));
+    }
     let bits = flags_for(dir, flags);
     let date = date.map(mailfolder::from_unix);
     let bytes;
@@ -473,13 +642,17 @@ fn append(
 }
 
 fn copy(
+    fmt: MailboxFormat,
     from: &std::path::Path,
     to: &std::path::Path,
     msgs: &[(u32, String, Flags)],
     moving: bool,
 ) -> Result<(u32, Vec<u32>, Vec<Added>), No> {
-    if !to.join("cur").is_dir() {
+    if !folder_exists(fmt, to) {
         return Err(No::code("TRYCREATE", "no such mailbox"));
+    }
+    if fmt == MailboxFormat::Mbox {
+        return copy_mbox(from, to, msgs, moving);
     }
     let src_keywords = mailfolder::scan_keywords(from);
     let paths: Vec<PathBuf> = msgs
@@ -502,8 +675,7 @@ fn copy(
                 names.push(k.clone());
             }
         }
-        let system = Flags(flags.0 & 0x3f);
-        let bits = Flags(system.0 | flags_for(to, &names).0);
+        let bits = Flags(system_flags(*flags).0 | flags_for(to, &names).0);
         let date = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         sources.push((Source::File(path), bits, date));
         uids.push(*uid);
@@ -527,11 +699,52 @@ fn copy(
     Ok((validity, uids, new))
 }
 
+/// COPY/MOVE between mbox files: each message appended to the
+/// destination (durable), then, for MOVE, cut from the source.
+fn copy_mbox(
+    from: &Path,
+    to: &Path,
+    msgs: &[(u32, String, Flags)],
+    moving: bool,
+) -> Result<(u32, Vec<u32>, Vec<Added>), No> {
+    let src = mboxfolder::scan(from).map_err(|e| failed("copy", e))?;
+    let mut uids = Vec::new();
+    let mut batch = Vec::new();
+    let mut locs = Vec::new();
+    for (uid, loc, flags) in msgs {
+        let Ok(bytes) = mboxfolder::read(from, loc) else {
+            continue;
+        };
+        // Keywords go by name: the destination has its own table.
+        let names = src
+            .keywords
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| flags.has(Flags::keyword(*i)))
+            .map(|(_, k)| k.clone())
+            .collect();
+        batch.push((bytes, system_flags(*flags), names, None));
+        uids.push(*uid);
+        locs.push(loc.clone());
+    }
+    let (validity, added) =
+        mboxfolder::add(to, &batch).map_err(|e| failed("copy", e))?;
+    let new = added
+        .into_iter()
+        .map(|(uid, loc, bits)| (uid, bits, loc.into()))
+        .collect();
+    if moving {
+        mboxfolder::expunge(from, &locs).map_err(|e| failed("move", e))?;
+    }
+    Ok((validity, uids, new))
+}
+
 /// Messages larger than this are not read whole for FETCH: their
 /// header is read and their body streamed by the loop.
 const LARGE: u64 = 128 * 1024;
 
 fn fetch(
+    fmt: MailboxFormat,
     dir: &std::path::Path,
     msgs: &[(u32, String)],
     items: &[Item],
@@ -539,7 +752,18 @@ fn fetch(
     msgs.iter()
         .map(|(uid, file)| Fetched {
             uid: *uid,
-            data: fetch_one(dir, file, items),
+            data: match fmt {
+                MailboxFormat::Maildir => fetch_one(dir, file, items),
+                // mbox messages are read whole (no streaming yet).
+                MailboxFormat::Mbox => {
+                    read_message(fmt, dir, file).ok().map(|(raw, date)| {
+                        let wire = mailfolder::to_crlf(&raw);
+                        let mut out = Vec::new();
+                        render::items(&wire, date, items, &mut out);
+                        vec![Segment::Bytes(out)]
+                    })
+                }
+            },
         })
         .collect()
 }
@@ -579,7 +803,7 @@ fn fetch_one(
 
 /// Reads each candidate in turn (one message in memory at a time) and
 /// keeps those the keys match.
-fn search(job: &SearchJob) -> Vec<u32> {
+fn search(fmt: MailboxFormat, job: &SearchJob) -> Vec<u32> {
     let mut hits = Vec::new();
     for (c, file) in &job.msgs {
         let facts = Facts {
@@ -592,15 +816,10 @@ fn search(job: &SearchJob) -> Vec<u32> {
             modseq: c.modseq,
             keywords: &job.keywords,
         };
-        let Ok(raw) =
-            mailfolder::locate(&job.dir, file).and_then(std::fs::read)
-        else {
+        let Ok((raw, internal)) = read_message(fmt, &job.dir, file) else {
             continue;
         };
         let msg = mailfolder::to_crlf(&raw);
-        let internal = mailfolder::internal_date(&job.dir, file)
-            .map(mailfolder::unix_seconds)
-            .unwrap_or(0);
         let content = Text {
             msg: &msg,
             internal,

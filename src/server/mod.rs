@@ -447,7 +447,14 @@ impl Server {
             ),
             locked_until: None,
             parked: None,
-            mailboxes: mailboxes.clone(),
+            // Where IMAP has each INBOX open, to tell it of the mail.
+            mailboxes: mailboxes
+                .iter()
+                .map(|d| {
+                    let fmt = cfg.mailbox_format;
+                    crate::store::folders::place(d, "INBOX", fmt)
+                })
+                .collect(),
         });
         let content = match smtp.spool.take() {
             Ok(c) => c,

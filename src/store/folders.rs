@@ -1,9 +1,11 @@
-//! A user's folders in Maildir++ layout: INBOX is the user's Maildir,
+//! A user's folders. Maildir++ layout: INBOX is the user's Maildir,
 //! every other folder `NAME` is the Maildir `.NAME` beside it (children
-//! as `.Parent.Child`), `subscriptions` lists subscribed names one a
-//! line (Dovecot's format), and `postling-special-use` holds SPECIAL-USE
-//! attributes given at CREATE. Names are checked by
-//! `proto::imap::names` before they get here.
+//! as `.Parent.Child`). mbox layout: INBOX is the `INBOX` file delivery
+//! appends to, every other folder the file `folders/NAME`. Either way
+//! `subscriptions` lists subscribed names one a line (Dovecot's format),
+//! and `postling-special-use` holds SPECIAL-USE attributes given at
+//! CREATE. Names are checked by `proto::imap::names` before they get
+//! here.
 //!
 //! Runs on helper threads.
 
@@ -11,9 +13,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::maildir;
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::{maildir, mbox};
+use crate::config::MailboxFormat;
 use crate::proto::imap::names;
-use crate::util::fs::atomic_write;
+use crate::util::fs::{atomic_write, create_dir_durable, sync_dir};
 
 /// Folders every user has, with their SPECIAL-USE attribute.
 pub const DEFAULT_FOLDERS: [(&str, &str); 5] = [
@@ -45,15 +50,35 @@ pub fn dir(root: &Path, name: &str) -> PathBuf {
     }
 }
 
+/// Where folder `name` is: its Maildir, or its mbox file.
+pub fn place(root: &Path, name: &str, format: MailboxFormat) -> PathBuf {
+    match format {
+        MailboxFormat::Maildir => dir(root, name),
+        MailboxFormat::Mbox if name == "INBOX" => root.join(mbox::INBOX),
+        MailboxFormat::Mbox => root.join(MBOX_FOLDERS).join(name),
+    }
+}
+
+/// The folder mbox files other than INBOX live in.
+const MBOX_FOLDERS: &str = "folders";
+
 /// True if the folder exists.
-pub fn exists(root: &Path, name: &str) -> bool {
-    name == "INBOX" || dir(root, name).join("cur").is_dir()
+pub fn exists(root: &Path, name: &str, format: MailboxFormat) -> bool {
+    name == "INBOX"
+        || match format {
+            MailboxFormat::Maildir => dir(root, name).join("cur").is_dir(),
+            MailboxFormat::Mbox => place(root, name, format).is_file(),
+        }
 }
 
 /// Every folder, INBOX first, the rest sorted.
-pub fn all(root: &Path) -> io::Result<Vec<String>> {
+pub fn all(root: &Path, format: MailboxFormat) -> io::Result<Vec<String>> {
     let mut found = vec!["INBOX".to_string()];
-    let entries = match fs::read_dir(root) {
+    let (dir, prefix) = match format {
+        MailboxFormat::Maildir => (root.to_path_buf(), "."),
+        MailboxFormat::Mbox => (root.join(MBOX_FOLDERS), ""),
+    };
+    let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
         Err(e) => return Err(e),
@@ -61,17 +86,45 @@ pub fn all(root: &Path) -> io::Result<Vec<String>> {
     let mut rest = Vec::new();
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let Some(name) = file.to_str().and_then(|f| f.strip_prefix('.'))
+        let Some(name) = file.to_str().and_then(|f| f.strip_prefix(prefix))
         else {
             continue;
         };
-        if names::check(name).is_ok() && entry.path().join("cur").is_dir() {
+        let is_folder = match format {
+            MailboxFormat::Maildir => entry.path().join("cur").is_dir(),
+            MailboxFormat::Mbox => entry.path().is_file(),
+        };
+        if names::check(name).is_ok() && is_folder && name != "INBOX" {
             rest.push(name.to_string());
         }
     }
     rest.sort();
     found.extend(rest);
     Ok(found)
+}
+
+/// Makes an empty folder: a Maildir, or an empty mbox file.
+fn make(root: &Path, name: &str, format: MailboxFormat) -> io::Result<()> {
+    let path = place(root, name, format);
+    match format {
+        MailboxFormat::Maildir => maildir::create(&path),
+        MailboxFormat::Mbox => {
+            if let Some(parent) = path.parent() {
+                create_dir_durable(parent)?;
+            }
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e),
+            }?;
+            sync_dir(path.parent().unwrap_or(root))
+        }
+    }
 }
 
 /// Serializes changes to a user's `subscriptions` and special-use
@@ -83,14 +136,17 @@ fn admin() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Creates the default folders that are missing, subscribed; at login.
-pub fn ensure_defaults(root: &Path) -> io::Result<()> {
+pub fn ensure_defaults(root: &Path, format: MailboxFormat) -> io::Result<()> {
     let _admin = admin();
-    maildir::create(root)?;
+    match format {
+        MailboxFormat::Maildir => maildir::create(root)?,
+        MailboxFormat::Mbox => create_dir_durable(root)?,
+    }
     let mut subs = subscriptions(root)?;
     let mut changed = false;
     for (name, _) in DEFAULT_FOLDERS {
-        if !exists(root, name) {
-            maildir::create(&dir(root, name))?;
+        if !exists(root, name, format) {
+            make(root, name, format)?;
             if !subs.iter().any(|s| s == name) {
                 subs.push(name.to_string());
                 changed = true;
@@ -108,18 +164,19 @@ pub fn create(
     root: &Path,
     name: &str,
     special: Option<&str>,
+    format: MailboxFormat,
 ) -> io::Result<()> {
-    if exists(root, name) {
+    if exists(root, name, format) {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
     }
     let levels: Vec<&str> = name.split(names::SEPARATOR).collect();
     for i in 1..levels.len() {
         let parent = levels[..i].join(".");
-        if parent != "INBOX" && !exists(root, &parent) {
-            maildir::create(&dir(root, &parent))?;
+        if parent != "INBOX" && !exists(root, &parent, format) {
+            make(root, &parent, format)?;
         }
     }
-    maildir::create(&dir(root, name))?;
+    make(root, name, format)?;
     if let Some(attr) = special {
         let _admin = admin();
         let mut uses = special_uses(root);
@@ -131,23 +188,32 @@ pub fn create(
 
 /// Deletes a folder and its messages; its children stay (RFC 9051
 /// 6.3.4), and a folder with children cannot be deleted.
-pub fn delete(root: &Path, name: &str) -> io::Result<()> {
-    if !exists(root, name) {
+pub fn delete(
+    root: &Path,
+    name: &str,
+    format: MailboxFormat,
+) -> io::Result<()> {
+    if !exists(root, name, format) {
         return Err(io::Error::new(io::ErrorKind::NotFound, "no such folder"));
     }
     let prefix = format!("{name}.");
-    if all(root)?.iter().any(|n| n.starts_with(&prefix)) {
+    if all(root, format)?.iter().any(|n| n.starts_with(&prefix)) {
         return Err(io::Error::other("has children"));
     }
-    // Renamed away first, so a crash never leaves half a folder visible.
-    let d = dir(root, name);
-    static NEXT: std::sync::atomic::AtomicU64 =
-        std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let gone = root.join(format!("..deleted-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&gone);
-    fs::rename(&d, &gone)?;
-    fs::remove_dir_all(&gone)?;
+    let d = place(root, name, format);
+    if format == MailboxFormat::Mbox {
+        fs::remove_file(&d)?;
+        let _ = fs::remove_file(super::mboxfolder::sidecar_path(&d));
+    } else {
+        // Renamed away first, so a crash never leaves half a folder.
+        static NEXT: std::sync::atomic::AtomicU64 =
+            std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let gone = root.join(format!("..deleted-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&gone);
+        fs::rename(&d, &gone)?;
+        fs::remove_dir_all(&gone)?;
+    }
     let _admin = admin();
     let uses: Vec<_> = special_uses(root)
         .into_iter()
@@ -157,25 +223,41 @@ pub fn delete(root: &Path, name: &str) -> io::Result<()> {
 }
 
 /// Renames a folder and its children.
-pub fn rename(root: &Path, from: &str, to: &str) -> io::Result<()> {
-    if !exists(root, from) {
+pub fn rename(
+    root: &Path,
+    from: &str,
+    to: &str,
+    format: MailboxFormat,
+) -> io::Result<()> {
+    if !exists(root, from, format) {
         return Err(io::Error::new(io::ErrorKind::NotFound, "no such folder"));
     }
-    if exists(root, to) {
+    if exists(root, to, format) {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
     }
     if from == "INBOX" {
         return Err(io::Error::other("renaming INBOX is not supported"));
     }
     let prefix = format!("{from}.");
-    let children: Vec<String> = all(root)?
+    let children: Vec<String> = all(root, format)?
         .into_iter()
         .filter(|n| n.starts_with(&prefix))
         .collect();
-    fs::rename(dir(root, from), dir(root, to))?;
+    let move_one = |a: &str, b: &str| -> io::Result<()> {
+        let (pa, pb) = (place(root, a, format), place(root, b, format));
+        fs::rename(&pa, &pb)?;
+        if format == MailboxFormat::Mbox {
+            let side = super::mboxfolder::sidecar_path(&pa);
+            if side.exists() {
+                fs::rename(side, super::mboxfolder::sidecar_path(&pb))?;
+            }
+        }
+        Ok(())
+    };
+    move_one(from, to)?;
     for child in children {
         let new = format!("{to}.{}", &child[prefix.len()..]);
-        fs::rename(dir(root, &child), dir(root, &new))?;
+        move_one(&child, &new)?;
     }
     Ok(())
 }

@@ -381,7 +381,7 @@ impl MboxScan {
 }
 
 /// Our queue id from our own Received header's ` id X` line.
-fn postling_id(line: &[u8]) -> Option<String> {
+pub(crate) fn postling_id(line: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(line).ok()?;
     let after = text.split("(postling) with ").nth(1)?;
     let id = after.split(" id ").nth(1)?;

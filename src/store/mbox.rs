@@ -32,8 +32,14 @@ pub const BUSY_WAIT: Duration = Duration::from_millis(200);
 
 /// Appends the message to `dir/INBOX` under lock.
 pub fn stage(dir: &Path, msg: &Message<'_>) -> Result<Staged, StageError> {
+    stage_at(&dir.join(INBOX), msg)
+}
+
+/// Appends the message to the mbox file `path` under lock.
+pub fn stage_at(path: &Path, msg: &Message<'_>) -> Result<Staged, StageError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     create_dir_durable(dir).map_err(|e| transient("creating", dir, e))?;
-    let path = dir.join(INBOX);
+    let path = path.to_path_buf();
     let created = !path.exists();
     let mut locked = match lock::lock_within(&path, BUSY_WAIT) {
         Ok(l) => l,

@@ -16,6 +16,7 @@ pub mod maildir;
 pub mod maildrop;
 pub mod mailfolder;
 pub mod mbox;
+pub mod mboxfolder;
 pub mod queue;
 pub mod uidlist;
 

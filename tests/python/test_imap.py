@@ -331,15 +331,3 @@ def test_failed_logins_share_the_lockout(tmp_path):
                 assert c.recv(200).startswith(start), service
     finally:
         s.stop()
-
-
-def test_mbox_users_are_told_imap_is_not_there_yet(tmp_path):
-    users = users_with_password(tmp_path, PASSWORD)
-    s = Server(tmp_path, "mbox", extra="listen_imap = 127.0.0.1:0", users=users)
-    try:
-        m = imaplib.IMAP4("127.0.0.1", s.ports["IMAP"], timeout=30)
-        with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
-            m.login("alice@example.test", PASSWORD)
-        m.logout()
-    finally:
-        s.stop()

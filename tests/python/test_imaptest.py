@@ -19,11 +19,12 @@ TOOLS = next((Path(c) for c in CANDIDATES if c and (Path(c) / "run.sh").exists()
 
 
 @pytest.mark.skipif(TOOLS is None, reason="imaptest tools folder not found")
-def test_imaptest_compliance(tmp_path):
+@pytest.mark.parametrize("fmt", ["maildir", "mbox"])
+def test_imaptest_compliance(tmp_path, fmt):
     prefix = subprocess.run([str(TOOLS / "build.sh")], capture_output=True,
                             text=True, timeout=900)
     assert prefix.returncode == 0, prefix.stderr[-3000:]
-    s = Server(tmp_path, users=users_with_password(tmp_path, "imaptest-pw"),
+    s = Server(tmp_path, fmt, users=users_with_password(tmp_path, "imaptest-pw"),
                extra="listen_imap = 127.0.0.1:0")
     try:
         out = subprocess.run(
