@@ -615,9 +615,21 @@ impl Server {
         if let Err(f) = &result {
             warn!("conn={} pop3 update failed: {f}", conn.id);
         }
+        // IMAP sessions on this INBOX hear of the deletions at once.
+        let inbox = p.mailbox.as_deref().map(|user| {
+            let cfg = &self.services.config;
+            crate::store::folders::place(
+                &cfg.mailbox_dir(user),
+                "INBOX",
+                cfg.mailbox_format,
+            )
+        });
         p.pop3
             .updated(result.map_err(|f| f.to_string()), &mut conn.wbuf);
         conn.phase = Phase::Closing;
+        if let Some(inbox) = inbox {
+            self.rescan(&inbox);
+        }
         self.resume(slot);
     }
 

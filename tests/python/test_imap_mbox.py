@@ -168,3 +168,49 @@ def test_kill_9_during_expunge_loses_nothing(tmp_path):
         m.logout()
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("fmt", ["maildir", "mbox"])
+def test_pop3_and_imap_on_one_mailbox(tmp_path, fmt):
+    """A POP3 session deletes what an IDLE IMAP session shows: the IMAP
+    session is told at once, and what POP3 marked read shows as \\Seen."""
+    import poplib
+    users = users_with_password(tmp_path, PASSWORD)
+    s = Server(tmp_path, fmt, users=users,
+               extra="listen_imap = 127.0.0.1:0\nlisten_pop3 = 127.0.0.1:0")
+    try:
+        for n in ("one", "two", "three"):
+            deliver(s, n)
+        m = login(s)
+        m.select("INBOX")
+        assert [x for _, x in subjects(m)] == ["one", "two", "three"]
+        sock = m.socket()
+        f = sock.makefile("rb")
+        sock.sendall(b"i1 IDLE\r\n")
+        assert f.readline().startswith(b"+")
+        p = poplib.POP3("127.0.0.1", s.ports["POP3"], timeout=30)
+        p.user("alice@example.test")
+        p.pass_(PASSWORD)
+        p.retr(3)
+        p.dele(1)
+        p.quit()
+        sock.settimeout(20)
+        assert f.readline() == b"* 1 EXPUNGE\r\n"
+        sock.sendall(b"DONE\r\n")
+        line = f.readline()
+        while line.startswith(b"*"):
+            line = f.readline()
+        assert line.startswith(b"i1 OK")
+        if fmt == "maildir":
+            # POP3 marks what it sent as seen (in the file name).
+            for _ in range(50):
+                typ, data = m.fetch("2", "FLAGS")
+                if b"\\Seen" in data[0]:
+                    break
+                m.noop()
+                time.sleep(0.1)
+            assert b"\\Seen" in data[0]
+        assert [x for _, x in subjects(m)] == ["two", "three"]
+        m.logout()
+    finally:
+        s.stop()
