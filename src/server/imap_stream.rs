@@ -27,6 +27,10 @@ pub struct ImapStream {
     left: u64,
     /// The last file octet was a CR (a CRLF split across chunks).
     prev_cr: bool,
+    /// The file offset of the next octet read.
+    pos: u64,
+    /// File offsets of octets to leave out, ascending (mbox quoting).
+    drops: std::collections::VecDeque<u64>,
 }
 
 impl ImapStream {
@@ -58,12 +62,20 @@ impl Server {
             skip: s.skip,
             left: s.len,
             prev_cr: false,
+            pos: s.from,
+            drops: s.drops.iter().copied().filter(|&d| d >= s.from).collect(),
         });
+        // An mbox folder is itself the file.
+        let path = if s.file.is_empty() {
+            dir
+        } else {
+            dir.join(&s.file)
+        };
         conn.phase = Phase::Sending;
         self.readers.send(ReadJob {
             key: (slot, conn.generation),
             source: Source::Path {
-                path: dir.join(&s.file),
+                path,
                 offset: s.from,
             },
             mbox: None,
@@ -96,7 +108,23 @@ impl Server {
         st.reading = false;
         st.left_in_file = left;
         st.file = Some(file);
-        convert(st, &data, &mut conn.wbuf);
+        let start = st.pos;
+        st.pos += data.len() as u64;
+        let end = st.pos;
+        if st.drops.front().is_some_and(|&d| d < end) {
+            // Rare (mbox `>From ` lines): copy the chunk without them.
+            let mut kept = Vec::with_capacity(data.len());
+            for (i, &b) in data.iter().enumerate() {
+                if st.drops.front() == Some(&(start + i as u64)) {
+                    st.drops.pop_front();
+                    continue;
+                }
+                kept.push(b);
+            }
+            convert(st, &kept, &mut conn.wbuf);
+        } else {
+            convert(st, &data, &mut conn.wbuf);
+        }
         if st.left == 0 {
             i.stream = None;
             return self.stream_done(slot, Ok(()));

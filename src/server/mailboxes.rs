@@ -754,8 +754,13 @@ fn fetch(
             uid: *uid,
             data: match fmt {
                 MailboxFormat::Maildir => fetch_one(dir, file, items),
-                // mbox messages are read whole (no streaming yet).
                 MailboxFormat::Mbox => {
+                    if let Some(segs) = fetch_large_mbox(dir, file, items) {
+                        return Fetched {
+                            uid: *uid,
+                            data: Some(segs),
+                        };
+                    }
                     read_message(fmt, dir, file).ok().map(|(raw, date)| {
                         let wire = mailfolder::to_crlf(&raw);
                         let mut out = Vec::new();
@@ -786,7 +791,8 @@ fn fetch_one(
                     file: &name,
                     head: &large.head,
                     head_stored: large.head_stored,
-                    stored: meta.len(),
+                    base: 0,
+                    drops: &[],
                     size: large.size,
                     internal,
                 },
@@ -799,6 +805,36 @@ fn fetch_one(
     let mut out = Vec::new();
     render::items(&wire, internal, items, &mut out);
     Some(vec![Segment::Bytes(out)])
+}
+
+/// A large mbox message as pieces the loop streams from the file, or
+/// None to read it whole.
+fn fetch_large_mbox(
+    dir: &Path,
+    loc: &str,
+    items: &[Item],
+) -> Option<Vec<Segment>> {
+    if !render::streamable(items) {
+        return None;
+    }
+    let large = mboxfolder::large(dir, loc, LARGE).ok()??;
+    let internal = std::fs::metadata(dir)
+        .ok()?
+        .modified()
+        .map(mailfolder::unix_seconds)
+        .unwrap_or(0);
+    Some(render::large_items(
+        render::Large {
+            file: "",
+            head: &large.head,
+            head_stored: large.head_stored,
+            base: large.base,
+            drops: &large.drops,
+            size: large.size,
+            internal,
+        },
+        items,
+    ))
 }
 
 /// Reads each candidate in turn (one message in memory at a time) and

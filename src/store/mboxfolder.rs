@@ -549,6 +549,95 @@ fn read_block(
     Ok(Some(unquote(&data)))
 }
 
+/// What streaming a large mbox message needs, read without holding it.
+#[derive(Debug)]
+pub struct LargeMbox {
+    /// The header as sent (CRLF, quoting undone), blank line included.
+    pub head: Vec<u8>,
+    /// Where the text starts, counted from the message's first octet.
+    pub head_stored: u64,
+    /// The message's first octet in the file.
+    pub base: u64,
+    /// File offsets of the `>` that quote `From ` lines.
+    pub drops: Vec<u64>,
+    /// The message's length as sent (CRLF, quoting undone).
+    pub size: u64,
+}
+
+/// Reads a message larger than `threshold` a piece at a time for
+/// streaming; None if it is smaller, has moved, or quotes too many
+/// lines to list (then it is read whole).
+pub fn large(
+    path: &Path,
+    loc: &str,
+    threshold: u64,
+) -> io::Result<Option<LargeMbox>> {
+    const MAX_DROPS: usize = 10_000;
+    let Some((l, identity)) = Loc::decode(loc) else {
+        return Ok(None);
+    };
+    if l.body_end - l.body <= threshold {
+        return Ok(None);
+    }
+    let mut f = File::open(path)?;
+    let mut from = [0u8; 5];
+    f.seek(SeekFrom::Start(l.start))?;
+    if f.read_exact(&mut from).is_err() || &from != b"From " {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::Start(l.body))?;
+    let mut reader = BufReader::with_capacity(
+        64 * 1024,
+        Read::by_ref(&mut f).take(l.end - l.body),
+    );
+    let mut check = Scanning::new(0, 0);
+    let (mut head, mut head_done, mut head_stored) = (Vec::new(), false, 0u64);
+    let (mut size, mut pos, mut drops) = (0u64, l.body, Vec::new());
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        check.line(&line);
+        let in_body = pos < l.body_end;
+        if in_body {
+            let gt = line.iter().take_while(|&&b| b == b'>').count();
+            let quoted = gt > 0 && line[gt..].starts_with(b"From ");
+            if quoted {
+                if drops.len() >= MAX_DROPS {
+                    return Ok(None);
+                }
+                drops.push(pos);
+            }
+            let text = if quoted { &line[1..] } else { &line[..] };
+            let text = &text[..text.len().min((l.body_end - pos) as usize)];
+            let bare_lf = text.ends_with(b"\n") && !text.ends_with(b"\r\n");
+            size += text.len() as u64 + u64::from(bare_lf);
+            if !head_done {
+                head.extend_from_slice(text);
+                if text == b"\n" || text == b"\r\n" {
+                    head_done = true;
+                    head_stored = pos + n as u64 - l.body;
+                }
+            }
+        }
+        pos += n as u64;
+    }
+    let found = check.finish(l.end - l.body).identity;
+    if base_identity(&found) != base_identity(identity) || !head_done {
+        return Ok(None);
+    }
+    Ok(Some(LargeMbox {
+        head: super::mailfolder::to_crlf(&head),
+        head_stored,
+        base: l.body,
+        drops,
+        size,
+    }))
+}
+
 /// mboxrd: a line `>+From ` loses one `>`.
 pub fn unquote(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());

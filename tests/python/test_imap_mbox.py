@@ -214,3 +214,24 @@ def test_pop3_and_imap_on_one_mailbox(tmp_path, fmt):
         m.logout()
     finally:
         s.stop()
+
+
+def test_large_mbox_message_streams_exactly(server):
+    lines = []
+    for i in range(150_000):
+        lines.append(b"From the line %06d\r\n" % i if i % 5000 == 0 else
+                     b">From quoted %06d\r\n" % i if i % 7000 == 0 else
+                     b"text %07d " % i + b"z" * (i % 61) + b"\r\n")
+    body = b"".join(lines)
+    msg = b"From: a@x\r\nSubject: big mbox\r\n\r\n" + body
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=60) as s:
+        s.sendmail("a@x.test", ["alice@example.test"], msg)
+    m = login(server)
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
+    size = int(re.search(rb"RFC822.SIZE (\d+)", data[0][0]).group(1))
+    assert size == len(data[0][1])
+    assert data[0][1].endswith(msg)
+    typ, data = m.fetch("1", "(BODY.PEEK[TEXT]<3000000.100000>)")
+    assert data[0][1] == body[3_000_000:3_100_000]
+    m.logout()

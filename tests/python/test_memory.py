@@ -8,6 +8,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import Server, make_maildir, pop3_login, read_reply, users_with_password
 
 
@@ -198,12 +200,14 @@ def test_a_big_maildrop_costs_little_and_is_given_back(tmp_path):
         s.stop()
 
 
-def test_imap_fetch_of_a_46_mb_message_keeps_memory_flat(tmp_path):
-    """BODY[] of a 46 MB message streams from the file: the server's RSS,
-    sampled all through the transfer, grows by less than 4 MiB."""
+@pytest.mark.parametrize("fmt", ["maildir", "mbox"])
+def test_imap_fetch_of_a_46_mb_message_keeps_memory_flat(tmp_path, fmt):
+    """BODY[] of a 46 MB message streams from the file (Maildir or mbox):
+    the server's RSS, sampled all through the transfer, grows by less
+    than 4 MiB."""
     import imaplib
     import smtplib
-    s = Server(tmp_path, users=users_with_password(tmp_path, "pw"),
+    s = Server(tmp_path, fmt, users=users_with_password(tmp_path, "pw"),
                extra="listen_imap = 127.0.0.1:0\nmax_message_size = 60M")
     try:
         body = b"".join(b"line %08d " % i + b"y" * 50 + b"\r\n"

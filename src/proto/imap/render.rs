@@ -144,8 +144,10 @@ pub struct Large<'a> {
     pub head: &'a [u8],
     /// The header's length in the file (LF line ends).
     pub head_stored: u64,
-    /// The file's length.
-    pub stored: u64,
+    /// Where the message starts in the file (mbox; 0 for Maildir).
+    pub base: u64,
+    /// File offsets of octets to leave out when sending (mbox quoting).
+    pub drops: &'a [u64],
     /// The whole message's length as sent (CRLF).
     pub size: u64,
     /// INTERNALDATE.
@@ -243,9 +245,10 @@ pub fn large_items(m: Large<'_>, items: &[Item]) -> Vec<Segment> {
                 segs.push(Segment::Bytes(std::mem::take(&mut out)));
                 segs.push(Segment::File(Stream {
                     file: m.file.to_string(),
-                    from,
+                    from: m.base + from,
                     skip,
                     len,
+                    drops: m.drops.to_vec(),
                 }));
             }
             _ => {}

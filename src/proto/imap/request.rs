@@ -180,6 +180,9 @@ pub struct Stream {
     pub skip: u64,
     /// Converted octets to send.
     pub len: u64,
+    /// File offsets of octets to leave out (mbox: the `>` that quotes a
+    /// `From ` line).
+    pub drops: Vec<u64>,
 }
 
 /// The loop's answer to a [`Request`].
