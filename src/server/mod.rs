@@ -803,6 +803,16 @@ impl Server {
                 self.timers.add(conn.deadline, Timer::Idle, key);
             }
             Phase::Closing => self.close(slot, "timeout while closing"),
+            // An IMAP client in IDLE is waiting for us, not idle (RFC
+            // 9051 5.4): a line now and then keeps it and its NAT alive,
+            // and a dead peer shows up as a failed write.
+            Phase::Open if matches!(&conn.session, Session::Imap(i) if i.imap.is_idling()) =>
+            {
+                conn.wbuf.extend_from_slice(b"* OK Still here\r\n");
+                conn.deadline = now + timeout;
+                self.timers.add(conn.deadline, Timer::Idle, key);
+                self.flush(slot);
+            }
             Phase::Open => {
                 info!("conn={} timeout ip={}", conn.id, conn.peer);
                 conn.session.timed_out(&mut conn.wbuf);
