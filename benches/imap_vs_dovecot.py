@@ -298,6 +298,39 @@ def big_mailbox(cls, base, users_text):
         server.stop()
 
 
+def idle_wake(cls, base, users_text):
+    """Milliseconds from our SMTP 250 to the EXISTS an IDLE session gets
+    (postling only: Dovecot here has no SMTP of its own)."""
+    import smtplib
+    server = cls(base, users_text)
+    try:
+        smtp = free_port()
+        server.stop()
+        conf = base / "postling.conf"
+        conf.write_text(conf.read_text().replace("listen_smtp =\n", f"listen_smtp = 127.0.0.1:{smtp}\n"))
+        server.proc = subprocess.Popen([str(POSTLING), "serve", "-c", str(conf)],
+                                       stderr=subprocess.DEVNULL)
+        wait_port(server.port)
+        c = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        f = c.makefile("rb")
+        f.readline()
+        c.sendall(f"a LOGIN i0@example.test {PASSWORD}\r\nb SELECT INBOX\r\nc IDLE\r\n".encode())
+        while not f.readline().startswith(b"+"):
+            pass
+        times = []
+        for i in range(20):
+            with smtplib.SMTP("127.0.0.1", smtp, timeout=30) as m:
+                m.sendmail("x@y.test", ["i0@example.test"], f"Subject: {i}\r\n\r\nhi\r\n")
+                t = time.monotonic()
+            while b"EXISTS" not in f.readline():
+                pass
+            times.append((time.monotonic() - t) * 1000)
+        c.close()
+        return sorted(times)[len(times) // 2], max(times)
+    finally:
+        server.stop()
+
+
 def main():
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     want = MANY + 1000
@@ -337,6 +370,8 @@ def main():
         print(f"  postling {pp:.1f} KiB/session   dovecot {dp:.1f} KiB/session   ratio 1/{dp / max(pp, 0.01):.0f}")
         _, _, rss = run(idle_memory, Postling, MANY)
         print(f"{MANY} IDLE sessions: postling RSS {rss / 1024:.1f} MiB")
+        median, worst = run(idle_wake, Postling)
+        print(f"IDLE woken by our own delivery: {median:.1f} ms after the 250 (median), {worst:.1f} ms at worst")
         (psel, ppop), (dsel, dpop) = (run(big_mailbox, c) for c in (Postling, Dovecot))
         print(f"{BIG}-message INBOX, first and second time (s):")
         print(f"  SELECT    postling {psel[0]:.2f} {psel[1]:.2f}   dovecot {dsel[0]:.2f} {dsel[1]:.2f}")
