@@ -16,6 +16,7 @@ use crate::proto::Failure;
 use crate::proto::pop3::Listings;
 use crate::proto::pop3::transfer::wire_size;
 use crate::util::fs::sync_dir;
+use crate::util::id;
 
 /// The snapshot: per message a 16-octet entry plus its name in one
 /// shared string (no allocation per message), about 80 octets a message
@@ -159,7 +160,16 @@ impl Snapshot {
             let start = e.start as usize;
             &names[start..start + usize::from(e.name_len)]
         };
-        self.entries.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+        // Times parsed once per entry, not once per comparison.
+        let mut keyed: Vec<((u64, u64), Entry)> = self
+            .entries
+            .iter()
+            .map(|e| (id::maildir_time(name(e)), *e))
+            .collect();
+        keyed.sort_unstable_by(|(ka, a), (kb, b)| {
+            ka.cmp(kb).then_with(|| name(a).cmp(name(b)))
+        });
+        self.entries = keyed.into_iter().map(|(_, e)| e).collect();
     }
 
     /// Gives back memory over-allocated while scanning.
@@ -395,13 +405,16 @@ pub(crate) fn postling_id(line: &[u8]) -> Option<String> {
 /// and `cur/` at once: the later ones get `-2`, `-3` ... (the file names
 /// stay as they are).
 fn dedupe_uids(snap: &mut Snapshot) -> Result<(), Failure> {
-    // Usually the UIDLs are already in strict order (Maildir names are
-    // sorted and unique): one pass proves it and there is nothing to do.
-    let strictly_sorted =
-        (1..snap.len()).all(|i| snap.uid(i - 1) < snap.uid(i));
-    if strictly_sorted {
+    // Usually every UIDL is unique (Maildir names are): one pass with a
+    // set proves it and there is nothing to do.
+    let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+        snap.len(),
+        std::hash::BuildHasherDefault::<Fnv>::default(),
+    );
+    if (0..snap.len()).all(|i| seen.insert(snap.uid(i))) {
         return Ok(());
     }
+    drop(seen);
     let mut order: Vec<u32> = (0..snap.len() as u32).collect();
     order.sort_by(|&a, &b| {
         snap.uid(a as usize)
@@ -430,6 +443,29 @@ fn dedupe_uids(snap: &mut Snapshot) -> Result<(), Failure> {
             .map_err(|_| Failure::Transient("name too long".into()))?;
     }
     Ok(())
+}
+
+/// FNV-1a for the UIDL set: SipHash's defence against chosen keys is
+/// not needed for file names the server made, and costs a login time.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 /// Opens message `index` for reading: the file and how many octets.

@@ -76,8 +76,10 @@ pub fn scan_full(dir: &Path) -> io::Result<(Folder, bool)> {
         .iter()
         .filter(|(b, _)| !known.contains_key(b.as_str()))
         .collect();
-    // Maildir names begin with the delivery time: name order is arrival.
-    fresh.sort();
+    // Maildir names begin with the delivery time: arrival order.
+    fresh.sort_by_cached_key(|(base, path)| {
+        (id::maildir_time(base), base.clone(), path.clone())
+    });
     let kept = msgs.len();
     let mut added = Vec::new();
     for (base, path) in fresh {

@@ -39,9 +39,48 @@ pub fn maildir_name(host: &str) -> String {
     )
 }
 
+/// The arrival time in a Maildir name, `<secs>.M<usec>...`, as
+/// numbers: the microseconds are not zero-padded, so as text `M99999`
+/// sorts after `M100000`.
+pub fn maildir_time(name: &str) -> (u64, u64) {
+    let (secs, rest) = name.split_once('.').unwrap_or((name, ""));
+    let digits = |r: &str| {
+        r.bytes().take_while(u8::is_ascii_digit).fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        })
+    };
+    let usec = rest.strip_prefix('M').map(digits).unwrap_or(0);
+    (secs.parse().unwrap_or(0), usec)
+}
+
+/// Arrival order of Maildir names: their times, then as text.
+pub fn maildir_order(a: &str, b: &str) -> std::cmp::Ordering {
+    maildir_time(a).cmp(&maildir_time(b)).then_with(|| a.cmp(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrival_order() {
+        let mut names = vec![
+            "1700.M100000P1Q2.h",
+            "1700.M99999P1Q1.h",
+            "1699.M5P1.h",
+            "zz",
+        ];
+        names.sort_by(|a, b| maildir_order(a, b));
+        assert_eq!(
+            names,
+            vec![
+                "zz",
+                "1699.M5P1.h",
+                "1700.M99999P1Q1.h",
+                "1700.M100000P1Q2.h"
+            ]
+        );
+    }
 
     #[test]
     fn ids_are_unique() {
