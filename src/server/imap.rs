@@ -318,7 +318,8 @@ impl Server {
                     })
                     .collect();
                 drop(f);
-                Work::Fetch(dir, msgs, shared_items(&items))
+                let validity = folder.borrow().uidvalidity;
+                Work::Fetch(dir, validity, msgs, shared_items(&items))
             }
             Request::Stream(s) => {
                 let Some(dir) = selected_dir else {

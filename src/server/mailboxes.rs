@@ -24,7 +24,7 @@ use crate::proto::imap::{mime, names};
 use crate::store::content::Content;
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
-use crate::store::mboxfolder;
+use crate::store::{envelopes, mboxfolder};
 
 /// Work for a mailbox helper.
 pub enum Work {
@@ -73,7 +73,7 @@ pub enum Work {
         moving: bool,
     },
     /// Read messages for FETCH.
-    Fetch(PathBuf, Vec<(u32, String)>, Arc<[Item]>),
+    Fetch(PathBuf, u32, Vec<(u32, String)>, Arc<[Item]>),
     /// Make the login's default folders.
     Defaults(PathBuf),
     /// SEARCH inside messages.
@@ -319,8 +319,8 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
                 moving,
             }
         }
-        Work::Fetch(dir, msgs, items) => {
-            Outcome::Fetched(fetch(fmt, &dir, &msgs, &items))
+        Work::Fetch(dir, validity, msgs, items) => {
+            Outcome::Fetched(fetch(fmt, &dir, validity, &msgs, &items))
         }
         Work::Search(job) => Outcome::Searched(search(fmt, &job)),
         Work::SaveIndex(save) => {
@@ -333,12 +333,16 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
                 msgs,
             } = *save;
             match fmt {
-                MailboxFormat::Maildir => mailfolder::save_index(
-                    &dir,
-                    validity,
-                    highest,
-                    msgs.into_iter(),
-                ),
+                MailboxFormat::Maildir => {
+                    let live: Vec<u32> = msgs.iter().map(|m| m.0).collect();
+                    mailfolder::save_index(
+                        &dir,
+                        validity,
+                        highest,
+                        msgs.into_iter(),
+                    );
+                    envelopes::compact(&dir, validity, &live);
+                }
                 MailboxFormat::Mbox => {
                     let saved = mboxfolder::save(
                         &dir,
@@ -746,6 +750,7 @@ const LARGE: u64 = 128 * 1024;
 fn fetch(
     fmt: MailboxFormat,
     dir: &std::path::Path,
+    validity: u32,
     msgs: &[(u32, String)],
     items: &[Item],
 ) -> Vec<Fetched> {
@@ -753,7 +758,9 @@ fn fetch(
         .map(|(uid, file)| Fetched {
             uid: *uid,
             data: match fmt {
-                MailboxFormat::Maildir => fetch_one(dir, file, items),
+                MailboxFormat::Maildir => {
+                    fetch_one(dir, validity, *uid, file, items)
+                }
                 MailboxFormat::Mbox => {
                     if let Some(segs) = fetch_large_mbox(dir, file, items) {
                         return Fetched {
@@ -775,12 +782,41 @@ fn fetch(
 
 fn fetch_one(
     dir: &std::path::Path,
+    validity: u32,
+    uid: u32,
     file: &str,
     items: &[Item],
 ) -> Option<Vec<Segment>> {
     let path = mailfolder::locate(dir, file).ok()?;
     let meta = std::fs::metadata(&path).ok()?;
     let internal = meta.modified().map(mailfolder::unix_seconds).unwrap_or(0);
+    // A folder listing (ENVELOPE, sizes, dates) without opening the file.
+    let listing = items.iter().all(|i| {
+        matches!(i, Item::Envelope | Item::Size | Item::InternalDate)
+            || !i.needs_file()
+    });
+    let size = mailfolder::known_size(dir, file, None, uid)
+        .ok()
+        .filter(|_| file.contains(",W="));
+    if let (true, Some(size)) = (listing, size) {
+        let wants = items.contains(&Item::Envelope);
+        let cached = if wants {
+            envelopes::get(dir, validity, uid)
+        } else {
+            None
+        };
+        if cached.is_some() || !wants {
+            let mut out = Vec::new();
+            render::listing(
+                items,
+                internal,
+                size,
+                cached.as_deref(),
+                &mut out,
+            );
+            return Some(vec![Segment::Bytes(out)]);
+        }
+    }
     if meta.len() > LARGE && render::streamable(items) {
         if let Ok(Some(large)) = mailfolder::large(&path) {
             // The stream names the file as it is now.
@@ -802,6 +838,14 @@ fn fetch_one(
     }
     let raw = std::fs::read(&path).ok()?;
     let wire = mailfolder::to_crlf(&raw);
+    if items.contains(&Item::Envelope) {
+        let mut env = Vec::new();
+        crate::proto::imap::structure::envelope(
+            render::split(&wire).0,
+            &mut env,
+        );
+        envelopes::put(dir, validity, uid, &env);
+    }
     let mut out = Vec::new();
     render::items(&wire, internal, items, &mut out);
     Some(vec![Segment::Bytes(out)])

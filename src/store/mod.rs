@@ -9,6 +9,7 @@
 
 pub mod cleanup;
 pub mod content;
+pub mod envelopes;
 pub mod folders;
 pub mod index;
 pub mod lock;

@@ -331,3 +331,24 @@ def test_failed_logins_share_the_lockout(tmp_path):
                 assert c.recv(200).startswith(start), service
     finally:
         s.stop()
+
+
+def test_envelopes_come_from_the_cache(server):
+    """A second folder listing reads no message file: the ENVELOPE is in
+    postling-envelopes. (Shown by changing a file in place, which Maildir
+    never does: the listing still shows what the cache holds.)"""
+    deliver(server, "aaaa")
+    m = login(server)
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(ENVELOPE RFC822.SIZE)")
+    assert b'"aaaa"' in data[0]
+    cache = server.mailbox_path("alice") / "postling-envelopes"
+    assert cache.exists()
+    [path] = list((server.mailbox_path("alice") / "cur").iterdir()) + \
+        list((server.mailbox_path("alice") / "new").iterdir())
+    path.write_bytes(path.read_bytes().replace(b"Subject: aaaa", b"Subject: bbbb"))
+    typ, data = m.fetch("1", "(ENVELOPE RFC822.SIZE INTERNALDATE)")
+    assert b'"aaaa"' in data[0]
+    typ, data = m.fetch("1", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+    assert data[0][1] == b"Subject: bbbb\r\n\r\n"
+    m.logout()

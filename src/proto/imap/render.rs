@@ -135,6 +135,35 @@ fn write_section(s: &Section, out: &mut Vec<u8>) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// The listing items of a message (INTERNALDATE, RFC822.SIZE, ENVELOPE
+/// from the cache) written as `items` would, without its octets.
+pub fn listing(
+    items: &[Item],
+    internal: i64,
+    size: u64,
+    envelope: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) {
+    for item in items {
+        match item {
+            Item::InternalDate => {
+                out.extend_from_slice(b" INTERNALDATE \"");
+                out.extend_from_slice(date_time(internal).as_bytes());
+                out.push(b'"');
+            }
+            Item::Size => out
+                .extend_from_slice(format!(" RFC822.SIZE {size}").as_bytes()),
+            Item::Envelope => {
+                if let Some(e) = envelope {
+                    out.extend_from_slice(b" ENVELOPE ");
+                    out.extend_from_slice(e);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// What the helper knows of a large message without reading it all.
 #[derive(Debug, Clone, Copy)]
 pub struct Large<'a> {
