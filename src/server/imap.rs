@@ -163,7 +163,12 @@ impl Server {
                         ))),
                     );
                 }
-                Work::Scan(folders::place(&root, &name, fmt))
+                let dir = folders::place(&root, &name, fmt);
+                let since = self
+                    .imap
+                    .get(&dir)
+                    .map_or(0, |f| f.borrow().highest_modseq);
+                Work::Scan(dir, since)
             }
             Request::List(patterns, params) => {
                 Work::List(root, patterns, params)
@@ -359,7 +364,13 @@ impl Server {
                 }))
             }
             Request::Sync => match selected_dir {
-                Some(dir) => Work::Scan(dir),
+                Some(dir) => {
+                    let since = self
+                        .imap
+                        .get(&dir)
+                        .map_or(0, |f| f.borrow().highest_modseq);
+                    Work::Scan(dir, since)
+                }
                 None => return self.imap_reply(slot, Reply::Done(Ok(()))),
             },
         };
@@ -449,14 +460,14 @@ impl Server {
     fn mailbox_done(&mut self, key: (usize, u64), outcome: Outcome) {
         let (slot, generation) = key;
         let reply = match outcome {
-            Outcome::Scanned(dir, result) => {
+            Outcome::Scanned(dir, since, result) => {
                 if result.is_err() {
                     if let Some(o) = self.imap.open.get_mut(&dir) {
                         o.scanning = false;
                     }
                 }
                 let folder =
-                    result.map(|scan| self.take_scan(&dir, scan, key));
+                    result.map(|scan| self.take_scan(&dir, scan, since, key));
                 if key == NOBODY {
                     return;
                 }
@@ -578,14 +589,14 @@ impl Server {
                 });
                 Reply::Copied(result)
             }
-            Outcome::Checked(dir, stamp, scan) => {
+            Outcome::Checked(dir, stamp, scan, since) => {
                 if let Some(o) = self.imap.open.get_mut(&dir) {
                     o.scanning = false;
                     o.stamp = stamp;
                 }
                 if let Some(scan) = scan {
                     if self.imap.open.contains_key(&dir) {
-                        self.take_scan(&dir, scan, NOBODY);
+                        self.take_scan(&dir, scan, since, NOBODY);
                     }
                 }
                 return;
@@ -622,11 +633,12 @@ impl Server {
         &mut self,
         dir: &Path,
         scan: Folder,
+        since: u64,
         key: (usize, u64),
     ) -> Rc<RefCell<Folder>> {
         if let Some(o) = self.imap.open.get_mut(dir) {
             o.scanning = false;
-            let changed = o.folder.borrow_mut().merge(scan);
+            let changed = o.folder.borrow_mut().merge(scan, since);
             let f = Rc::clone(&o.folder);
             if changed {
                 self.notify(dir, key);
@@ -715,7 +727,8 @@ impl Server {
                 continue;
             }
             o.scanning = true;
-            checks.push(Work::Check(dir.clone(), o.stamp));
+            let since = o.folder.borrow().highest_modseq;
+            checks.push(Work::Check(dir.clone(), o.stamp, since));
         }
         for work in checks {
             self.send_work(NOBODY, work);
@@ -733,7 +746,8 @@ impl Server {
         if let Some(o) = self.imap.open.get_mut(dir) {
             if !o.scanning {
                 o.scanning = true;
-                self.send_work(NOBODY, Work::Scan(dir.to_path_buf()));
+                let since = o.folder.borrow().highest_modseq;
+                self.send_work(NOBODY, Work::Scan(dir.to_path_buf(), since));
             }
         }
     }

@@ -28,10 +28,11 @@ use crate::store::{envelopes, mboxfolder};
 
 /// Work for a mailbox helper.
 pub enum Work {
-    /// Scan a folder (SELECT, or a sync).
-    Scan(PathBuf),
-    /// Scan a folder if its stamp is not this one.
-    Check(PathBuf, Option<mailfolder::Stamp>),
+    /// Scan a folder (SELECT, or a sync); the MODSEQ the loop's copy had
+    /// when it was asked, so changes of ours made meanwhile are kept.
+    Scan(PathBuf, u64),
+    /// Scan a folder if its stamp is not this one (and the MODSEQ).
+    Check(PathBuf, Option<mailfolder::Stamp>, u64),
     /// LIST: the user's root, patterns, options.
     List(PathBuf, Vec<String>, ListParams),
     /// CREATE name [special-use] under the root.
@@ -118,10 +119,10 @@ pub struct SearchJob {
 
 /// What a helper did.
 pub enum Outcome {
-    /// A scanned folder.
-    Scanned(PathBuf, Result<Folder, No>),
-    /// A folder checked: its stamp, and a scan if it changed.
-    Checked(PathBuf, Option<mailfolder::Stamp>, Option<Folder>),
+    /// A scanned folder, and the MODSEQ it was asked at.
+    Scanned(PathBuf, u64, Result<Folder, No>),
+    /// A folder checked: its stamp, a scan if it changed, the MODSEQ.
+    Checked(PathBuf, Option<mailfolder::Stamp>, Option<Folder>, u64),
     /// LIST results.
     Listed(Result<Vec<Listed>, No>),
     /// Done, or not.
@@ -232,7 +233,7 @@ fn stamp(fmt: MailboxFormat, dir: &Path) -> Option<mailfolder::Stamp> {
 
 fn run(fmt: MailboxFormat, work: Work) -> Outcome {
     match work {
-        Work::Check(dir, known) => {
+        Work::Check(dir, known, since) => {
             // The stamp before the scan: a change during it shows next time.
             let now = stamp(fmt, &dir);
             // Folder times tick coarsely: a change in the same tick as
@@ -248,11 +249,11 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             } else {
                 scan(fmt, &dir).ok()
             };
-            Outcome::Checked(dir, now, scan)
+            Outcome::Checked(dir, now, scan, since)
         }
-        Work::Scan(dir) => {
+        Work::Scan(dir, since) => {
             let r = scan(fmt, &dir).map_err(|e| failed("scan", e));
-            Outcome::Scanned(dir, r)
+            Outcome::Scanned(dir, since, r)
         }
         Work::List(root, patterns, params) => {
             Outcome::Listed(list(fmt, &root, &patterns, &params))

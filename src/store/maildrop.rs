@@ -215,7 +215,10 @@ fn scan_maildir(snap: &mut Snapshot) -> Result<(), Failure> {
     if super::uidlist::written_by_dovecot(&snap.dir) {
         return scan_with_uids(snap);
     }
-    for (sub, cur) in [("cur", true), ("new", false)] {
+    // new/ before cur/: mail only moves from new/ to cur/ (an IMAP
+    // session, mutt), so one moving while we list is seen once or twice,
+    // never missed; `dedupe_uids` keeps only its cur/ name.
+    for (sub, cur) in [("new", false), ("cur", true)] {
         let dir = snap.dir.join(sub);
         // rustix's Dir lends each name without an allocation: on a
         // 100,000-message Maildir that is most of a login's time.
@@ -415,6 +418,19 @@ fn dedupe_uids(snap: &mut Snapshot) -> Result<(), Failure> {
         return Ok(());
     }
     drop(seen);
+    if snap.format == MailboxFormat::Maildir {
+        // A message seen in new/ and then in cur/ moved while we
+        // listed it: it is the cur/ one.
+        let in_cur: std::collections::HashSet<String> = (0..snap.len())
+            .filter(|&i| snap.in_cur(i))
+            .map(|i| snap.uid(i).to_string())
+            .collect();
+        let keep: Vec<bool> = (0..snap.len())
+            .map(|i| snap.in_cur(i) || !in_cur.contains(snap.uid(i)))
+            .collect();
+        let mut k = keep.iter();
+        snap.entries.retain(|_| *k.next().unwrap_or(&true));
+    }
     let mut order: Vec<u32> = (0..snap.len() as u32).collect();
     order.sort_by(|&a, &b| {
         snap.uid(a as usize)

@@ -42,7 +42,10 @@ pub fn scan(dir: &Path) -> io::Result<Folder> {
 pub fn scan_full(dir: &Path) -> io::Result<(Folder, bool)> {
     maildir::create(dir)?;
     let mut files: Vec<(String, String)> = Vec::new(); // (base, sub/name)
-    for sub in ["cur", "new"] {
+    // new/ before cur/: mail only ever moves from new/ to cur/, so a file
+    // moving while we list is seen at least once (maybe twice: the cur/
+    // name wins below), never missed.
+    for sub in ["new", "cur"] {
         for entry in fs::read_dir(dir.join(sub))? {
             let entry = entry?;
             let name = entry.file_name();
@@ -62,6 +65,12 @@ pub fn scan_full(dir: &Path) -> io::Result<(Folder, bool)> {
     for (base, path) in &files {
         on_disk.insert(base.as_str(), path.as_str());
     }
+    // Seen twice while moving: only its cur/ name (the last one) counts.
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .filter(|(b, p)| on_disk.get(b.as_str()) == Some(&p.as_str()))
+        .map(|(b, p)| (b.as_str(), p.as_str()))
+        .collect();
     let mut msgs = Vec::with_capacity(files.len());
     let mut known: HashMap<&str, ()> =
         HashMap::with_capacity(list.entries.len());
@@ -72,13 +81,14 @@ pub fn scan_full(dir: &Path) -> io::Result<(Folder, bool)> {
             msgs.push(msg(*uid, path));
         }
     }
-    let mut fresh: Vec<&(String, String)> = files
+    let mut fresh: Vec<(&str, &str)> = files
         .iter()
-        .filter(|(b, _)| !known.contains_key(b.as_str()))
+        .filter(|(b, _)| !known.contains_key(b))
+        .copied()
         .collect();
     // Maildir names begin with the delivery time: arrival order.
-    fresh.sort_by_cached_key(|(base, path)| {
-        (id::maildir_time(base), base.clone(), path.clone())
+    fresh.sort_by_cached_key(|&(base, path)| {
+        (id::maildir_time(base), base, path)
     });
     let kept = msgs.len();
     let mut added = Vec::new();
@@ -86,7 +96,7 @@ pub fn scan_full(dir: &Path) -> io::Result<(Folder, bool)> {
         let uid = list.next;
         list.next += 1;
         msgs.push(msg(uid, path));
-        added.push((uid, base.clone()));
+        added.push((uid, base.to_string()));
     }
     if !added.is_empty() || kept != before || !listed {
         list.entries

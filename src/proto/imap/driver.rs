@@ -227,11 +227,12 @@ mod tests {
         let steps: &[(&[u8], &[&str])] = &[
             (b"a001 login mrc secret\r\n", &["a001 OK"]),
             (b"t2 ENABLE CONDSTORE X-GOOD-IDEA\r\n", &["* ENABLED CONDSTORE", "t2 OK"]),
+            (b"t3 ENABLE IMAP4rev2\r\n", &["* ENABLED IMAP4REV2", "t3 OK"]),
             (b"a023 ID (\"name\" \"sodr\" \"version\" \"19.34\")\r\n", &["* ID (", "a023 OK"]),
             (b"A001 NAMESPACE\r\n", &["* NAMESPACE ((\"\" \".\")) NIL NIL", "A001 OK"]),
             (
                 b"a002 select inbox\r\n",
-                &["* 3 EXISTS", "* OK [UIDVALIDITY 7]", "* OK [UIDNEXT 4]", "* OK [HIGHESTMODSEQ", "a002 OK [READ-WRITE]"],
+                &["* 3 EXISTS", "* LIST () \".\" \"INBOX\"", "* OK [UIDVALIDITY 7]", "* OK [UIDNEXT 4]", "* OK [HIGHESTMODSEQ", "a002 OK [READ-WRITE]"],
             ),
             (
                 b"a003 fetch 1 full\r\n",

@@ -195,8 +195,10 @@ impl Folder {
 
     /// Takes in a fresh scan of the same folder: messages gone are
     /// expunged, new ones added, changed flags noted, each change with a
-    /// new MODSEQ. True if anything changed.
-    pub fn merge(&mut self, scan: Folder) -> bool {
+    /// new MODSEQ. The scan began when this folder was at MODSEQ
+    /// `since`: what we changed, added or expunged after that is newer
+    /// than the scan and stays as it is. True if anything changed.
+    pub fn merge(&mut self, scan: Folder, since: u64) -> bool {
         if self.uidvalidity != scan.uidvalidity {
             let modseq = self.highest_modseq.max(scan.highest_modseq) + 1;
             *self = scan;
@@ -206,26 +208,52 @@ impl Folder {
             }
             return true;
         }
+        let ours_since: Vec<u32> = self
+            .expunged
+            .iter()
+            .filter(|&&(m, _)| m > since)
+            .map(|&(_, u)| u)
+            .collect();
         let mut changed = false;
         let old = std::mem::take(&mut self.msgs);
-        let mut merged = Vec::with_capacity(scan.msgs.len());
+        let mut merged = Vec::with_capacity(scan.msgs.len().max(old.len()));
         let mut o = old.into_iter().peekable();
         for mut m in scan.msgs {
             while let Some(prev) = o.next_if(|p| p.uid < m.uid) {
+                if prev.modseq > since {
+                    // Added or changed by us after the scan began.
+                    merged.push(prev);
+                    continue;
+                }
                 let modseq = self.bump();
                 self.expunged.push((modseq, prev.uid));
                 changed = true;
             }
             match o.next_if(|p| p.uid == m.uid) {
-                Some(prev) if prev.flags == m.flags => m.modseq = prev.modseq,
-                _ => {
+                Some(prev) if prev.modseq > since => merged.push(prev),
+                Some(prev) if prev.flags == m.flags => {
+                    m.modseq = prev.modseq;
+                    merged.push(m);
+                }
+                Some(_) => {
                     m.modseq = self.bump();
                     changed = true;
+                    merged.push(m);
+                }
+                // Expunged by us after the scan began: stays gone.
+                None if ours_since.contains(&m.uid) => {}
+                None => {
+                    m.modseq = self.bump();
+                    changed = true;
+                    merged.push(m);
                 }
             }
-            merged.push(m);
         }
         for prev in o {
+            if prev.modseq > since {
+                merged.push(prev);
+                continue;
+            }
             let modseq = self.bump();
             self.expunged.push((modseq, prev.uid));
             changed = true;
@@ -296,6 +324,42 @@ impl Folder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scan_older_than_our_changes_does_not_undo_them() {
+        let msg = |uid, flags, modseq| Msg {
+            uid,
+            flags: Flags(flags),
+            modseq,
+            file: format!("cur/{uid}").into(),
+        };
+        let mut f = Folder {
+            uidvalidity: 1,
+            uidnext: 4,
+            highest_modseq: 10,
+            msgs: vec![msg(1, 0, 5), msg(2, 0, 5), msg(3, 0, 5)],
+            ..Folder::default()
+        };
+        let since = f.highest_modseq;
+        // After the scan began: we flagged 1, expunged 2, appended 4.
+        let m = f.bump();
+        f.msgs[0].flags = Flags::SEEN;
+        f.msgs[0].modseq = m;
+        f.remove(&[2]);
+        f.add(vec![(4, Flags(0), "cur/4".into())]);
+        // The scan saw the folder before all that, and another program
+        // expunged 3.
+        let scan = Folder {
+            uidvalidity: 1,
+            uidnext: 4,
+            msgs: vec![msg(1, 0, 1), msg(2, 0, 1)],
+            ..Folder::default()
+        };
+        assert!(f.merge(scan, since));
+        let uids: Vec<u32> = f.msgs.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, vec![1, 4]);
+        assert!(f.msgs[0].flags.has(Flags::SEEN));
+    }
 
     #[test]
     fn maildir_letters() {

@@ -171,6 +171,12 @@ impl Selected {
             line(out, &format!("* {} RECENT", recent.len()));
         }
         write_flag_lists(&f, readonly, out);
+        if enabled.rev2 {
+            // RFC 9051 6.3.2: IMAP4rev2 names the mailbox in a LIST.
+            out.extend_from_slice(b"* LIST () \".\" ");
+            super::response::mailbox(out, &name);
+            out.extend_from_slice(b"\r\n");
+        }
         if !enabled.rev2 {
             if let (_, Some(first)) = f.unseen() {
                 line(out, &format!("* OK [UNSEEN {first}] First unseen"));
