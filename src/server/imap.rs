@@ -21,6 +21,81 @@ use crate::proto::imap::request::{No, Reply, Request};
 use crate::store::folders;
 use crate::util::logsafe::Quoted;
 
+/// The answer to a request on the selected folder when it is closed.
+fn closed(request: &Request) -> Reply {
+    let no = || No::text("mailbox closed");
+    match request {
+        Request::Copy { .. } => Reply::Copied(Err(no())),
+        Request::Fetch(..) => Reply::Fetched(Vec::new()),
+        Request::Search { .. } => Reply::Searched(Vec::new()),
+        _ => Reply::Done(Err(no())),
+    }
+}
+
+/// Work for a request on the selected folder: its UIDs turned into the
+/// files (or mbox locations) the helpers need.
+fn selected_work(
+    dir: PathBuf,
+    f: &Folder,
+    request: Request,
+    place: impl Fn(&str) -> PathBuf,
+) -> Work {
+    let file = |uid: u32| f.get(uid).map(|m| m.file.to_string());
+    match request {
+        Request::Store(changes) => {
+            let list = changes
+                .into_iter()
+                .filter_map(|(uid, flags)| Some((uid, file(uid)?, flags)))
+                .collect();
+            Work::SetFlags(dir, list, f.keywords.clone())
+        }
+        Request::Expunge(uids) => Work::Expunge(
+            dir,
+            uids.into_iter()
+                .filter_map(|u| Some((u, file(u)?)))
+                .collect(),
+        ),
+        Request::Copy { uids, to, moving } => Work::Copy {
+            from: dir,
+            to: place(&to),
+            msgs: uids
+                .into_iter()
+                .filter_map(|u| {
+                    f.get(u).map(|m| (u, m.file.to_string(), m.flags))
+                })
+                .collect(),
+            moving,
+        },
+        Request::Fetch(uids, items) => Work::Fetch(
+            dir,
+            f.uidvalidity,
+            uids.into_iter()
+                .filter_map(|u| Some((u, file(u)?)))
+                .collect(),
+            shared_items(&items),
+        ),
+        Request::Search {
+            key,
+            candidates,
+            max_seq,
+            max_uid,
+            keywords,
+        } => Work::Search(Box::new(super::mailboxes::SearchJob {
+            dir,
+            key,
+            msgs: candidates
+                .into_iter()
+                .filter_map(|c| Some((c, file(c.uid)?)))
+                .collect(),
+            max_seq,
+            max_uid,
+            keywords,
+        })),
+        // invariant: the caller sends only the requests above here.
+        _ => Work::Scan(dir, 0),
+    }
+}
+
 /// A key for work no connection waits for (a sync after a delivery).
 pub const NOBODY: (usize, u64) = (usize::MAX, 0);
 
@@ -250,81 +325,17 @@ impl Server {
                     binary,
                 }
             }
-            Request::Store(changes) => {
+            Request::Store(..)
+            | Request::Expunge(_)
+            | Request::Copy { .. }
+            | Request::Fetch(..)
+            | Request::Search { .. } => {
                 let Some((dir, folder)) = self.selected_folder(selected_dir)
                 else {
-                    return self.imap_reply(
-                        slot,
-                        Reply::Done(Err(No::text("mailbox closed"))),
-                    );
+                    return self.imap_reply(slot, closed(&request));
                 };
-                let f = folder.borrow();
-                let list = changes
-                    .into_iter()
-                    .filter_map(|(uid, flags)| {
-                        f.get(uid).map(|m| (uid, m.file.to_string(), flags))
-                    })
-                    .collect();
-                let keywords = f.keywords.clone();
-                drop(f);
-                Work::SetFlags(dir, list, keywords)
-            }
-            Request::Expunge(uids) => {
-                let Some((dir, folder)) = self.selected_folder(selected_dir)
-                else {
-                    return self.imap_reply(
-                        slot,
-                        Reply::Done(Err(No::text("mailbox closed"))),
-                    );
-                };
-                let f = folder.borrow();
-                let list = uids
-                    .into_iter()
-                    .filter_map(|uid| {
-                        f.get(uid).map(|m| (uid, m.file.to_string()))
-                    })
-                    .collect();
-                drop(f);
-                Work::Expunge(dir, list)
-            }
-            Request::Copy { uids, to, moving } => {
-                let Some((dir, folder)) = self.selected_folder(selected_dir)
-                else {
-                    return self.imap_reply(
-                        slot,
-                        Reply::Copied(Err(No::text("mailbox closed"))),
-                    );
-                };
-                let f = folder.borrow();
-                let msgs = uids
-                    .into_iter()
-                    .filter_map(|uid| {
-                        f.get(uid).map(|m| (uid, m.file.to_string(), m.flags))
-                    })
-                    .collect();
-                drop(f);
-                Work::Copy {
-                    from: dir,
-                    to: folders::place(&root, &to, fmt),
-                    msgs,
-                    moving,
-                }
-            }
-            Request::Fetch(uids, items) => {
-                let Some((dir, folder)) = self.selected_folder(selected_dir)
-                else {
-                    return self.imap_reply(slot, Reply::Fetched(Vec::new()));
-                };
-                let f = folder.borrow();
-                let msgs = uids
-                    .into_iter()
-                    .filter_map(|uid| {
-                        f.get(uid).map(|m| (uid, m.file.to_string()))
-                    })
-                    .collect();
-                drop(f);
-                let validity = folder.borrow().uidvalidity;
-                Work::Fetch(dir, validity, msgs, shared_items(&items))
+                let to = |name: &str| folders::place(&root, name, fmt);
+                selected_work(dir, &folder.borrow(), request, to)
             }
             Request::Stream(s) => {
                 let Some(dir) = selected_dir else {
@@ -334,34 +345,6 @@ impl Server {
                     );
                 };
                 return self.start_stream(slot, dir, s);
-            }
-            Request::Search {
-                key,
-                candidates,
-                max_seq,
-                max_uid,
-                keywords,
-            } => {
-                let Some((dir, folder)) = self.selected_folder(selected_dir)
-                else {
-                    return self.imap_reply(slot, Reply::Searched(Vec::new()));
-                };
-                let f = folder.borrow();
-                let msgs = candidates
-                    .into_iter()
-                    .filter_map(|c| {
-                        f.get(c.uid).map(|m| (c, m.file.to_string()))
-                    })
-                    .collect();
-                drop(f);
-                Work::Search(Box::new(super::mailboxes::SearchJob {
-                    dir,
-                    key,
-                    msgs,
-                    max_seq,
-                    max_uid,
-                    keywords,
-                }))
             }
             Request::Sync => match selected_dir {
                 Some(dir) => {

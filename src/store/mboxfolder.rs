@@ -134,18 +134,7 @@ fn read_sidecar(path: &Path) -> Option<Sidecar> {
 /// Writes the sidecar durably: UIDs must outlive a crash before any
 /// client hears of them.
 fn write_sidecar(path: &Path, s: &Sidecar) -> io::Result<()> {
-    let target = sidecar_path(path);
-    let tmp = target.with_extension("imap.tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(s.render().as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, &target)?;
-    sync_dir(target.parent().unwrap_or(Path::new(".")))
+    crate::util::fs::atomic_write(&sidecar_path(path), s.render().as_bytes())
 }
 
 /// Where a message is in the file, as `Msg::file` carries it:

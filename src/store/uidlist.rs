@@ -15,13 +15,11 @@
 //! into place, so a reader never sees half a list.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
-
-use crate::util::fs::sync_dir;
 
 /// The last UIDVALIDITY given to a new list.
 static LAST_VALIDITY: AtomicU32 = AtomicU32::new(0);
@@ -181,17 +179,7 @@ pub fn written_by_dovecot(dir: &Path) -> bool {
 
 /// Writes the list durably (new file, fsync, rename, folder fsync).
 pub fn write(dir: &Path, list: &UidList) -> io::Result<()> {
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(list.render().as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(FILE))?;
-    sync_dir(dir)
+    crate::util::fs::atomic_write(&dir.join(FILE), list.render().as_bytes())
 }
 
 /// Holds `dovecot-uidlist.lock` while alive.

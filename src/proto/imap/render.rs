@@ -57,24 +57,7 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
                 alias,
                 ..
             } => {
-                out.push(b' ');
-                match alias {
-                    Some(a) => out.extend_from_slice(a.as_bytes()),
-                    None => {
-                        out.extend_from_slice(if *binary {
-                            b"BINARY["
-                        } else {
-                            b"BODY["
-                        });
-                        write_section(section, out);
-                        out.push(b']');
-                        if let Some((start, _)) = partial {
-                            out.extend_from_slice(
-                                format!("<{start}>").as_bytes(),
-                            );
-                        }
-                    }
-                }
+                write_name(*alias, *binary, section, *partial, out);
                 out.push(b' ');
                 let data = match (binary, &tree) {
                     (true, Some(t)) => binary_data(msg, t, &section.part),
@@ -112,6 +95,28 @@ pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
             }
             _ => {}
         }
+    }
+}
+
+/// ` BODY[1.TEXT]<10>`, ` BINARY[1]` or ` RFC822.TEXT`: how a section
+/// item is named in the answer.
+fn write_name(
+    alias: Option<&str>,
+    binary: bool,
+    section: &Section,
+    partial: Option<(u64, u64)>,
+    out: &mut Vec<u8>,
+) {
+    out.push(b' ');
+    if let Some(a) = alias {
+        out.extend_from_slice(a.as_bytes());
+        return;
+    }
+    out.extend_from_slice(if binary { b"BINARY[" } else { b"BODY[" });
+    write_section(section, out);
+    out.push(b']');
+    if let Some((start, _)) = partial {
+        out.extend_from_slice(format!("<{start}>").as_bytes());
     }
 }
 
@@ -228,24 +233,7 @@ pub fn large_items(m: Large<'_>, items: &[Item]) -> Vec<Segment> {
                 alias,
                 ..
             } => {
-                out.push(b' ');
-                match alias {
-                    Some(a) => out.extend_from_slice(a.as_bytes()),
-                    None => {
-                        out.extend_from_slice(if *binary {
-                            b"BINARY["
-                        } else {
-                            b"BODY["
-                        });
-                        write_section(section, &mut out);
-                        out.push(b']');
-                        if let Some((start, _)) = partial {
-                            out.extend_from_slice(
-                                format!("<{start}>").as_bytes(),
-                            );
-                        }
-                    }
-                }
+                write_name(*alias, *binary, section, *partial, &mut out);
                 out.push(b' ');
                 let (from, region) = match &section.text {
                     SectionText::All => (0, m.size),
