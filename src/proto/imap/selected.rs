@@ -260,6 +260,27 @@ impl Selected {
         Ok(uids)
     }
 
+    /// In EXAMINE: says NO and returns true.
+    fn refuse_read_only(&self, tag: &[u8], out: &mut Vec<u8>) -> bool {
+        if self.readonly {
+            tagged(out, tag, "NO", "[READ-ONLY] mailbox is read-only");
+        }
+        self.readonly
+    }
+
+    /// [`Selected::targets`], where a UID set naming nothing is no
+    /// error (RFC 9051 6.4.9: UIDs not in use are ignored).
+    fn targets_or_none(
+        &self,
+        set: &SeqSet,
+        uid_mode: bool,
+    ) -> Result<Vec<u32>, &'static str> {
+        match self.targets(set, uid_mode) {
+            Err(_) if uid_mode => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
     /// Tells the client what changed since it last heard: new keywords,
     /// new messages, expunges (when `expunges`), flag changes.
     pub fn sync(
@@ -396,13 +417,7 @@ impl Selected {
                 ))
             }
             Command::Expunge(set) => {
-                if self.readonly {
-                    tagged(
-                        out,
-                        &tag,
-                        "NO",
-                        "[READ-ONLY] mailbox is read-only",
-                    );
+                if self.refuse_read_only(&tag, out) {
                     return Ok((None, ImapStep::Continue));
                 }
                 let within = match set.map(|s| self.targets(&s, true)) {
@@ -428,9 +443,8 @@ impl Selected {
                 changed_since,
                 vanished,
             } => {
-                let targets = match self.targets(&set, uid) {
+                let targets = match self.targets_or_none(&set, uid) {
                     Ok(t) => t,
-                    Err(_) if uid => Vec::new(),
                     Err(why) => return Err((tag, why)),
                 };
                 if vanished {
@@ -502,18 +516,11 @@ impl Selected {
                 silent,
                 flags,
             } => {
-                if self.readonly {
-                    tagged(
-                        out,
-                        &tag,
-                        "NO",
-                        "[READ-ONLY] mailbox is read-only",
-                    );
+                if self.refuse_read_only(&tag, out) {
                     return Ok((None, ImapStep::Continue));
                 }
-                let targets = match self.targets(&set, uid) {
+                let targets = match self.targets_or_none(&set, uid) {
                     Ok(t) => t,
-                    Err(_) if uid => Vec::new(),
                     Err(why) => return Err((tag, why)),
                 };
                 let mut f = self.folder.borrow_mut();
@@ -583,18 +590,11 @@ impl Selected {
                 mailbox,
                 moving,
             } => {
-                if moving && self.readonly {
-                    tagged(
-                        out,
-                        &tag,
-                        "NO",
-                        "[READ-ONLY] mailbox is read-only",
-                    );
+                if moving && self.refuse_read_only(&tag, out) {
                     return Ok((None, ImapStep::Continue));
                 }
-                let targets = match self.targets(&set, uid) {
+                let targets = match self.targets_or_none(&set, uid) {
                     Ok(t) => t,
-                    Err(_) if uid => Vec::new(),
                     Err(why) => return Err((tag, why)),
                 };
                 let to = match super::names::decode(&mailbox, enabled.utf8) {
