@@ -776,6 +776,10 @@ impl Server {
                 no.text
             );
         }
+        // Logged in: the autologout timer of RFC 9051 5.4 from now on.
+        conn.idle =
+            std::time::Duration::from_secs(self.services.config.imap_timeout);
+        conn.deadline = std::time::Instant::now() + conn.idle;
         conn.phase = Phase::Open;
         if let Some(i) = conn.session.as_imap() {
             info!("conn={} imap login user={}", conn.id, Quoted(&user));

@@ -18,6 +18,9 @@ use super::session::Session;
 use super::spool::Spool;
 use super::tls;
 
+/// Seconds an IMAP connection may wait before it logs in.
+pub const IMAP_LOGIN_TIMEOUT: u64 = 180;
+
 /// Which protocol a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -199,7 +202,9 @@ impl Services {
         let cfg = &self.config;
         let secs = match service.group() {
             Group::Pop3 => cfg.pop3_timeout,
-            Group::Imap => cfg.imap_timeout,
+            // RFC 9051 5.4's 30 minutes are for a logged-in session; a
+            // connection that has not logged in holds a slot for less.
+            Group::Imap => IMAP_LOGIN_TIMEOUT.min(cfg.imap_timeout),
             Group::Smtp | Group::Submission => cfg.smtp_timeout,
         };
         std::time::Duration::from_secs(secs)
