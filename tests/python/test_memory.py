@@ -238,3 +238,42 @@ def test_imap_fetch_of_a_46_mb_message_keeps_memory_flat(tmp_path, fmt):
         m.logout()
     finally:
         s.stop()
+
+
+def test_imap_fetch_flags_of_20000_messages_streams(tmp_path):
+    """FETCH 1:* (FLAGS UID) on a 20,000-message folder is written a
+    bounded piece at a time: RSS grows by less than 1 MiB meanwhile."""
+    make_maildir(tmp_path / "data/mail/example.test/alice", 20_000)
+    s = Server(tmp_path, users=users_with_password(tmp_path, "pw"),
+               extra="listen_imap = 127.0.0.1:0")
+    try:
+        c = socket.create_connection(("127.0.0.1", s.ports["IMAP"]), timeout=60)
+        f = c.makefile("rb")
+        f.readline()
+        c.sendall(b"a LOGIN alice@example.test pw\r\nb SELECT INBOX\r\n")
+        while not f.readline().startswith(b"b "):
+            pass
+        before = status_kib(s.proc.pid, "VmRSS")
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak.append(status_kib(s.proc.pid, "VmRSS"))
+                time.sleep(0.002)
+
+        t = threading.Thread(target=sample)
+        t.start()
+        # Read slowly at first, so the server has to wait for us.
+        c.sendall(b"c FETCH 1:* (FLAGS UID)\r\n")
+        time.sleep(0.3)
+        lines = 0
+        while not f.readline().startswith(b"c OK"):
+            lines += 1
+        done.set()
+        t.join()
+        assert lines == 20_000
+        assert max(peak) - before < 1024, f"{before} -> {max(peak)} KiB"
+        c.close()
+    finally:
+        s.stop()
