@@ -23,6 +23,8 @@ pub struct Staged {
     locked: Locked,
     path: PathBuf,
     old_len: u64,
+    /// Where the message's `From ` line begins.
+    start: u64,
 }
 
 /// How long a delivery waits for a mailbox lock before it gives the
@@ -56,6 +58,7 @@ pub fn stage_at(path: &Path, msg: &Message<'_>) -> Result<Staged, StageError> {
         .seek(SeekFrom::End(0))
         .map_err(|e| transient("seeking", &path, e))?;
     let separator = needs_separator(&mut locked.file, old_len);
+    let start = old_len + u64::from(separator);
     let written = render(msg, separator, &locked.file)
         .and_then(|()| locked.file.sync_data());
     if let Err(e) = written {
@@ -66,6 +69,7 @@ pub fn stage_at(path: &Path, msg: &Message<'_>) -> Result<Staged, StageError> {
         locked,
         path,
         old_len,
+        start,
     })
 }
 
@@ -133,6 +137,11 @@ fn cut_back(file: &File, len: u64) {
 }
 
 impl Staged {
+    /// Where the appended message's `From ` line begins in the file.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
     /// Releases the lock: the append is already durable.
     pub fn commit(self) -> Result<(), Failure> {
         drop(self.locked);

@@ -65,6 +65,10 @@ struct Sidecar {
     next: u32,
     modseq: u64,
     recent_from: u32,
+    /// The file's length and inode when it was last read whole: an
+    /// APPEND of ours that finds them unchanged reads only its own tail.
+    len: u64,
+    inode: u64,
     keywords: Vec<String>,
     records: Vec<Record>,
 }
@@ -84,6 +88,8 @@ impl Sidecar {
                 "N" => s.next = v.parse().ok()?,
                 "M" => s.modseq = v.parse().ok()?,
                 "R" => s.recent_from = v.parse().ok()?,
+                "L" => s.len = v.parse().ok()?,
+                "I" => s.inode = v.parse().ok()?,
                 _ => {}
             }
         }
@@ -109,8 +115,13 @@ impl Sidecar {
 
     fn render(&self) -> String {
         let mut out = format!(
-            "postling-mbox 1 V{} N{} M{} R{}\nK",
-            self.validity, self.next, self.modseq, self.recent_from
+            "postling-mbox 1 V{} N{} M{} R{} L{} I{}\nK",
+            self.validity,
+            self.next,
+            self.modseq,
+            self.recent_from,
+            self.len,
+            self.inode
         );
         for k in &self.keywords {
             out.push(' ');
@@ -191,10 +202,11 @@ struct Block {
 }
 
 /// The message blocks of an mbox file.
-fn blocks(file: &File) -> io::Result<Vec<Block>> {
+fn blocks(mut file: &File, from: u64) -> io::Result<Vec<Block>> {
+    file.seek(SeekFrom::Start(from))?;
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut line = Vec::new();
-    let mut pos = 0u64;
+    let mut pos = from;
     let mut prev_blank = true;
     let mut out: Vec<Block> = Vec::new();
     let mut cur: Option<Scanning> = None;
@@ -350,11 +362,21 @@ fn now_modseq() -> u64 {
 /// the sidecar before anyone hears of them.
 pub fn scan(path: &Path) -> io::Result<Folder> {
     let _side = sidecar_lock();
-    let found = if path.exists() {
+    scan_locked(path)
+}
+
+/// [`scan`], the sidecar lock already held.
+fn scan_locked(path: &Path) -> io::Result<Folder> {
+    let (found, len, inode) = if path.exists() {
         let locked = lock::lock(path)?;
-        blocks(&locked.file)?
+        let meta = locked.file.metadata()?;
+        (
+            blocks(&locked.file, 0)?,
+            meta.len(),
+            std::os::unix::fs::MetadataExt::ino(&meta),
+        )
     } else {
-        Vec::new()
+        (Vec::new(), 0, 0)
     };
     let old = read_sidecar(path);
     let fresh = old.is_none();
@@ -430,7 +452,9 @@ pub fn scan(path: &Path) -> io::Result<Folder> {
         });
         records.push(r);
     }
-    changed |= !known.is_empty();
+    changed |= !known.is_empty() || side.len != len || side.inode != inode;
+    side.len = len;
+    side.inode = inode;
     records.sort_by_key(|r| r.uid);
     msgs.sort_by_key(|m| m.uid);
     side.records = records;
@@ -500,7 +524,7 @@ pub fn read(path: &Path, loc: &str) -> io::Result<Vec<u8>> {
     }
     let _side = sidecar_lock();
     let locked = lock::lock(path)?;
-    let found = blocks(&locked.file)?;
+    let found = blocks(&locked.file, 0)?;
     let b = found
         .iter()
         .find(|b| b.identity == identity)
@@ -655,7 +679,7 @@ pub fn expunge(path: &Path, locs: &[String]) -> io::Result<()> {
     }
     let _side = sidecar_lock();
     let mut locked = lock::lock(path)?;
-    let found = blocks(&locked.file)?;
+    let found = blocks(&locked.file, 0)?;
     let gone: Vec<&Block> = found
         .iter()
         .filter(|b| wanted.contains(&b.identity.as_str()))
@@ -733,8 +757,24 @@ pub fn add(
     path: &Path,
     messages: &[NewMessage],
 ) -> io::Result<(u32, Vec<Added>)> {
-    let before = scan(path)?;
-    let known = before.uidnext;
+    let _side = sidecar_lock();
+    let current = |path: &Path| -> (u64, u64) {
+        fs::metadata(path).map_or((0, 0), |m| {
+            (m.len(), std::os::unix::fs::MetadataExt::ino(&m))
+        })
+    };
+    // Read the file whole only if it changed since we last did.
+    let known =
+        read_sidecar(path).filter(|s| (s.len, s.inode) == current(path));
+    let mut side = match known {
+        Some(s) => s,
+        None => {
+            scan_locked(path)?;
+            read_sidecar(path).ok_or_else(|| io::Error::other("no sidecar"))?
+        }
+    };
+    let from = side.len;
+    let mut ours = Vec::with_capacity(messages.len());
     for (bytes, _, _, date) in messages {
         let content = super::content::Content {
             len: bytes.len() as u64,
@@ -755,41 +795,62 @@ pub fn add(
                     io::Error::other(f.to_string())
                 }
             })?;
+        ours.push(staged.start());
         staged
             .commit()
             .map_err(|f| io::Error::other(f.to_string()))?;
     }
-    let after = scan(path)?;
-    let new: Vec<&Msg> =
-        after.msgs.iter().filter(|m| m.uid >= known).collect();
-    // The appended ones are the last blocks; set the flags they asked for.
-    let mut out = Vec::new();
-    let n = messages.len().min(new.len());
-    let tail = &new[new.len() - n..];
-    let mut flagged = Vec::new();
+    // Only the tail: our messages (and any another program appended
+    // meanwhile, which get UIDs too).
+    let locked = lock::lock(path)?;
+    let meta = locked.file.metadata()?;
+    let mut new = blocks(&locked.file, from)?;
+    drop(locked);
+    let mut copies: HashMap<String, u32> = HashMap::new();
+    for r in &side.records {
+        *copies
+            .entry(base_identity(&r.identity).to_string())
+            .or_insert(0) += 1;
+    }
+    let top = side.modseq.max(now_modseq());
     let mut table = Folder {
-        keywords: after.keywords.clone(),
+        keywords: side.keywords.clone(),
         ..Folder::default()
     };
-    for (m, (_, flags, keywords, _)) in tail.iter().zip(messages) {
-        let mut bits = *flags;
-        for k in keywords {
-            if let Some(b) = table.flag_bit(k.as_bytes(), true) {
-                bits.0 |= b.0;
+    let mut out = Vec::new();
+    for b in &mut new {
+        // Identities continue the numbering of identical copies.
+        let base = base_identity(&b.identity).to_string();
+        let n = copies.entry(base.clone()).or_insert(0);
+        *n += 1;
+        b.identity = if *n > 1 { format!("{base}-{n}") } else { base };
+        let uid = side.next;
+        side.next += 1;
+        let mut flags = Flags(b.header_flags);
+        if let Some(i) = ours.iter().position(|&start| start == b.loc.start) {
+            let (_, system, keywords, _) = &messages[i];
+            flags = *system;
+            for k in keywords {
+                if let Some(bit) = table.flag_bit(k.as_bytes(), true) {
+                    flags.0 |= bit.0;
+                }
             }
+            out.push((uid, b.loc.encode(&b.identity), flags));
         }
-        out.push((m.uid, m.file.to_string(), bits));
-        flagged.push((m.uid, bits, after.highest_modseq));
+        side.records.push(Record {
+            uid,
+            flags: flags.0,
+            modseq: top,
+            header_flags: b.header_flags,
+            identity: b.identity.clone(),
+        });
     }
-    save(
-        path,
-        Some(after.uidvalidity),
-        after.highest_modseq,
-        None,
-        Some(&table.keywords),
-        flagged.into_iter(),
-    )?;
-    Ok((after.uidvalidity, out))
+    side.keywords = table.keywords;
+    side.modseq = top;
+    side.len = meta.len();
+    side.inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    write_sidecar(path, &side)?;
+    Ok((side.validity, out))
 }
 
 #[cfg(test)]
@@ -803,6 +864,8 @@ mod tests {
             next: 9,
             modseq: 77,
             recent_from: 3,
+            len: 4096,
+            inode: 12,
             keywords: vec!["$Junk".into()],
             records: vec![Record {
                 uid: 2,
@@ -887,7 +950,34 @@ mod tests {
         .unwrap();
         assert_eq!(v, f.uidvalidity);
         assert_eq!(added[0].0, 4);
+        // A second APPEND reads only its own tail; procmail appended
+        // meanwhile, so the file changed: read whole, no UID lost.
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(
+                b"From c Thu Jan  1 00:00:00 1970\nSubject: five\n\nx\n\n",
+            )
+            .unwrap();
+        let (_, more) = add(
+            &path,
+            &[(b"Subject: six\n\ny\n".to_vec(), Flags(0), vec![], None)],
+        )
+        .unwrap();
+        assert_eq!(more[0].0, 6);
+        let (_, more) = add(
+            &path,
+            &[(b"Subject: seven\n\nz\n".to_vec(), Flags(0), vec![], None)],
+        )
+        .unwrap();
+        assert_eq!(more[0].0, 7);
+        assert_eq!(read(&path, &more[0].1).unwrap(), b"Subject: seven\n\nz\n");
         let j = scan(&path).unwrap();
+        assert_eq!(
+            j.msgs.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![3, 4, 5, 6, 7]
+        );
         assert!(j.get(4).unwrap().flags.has(Flags::SEEN));
         assert!(j.get(4).unwrap().flags.has(Flags::keyword(0)));
         assert_eq!(j.keywords, vec!["$Work".to_string()]);
