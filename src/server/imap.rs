@@ -80,7 +80,9 @@ fn selected_work(
             max_seq,
             max_uid,
             keywords,
+            sort,
         } => Work::Search(Box::new(super::mailboxes::SearchJob {
+            sort,
             dir,
             key,
             msgs: candidates
@@ -599,6 +601,7 @@ impl Server {
             }
             Outcome::Fetched(data) => Reply::Fetched(data),
             Outcome::Searched(uids) => Reply::Searched(uids),
+            Outcome::Sorted(found) => Reply::Sorted(found),
         };
         let waiting = self
             .conns

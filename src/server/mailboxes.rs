@@ -115,6 +115,8 @@ pub struct SearchJob {
     pub max_uid: u32,
     /// The folder's keyword names.
     pub keywords: Vec<String>,
+    /// SORT: its criteria (the values are computed for each match).
+    pub sort: Option<Vec<(crate::proto::imap::sort::SortKey, bool)>>,
 }
 
 /// What a helper did.
@@ -150,6 +152,8 @@ pub enum Outcome {
     Fetched(Vec<Fetched>),
     /// SEARCH: matching UIDs.
     Searched(Vec<u32>),
+    /// SORT: each match's UID and its values.
+    Sorted(Vec<(u32, Vec<crate::proto::imap::sort::Value>)>),
     /// An index written (nobody waits for it).
     Saved,
     /// Messages moved to cur/: their new files.
@@ -209,11 +213,9 @@ fn read_message(
             Ok((std::fs::read(&path)?, date))
         }
         MailboxFormat::Mbox => {
-            let date = std::fs::metadata(dir)?
-                .modified()
-                .map(mailfolder::unix_seconds)
-                .unwrap_or(0);
-            Ok((mboxfolder::read(dir, file)?, date))
+            let bytes = mboxfolder::read(dir, file)?;
+            let date = mboxfolder::internal_date(dir, file).unwrap_or(0);
+            Ok((bytes, date))
         }
     }
 }
@@ -323,7 +325,12 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
         Work::Fetch(dir, validity, msgs, items) => {
             Outcome::Fetched(fetch(fmt, &dir, validity, &msgs, &items))
         }
-        Work::Search(job) => Outcome::Searched(search(fmt, &job)),
+        Work::Search(job) => match &job.sort {
+            None => Outcome::Searched(
+                search(fmt, &job).into_iter().map(|(u, _)| u).collect(),
+            ),
+            Some(_) => Outcome::Sorted(search(fmt, &job)),
+        },
         Work::SaveIndex(save) => {
             let SaveJob {
                 dir,
@@ -728,7 +735,10 @@ fn copy_mbox(
             .filter(|(i, _)| flags.has(Flags::keyword(*i)))
             .map(|(_, k)| k.clone())
             .collect();
-        batch.push((bytes, system_flags(*flags), names, None));
+        // COPY keeps INTERNALDATE (RFC 9051 6.4.7).
+        let date =
+            mboxfolder::internal_date(from, loc).map(mailfolder::from_unix);
+        batch.push((bytes, system_flags(*flags), names, date));
         uids.push(*uid);
         locs.push(loc.clone());
     }
@@ -863,11 +873,7 @@ fn fetch_large_mbox(
         return None;
     }
     let large = mboxfolder::large(dir, loc, LARGE).ok()??;
-    let internal = std::fs::metadata(dir)
-        .ok()?
-        .modified()
-        .map(mailfolder::unix_seconds)
-        .unwrap_or(0);
+    let internal = mboxfolder::internal_date(dir, loc).unwrap_or(0);
     Some(render::large_items(
         render::Large {
             file: "",
@@ -884,7 +890,10 @@ fn fetch_large_mbox(
 
 /// Reads each candidate in turn (one message in memory at a time) and
 /// keeps those the keys match.
-fn search(fmt: MailboxFormat, job: &SearchJob) -> Vec<u32> {
+fn search(
+    fmt: MailboxFormat,
+    job: &SearchJob,
+) -> Vec<(u32, Vec<crate::proto::imap::sort::Value>)> {
     let mut hits = Vec::new();
     for (c, file) in &job.msgs {
         let facts = Facts {
@@ -906,7 +915,16 @@ fn search(fmt: MailboxFormat, job: &SearchJob) -> Vec<u32> {
             internal,
         };
         if matcher::matches(&job.key, &facts, Some(content)) {
-            hits.push(c.uid);
+            let values = match &job.sort {
+                Some(criteria) => crate::proto::imap::sort::values(
+                    criteria,
+                    render::split(&msg).0,
+                    msg.len() as u64,
+                    internal,
+                ),
+                None => Vec::new(),
+            };
+            hits.push((c.uid, values));
         }
     }
     hits

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -651,6 +651,49 @@ pub fn large(
     }))
 }
 
+/// A message's INTERNALDATE: the date on its `From ` line (asctime,
+/// UTC unless a zone follows), or None.
+pub fn internal_date(path: &Path, loc: &str) -> Option<i64> {
+    let (l, _) = Loc::decode(loc)?;
+    let f = File::open(path).ok()?;
+    let mut line = vec![0u8; (l.body - l.start).min(512) as usize];
+    f.read_exact_at(&mut line, l.start).ok()?;
+    from_line_date(&String::from_utf8_lossy(&line))
+}
+
+/// `From sender Fri Feb 22 17:06:23 2008 [+0200]`: the date.
+pub fn from_line_date(line: &str) -> Option<i64> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+        "Nov", "Dec",
+    ];
+    let at = words
+        .iter()
+        .position(|w| MONTHS.iter().any(|m| m.eq_ignore_ascii_case(w)))?;
+    let month = MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(words[at]))?
+        as u32
+        + 1;
+    let day: u32 = words.get(at + 1)?.parse().ok()?;
+    let mut t = words.get(at + 2)?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (t.next()??, t.next()??, t.next().flatten().unwrap_or(0));
+    let year: i64 = words.get(at + 3)?.parse().ok()?;
+    let offset = match words.get(at + 4) {
+        Some(z)
+            if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) =>
+        {
+            let n: i64 = z[1..].parse().ok()?;
+            let secs = (n / 100) * 3600 + (n % 100) * 60;
+            if z.starts_with('-') { -secs } else { secs }
+        }
+        _ => 0,
+    };
+    let days = crate::proto::imap::search::days_from_civil(year, month, day);
+    Some(days * 86_400 + h * 3600 + m * 60 + s - offset)
+}
+
 /// mboxrd: a line `>+From ` loses one `>`.
 pub fn unquote(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
@@ -889,6 +932,15 @@ mod tests {
         };
         assert_eq!(Loc::decode(&l.encode("H1-2")), Some((l, "H1-2")));
         assert_eq!(base_identity("H1-2"), "H1");
+        assert_eq!(
+            from_line_date("From a@b  Thu Jan  1 00:01:00 1970"),
+            Some(60)
+        );
+        assert_eq!(
+            from_line_date("From a@b Fri Jan  2 02:00:00 1970 +0200"),
+            Some(86_400)
+        );
+        assert_eq!(from_line_date("From nothing"), None);
         assert_eq!(base_identity("6C3H-Q7"), "6C3H-Q7");
     }
 

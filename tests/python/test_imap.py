@@ -352,3 +352,19 @@ def test_envelopes_come_from_the_cache(server):
     typ, data = m.fetch("1", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
     assert data[0][1] == b"Subject: bbbb\r\n\r\n"
     m.logout()
+
+
+def test_sort_and_esort(server):
+    for subject in ("Re: banana", "apple", "[list] Fwd: cherry"):
+        deliver(server, subject)
+    m = login(server)
+    m.select("INBOX")
+    typ, data = m.sort("(SUBJECT)", "UTF-8", "ALL")
+    assert data == [b"2 1 3"]
+    typ, data = m.sort("(REVERSE SUBJECT)", "UTF-8", "ALL")
+    assert data == [b"3 1 2"]
+    # ESORT: the first in sort order, and how many.
+    typ, data = m._simple_command("UID", "SORT", "RETURN (MIN COUNT)", "(SUBJECT)", "UTF-8", "ALL")
+    assert typ == "OK"
+    assert m.untagged_responses.pop("ESEARCH")[0].endswith(b"UID MIN 2 COUNT 3")
+    m.logout()

@@ -172,6 +172,17 @@ pub enum Command<'a> {
         /// The keys.
         keys: Key,
     },
+    /// [UID] SORT [RETURN (...)] (criteria) charset keys.
+    Sort {
+        /// UID SORT.
+        uid: bool,
+        /// RETURN options (ESORT).
+        ret: SearchReturn,
+        /// Criteria, each with REVERSE.
+        criteria: Vec<(super::sort::SortKey, bool)>,
+        /// The search keys.
+        keys: Key,
+    },
     /// [UID] FETCH set items [(CHANGEDSINCE n [VANISHED])].
     Fetch {
         /// UID FETCH.
@@ -360,6 +371,7 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         }
         b"APPEND" => append(a),
         b"SEARCH" => search(a, false),
+        b"SORT" => sort(a, false),
         b"FETCH" => fetch(a, false),
         b"STORE" => store(a, false),
         b"COPY" => copy(a, false, false),
@@ -369,6 +381,7 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
             let sub = a.name().to_ascii_uppercase();
             match sub.as_slice() {
                 b"SEARCH" => search(a, true),
+                b"SORT" => sort(a, true),
                 b"FETCH" => fetch(a, true),
                 b"STORE" => store(a, true),
                 b"COPY" => copy(a, true, false),
@@ -526,41 +539,68 @@ fn append<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
     })
 }
 
+/// `RETURN (...) ` of SEARCH (RFC 4731) or SORT (RFC 5267), if there.
+fn search_return(a: &mut Args<'_>) -> Result<SearchReturn, Bad> {
+    let mut ret = SearchReturn::default();
+    if !a.keyword("RETURN ") {
+        return Ok(ret);
+    }
+    ret.extended = true;
+    a.list(|a| {
+        let o = a.atom()?.to_ascii_uppercase();
+        match o.as_slice() {
+            b"MIN" => ret.min = true,
+            b"MAX" => ret.max = true,
+            b"ALL" => ret.all = true,
+            b"COUNT" => ret.count = true,
+            b"SAVE" => ret.save = true,
+            _ => return Err(Bad("unknown RETURN option")),
+        }
+        Ok(())
+    })?;
+    if !(ret.min || ret.max || ret.count || ret.save) {
+        // RFC 4731 3.1: RETURN () means RETURN (ALL).
+        ret.all = true;
+    }
+    a.sp()?;
+    Ok(ret)
+}
+
+/// `CHARSET`'s value: only UTF-8 and US-ASCII.
+fn charset(a: &mut Args<'_>) -> Result<(), Bad> {
+    let charset = a.astring()?;
+    let cs = charset.to_ascii_uppercase();
+    if cs != b"UTF-8" && cs != b"US-ASCII" {
+        return Err(Bad("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset"));
+    }
+    Ok(())
+}
+
 fn search<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
     a.sp()?;
-    let mut ret = SearchReturn::default();
-    if a.keyword("RETURN ") {
-        ret.extended = true;
-        a.list(|a| {
-            let o = a.atom()?.to_ascii_uppercase();
-            match o.as_slice() {
-                b"MIN" => ret.min = true,
-                b"MAX" => ret.max = true,
-                b"ALL" => ret.all = true,
-                b"COUNT" => ret.count = true,
-                b"SAVE" => ret.save = true,
-                _ => return Err(Bad("unknown SEARCH return option")),
-            }
-            Ok(())
-        })?;
-        if !(ret.min || ret.max || ret.count || ret.save) {
-            // RFC 4731 3.1: RETURN () means RETURN (ALL).
-            ret.all = true;
-        }
-        a.sp()?;
-    }
+    let ret = search_return(a)?;
     if a.keyword("CHARSET ") {
-        let charset = a.astring()?;
-        let cs = charset.to_ascii_uppercase();
-        if cs != b"UTF-8" && cs != b"US-ASCII" {
-            return Err(Bad(
-                "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
-            ));
-        }
+        charset(a)?;
         a.sp()?;
     }
     let keys = search::parse_keys(a)?;
     Ok(Command::Search { uid, ret, keys })
+}
+
+fn sort<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let ret = search_return(a)?;
+    let criteria = super::sort::parse_criteria(a)?;
+    a.sp()?;
+    charset(a)?;
+    a.sp()?;
+    let keys = search::parse_keys(a)?;
+    Ok(Command::Sort {
+        uid,
+        ret,
+        criteria,
+        keys,
+    })
 }
 
 fn fetch<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {

@@ -20,6 +20,7 @@ pub mod search;
 mod selected;
 pub mod sequence;
 pub mod session;
+pub mod sort;
 pub mod structure;
 pub mod utf7;
 

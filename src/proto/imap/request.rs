@@ -69,6 +69,8 @@ pub enum Request {
         max_uid: u32,
         /// The folder's keyword names.
         keywords: Vec<String>,
+        /// SORT: the values of these criteria for each match.
+        sort: Option<Vec<(super::sort::SortKey, bool)>>,
     },
 }
 
@@ -205,6 +207,8 @@ pub enum Reply {
     Fetched(Vec<Fetched>),
     /// SEARCH: the UIDs that match.
     Searched(Vec<u32>),
+    /// SORT: each match's UID and the values it sorts by.
+    Sorted(Vec<(u32, Vec<super::sort::Value>)>),
     /// The stream is sent; an error means the literal is cut short and
     /// the session must end.
     Streamed(Result<(), No>),

@@ -16,6 +16,7 @@ use super::response::{line, tagged};
 use super::search::Key;
 use super::sequence::{SeqSet, write_set};
 use super::session::{Enabled, ImapStep, tagged_no};
+use super::sort::SortKey;
 use crate::proto::OUTPUT_CAP;
 
 /// Messages whose files one FETCH request reads.
@@ -582,8 +583,22 @@ impl Selected {
                 ))
             }
             Command::Search { uid, ret, keys } => {
-                Ok(self.search(tag, uid, ret, keys, enabled, out))
+                Ok(self.search(tag, uid, ret, keys, None, enabled, out))
             }
+            Command::Sort {
+                uid,
+                ret,
+                criteria,
+                keys,
+            } => Ok(self.search(
+                tag,
+                uid,
+                ret,
+                keys,
+                Some(criteria),
+                enabled,
+                out,
+            )),
             Command::Copy {
                 uid,
                 set,
@@ -1002,6 +1017,10 @@ impl Selected {
                 }
                 (None, ImapStep::Continue)
             }
+            (Pending::Search(search), Reply::Sorted(mut found)) => {
+                self.write_sort(&search, &mut found, enabled, out);
+                (None, ImapStep::Continue)
+            }
             (Pending::Search(search), Reply::Searched(hits)) => {
                 self.write_search(&search, &hits, enabled, out);
                 (None, ImapStep::Continue)
@@ -1022,19 +1041,22 @@ impl Selected {
 
     /// SEARCH: keys on flags and numbers are answered from memory;
     /// keys that look inside messages go to the helpers.
+    #[allow(clippy::too_many_arguments)]
     fn search(
         &mut self,
         tag: Vec<u8>,
         uid_mode: bool,
         ret: SearchReturn,
         keys: Key,
+        sort: Option<Vec<(SortKey, bool)>>,
         enabled: Enabled,
         out: &mut Vec<u8>,
     ) -> (Option<Pending>, ImapStep) {
         let f = self.folder.borrow();
         let max_uid = self.view.last().copied().unwrap_or(0);
         let max_seq = self.view.len() as u32;
-        let content = needs_content(&keys);
+        // SORT reads every message's header (and size, date).
+        let content = sort.is_some() || needs_content(&keys);
         let mut hits = Vec::new();
         let mut candidates = Vec::new();
         for (i, &u) in self.view.iter().enumerate() {
@@ -1068,6 +1090,7 @@ impl Selected {
             uid_mode,
             ret,
             modseq: super::search::mentions_modseq(&keys),
+            sort: sort.clone(),
         });
         if content {
             let request = Request::Search {
@@ -1076,6 +1099,7 @@ impl Selected {
                 max_seq,
                 max_uid,
                 keywords,
+                sort,
             };
             return (Some(Pending::Search(search)), ImapStep::Io(request));
         }
@@ -1160,6 +1184,81 @@ impl Selected {
     }
 }
 
+impl Selected {
+    /// The answer to a SORT: `found` holds each match's UID and values.
+    fn write_sort(
+        &mut self,
+        search: &SearchState,
+        found: &mut [(u32, Vec<super::sort::Value>)],
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) {
+        let criteria = search.sort.as_deref().unwrap_or_default();
+        let mut msgs: Vec<(u32, u32, Vec<super::sort::Value>)> = found
+            .iter_mut()
+            .filter_map(|(u, v)| {
+                Some((*u, self.seq_of(*u)? as u32, std::mem::take(v)))
+            })
+            .collect();
+        super::sort::order(criteria, &mut msgs);
+        let numbers: Vec<u32> = msgs
+            .iter()
+            .map(|(u, s, _)| if search.uid_mode { *u } else { *s })
+            .collect();
+        let ret = &search.ret;
+        if ret.extended {
+            let tag = String::from_utf8_lossy(&search.tag);
+            let mut s = format!("* ESEARCH (TAG \"{tag}\")");
+            if search.uid_mode {
+                s.push_str(" UID");
+            }
+            if let (true, Some(first)) = (ret.min, numbers.first()) {
+                s.push_str(&format!(" MIN {first}"));
+            }
+            if let (true, Some(last)) = (ret.max, numbers.last()) {
+                s.push_str(&format!(" MAX {last}"));
+            }
+            if ret.count {
+                s.push_str(&format!(" COUNT {}", numbers.len()));
+            }
+            if ret.all && !numbers.is_empty() {
+                s.push_str(" ALL ");
+                s.push_str(&in_order(&numbers));
+            }
+            line(out, &s);
+        } else {
+            let mut s = String::from("* SORT");
+            for n in &numbers {
+                s.push_str(&format!(" {n}"));
+            }
+            line(out, &s);
+        }
+        self.sync(out, false, enabled);
+        tagged(out, &search.tag, "OK", "SORT completed");
+    }
+}
+
+/// Numbers in the order given, runs of consecutive ones as `a:b`.
+fn in_order(numbers: &[u32]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        let mut end = start;
+        while i + 1 < numbers.len() && numbers[i + 1] == end + 1 {
+            i += 1;
+            end = numbers[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
 /// A SEARCH waiting for the helpers.
 #[derive(Debug)]
 pub struct SearchState {
@@ -1168,6 +1267,8 @@ pub struct SearchState {
     ret: SearchReturn,
     /// The keys mention MODSEQ: the answer gives the highest.
     modseq: bool,
+    /// SORT: the criteria.
+    sort: Option<Vec<(SortKey, bool)>>,
 }
 
 /// SELECT's QRESYNC part: what vanished and what changed since the

@@ -191,7 +191,7 @@ impl Imap {
             " SASL-IR ID ENABLE IDLE NAMESPACE LITERAL+ UIDPLUS MOVE UNSELECT \
              CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED \
              LIST-STATUS ESEARCH CONDSTORE QRESYNC BINARY UTF8=ACCEPT \
-             STATUS=SIZE",
+             STATUS=SIZE SORT SORT=DISPLAY ESORT",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.settings.append_limit));
         c
