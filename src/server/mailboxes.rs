@@ -212,11 +212,7 @@ fn read_message(
                 .unwrap_or(0);
             Ok((std::fs::read(&path)?, date))
         }
-        MailboxFormat::Mbox => {
-            let bytes = mboxfolder::read(dir, file)?;
-            let date = mboxfolder::internal_date(dir, file).unwrap_or(0);
-            Ok((bytes, date))
-        }
+        MailboxFormat::Mbox => mboxfolder::read_dated(dir, file),
     }
 }
 
@@ -724,7 +720,7 @@ fn copy_mbox(
     let mut batch = Vec::new();
     let mut locs = Vec::new();
     for (uid, loc, flags) in msgs {
-        let Ok(bytes) = mboxfolder::read(from, loc) else {
+        let Ok((bytes, date)) = mboxfolder::read_dated(from, loc) else {
             continue;
         };
         // Keywords go by name: the destination has its own table.
@@ -736,8 +732,7 @@ fn copy_mbox(
             .map(|(_, k)| k.clone())
             .collect();
         // COPY keeps INTERNALDATE (RFC 9051 6.4.7).
-        let date =
-            mboxfolder::internal_date(from, loc).map(mailfolder::from_unix);
+        let date = Some(mailfolder::from_unix(date));
         batch.push((bytes, system_flags(*flags), names, date));
         uids.push(*uid);
         locs.push(loc.clone());
@@ -873,7 +868,7 @@ fn fetch_large_mbox(
         return None;
     }
     let large = mboxfolder::large(dir, loc, LARGE).ok()??;
-    let internal = mboxfolder::internal_date(dir, loc).unwrap_or(0);
+    let internal = large.date;
     Some(render::large_items(
         render::Large {
             file: "",

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -516,6 +516,11 @@ pub fn save(
 /// A location a rewrite made stale is found again by identity; NotFound
 /// if the message is not in the file any more.
 pub fn read(path: &Path, loc: &str) -> io::Result<Vec<u8>> {
+    read_dated(path, loc).map(|(data, _)| data)
+}
+
+/// [`read`], with the message's INTERNALDATE (its `From ` line's date).
+pub fn read_dated(path: &Path, loc: &str) -> io::Result<(Vec<u8>, i64)> {
     let gone = || io::Error::new(io::ErrorKind::NotFound, "message gone");
     let (l, identity) = Loc::decode(loc).ok_or_else(gone)?;
     let mut f = File::open(path)?;
@@ -533,17 +538,19 @@ pub fn read(path: &Path, loc: &str) -> io::Result<Vec<u8>> {
     read_block(&mut f, b.loc, identity)?.ok_or_else(gone)
 }
 
-/// The block at `l` if it is still the message `identity`.
+/// The block at `l`, and its `From ` line's date, if it is still the
+/// message `identity`.
 fn read_block(
     f: &mut File,
     l: Loc,
     identity: &str,
-) -> io::Result<Option<Vec<u8>>> {
-    let mut from = [0u8; 5];
+) -> io::Result<Option<(Vec<u8>, i64)>> {
+    let mut from = vec![0u8; (l.body - l.start) as usize];
     f.seek(SeekFrom::Start(l.start))?;
-    if f.read_exact(&mut from).is_err() || &from != b"From " {
+    if f.read_exact(&mut from).is_err() || !from.starts_with(b"From ") {
         return Ok(None);
     }
+    let date = from_line_date(&String::from_utf8_lossy(&from)).unwrap_or(0);
     // The whole block, separator included, as the scan saw it.
     f.seek(SeekFrom::Start(l.body))?;
     let mut data = vec![0; (l.end - l.body) as usize];
@@ -559,7 +566,7 @@ fn read_block(
         return Ok(None);
     }
     data.truncate((l.body_end - l.body) as usize);
-    Ok(Some(unquote(&data)))
+    Ok(Some((unquote(&data), date)))
 }
 
 /// What streaming a large mbox message needs, read without holding it.
@@ -575,6 +582,8 @@ pub struct LargeMbox {
     pub drops: Vec<u64>,
     /// The message's length as sent (CRLF, quoting undone).
     pub size: u64,
+    /// INTERNALDATE: its `From ` line's date.
+    pub date: i64,
 }
 
 /// Reads a message larger than `threshold` a piece at a time for
@@ -593,11 +602,12 @@ pub fn large(
         return Ok(None);
     }
     let mut f = File::open(path)?;
-    let mut from = [0u8; 5];
+    let mut from = vec![0u8; (l.body - l.start) as usize];
     f.seek(SeekFrom::Start(l.start))?;
-    if f.read_exact(&mut from).is_err() || &from != b"From " {
+    if f.read_exact(&mut from).is_err() || !from.starts_with(b"From ") {
         return Ok(None);
     }
+    let date = from_line_date(&String::from_utf8_lossy(&from)).unwrap_or(0);
     f.seek(SeekFrom::Start(l.body))?;
     let mut reader = BufReader::with_capacity(
         64 * 1024,
@@ -648,17 +658,8 @@ pub fn large(
         base: l.body,
         drops,
         size,
+        date,
     }))
-}
-
-/// A message's INTERNALDATE: the date on its `From ` line (asctime,
-/// UTC unless a zone follows), or None.
-pub fn internal_date(path: &Path, loc: &str) -> Option<i64> {
-    let (l, _) = Loc::decode(loc)?;
-    let f = File::open(path).ok()?;
-    let mut line = vec![0u8; (l.body - l.start).min(512) as usize];
-    f.read_exact_at(&mut line, l.start).ok()?;
-    from_line_date(&String::from_utf8_lossy(&line))
 }
 
 /// `From sender Fri Feb 22 17:06:23 2008 [+0200]`: the date.
