@@ -183,6 +183,15 @@ pub enum Command<'a> {
         /// The search keys.
         keys: Key,
     },
+    /// [UID] THREAD algorithm charset keys.
+    Thread {
+        /// UID THREAD.
+        uid: bool,
+        /// The algorithm.
+        algorithm: super::thread::Algorithm,
+        /// The search keys.
+        keys: Key,
+    },
     /// [UID] FETCH set items [(CHANGEDSINCE n [VANISHED])].
     Fetch {
         /// UID FETCH.
@@ -372,6 +381,7 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         b"APPEND" => append(a),
         b"SEARCH" => search(a, false),
         b"SORT" => sort(a, false),
+        b"THREAD" => thread(a, false),
         b"FETCH" => fetch(a, false),
         b"STORE" => store(a, false),
         b"COPY" => copy(a, false, false),
@@ -382,6 +392,7 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
             match sub.as_slice() {
                 b"SEARCH" => search(a, true),
                 b"SORT" => sort(a, true),
+                b"THREAD" => thread(a, true),
                 b"FETCH" => fetch(a, true),
                 b"STORE" => store(a, true),
                 b"COPY" => copy(a, true, false),
@@ -599,6 +610,20 @@ fn sort<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
         uid,
         ret,
         criteria,
+        keys,
+    })
+}
+
+fn thread<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let algorithm = super::thread::parse_algorithm(a)?;
+    a.sp()?;
+    charset(a)?;
+    a.sp()?;
+    let keys = search::parse_keys(a)?;
+    Ok(Command::Thread {
+        uid,
+        algorithm,
         keys,
     })
 }

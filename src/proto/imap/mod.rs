@@ -22,6 +22,7 @@ pub mod sequence;
 pub mod session;
 pub mod sort;
 pub mod structure;
+pub mod thread;
 pub mod utf7;
 
 pub use session::{AppendSink, Enabled, Imap, ImapStep, Settings};

@@ -599,6 +599,31 @@ impl Selected {
                 enabled,
                 out,
             )),
+            Command::Thread {
+                uid,
+                algorithm,
+                keys,
+            } => {
+                let (pending, step) = self.search(
+                    tag,
+                    uid,
+                    SearchReturn::default(),
+                    keys,
+                    Some(super::thread::keys()),
+                    enabled,
+                    out,
+                );
+                Ok((
+                    pending.map(|p| match p {
+                        Pending::Search(mut s) => {
+                            s.thread = Some(algorithm);
+                            Pending::Search(s)
+                        }
+                        other => other,
+                    }),
+                    step,
+                ))
+            }
             Command::Copy {
                 uid,
                 set,
@@ -1091,6 +1116,7 @@ impl Selected {
             ret,
             modseq: super::search::mentions_modseq(&keys),
             sort: sort.clone(),
+            thread: None,
         });
         if content {
             let request = Request::Search {
@@ -1200,6 +1226,17 @@ impl Selected {
                 Some((*u, self.seq_of(*u)? as u32, std::mem::take(v)))
             })
             .collect();
+        if let Some(algorithm) = search.thread {
+            for m in &mut msgs {
+                if !search.uid_mode {
+                    m.0 = m.1;
+                }
+            }
+            line(out, &super::thread::thread(algorithm, &msgs));
+            self.sync(out, false, enabled);
+            tagged(out, &search.tag, "OK", "THREAD completed");
+            return;
+        }
         super::sort::order(criteria, &mut msgs);
         let numbers: Vec<u32> = msgs
             .iter()
@@ -1269,6 +1306,8 @@ pub struct SearchState {
     modseq: bool,
     /// SORT: the criteria.
     sort: Option<Vec<(SortKey, bool)>>,
+    /// THREAD: the algorithm (`sort` then holds its keys).
+    thread: Option<super::thread::Algorithm>,
 }
 
 /// SELECT's QRESYNC part: what vanished and what changed since the

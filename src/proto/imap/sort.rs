@@ -31,6 +31,12 @@ pub enum SortKey {
     DisplayFrom,
     /// First To display name (or address).
     DisplayTo,
+    /// THREAD only: 1 if the subject marks a reply or forward.
+    Reply,
+    /// THREAD only: the Message-ID.
+    MessageId,
+    /// THREAD only: References (or the first In-Reply-To), oldest first.
+    Parents,
 }
 
 /// Reads `(criterion ...)`: each with whether REVERSE came before it.
@@ -144,6 +150,25 @@ pub fn values(
             SortKey::Cc => mailbox("cc"),
             SortKey::DisplayFrom => display("from"),
             SortKey::DisplayTo => display("to"),
+            SortKey::Reply => Value::Number(is_reply(&decode_words(
+                get("subject").unwrap_or_default(),
+            )) as i64),
+            SortKey::MessageId => Value::Text(
+                msg_ids(get("message-id").unwrap_or_default())
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            SortKey::Parents => {
+                let refs = get("references").unwrap_or_default();
+                let ids: Vec<&str> = match msg_ids(refs).next() {
+                    Some(_) => msg_ids(refs).collect(),
+                    None => msg_ids(get("in-reply-to").unwrap_or_default())
+                        .take(1)
+                        .collect(),
+                };
+                Value::Text(ids.join(" "))
+            }
         })
         .collect()
 }
@@ -163,9 +188,38 @@ pub fn order(keys: &[(SortKey, bool)], msgs: &mut [(u32, u32, Vec<Value>)]) {
     });
 }
 
+/// The `<...>` message ids in a header value, brackets kept.
+fn msg_ids(v: &[u8]) -> impl Iterator<Item = &str> {
+    let text = std::str::from_utf8(v).unwrap_or_default();
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        loop {
+            let open = rest.find('<')?;
+            let close = open + rest[open..].find('>')?;
+            let id = &rest[open..=close];
+            rest = &rest[close + 1..];
+            if id.len() > 2 && !id[1..].contains(['<', ' ', '\t']) {
+                return Some(id);
+            }
+        }
+    })
+}
+
 /// RFC 5256 2.1: the subject without reply and forward markers and
 /// list tags, upper-cased for comparison.
 pub fn base_subject(subject: &str) -> String {
+    subject_parts(subject).0
+}
+
+/// Whether taking the base subject removed a reply or forward marker
+/// (THREAD=REFERENCES merges replies under their originals).
+pub fn is_reply(subject: &str) -> bool {
+    subject_parts(subject).1
+}
+
+/// The base subject and whether it was a reply or forward.
+fn subject_parts(subject: &str) -> (String, bool) {
+    let mut reply = false;
     let mut s: String =
         subject.split_whitespace().collect::<Vec<_>>().join(" ");
     loop {
@@ -176,6 +230,7 @@ pub fn base_subject(subject: &str) -> String {
             let lower = t.to_ascii_lowercase();
             if lower.ends_with("(fwd)") {
                 s = t[..t.len() - 5].to_string();
+                reply = true;
             } else {
                 s = t.to_string();
                 break;
@@ -185,6 +240,7 @@ pub fn base_subject(subject: &str) -> String {
         loop {
             let before = s.clone();
             s = strip_leader(&s);
+            reply |= s != before;
             if let Some(rest) = strip_blob(&s) {
                 if !rest.is_empty() {
                     s = rest;
@@ -198,11 +254,12 @@ pub fn base_subject(subject: &str) -> String {
         let lower = s.to_ascii_lowercase();
         if lower.starts_with("[fwd:") && s.ends_with(']') {
             s = s[5..s.len() - 1].to_string();
+            reply = true;
             continue;
         }
         break;
     }
-    s.trim().to_uppercase()
+    (s.trim().to_uppercase(), reply)
 }
 
 /// A leading `[...]` and the white space after it; None if there is none.
