@@ -287,12 +287,7 @@ impl Server {
                 }
                 Work::Status(dir, items)
             }
-            Request::Append {
-                folder,
-                flags,
-                date,
-                binary,
-            } => {
+            Request::Append { folder, messages } => {
                 let Some(conn) =
                     self.conns.get_mut(slot).and_then(Option::as_mut)
                 else {
@@ -303,12 +298,7 @@ impl Server {
                 };
                 if i.spool.is_writing() {
                     // Its last piece is still being written: once it is.
-                    i.appending = Some(Request::Append {
-                        folder,
-                        flags,
-                        date,
-                        binary,
-                    });
+                    i.appending = Some(Request::Append { folder, messages });
                     return;
                 }
                 let content = match i.spool.take() {
@@ -319,13 +309,13 @@ impl Server {
                             .imap_reply(slot, Reply::Appended(Err(no)));
                     }
                 };
-                Work::Append {
+                Work::Append(Box::new(super::appending::AppendJob {
                     dir: folders::place(&root, &folder, fmt),
+                    root,
                     content,
-                    flags,
-                    date,
-                    binary,
-                }
+                    messages,
+                    limit: self.services.config.max_message_size,
+                }))
             }
             Request::Store(..)
             | Request::Expunge(_)
@@ -506,9 +496,9 @@ impl Server {
             Outcome::Status(r) => Reply::Status(r),
             Outcome::Appended(dir, r) => {
                 Reply::Appended(r.map(|(validity, added)| {
-                    let uid = added.0;
-                    self.added(&dir, validity, vec![added], key);
-                    (validity, uid)
+                    let uids = added.iter().map(|a| a.0).collect();
+                    self.added(&dir, validity, added, key);
+                    (validity, uids)
                 }))
             }
             Outcome::FlagsSet(dir, r) => match r {

@@ -45,19 +45,8 @@ pub enum Work {
     Subscribe(PathBuf, String, bool),
     /// STATUS of a folder not open.
     Status(PathBuf, Vec<StatusItem>),
-    /// APPEND a message to a folder.
-    Append {
-        /// The folder's Maildir.
-        dir: PathBuf,
-        /// The message.
-        content: Content,
-        /// Flag names.
-        flags: Vec<String>,
-        /// INTERNALDATE.
-        date: Option<i64>,
-        /// literal8: CRLF line ends, binary parts to re-encode.
-        binary: bool,
-    },
+    /// APPEND messages to a folder.
+    Append(Box<super::appending::AppendJob>),
     /// Set flags: (uid, file, new flags), and the keyword table.
     SetFlags(PathBuf, Vec<(u32, String, Flags)>, Vec<String>),
     /// Remove files.
@@ -132,7 +121,7 @@ pub enum Outcome {
     /// STATUS figures.
     Status(Result<Status, No>),
     /// APPEND: the folder, UIDVALIDITY, and the UID, flags and file.
-    Appended(PathBuf, Result<(u32, Added), No>),
+    Appended(PathBuf, Result<(u32, Vec<Added>), No>),
     /// Flags set: by UID, the file now (None: gone) and the flags.
     FlagsSet(PathBuf, Result<Vec<(u32, Option<String>, Flags)>, No>),
     /// Expunged UIDs.
@@ -176,7 +165,7 @@ pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Mailboxes> {
     })
 }
 
-fn failed(what: &str, e: std::io::Error) -> No {
+pub(super) fn failed(what: &str, e: std::io::Error) -> No {
     log::error!("{what}: {e}");
     match e.kind() {
         std::io::ErrorKind::NotFound => {
@@ -190,7 +179,7 @@ fn failed(what: &str, e: std::io::Error) -> No {
 }
 
 /// Scans a folder in either format.
-fn scan(fmt: MailboxFormat, dir: &Path) -> std::io::Result<Folder> {
+pub(super) fn scan(fmt: MailboxFormat, dir: &Path) -> std::io::Result<Folder> {
     match fmt {
         MailboxFormat::Maildir => mailfolder::scan(dir),
         MailboxFormat::Mbox => mboxfolder::scan(dir),
@@ -198,7 +187,7 @@ fn scan(fmt: MailboxFormat, dir: &Path) -> std::io::Result<Folder> {
 }
 
 /// A message's stored octets (LF) and INTERNALDATE.
-fn read_message(
+pub(super) fn read_message(
     fmt: MailboxFormat,
     dir: &Path,
     file: &str,
@@ -277,15 +266,9 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
                 .map(|f| status_of(&f))
                 .map_err(|e| failed("status", e)),
         ),
-        Work::Append {
-            dir,
-            mut content,
-            flags,
-            date,
-            binary,
-        } => {
-            let r = append(fmt, &dir, &mut content, &flags, date, binary);
-            Outcome::Appended(dir, r)
+        Work::Append(mut job) => {
+            let r = super::appending::run(fmt, &mut job);
+            Outcome::Appended(job.dir.clone(), r)
         }
         Work::SetFlags(dir, changes, keywords) => {
             let r = set_flags(fmt, &dir, &changes, &keywords)
@@ -545,7 +528,7 @@ fn list(
     Ok(out)
 }
 
-fn flags_for(dir: &std::path::Path, names: &[String]) -> Flags {
+pub(super) fn flags_for(dir: &std::path::Path, names: &[String]) -> Flags {
     let mut f = Folder {
         keywords: mailfolder::scan_keywords(dir),
         ..Folder::default()
@@ -561,7 +544,7 @@ fn flags_for(dir: &std::path::Path, names: &[String]) -> Flags {
 }
 
 /// True if the folder at `dir` is there to take mail.
-fn folder_exists(fmt: MailboxFormat, dir: &Path) -> bool {
+pub(super) fn folder_exists(fmt: MailboxFormat, dir: &Path) -> bool {
     match fmt {
         MailboxFormat::Maildir => dir.join("cur").is_dir(),
         // INBOX's file appears with its first message.
@@ -577,7 +560,7 @@ fn system_flags(bits: Flags) -> Flags {
     Flags(bits.0 & 0x3f)
 }
 
-fn append(
+pub(super) fn append(
     fmt: MailboxFormat,
     dir: &std::path::Path,
     content: &mut Content,

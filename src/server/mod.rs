@@ -5,6 +5,7 @@
 //! The only module that uses mio, sockets or `Instant::now()`.
 
 mod accept;
+mod appending;
 mod auth;
 pub mod conn;
 mod imap;

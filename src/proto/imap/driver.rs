@@ -123,11 +123,15 @@ impl Driver {
             Request::Select(_) => Reply::Selected(Ok(Rc::clone(&self.folder))),
             Request::List(..) => Reply::Listed(Ok(Vec::new())),
             Request::Status(..) => Reply::Status(Ok(Status::default())),
-            Request::Append { .. } => {
+            Request::Append { messages, .. } => {
                 let mut f = self.folder.borrow_mut();
-                let uid = f.uidnext;
-                f.add(vec![(uid, Flags(0), "new/x".into())]);
-                Reply::Appended(Ok((7, uid)))
+                let mut uids = Vec::new();
+                for _ in &messages {
+                    let uid = f.uidnext;
+                    f.add(vec![(uid, Flags(0), "new/x".into())]);
+                    uids.push(uid);
+                }
+                Reply::Appended(Ok((7, uids)))
             }
             Request::Store(changes) => {
                 let mut f = self.folder.borrow_mut();

@@ -186,7 +186,7 @@ fn item(a: &mut Args<'_>) -> Result<Item, Bad> {
 }
 
 /// `[...]`: a section spec; BINARY allows part numbers only.
-fn section(a: &mut Args<'_>, binary: bool) -> Result<Section, Bad> {
+pub fn section(a: &mut Args<'_>, binary: bool) -> Result<Section, Bad> {
     if !a.byte(b'[') {
         return Err(Bad("expected ["));
     }

@@ -3,6 +3,7 @@
 //! the loop's business: the session asks with a [`request::Request`]
 //! and reads the selected folder's shared state ([`folder::Folder`]).
 
+pub mod append;
 pub mod args;
 pub mod command;
 pub mod driver;
@@ -23,6 +24,7 @@ pub mod session;
 pub mod sort;
 pub mod structure;
 pub mod thread;
+pub mod url;
 pub mod utf7;
 
 pub use session::{AppendSink, Enabled, Imap, ImapStep, Settings};

@@ -313,6 +313,13 @@ pub fn split(msg: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// The octets a section names (CRLF message), as CATENATE's URLs take
+/// them; empty if the part does not exist.
+pub fn section_octets(msg: &[u8], s: &Section) -> Vec<u8> {
+    let tree = (!s.part.is_empty()).then(|| mime::parse(msg));
+    section_data(msg, tree.as_ref(), s).into_owned()
+}
+
 /// The octets a section names; empty if the part does not exist.
 fn section_data<'a>(
     msg: &'a [u8],

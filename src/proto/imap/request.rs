@@ -27,16 +27,13 @@ pub enum Request {
     Subscribe(String, bool),
     /// STATUS of a folder.
     Status(String, Vec<StatusItem>),
-    /// Store the message streamed to the sink in a folder.
+    /// Store the messages streamed to the sink (and the parts URLs
+    /// name) in a folder, all or none.
     Append {
         /// The folder.
         folder: String,
-        /// Flag names given.
-        flags: Vec<String>,
-        /// INTERNALDATE (seconds since the epoch), if given.
-        date: Option<i64>,
-        /// Sent as literal8: CRLF kept, binary parts to re-encode.
-        binary: bool,
+        /// The messages, in order.
+        messages: Vec<super::append::AppendMessage>,
     },
     /// Set these messages' flags in the selected folder.
     Store(Vec<(u32, Flags)>),
@@ -199,7 +196,7 @@ pub enum Reply {
     /// STATUS.
     Status(Result<Status, No>),
     /// APPEND: the UIDVALIDITY and UID given.
-    Appended(Result<(u32, u32), No>),
+    Appended(Result<(u32, Vec<u32>), No>),
     /// COPY/MOVE: the UIDVALIDITY of the destination, source and new
     /// UIDs in the same order.
     Copied(Result<(u32, Vec<u32>, Vec<u32>), No>),

@@ -8,7 +8,8 @@ use std::rc::Rc;
 
 use memchr::memchr;
 
-use super::args::Bad;
+use super::append::{Next, Plan};
+use super::args::{Args, Bad};
 use super::command::{self, Command};
 use super::frame::{self, Framed, MAX_COMMAND, MAX_NONSYNC_BEFORE_LOGIN};
 use super::names;
@@ -110,10 +111,10 @@ enum Reading {
         /// LOGIN's user name, once given.
         login_user: Option<String>,
     },
-    /// APPEND's message literal: `left` octets still to come.
+    /// An APPEND literal: `left` octets still to come.
     Append {
         tag: Vec<u8>,
-        request: Option<Request>,
+        plan: Box<Plan>,
         left: u64,
         /// The last octet written was a CR held back (CRLF → LF).
         cr: bool,
@@ -192,7 +193,7 @@ impl Imap {
              CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED \
              LIST-STATUS ESEARCH CONDSTORE QRESYNC BINARY UTF8=ACCEPT \
              STATUS=SIZE SORT SORT=DISPLAY ESORT \
-             THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+             THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND CATENATE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.settings.append_limit));
         c
@@ -354,49 +355,45 @@ impl Imap {
         sink: &mut dyn AppendSink,
     ) -> (usize, ImapStep) {
         match &mut self.reading {
-            Reading::Append { left, cr, raw, .. } => {
+            Reading::Append {
+                left,
+                cr,
+                raw,
+                plan,
+                ..
+            } => {
                 let take = (*left).min(input.len() as u64) as usize;
+                let mut counted = Counted { sink, n: 0 };
                 if *raw {
-                    sink.write_append(&input[..take]);
+                    counted.write_append(&input[..take]);
                 } else {
-                    write_lf(&input[..take], cr, sink);
+                    write_lf(&input[..take], cr, &mut counted);
                 }
                 *left -= take as u64;
+                if *left == 0 && std::mem::take(cr) {
+                    counted.write_append(b"\r");
+                }
+                plan.streamed(counted.n);
                 if *left > 0 {
                     return (take, ImapStep::Continue);
                 }
-                // The line after the literal: CRLF ends the command.
+                // What follows the literal, up to the next one or the
+                // command's end.
                 let rest = &input[take..];
                 let Some(lf) = memchr(b'\n', rest) else {
+                    if rest.len() > MAX_COMMAND {
+                        return (input.len(), self.bye(out, "line too long"));
+                    }
                     return (take, ImapStep::Continue);
                 };
-                let Reading::Append {
-                    tag, request, cr, ..
-                } = std::mem::replace(&mut self.reading, Reading::Commands)
+                let Reading::Append { tag, plan, .. } =
+                    std::mem::replace(&mut self.reading, Reading::Commands)
                 else {
                     return (take, ImapStep::Continue);
                 };
-                if cr {
-                    sink.write_append(b"\r");
-                }
-                let after = frame::trim_eol(&rest[..=lf]);
+                let seg = frame::trim_eol(&rest[..=lf]);
                 let used = take + lf + 1;
-                if !after.is_empty() {
-                    sink.discard_append();
-                    return (
-                        used,
-                        self.bad(
-                            out,
-                            Some(&tag),
-                            "MULTIAPPEND is not supported",
-                        ),
-                    );
-                }
-                let Some(request) = request else {
-                    return (used, ImapStep::Continue);
-                };
-                self.pending = Some(Pending::Append(tag));
-                (used, ImapStep::Io(request))
+                (used, self.append_segment(tag, plan, seg, out, sink))
             }
             Reading::Skip { left } => {
                 let take = (*left).min(input.len() as u64) as usize;
@@ -463,15 +460,11 @@ impl Imap {
         out: &mut Vec<u8>,
         sink: &mut dyn AppendSink,
     ) -> (usize, ImapStep) {
-        // APPEND's message streams: look at the first line alone.
+        // APPEND's messages stream: look at the first line alone.
         if let Some(lf) = memchr(b'\n', input) {
             let first = frame::trim_eol(&input[..=lf]);
-            if let Some(lit) = frame::literal_at_end(first) {
-                if let Some(step) =
-                    self.start_append(first, lit, lf + 1, out, sink)
-                {
-                    return step;
-                }
+            if let Some(step) = self.start_append(first, lf + 1, out, sink) {
+                return step;
             }
         }
         match frame::frame(input) {
@@ -514,73 +507,132 @@ impl Imap {
         }
     }
 
-    /// `tag APPEND mailbox [flags] [date] {N}`: checks it and starts
-    /// streaming the message; None if the line is not such an APPEND.
+    /// `tag APPEND mailbox ...`: checks it and reads its first
+    /// segment; None if the line is not such an APPEND.
     fn start_append(
         &mut self,
         first: &[u8],
-        lit: frame::Literal,
         line_len: usize,
         out: &mut Vec<u8>,
         sink: &mut dyn AppendSink,
     ) -> Option<(usize, ImapStep)> {
-        let head = &first[..lit.at];
-        let Ok((
-            tag,
-            Command::Append {
-                mailbox,
-                flags,
-                date,
-            },
-        )) = command::parse(head)
-        else {
+        let mut a = Args::new(first);
+        let tag = a.tag().ok()?.to_vec();
+        a.sp().ok()?;
+        if !a.name().eq_ignore_ascii_case(b"APPEND") {
             return None;
-        };
-        let tag = tag.to_vec();
-        let refuse = |s: &mut Imap, out: &mut Vec<u8>, status, text: &str| {
-            if lit.nonsync {
-                s.reading = Reading::Skip { left: lit.len };
-            }
-            tagged(out, &tag, status, text);
-            Some((line_len, ImapStep::Continue))
-        };
+        }
+        a.sp().ok()?;
+        // A mailbox name sent as a literal goes the framed way.
+        if a.peek() == Some(b'{') {
+            return None;
+        }
+        let mailbox = a.astring().ok()?;
+        let lit =
+            frame::literal_at_end(first).filter(|l| l.at >= a.position());
         if !self.logged_in_state() {
             self.errors += 1;
-            return refuse(self, out, "BAD", "APPEND needs a login");
-        }
-        if lit.len > self.settings.append_limit {
-            return refuse(self, out, "NO", "[TOOBIG] message too large");
+            return Some((
+                line_len,
+                self.refuse_append(
+                    &tag,
+                    lit,
+                    "BAD",
+                    "APPEND needs a login",
+                    out,
+                ),
+            ));
         }
         let folder = match names::decode(&mailbox, self.enabled.utf8) {
             Ok(f) => f,
-            Err(why) => return refuse(self, out, "NO", why),
+            Err(why) => {
+                return Some((
+                    line_len,
+                    self.refuse_append(&tag, lit, "NO", why, out),
+                ));
+            }
         };
-        let date = match date.as_deref().map(parse_date_time) {
-            Some(None) => return refuse(self, out, "BAD", "bad date-time"),
-            Some(Some(d)) => Some(d),
-            None => None,
-        };
-        let flags = flags
-            .iter()
-            .map(|f| String::from_utf8_lossy(f).into_owned())
-            .collect();
-        if !lit.nonsync {
-            line(out, "+ Ready for literal data");
-        }
+        let seg = &first[a.position()..];
+        let plan = Box::new(Plan::new(folder));
         sink.begin_append();
-        self.reading = Reading::Append {
-            tag,
-            request: Some(Request::Append {
-                folder,
-                flags,
-                date,
-                binary: lit.binary,
-            }),
-            left: lit.len,
-            cr: false,
-            raw: lit.binary,
-        };
-        Some((line_len, ImapStep::Continue))
+        Some((line_len, self.append_segment(tag, plan, seg, out, sink)))
+    }
+
+    /// Reads one segment of an APPEND (`seg`: up to a literal's
+    /// announcement or the command's end) and goes on as it says.
+    fn append_segment(
+        &mut self,
+        tag: Vec<u8>,
+        mut plan: Box<Plan>,
+        seg: &[u8],
+        out: &mut Vec<u8>,
+        sink: &mut dyn AppendSink,
+    ) -> ImapStep {
+        let lit = frame::literal_at_end(seg);
+        let text = lit.map_or(seg, |l| &seg[..l.at]);
+        let next = plan.read(text, lit).and_then(|n| {
+            plan.check()?;
+            Ok(n)
+        });
+        match next {
+            Err(Bad(why)) => {
+                sink.discard_append();
+                self.errors += 1;
+                self.refuse_append(&tag, lit, "BAD", why, out)
+            }
+            Ok(Next::Literal(_))
+                if plan.announced > self.settings.append_limit =>
+            {
+                sink.discard_append();
+                self.refuse_append(
+                    &tag,
+                    lit,
+                    "NO",
+                    "[TOOBIG] message too large",
+                    out,
+                )
+            }
+            Ok(Next::Literal(l)) => {
+                if !l.nonsync {
+                    line(out, "+ Ready for literal data");
+                }
+                self.reading = Reading::Append {
+                    tag,
+                    plan,
+                    left: l.len,
+                    cr: false,
+                    raw: l.binary,
+                };
+                ImapStep::Continue
+            }
+            Ok(Next::Done) => {
+                self.pending = Some(Pending::Append(tag));
+                ImapStep::Io(Request::Append {
+                    folder: plan.folder,
+                    messages: plan.messages,
+                })
+            }
+        }
+    }
+
+    /// Answers an APPEND it will not take; a literal the client sends
+    /// anyway is skipped with the rest of the command.
+    fn refuse_append(
+        &mut self,
+        tag: &[u8],
+        lit: Option<frame::Literal>,
+        status: &str,
+        text: &str,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        if let Some(l) = lit.filter(|l| l.nonsync) {
+            self.reading = Reading::Skip { left: l.len };
+        }
+        tagged(out, tag, status, text);
+        if self.errors >= MAX_ERRORS {
+            return self.bye(out, "Too many errors");
+        }
+        ImapStep::Continue
     }
 
     fn bad(
@@ -1107,14 +1159,17 @@ impl Imap {
                 }
             }
             (Pending::Append(tag), Reply::Appended(result)) => match result {
-                Ok((validity, uid)) => {
+                Ok((validity, uids)) => {
                     self.sync_selected(out, true);
+                    let mut set = Vec::new();
+                    super::sequence::write_set(&uids, &mut set);
+                    let set = String::from_utf8_lossy(&set);
                     tagged(
                         out,
                         &tag,
                         "OK",
                         &format!(
-                            "[APPENDUID {validity} {uid}] APPEND completed"
+                            "[APPENDUID {validity} {set}] APPEND completed"
                         ),
                     );
                 }
@@ -1178,6 +1233,27 @@ fn tag_of(input: &[u8]) -> Option<&[u8]> {
 
 /// Writes `data` to the sink with CRLF as LF; a CR at the end is held
 /// back in `cr` until the next octet tells.
+/// Counts what passes to the sink.
+struct Counted<'a> {
+    sink: &'a mut dyn AppendSink,
+    n: u64,
+}
+
+impl AppendSink for Counted<'_> {
+    fn begin_append(&mut self) {
+        self.sink.begin_append();
+    }
+
+    fn write_append(&mut self, bytes: &[u8]) {
+        self.n += bytes.len() as u64;
+        self.sink.write_append(bytes);
+    }
+
+    fn discard_append(&mut self) {
+        self.sink.discard_append();
+    }
+}
+
 fn write_lf(data: &[u8], cr: &mut bool, sink: &mut dyn AppendSink) {
     if data.is_empty() {
         return;
