@@ -81,8 +81,10 @@ fn selected_work(
             max_uid,
             keywords,
             sort,
+            answers,
         } => Work::Search(Box::new(super::mailboxes::SearchJob {
             sort,
+            answers,
             dir,
             key,
             msgs: candidates
@@ -592,6 +594,7 @@ impl Server {
             Outcome::Fetched(data) => Reply::Fetched(data),
             Outcome::Searched(uids) => Reply::Searched(uids),
             Outcome::Sorted(found) => Reply::Sorted(found),
+            Outcome::Answers(a) => Reply::Answers(a),
         };
         let waiting = self
             .conns

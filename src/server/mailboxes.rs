@@ -106,6 +106,8 @@ pub struct SearchJob {
     pub keywords: Vec<String>,
     /// SORT: its criteria (the values are computed for each match).
     pub sort: Option<Vec<(crate::proto::imap::sort::SortKey, bool)>>,
+    /// CONTEXT=SEARCH: each candidate's content answers instead.
+    pub answers: bool,
 }
 
 /// What a helper did.
@@ -143,6 +145,8 @@ pub enum Outcome {
     Searched(Vec<u32>),
     /// SORT: each match's UID and its values.
     Sorted(Vec<(u32, Vec<crate::proto::imap::sort::Value>)>),
+    /// Each candidate's answers to the content keys.
+    Answers(Vec<(u32, u64)>),
     /// An index written (nobody waits for it).
     Saved,
     /// Messages moved to cur/: their new files.
@@ -303,6 +307,9 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
         }
         Work::Fetch(dir, validity, msgs, items) => {
             Outcome::Fetched(fetch(fmt, &dir, validity, &msgs, &items))
+        }
+        Work::Search(job) if job.answers => {
+            Outcome::Answers(answers(fmt, &job))
         }
         Work::Search(job) => match &job.sort {
             None => Outcome::Searched(
@@ -906,6 +913,34 @@ fn search(
         }
     }
     hits
+}
+
+/// CONTEXT=SEARCH: every candidate's answers to the keys that look
+/// inside messages, read one message at a time.
+fn answers(fmt: MailboxFormat, job: &SearchJob) -> Vec<(u32, u64)> {
+    let mut out = Vec::with_capacity(job.msgs.len());
+    for (c, file) in &job.msgs {
+        let facts = Facts {
+            seq: c.seq,
+            max_seq: job.max_seq,
+            uid: c.uid,
+            max_uid: job.max_uid,
+            flags: c.flags,
+            recent: c.recent,
+            modseq: c.modseq,
+            keywords: &job.keywords,
+        };
+        let Ok((raw, internal)) = read_message(fmt, &job.dir, file) else {
+            continue;
+        };
+        let msg = mailfolder::to_crlf(&raw);
+        let content = Text {
+            msg: &msg,
+            internal,
+        };
+        out.push((c.uid, matcher::content_answers(&job.key, &facts, content)));
+    }
+    out
 }
 
 /// Items shared between the loop and a helper.

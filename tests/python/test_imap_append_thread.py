@@ -5,6 +5,7 @@ command, a raw socket where it sends only one literal per APPEND."""
 import imaplib
 import re
 import socket
+import time
 
 import pytest
 
@@ -174,4 +175,55 @@ def test_multiappend_over_the_limit_is_refused_before_the_literal(server):
     line = r.line()
     assert line.startswith(b"a NO [TOOBIG]"), line
     assert r.run(b"b STATUS INBOX (MESSAGES)", b"b")[0].endswith(b"(MESSAGES 0)")
+    r.close()
+
+
+def test_context_search_updates_and_partial(server):
+    import smtplib
+    r = Raw(server)
+    for i, body in enumerate(["soup", "pizza", "soup", "soup"]):
+        m = message(f"Subject: m{i}", body)
+        r.run(b"a APPEND INBOX {%d+}\r\n%s" % (len(m), m))
+    r.run(b"b SELECT INBOX", b"b")
+    lines = r.run(b"s1 SEARCH RETURN (UPDATE) BODY soup SEEN", b"s1")
+    assert lines == [b'* ESEARCH (TAG "s1")', b"s1 OK SEARCH completed"], lines
+    lines = r.run(b"c STORE 1,2,4 +FLAGS.SILENT (\\Seen)", b"c")
+    assert b'* ESEARCH (TAG "s1") ADDTO (1 1,4)' in lines, lines
+    lines = r.run(b"c STORE 1 -FLAGS.SILENT (\\Seen)", b"c")
+    assert b'* ESEARCH (TAG "s1") REMOVEFROM (1 1)' in lines, lines
+    # Our own SMTP delivery: the helpers read the new message's body
+    # before the command that notices it completes.
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as s:
+        s.sendmail("carol@remote.test", ["alice@example.test"],
+                   "Subject: new\r\n\r\nsoup again\r\n")
+    # The folder is scanned again after the 250: NOOP until it shows.
+    seen = []
+    for _ in range(50):
+        lines = r.run(b"c NOOP", b"c")
+        seen += lines
+        if b"* 5 EXISTS" in lines:
+            break
+        time.sleep(0.1)
+    assert b"* 5 EXISTS" in seen, seen
+    assert not any(b"ADDTO" in l for l in seen), seen  # not \Seen yet
+    lines = r.run(b"c STORE 5 +FLAGS.SILENT (\\Seen)", b"c")
+    assert b'* ESEARCH (TAG "s1") ADDTO (2 5)' in lines, lines
+    # An expunge reports REMOVEFROM with the numbers EXPUNGE uses.
+    r.run(b"c STORE 4 +FLAGS.SILENT (\\Deleted)", b"c")
+    lines = r.run(b"c EXPUNGE", b"c")
+    assert b'* ESEARCH (TAG "s1") REMOVEFROM (1 4)' in lines, lines
+    assert lines.index(b'* ESEARCH (TAG "s1") REMOVEFROM (1 4)') < lines.index(b"* 4 EXPUNGE")
+    assert r.run(b"c CANCELUPDATE \"s1\"", b"c")[-1] == b"c OK CANCELUPDATE completed"
+    lines = r.run(b"c STORE 1 +FLAGS.SILENT (\\Seen)", b"c")
+    assert not any(b"ESEARCH" in l for l in lines), lines
+    # PARTIAL: positions of the result, from either end.
+    lines = r.run(b"p SEARCH RETURN (PARTIAL 3:2) ALL", b"p")
+    assert lines[0] == b'* ESEARCH (TAG "p") PARTIAL (2:3 2:3)', lines
+    lines = r.run(b"p SEARCH RETURN (PARTIAL -1:-2) ALL", b"p")
+    assert lines[0] == b'* ESEARCH (TAG "p") PARTIAL (-2:-1 3:4)', lines
+    lines = r.run(b"p SEARCH RETURN (PARTIAL 7:9) ALL", b"p")
+    assert lines[0] == b'* ESEARCH (TAG "p") PARTIAL (7:9 NIL)', lines
+    for bad in (b"1", b"1:*", b"0:2", b"-1:2"):
+        assert r.run(b"p SEARCH RETURN (PARTIAL %s) ALL" % bad, b"p")[-1].startswith(b"p BAD"), bad
+    assert r.run(b"p SORT RETURN (UPDATE) (DATE) UTF-8 ALL", b"p")[-1].startswith(b"p BAD")
     r.close()

@@ -97,6 +97,11 @@ pub struct SearchReturn {
     pub count: bool,
     /// SAVE.
     pub save: bool,
+    /// UPDATE (RFC 5267): keep the result up to date.
+    pub update: bool,
+    /// PARTIAL (RFC 9394): these positions of the result, 1-based
+    /// (negative: from the end), low first.
+    pub partial: Option<(i64, i64)>,
 }
 
 /// A command.
@@ -183,6 +188,8 @@ pub enum Command<'a> {
         /// The search keys.
         keys: Key,
     },
+    /// CANCELUPDATE tag... (RFC 5267).
+    CancelUpdate(Vec<Vec<u8>>),
     /// [UID] THREAD algorithm charset keys.
     Thread {
         /// UID THREAD.
@@ -382,6 +389,17 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         b"SEARCH" => search(a, false),
         b"SORT" => sort(a, false),
         b"THREAD" => thread(a, false),
+        b"CANCELUPDATE" => {
+            let mut tags = Vec::new();
+            while !a.at_end() {
+                a.sp()?;
+                tags.push(a.string()?.into_owned());
+            }
+            if tags.is_empty() {
+                return Err(Bad("CANCELUPDATE needs a tag"));
+            }
+            Ok(Command::CancelUpdate(tags))
+        }
         b"FETCH" => fetch(a, false),
         b"STORE" => store(a, false),
         b"COPY" => copy(a, false, false),
@@ -565,16 +583,50 @@ fn search_return(a: &mut Args<'_>) -> Result<SearchReturn, Bad> {
             b"ALL" => ret.all = true,
             b"COUNT" => ret.count = true,
             b"SAVE" => ret.save = true,
+            b"UPDATE" => ret.update = true,
+            // A hint only (RFC 5267 4.2).
+            b"CONTEXT" => {}
+            b"PARTIAL" if ret.partial.is_none() => {
+                a.sp()?;
+                ret.partial = Some(partial_range(a.atom()?)?);
+            }
             _ => return Err(Bad("unknown RETURN option")),
         }
         Ok(())
     })?;
-    if !(ret.min || ret.max || ret.count || ret.save) {
+    if !(ret.min || ret.max || ret.count || ret.save || ret.update)
+        && ret.partial.is_none()
+    {
         // RFC 4731 3.1: RETURN () means RETURN (ALL).
         ret.all = true;
     }
     a.sp()?;
     Ok(ret)
+}
+
+/// `m:n` positions, both from the start or both (negative) from the
+/// end, none zero; in either order.
+fn partial_range(atom: &[u8]) -> Result<(i64, i64), Bad> {
+    let bad = Bad("bad PARTIAL range");
+    let text =
+        std::str::from_utf8(atom).map_err(|_| Bad("bad PARTIAL range"))?;
+    let (a, b) = text.split_once(':').ok_or(Bad("bad PARTIAL range"))?;
+    let num = |t: &str| -> Option<i64> {
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        if digits.is_empty()
+            || digits.len() > 10
+            || !digits.bytes().all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+        t.parse::<i64>()
+            .ok()
+            .filter(|&n| n != 0 && n.abs() <= i64::from(u32::MAX))
+    };
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) if (x > 0) == (y > 0) => Ok((x.min(y), x.max(y))),
+        _ => Err(bad),
+    }
 }
 
 /// `CHARSET`'s value: only UTF-8 and US-ASCII.
@@ -601,6 +653,10 @@ fn search<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
 fn sort<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
     a.sp()?;
     let ret = search_return(a)?;
+    if ret.update || ret.partial.is_some() {
+        // CONTEXT=SORT is not offered.
+        return Err(Bad("UPDATE and PARTIAL are for SEARCH only"));
+    }
     let criteria = super::sort::parse_criteria(a)?;
     a.sp()?;
     charset(a)?;

@@ -102,6 +102,88 @@ pub fn matches(
     }
 }
 
+/// A key whose answer depends only on the message's octets and dates,
+/// so it can be kept while flags change (CONTEXT=SEARCH updates).
+fn is_content_leaf(key: &Key) -> bool {
+    matches!(
+        key,
+        Key::Header(..)
+            | Key::Body(_)
+            | Key::Text(_)
+            | Key::Date(..)
+            | Key::Size(..)
+    )
+}
+
+/// How many content keys `key` holds.
+pub fn content_leaf_count(key: &Key) -> usize {
+    match key {
+        Key::Not(k) => content_leaf_count(k),
+        Key::Or(a, b) => content_leaf_count(a) + content_leaf_count(b),
+        Key::And(keys) => keys.iter().map(content_leaf_count).sum(),
+        k => usize::from(is_content_leaf(k)),
+    }
+}
+
+/// The answers of `key`'s content keys for one message, as bits in the
+/// order the keys appear (at most 64 of them).
+pub fn content_answers(key: &Key, f: &Facts<'_>, content: Content<'_>) -> u64 {
+    fn walk(
+        key: &Key,
+        f: &Facts<'_>,
+        c: Content<'_>,
+        bits: &mut u64,
+        i: &mut u32,
+    ) {
+        match key {
+            Key::Not(k) => walk(k, f, c, bits, i),
+            Key::Or(a, b) => {
+                walk(a, f, c, bits, i);
+                walk(b, f, c, bits, i);
+            }
+            Key::And(keys) => keys.iter().for_each(|k| walk(k, f, c, bits, i)),
+            k if is_content_leaf(k) => {
+                if *i < 64 && matches(k, f, Some(c)) {
+                    *bits |= 1 << *i;
+                }
+                *i += 1;
+            }
+            _ => {}
+        }
+    }
+    let (mut bits, mut i) = (0, 0);
+    walk(key, f, content, &mut bits, &mut i);
+    bits
+}
+
+/// `matches` with the content keys answered by `content_answers`.
+pub fn matches_with(key: &Key, f: &Facts<'_>, answers: u64) -> bool {
+    fn eval(key: &Key, f: &Facts<'_>, answers: u64, i: &mut u32) -> bool {
+        match key {
+            Key::Not(k) => !eval(k, f, answers, i),
+            // Every branch is walked, so the leaves keep their numbers.
+            Key::Or(a, b) => {
+                let x = eval(a, f, answers, i);
+                eval(b, f, answers, i) || x
+            }
+            Key::And(keys) => {
+                let mut all = true;
+                for k in keys {
+                    all &= eval(k, f, answers, i);
+                }
+                all
+            }
+            k if is_content_leaf(k) => {
+                let bit = *i < 64 && answers & (1 << *i) != 0;
+                *i += 1;
+                bit
+            }
+            k => matches(k, f, None),
+        }
+    }
+    eval(key, f, answers, &mut 0)
+}
+
 fn flag(f: &Facts<'_>, name: &str) -> bool {
     if let Some(i) = SYSTEM
         .iter()
@@ -305,6 +387,33 @@ mod tests {
     fn search(keys: &str, msg: &[u8]) -> bool {
         let key = parse_keys(&mut Args::new(keys.as_bytes())).unwrap();
         matches(&key, &facts(), Some(Content { msg, internal: 0 }))
+    }
+
+    /// Cached content answers give what a full evaluation gives, for
+    /// every flag state.
+    #[test]
+    fn cached_answers_agree() {
+        let msg = b"Subject: lunch\r\n\r\nsoup today\r\n";
+        let content = Content { msg, internal: 0 };
+        for keys in [
+            "BODY soup SEEN",
+            "OR SUBJECT lunch FLAGGED",
+            "NOT (BODY pizza UNSEEN)",
+            "OR (SEEN BODY pizza) (NOT SUBJECT dinner)",
+            "LARGER 5 OR BODY x SMALLER 2",
+        ] {
+            let key = parse_keys(&mut Args::new(keys.as_bytes())).unwrap();
+            let mut f = facts();
+            let answers = content_answers(&key, &f, content);
+            for bits in [0, 1, 4, 5] {
+                f.flags = Flags(bits);
+                assert_eq!(
+                    matches_with(&key, &f, answers),
+                    matches(&key, &f, Some(content)),
+                    "{keys} flags {bits}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod session;
 pub mod sort;
 pub mod structure;
 pub mod thread;
+pub mod updates;
 pub mod url;
 pub mod utf7;
 

@@ -68,6 +68,8 @@ pub enum Request {
         keywords: Vec<String>,
         /// SORT: the values of these criteria for each match.
         sort: Option<Vec<(super::sort::SortKey, bool)>>,
+        /// CONTEXT=SEARCH: every candidate's content answers instead.
+        answers: bool,
     },
 }
 
@@ -206,6 +208,8 @@ pub enum Reply {
     Searched(Vec<u32>),
     /// SORT: each match's UID and the values it sorts by.
     Sorted(Vec<(u32, Vec<super::sort::Value>)>),
+    /// Each candidate's content answers (`matcher::content_answers`).
+    Answers(Vec<(u32, u64)>),
     /// The stream is sent; an error means the literal is cut short and
     /// the session must end.
     Streamed(Result<(), No>),

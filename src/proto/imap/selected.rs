@@ -4,7 +4,7 @@
 //! COPY, MOVE, CLOSE, UNSELECT.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use super::command::{Command, Qresync, SearchReturn, StoreMode};
@@ -17,6 +17,7 @@ use super::search::Key;
 use super::sequence::{SeqSet, write_set};
 use super::session::{Enabled, ImapStep, tagged_no};
 use super::sort::SortKey;
+use super::updates::Updates;
 use crate::proto::OUTPUT_CAP;
 
 /// Messages whose files one FETCH request reads.
@@ -73,6 +74,16 @@ pub enum Pending {
     },
     /// SEARCH looking inside messages.
     Search(Box<SearchState>),
+    /// Content answers for a search kept up to date, asked after a
+    /// command; then its tagged line, held back until they came.
+    Answers {
+        /// Which search.
+        index: usize,
+        /// The UIDs asked for.
+        asked: Vec<u32>,
+        /// The command's tagged line.
+        held: Vec<u8>,
+    },
     /// COPY or MOVE.
     Copy {
         /// Tag.
@@ -133,6 +144,10 @@ pub struct Selected {
     recent: Vec<u32>,
     /// Keywords the client has been told of in FLAGS.
     told_keywords: usize,
+    /// Searches kept up to date (CONTEXT=SEARCH).
+    updates: Updates,
+    /// The last RETURN (UPDATE) could not be kept.
+    noupdate: bool,
 }
 
 /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder.
@@ -217,6 +232,8 @@ impl Selected {
             told_modseq,
             recent,
             told_keywords,
+            updates: Updates::default(),
+            noupdate: false,
         }
     }
 
@@ -301,6 +318,7 @@ impl Selected {
                 .filter(|&u| f.find(u).is_none())
                 .collect();
             if !gone.is_empty() {
+                self.updates.expunging(&self.view, &gone, out);
                 if enabled.qresync {
                     let mut set = Vec::new();
                     write_set(&gone, &mut set);
@@ -359,6 +377,38 @@ impl Selected {
             }
             self.told_modseq = f.highest_modseq;
         }
+        self.updates.refresh(&self.view, &self.recent, &f, out);
+    }
+
+    /// After a command: the helper work that searches kept up to date
+    /// need for new messages, with the command's tagged line `held`
+    /// until it is done.
+    pub fn answers_needed(&self, held: Vec<u8>) -> Option<(Pending, Request)> {
+        let (index, key, asked) = self.updates.unanswered(&self.view)?;
+        let f = self.folder.borrow();
+        let candidates = asked
+            .iter()
+            .filter_map(|&u| {
+                let m = f.get(u)?;
+                Some(Candidate {
+                    uid: u,
+                    seq: self.seq_of(u)? as u32,
+                    flags: m.flags,
+                    recent: self.recent.binary_search(&u).is_ok(),
+                    modseq: m.modseq,
+                })
+            })
+            .collect();
+        let request = Request::Search {
+            key,
+            candidates,
+            max_seq: self.view.len() as u32,
+            max_uid: self.view.last().copied().unwrap_or(0),
+            keywords: f.keywords.clone(),
+            sort: None,
+            answers: true,
+        };
+        Some((Pending::Answers { index, asked, held }, request))
     }
 
     /// `* FLAGS` again when the folder has keywords the client has not
@@ -581,6 +631,13 @@ impl Selected {
                     Some(Pending::Store(store)),
                     ImapStep::Io(Request::Store(changes)),
                 ))
+            }
+            Command::CancelUpdate(tags) => {
+                for t in &tags {
+                    self.updates.cancel(t);
+                }
+                tagged(out, &tag, "OK", "CANCELUPDATE completed");
+                Ok((None, ImapStep::Continue))
             }
             Command::Search { uid, ret, keys } => {
                 Ok(self.search(tag, uid, ret, keys, None, enabled, out))
@@ -1050,6 +1107,23 @@ impl Selected {
                 self.write_search(&search, &hits, enabled, out);
                 (None, ImapStep::Continue)
             }
+            (Pending::Search(search), Reply::Answers(answers)) => {
+                let answers: HashMap<u32, u64> = answers.into_iter().collect();
+                let hits = self.hits_with(&search, &answers);
+                self.keep_updated(&search, answers, &hits);
+                self.write_search(&search, &hits, enabled, out);
+                (None, ImapStep::Continue)
+            }
+            (
+                Pending::Answers { index, asked, held },
+                Reply::Answers(answers),
+            ) => {
+                self.updates.answered(index, &asked, &answers);
+                let f = self.folder.borrow();
+                self.updates.refresh(&self.view, &self.recent, &f, out);
+                out.extend_from_slice(&held);
+                (None, ImapStep::Continue)
+            }
             (Pending::Plain(tag), Reply::Done(result)) => {
                 match result {
                     Ok(()) => {
@@ -1077,6 +1151,7 @@ impl Selected {
         enabled: Enabled,
         out: &mut Vec<u8>,
     ) -> (Option<Pending>, ImapStep) {
+        let search_ret_update = ret.update;
         let f = self.folder.borrow();
         let max_uid = self.view.last().copied().unwrap_or(0);
         let max_seq = self.view.len() as u32;
@@ -1117,6 +1192,7 @@ impl Selected {
             modseq: super::search::mentions_modseq(&keys),
             sort: sort.clone(),
             thread: None,
+            keep: search_ret_update.then(|| keys.clone()),
         });
         if content {
             let request = Request::Search {
@@ -1126,11 +1202,66 @@ impl Selected {
                 max_uid,
                 keywords,
                 sort,
+                answers: search_ret_update,
             };
             return (Some(Pending::Search(search)), ImapStep::Io(request));
         }
+        self.keep_updated(&search, HashMap::new(), &hits);
         self.write_search(&search, &hits, enabled, out);
         (None, ImapStep::Continue)
+    }
+
+    /// A search's hits from its content answers and the flags now.
+    fn hits_with(
+        &self,
+        search: &SearchState,
+        answers: &HashMap<u32, u64>,
+    ) -> Vec<u32> {
+        let Some(keys) = &search.keep else {
+            return Vec::new();
+        };
+        let f = self.folder.borrow();
+        let max_uid = self.view.last().copied().unwrap_or(0);
+        let mut hits = Vec::new();
+        for (i, &uid) in self.view.iter().enumerate() {
+            let (Some(m), Some(&a)) = (f.get(uid), answers.get(&uid)) else {
+                continue;
+            };
+            let facts = Facts {
+                seq: i as u32 + 1,
+                max_seq: self.view.len() as u32,
+                uid,
+                max_uid,
+                flags: m.flags,
+                recent: self.recent.binary_search(&uid).is_ok(),
+                modseq: m.modseq,
+                keywords: &f.keywords,
+            };
+            if matcher::matches_with(keys, &facts, a) {
+                hits.push(uid);
+            }
+        }
+        hits
+    }
+
+    /// RETURN (UPDATE): the search is kept from now on, unless there are
+    /// too many (the answer then says NOUPDATE).
+    fn keep_updated(
+        &mut self,
+        search: &SearchState,
+        answers: HashMap<u32, u64>,
+        hits: &[u32],
+    ) {
+        if let Some(keys) = &search.keep {
+            let kept = self.updates.add(
+                &search.tag,
+                search.uid_mode,
+                keys.clone(),
+                answers,
+                hits.to_vec(),
+            );
+            self.noupdate = kept.is_err();
+        }
     }
 
     /// The answer to a SEARCH: `hits` are UIDs.
@@ -1174,8 +1305,8 @@ impl Selected {
             if search.uid_mode {
                 s.push_str(" UID");
             }
-            let all =
-                ret.all || !(ret.min || ret.max || ret.count || ret.save);
+            // Plain SEARCH under IMAP4rev2 answers ESEARCH ALL.
+            let all = ret.all || !ret.extended;
             if ret.min && !numbers.is_empty() {
                 s.push_str(&format!(" MIN {}", numbers[0]));
             }
@@ -1190,6 +1321,9 @@ impl Selected {
                 write_set(&numbers, &mut set);
                 s.push_str(" ALL ");
                 s.push_str(&String::from_utf8_lossy(&set));
+            }
+            if let Some(range) = ret.partial {
+                s.push_str(&partial(range, &numbers));
             }
             if let Some(m) = modseq.filter(|_| !numbers.is_empty()) {
                 s.push_str(&format!(" MODSEQ {m}"));
@@ -1206,7 +1340,17 @@ impl Selected {
             line(out, &s);
         }
         self.sync(out, false, enabled);
-        tagged(out, &search.tag, "OK", "SEARCH completed");
+        if std::mem::take(&mut self.noupdate) {
+            let t = String::from_utf8_lossy(&search.tag).into_owned();
+            tagged(
+                out,
+                &search.tag,
+                "OK",
+                &format!("[NOUPDATE \"{t}\"] SEARCH completed"),
+            );
+        } else {
+            tagged(out, &search.tag, "OK", "SEARCH completed");
+        }
     }
 }
 
@@ -1275,6 +1419,32 @@ impl Selected {
     }
 }
 
+/// ` PARTIAL (m:n set)`: the hits at those positions (RFC 9394).
+fn partial((low, high): (i64, i64), numbers: &[u32]) -> String {
+    let len = numbers.len() as i64;
+    // Negative positions count from the end: -1 is the last.
+    let (from, to) = if low < 0 {
+        (len + low, len + high)
+    } else {
+        (low - 1, high - 1)
+    };
+    let from = from.max(0);
+    let to = to.min(len - 1);
+    let picked: Vec<u32> = if from <= to {
+        numbers[from as usize..=to as usize].to_vec()
+    } else {
+        Vec::new()
+    };
+    let set = if picked.is_empty() {
+        "NIL".to_string()
+    } else {
+        let mut set = Vec::new();
+        write_set(&picked, &mut set);
+        String::from_utf8_lossy(&set).into_owned()
+    };
+    format!(" PARTIAL ({low}:{high} {set})")
+}
+
 /// Numbers in the order given, runs of consecutive ones as `a:b`.
 fn in_order(numbers: &[u32]) -> String {
     let mut parts = Vec::new();
@@ -1308,6 +1478,8 @@ pub struct SearchState {
     sort: Option<Vec<(SortKey, bool)>>,
     /// THREAD: the algorithm (`sort` then holds its keys).
     thread: Option<super::thread::Algorithm>,
+    /// RETURN (UPDATE): the keys, kept with the result.
+    keep: Option<Key>,
 }
 
 /// SELECT's QRESYNC part: what vanished and what changed since the

@@ -193,7 +193,8 @@ impl Imap {
              CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED \
              LIST-STATUS ESEARCH CONDSTORE QRESYNC BINARY UTF8=ACCEPT \
              STATUS=SIZE SORT SORT=DISPLAY ESORT \
-             THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND CATENATE",
+             THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND CATENATE \
+             CONTEXT=SEARCH",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.settings.append_limit));
         c
@@ -336,6 +337,11 @@ impl Imap {
                 return (used, ImapStep::Continue);
             }
             let (n, step) = self.read(rest, out, sink);
+            let step = if n > 0 {
+                self.after_command(step, out)
+            } else {
+                step
+            };
             used += n;
             match step {
                 ImapStep::Continue if n == 0 => {
@@ -1111,6 +1117,44 @@ impl Imap {
 
     /// The loop's answer to the request made.
     pub fn done(&mut self, reply: Reply, out: &mut Vec<u8>) -> ImapStep {
+        let step = self.done_inner(reply, out);
+        self.after_command(step, out)
+    }
+
+    /// A command just finished: if a search kept up to date needs the
+    /// helpers to read new messages, its tagged line waits for them, so
+    /// ADDTO comes within the command as for flag changes.
+    fn after_command(
+        &mut self,
+        step: ImapStep,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        if !matches!(step, ImapStep::Continue)
+            || self.pending.is_some()
+            || !matches!(self.reading, Reading::Commands)
+            || out.len() < 2
+        {
+            return step;
+        }
+        let State::Selected(sel) = &mut self.state else {
+            return step;
+        };
+        let start = memchr::memmem::rfind(&out[..out.len() - 2], b"\r\n")
+            .map_or(0, |i| i + 2);
+        if matches!(out.get(start), Some(b'*') | Some(b'+')) {
+            return step;
+        }
+        let Some((pending, request)) =
+            sel.answers_needed(out[start..].to_vec())
+        else {
+            return step;
+        };
+        out.truncate(start);
+        self.pending = Some(pending);
+        ImapStep::Io(request)
+    }
+
+    fn done_inner(&mut self, reply: Reply, out: &mut Vec<u8>) -> ImapStep {
         let Some(pending) = self.pending.take() else {
             return ImapStep::Continue;
         };
