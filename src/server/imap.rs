@@ -17,7 +17,9 @@ use super::conn::Phase;
 use super::mailboxes::{Outcome, SaveJob, Work, shared_items, status_of};
 use crate::config::MailboxFormat;
 use crate::proto::imap::folder::Folder;
-use crate::proto::imap::request::{No, Reply, Request};
+use crate::proto::imap::notify::Events;
+use crate::proto::imap::request::{No, Reply, Request, Status};
+use crate::proto::imap::session::FolderEvent;
 use crate::store::folders;
 use crate::util::logsafe::Quoted;
 
@@ -113,6 +115,8 @@ struct Open {
     folder: Rc<RefCell<Folder>>,
     /// Connections (slot, generation) with it selected.
     watchers: Vec<(usize, u64)>,
+    /// Connections watching it for NOTIFY's STATUS, not selected.
+    status_watchers: Vec<(usize, u64)>,
     /// A scan is under way.
     scanning: bool,
     /// A move of claimed messages from new/ to cur/ is under way.
@@ -157,6 +161,13 @@ impl Registry {
         self.open.get(dir).map(|o| Rc::clone(&o.folder))
     }
 
+    fn status_watchers(&self, dir: &Path) -> Vec<(usize, u64)> {
+        self.open
+            .get(dir)
+            .map(|o| o.status_watchers.clone())
+            .unwrap_or_default()
+    }
+
     fn watchers(&self, dir: &Path) -> Vec<(usize, u64)> {
         self.open
             .get(dir)
@@ -170,7 +181,9 @@ impl Registry {
     pub fn unwatch(&mut self, dir: &Path, key: (usize, u64)) -> Option<Work> {
         let o = self.open.get_mut(dir)?;
         o.watchers.retain(|&k| k != key);
-        if o.watchers.is_empty() && !o.scanning {
+        o.status_watchers.retain(|&k| k != key);
+        if o.watchers.is_empty() && o.status_watchers.is_empty() && !o.scanning
+        {
             let mut o = self.open.remove(dir)?;
             return o.save(dir);
         }
@@ -231,7 +244,17 @@ impl Server {
             .and_then(|i| i.imap.selected_name().map(str::to_string));
         let selected_dir =
             selected.as_deref().map(|n| folders::place(&root, n, fmt));
+        if let Some(i) = conn.session.as_imap() {
+            i.folder_event = FolderEvent::of(&request);
+        }
         let work = match request {
+            Request::Notify(None) => {
+                self.stop_notify(slot, key);
+                return self.imap_reply(slot, Reply::Notified(Vec::new()));
+            }
+            Request::Notify(Some(spec)) => {
+                Work::NotifyOpen(root, spec, selected)
+            }
             Request::Select(name) => {
                 if !folders::exists(&root, &name, fmt) {
                     return self.imap_reply(
@@ -482,7 +505,21 @@ impl Server {
                 }
             }
             Outcome::Listed(r) => Reply::Listed(r),
+            Outcome::NotifyOpened(list) => {
+                let alive = self
+                    .conns
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|c| c.generation == generation);
+                if !alive {
+                    return;
+                }
+                Reply::Notified(self.start_notify(slot, key, list))
+            }
             Outcome::Done(r) => {
+                if r.is_ok() {
+                    self.tell_folder_event(slot, generation);
+                }
                 if let Some(user) = self
                     .conns
                     .get_mut(slot)
@@ -622,7 +659,10 @@ impl Server {
             if changed {
                 self.notify(dir, key);
             }
-            if self.imap.watchers(dir).is_empty() && key == NOBODY {
+            if self.imap.watchers(dir).is_empty()
+                && self.imap.status_watchers(dir).is_empty()
+                && key == NOBODY
+            {
                 self.imap.open.remove(dir);
             }
             return f;
@@ -635,6 +675,7 @@ impl Server {
             Open {
                 folder: Rc::clone(&folder),
                 watchers: Vec::new(),
+                status_watchers: Vec::new(),
                 scanning: false,
                 settling: false,
                 settled_below: 0,
@@ -731,8 +772,119 @@ impl Server {
         }
     }
 
+    /// NOTIFY SET: the folders it covers are held open with this session
+    /// watching them; their names, events and STATUS for the answer.
+    fn start_notify(
+        &mut self,
+        slot: usize,
+        key: (usize, u64),
+        list: Vec<super::mailboxes::NotifyFolder>,
+    ) -> Vec<(String, Events, Status)> {
+        self.stop_notify(slot, key);
+        let mut told = Vec::with_capacity(list.len());
+        let mut watching = Vec::with_capacity(list.len());
+        for (name, dir, events, scan) in list {
+            let folder = match self.imap.get(&dir) {
+                Some(f) => f,
+                None => self.take_scan(&dir, scan, 0, key),
+            };
+            if let Some(o) = self.imap.open.get_mut(&dir) {
+                o.status_watchers.push(key);
+            }
+            told.push((name.clone(), events, status_of(&folder.borrow())));
+            watching.push((dir, name));
+        }
+        if let Some(i) = self
+            .conns
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|c| c.session.as_imap())
+        {
+            i.status_watching = watching;
+        }
+        told
+    }
+
+    /// NOTIFY NONE, or a new NOTIFY SET: stop watching for STATUS.
+    fn stop_notify(&mut self, slot: usize, key: (usize, u64)) {
+        let old = self
+            .conns
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|c| c.session.as_imap())
+            .map(|i| std::mem::take(&mut i.status_watching))
+            .unwrap_or_default();
+        for (dir, _) in old {
+            self.unwatch(&dir, key);
+        }
+    }
+
+    /// A folder of this session's user was created, deleted, renamed or
+    /// (un)subscribed: the user's other sessions that asked (NOTIFY)
+    /// hear of it.
+    fn tell_folder_event(&mut self, slot: usize, generation: u64) {
+        let Some((user, event)) = self
+            .conns
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .filter(|c| c.generation == generation)
+            .and_then(|c| c.session.as_imap())
+            .and_then(|i| {
+                Some((i.imap.user()?.to_string(), i.folder_event.take()?))
+            })
+        else {
+            return;
+        };
+        let mut told = Vec::new();
+        for (other, conn) in self.conns.iter_mut().enumerate() {
+            let Some(conn) = conn.as_mut() else { continue };
+            if other == slot {
+                continue;
+            }
+            let Some(i) = conn.session.as_imap() else {
+                continue;
+            };
+            if i.imap.user() == Some(user.as_str()) {
+                i.imap.folder_event(&event, &mut conn.wbuf);
+                told.push(other);
+            }
+        }
+        for other in told {
+            self.flush(other);
+        }
+    }
+
     /// Tells every session watching `dir` but `actor` that it changed.
     fn notify(&mut self, dir: &Path, actor: (usize, u64)) {
+        let status_watchers = self.imap.status_watchers(dir);
+        if !status_watchers.is_empty() {
+            if let Some(f) = self.imap.get(dir) {
+                let st = status_of(&f.borrow());
+                for (slot, generation) in status_watchers {
+                    let Some(conn) = self
+                        .conns
+                        .get_mut(slot)
+                        .and_then(Option::as_mut)
+                        .filter(|c| c.generation == generation)
+                    else {
+                        continue;
+                    };
+                    let Some(i) = conn.session.as_imap() else {
+                        continue;
+                    };
+                    let Some(name) = i
+                        .status_watching
+                        .iter()
+                        .find(|(d, _)| d == dir)
+                        .map(|(_, n)| n.clone())
+                    else {
+                        continue;
+                    };
+                    i.imap.folder_status(&name, &st, &mut conn.wbuf);
+                    self.flush(slot);
+                }
+            }
+        }
         for (slot, generation) in self.imap.watchers(dir) {
             if (slot, generation) == actor {
                 continue;
@@ -804,8 +956,12 @@ impl Server {
         &mut self,
         key: (usize, u64),
         watching: Option<PathBuf>,
+        notified: Vec<(PathBuf, String)>,
     ) {
         if let Some(dir) = watching {
+            self.unwatch(&dir, key);
+        }
+        for (dir, _) in notified {
             self.unwatch(&dir, key);
         }
     }

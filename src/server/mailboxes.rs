@@ -45,6 +45,9 @@ pub enum Work {
     Subscribe(PathBuf, String, bool),
     /// STATUS of a folder not open.
     Status(PathBuf, Vec<StatusItem>),
+    /// NOTIFY: the user's root, the spec and the selected folder (left
+    /// out): scan every folder the spec covers.
+    NotifyOpen(PathBuf, crate::proto::imap::notify::Spec, Option<String>),
     /// APPEND messages to a folder.
     Append(Box<super::appending::AppendJob>),
     /// Set flags: (uid, file, new flags), and the keyword table.
@@ -145,6 +148,8 @@ pub enum Outcome {
     Searched(Vec<u32>),
     /// SORT: each match's UID and its values.
     Sorted(Vec<(u32, Vec<crate::proto::imap::sort::Value>)>),
+    /// NOTIFY: each folder covered, its place, events and scan.
+    NotifyOpened(Vec<NotifyFolder>),
     /// Each candidate's answers to the content keys.
     Answers(Vec<(u32, u64)>),
     /// An index written (nobody waits for it).
@@ -155,6 +160,10 @@ pub enum Outcome {
 
 /// A message added to a folder: UID, flags, file.
 pub type Added = (u32, Flags, Box<str>);
+
+/// A folder NOTIFY watches: name, place, events, its scan.
+pub type NotifyFolder =
+    (String, PathBuf, crate::proto::imap::notify::Events, Folder);
 
 /// The helpers' pool: jobs carry the connection key.
 pub type Mailboxes =
@@ -248,6 +257,9 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
         }
         Work::List(root, patterns, params) => {
             Outcome::Listed(list(fmt, &root, &patterns, &params))
+        }
+        Work::NotifyOpen(root, spec, selected) => {
+            Outcome::NotifyOpened(notify_open(fmt, &root, &spec, selected))
         }
         Work::Create(root, name, special) => Outcome::Done(
             folders::create(&root, &name, special.as_deref(), fmt)
@@ -913,6 +925,35 @@ fn search(
         }
     }
     hits
+}
+
+/// At most this many folders are watched for one NOTIFY.
+const MAX_NOTIFY_FOLDERS: usize = 1000;
+
+/// The folders a NOTIFY covers (but the selected one), scanned.
+fn notify_open(
+    fmt: MailboxFormat,
+    root: &Path,
+    spec: &crate::proto::imap::notify::Spec,
+    selected: Option<String>,
+) -> Vec<NotifyFolder> {
+    let names = folders::all(root, fmt).unwrap_or_default();
+    let subscribed = folders::subscriptions(root).unwrap_or_default();
+    let mut out = Vec::new();
+    for name in names {
+        let events = spec.for_mailbox(&name, subscribed.contains(&name));
+        if !events.messages() || selected.as_deref() == Some(name.as_str()) {
+            continue;
+        }
+        if out.len() >= MAX_NOTIFY_FOLDERS {
+            break;
+        }
+        let dir = folders::place(root, &name, fmt);
+        if let Ok(f) = scan(fmt, &dir) {
+            out.push((name, dir, events, f));
+        }
+    }
+    out
 }
 
 /// CONTEXT=SEARCH: every candidate's answers to the keys that look

@@ -746,7 +746,8 @@ impl Server {
             Session::Imap(i) => {
                 let key = (slot, conn.generation);
                 let watching = i.watching.take();
-                self.imap_closed(key, watching);
+                let notified = std::mem::take(&mut i.status_watching);
+                self.imap_closed(key, watching, notified);
             }
             Session::Smtp(s) => {
                 if let Some(flight) = &s.in_flight {

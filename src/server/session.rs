@@ -36,6 +36,11 @@ pub struct ImapConn {
     pub spool: Spool,
     /// The folder this session watches in the registry (selected).
     pub watching: Option<PathBuf>,
+    /// NOTIFY: other folders it watches for STATUS, with their names.
+    pub status_watching: Vec<(PathBuf, String)>,
+    /// CREATE, DELETE, RENAME or (UN)SUBSCRIBE under way: what to tell
+    /// the user's other sessions when it succeeds.
+    pub folder_event: Option<crate::proto::imap::session::FolderEvent>,
     /// An APPEND whose last spool piece is still being written.
     pub appending: Option<Request>,
     /// A user whose password was right, while the default folders are
@@ -161,6 +166,8 @@ impl Session {
             spool,
             watching: None,
             appending: None,
+            status_watching: Vec::new(),
+            folder_event: None,
             pending_login: None,
             stream: None,
         }))

@@ -227,3 +227,78 @@ def test_context_search_updates_and_partial(server):
         assert r.run(b"p SEARCH RETURN (PARTIAL %s) ALL" % bad, b"p")[-1].startswith(b"p BAD"), bad
     assert r.run(b"p SORT RETURN (UPDATE) (DATE) UTF-8 ALL", b"p")[-1].startswith(b"p BAD")
     r.close()
+
+
+def read_until(r, want: bytes, seconds: float = 5.0) -> list:
+    """Lines the server sends unasked, until one contains `want`."""
+    r.sock.settimeout(seconds)
+    lines = []
+    try:
+        while True:
+            line = r.line()
+            lines.append(line)
+            if want in line:
+                return lines
+    except (socket.timeout, TimeoutError):
+        return lines
+    finally:
+        r.sock.settimeout(30)
+
+
+def test_notify_tells_without_being_asked(server):
+    import smtplib
+    a, b = Raw(server), Raw(server)
+    b.run(b"c CREATE Other", b"c")
+    a.run(b"s SELECT INBOX", b"s")
+    lines = a.run(b"n NOTIFY SET STATUS (selected (MessageNew MessageExpunge FlagChange)) "
+                  b"(personal (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange))", b"n")
+    assert lines[-1] == b"n OK NOTIFY completed", lines
+    # STATUS of every other folder at once, none for the selected one.
+    assert any(re.match(rb'\* STATUS "?Other"? \(MESSAGES 0 UIDNEXT \d+ UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)', l) for l in lines), lines
+    assert not any(b"STATUS INBOX" in l for l in lines), lines
+    # Our own delivery to the selected INBOX: EXISTS with no command.
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as s:
+        s.sendmail("carol@remote.test", ["alice@example.test"], "Subject: hi\r\n\r\nhello\r\n")
+    assert b"* 1 EXISTS" in read_until(a, b"EXISTS")
+    # Another session's APPEND to another folder: its STATUS.
+    m = message("Subject: other")
+    b.run(b"c APPEND Other {%d+}\r\n%s" % (len(m), m), b"c")
+    got = read_until(a, b"STATUS")
+    assert any(re.match(rb'\* STATUS "?Other"? \(MESSAGES 1 UIDNEXT', l) for l in got), got
+    # Flags changed there: STATUS with the new HIGHESTMODSEQ.
+    b.run(b"c SELECT Other", b"c")
+    b.run(b"c STORE 1 +FLAGS (\\Flagged)", b"c")
+    got = read_until(a, b"HIGHESTMODSEQ")
+    assert any(b"HIGHESTMODSEQ" in l for l in got), got
+    # Folders made and subscribed by another session: LIST.
+    b.run(b"c CREATE Fresh", b"c")
+    got = read_until(a, b"Fresh")
+    assert any(re.match(rb'\* LIST \(\) "\." "?Fresh"?$', l) for l in got), got
+    b.run(b"c SUBSCRIBE Fresh", b"c")
+    got = read_until(a, b"Fresh")
+    assert any(re.match(rb'\* LIST \(\\Subscribed\) "\." "?Fresh"?$', l) for l in got), got
+    b.run(b"c RENAME Fresh Stale", b"c")
+    got = read_until(a, b"Stale")
+    assert any(b"OLDNAME" in l and b"Fresh" in l for l in got), got
+    # NOTIFY NONE: quiet again.
+    assert a.run(b"n NOTIFY NONE", b"n")[-1] == b"n OK NOTIFY completed"
+    b.run(b"c APPEND Other {%d+}\r\n%s" % (len(m), m), b"c")
+    assert read_until(a, b"STATUS", 1.0) == []
+    a.close()
+    b.close()
+
+
+def test_notify_refusals(server):
+    r = Raw(server)
+    lines = r.run(b"n NOTIFY SET (personal (AnnotationChange))", b"n")
+    assert lines[-1].startswith(b"n NO [BADEVENT ("), lines
+    for bad in (b"n NOTIFY SET (selected (MessageNew))", b"n NOTIFY SET (bogus (MessageNew))",
+                b"n NOTIFY SET", b"n NOTIFY SET (personal ())"):
+        assert r.run(bad, b"n")[-1].startswith(b"n BAD"), bad
+    r.close()
+    s = socket.create_connection(("127.0.0.1", server.ports["IMAP"]), timeout=30)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"n NOTIFY NONE\r\n")
+    assert f.readline().startswith(b"n BAD"), "NOTIFY before login"
+    s.close()

@@ -160,6 +160,9 @@ pub enum Command<'a> {
     },
     /// IDLE.
     Idle,
+    /// NOTIFY and the rest of its line, read by the session (which knows
+    /// how mailbox names are spelled).
+    Notify(&'a [u8]),
     /// CHECK.
     Check,
     /// CLOSE.
@@ -265,6 +268,12 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         b"STARTTLS" => none(Command::StartTls),
         b"NAMESPACE" => none(Command::Namespace),
         b"IDLE" => none(Command::Idle),
+        b"NOTIFY" => {
+            a.sp()?;
+            let rest = a.rest();
+            a.skip(rest.len());
+            Ok(Command::Notify(rest))
+        }
         b"CHECK" => none(Command::Check),
         b"CLOSE" => none(Command::Close),
         b"UNSELECT" => none(Command::Unselect),

@@ -123,6 +123,7 @@ impl Driver {
             Request::Select(_) => Reply::Selected(Ok(Rc::clone(&self.folder))),
             Request::List(..) => Reply::Listed(Ok(Vec::new())),
             Request::Status(..) => Reply::Status(Ok(Status::default())),
+            Request::Notify(_) => Reply::Notified(Vec::new()),
             Request::Append { messages, .. } => {
                 let mut f = self.folder.borrow_mut();
                 let mut uids = Vec::new();

@@ -14,6 +14,7 @@ mod list;
 pub mod matcher;
 pub mod mime;
 pub mod names;
+pub mod notify;
 pub mod render;
 pub mod request;
 pub mod response;

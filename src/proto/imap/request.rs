@@ -35,6 +35,9 @@ pub enum Request {
         /// The messages, in order.
         messages: Vec<super::append::AppendMessage>,
     },
+    /// NOTIFY: watch the folders the spec covers (None: stop), except
+    /// the selected one.
+    Notify(Option<super::notify::Spec>),
     /// Set these messages' flags in the selected folder.
     Store(Vec<(u32, Flags)>),
     /// Remove these messages from the selected folder.
@@ -208,6 +211,8 @@ pub enum Reply {
     Searched(Vec<u32>),
     /// SORT: each match's UID and the values it sorts by.
     Sorted(Vec<(u32, Vec<super::sort::Value>)>),
+    /// NOTIFY: each folder now watched, its events and its STATUS.
+    Notified(Vec<(String, super::notify::Events, Status)>),
     /// Each candidate's content answers (`matcher::content_answers`).
     Answers(Vec<(u32, u64)>),
     /// The stream is sent; an error means the literal is cut short and

@@ -61,6 +61,8 @@ pub enum Pending {
     },
     /// APPEND.
     Append(Vec<u8>),
+    /// NOTIFY.
+    Notify(Vec<u8>),
     /// FETCH under way.
     Fetch(Box<FetchState>),
     /// STORE (also FETCH's implicit \Seen, then the FETCH).

@@ -13,6 +13,8 @@ use super::args::{Args, Bad};
 use super::command::{self, Command};
 use super::frame::{self, Framed, MAX_COMMAND, MAX_NONSYNC_BEFORE_LOGIN};
 use super::names;
+use super::notify::{Events, Refused, Spec};
+use super::request::Status;
 use super::request::{No, Reply, Request};
 use super::response::{line, tagged};
 use super::selected::{Pending, Selected};
@@ -147,6 +149,13 @@ pub struct Imap {
     /// Continuations sent for the command being read.
     literals_accepted: usize,
     errors: u32,
+    /// NOTIFY: what the client wants to hear of.
+    notify: Option<Spec>,
+    /// NOTIFY: other folders watched, their events and the STATUS last
+    /// told.
+    watched: Vec<(String, Events, Status)>,
+    /// NOTIFY lines that came while a command was being answered.
+    queued: Vec<u8>,
 }
 
 impl Imap {
@@ -162,6 +171,9 @@ impl Imap {
             pending: None,
             literals_accepted: 0,
             errors: 0,
+            notify: None,
+            watched: Vec::new(),
+            queued: Vec::new(),
         }
     }
 
@@ -194,7 +206,7 @@ impl Imap {
              LIST-STATUS ESEARCH CONDSTORE QRESYNC BINARY UTF8=ACCEPT \
              STATUS=SIZE SORT SORT=DISPLAY ESORT \
              THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND CATENATE \
-             CONTEXT=SEARCH",
+             CONTEXT=SEARCH NOTIFY",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.settings.append_limit));
         c
@@ -1043,6 +1055,10 @@ impl Imap {
                     Request::Status(n, items),
                 )
             }
+            Command::Notify(text) => {
+                let text = text.to_vec();
+                return self.notify_command(tag, &text, out);
+            }
             Command::Idle => {
                 self.sync_selected(out, true);
                 line(out, "+ idling");
@@ -1112,7 +1128,128 @@ impl Imap {
     pub fn folder_changed(&mut self, out: &mut Vec<u8>) {
         if self.is_idling() {
             self.sync_selected(out, true);
+        } else if let Some((_, delayed)) =
+            self.notify.as_ref().and_then(Spec::selected)
+        {
+            // NOTIFY (SELECTED): told at once, between commands.
+            if self.between_commands() {
+                self.sync_selected(out, !delayed);
+            }
         }
+    }
+
+    /// No command is being read or answered: unsolicited lines may go.
+    fn between_commands(&self) -> bool {
+        self.pending.is_none()
+            && matches!(self.reading, Reading::Commands | Reading::Idle(_))
+    }
+
+    /// NOTIFY: a watched folder changed; its STATUS if the change is an
+    /// event the client asked for.
+    pub fn folder_status(
+        &mut self,
+        name: &str,
+        now: &Status,
+        out: &mut Vec<u8>,
+    ) {
+        if self.selected_name() == Some(name) {
+            return;
+        }
+        let Some(w) = self.watched.iter_mut().find(|w| w.0 == name) else {
+            return;
+        };
+        if !w.1.wants(&w.2, now) {
+            w.2 = *now;
+            return;
+        }
+        w.2 = *now;
+        let mut line = Vec::new();
+        super::list::write_status(
+            &mut line,
+            name,
+            now,
+            &w.1.status_items(),
+            self.enabled,
+        );
+        self.unsolicited(&line, out);
+    }
+
+    /// NOTIFY: a folder of this user was created, deleted, renamed or
+    /// (un)subscribed by another session.
+    pub fn folder_event(&mut self, event: &FolderEvent, out: &mut Vec<u8>) {
+        let Some(wanted) = self.notify.as_ref().map(Spec::names) else {
+            return;
+        };
+        let name = |n: &str| names::encode(n, self.enabled.utf8);
+        let mut text = Vec::new();
+        let mut list = |attrs: &str, n: &str, extra: &str| {
+            text.extend_from_slice(
+                format!("* LIST ({attrs}) \".\" ").as_bytes(),
+            );
+            super::response::mailbox(&mut text, &name(n));
+            text.extend_from_slice(extra.as_bytes());
+            text.extend_from_slice(b"\r\n");
+        };
+        match event {
+            FolderEvent::Created(n) if wanted.names => list("", n, ""),
+            FolderEvent::Deleted(n) if wanted.names => {
+                list("\\NonExistent", n, "")
+            }
+            FolderEvent::Renamed(from, to) if wanted.names => {
+                let mut old = Vec::new();
+                super::response::mailbox(&mut old, &name(from));
+                let extra = format!(
+                    " (\"OLDNAME\" ({}))",
+                    String::from_utf8_lossy(&old)
+                );
+                list("", to, &extra);
+            }
+            FolderEvent::Subscribed(n, on) if wanted.subscriptions => {
+                list(if *on { "\\Subscribed" } else { "" }, n, "")
+            }
+            _ => return,
+        }
+        self.unsolicited(&text, out);
+    }
+
+    /// Writes NOTIFY lines now if no command is under way, else keeps
+    /// them for when it is answered.
+    fn unsolicited(&mut self, text: &[u8], out: &mut Vec<u8>) {
+        if self.between_commands() {
+            out.extend_from_slice(text);
+        } else if self.queued.len() < OUTPUT_CAP {
+            self.queued.extend_from_slice(text);
+        }
+    }
+
+    /// NOTIFY SET or NONE.
+    fn notify_command(
+        &mut self,
+        tag: Vec<u8>,
+        text: &[u8],
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        let utf8 = self.enabled.utf8;
+        let parsed = super::notify::parse(&mut Args::new(text), |raw| {
+            names::decode(raw, utf8)
+        });
+        let spec = match parsed {
+            Ok(spec) => spec,
+            Err(Refused::Bad(why)) => return self.bad(out, Some(&tag), why),
+            Err(Refused::BadEvent) => {
+                let offered = super::notify::OFFERED;
+                tagged(
+                    out,
+                    &tag,
+                    "NO",
+                    &format!("[BADEVENT {offered}] event not offered"),
+                );
+                return ImapStep::Continue;
+            }
+        };
+        self.notify = spec.clone();
+        self.pending = Some(Pending::Notify(tag));
+        ImapStep::Io(Request::Notify(spec))
     }
 
     /// The loop's answer to the request made.
@@ -1129,6 +1266,9 @@ impl Imap {
         step: ImapStep,
         out: &mut Vec<u8>,
     ) -> ImapStep {
+        if !self.queued.is_empty() && self.between_commands() {
+            out.append(&mut self.queued);
+        }
         if !matches!(step, ImapStep::Continue)
             || self.pending.is_some()
             || !matches!(self.reading, Reading::Commands)
@@ -1201,6 +1341,24 @@ impl Imap {
                     }
                     Err(no) => tagged_no(out, &tag, &no),
                 }
+            }
+            (Pending::Notify(tag), Reply::Notified(list)) => {
+                let status = self.notify.as_ref().is_some_and(|s| s.status);
+                if status {
+                    for (name, events, st) in &list {
+                        if self.selected_name() != Some(name.as_str()) {
+                            super::list::write_status(
+                                out,
+                                name,
+                                st,
+                                &events.status_items(),
+                                enabled,
+                            );
+                        }
+                    }
+                }
+                self.watched = list;
+                tagged(out, &tag, "OK", "NOTIFY completed");
             }
             (Pending::Append(tag), Reply::Appended(result)) => match result {
                 Ok((validity, uids)) => {
@@ -1351,4 +1509,35 @@ pub fn parse_date_time(s: &[u8]) -> Option<i64> {
     let offset = (z / 100) * 3600 + (z % 100) * 60;
     let offset = if zone[0] == b'-' { -offset } else { offset };
     Some(days * 86_400 + h * 3600 + m * 60 + sec - offset)
+}
+
+/// A change to a user's folders, for NOTIFY's MailboxName and
+/// SubscriptionChange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderEvent {
+    /// CREATE.
+    Created(String),
+    /// DELETE.
+    Deleted(String),
+    /// RENAME from, to.
+    Renamed(String, String),
+    /// SUBSCRIBE (true) or UNSUBSCRIBE.
+    Subscribed(String, bool),
+}
+
+impl FolderEvent {
+    /// The event a request makes if it succeeds.
+    pub fn of(request: &Request) -> Option<FolderEvent> {
+        Some(match request {
+            Request::Create(n, _) => FolderEvent::Created(n.clone()),
+            Request::Delete(n) => FolderEvent::Deleted(n.clone()),
+            Request::Rename(a, b) => {
+                FolderEvent::Renamed(a.clone(), b.clone())
+            }
+            Request::Subscribe(n, on) => {
+                FolderEvent::Subscribed(n.clone(), *on)
+            }
+            _ => return None,
+        })
+    }
 }
