@@ -210,6 +210,20 @@ impl Server {
         Some(self.services.config.mailbox_dir(user))
     }
 
+    /// The logged-in user of an IMAP session.
+    fn imap_user(&self, slot: usize) -> String {
+        self.conns
+            .get(slot)
+            .and_then(Option::as_ref)
+            .and_then(|c| match &c.session {
+                super::session::Session::Imap(i) => {
+                    i.imap.user().map(str::to_string)
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     /// An IMAP login succeeded: make the default folders first.
     pub(super) fn imap_logged_in(&mut self, slot: usize, user: String) {
         let root = self.services.config.mailbox_dir(&user);
@@ -255,6 +269,37 @@ impl Server {
             Request::Notify(Some(spec)) => {
                 Work::NotifyOpen(root, spec, selected)
             }
+            Request::GenUrlAuth(rumps) => {
+                Work::GenUrlAuth(root, self.imap_user(slot), rumps)
+            }
+            Request::UrlFetch(urls) => {
+                let cfg = &self.services.config;
+                let urls = urls
+                    .into_iter()
+                    .map(|(url, binary, structure)| {
+                        // The owner's mailboxes, if the owner is a user.
+                        let root = crate::proto::imap::url::parse_auth(&url)
+                            .ok()
+                            .and_then(|u| {
+                                u.owners().into_iter().find(|o| {
+                                    self.services
+                                        .directory
+                                        .password(o)
+                                        .is_some()
+                                })
+                            })
+                            .map(|owner| cfg.mailbox_dir(&owner));
+                        super::urlauth::FetchOne {
+                            url,
+                            root,
+                            binary,
+                            structure,
+                        }
+                    })
+                    .collect();
+                Work::UrlFetch(self.imap_user(slot), urls)
+            }
+            Request::ResetKey(mailbox) => Work::ResetKey(root, mailbox),
             Request::Select(name) => {
                 if !folders::exists(&root, &name, fmt) {
                     return self.imap_reply(
@@ -505,6 +550,8 @@ impl Server {
                 }
             }
             Outcome::Listed(r) => Reply::Listed(r),
+            Outcome::GenUrlAuth(r) => Reply::GenUrlAuth(r),
+            Outcome::UrlFetched(list) => Reply::UrlFetched(list),
             Outcome::NotifyOpened(list) => {
                 let alive = self
                     .conns

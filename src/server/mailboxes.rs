@@ -45,6 +45,12 @@ pub enum Work {
     Subscribe(PathBuf, String, bool),
     /// STATUS of a folder not open.
     Status(PathBuf, Vec<StatusItem>),
+    /// GENURLAUTH: the user's root, the user, the rump URLs.
+    GenUrlAuth(PathBuf, String, Vec<String>),
+    /// URLFETCH by a user.
+    UrlFetch(String, Vec<super::urlauth::FetchOne>),
+    /// RESETKEY: the user's root and a mailbox (None: all).
+    ResetKey(PathBuf, Option<String>),
     /// NOTIFY: the user's root, the spec and the selected folder (left
     /// out): scan every folder the spec covers.
     NotifyOpen(PathBuf, crate::proto::imap::notify::Spec, Option<String>),
@@ -148,6 +154,10 @@ pub enum Outcome {
     Searched(Vec<u32>),
     /// SORT: each match's UID and its values.
     Sorted(Vec<(u32, Vec<crate::proto::imap::sort::Value>)>),
+    /// GENURLAUTH's URLs.
+    GenUrlAuth(Result<Vec<String>, No>),
+    /// URLFETCH's answers.
+    UrlFetched(Vec<crate::proto::imap::request::UrlFetched>),
     /// NOTIFY: each folder covered, its place, events and scan.
     NotifyOpened(Vec<NotifyFolder>),
     /// Each candidate's answers to the content keys.
@@ -258,6 +268,20 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
         Work::List(root, patterns, params) => {
             Outcome::Listed(list(fmt, &root, &patterns, &params))
         }
+        Work::GenUrlAuth(root, user, rumps) => Outcome::GenUrlAuth(
+            super::urlauth::generate(fmt, &root, &user, &rumps),
+        ),
+        Work::UrlFetch(user, urls) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            Outcome::UrlFetched(super::urlauth::fetch(fmt, &user, &urls, now))
+        }
+        Work::ResetKey(root, mailbox) => Outcome::Done(super::urlauth::reset(
+            fmt,
+            &root,
+            mailbox.as_deref(),
+        )),
         Work::NotifyOpen(root, spec, selected) => {
             Outcome::NotifyOpened(notify_open(fmt, &root, &spec, selected))
         }

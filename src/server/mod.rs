@@ -23,6 +23,7 @@ pub mod session;
 pub mod spool;
 pub mod timer;
 pub mod tls;
+mod urlauth;
 pub mod writer;
 
 use std::collections::HashMap;

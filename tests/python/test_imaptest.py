@@ -37,4 +37,5 @@ def test_imaptest_compliance(tmp_path, fmt):
     summary = out.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"\d+ passed, 0 failed, \d+ skipped", summary), out.stdout[-4000:]
     passed = int(summary.split()[0])
-    assert passed >= 49, out.stdout[-4000:]
+    # Dovecot 2.3 passes 69 and skips 2 (sort-partial, urlauth2).
+    assert passed >= 69, out.stdout[-4000:]

@@ -160,6 +160,12 @@ pub enum Command<'a> {
     },
     /// IDLE.
     Idle,
+    /// GENURLAUTH (url mechanism)...
+    GenUrlAuth(Vec<(Vec<u8>, Vec<u8>)>),
+    /// URLFETCH (url [BINARY] [BODYPARTSTRUCTURE])...
+    UrlFetch(Vec<(Vec<u8>, bool, bool)>),
+    /// RESETKEY [mailbox [mechanism...]].
+    ResetKey(Option<Cow<'a, [u8]>>),
     /// NOTIFY and the rest of its line, read by the session (which knows
     /// how mailbox names are spelled).
     Notify(&'a [u8]),
@@ -268,6 +274,62 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         b"STARTTLS" => none(Command::StartTls),
         b"NAMESPACE" => none(Command::Namespace),
         b"IDLE" => none(Command::Idle),
+        b"GENURLAUTH" => {
+            let mut urls = Vec::new();
+            while !a.at_end() {
+                a.sp()?;
+                let url = a.astring()?.into_owned();
+                a.sp()?;
+                urls.push((url, a.atom()?.to_vec()));
+            }
+            if urls.is_empty() || urls.len() > 100 {
+                return Err(Bad("GENURLAUTH needs URLs"));
+            }
+            Ok(Command::GenUrlAuth(urls))
+        }
+        b"URLFETCH" => {
+            let mut urls = Vec::new();
+            while !a.at_end() {
+                a.sp()?;
+                if a.byte(b'(') {
+                    let url = a.astring()?.into_owned();
+                    let (mut binary, mut structure) = (false, false);
+                    while a.byte(b' ') {
+                        match a.atom()?.to_ascii_uppercase().as_slice() {
+                            b"BINARY" => binary = true,
+                            b"BODYPARTSTRUCTURE" => structure = true,
+                            _ => {
+                                return Err(Bad("unknown URLFETCH parameter"));
+                            }
+                        }
+                    }
+                    if !a.byte(b')') {
+                        return Err(Bad("expected )"));
+                    }
+                    urls.push((url, binary, structure));
+                } else {
+                    urls.push((a.astring()?.into_owned(), false, false));
+                }
+            }
+            if urls.is_empty() || urls.len() > 100 {
+                return Err(Bad("URLFETCH needs URLs"));
+            }
+            Ok(Command::UrlFetch(urls))
+        }
+        b"RESETKEY" => {
+            if a.at_end() {
+                return Ok(Command::ResetKey(None));
+            }
+            a.sp()?;
+            let mailbox = a.astring()?;
+            while !a.at_end() {
+                a.sp()?;
+                if !a.atom()?.eq_ignore_ascii_case(b"INTERNAL") {
+                    return Err(Bad("unknown URLAUTH mechanism"));
+                }
+            }
+            Ok(Command::ResetKey(Some(mailbox)))
+        }
         b"NOTIFY" => {
             a.sp()?;
             let rest = a.rest();

@@ -408,22 +408,7 @@ pub fn binary_to_base64(msg: &[u8]) -> Vec<u8> {
     for p in leaves {
         out.extend_from_slice(&msg[pos..p.header.0]);
         // The header without its transfer encoding, then base64's.
-        let head = &msg[p.header.0..p.header.1];
-        let mut skipping = false;
-        for line in head.split_inclusive(|&b| b == b'\n') {
-            if line == b"\r\n" || line == b"\n" {
-                break;
-            }
-            if !matches!(line.first(), Some(b' ') | Some(b'\t')) {
-                let name = line.split(|&b| b == b':').next().unwrap_or(b"");
-                skipping = name
-                    .trim_ascii()
-                    .eq_ignore_ascii_case(b"content-transfer-encoding");
-            }
-            if !skipping {
-                out.extend_from_slice(line);
-            }
-        }
+        header_without_encoding(&msg[p.header.0..p.header.1], &mut out);
         out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
         let body = &msg[p.body.0..p.body.1];
         for chunk in
@@ -436,6 +421,59 @@ pub fn binary_to_base64(msg: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&msg[pos..]);
     out
+}
+
+/// A header's fields but Content-Transfer-Encoding (no blank line).
+fn header_without_encoding(head: &[u8], out: &mut Vec<u8>) {
+    let mut skipping = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !matches!(line.first(), Some(b' ') | Some(b'\t')) {
+            let name = line.split(|&b| b == b':').next().unwrap_or(b"");
+            skipping = name
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"content-transfer-encoding");
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+}
+
+/// A message or part (header and body) with every base64 and
+/// quoted-printable leaf decoded and marked `binary` (RFC 5524 URLFETCH
+/// BINARY of a message); None if some leaf's encoding is unknown.
+pub fn decoded_whole(msg: &[u8], p: &Part, out: &mut Vec<u8>) -> Option<()> {
+    let head = &msg[p.header.0..p.header.1];
+    if let Some(m) = &p.message {
+        out.extend_from_slice(head);
+        return decoded_whole(msg, m, out);
+    }
+    if p.is_multipart() {
+        out.extend_from_slice(head);
+        let mut pos = p.body.0;
+        for c in &p.children {
+            out.extend_from_slice(&msg[pos..c.header.0]);
+            decoded_whole(msg, c, out)?;
+            pos = c.body.1;
+        }
+        out.extend_from_slice(&msg[pos..p.body.1]);
+        return Some(());
+    }
+    let body = &msg[p.body.0..p.body.1];
+    let enc = p.encoding.as_deref().unwrap_or("7bit").to_ascii_lowercase();
+    if matches!(enc.as_str(), "7bit" | "8bit" | "binary") {
+        out.extend_from_slice(head);
+        out.extend_from_slice(body);
+        return Some(());
+    }
+    let decoded = decode(body, Some(&enc))?;
+    header_without_encoding(head, out);
+    out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\n\r\n");
+    out.extend_from_slice(&decoded);
+    Some(())
 }
 
 fn collect_binary(msg: &[u8], p: &Part, out: &mut Vec<Part>) {

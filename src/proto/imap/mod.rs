@@ -27,6 +27,7 @@ pub mod structure;
 pub mod thread;
 pub mod updates;
 pub mod url;
+pub mod urlfetch;
 pub mod utf7;
 
 pub use session::{AppendSink, Enabled, Imap, ImapStep, Settings};

@@ -35,6 +35,12 @@ pub enum Request {
         /// The messages, in order.
         messages: Vec<super::append::AppendMessage>,
     },
+    /// GENURLAUTH: tokens for these rump URLs.
+    GenUrlAuth(Vec<String>),
+    /// URLFETCH: each URL with BINARY and BODYPARTSTRUCTURE.
+    UrlFetch(Vec<(String, bool, bool)>),
+    /// RESETKEY: one mailbox's key, or all.
+    ResetKey(Option<String>),
     /// NOTIFY: watch the folders the spec covers (None: stop), except
     /// the selected one.
     Notify(Option<super::notify::Spec>),
@@ -74,6 +80,21 @@ pub enum Request {
         /// CONTEXT=SEARCH: every candidate's content answers instead.
         answers: bool,
     },
+}
+
+/// What one URL of a URLFETCH gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlFetched {
+    /// The URL as sent.
+    pub url: String,
+    /// Its octets (None: NIL).
+    pub data: Option<Vec<u8>>,
+    /// BODYPARTSTRUCTURE (None: NIL).
+    pub structure: Option<Vec<u8>>,
+    /// BINARY was asked for.
+    pub binary: bool,
+    /// BODYPARTSTRUCTURE was asked for.
+    pub asked_structure: bool,
 }
 
 /// What SEARCH keys see of a message besides its octets.
@@ -211,6 +232,10 @@ pub enum Reply {
     Searched(Vec<u32>),
     /// SORT: each match's UID and the values it sorts by.
     Sorted(Vec<(u32, Vec<super::sort::Value>)>),
+    /// GENURLAUTH: the URLs with their tokens.
+    GenUrlAuth(Result<Vec<String>, No>),
+    /// URLFETCH: what each URL gave.
+    UrlFetched(Vec<UrlFetched>),
     /// NOTIFY: each folder now watched, its events and its STATUS.
     Notified(Vec<(String, super::notify::Events, Status)>),
     /// Each candidate's content answers (`matcher::content_answers`).

@@ -63,6 +63,10 @@ pub enum Pending {
     Append(Vec<u8>),
     /// NOTIFY.
     Notify(Vec<u8>),
+    /// GENURLAUTH.
+    GenUrlAuth(Vec<u8>),
+    /// URLFETCH.
+    UrlFetch(Vec<u8>),
     /// FETCH under way.
     Fetch(Box<FetchState>),
     /// STORE (also FETCH's implicit \Seen, then the FETCH).

@@ -206,7 +206,7 @@ impl Imap {
              LIST-STATUS ESEARCH CONDSTORE QRESYNC BINARY UTF8=ACCEPT \
              STATUS=SIZE SORT SORT=DISPLAY ESORT \
              THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND CATENATE \
-             CONTEXT=SEARCH NOTIFY",
+             CONTEXT=SEARCH NOTIFY URLAUTH URLAUTH=BINARY",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.settings.append_limit));
         c
@@ -1059,6 +1059,36 @@ impl Imap {
                 let text = text.to_vec();
                 return self.notify_command(tag, &text, out);
             }
+            Command::GenUrlAuth(urls) => {
+                let mut rumps = Vec::with_capacity(urls.len());
+                for (url, mech) in urls {
+                    if !mech.eq_ignore_ascii_case(b"INTERNAL") {
+                        tagged(out, &tag, "NO", "unknown URLAUTH mechanism");
+                        return ImapStep::Continue;
+                    }
+                    match String::from_utf8(url) {
+                        Ok(u) => rumps.push(u),
+                        Err(_) => return self.bad(out, Some(&tag), "bad URL"),
+                    }
+                }
+                (Pending::GenUrlAuth(tag), Request::GenUrlAuth(rumps))
+            }
+            Command::UrlFetch(urls) => {
+                let urls = urls
+                    .into_iter()
+                    .map(|(u, b, s)| {
+                        (String::from_utf8_lossy(&u).into_owned(), b, s)
+                    })
+                    .collect();
+                (Pending::UrlFetch(tag), Request::UrlFetch(urls))
+            }
+            Command::ResetKey(mailbox) => {
+                let name = match mailbox {
+                    Some(m) => Some(named!(m)),
+                    None => None,
+                };
+                (Pending::Plain(tag), Request::ResetKey(name))
+            }
             Command::Idle => {
                 self.sync_selected(out, true);
                 line(out, "+ idling");
@@ -1342,6 +1372,31 @@ impl Imap {
                     Err(no) => tagged_no(out, &tag, &no),
                 }
             }
+            (Pending::GenUrlAuth(tag), Reply::GenUrlAuth(result)) => {
+                match result {
+                    Ok(urls) => {
+                        out.extend_from_slice(b"* GENURLAUTH");
+                        for u in urls {
+                            out.push(b' ');
+                            super::response::string(out, u.as_bytes());
+                        }
+                        out.extend_from_slice(b"\r\n");
+                        tagged(out, &tag, "OK", "GENURLAUTH completed");
+                    }
+                    Err(no) => tagged_no(out, &tag, &no),
+                }
+            }
+            (Pending::UrlFetch(tag), Reply::UrlFetched(list)) => {
+                out.extend_from_slice(b"* URLFETCH");
+                for f in list {
+                    out.push(b' ');
+                    super::response::string(out, f.url.as_bytes());
+                    out.push(b' ');
+                    write_url_data(&f, out);
+                }
+                out.extend_from_slice(b"\r\n");
+                tagged(out, &tag, "OK", "URLFETCH completed");
+            }
             (Pending::Notify(tag), Reply::Notified(list)) => {
                 let status = self.notify.as_ref().is_some_and(|s| s.status);
                 if status {
@@ -1540,4 +1595,41 @@ impl FolderEvent {
             _ => return None,
         })
     }
+}
+
+/// One URL's data in a URLFETCH answer: NIL, a literal, or (RFC 5524)
+/// the parenthesised BODYPARTSTRUCTURE and BINARY items asked for.
+fn write_url_data(f: &super::request::UrlFetched, out: &mut Vec<u8>) {
+    let literal = |data: &Option<Vec<u8>>, out: &mut Vec<u8>| match data {
+        None => out.extend_from_slice(b"NIL"),
+        Some(d) => {
+            if d.contains(&0) {
+                out.push(b'~');
+            }
+            super::response::literal(out, d);
+        }
+    };
+    if !f.binary && !f.asked_structure {
+        return literal(&f.data, out);
+    }
+    if f.data.is_none() && f.structure.is_none() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    if f.asked_structure {
+        out.extend_from_slice(b"BODYPARTSTRUCTURE ");
+        match &f.structure {
+            Some(s) => out.extend_from_slice(s),
+            None => out.extend_from_slice(b"NIL"),
+        }
+    }
+    if f.binary {
+        if f.asked_structure {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"BINARY ");
+        literal(&f.data, out);
+    }
+    out.push(b')');
 }
