@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use postling::proto::imap::args::Args;
 use postling::proto::imap::fetch::parse_items;
-use postling::proto::imap::{mime, render};
+use postling::proto::imap::{mime, render, url, urlfetch};
 
 fuzz_target!(|data: &[u8]| {
     let tree = mime::parse(data);
@@ -21,4 +21,11 @@ fuzz_target!(|data: &[u8]| {
     render::items(data, 0, &items, &mut out);
     let again = mime::binary_to_base64(data);
     mime::parse(&again);
+    // URLFETCH: decoded parts and the structure of what BINARY gives.
+    for u in ["/INBOX/;UID=1", "/INBOX/;UID=1/;SECTION=1", "/INBOX/;UID=1/;SECTION=2.1/;PARTIAL=3.9"] {
+        let u = url::parse(u).unwrap();
+        for (binary, structure) in [(false, true), (true, true)] {
+            urlfetch::answer(data, &u, binary, structure);
+        }
+    }
 });
