@@ -26,7 +26,8 @@ deps:
 	            fetchmail:fetchmail fail2ban-regex:fail2ban haproxy:haproxy \
 	            systemd-analyze:systemd useradd:passwd strace:strace \
 	            openssl:openssl ip:iproute2 mbsync:isync curl:curl \
-	            offlineimap:offlineimap3 /usr/lib/dovecot/pop3:dovecot-pop3d; do \
+	            offlineimap:offlineimap3 /usr/lib/dovecot/pop3:dovecot-pop3d \
+	            unbound:unbound; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -114,7 +115,7 @@ install:
 FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps
 	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session \
-	                    proxy_header imap_session imap_mime imap_args; do \
+	                    proxy_header imap_session imap_mime imap_args dns_answer; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

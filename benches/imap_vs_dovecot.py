@@ -51,6 +51,7 @@ class Postling:
         conf = base / "postling.conf"
         conf.write_text(
             "hostname = bench.example.test\ndomains = example.test\nrun_as = root\n"
+            "dns_servers = 127.0.0.1:1\n"
             "data_dir = data\nusers_file = users\nlisten_smtp =\n"
             f"listen_imap = 127.0.0.1:{self.port}\nlisten_pop3 = 127.0.0.1:{self.pop3}\n"
             f"max_connections = {MANY + 100}\nmax_connections_per_ip = {MANY + 100}\n")

@@ -45,6 +45,7 @@ class Postling:
         (base / "users").write_text(users or "alice@example.test\nbob@example.test\n")
         (base / "postling.conf").write_text(
             "hostname = bench.example.test\ndomains = example.test\nrun_as = root\n"
+            "dns_servers = 127.0.0.1:1\n"
             f"data_dir = data\nusers_file = users\nlisten_smtp = 127.0.0.1:{self.smtp}\n"
             f"listen_pop3 = 127.0.0.1:{self.pop3}\nmin_free_space = 0\n" + extra)
         self.proc = subprocess.Popen([str(POSTLING), "serve", "-c", str(base / "postling.conf")],

@@ -79,6 +79,7 @@ class Postling:
         conf = base / "postling.conf"
         conf.write_text(
             "hostname = bench.example.test\ndomains = example.test\nrun_as = root\n"
+            "dns_servers = 127.0.0.1:1\n"
             "data_dir = data\nusers_file = users\nlisten_smtp =\n"
             f"listen_pop3 = 127.0.0.1:{self.port}\n"
             f"max_connections = {IDLE + 100}\nmax_connections_per_ip = {IDLE + 100}\n")

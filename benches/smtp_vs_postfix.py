@@ -65,6 +65,7 @@ class Postling:
         conf = base / "postling.conf"
         conf.write_text(tls.format(port=self.tls_port) + 
             "hostname = bench.example.test\ndomains = example.test\nrun_as = root\n"
+            "dns_servers = 127.0.0.1:1\n"
             "data_dir = data\nusers_file = users\n"
             f"listen_smtp = 127.0.0.1:{self.port}\n"
             "max_connections = 2000\nmax_connections_per_ip = 2000\n"

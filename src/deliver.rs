@@ -116,9 +116,15 @@ pub fn trace_headers(
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("IPv6:{v6}"),
     };
+    // RFC 5321 4.4: the TCP-info is the client's name from reverse DNS
+    // (when it came in time) and its address.
+    let name = env.peer_name.as_deref().unwrap_or("");
     h.push_str(&format!(
-        "Received: from {} ([{ip}])\n\tby {hostname} (postling) with {}",
-        env.helo, env.protocol
+        "Received: from {} ({}{}[{ip}])\n\tby {hostname} (postling) with {}",
+        env.helo,
+        name,
+        if name.is_empty() { "" } else { " " },
+        env.protocol
     ));
     if let Some(tls) = &env.tls {
         h.push_str(&format!(" ({} {})", tls.version, tls.cipher));

@@ -79,10 +79,10 @@ impl Directory {
         if let Some(found) = self.exact(address) {
             return Ok(found);
         }
-        if let Some(base) = self.delimiter.and_then(|d| local.split_once(d)) {
-            if let Some(found) = self.exact(&format!("{}@{domain}", base.0)) {
-                return Ok(found);
-            }
+        if let Some(base) = self.delimiter.and_then(|d| local.split_once(d))
+            && let Some(found) = self.exact(&format!("{}@{domain}", base.0))
+        {
+            return Ok(found);
         }
         match self.aliases.get(&format!("@{domain}")) {
             Some(boxes) => Ok(boxes.to_vec()),

@@ -100,6 +100,8 @@ pub struct Config {
     pub proxy_listeners: Vec<SocketAddr>,
     /// The config line that set `users_file` (0 for the default).
     pub users_file_line: usize,
+    /// Recursive resolvers to ask (None: `/etc/resolv.conf`'s).
+    pub dns_servers: Option<Vec<SocketAddr>>,
 }
 
 impl Config {
@@ -187,6 +189,7 @@ impl Config {
             proxy_from: Vec::new(),
             proxy_listeners: Vec::new(),
             users_file_line: 0,
+            dns_servers: None,
         }
     }
 
@@ -268,6 +271,7 @@ impl Config {
             "listen_pop3" => self.listen_pop3 = self.listen(value)?,
             "listen_pop3s" => self.listen_pop3s = self.listen(value)?,
             "listen_imap" => self.listen_imap = self.listen(value)?,
+            "dns_servers" => self.dns_servers = Some(dns_servers(value)?),
             "listen_imaps" => self.listen_imaps = self.listen(value)?,
             "imap_timeout" => {
                 // RFC 9051 5.4: the autologout timer is at least 30 minutes.
@@ -440,6 +444,47 @@ impl Config {
             addrs.push(addr);
         }
         Ok(addrs)
+    }
+}
+
+/// `ip[:port]` items (port 53 when left out; `[v6]:port` for IPv6).
+pub fn dns_servers(value: &str) -> Result<Vec<SocketAddr>, String> {
+    value
+        .split_whitespace()
+        .map(|item| {
+            item.parse::<SocketAddr>()
+                .or_else(|_| {
+                    item.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| format!("bad DNS server {item:?} (ip[:port])"))
+        })
+        .collect()
+}
+
+impl Config {
+    /// The resolvers to ask: `dns_servers`, else the `nameserver` lines
+    /// of `/etc/resolv.conf`, else 127.0.0.1.
+    pub fn resolvers(&self) -> Vec<SocketAddr> {
+        if let Some(s) = &self.dns_servers {
+            return s.clone();
+        }
+        let text =
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let found: Vec<SocketAddr> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("nameserver"))
+            .filter_map(|ip| {
+                // A zone suffix (fe80::1%eth0) cannot be a SocketAddr.
+                ip.trim().parse::<std::net::IpAddr>().ok()
+            })
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect();
+        if found.is_empty() {
+            vec![SocketAddr::from(([127, 0, 0, 1], 53))]
+        } else {
+            found
+        }
     }
 }
 

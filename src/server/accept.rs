@@ -198,6 +198,8 @@ impl Server {
             service.name()
         );
         conn.session.greet(&mut conn.wbuf);
+        let smtp = matches!(conn.session, super::session::Session::Smtp(_));
+        let generation = conn.generation;
         self.timers
             .add(deadline, Timer::Idle, (slot, conn.generation));
         *self.per_ip.entry((group, client)).or_default() += 1;
@@ -205,6 +207,16 @@ impl Server {
         self.open += 1;
         let pipelined = !conn.rbuf.is_empty();
         self.conns[slot] = Some(conn);
+        // The client's name for Received, looked up while it talks.
+        if smtp {
+            let name = crate::proto::dns::wire::reverse_name(peer);
+            let waiter = super::dns::Waiter::PeerName(slot, generation);
+            self.dns_lookup(
+                &name,
+                crate::proto::dns::wire::Qtype::Ptr,
+                waiter,
+            );
+        }
         if pipelined {
             self.feed(slot, 0);
         }

@@ -40,19 +40,12 @@ pub fn run(
     if !folder_exists(fmt, &job.dir) {
         return Err(No::code("TRYCREATE", "no such mailbox"));
     }
-    if let [only] = job.messages.as_slice() {
-        if let [Part::Text { binary, .. }] = only.parts.as_slice() {
-            let (flags, date) = (&only.flags, only.date);
-            return append(
-                fmt,
-                &job.dir,
-                &mut job.content,
-                flags,
-                date,
-                *binary,
-            )
+    if let [only] = job.messages.as_slice()
+        && let [Part::Text { binary, .. }] = only.parts.as_slice()
+    {
+        let (flags, date) = (&only.flags, only.date);
+        return append(fmt, &job.dir, &mut job.content, flags, date, *binary)
             .map(|(validity, added)| (validity, vec![added]));
-        }
     }
     let built =
         build(fmt, &mut job.content, &job.root, &job.messages, job.limit)?;

@@ -321,19 +321,18 @@ impl Server {
                 Work::List(root, patterns, params)
             }
             Request::Create(name, special) => {
-                if let Some(s) = &special {
-                    if !folders::SPECIAL_USES
+                if let Some(s) = &special
+                    && !folders::SPECIAL_USES
                         .iter()
                         .any(|u| u.eq_ignore_ascii_case(s))
-                    {
-                        return self.imap_reply(
-                            slot,
-                            Reply::Done(Err(No::code(
-                                "USEATTR",
-                                "unknown special use",
-                            ))),
-                        );
-                    }
+                {
+                    return self.imap_reply(
+                        slot,
+                        Reply::Done(Err(No::code(
+                            "USEATTR",
+                            "unknown special use",
+                        ))),
+                    );
                 }
                 Work::Create(root, name, special)
             }
@@ -479,10 +478,10 @@ impl Server {
         if let Some(old) = &watching {
             self.unwatch(old, key);
         }
-        if let Some(new) = &want {
-            if let Some(o) = self.imap.open.get_mut(new) {
-                o.watchers.push(key);
-            }
+        if let Some(new) = &want
+            && let Some(o) = self.imap.open.get_mut(new)
+        {
+            o.watchers.push(key);
         }
         if let Some(i) = self
             .conns
@@ -506,10 +505,10 @@ impl Server {
         let (slot, generation) = key;
         let reply = match outcome {
             Outcome::Scanned(dir, since, result) => {
-                if result.is_err() {
-                    if let Some(o) = self.imap.open.get_mut(&dir) {
-                        o.scanning = false;
-                    }
+                if result.is_err()
+                    && let Some(o) = self.imap.open.get_mut(&dir)
+                {
+                    o.scanning = false;
                 }
                 let folder =
                     result.map(|scan| self.take_scan(&dir, scan, since, key));
@@ -518,10 +517,10 @@ impl Server {
                 }
                 match folder {
                     Ok(f) => {
-                        if let Some(o) = self.imap.open.get_mut(&dir) {
-                            if !o.watchers.contains(&key) {
-                                o.watchers.push(key);
-                            }
+                        if let Some(o) = self.imap.open.get_mut(&dir)
+                            && !o.watchers.contains(&key)
+                        {
+                            o.watchers.push(key);
                         }
                         if let Some(i) = self
                             .conns
@@ -655,10 +654,10 @@ impl Server {
                     o.scanning = false;
                     o.stamp = stamp;
                 }
-                if let Some(scan) = scan {
-                    if self.imap.open.contains_key(&dir) {
-                        self.take_scan(&dir, scan, since, NOBODY);
-                    }
+                if let Some(scan) = scan
+                    && self.imap.open.contains_key(&dir)
+                {
+                    self.take_scan(&dir, scan, since, NOBODY);
                 }
                 return;
             }
@@ -810,12 +809,12 @@ impl Server {
 
     /// Looks at a folder on disk again if any session has it open.
     pub(super) fn rescan(&mut self, dir: &Path) {
-        if let Some(o) = self.imap.open.get_mut(dir) {
-            if !o.scanning {
-                o.scanning = true;
-                let since = o.folder.borrow().highest_modseq;
-                self.send_work(NOBODY, Work::Scan(dir.to_path_buf(), since));
-            }
+        if let Some(o) = self.imap.open.get_mut(dir)
+            && !o.scanning
+        {
+            o.scanning = true;
+            let since = o.folder.borrow().highest_modseq;
+            self.send_work(NOBODY, Work::Scan(dir.to_path_buf(), since));
         }
     }
 
@@ -904,32 +903,32 @@ impl Server {
     /// Tells every session watching `dir` but `actor` that it changed.
     fn notify(&mut self, dir: &Path, actor: (usize, u64)) {
         let status_watchers = self.imap.status_watchers(dir);
-        if !status_watchers.is_empty() {
-            if let Some(f) = self.imap.get(dir) {
-                let st = status_of(&f.borrow());
-                for (slot, generation) in status_watchers {
-                    let Some(conn) = self
-                        .conns
-                        .get_mut(slot)
-                        .and_then(Option::as_mut)
-                        .filter(|c| c.generation == generation)
-                    else {
-                        continue;
-                    };
-                    let Some(i) = conn.session.as_imap() else {
-                        continue;
-                    };
-                    let Some(name) = i
-                        .status_watching
-                        .iter()
-                        .find(|(d, _)| d == dir)
-                        .map(|(_, n)| n.clone())
-                    else {
-                        continue;
-                    };
-                    i.imap.folder_status(&name, &st, &mut conn.wbuf);
-                    self.flush(slot);
-                }
+        if !status_watchers.is_empty()
+            && let Some(f) = self.imap.get(dir)
+        {
+            let st = status_of(&f.borrow());
+            for (slot, generation) in status_watchers {
+                let Some(conn) = self
+                    .conns
+                    .get_mut(slot)
+                    .and_then(Option::as_mut)
+                    .filter(|c| c.generation == generation)
+                else {
+                    continue;
+                };
+                let Some(i) = conn.session.as_imap() else {
+                    continue;
+                };
+                let Some(name) = i
+                    .status_watching
+                    .iter()
+                    .find(|(d, _)| d == dir)
+                    .map(|(_, n)| n.clone())
+                else {
+                    continue;
+                };
+                i.imap.folder_status(&name, &st, &mut conn.wbuf);
+                self.flush(slot);
             }
         }
         for (slot, generation) in self.imap.watchers(dir) {

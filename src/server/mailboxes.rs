@@ -548,12 +548,11 @@ fn list(
         if (params.subscribed || params.ret_subscribed) && subscribed {
             attributes.push("\\Subscribed");
         }
-        if let Some(s) = special {
-            if let Some(known) =
+        if let Some(s) = special
+            && let Some(known) =
                 folders::SPECIAL_USES.iter().find(|u| **u == s)
-            {
-                attributes.push(known);
-            }
+        {
+            attributes.push(known);
         }
         let status = match (&params.ret_status, exists) {
             (Some(_), true) => scan(fmt, &folders::place(root, &name, fmt))
@@ -849,24 +848,24 @@ fn fetch_one(
             return Some(vec![Segment::Bytes(out)]);
         }
     }
-    if meta.len() > LARGE && render::streamable(items) {
-        if let Ok(Some(large)) = mailfolder::large(&path) {
-            // The stream names the file as it is now.
-            let name =
-                path.strip_prefix(dir).ok()?.to_string_lossy().into_owned();
-            return Some(render::large_items(
-                render::Large {
-                    file: &name,
-                    head: &large.head,
-                    head_stored: large.head_stored,
-                    base: 0,
-                    drops: &[],
-                    size: large.size,
-                    internal,
-                },
-                items,
-            ));
-        }
+    if meta.len() > LARGE
+        && render::streamable(items)
+        && let Ok(Some(large)) = mailfolder::large(&path)
+    {
+        // The stream names the file as it is now.
+        let name = path.strip_prefix(dir).ok()?.to_string_lossy().into_owned();
+        return Some(render::large_items(
+            render::Large {
+                file: &name,
+                head: &large.head,
+                head_stored: large.head_stored,
+                base: 0,
+                drops: &[],
+                size: large.size,
+                internal,
+            },
+            items,
+        ));
     }
     let raw = std::fs::read(&path).ok()?;
     let wire = mailfolder::to_crlf(&raw);

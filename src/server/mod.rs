@@ -8,6 +8,7 @@ mod accept;
 mod appending;
 mod auth;
 pub mod conn;
+mod dns;
 mod imap;
 mod imap_stream;
 pub mod listen;
@@ -158,6 +159,8 @@ struct Server {
     scratch: Box<[u8]>,
     next_id: u64,
     draining: Option<Instant>,
+    /// DNS lookups in flight.
+    dns: dns::Dns,
 }
 
 impl Server {
@@ -167,6 +170,7 @@ impl Server {
         mut signals: Signals,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
+        let services_resolvers = services.config.resolvers();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -203,6 +207,7 @@ impl Server {
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             next_id: 0,
             draining: None,
+            dns: dns::Dns::new(services_resolvers),
         })
     }
 
@@ -215,21 +220,21 @@ impl Server {
         );
         loop {
             let now = Instant::now();
-            if let Some(until) = self.draining {
-                if self.open == 0 || now >= until {
-                    return;
-                }
+            if let Some(until) = self.draining
+                && (self.open == 0 || now >= until)
+            {
+                return;
             }
             let mut timeout = self.timers.next_timeout(now);
             if let Some(until) = self.draining {
                 let left = until.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    error!("poll: {e}");
-                    return;
-                }
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                error!("poll: {e}");
+                return;
             }
             for event in events.iter() {
                 match event.token() {
@@ -246,6 +251,9 @@ impl Server {
                     }
                     Token(t) if t >= PROXY_BASE => {
                         self.on_waiting(t - PROXY_BASE)
+                    }
+                    Token(t) if t >= dns::DNS_BASE => {
+                        self.on_dns_event(t - dns::DNS_BASE)
                     }
                     Token(t) => self.accept(t - LISTENER_BASE),
                 }
@@ -770,6 +778,7 @@ impl Server {
                 Timer::LoginFailure => self.answer_failure(key, now),
                 Timer::LockRetry => self.retry_locked(key),
                 Timer::ProxyHeader => self.expire_waiting(key.0, now),
+                Timer::Dns => self.dns_due(),
                 Timer::FolderCheck => {
                     self.check_folders();
                     self.save_indexes();

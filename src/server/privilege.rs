@@ -101,10 +101,10 @@ pub fn lookup(
             groups.push(id);
         }
     }
-    if let Some(g) = group_name {
-        if !group.lines().any(|l| l.split(':').next() == Some(g)) {
-            return Err(format!("run_as: no group {g:?} in /etc/group"));
-        }
+    if let Some(g) = group_name
+        && !group.lines().any(|l| l.split(':').next() == Some(g))
+    {
+        return Err(format!("run_as: no group {g:?} in /etc/group"));
     }
     if !groups.contains(&gid) {
         groups.push(gid);

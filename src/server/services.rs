@@ -273,10 +273,10 @@ impl Room {
             return true;
         }
         let now = Instant::now();
-        if let Some((at, ok)) = self.checked {
-            if now.duration_since(at) < Duration::from_secs(1) {
-                return ok;
-            }
+        if let Some((at, ok)) = self.checked
+            && now.duration_since(at) < Duration::from_secs(1)
+        {
+            return ok;
         }
         let ok = match rustix::fs::statvfs(dir) {
             Ok(v) => v.f_bavail.saturating_mul(v.f_frsize) >= min,

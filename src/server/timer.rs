@@ -23,6 +23,8 @@ pub enum Timer {
     ProxyHeader,
     /// Time to look for changes other programs made to open folders.
     FolderCheck,
+    /// A DNS query's time is up.
+    Dns,
 }
 
 /// Deadlines, soonest first.

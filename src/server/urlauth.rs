@@ -46,7 +46,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -85,10 +85,10 @@ pub fn reset(
     root: &Path,
     mailbox: Option<&str>,
 ) -> Result<(), No> {
-    if let Some(m) = mailbox {
-        if !folders::exists(root, m, fmt) {
-            return Err(No::code("NONEXISTENT", "no such mailbox"));
-        }
+    if let Some(m) = mailbox
+        && !folders::exists(root, m, fmt)
+    {
+        return Err(No::code("NONEXISTENT", "no such mailbox"));
     }
     let _guard = KEYS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut keys = load(root);

@@ -71,11 +71,11 @@ impl Content {
     /// Completes a spool file with its last octets; before anything
     /// reads or links it.
     pub fn finish(&mut self) -> io::Result<()> {
-        if let Stored::File { file, tail, .. } = &mut self.stored {
-            if !tail.is_empty() {
-                io::Write::write_all(file, tail)?;
-                *tail = Vec::new();
-            }
+        if let Stored::File { file, tail, .. } = &mut self.stored
+            && !tail.is_empty()
+        {
+            io::Write::write_all(file, tail)?;
+            *tail = Vec::new();
         }
         Ok(())
     }

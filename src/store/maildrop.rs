@@ -549,20 +549,20 @@ fn update_maildir(
     for &i in seen {
         let mut path = snap.path(i);
         let mut name = snap.name(i).to_string();
-        if !path.exists() {
-            if let Ok(Some(now)) = super::mailfolder::find(&snap.dir, &name) {
-                name = now
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or(name);
-                path = now;
-            }
+        if !path.exists()
+            && let Ok(Some(now)) = super::mailfolder::find(&snap.dir, &name)
+        {
+            name = now
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or(name);
+            path = now;
         }
         let target = cur.join(with_seen_flag(&name));
-        if target != path {
-            if let Err(e) = fs::rename(&path, &target) {
-                log::warn!("cannot mark {} seen: {e}", path.display());
-            }
+        if target != path
+            && let Err(e) = fs::rename(&path, &target)
+        {
+            log::warn!("cannot mark {} seen: {e}", path.display());
         }
     }
     for sub in ["cur", "new"] {

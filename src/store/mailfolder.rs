@@ -494,10 +494,10 @@ impl Source<'_> {
 
     /// Writes (or links) to `tmp`, fsync'd.
     fn write_to(&self, tmp: &Path) -> io::Result<()> {
-        if let Source::File(p) = self {
-            if fs::hard_link(p, tmp).is_ok() {
-                return Ok(());
-            }
+        if let Source::File(p) = self
+            && fs::hard_link(p, tmp).is_ok()
+        {
+            return Ok(());
         }
         let mut f = OpenOptions::new()
             .write(true)

@@ -504,10 +504,10 @@ pub fn save(
     if let Some(r) = recent_from {
         side.recent_from = side.recent_from.max(r);
     }
-    if let Some(k) = keywords {
-        if k.len() >= side.keywords.len() {
-            side.keywords = k.to_vec();
-        }
+    if let Some(k) = keywords
+        && k.len() >= side.keywords.len()
+    {
+        side.keywords = k.to_vec();
     }
     write_sidecar(path, &side)
 }

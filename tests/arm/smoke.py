@@ -38,6 +38,7 @@ def main():
         conf.write_text(
             "hostname = arm.example.test\ndomains = example.test\nrun_as = root\n"
             f"data_dir = data\nusers_file = users\nlisten_smtp = 127.0.0.1:{smtp}\n"
+            "dns_servers = 127.0.0.1:1\n"
             f"listen_pop3 = 127.0.0.1:{pop3}\n")
         # serve restarts itself with this variable set; qemu-user without
         # binfmt_misc cannot run the ARM binary that way, so set it here.

@@ -69,6 +69,9 @@ class Server:
             "listen_smtp": "127.0.0.1:0",
             "recipient_delimiter": "+",
             "trusted_networks": "",
+            # Reverse lookups go to a closed loopback port, never to the
+            # machine's resolver (tests that need DNS start Unbound).
+            "dns_servers": "127.0.0.1:1",
             # The tests run as root; a real server switches users.
             "run_as": "root",
         }

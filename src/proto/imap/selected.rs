@@ -199,10 +199,10 @@ impl Selected {
             super::response::mailbox(out, &name);
             out.extend_from_slice(b"\r\n");
         }
-        if !enabled.rev2 {
-            if let (_, Some(first)) = f.unseen() {
-                line(out, &format!("* OK [UNSEEN {first}] First unseen"));
-            }
+        if !enabled.rev2
+            && let (_, Some(first)) = f.unseen()
+        {
+            line(out, &format!("* OK [UNSEEN {first}] First unseen"));
         }
         line(
             out,
@@ -806,10 +806,9 @@ impl Selected {
                         Some(true) => {
                             if let Some(Segment::Bytes(b)) =
                                 segments.first_mut()
+                                && b.first() == Some(&b' ')
                             {
-                                if b.first() == Some(&b' ') {
-                                    b.remove(0);
-                                }
+                                b.remove(0);
                             }
                         }
                         Some(false) => {}

@@ -431,10 +431,10 @@ impl Imap {
                     // A non-synchronizing literal follows even in what we
                     // discard; a synchronizing one waits for a `+` that
                     // never comes.
-                    if let Some(l) = frame::literal_at_end(line) {
-                        if l.nonsync {
-                            self.reading = Reading::Skip { left: l.len };
-                        }
+                    if let Some(l) = frame::literal_at_end(line)
+                        && l.nonsync
+                    {
+                        self.reading = Reading::Skip { left: l.len };
                     }
                     (lf + 1, ImapStep::Continue)
                 }

@@ -241,10 +241,10 @@ fn subject_parts(subject: &str) -> (String, bool) {
             let before = s.clone();
             s = strip_leader(&s);
             reply |= s != before;
-            if let Some(rest) = strip_blob(&s) {
-                if !rest.is_empty() {
-                    s = rest;
-                }
+            if let Some(rest) = strip_blob(&s)
+                && !rest.is_empty()
+            {
+                s = rest;
             }
             if s == before {
                 break;

@@ -287,11 +287,11 @@ fn mailbox(toks: &[Tok]) -> Option<Address> {
     };
     let mut text = spec(inner);
     let mut adl = None;
-    if text.first() == Some(&b'@') {
-        if let Some(colon) = text.iter().position(|&b| b == b':') {
-            adl = Some(text[..colon].to_vec());
-            text = text[colon + 1..].to_vec();
-        }
+    if text.first() == Some(&b'@')
+        && let Some(colon) = text.iter().position(|&b| b == b':')
+    {
+        adl = Some(text[..colon].to_vec());
+        text = text[colon + 1..].to_vec();
     }
     let (mbox, host) = match text.iter().rposition(|&b| b == b'@') {
         Some(at) => (text[..at].to_vec(), text[at + 1..].to_vec()),

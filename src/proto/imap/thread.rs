@@ -292,10 +292,10 @@ fn references(tree: &mut Tree<'_>) -> Vec<usize> {
             }
         }
         tree.unlink(own);
-        if let Some(&parent) = chain.last() {
-            if !tree.within(parent, own) {
-                tree.link(own, parent);
-            }
+        if let Some(&parent) = chain.last()
+            && !tree.within(parent, own)
+        {
+            tree.link(own, parent);
         }
     }
     // Steps 2-4: the roots, pruned and sorted.

@@ -103,10 +103,10 @@ impl Encoder {
             if !known {
                 // Undo the bookkeeping; we will see this line again.
                 self.at_line_start = true;
-                if self.in_body {
-                    if let Some(n) = &mut self.body_lines_left {
-                        *n += 1;
-                    }
+                if self.in_body
+                    && let Some(n) = &mut self.body_lines_left
+                {
+                    *n += 1;
                 }
                 return None;
             }

@@ -112,6 +112,8 @@ pub struct Envelope {
     pub helo: String,
     /// The client's address.
     pub peer: IpAddr,
+    /// The client's name from reverse DNS, if it came in time.
+    pub peer_name: Option<String>,
     /// The Received `with` keyword: `ESMTPSA` and so on (RFC 3848, 6531).
     pub protocol: String,
     /// TLS in use, if any.

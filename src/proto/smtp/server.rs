@@ -106,6 +106,8 @@ pub struct Server {
     user: Option<String>,
     state: State,
     errors: u32,
+    /// The client's name from reverse DNS, once known.
+    peer_name: Option<String>,
 }
 
 impl Server {
@@ -118,7 +120,14 @@ impl Server {
             user: None,
             state: State::Command(Txn::Idle),
             errors: 0,
+            peer_name: None,
         }
+    }
+
+    /// The client's name came from reverse DNS: Received headers of
+    /// messages begun from now on name it.
+    pub fn set_peer_name(&mut self, name: String) {
+        self.peer_name = Some(name);
     }
 
     /// Writes the 220 greeting.
@@ -399,14 +408,14 @@ impl Server {
             return Err(Reply::new(530, "5.7.0", "Authentication required"));
         }
         // Submission: a user sends only as an address of their own.
-        if let (Some(user), ReversePath::Mailbox(path)) = (&self.user, from) {
-            if !cx.host.may_send_as(user, path) {
-                return Err(Reply::new(
-                    553,
-                    "5.7.1",
-                    format!("<{path}>: Sender address not owned by {user}"),
-                ));
-            }
+        if let (Some(user), ReversePath::Mailbox(path)) = (&self.user, from)
+            && !cx.host.may_send_as(user, path)
+        {
+            return Err(Reply::new(
+                553,
+                "5.7.1",
+                format!("<{path}>: Sender address not owned by {user}"),
+            ));
         }
         if params
             .size
@@ -628,6 +637,7 @@ impl Server {
             rcpts: mail.rcpts.clone(),
             helo,
             peer: self.link.peer,
+            peer_name: self.peer_name.clone(),
             tls: self.link.tls.clone(),
             user: self.user.clone(),
             size,

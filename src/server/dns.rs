@@ -1,0 +1,303 @@
+//! The loop's side of DNS: a socket per query (UDP from a port the
+//! kernel picks at random, connected to the server asked; TCP after a
+//! truncated answer), the resolver's deadlines on the timer heap, and
+//! who waits for each answer. Nothing here blocks.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use log::{debug, info};
+use mio::net::{TcpStream, UdpSocket};
+use mio::{Interest, Token};
+
+use super::Server;
+use super::timer::Timer;
+use crate::proto::dns::cache::Found;
+use crate::proto::dns::resolver::{Event, Failure, Resolver};
+use crate::proto::dns::wire::{Qtype, Rec};
+
+/// Socket i has token DNS_BASE + i.
+pub const DNS_BASE: usize = 1 << 14;
+/// Sockets at most: the tokens up to the PROXY ones (the resolver
+/// limits lookups further).
+const MAX_SOCKETS: usize = super::PROXY_BASE - DNS_BASE;
+/// The largest answer read (UDP with EDNS0, or TCP).
+const MAX_ANSWER: usize = 65_535;
+
+/// Who waits for a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiter {
+    /// An SMTP connection (slot, generation), for its client's name.
+    PeerName(usize, u64),
+}
+
+enum Sock {
+    Udp(UdpSocket),
+    Tcp {
+        stream: TcpStream,
+        /// Query still to write (length-prefixed).
+        out: Vec<u8>,
+        /// Answer read so far.
+        got: Vec<u8>,
+    },
+}
+
+struct Open {
+    key: u64,
+    server: SocketAddr,
+    sock: Sock,
+}
+
+/// Lookups in flight and their sockets.
+pub struct Dns {
+    resolver: Resolver,
+    sockets: Vec<Option<Open>>,
+    by_key: HashMap<u64, usize>,
+    waiters: HashMap<u64, Waiter>,
+    /// The resolver deadline the timer heap holds, if any.
+    armed: Option<Instant>,
+}
+
+impl Dns {
+    /// A resolver asking `servers`.
+    pub fn new(servers: Vec<SocketAddr>) -> Dns {
+        Dns {
+            resolver: Resolver::new(servers),
+            sockets: Vec::new(),
+            by_key: HashMap::new(),
+            waiters: HashMap::new(),
+            armed: None,
+        }
+    }
+}
+
+impl Server {
+    /// Starts a lookup for `waiter`; the answer comes to `dns_answer`.
+    pub(super) fn dns_lookup(
+        &mut self,
+        name: &str,
+        qtype: Qtype,
+        waiter: Waiter,
+    ) {
+        let (key, events) =
+            self.dns.resolver.lookup(name, qtype, Instant::now());
+        self.dns.waiters.insert(key, waiter);
+        self.dns_events(events);
+    }
+
+    /// Carries out what the resolver said.
+    fn dns_events(&mut self, events: Vec<Event>) {
+        for ev in events {
+            match ev {
+                Event::Send {
+                    key,
+                    server,
+                    bytes,
+                    tcp,
+                } => {
+                    self.dns_close(key);
+                    if let Err(e) = self.dns_send(key, server, &bytes, tcp) {
+                        debug!("dns: send to {server}: {e}");
+                        // The resolver tries again when this try's time is up.
+                    }
+                }
+                Event::Done { key, result } => {
+                    self.dns_close(key);
+                    if let Some(w) = self.dns.waiters.remove(&key) {
+                        self.dns_answer(w, result);
+                    }
+                }
+            }
+        }
+        self.dns_arm();
+    }
+
+    fn dns_send(
+        &mut self,
+        key: u64,
+        server: SocketAddr,
+        bytes: &[u8],
+        tcp: bool,
+    ) -> io::Result<()> {
+        let idx = match self.dns.sockets.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.dns.sockets.len() < MAX_SOCKETS => {
+                self.dns.sockets.push(None);
+                self.dns.sockets.len() - 1
+            }
+            None => return Err(io::Error::other("too many DNS sockets")),
+        };
+        let token = Token(DNS_BASE + idx);
+        let mut sock = if tcp {
+            let mut stream = TcpStream::connect(server)?;
+            self.poll.registry().register(
+                &mut stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(bytes);
+            Sock::Tcp {
+                stream,
+                out,
+                got: Vec::new(),
+            }
+        } else {
+            let any: SocketAddr = if server.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let mut udp = UdpSocket::bind(any)?;
+            // Connected: the kernel drops datagrams from anyone else.
+            udp.connect(server)?;
+            udp.send(bytes)?;
+            self.poll.registry().register(
+                &mut udp,
+                token,
+                Interest::READABLE,
+            )?;
+            Sock::Udp(udp)
+        };
+        if let Sock::Tcp { stream, out, .. } = &mut sock {
+            // Connecting: the first write may have to wait for WRITABLE.
+            if let Ok(n) = stream.write(out) {
+                out.drain(..n);
+            }
+        }
+        self.dns.sockets[idx] = Some(Open { key, server, sock });
+        self.dns.by_key.insert(key, idx);
+        Ok(())
+    }
+
+    fn dns_close(&mut self, key: u64) {
+        let Some(idx) = self.dns.by_key.remove(&key) else {
+            return;
+        };
+        if let Some(open) = self.dns.sockets[idx].take() {
+            let _ = match open.sock {
+                Sock::Udp(mut s) => self.poll.registry().deregister(&mut s),
+                Sock::Tcp { mut stream, .. } => {
+                    self.poll.registry().deregister(&mut stream)
+                }
+            };
+        }
+    }
+
+    /// A DNS socket is ready.
+    pub(super) fn on_dns_event(&mut self, idx: usize) {
+        let mut answers = Vec::new();
+        let Some(Some(open)) = self.dns.sockets.get_mut(idx) else {
+            return;
+        };
+        let (key, server) = (open.key, open.server);
+        match &mut open.sock {
+            Sock::Udp(udp) => {
+                let mut buf = vec![0u8; MAX_ANSWER];
+                while let Ok(n) = udp.recv(&mut buf) {
+                    answers.push(buf[..n].to_vec());
+                }
+            }
+            Sock::Tcp { stream, out, got } => {
+                if !out.is_empty()
+                    && let Ok(n) = stream.write(out)
+                {
+                    out.drain(..n);
+                }
+                let mut buf = [0u8; 4096];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) if got.len() + n <= MAX_ANSWER + 2 => {
+                            got.extend_from_slice(&buf[..n])
+                        }
+                        Ok(_) => break,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if got.len() >= 2 {
+                    let len =
+                        usize::from(u16::from_be_bytes([got[0], got[1]]));
+                    if got.len() >= 2 + len {
+                        answers.push(got[2..2 + len].to_vec());
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut events = Vec::new();
+        for a in answers {
+            events.extend(self.dns.resolver.received(key, server, &a, now));
+        }
+        self.dns_events(events);
+    }
+
+    /// The resolver's next deadline on the timer heap (once).
+    fn dns_arm(&mut self) {
+        let Some(next) = self.dns.resolver.next_deadline() else {
+            return;
+        };
+        if self.dns.armed.is_some_and(|a| a <= next) {
+            return;
+        }
+        self.dns.armed = Some(next);
+        self.timers.add(next, Timer::Dns, super::imap::NOBODY);
+    }
+
+    /// The resolver's deadline came.
+    pub(super) fn dns_due(&mut self) {
+        self.dns.armed = None;
+        let events = self.dns.resolver.expire(Instant::now());
+        self.dns_events(events);
+        self.dns_arm();
+    }
+
+    /// An SMTP connection's client name: its Received headers name it.
+    fn peer_name(
+        &mut self,
+        slot: usize,
+        generation: u64,
+        name: Option<String>,
+    ) {
+        let Some(conn) = self
+            .conns
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .filter(|c| c.generation == generation)
+        else {
+            return;
+        };
+        let Some(name) = name else { return };
+        if let super::session::Session::Smtp(s) = &mut conn.session {
+            info!(
+                "conn={} ptr={}",
+                conn.id,
+                crate::util::logsafe::Quoted(&name)
+            );
+            s.smtp.set_peer_name(name);
+        }
+    }
+
+    /// A lookup is over: to whoever waited.
+    fn dns_answer(&mut self, waiter: Waiter, result: Result<Found, Failure>) {
+        match waiter {
+            Waiter::PeerName(slot, generation) => {
+                let name = match result {
+                    Ok(Found::Records(recs)) => {
+                        recs.into_iter().find_map(|r| match r {
+                            Rec::Ptr(n) => Some(n),
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                };
+                self.peer_name(slot, generation, name);
+            }
+        }
+    }
+}
