@@ -264,12 +264,7 @@ impl Server {
         generation: u64,
         name: Option<String>,
     ) {
-        let Some(conn) = self
-            .conns
-            .get_mut(slot)
-            .and_then(Option::as_mut)
-            .filter(|c| c.generation == generation)
-        else {
+        let Some(conn) = self.live_conn(slot, generation) else {
             return;
         };
         let Some(name) = name else { return };

@@ -523,10 +523,7 @@ impl Server {
                             o.watchers.push(key);
                         }
                         if let Some(i) = self
-                            .conns
-                            .get_mut(slot)
-                            .and_then(Option::as_mut)
-                            .filter(|c| c.generation == generation)
+                            .live_conn(slot, generation)
                             .and_then(|c| c.session.as_imap())
                         {
                             if i.imap.selected_name().is_some() {
@@ -567,10 +564,7 @@ impl Server {
                     self.tell_folder_event(slot, generation);
                 }
                 if let Some(user) = self
-                    .conns
-                    .get_mut(slot)
-                    .and_then(Option::as_mut)
-                    .filter(|c| c.generation == generation)
+                    .live_conn(slot, generation)
                     .and_then(|c| c.session.as_imap())
                     .and_then(|i| i.pending_login.take())
                 {
@@ -870,10 +864,7 @@ impl Server {
     /// hear of it.
     fn tell_folder_event(&mut self, slot: usize, generation: u64) {
         let Some((user, event)) = self
-            .conns
-            .get_mut(slot)
-            .and_then(Option::as_mut)
-            .filter(|c| c.generation == generation)
+            .live_conn(slot, generation)
             .and_then(|c| c.session.as_imap())
             .and_then(|i| {
                 Some((i.imap.user()?.to_string(), i.folder_event.take()?))
@@ -908,12 +899,7 @@ impl Server {
         {
             let st = status_of(&f.borrow());
             for (slot, generation) in status_watchers {
-                let Some(conn) = self
-                    .conns
-                    .get_mut(slot)
-                    .and_then(Option::as_mut)
-                    .filter(|c| c.generation == generation)
-                else {
+                let Some(conn) = self.live_conn(slot, generation) else {
                     continue;
                 };
                 let Some(i) = conn.session.as_imap() else {
@@ -935,12 +921,7 @@ impl Server {
             if (slot, generation) == actor {
                 continue;
             }
-            let Some(conn) = self
-                .conns
-                .get_mut(slot)
-                .and_then(Option::as_mut)
-                .filter(|c| c.generation == generation)
-            else {
+            let Some(conn) = self.live_conn(slot, generation) else {
                 continue;
             };
             if let Some(i) = conn.session.as_imap() {

@@ -909,12 +909,12 @@ fn fetch_large_mbox(
 }
 
 /// Reads each candidate in turn (one message in memory at a time) and
-/// keeps those the keys match.
-fn search(
+/// hands it to `each` with what the keys see of it.
+fn each_candidate(
     fmt: MailboxFormat,
     job: &SearchJob,
-) -> Vec<(u32, Vec<crate::proto::imap::sort::Value>)> {
-    let mut hits = Vec::new();
+    mut each: impl FnMut(u32, &Facts<'_>, Text<'_>),
+) {
     for (c, file) in &job.msgs {
         let facts = Facts {
             seq: c.seq,
@@ -930,23 +930,38 @@ fn search(
             continue;
         };
         let msg = mailfolder::to_crlf(&raw);
-        let content = Text {
-            msg: &msg,
-            internal,
-        };
-        if matcher::matches(&job.key, &facts, Some(content)) {
-            let values = match &job.sort {
-                Some(criteria) => crate::proto::imap::sort::values(
-                    criteria,
-                    render::split(&msg).0,
-                    msg.len() as u64,
-                    internal,
-                ),
-                None => Vec::new(),
-            };
-            hits.push((c.uid, values));
-        }
+        each(
+            c.uid,
+            &facts,
+            Text {
+                msg: &msg,
+                internal,
+            },
+        );
     }
+}
+
+/// The candidates the keys match, with their SORT values if asked.
+fn search(
+    fmt: MailboxFormat,
+    job: &SearchJob,
+) -> Vec<(u32, Vec<crate::proto::imap::sort::Value>)> {
+    let mut hits = Vec::new();
+    each_candidate(fmt, job, |uid, facts, content| {
+        if !matcher::matches(&job.key, facts, Some(content)) {
+            return;
+        }
+        let values = match &job.sort {
+            Some(criteria) => crate::proto::imap::sort::values(
+                criteria,
+                render::split(content.msg).0,
+                content.msg.len() as u64,
+                content.internal,
+            ),
+            None => Vec::new(),
+        };
+        hits.push((uid, values));
+    });
     hits
 }
 
@@ -980,30 +995,12 @@ fn notify_open(
 }
 
 /// CONTEXT=SEARCH: every candidate's answers to the keys that look
-/// inside messages, read one message at a time.
+/// inside messages.
 fn answers(fmt: MailboxFormat, job: &SearchJob) -> Vec<(u32, u64)> {
     let mut out = Vec::with_capacity(job.msgs.len());
-    for (c, file) in &job.msgs {
-        let facts = Facts {
-            seq: c.seq,
-            max_seq: job.max_seq,
-            uid: c.uid,
-            max_uid: job.max_uid,
-            flags: c.flags,
-            recent: c.recent,
-            modseq: c.modseq,
-            keywords: &job.keywords,
-        };
-        let Ok((raw, internal)) = read_message(fmt, &job.dir, file) else {
-            continue;
-        };
-        let msg = mailfolder::to_crlf(&raw);
-        let content = Text {
-            msg: &msg,
-            internal,
-        };
-        out.push((c.uid, matcher::content_answers(&job.key, &facts, content)));
-    }
+    each_candidate(fmt, job, |uid, facts, content| {
+        out.push((uid, matcher::content_answers(&job.key, facts, content)));
+    });
     out
 }
 

@@ -496,12 +496,7 @@ impl Server {
             self.spool.writers.finished().collect();
         for SpoolWritten { key, path, result } in written {
             let (slot, generation) = key;
-            let Some(conn) = self
-                .conns
-                .get_mut(slot)
-                .and_then(Option::as_mut)
-                .filter(|c| c.generation == generation)
-            else {
+            let Some(conn) = self.live_conn(slot, generation) else {
                 // The client left meanwhile.
                 let _ = std::fs::remove_file(path);
                 continue;
@@ -641,6 +636,19 @@ impl Server {
             self.rescan(&inbox);
         }
         self.resume(slot);
+    }
+
+    /// The connection in `slot`, if it is still the one `generation`
+    /// named (slots are reused).
+    fn live_conn(
+        &mut self,
+        slot: usize,
+        generation: u64,
+    ) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .filter(|c| c.generation == generation)
     }
 
     /// Goes on after work of ours: commands pipelined behind it waited
@@ -841,10 +849,7 @@ impl Server {
     /// unless its client has left meanwhile (it was never told 250).
     fn retry_locked(&mut self, (slot, generation): (usize, u64)) {
         let job = self
-            .conns
-            .get_mut(slot)
-            .and_then(Option::as_mut)
-            .filter(|c| c.generation == generation)
+            .live_conn(slot, generation)
             .and_then(|c| c.session.as_smtp())
             .and_then(|s| s.in_flight.as_mut())
             .and_then(|f| f.parked.take());

@@ -143,10 +143,7 @@ impl Server {
         } in chunks
         {
             let imap = self
-                .conns
-                .get_mut(slot)
-                .and_then(Option::as_mut)
-                .filter(|c| c.generation == generation)
+                .live_conn(slot, generation)
                 .and_then(|c| c.session.as_imap())
                 .is_some_and(|i| i.stream.is_some());
             if imap {
@@ -154,10 +151,7 @@ impl Server {
                 continue;
             }
             let waiting = self
-                .conns
-                .get_mut(slot)
-                .and_then(Option::as_mut)
-                .filter(|c| c.generation == generation)
+                .live_conn(slot, generation)
                 .and_then(|c| c.session.as_pop3())
                 .is_some_and(|p| p.transfer.is_some());
             if !waiting {

@@ -120,11 +120,16 @@ fn take_dotlock(dotlock: &Path, deadline: Instant) -> io::Result<()> {
             .mode(0o600)
             .open(dotlock)
         {
-            Ok(_) => return Ok(()),
+            Ok(mut f) => {
+                // Who holds it, as Dovecot writes it: a crash can be told
+                // from a holder at once, not after STALE_DOTLOCK.
+                let _ = io::Write::write_all(&mut f, holder().as_bytes());
+                return Ok(());
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        if is_stale(dotlock) {
+        if is_stale(dotlock) || left_by_dead_process(dotlock) {
             log::warn!("removing stale lock {}", dotlock.display());
             let _ = fs::remove_file(dotlock);
             continue;
@@ -133,6 +138,45 @@ fn take_dotlock(dotlock: &Path, deadline: Instant) -> io::Result<()> {
             return Err(timeout());
         }
         sleep(RETRY);
+    }
+}
+
+/// `pid:host` of this process.
+fn holder() -> String {
+    let host = rustix::system::uname();
+    format!(
+        "{}:{}",
+        std::process::id(),
+        host.nodename().to_string_lossy()
+    )
+}
+
+/// A dotlock whose `pid:host` names a process of this host that is gone
+/// (killed with the lock held). Our own pid counts as gone: this thread
+/// holds the in-process claim, so the lock is a previous run's that had
+/// the same pid (containers reuse pids across restarts).
+fn left_by_dead_process(dotlock: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(dotlock) else {
+        return false;
+    };
+    let Some((pid, host)) = text.trim().split_once(':') else {
+        return false;
+    };
+    let ours = holder();
+    let ours_host = ours.split_once(':').map_or("", |(_, h)| h);
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    if host != ours_host {
+        return false;
+    }
+    if pid == std::process::id() as i32 {
+        return true;
+    }
+    match rustix::process::Pid::from_raw(pid) {
+        Some(p) => rustix::process::test_kill_process(p)
+            .is_err_and(|e| e == rustix::io::Errno::SRCH),
+        None => false,
     }
 }
 
@@ -188,5 +232,53 @@ impl Drop for Locked {
         let _ = fcntl_lock(&self.file, FlockOperation::Unlock);
         let _ = fs::remove_file(&self.dotlock);
         // `file`, then `_guard`, drop after this.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dotlock left by a killed process of this host is taken over at
+    /// once; one held by a live process is waited for.
+    #[test]
+    fn dead_holders_are_told_from_live_ones() {
+        let dir = std::env::temp_dir()
+            .join(format!("postling-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let mbox = dir.join("INBOX");
+        let dotlock = dir.join("INBOX.lock");
+        let host = holder()
+            .split_once(':')
+            .map(|(_, h)| h.to_string())
+            .unwrap_or_default();
+        // No process has pid 2^22 + 1 (above Linux's pid_max).
+        for dead in [
+            format!("4194305:{host}"),
+            format!("{}:{host}", std::process::id()),
+        ] {
+            fs::write(&dotlock, dead).unwrap_or_else(|e| panic!("{e}"));
+            let started = Instant::now();
+            let held = lock_within(&mbox, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(started.elapsed() < Duration::from_secs(1));
+            assert!(
+                fs::read_to_string(&dotlock)
+                    .unwrap_or_default()
+                    .starts_with(&format!("{}:", std::process::id()))
+            );
+            drop(held);
+        }
+        // pid 1 is alive, and so is another host's lock as far as we know.
+        for live in
+            [format!("1:{host}"), "4194305:elsewhere.example".to_string()]
+        {
+            fs::write(&dotlock, live).unwrap_or_else(|e| panic!("{e}"));
+            let err = lock_within(&mbox, Duration::from_millis(200))
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 }
