@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod body;
+pub mod client;
 pub mod command;
 pub mod host;
 pub mod server;
