@@ -26,10 +26,26 @@ pub enum Command {
         /// What to do.
         action: UserAction,
     },
+    /// Look at or change the outbound queue.
+    Queue {
+        /// The config file (it names data_dir).
+        config: PathBuf,
+        /// What to do.
+        action: QueueAction,
+    },
     /// Print the version.
     Version,
     /// Print usage.
     Help,
+}
+
+/// `postling queue ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueAction {
+    /// Each message: id, age, sender, each recipient's state.
+    List,
+    /// Remove a message from the queue.
+    Delete(String),
 }
 
 /// The usage text for `--help`.
@@ -46,6 +62,9 @@ commands:
   user passwd ADDRESS   change a user's password
   user del ADDRESS      remove a user
   user list             list the users
+  queue list            the outbound queue: each message's id, age and
+                        sender, and each recipient's state and last reply
+  queue delete ID       remove a message from the queue
 
 options:
   -c FILE    the config file (default /etc/postling/postling.conf)
@@ -69,10 +88,12 @@ pub fn parse<I: IntoIterator<Item = String>>(
                 let file = args.next().ok_or("-c needs a file")?;
                 config = Some(PathBuf::from(file));
             }
-            "serve" | "check" | "user" if command.is_none() => {
+            "serve" | "check" | "user" | "queue" if command.is_none() => {
                 command = Some(arg)
             }
-            _ if command.as_deref() == Some("user") => words.push(arg),
+            _ if matches!(command.as_deref(), Some("user" | "queue")) => {
+                words.push(arg)
+            }
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
@@ -96,6 +117,20 @@ pub fn parse<I: IntoIterator<Item = String>>(
                     }
                 };
             Ok(Command::User { config, action })
+        }
+        Some("queue") => {
+            let action = match words
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()[..]
+            {
+                ["list"] => QueueAction::List,
+                ["delete", id] => QueueAction::Delete(id.to_string()),
+                _ => {
+                    return Err("usage: queue list, or queue delete ID".into());
+                }
+            };
+            Ok(Command::Queue { config, action })
         }
         _ => Err("no command given".into()),
     }
@@ -135,6 +170,18 @@ mod tests {
             })
         );
         assert!(p(&["user", "add"]).is_err());
+        assert_eq!(
+            p(&["queue", "list", "-c", "x"]),
+            Ok(Command::Queue {
+                config: PathBuf::from("x"),
+                action: QueueAction::List
+            })
+        );
+        assert!(matches!(
+            p(&["queue", "delete", "ID7"]),
+            Ok(Command::Queue { action: QueueAction::Delete(id), .. }) if id == "ID7"
+        ));
+        assert!(p(&["queue", "flush", "now"]).is_err());
         assert!(p(&["user", "frob", "x"]).is_err());
     }
 }

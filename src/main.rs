@@ -39,6 +39,13 @@ fn main() -> ExitCode {
             }
             Err(problems) => report(&problems),
         },
+        Command::Queue { config, action } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(problems) => return report(&problems),
+            };
+            queue(&cfg, &action)
+        }
         Command::User { config, action } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -130,4 +137,42 @@ fn check_tls(
 fn report(problems: &Problems) -> ExitCode {
     eprintln!("{problems}");
     ExitCode::FAILURE
+}
+
+/// `postling queue list|delete`.
+fn queue(cfg: &Config, action: &cli::QueueAction) -> ExitCode {
+    use postling::store::queue_state;
+    let dir = cfg.queue_dir();
+    match action {
+        cli::QueueAction::List => match queue_state::list(&dir) {
+            Ok(list) if list.is_empty() => {
+                println!("the queue is empty");
+                ExitCode::SUCCESS
+            }
+            Ok(list) => {
+                for q in &list {
+                    print!("{}", queue_state::describe(q));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("postling: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
+        cli::QueueAction::Delete(id) => match queue_state::delete(&dir, id) {
+            Ok(true) => {
+                println!("{id}: deleted");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                eprintln!("postling: {id}: not in the queue");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("postling: {id}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }

@@ -19,6 +19,7 @@ pub mod mailfolder;
 pub mod mbox;
 pub mod mboxfolder;
 pub mod queue;
+pub mod queue_state;
 pub mod uidlist;
 
 use std::path::{Path, PathBuf};
