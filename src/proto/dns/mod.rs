@@ -4,4 +4,5 @@
 
 pub mod cache;
 pub mod resolver;
+pub mod route;
 pub mod wire;
