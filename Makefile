@@ -27,7 +27,7 @@ deps:
 	            systemd-analyze:systemd useradd:passwd strace:strace \
 	            openssl:openssl ip:iproute2 mbsync:isync curl:curl \
 	            offlineimap:offlineimap3 /usr/lib/dovecot/pop3:dovecot-pop3d \
-	            unbound:unbound; do \
+	            unbound:unbound dkimverify:python3-dkim; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -33,6 +33,17 @@ pub enum Command {
         /// What to do.
         action: QueueAction,
     },
+    /// Make a DKIM key and print its DNS record.
+    DkimKeygen {
+        /// The signing domain.
+        domain: String,
+        /// The selector.
+        selector: String,
+        /// Ed25519 (else RSA 2048).
+        ed25519: bool,
+        /// Where to write the key (PEM, 0600; never over a file).
+        out: PathBuf,
+    },
     /// Print the version.
     Version,
     /// Print usage.
@@ -65,6 +76,9 @@ commands:
   queue list            the outbound queue: each message's id, age and
                         sender, and each recipient's state and last reply
   queue delete ID       remove a message from the queue
+  dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE
+                        write a DKIM key (RSA 2048 through openssl, or
+                        Ed25519) and print the TXT record to publish
 
 options:
   -c FILE    the config file (default /etc/postling/postling.conf)
@@ -88,10 +102,16 @@ pub fn parse<I: IntoIterator<Item = String>>(
                 let file = args.next().ok_or("-c needs a file")?;
                 config = Some(PathBuf::from(file));
             }
-            "serve" | "check" | "user" | "queue" if command.is_none() => {
+            "serve" | "check" | "user" | "queue" | "dkim"
+                if command.is_none() =>
+            {
                 command = Some(arg)
             }
-            _ if matches!(command.as_deref(), Some("user" | "queue")) => {
+            _ if matches!(
+                command.as_deref(),
+                Some("user" | "queue" | "dkim")
+            ) =>
+            {
                 words.push(arg)
             }
             other => return Err(format!("unexpected argument {other:?}")),
@@ -132,7 +152,35 @@ pub fn parse<I: IntoIterator<Item = String>>(
             };
             Ok(Command::Queue { config, action })
         }
+        Some("dkim") => dkim(&words),
         _ => Err("no command given".into()),
+    }
+}
+
+/// `dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE`, flags anywhere.
+fn dkim(words: &[String]) -> Result<Command, String> {
+    let usage = || {
+        "usage: dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE".to_string()
+    };
+    let mut plain = Vec::new();
+    let mut ed25519 = false;
+    let mut out = None;
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "--ed25519" => ed25519 = true,
+            "-o" => out = Some(PathBuf::from(it.next().ok_or_else(usage)?)),
+            _ => plain.push(w.as_str()),
+        }
+    }
+    match (plain.as_slice(), out) {
+        (["keygen", domain, selector], Some(out)) => Ok(Command::DkimKeygen {
+            domain: domain.to_ascii_lowercase(),
+            selector: selector.to_string(),
+            ed25519,
+            out,
+        }),
+        _ => Err(usage()),
     }
 }
 

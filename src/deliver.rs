@@ -36,6 +36,8 @@ pub struct Job {
     pub queue_dir: PathBuf,
     /// The queue id (the queue file's name).
     pub id: String,
+    /// DKIM signers: queued mail from one of their domains is signed.
+    pub dkim: std::sync::Arc<[crate::proto::dkim::sign::Signer]>,
 }
 
 /// Copies a delivery made visible: Maildir and queue files whose folders
@@ -162,7 +164,13 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
         }
     }
     if !job.relay.is_empty() {
-        match store::queue::stage(&job.queue_dir, &job.id, &job.relay, &msg) {
+        match store::queue::stage(
+            &job.queue_dir,
+            &job.id,
+            &job.relay,
+            &msg,
+            &job.dkim,
+        ) {
             Ok(s) => staged.push(Staged::Maildir(s)),
             Err(f) => {
                 staged.into_iter().for_each(Staged::abort);

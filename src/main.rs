@@ -39,6 +39,23 @@ fn main() -> ExitCode {
             }
             Err(problems) => report(&problems),
         },
+        Command::DkimKeygen {
+            domain,
+            selector,
+            ed25519,
+            out,
+        } => match postling::keygen::dkim_keygen(
+            &domain, &selector, ed25519, &out,
+        ) {
+            Ok(record) => {
+                println!("{record}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("postling: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Queue { config, action } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -131,6 +148,9 @@ fn check_tls(
             Problems(vec![postling::config::Problem::new(&cfg.path, 0, e)])
         })?;
     }
+    cfg.dkim_signers().map_err(|e| {
+        Problems(vec![postling::config::Problem::new(&cfg.path, 0, e)])
+    })?;
     Ok(loaded)
 }
 

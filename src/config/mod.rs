@@ -102,6 +102,8 @@ pub struct Config {
     pub users_file_line: usize,
     /// Recursive resolvers to ask (None: `/etc/resolv.conf`'s).
     pub dns_servers: Option<Vec<SocketAddr>>,
+    /// DKIM keys: domain, selector, PEM file.
+    pub dkim_keys: Vec<(String, String, PathBuf)>,
 }
 
 impl Config {
@@ -190,6 +192,7 @@ impl Config {
             proxy_listeners: Vec::new(),
             users_file_line: 0,
             dns_servers: None,
+            dkim_keys: Vec::new(),
         }
     }
 
@@ -272,6 +275,32 @@ impl Config {
             "listen_pop3s" => self.listen_pop3s = self.listen(value)?,
             "listen_imap" => self.listen_imap = self.listen(value)?,
             "dns_servers" => self.dns_servers = Some(dns_servers(value)?),
+            "dkim_keys" => {
+                let mut keys = Vec::new();
+                for item in value.split_whitespace() {
+                    let mut parts = item.splitn(3, ':');
+                    let (Some(d), Some(s), Some(f)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        return Err(format!(
+                            "bad DKIM key {item:?} (domain:selector:keyfile)"
+                        ));
+                    };
+                    let domain = d.to_ascii_lowercase();
+                    if !is_domain(&domain)
+                        || s.is_empty()
+                        || !s.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
+                        })
+                    {
+                        return Err(format!(
+                            "bad DKIM key {item:?} (domain:selector:keyfile)"
+                        ));
+                    }
+                    keys.push((domain, s.to_string(), self.relative(f)?));
+                }
+                self.dkim_keys = keys;
+            }
             "listen_imaps" => self.listen_imaps = self.listen(value)?,
             "imap_timeout" => {
                 // RFC 9051 5.4: the autologout timer is at least 30 minutes.
@@ -463,6 +492,29 @@ pub fn dns_servers(value: &str) -> Result<Vec<SocketAddr>, String> {
 }
 
 impl Config {
+    /// The DKIM signers `dkim_keys` names, keys read and checked.
+    pub fn dkim_signers(
+        &self,
+    ) -> Result<Vec<crate::proto::dkim::sign::Signer>, String> {
+        self.dkim_keys
+            .iter()
+            .map(|(domain, selector, path)| {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("dkim_keys: {}: {e}", path.display())
+                })?;
+                let key = crate::proto::dkim::sign::Key::from_pem(&text)
+                    .map_err(|e| {
+                        format!("dkim_keys: {}: {e}", path.display())
+                    })?;
+                Ok(crate::proto::dkim::sign::Signer {
+                    domain: domain.clone(),
+                    selector: selector.clone(),
+                    key,
+                })
+            })
+            .collect()
+    }
+
     /// The resolvers to ask: `dns_servers`, else the `nameserver` lines
     /// of `/etc/resolv.conf`, else 127.0.0.1.
     pub fn resolvers(&self) -> Vec<SocketAddr> {

@@ -484,6 +484,7 @@ impl Server {
             relay,
             queue_dir: cfg.queue_dir(),
             id: envelope.id.clone(),
+            dkim: Arc::clone(&self.services.dkim),
         };
         self.writer.send((Task::Deliver(job), key));
     }

@@ -124,6 +124,8 @@ pub struct Services {
     pub limiter: Limiter,
     /// Mailboxes held by a POP3 session (RFC 1939 8: one at a time).
     pub pop3_locks: std::collections::HashSet<String>,
+    /// DKIM signers for mail we queue, by domain.
+    pub dkim: Arc<[crate::proto::dkim::sign::Signer]>,
     room: Room,
     smtp: Rc<Settings>,
     submission: Rc<Settings>,
@@ -140,6 +142,7 @@ impl Services {
             (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
             _ => None,
         };
+        let dkim = Arc::from(config.dkim_signers()?);
         let settings = |submission| {
             Rc::new(Settings {
                 hostname: config.hostname.clone(),
@@ -166,6 +169,7 @@ impl Services {
             tls,
             limiter,
             pop3_locks: Default::default(),
+            dkim,
             smtp,
             submission,
             imap,

@@ -18,6 +18,8 @@ use std::path::Path;
 use super::maildir::Staged;
 use super::{Message, transient};
 use crate::proto::Failure;
+use crate::proto::dkim::canon::BodyHash;
+use crate::proto::dkim::sign::Signer;
 use crate::util::fs::create_dir_durable;
 
 /// Writes the queue file for `id`, durable but not yet in `new/`.
@@ -26,6 +28,7 @@ pub fn stage(
     id: &str,
     recipients: &[String],
     msg: &Message<'_>,
+    dkim: &[Signer],
 ) -> Result<Staged, Failure> {
     for sub in ["tmp", "new"] {
         create_dir_durable(&dir.join(sub))
@@ -38,6 +41,10 @@ pub fn stage(
         envelope.push_str(&format!("to <{r}>\n"));
     }
     envelope.push('\n');
+    // The signature goes before the message, over what the world gets.
+    let signature =
+        dkim_signature(msg, dkim).map_err(|e| transient("signing", dir, e))?;
+    envelope.push_str(&signature);
     let written = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -54,4 +61,70 @@ pub fn stage(
         return Err(transient("queueing", &tmp, e));
     }
     Ok(Staged::new(tmp, new))
+}
+
+/// The `DKIM-Signature` field for `msg` if its From domain (or else its
+/// sender's) has a key; empty otherwise. Reads the message once.
+fn dkim_signature(msg: &Message<'_>, dkim: &[Signer]) -> io::Result<String> {
+    use std::io::Read;
+    if dkim.is_empty() {
+        return Ok(String::new());
+    }
+    let mut reader = msg.content.reader()?;
+    let mut head = Vec::new();
+    let mut body = BodyHash::default();
+    let mut in_body = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut piece = &buf[..n];
+        if !in_body {
+            head.extend_from_slice(piece);
+            match memchr::memmem::find(&head, b"\n\n") {
+                Some(end) => {
+                    in_body = true;
+                    let rest = head.split_off(end + 2);
+                    head.truncate(end + 1);
+                    body.update(&rest);
+                }
+                None if head.len() > 1 << 20 => return Ok(String::new()),
+                None => {}
+            }
+            piece = &[];
+        }
+        body.update(piece);
+    }
+    let from_domain = from_domain(&head).or_else(|| {
+        msg.sender
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+    });
+    let Some(domain) = from_domain else {
+        return Ok(String::new());
+    };
+    let Some(signer) = dkim.iter().find(|s| s.domain == domain) else {
+        return Ok(String::new());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    signer
+        .sign(&head, &body.finish(), now)
+        .map_err(io::Error::other)
+}
+
+/// The domain of the first address in the From field, lower case.
+fn from_domain(head: &[u8]) -> Option<String> {
+    let fields = crate::proto::imap::mime::fields(head);
+    let (_, value) = fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("from"))?;
+    let first = crate::proto::imap::structure::addresses(value)
+        .into_iter()
+        .next()?;
+    let host = first.host?;
+    Some(String::from_utf8_lossy(&host).to_ascii_lowercase())
 }

@@ -25,7 +25,10 @@ pub enum Route {
 
 /// The route an MX lookup's result gives. `random` picks the order among
 /// hosts of equal preference (a number below its argument).
-pub fn from_mx(result: &Result<Found, Failure>, random: &mut dyn FnMut(usize) -> usize) -> Route {
+pub fn from_mx(
+    result: &Result<Found, Failure>,
+    random: &mut dyn FnMut(usize) -> usize,
+) -> Route {
     let records = match result {
         Ok(Found::Records(r)) => r,
         Ok(Found::NoData) => return Route::Implicit,
@@ -53,7 +56,11 @@ pub fn from_mx(result: &Result<Found, Failure>, random: &mut dyn FnMut(usize) ->
     let mut i = 0;
     while i < mx.len() {
         let pref = mx[i].0;
-        let mut same: Vec<&str> = mx[i..].iter().take_while(|(p, _)| *p == pref).map(|(_, h)| *h).collect();
+        let mut same: Vec<&str> = mx[i..]
+            .iter()
+            .take_while(|(p, _)| *p == pref)
+            .map(|(_, h)| *h)
+            .collect();
         i += same.len();
         // Fisher-Yates over the hosts of this preference.
         for k in (1..same.len()).rev() {
@@ -74,14 +81,28 @@ mod tests {
     use super::*;
 
     fn mx(list: &[(u16, &str)]) -> Result<Found, Failure> {
-        Ok(Found::Records(list.iter().map(|(p, h)| Rec::Mx(*p, h.to_string())).collect()))
+        Ok(Found::Records(
+            list.iter()
+                .map(|(p, h)| Rec::Mx(*p, h.to_string()))
+                .collect(),
+        ))
     }
 
     #[test]
     fn preference_order_and_ties_shuffled() {
         let mut none = |_: usize| 0;
-        let got = from_mx(&mx(&[(20, "b.example"), (10, "a.example"), (30, "c.example")]), &mut none);
-        assert_eq!(got, Route::Hosts(vec!["a.example".into(), "b.example".into(), "c.example".into()]));
+        let got = from_mx(
+            &mx(&[(20, "b.example"), (10, "a.example"), (30, "c.example")]),
+            &mut none,
+        );
+        assert_eq!(
+            got,
+            Route::Hosts(vec![
+                "a.example".into(),
+                "b.example".into(),
+                "c.example".into()
+            ])
+        );
         // Equal preferences: both orders happen.
         let mut seen = std::collections::HashSet::new();
         for seed in 0..8usize {
@@ -90,7 +111,14 @@ mod tests {
                 n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                 (n >> 8) % k
             };
-            if let Route::Hosts(h) = from_mx(&mx(&[(10, "x.example"), (10, "y.example"), (5, "first.example")]), &mut random) {
+            if let Route::Hosts(h) = from_mx(
+                &mx(&[
+                    (10, "x.example"),
+                    (10, "y.example"),
+                    (5, "first.example"),
+                ]),
+                &mut random,
+            ) {
                 assert_eq!(h[0], "first.example");
                 seen.insert(h[1].clone());
             }
@@ -102,10 +130,22 @@ mod tests {
     fn null_mx_implicit_and_failures() {
         let mut none = |_: usize| 0;
         assert_eq!(from_mx(&mx(&[(0, "")]), &mut none), Route::NullMx);
-        assert_eq!(from_mx(&mx(&[(0, ""), (10, "a.example")]), &mut none), Route::Hosts(vec!["a.example".into()]));
+        assert_eq!(
+            from_mx(&mx(&[(0, ""), (10, "a.example")]), &mut none),
+            Route::Hosts(vec!["a.example".into()])
+        );
         assert_eq!(from_mx(&Ok(Found::NoData), &mut none), Route::Implicit);
-        assert_eq!(from_mx(&Ok(Found::NxDomain), &mut none), Route::NoSuchDomain);
-        assert!(matches!(from_mx(&Err(Failure::Timeout), &mut none), Route::Defer(_)));
-        assert!(matches!(from_mx(&Err(Failure::Server("SERVFAIL")), &mut none), Route::Defer(_)));
+        assert_eq!(
+            from_mx(&Ok(Found::NxDomain), &mut none),
+            Route::NoSuchDomain
+        );
+        assert!(matches!(
+            from_mx(&Err(Failure::Timeout), &mut none),
+            Route::Defer(_)
+        ));
+        assert!(matches!(
+            from_mx(&Err(Failure::Server("SERVFAIL")), &mut none),
+            Route::Defer(_)
+        ));
     }
 }
