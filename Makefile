@@ -105,7 +105,7 @@ install:
 	  uid=$$(grep '^postling:' $(DESTDIR)/etc/passwd | cut -d: -f3); \
 	  gid=$$(grep '^postling:' $(DESTDIR)/etc/passwd | cut -d: -f4); \
 	  chown $$uid:$$gid $(ETC)/users; \
-	  install -d -m 0700 -o $$uid -g $$gid $(DESTDIR)/var/lib/postling; \
+	  install -d -m 0711 -o $$uid -g $$gid $(DESTDIR)/var/lib/postling; \
 	fi
 	@echo "installed. Edit $(ETC)/postling.conf, add users with" \
 	  "'postling user add', then: systemctl daemon-reload &&" \

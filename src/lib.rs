@@ -22,6 +22,7 @@ pub mod config;
 pub mod deliver;
 pub mod keygen;
 pub mod proto;
+pub mod sendmail;
 pub mod server;
 pub mod store;
 pub mod util;

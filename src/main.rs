@@ -7,6 +7,18 @@ use postling::cli::{self, Command};
 use postling::config::{Config, Problems};
 
 fn main() -> ExitCode {
+    // Run as `sendmail` (a link), or `postling sendmail ...`.
+    let args: Vec<String> = std::env::args().collect();
+    let called = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .unwrap_or("");
+    if called == "sendmail" {
+        return sendmail(&args[1..]);
+    }
+    if args.get(1).map(String::as_str) == Some("sendmail") {
+        return sendmail(&args[2..]);
+    }
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(e) => {
@@ -195,4 +207,83 @@ fn queue(cfg: &Config, action: &cli::QueueAction) -> ExitCode {
             }
         },
     }
+}
+
+/// `sendmail`: the message on stdin to the running server. The config
+/// comes from `-c FILE`, else `$POSTLING_CONFIG`, else the default path.
+fn sendmail(args: &[String]) -> ExitCode {
+    use postling::sendmail as sm;
+    let mut args = args.to_vec();
+    let mut config = std::env::var_os("POSTLING_CONFIG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(postling::config::DEFAULT_PATH)
+        });
+    if let Some(i) = args.iter().position(|a| a == "-c") {
+        if i + 1 >= args.len() {
+            eprintln!("sendmail: -c needs a file");
+            return ExitCode::from(sm::EX_USAGE);
+        }
+        config = std::path::PathBuf::from(args.remove(i + 1));
+        args.remove(i);
+    }
+    let a = match sm::parse(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "sendmail: {e}\nusage: sendmail [-t] [-i] [-f SENDER] [-F NAME] [RECIPIENT...]"
+            );
+            return ExitCode::from(sm::EX_USAGE);
+        }
+    };
+    let cfg = match Config::load(&config) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprintln!("sendmail: {problems}");
+            return ExitCode::from(sm::EX_TEMPFAIL);
+        }
+    };
+    let msg = match sm::read_message(
+        &mut std::io::stdin().lock(),
+        a.ignore_dots,
+        cfg.max_message_size,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("sendmail: {e}");
+            return ExitCode::from(sm::EX_DATAERR);
+        }
+    };
+    let (mut rcpts, msg) = if a.from_headers {
+        sm::recipients_from_headers(&msg)
+    } else {
+        (Vec::new(), msg)
+    };
+    rcpts.extend(a.rcpts.iter().cloned());
+    if rcpts.is_empty() {
+        eprintln!("sendmail: no recipients");
+        return ExitCode::from(sm::EX_DATAERR);
+    }
+    let domain = cfg
+        .domains
+        .first()
+        .cloned()
+        .unwrap_or_else(|| cfg.hostname.clone());
+    let sender = a
+        .sender
+        .clone()
+        .unwrap_or_else(|| sm::default_sender(&domain));
+    let msg = sm::complete_header(
+        msg,
+        &sender,
+        a.full_name.as_deref(),
+        &cfg.hostname,
+        std::time::SystemTime::now(),
+    );
+    let (code, why) =
+        sm::submit(&cfg.sendmail_socket(), &sender, &rcpts, &msg);
+    if let Some(why) = why {
+        eprintln!("sendmail: {why}");
+    }
+    ExitCode::from(code)
 }

@@ -359,6 +359,11 @@ impl Config {
         }
     }
 
+    /// The socket `postling sendmail` hands messages over.
+    pub fn sendmail_socket(&self) -> PathBuf {
+        self.data_dir.join("public").join("sendmail")
+    }
+
     /// Messages arriving, spooled: `{data_dir}/tmp` (emptied at start).
     pub fn spool_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")

@@ -9,7 +9,9 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use log::{error, info, warn};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
+
+use super::conn::Stream;
 use mio::{Interest, Token};
 
 use super::conn::{Conn, Phase};
@@ -55,6 +57,37 @@ pub(super) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
     Ok(listeners)
 }
 
+/// The local submission socket, `{data_dir}/public/sendmail`, that
+/// `postling sendmail` speaks SMTP on: anyone on the host may use it
+/// (0666, as anyone may run sendmail); `data_dir` becomes traversable
+/// (0711) for it, and nothing else in it is readable.
+pub(super) fn bind_local(cfg: &Config) -> io::Result<mio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let public = cfg.sendmail_socket();
+    let dir = public.parent().unwrap_or(&cfg.data_dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.data_dir)?;
+    std::fs::set_permissions(
+        &cfg.data_dir,
+        std::fs::Permissions::from_mode(0o711),
+    )?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    // A socket left by a previous run.
+    let _ = std::fs::remove_file(&public);
+    let listener = mio::net::UnixListener::bind(&public).map_err(|e| {
+        io::Error::new(e.kind(), format!("{}: {e}", public.display()))
+    })?;
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o666))?;
+    info!("local submission socket at {}", public.display());
+    Ok(listener)
+}
+
 /// A listening socket and what it serves.
 pub(super) struct Listener {
     pub(super) socket: TcpListener,
@@ -64,6 +97,29 @@ pub(super) struct Listener {
 }
 
 impl Server {
+    /// `postling sendmail` connections.
+    pub(super) fn accept_local(&mut self) {
+        loop {
+            let Some(listener) = self.local.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => self.admit(
+                    Stream::Unix(stream),
+                    std::net::IpAddr::from([127, 0, 0, 1]),
+                    Service::Local,
+                    &[],
+                ),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error!("accept on the local socket: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
     pub(super) fn accept(&mut self, index: usize) {
         loop {
             let Some(listener) = self.listeners.get(index) else {
@@ -75,7 +131,7 @@ impl Server {
                     self.accept_proxied(stream, peer.ip(), service)
                 }
                 Ok((stream, peer)) => {
-                    self.admit(stream, peer.ip(), service, &[])
+                    self.admit(Stream::Tcp(stream), peer.ip(), service, &[])
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -93,7 +149,7 @@ impl Server {
     /// input that came with the PROXY header.
     pub(super) fn admit(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: Stream,
         peer: IpAddr,
         service: Service,
         early: &[u8],
@@ -147,7 +203,8 @@ impl Server {
         }
         let link = Link {
             peer,
-            trusted: cfg.is_trusted(peer),
+            // The local socket's permissions decided who may submit.
+            trusted: service == Service::Local || cfg.is_trusted(peer),
             cleartext_auth: peer.is_loopback() || !cfg.require_tls_auth,
             tls: None,
         };
@@ -157,7 +214,9 @@ impl Server {
         });
         // Replies are small and answer requests: Nagle's algorithm would
         // hold each behind the client's delayed ACK.
-        let _ = stream.set_nodelay(true);
+        if let Stream::Tcp(s) = &stream {
+            let _ = s.set_nodelay(true);
+        }
         let token = Token(CONN_BASE + slot);
         if let Err(e) = self.poll.registry().register(
             &mut stream,
@@ -198,7 +257,8 @@ impl Server {
             service.name()
         );
         conn.session.greet(&mut conn.wbuf);
-        let smtp = matches!(conn.session, super::session::Session::Smtp(_));
+        let smtp = matches!(conn.session, super::session::Session::Smtp(_))
+            && service != Service::Local;
         let generation = conn.generation;
         self.timers
             .add(deadline, Timer::Idle, (slot, conn.generation));

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UnixStream};
 
 use super::services::Service;
 use super::session::Session;
@@ -17,6 +17,73 @@ pub const WBUF_CAP: usize = crate::proto::OUTPUT_CAP;
 /// Buffers bigger than this are freed once empty, so idle connections
 /// stay small.
 const KEEP_CAPACITY: usize = 1024;
+
+/// A client's socket: TCP, or the local submission socket that
+/// `postling sendmail` uses.
+pub enum Stream {
+    /// A network client.
+    Tcp(TcpStream),
+    /// A local program.
+    Unix(UnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+impl mio::event::Source for Stream {
+    fn register(
+        &mut self,
+        r: &mio::Registry,
+        t: mio::Token,
+        i: mio::Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(r, t, i),
+            Stream::Unix(s) => s.register(r, t, i),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        r: &mio::Registry,
+        t: mio::Token,
+        i: mio::Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(r, t, i),
+            Stream::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+
+    fn deregister(&mut self, r: &mio::Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(r),
+            Stream::Unix(s) => s.deregister(r),
+        }
+    }
+}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +108,7 @@ pub struct Conn {
     /// Tells this connection from an earlier one in the same slot.
     pub generation: u64,
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// The client's address.
     pub peer: IpAddr,
     /// What limits count it under (IPv6: its prefix).

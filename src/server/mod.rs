@@ -58,6 +58,8 @@ use writer::{Done, Finished, Writer};
 
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+/// The local submission socket (below the DNS tokens).
+const LOCAL: Token = Token(dns::DNS_BASE - 1);
 /// Listener i has token LISTENER_BASE + i; a connection waiting for its
 /// PROXY header PROXY_BASE + i; connection slot s has CONN_BASE + s.
 const LISTENER_BASE: usize = 2;
@@ -105,6 +107,9 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     let cfg = &services.config;
     if let Some(account) = &account {
         privilege::prepare_data_dir(&cfg.data_dir, account)?;
+    }
+    let local = accept::bind_local(cfg)?;
+    if let Some(account) = &account {
         privilege::become_user(account)?;
         info!("running as {} (uid {})", account.name, account.uid);
     }
@@ -118,7 +123,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     if removed > 0 {
         info!("removed {removed} stale temporary files");
     }
-    let mut server = Server::new(services, listeners, signals)?;
+    let mut server = Server::new(services, listeners, signals, local)?;
     server.run();
     server.save_indexes();
     server.writer.stop();
@@ -161,6 +166,8 @@ struct Server {
     draining: Option<Instant>,
     /// DNS lookups in flight.
     dns: dns::Dns,
+    /// The local submission socket.
+    local: Option<mio::net::UnixListener>,
 }
 
 impl Server {
@@ -168,12 +175,15 @@ impl Server {
         services: Services,
         mut listeners: Vec<Listener>,
         mut signals: Signals,
+        mut local: mio::net::UnixListener,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let services_resolvers = services.config.resolvers();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut local, LOCAL, Interest::READABLE)?;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(
                 &mut l.socket,
@@ -208,6 +218,7 @@ impl Server {
             next_id: 0,
             draining: None,
             dns: dns::Dns::new(services_resolvers),
+            local: Some(local),
         })
     }
 
@@ -246,6 +257,7 @@ impl Server {
                         self.finish_mailbox_work();
                     }
                     SIGNALS => self.on_signals(),
+                    LOCAL => self.accept_local(),
                     Token(t) if t >= CONN_BASE => {
                         self.on_conn_event(t - CONN_BASE, event)
                     }

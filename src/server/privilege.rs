@@ -122,9 +122,11 @@ pub fn prepare_data_dir(dir: &Path, account: &Account) -> io::Result<()> {
     if dir.exists() {
         return Ok(());
     }
+    // Traversable, not listable: `public/` inside holds the socket
+    // `postling sendmail` uses; everything else in it is 0700.
     fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o711)
         .create(dir)?;
     std::os::unix::fs::chown(dir, Some(account.uid), Some(account.gid))
 }

@@ -110,7 +110,12 @@ impl Server {
                     w.proxy,
                     w.service.name()
                 );
-                self.admit(w.stream, client, w.service, &w.buf[len..]);
+                self.admit(
+                    super::conn::Stream::Tcp(w.stream),
+                    client,
+                    w.service,
+                    &w.buf[len..],
+                );
             }
             Header::Invalid(why) => {
                 warn!("refused ip={}: {why}", w.proxy);

@@ -38,6 +38,9 @@ pub enum Service {
     Imap,
     /// IMAP over implicit TLS (993).
     Imaps,
+    /// `postling sendmail` on the local socket: trusted, like a
+    /// submission from the host itself.
+    Local,
 }
 
 impl Service {
@@ -51,6 +54,7 @@ impl Service {
             Service::Pop3s => "POP3S",
             Service::Imap => "IMAP",
             Service::Imaps => "IMAPS",
+            Service::Local => "local",
         }
     }
 
@@ -82,7 +86,9 @@ impl Service {
     pub fn group(self) -> Group {
         match self {
             Service::Smtp => Group::Smtp,
-            Service::Submission | Service::Submissions => Group::Submission,
+            Service::Submission | Service::Submissions | Service::Local => {
+                Group::Submission
+            }
             Service::Pop3 | Service::Pop3s => Group::Pop3,
             Service::Imap | Service::Imaps => Group::Imap,
         }
@@ -185,7 +191,7 @@ impl Services {
         spool: Spool,
     ) -> Session {
         let settings = match service {
-            Service::Smtp => &self.smtp,
+            Service::Smtp | Service::Local => &self.smtp,
             Service::Submission | Service::Submissions => &self.submission,
             Service::Pop3 | Service::Pop3s => {
                 let host = self.config.hostname.clone();

@@ -55,7 +55,8 @@ def test_run_as_drops_privileges_for_every_thread(tmp_path):
                 assert ids(s.proc.pid, t, "Groups") in ([], [str(nobody.pw_gid)])
             data = base / "data"
             st = data.stat()
-            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o700)
+            # Traversable (for public/sendmail), not listable.
+            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o711)
             with smtplib.SMTP("127.0.0.1", s.port) as c:
                 c.sendmail("a@remote.test", ["alice@example.test"], b"Subject: x\r\n\r\nx\r\n")
             box = data / "mail/example.test/alice"

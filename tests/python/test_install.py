@@ -37,7 +37,7 @@ def test_make_install_into_a_package_root(tmp_path):
     assert (users.st_uid, users.st_gid) == (int(uid), int(gid))
     assert stat.S_IMODE(users.st_mode) == 0o600
     data = (dest / "var/lib/postling").stat()
-    assert (data.st_uid, stat.S_IMODE(data.st_mode)) == (int(uid), 0o700)
+    assert (data.st_uid, stat.S_IMODE(data.st_mode)) == (int(uid), 0o711)
     assert (dest / "usr/share/postling/fail2ban/filter.d/postling.conf").exists()
     unit = (dest / "etc/systemd/system/postling.service").read_text()
     assert "ExecStart=/usr/bin/postling serve -c /etc/postling/postling.conf" in unit
