@@ -57,7 +57,9 @@ pub struct Dns {
     by_key: HashMap<u64, usize>,
     waiters: HashMap<u64, Waiter>,
     /// The resolver deadline the timer heap holds, if any.
-    armed: Option<Instant>,
+    armed: Option<u64>,
+    /// The resolver's clock starts here (it counts milliseconds).
+    epoch: Instant,
 }
 
 impl Dns {
@@ -69,7 +71,13 @@ impl Dns {
             by_key: HashMap::new(),
             waiters: HashMap::new(),
             armed: None,
+            epoch: Instant::now(),
         }
+    }
+
+    /// Milliseconds since the resolver started: its clock.
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 }
 
@@ -82,7 +90,7 @@ impl Server {
         waiter: Waiter,
     ) {
         let (key, events) =
-            self.dns.resolver.lookup(name, qtype, Instant::now());
+            self.dns.resolver.lookup(name, qtype, self.dns.now());
         self.dns.waiters.insert(key, waiter);
         self.dns_events(events);
     }
@@ -229,7 +237,7 @@ impl Server {
                 }
             }
         }
-        let now = Instant::now();
+        let now = self.dns.now();
         let mut events = Vec::new();
         for a in answers {
             events.extend(self.dns.resolver.received(key, server, &a, now));
@@ -246,13 +254,15 @@ impl Server {
             return;
         }
         self.dns.armed = Some(next);
-        self.timers.add(next, Timer::Dns, super::imap::NOBODY);
+        let at = self.dns.epoch + std::time::Duration::from_millis(next);
+        self.timers.add(at, Timer::Dns, super::imap::NOBODY);
     }
 
     /// The resolver's deadline came.
     pub(super) fn dns_due(&mut self) {
         self.dns.armed = None;
-        let events = self.dns.resolver.expire(Instant::now());
+        let now = self.dns.now();
+        let events = self.dns.resolver.expire(now);
         self.dns_events(events);
         self.dns_arm();
     }

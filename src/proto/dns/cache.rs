@@ -1,8 +1,8 @@
-//! Answers kept for their TTL, at most `MAX_ENTRIES` of them and at
+//! Answers kept for their TTL (times are milliseconds of the loop's
+//! clock), at most `MAX_ENTRIES` of them and at
 //! most a day each; when full, the entry closest to expiry goes first.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use super::wire::{Qtype, Rec};
 
@@ -27,17 +27,12 @@ pub enum Found {
 /// The cache.
 #[derive(Debug, Default)]
 pub struct Cache {
-    entries: HashMap<(String, Qtype), (Instant, Found)>,
+    entries: HashMap<(String, Qtype), (u64, Found)>,
 }
 
 impl Cache {
     /// A live answer for `name` and `qtype`.
-    pub fn get(
-        &self,
-        name: &str,
-        qtype: Qtype,
-        now: Instant,
-    ) -> Option<Found> {
+    pub fn get(&self, name: &str, qtype: Qtype, now: u64) -> Option<Found> {
         let (until, found) = self.entries.get(&(name.to_string(), qtype))?;
         (*until > now).then(|| found.clone())
     }
@@ -49,7 +44,7 @@ impl Cache {
         qtype: Qtype,
         found: Found,
         ttl: u32,
-        now: Instant,
+        now: u64,
     ) {
         let cap = match found {
             Found::Records(_) => MAX_TTL,
@@ -71,7 +66,7 @@ impl Cache {
         {
             self.entries.remove(&k);
         }
-        let until = now + Duration::from_secs(u64::from(ttl));
+        let until = now + u64::from(ttl) * 1000;
         self.entries
             .insert((name.to_string(), qtype), (until, found));
     }
@@ -93,12 +88,12 @@ mod tests {
 
     #[test]
     fn expiry_and_bound() {
-        let now = Instant::now();
+        let now = 5_000u64;
         let mut c = Cache::default();
         c.put("a", Qtype::A, Found::NxDomain, 10, now);
         assert_eq!(c.get("a", Qtype::A, now), Some(Found::NxDomain));
         assert_eq!(c.get("a", Qtype::Mx, now), None);
-        assert_eq!(c.get("a", Qtype::A, now + Duration::from_secs(11)), None);
+        assert_eq!(c.get("a", Qtype::A, now + 11_000), None);
         c.put("z", Qtype::A, Found::NoData, 0, now);
         assert_eq!(c.get("z", Qtype::A, now), None);
         for i in 0..MAX_ENTRIES + 10 {
