@@ -57,6 +57,8 @@ pub enum QueueAction {
     List,
     /// Remove a message from the queue.
     Delete(String),
+    /// Ask the running server to try every message now.
+    Flush,
 }
 
 /// The usage text for `--help`.
@@ -75,6 +77,7 @@ commands:
   user list             list the users
   queue list            the outbound queue: each message's id, age and
                         sender, and each recipient's state and last reply
+  queue flush           the running server tries every queued message now
   queue delete ID       remove a message from the queue
   dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE
                         write a DKIM key (RSA 2048 through openssl, or
@@ -139,17 +142,19 @@ pub fn parse<I: IntoIterator<Item = String>>(
             Ok(Command::User { config, action })
         }
         Some("queue") => {
-            let action = match words
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()[..]
-            {
-                ["list"] => QueueAction::List,
-                ["delete", id] => QueueAction::Delete(id.to_string()),
-                _ => {
-                    return Err("usage: queue list, or queue delete ID".into());
-                }
-            };
+            let action =
+                match words.iter().map(String::as_str).collect::<Vec<_>>()[..]
+                {
+                    ["list"] => QueueAction::List,
+                    ["delete", id] => QueueAction::Delete(id.to_string()),
+                    ["flush"] => QueueAction::Flush,
+                    _ => {
+                        return Err(
+                        "usage: queue list, queue flush, or queue delete ID"
+                            .into(),
+                    );
+                    }
+                };
             Ok(Command::Queue { config, action })
         }
         Some("dkim") => dkim(&words),
@@ -230,6 +235,13 @@ mod tests {
             Ok(Command::Queue { action: QueueAction::Delete(id), .. }) if id == "ID7"
         ));
         assert!(p(&["queue", "flush", "now"]).is_err());
+        assert!(matches!(
+            p(&["queue", "flush"]),
+            Ok(Command::Queue {
+                action: QueueAction::Flush,
+                ..
+            })
+        ));
         assert!(p(&["user", "frob", "x"]).is_err());
     }
 }

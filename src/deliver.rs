@@ -111,7 +111,9 @@ pub fn trace_headers(
     h.push_str(&format!("Return-Path: <{}>\n", env.from));
     let single = (mailbox_count == 1 && env.rcpts.len() == 1)
         .then(|| env.rcpts[0].path.to_string());
-    if let Some(rcpt) = &single {
+    // Delivered-To is the final delivery's; a relayed copy goes without.
+    let local = env.rcpts.first().is_some_and(|r| r.route != Route::Relay);
+    if let Some(rcpt) = single.as_ref().filter(|_| local) {
         h.push_str(&format!("Delivered-To: {rcpt}\n"));
     }
     let ip = match env.peer {

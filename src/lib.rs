@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod keygen;
+pub mod outbound;
 pub mod proto;
 pub mod sendmail;
 pub mod server;

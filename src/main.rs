@@ -192,6 +192,18 @@ fn queue(cfg: &Config, action: &cli::QueueAction) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        cli::QueueAction::Flush => {
+            match postling::sendmail::etrn(&cfg.sendmail_socket()) {
+                Ok(()) => {
+                    println!("the server is trying every queued message now");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("postling: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         cli::QueueAction::Delete(id) => match queue_state::delete(&dir, id) {
             Ok(true) => {
                 println!("{id}: deleted");

@@ -300,6 +300,43 @@ pub fn submit(
     }
 }
 
+/// `postling queue flush`: asks the running server, over the local
+/// socket, to run its whole queue (ETRN, RFC 1985).
+pub fn etrn(socket: &Path) -> Result<(), String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        format!("the mail server is not running ({}: {e})", socket.display())
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = crate::proto::smtp::client::reply::Reader::default();
+    let mut input = Vec::new();
+    let mut buf = [0u8; 1024];
+    for command in [&b"EHLO localhost\r\n"[..], b"ETRN all\r\n", b"QUIT\r\n"] {
+        // The greeting comes first, then one reply per command.
+        let reply = loop {
+            let (used, got) = reader.read(&input);
+            input.drain(..used);
+            match got {
+                Some(Ok(r)) => break r,
+                Some(Err(_)) => {
+                    return Err("the server's reply made no sense".into());
+                }
+                None => {}
+            }
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    return Err("the server closed the connection".into());
+                }
+                Ok(n) => input.extend_from_slice(&buf[..n]),
+            }
+        };
+        if !reply.is_ok() {
+            return Err(format!("the server said: {}", reply.one_line()));
+        }
+        stream.write_all(command).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// The exit code for what became of the recipients.
 fn verdict(rcpts: &[String], outcomes: &[Outcome]) -> (u8, Option<String>) {
     let mut worst = 0;

@@ -8,6 +8,7 @@ pub mod aliases;
 pub mod directory;
 pub mod lexer;
 pub mod net;
+pub mod outbound;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -104,6 +105,8 @@ pub struct Config {
     pub dns_servers: Option<Vec<SocketAddr>>,
     /// DKIM keys: domain, selector, PEM file.
     pub dkim_keys: Vec<(String, String, PathBuf)>,
+    /// Sending mail out: ports, retries, limits, smarthost.
+    pub outbound: outbound::Outbound,
 }
 
 impl Config {
@@ -193,6 +196,7 @@ impl Config {
             users_file_line: 0,
             dns_servers: None,
             dkim_keys: Vec::new(),
+            outbound: outbound::Outbound::default(),
         }
     }
 
@@ -235,6 +239,17 @@ impl Config {
 
     /// Applies one `key = value`.
     fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let dir = self.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let path = |v: &str| {
+            if v.is_empty() {
+                Err("a path is required".to_string())
+            } else {
+                Ok(dir.join(v))
+            }
+        };
+        if let Some(result) = self.outbound.set(key, value, path) {
+            return result;
+        }
         match key {
             "hostname" => self.hostname = hostname(value)?,
             "domains" => self.domains = domains(value)?,

@@ -10,6 +10,7 @@ use mio::net::{TcpStream, UnixStream};
 
 use super::services::Service;
 use super::session::Session;
+use super::tls_io;
 
 /// Stop reading while this much output waits for a client that does not
 /// read its replies (a pipelining flood must not grow memory).
@@ -141,17 +142,7 @@ pub struct Conn {
     pub stalled: bool,
 }
 
-/// What one read gave.
-pub enum Input {
-    /// Octets in the scratch buffer.
-    Data(usize),
-    /// Nothing more for now.
-    Drained,
-    /// The client closed or the socket failed.
-    Gone,
-    /// A TLS handshake just finished.
-    Handshaked,
-}
+pub use super::tls_io::Input;
 
 impl Conn {
     /// True if reading now is allowed and may find input.
@@ -164,56 +155,19 @@ impl Conn {
 
     /// One read into `scratch`: plaintext, decrypted if TLS is on.
     pub fn read(&mut self, scratch: &mut [u8]) -> Input {
-        if self.tls.is_some() {
-            return self.read_tls(scratch);
-        }
-        loop {
-            return match self.stream.read(scratch) {
-                Ok(0) => Input::Gone,
-                Ok(n) => Input::Data(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.read_pending = false;
-                    Input::Drained
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => Input::Gone,
-            };
-        }
-    }
-
-    fn read_tls(&mut self, scratch: &mut [u8]) -> Input {
-        let Some(tls) = self.tls.as_mut() else {
-            return Input::Gone;
+        let got = match self.tls.as_mut() {
+            Some(tls) => tls_io::read(
+                tls,
+                &mut self.stream,
+                scratch,
+                &mut self.tls_announced,
+            ),
+            None => tls_io::read_plain(&mut self.stream, scratch),
         };
-        loop {
-            if !tls.is_handshaking() && !self.tls_announced {
-                self.tls_announced = true;
-                return Input::Handshaked;
-            }
-            match tls.reader().read(scratch) {
-                Ok(0) => return Input::Gone,
-                Ok(n) => return Input::Data(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return Input::Gone,
-            }
-            match tls.read_tls(&mut self.stream) {
-                Ok(0) => return Input::Gone,
-                Ok(_) => {
-                    if let Err(e) = tls.process_new_packets() {
-                        log::info!("TLS error from {}: {e}", self.peer);
-                        // Send the alert rustls queued, best effort.
-                        let _ = tls.write_tls(&mut self.stream);
-                        return Input::Gone;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.read_pending = false;
-                    return Input::Drained;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Input::Gone,
-            }
+        if matches!(got, Input::Drained) {
+            self.read_pending = false;
         }
+        got
     }
 
     /// True while output waits: replies, or TLS records.
@@ -225,57 +179,13 @@ impl Conn {
     /// Writes as much output as the socket takes; returns the octets
     /// the socket took.
     pub fn flush(&mut self) -> io::Result<usize> {
-        if self.tls.is_some() {
-            return self.flush_tls();
-        }
-        let mut written = 0;
-        while written < self.wbuf.len() {
-            match self.stream.write(&self.wbuf[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        let closing = self.phase == Phase::Closing;
+        let written = match self.tls.as_mut() {
+            Some(tls) => {
+                tls_io::flush(tls, &mut self.stream, &mut self.wbuf, closing)?
             }
-        }
-        self.wbuf.drain(..written);
-        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
-            self.wbuf = Vec::new();
-        }
-        Ok(written)
-    }
-
-    fn flush_tls(&mut self) -> io::Result<usize> {
-        let Some(tls) = self.tls.as_mut() else {
-            return Ok(0);
+            None => tls_io::flush_plain(&mut self.stream, &mut self.wbuf)?,
         };
-        let mut written = 0;
-        // Until the socket would block or nothing is left: mio is
-        // edge-triggered, so stopping while the socket still has room
-        // would wait for a writable edge that never comes.
-        loop {
-            if !self.wbuf.is_empty() {
-                // Bounded by the buffer limit: what does not fit stays
-                // in wbuf, which stops reading once it is over its cap.
-                let n = tls.writer().write(&self.wbuf)?;
-                self.wbuf.drain(..n);
-            }
-            if self.phase == Phase::Closing && self.wbuf.is_empty() {
-                // A clean TLS end, so clients see EOF, not a truncation
-                // attack; rustls sends the alert only once.
-                tls.send_close_notify();
-            }
-            if !tls.wants_write() {
-                break;
-            }
-            match tls.write_tls(&mut self.stream) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
         if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
             self.wbuf = Vec::new();
         }

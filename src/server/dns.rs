@@ -31,6 +31,10 @@ const MAX_ANSWER: usize = 65_535;
 pub enum Waiter {
     /// An SMTP connection (slot, generation), for its client's name.
     PeerName(usize, u64),
+    /// An outbound batch, for its domain's MX hosts.
+    Mx(u64),
+    /// An outbound batch, for its host's addresses.
+    Addr(u64),
 }
 
 enum Sock {
@@ -303,6 +307,8 @@ impl Server {
                 };
                 self.peer_name(slot, generation, name);
             }
+            Waiter::Mx(batch) => self.mx_found(batch, result),
+            Waiter::Addr(batch) => self.addr_found(batch, result),
         }
     }
 }

@@ -14,16 +14,22 @@ mod imap_stream;
 pub mod listen;
 pub mod logins;
 pub mod mailboxes;
+mod notice;
+mod outbound;
+mod peer;
 pub mod pool;
 mod pop3;
 pub mod privilege;
 mod proxy;
+mod queue_work;
 pub mod readers;
 pub mod services;
 pub mod session;
 pub mod spool;
 pub mod timer;
 pub mod tls;
+mod tls_client;
+mod tls_io;
 mod urlauth;
 pub mod writer;
 
@@ -102,6 +108,11 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
         privilege::plan(config.run_as.as_deref()).map_err(invalid)?;
     // Before the "listening" lines: a SIGTERM from then on is handled.
     let signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    // Read as root, before any port is open: a bad file stops the start.
+    let login = match &config.outbound.smarthost_auth_file {
+        Some(path) => Some(outbound::read_login(path).map_err(invalid)?),
+        None => None,
+    };
     let services = Services::new(config, directory).map_err(invalid)?;
     let listeners = bind_all(&services.config)?;
     let cfg = &services.config;
@@ -123,9 +134,10 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     if removed > 0 {
         info!("removed {removed} stale temporary files");
     }
-    let mut server = Server::new(services, listeners, signals, local)?;
+    let mut server = Server::new(services, listeners, signals, local, login)?;
     server.run();
     server.save_indexes();
+    server.outbound.stop();
     server.writer.stop();
     server.logins.stop();
     server.readers.stop();
@@ -168,6 +180,8 @@ struct Server {
     dns: dns::Dns,
     /// The local submission socket.
     local: Option<mio::net::UnixListener>,
+    /// Mail being sent out.
+    outbound: outbound::Outbound,
 }
 
 impl Server {
@@ -176,9 +190,11 @@ impl Server {
         mut listeners: Vec<Listener>,
         mut signals: Signals,
         mut local: mio::net::UnixListener,
+        login: Option<(String, String)>,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let services_resolvers = services.config.resolvers();
+        let policy = services.config.outbound.clone();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -208,7 +224,7 @@ impl Server {
             spool: Rc::new(SpoolConfig {
                 dir: services.config.spool_dir(),
                 hostname: services.config.hostname.clone(),
-                writers: Rc::new(spool::start(SPOOLERS, waker)?),
+                writers: Rc::new(spool::start(SPOOLERS, Arc::clone(&waker))?),
             }),
             waiting: Vec::new(),
             orphaned_locks: HashMap::new(),
@@ -219,6 +235,11 @@ impl Server {
             draining: None,
             dns: dns::Dns::new(services_resolvers),
             local: Some(local),
+            outbound: outbound::Outbound::new(
+                policy,
+                login,
+                queue_work::start(Arc::clone(&waker))?,
+            ),
         })
     }
 
@@ -229,6 +250,7 @@ impl Server {
             Timer::FolderCheck,
             imap::NOBODY,
         );
+        self.queue_run_due();
         loop {
             let now = Instant::now();
             if let Some(until) = self.draining
@@ -255,6 +277,7 @@ impl Server {
                         self.finish_logins();
                         self.finish_reads();
                         self.finish_mailbox_work();
+                        self.finish_queue_work();
                     }
                     SIGNALS => self.on_signals(),
                     LOCAL => self.accept_local(),
@@ -266,6 +289,9 @@ impl Server {
                     }
                     Token(t) if t >= dns::DNS_BASE => {
                         self.on_dns_event(t - dns::DNS_BASE)
+                    }
+                    Token(t) if t >= outbound::OUT_BASE => {
+                        self.on_peer_event(t - outbound::OUT_BASE, event)
                     }
                     Token(t) => self.accept(t - LISTENER_BASE),
                 }
@@ -387,6 +413,14 @@ impl Server {
                 self.start_update(slot, deleted, seen)
             }
             Action::Io(request) => self.imap_request(slot, request),
+            Action::FlushQueue => {
+                // Commands pipelined behind ETRN wait in rbuf.
+                let pipelined = !conn.rbuf.is_empty();
+                self.queue_flush();
+                if pipelined {
+                    self.feed(slot, 0);
+                }
+            }
         }
     }
 
@@ -469,6 +503,7 @@ impl Server {
             ),
             locked_until: None,
             parked: None,
+            relayed: !relay.is_empty(),
             // Where IMAP has each INBOX open, to tell it of the mail.
             mailboxes: mailboxes
                 .iter()
@@ -544,6 +579,10 @@ impl Server {
             finished,
         } in done
         {
+            if slot == notice::NOTICE_SLOT {
+                self.notice_done(finished);
+                continue;
+            }
             if let Some(user) = self.orphaned_locks.remove(&(slot, generation))
             {
                 self.services.pop3_locks.remove(&user);
@@ -613,6 +652,9 @@ impl Server {
         }
         s.smtp.delivered(&flight.id, result.clone(), &mut conn.wbuf);
         conn.phase = Phase::Open;
+        if result.is_ok() && flight.relayed {
+            self.queue_run();
+        }
         if result.is_ok() {
             for dir in &flight.mailboxes {
                 self.rescan(dir);
@@ -800,7 +842,10 @@ impl Server {
                 Timer::LockRetry => self.retry_locked(key),
                 Timer::ProxyHeader => self.expire_waiting(key.0, now),
                 Timer::Dns => self.dns_due(),
+                Timer::QueueRun => self.queue_run_due(),
+                Timer::Peer => self.peer_due(key),
                 Timer::FolderCheck => {
+                    self.retry_notices();
                     self.check_folders();
                     self.save_indexes();
                     self.timers.add(

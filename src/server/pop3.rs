@@ -142,6 +142,10 @@ impl Server {
             mbox,
         } in chunks
         {
+            if self.outbound.owns((slot, generation)) {
+                self.peer_chunk(slot, result);
+                continue;
+            }
             let imap = self
                 .live_conn(slot, generation)
                 .and_then(|c| c.session.as_imap())

@@ -87,6 +87,8 @@ pub struct InFlight {
     pub parked: Option<Job>,
     /// The mailboxes it goes to, to tell IMAP sessions once stored.
     pub mailboxes: Vec<PathBuf>,
+    /// Some recipients are in other domains: the queue has work.
+    pub relayed: bool,
 }
 
 /// What a session asks the loop to do.
@@ -110,6 +112,8 @@ pub enum Action {
     },
     /// IMAP mailbox work.
     Io(Request),
+    /// Run the outbound queue now (ETRN).
+    FlushQueue,
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// Indexes to delete.
@@ -127,6 +131,7 @@ impl From<Step> for Action {
             Step::StartTls => Action::StartTls,
             Step::Authenticate(c) => Action::Authenticate(c),
             Step::Deliver(e) => Action::Deliver(e),
+            Step::FlushQueue => Action::FlushQueue,
         }
     }
 }

@@ -25,6 +25,10 @@ pub enum Timer {
     FolderCheck,
     /// A DNS query's time is up.
     Dns,
+    /// Time to look for queued messages due.
+    QueueRun,
+    /// An outbound connection's deadline (slot and generation).
+    Peer,
 }
 
 /// Deadlines, soonest first.

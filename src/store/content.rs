@@ -48,8 +48,7 @@ pub struct Content {
 }
 
 impl Content {
-    /// Content held in memory, for tests.
-    #[cfg(test)]
+    /// Content held in memory (notices we write, and tests).
     pub fn in_memory(bytes: Vec<u8>, received: SystemTime) -> Content {
         let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
         Content {

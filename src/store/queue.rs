@@ -52,7 +52,9 @@ pub fn stage(
         .open(&tmp)
         .and_then(|mut f| {
             f.write_all(envelope.as_bytes())?;
-            io::copy(&mut msg.content.reader()?, &mut f)?;
+            let mut reader = io::BufReader::new(msg.content.reader()?);
+            skip_return_path(&mut reader)?;
+            io::copy(&mut reader, &mut f)?;
             // Durable with the rest of the batch, by the helper's flush.
             Ok(())
         });
@@ -61,6 +63,17 @@ pub fn stage(
         return Err(transient("queueing", &tmp, e));
     }
     Ok(Staged::new(tmp, new))
+}
+
+/// Leaves out the `Return-Path` our trace headers begin with: it is
+/// for the final delivery to add (RFC 5321 4.4), not for a relay to send.
+fn skip_return_path(reader: &mut impl io::BufRead) -> io::Result<()> {
+    let head = reader.fill_buf()?;
+    if head.len() >= 12 && head[..12].eq_ignore_ascii_case(b"Return-Path:") {
+        let end = memchr::memchr(b'\n', head).map_or(head.len(), |i| i + 1);
+        reader.consume(end);
+    }
+    Ok(())
 }
 
 /// The `DKIM-Signature` field for `msg` if its From domain (or else its

@@ -51,6 +51,8 @@ pub enum Command<'a> {
     Vrfy,
     /// `HELP [string]`.
     Help,
+    /// `ETRN node` (RFC 1985): run the queue.
+    Etrn,
     /// `STARTTLS` (RFC 3207).
     StartTls,
     /// `AUTH mechanism [initial-response]` (RFC 4954).
@@ -102,6 +104,8 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, Reply> {
         b"VRFY" if !arg.is_empty() => Ok(Command::Vrfy),
         b"VRFY" => Err(syntax("Syntax: VRFY address")),
         b"HELP" => Ok(Command::Help),
+        b"ETRN" if !arg.is_empty() => Ok(Command::Etrn),
+        b"ETRN" => Err(syntax("Syntax: ETRN node")),
         b"STARTTLS" => no_arg(arg, Command::StartTls),
         b"AUTH" => parse_auth(arg),
         _ => Err(Reply::new(500, "5.5.1", "Command unrecognized")),

@@ -140,6 +140,8 @@ pub enum Step {
     Authenticate(Credentials),
     /// Flush the output and close.
     Close,
+    /// Run the outbound queue now, every message (ETRN).
+    FlushQueue,
 }
 
 /// The Received `with` keyword (RFC 3848 2, RFC 6531 3.7.3).

@@ -337,6 +337,16 @@ impl Server {
                 let text = "Cannot VRFY user, but will accept message";
                 self.keep(txn, Reply::new(252, "2.5.0", text), cx)
             }
+            Command::Etrn if self.link.trusted => {
+                // RFC 1985: any node named runs the whole queue here.
+                let reply = Reply::new(250, "2.0.0", "Queuing started");
+                self.keep(txn, reply, cx);
+                Step::FlushQueue
+            }
+            Command::Etrn => {
+                let text = "ETRN is for trusted clients";
+                self.keep(txn, Reply::new(459, "4.7.1", text), cx)
+            }
             Command::StartTls => self.starttls(txn, cx),
             Command::Auth { mechanism, initial } => {
                 self.auth(txn, mechanism, initial, cx)

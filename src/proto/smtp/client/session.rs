@@ -123,6 +123,10 @@ enum State {
     Ehlo,
     Helo,
     StartTls,
+    /// AUTH sent; with LOGIN, `step` answers given so far.
+    Auth {
+        step: u8,
+    },
     /// Between messages.
     Ready,
     /// MAIL, RCPTs and DATA sent (or being sent one at a time).
@@ -153,6 +157,8 @@ pub struct Client {
     rcpts: Vec<Reply>,
     /// An RSET's reply is still to come.
     rset_pending: bool,
+    /// User name and password for AUTH (a smarthost).
+    login: Option<(String, String)>,
 }
 
 /// A reply we make up when the peer gave none we can use.
@@ -179,7 +185,21 @@ impl Client {
             mail: None,
             rcpts: Vec::new(),
             rset_pending: false,
+            login: None,
         }
+    }
+
+    /// Logs in with AUTH PLAIN (or LOGIN) after EHLO, and after TLS when
+    /// TLS is wanted; without a mechanism we can use, the connection
+    /// fails.
+    pub fn with_login(mut self, user: &str, password: &str) -> Client {
+        self.login = Some((user.to_string(), password.to_string()));
+        self
+    }
+
+    /// True once the connection is over (or failed).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed | State::Quit)
     }
 
     /// What the peer announced.
@@ -390,6 +410,7 @@ impl Client {
                 self.state = State::Ready;
                 vec![Action::Ready]
             }
+            State::Auth { step } => self.auth_reply(reply, step),
             State::Envelope => self.envelope_reply(reply),
             State::Body => Vec::new(),
             State::Final => {
@@ -421,8 +442,51 @@ impl Client {
                 "4.7.0 the peer does not offer STARTTLS",
             ));
         }
+        if let Some((user, password)) = &self.login {
+            let mechs = &self.ext.auth;
+            let line = if mechs.iter().any(|m| m == "PLAIN") {
+                let token = format!("\0{user}\0{password}");
+                format!(
+                    "AUTH PLAIN {}\r\n",
+                    crate::proto::sasl::encode(token.as_bytes())
+                )
+            } else if mechs.iter().any(|m| m == "LOGIN") {
+                "AUTH LOGIN\r\n".to_string()
+            } else {
+                return self.fail(local_reply(
+                    451,
+                    "4.7.0 the peer offers no AUTH PLAIN or LOGIN",
+                ));
+            };
+            self.state = State::Auth { step: 0 };
+            return vec![self.write(line)];
+        }
         self.state = State::Ready;
         vec![Action::Ready]
+    }
+
+    /// AUTH's replies: 235 logs in; LOGIN's 334s ask for the user name,
+    /// then the password.
+    fn auth_reply(&mut self, reply: Reply, step: u8) -> Vec<Action> {
+        let Some((user, password)) = self.login.clone() else {
+            return self.fail(reply);
+        };
+        match reply.code {
+            235 => {
+                self.state = State::Ready;
+                vec![Action::Ready]
+            }
+            334 if step < 2 => {
+                let answer = if step == 0 { user } else { password };
+                self.state = State::Auth { step: step + 1 };
+                let encoded = crate::proto::sasl::encode(answer.as_bytes());
+                vec![self.write(format!("{encoded}\r\n"))]
+            }
+            _ => self.fail(local_reply(
+                451,
+                &format!("4.7.0 login refused: {}", reply.one_line()),
+            )),
+        }
     }
 
     /// A reply to MAIL, a RCPT or DATA, in the order they were sent.

@@ -109,6 +109,8 @@ fn run_on(
             pending.drain(..used);
             match step {
                 Step::Continue => break,
+                // The loop runs the queue and goes on with the input.
+                Step::FlushQueue => continue,
                 Step::Close => {
                     run.closed = true;
                     break;

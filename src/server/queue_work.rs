@@ -1,0 +1,325 @@
+//! The queue helper thread: the disk work of sending mail out. It finds
+//! the messages due, reads what an attempt needs to know of each, and
+//! after an attempt writes where every recipient stands (durably),
+//! removes what is done and writes the notices senders are owed. One
+//! thread, so two writes of one message's state never race.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mio::Waker;
+
+use super::pool::Pool;
+use crate::config::outbound::Outbound;
+use crate::outbound::dsn::{self, Entry, Kind, Report};
+use crate::outbound::settle;
+use crate::store::queue_state::{self, Queued};
+
+/// Messages handed to the loop per scan, at most.
+const SCAN_LIMIT: usize = 500;
+
+/// Work for the queue helper.
+pub enum QueueJob {
+    /// List the messages due now (all of them, with `everything`),
+    /// leaving out those already being sent.
+    Scan {
+        /// The queue folder.
+        queue: PathBuf,
+        /// Being sent now.
+        busy: Vec<String>,
+        /// A flush: every message is due.
+        everything: bool,
+    },
+    /// Record an attempt.
+    Record(Box<Attempted>),
+}
+
+/// A message ready to send.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// Its envelope and state.
+    pub queued: Queued,
+    /// The queue file.
+    pub path: PathBuf,
+    /// Where the message starts in it (after the envelope).
+    pub offset: u64,
+    /// Its size on the wire (CRLF), for SIZE.
+    pub size: u64,
+    /// It has octets over 127.
+    pub eight_bit: bool,
+    /// Its header or envelope needs SMTPUTF8.
+    pub utf8: bool,
+}
+
+/// An attempt's results, to record.
+#[derive(Debug)]
+pub struct Attempted {
+    /// The queue folder.
+    pub queue: PathBuf,
+    /// The message, each recipient carrying its new state.
+    pub queued: Queued,
+    /// The queue file.
+    pub path: PathBuf,
+    /// Recipients (indexes) refused for good in this attempt.
+    pub refused: Vec<usize>,
+    /// The server each recipient's reply came from, if one did.
+    pub remotes: Vec<Option<String>>,
+    /// The policy.
+    pub policy: Arc<Outbound>,
+    /// Our host name, for notices.
+    pub hostname: String,
+    /// Who hears of a notice that could not be delivered.
+    pub postmaster: String,
+}
+
+/// What the helper did.
+pub enum QueueDone {
+    /// Messages due, and when the next one not yet due is (epoch
+    /// seconds).
+    Due {
+        /// Ready to send.
+        ready: Vec<Ready>,
+        /// More were due than handed over.
+        more: bool,
+        /// The next due time of those left.
+        next: Option<i64>,
+    },
+    /// An attempt recorded.
+    Recorded {
+        /// The message.
+        id: String,
+        /// Notices to deliver (envelope sender `<>`), and to whom.
+        notices: Vec<(String, Vec<u8>)>,
+        /// When it is due again, if it is still queued.
+        next: Option<i64>,
+    },
+}
+
+/// The queue helper.
+pub type QueueHelper = Pool<QueueJob, QueueDone>;
+
+/// Starts it.
+pub fn start(waker: Arc<Waker>) -> io::Result<QueueHelper> {
+    Pool::start("queue", 1, 1, waker, |jobs| {
+        jobs.into_iter().map(run).collect()
+    })
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn run(job: QueueJob) -> QueueDone {
+    match job {
+        QueueJob::Scan {
+            queue,
+            busy,
+            everything,
+        } => scan(&queue, &busy, everything),
+        QueueJob::Record(a) => record(*a),
+    }
+}
+
+fn scan(
+    queue: &std::path::Path,
+    busy: &[String],
+    everything: bool,
+) -> QueueDone {
+    let now = now();
+    let mut ready = Vec::new();
+    let mut next: Option<i64> = None;
+    let mut more = false;
+    let all = queue_state::list(queue).unwrap_or_else(|e| {
+        log::error!("queue: listing {}: {e}", queue.display());
+        Vec::new()
+    });
+    for q in all {
+        if busy.contains(&q.id) || !q.rcpts.iter().any(|r| r.1.open()) {
+            continue;
+        }
+        if !everything && q.next > now {
+            next = Some(next.map_or(q.next, |n| n.min(q.next)));
+            continue;
+        }
+        if ready.len() >= SCAN_LIMIT {
+            more = true;
+            continue;
+        }
+        let path = queue.join("new").join(&q.id);
+        match inspect(&path) {
+            Ok((offset, size, eight_bit, header_utf8)) => {
+                let utf8 = header_utf8
+                    || !q.from.is_ascii()
+                    || q.rcpts.iter().any(|r| !r.0.is_ascii());
+                ready.push(Ready {
+                    queued: q,
+                    path,
+                    offset,
+                    size,
+                    eight_bit,
+                    utf8,
+                });
+            }
+            Err(e) => log::error!("queue: reading {}: {e}", path.display()),
+        }
+    }
+    QueueDone::Due { ready, more, next }
+}
+
+/// Where the message starts, its wire size, and whether its body and
+/// its header have 8-bit octets. A `Return-Path` in front (queue files
+/// from before it was left out) is skipped: relays do not send it.
+fn inspect(path: &std::path::Path) -> io::Result<(u64, u64, bool, bool)> {
+    let mut r = BufReader::new(File::open(path)?);
+    let mut offset = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no message",
+            ));
+        }
+        offset += n as u64;
+        if line == b"\n" {
+            break;
+        }
+    }
+    let mut in_header = true;
+    let (mut size, mut eight_bit, mut header_utf8) = (0u64, false, false);
+    let mut first = true;
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if first
+            && line.len() >= 12
+            && line[..12].eq_ignore_ascii_case(b"Return-Path:")
+        {
+            offset += n as u64;
+            first = false;
+            continue;
+        }
+        first = false;
+        let high = line.iter().any(|&b| b >= 0x80);
+        if in_header {
+            header_utf8 |= high;
+            in_header = line != b"\n";
+        } else {
+            eight_bit |= high;
+        }
+        // CRLF on the wire.
+        size += n as u64 + u64::from(line.ends_with(b"\n"));
+    }
+    Ok((offset, size, eight_bit || header_utf8, header_utf8))
+}
+
+fn record(a: Attempted) -> QueueDone {
+    let Attempted {
+        queue,
+        mut queued,
+        path,
+        refused,
+        remotes,
+        policy,
+        hostname,
+        postmaster,
+    } = a;
+    if !path.exists() {
+        // Deleted meanwhile (`postling queue delete`): nothing to record.
+        return QueueDone::Recorded {
+            id: queued.id,
+            notices: Vec::new(),
+            next: None,
+        };
+    }
+    let now = now();
+    let settled = settle::settle(&mut queued, &refused, now, &policy);
+    let id = queued.id.clone();
+    // Read before a finished message is removed.
+    let owed = !settled.failed.is_empty() || !settled.delayed.is_empty();
+    let headers = if owed { read_header(&path) } else { Vec::new() };
+    let written = if settled.done {
+        queue_state::delete(&queue, &id).map(|_| ())
+    } else {
+        queue_state::write(&queue, &queued)
+    };
+    if let Err(e) = written {
+        // The message stays as it was: sent again, at worst twice.
+        log::error!("queue: recording {id}: {e}");
+    }
+    let mut notices = Vec::new();
+    if owed {
+        let arrival =
+            UNIX_EPOCH + Duration::from_secs(queued.created.max(0) as u64);
+        for (kind, list) in [
+            (Kind::Failed, &settled.failed),
+            (Kind::Delayed, &settled.delayed),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            // A notice that failed goes to the postmaster (RFC 3464 2.2
+            // calls it a double bounce), never back to `<>`.
+            let to = if queued.from.is_empty() {
+                postmaster.clone()
+            } else {
+                queued.from.clone()
+            };
+            if to.is_empty() {
+                continue;
+            }
+            let entries: Vec<Entry> = list
+                .iter()
+                .map(|&i| Entry {
+                    rcpt: queued.rcpts[i].0.clone(),
+                    reply: queued.rcpts[i].2.clone(),
+                    remote: remotes.get(i).cloned().flatten(),
+                })
+                .collect();
+            let report = Report {
+                kind,
+                hostname: &hostname,
+                queue_id: &id,
+                to: &to,
+                arrival,
+                now: SystemTime::now(),
+                retry_until: Some(
+                    arrival + Duration::from_secs(policy.max_age),
+                ),
+                entries: &entries,
+                headers: &headers,
+            };
+            notices.push((to.clone(), dsn::compose(&report)));
+        }
+    }
+    QueueDone::Recorded {
+        id,
+        notices,
+        next: (!settled.done).then_some(queued.next),
+    }
+}
+
+/// The message's header block (after the envelope), at most 64 KiB.
+fn read_header(path: &std::path::Path) -> Vec<u8> {
+    let Ok(file) = File::open(path) else {
+        return Vec::new();
+    };
+    let mut head = Vec::new();
+    let _ = file.take(256 * 1024).read_to_end(&mut head);
+    let start =
+        memchr::memmem::find(&head, b"\n\n").map_or(head.len(), |i| i + 2);
+    let body = &head[start..];
+    let end =
+        memchr::memmem::find(body, b"\n\n").map_or(body.len(), |i| i + 1);
+    body[..end.min(64 * 1024)].to_vec()
+}

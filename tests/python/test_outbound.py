@@ -1,0 +1,336 @@
+"""Sending mail out, against real peers on loopback: a private Unbound
+holds the test zones (MX with two hosts, implicit MX, null MX, no such
+domain, the DKIM key), and the receiving servers are scripted sinks on
+127.0.0.2 and 127.0.0.3 (accepting, greylisting, refusing, dropping,
+tarpitting). Every message the sender gets back is parsed by Python's
+email package."""
+
+import email
+import email.policy
+import os
+import signal
+import smtplib
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BINARY, Server
+from sink import Sink
+from test_dns import UNBOUND, Unbound
+from test_dkim import VERIFY, keygen
+
+ZONES = """
+    local-zone: "far.test." static
+    local-data: "far.test. MX 10 mx1.far.test."
+    local-data: "far.test. MX 20 mx2.far.test."
+    local-data: "mx1.far.test. A 127.0.0.2"
+    local-data: "mx2.far.test. A 127.0.0.3"
+    local-zone: "implicit.test." static
+    local-data: "implicit.test. A 127.0.0.2"
+    local-zone: "nullmx.test." static
+    local-data: "nullmx.test. MX 0 ."
+    local-zone: "gone.test." static
+"""
+
+pytestmark = pytest.mark.skipif(not Path(UNBOUND).exists(), reason="unbound not installed")
+
+
+def wait_for(check, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class World:
+    """Unbound with the test zones, two MX sinks on one port, and a
+    postling that sends to them."""
+
+    def __init__(self, tmp: Path, mx1="accept", mx2="accept", extra="", zones=""):
+        self.dns = Unbound(tmp, ZONES + zones)
+        self.sinks = []
+        try:
+            self.mx1 = Sink("127.0.0.2", 0, mx1)
+            self.sinks.append(self.mx1)
+            self.mx2 = Sink("127.0.0.3", self.mx1.port, mx2)
+            self.sinks.append(self.mx2)
+            self.tmp = tmp
+            self.extra = f"""
+                trusted_networks = 127.0.0.0/8
+                dns_servers = 127.0.0.1:{self.dns.port}
+                outbound_port = {self.mx1.port}
+                queue_retry = 1s
+                queue_warn_after = 0
+                {extra}
+            """
+            self.server = Server(tmp, extra=self.extra)
+        except Exception:
+            self.stop()
+            raise
+
+    def send(self, to, body="Subject: hello\r\n\r\nHello there.\r\n", sender="alice@example.test"):
+        with smtplib.SMTP("127.0.0.1", self.server.port, timeout=30) as c:
+            c.sendmail(sender, to, body)
+
+    def stop(self):
+        if hasattr(self, "server"):
+            self.server.stop()
+        for s in self.sinks:
+            s.stop()
+        self.dns.stop()
+
+
+@pytest.fixture
+def world_factory(tmp_path):
+    made = []
+
+    def make(**kw):
+        w = World(tmp_path, **kw)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.stop()
+
+
+def queue_empty(server):
+    new = server.dir / "data/queue/new"
+    return not new.exists() or not any(new.iterdir())
+
+
+def bounces(server, user="alice"):
+    return [m for m in server.messages(user)
+            if m.get_content_type() == "multipart/report"]
+
+
+def test_delivered_byte_for_byte_with_received_and_dkim(world_factory, tmp_path):
+    record = keygen(tmp_path, "sel")
+    w = world_factory(extra="dkim_keys = example.test:sel:sel.pem", zones=record + "\n")
+    body = ("From: Alice <alice@example.test>\r\nTo: bob@far.test\r\n"
+            "Subject: outbound\r\nMessage-ID: <o1@example.test>\r\n"
+            "Date: Sat, 28 Nov 2026 00:00:00 +0000\r\n\r\n"
+            "Line one.\r\n.starts with a dot\r\n..two dots\r\n\r\nlast line\r\n")
+    w.send(["bob@far.test", "carol@far.test"], body)
+    got = wait_for(lambda: w.mx1.messages, what="delivery to mx1")
+    mail_from, rcpts, data = got[0]
+    assert mail_from == "alice@example.test"
+    assert rcpts == ["bob@far.test", "carol@far.test"], "one transaction for both"
+    text = data.decode()
+    head, _, rest = text.partition("\r\n\r\n")
+    # Our trace header, no Return-Path or Delivered-To (those are the
+    # final delivery's), then the message exactly as sent.
+    assert head.startswith("DKIM-Signature: ")
+    assert "Received: from " in head and "by mx.example.test (postling)" in head
+    assert "Return-Path" not in head and "Delivered-To" not in head
+    assert head.endswith(body.split("\r\n\r\n", 1)[0])
+    assert rest == "Line one.\r\n.starts with a dot\r\n..two dots\r\n\r\nlast line\r\n"
+    # The signature holds for an independent verifier.
+    out = subprocess.run(["/usr/bin/python3", "-c", VERIFY, str(w.dns.port)], input=data,
+                         capture_output=True, timeout=60)
+    assert out.stdout.decode().strip() == "pass", out.stdout + out.stderr
+    wait_for(lambda: queue_empty(w.server), what="the queue to empty")
+    assert w.server.wait_logged("relay=mx1.far.test[127.0.0.2]:")
+    line = next(l for l in w.server.log if "outbound id=" in l and "result=sent" in l)
+    assert "tls=none" in line and 'reply="250 2.0.0 queued as S1"' in line, line
+    assert w.mx2.connections == 0
+
+
+def test_first_mx_down_goes_to_the_second(world_factory):
+    w = world_factory(mx1="drop")
+    w.send(["bob@far.test"])
+    got = wait_for(lambda: w.mx2.messages, what="delivery to mx2")
+    assert got[0][1] == ["bob@far.test"]
+    assert w.mx1.connections >= 1
+    wait_for(lambda: queue_empty(w.server), what="the queue to empty")
+
+
+def test_greylisted_then_delivered_on_the_retry(world_factory):
+    w = world_factory(mx1="tempfail", mx2="tempfail")
+    w.send(["bob@far.test"])
+    assert w.server.wait_logged("result=deferred", 20)
+    assert not queue_empty(w.server)
+    listed = subprocess.run([BINARY, "queue", "list", "-c", str(w.server.conf)],
+                            capture_output=True, text=True, timeout=30).stdout
+    assert "<bob@far.test> deferred: 451 4.7.1 greylisted" in listed, listed
+    w.mx1.mode = "accept"
+    got = wait_for(lambda: w.mx1.messages, timeout=30, what="the retry")
+    assert got[0][1] == ["bob@far.test"]
+    wait_for(lambda: queue_empty(w.server), what="the queue to empty")
+    # The sender heard nothing: it was delivered in time.
+    assert not bounces(w.server)
+
+
+def test_refused_recipient_bounces_to_the_local_sender(world_factory):
+    w = world_factory(mx1="reject")
+    w.send(["nobody@far.test"], "Subject: will bounce\r\nFrom: alice@example.test\r\n\r\nhi\r\n")
+    dsn = wait_for(lambda: bounces(w.server), what="the bounce")[0]
+    assert dsn["From"] == "Mail Delivery System <MAILER-DAEMON@mx.example.test>"
+    assert dsn.get_param("report-type") == "delivery-status"
+    parts = list(dsn.iter_parts())
+    assert [p.get_content_type() for p in parts] == [
+        "text/plain", "message/delivery-status", "text/rfc822-headers"]
+    assert "nobody@far.test" in parts[0].get_content()
+    status = parts[1].as_string()
+    assert "Final-Recipient: rfc822; nobody@far.test" in status
+    assert "Action: failed" in status and "Status: 5.1.1" in status
+    assert "Diagnostic-Code: smtp; 550 5.1.1 no such user here" in status
+    assert "Subject: will bounce" in parts[2].get_content()
+    raw = w.server.raw_messages("alice")[0]
+    assert raw.startswith(b"Return-Path: <>\n")
+    wait_for(lambda: queue_empty(w.server), what="the queue to empty")
+    assert w.mx2.connections == 0, "a 5xx is final: no second MX"
+
+
+@pytest.mark.parametrize("domain,status", [("nullmx.test", "5.1.10"), ("gone.test", "5.1.2")])
+def test_null_mx_and_no_such_domain_bounce_at_once(world_factory, domain, status):
+    w = world_factory()
+    w.send([f"x@{domain}"])
+    dsn = wait_for(lambda: bounces(w.server), what="the bounce")[0]
+    assert f"Status: {status}" in list(dsn.iter_parts())[1].as_string()
+    assert w.mx1.connections == 0 and w.mx2.connections == 0
+
+
+def test_implicit_mx(world_factory):
+    w = world_factory()
+    w.send(["eve@implicit.test"])
+    got = wait_for(lambda: w.mx1.messages, what="delivery to the domain's own address")
+    assert got[0][1] == ["eve@implicit.test"]
+
+
+def test_dns_timeout_defers(tmp_path):
+    s = Server(tmp_path, extra="""
+        trusted_networks = 127.0.0.0/8
+        queue_retry = 1h
+    """)  # dns_servers is a closed port
+    try:
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+            c.sendmail("alice@example.test", ["bob@far.test"], "Subject: x\r\n\r\nx\r\n")
+        assert s.wait_logged("result=deferred", 30), "".join(s.log[-20:])
+        assert s.logged("MX lookup failed")
+        assert not queue_empty(s) and not bounces(s)
+    finally:
+        s.stop()
+
+
+def test_tarpit_does_not_hold_up_other_mail(world_factory):
+    w = world_factory(mx1="tarpit", mx2="tarpit", extra="outbound_timeout = 3s\nqueue_retry = 1h")
+    w.send(["slow@far.test"])
+    w.send(["eve@implicit.test"])  # implicit.test is 127.0.0.2 too: tarpit
+    # Both connect, both are given up after the timeout, nothing else
+    # waits for them, and the server stays responsive meanwhile.
+    with smtplib.SMTP("127.0.0.1", w.server.port, timeout=5) as c:
+        assert c.noop()[0] == 250
+    assert w.server.wait_logged("timeout after 3 s", 20)
+    wait_for(lambda: sum(1 for l in w.server.log if "result=deferred" in l) >= 2, 20,
+             "both deferred")
+
+
+def test_kill_during_delivery_loses_nothing(world_factory, tmp_path):
+    w = world_factory(mx1="tarpit", mx2="tarpit", extra="outbound_timeout = 60s")
+    for i in range(5):
+        w.send([f"r{i}@far.test"], f"Subject: m{i}\r\n\r\nbody {i}\r\n")
+    wait_for(lambda: w.mx1.connections >= 2, what="deliveries under way")
+    w.server.proc.send_signal(signal.SIGKILL)
+    w.server.proc.wait(10)
+    assert len(w.server.queued()) == 5
+    # Start again with receivers that answer: all five arrive.
+    port = w.mx1.port
+    w.mx1.stop()
+    w.mx2.stop()
+    w.mx1 = Sink("127.0.0.2", port, "accept")
+    w.mx2 = Sink("127.0.0.3", port, "accept")
+    w.sinks += [w.mx1, w.mx2]
+    w.server = Server(tmp_path, extra=w.extra.replace("60s", "5s"))
+    wait_for(lambda: queue_empty(w.server), 60, "the queue to empty")
+    got = sorted(r for m in w.mx1.messages + w.mx2.messages for r in m[1])
+    assert got == [f"r{i}@far.test" for i in range(5)]
+
+
+def test_queue_flush_retries_now(world_factory):
+    w = world_factory(mx1="tempfail", mx2="tempfail", extra="queue_retry = 1h")
+    w.send(["bob@far.test"])
+    assert w.server.wait_logged("result=deferred", 20)
+    w.mx1.mode = "accept"
+    time.sleep(1)
+    assert not w.mx1.messages, "not before its time"
+    out = subprocess.run([BINARY, "queue", "flush", "-c", str(w.server.conf)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: w.mx1.messages, what="delivery after the flush")
+    wait_for(lambda: queue_empty(w.server), what="the queue to empty")
+
+
+def make_ca_and_leaf(folder: Path):
+    """A test CA and a certificate it signed for localhost/127.0.0.1."""
+    def run(*args):
+        subprocess.run(args, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=postling test CA",
+        "-keyout", str(folder / "ca.key"), "-out", str(folder / "ca.pem"))
+    run("openssl", "req", *ec, "-subj", "/CN=localhost",
+        "-keyout", str(folder / "leaf.key"), "-out", str(folder / "leaf.csr"))
+    ext = folder / "leaf.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                   "extendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", str(folder / "leaf.csr"), "-CA", str(folder / "ca.pem"),
+        "-CAkey", str(folder / "ca.key"), "-CAcreateserial", "-days", "2",
+        "-extfile", str(ext), "-out", str(folder / "leaf.pem"))
+    return folder / "ca.pem", folder / "leaf.pem", folder / "leaf.key"
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_smarthost_with_auth_over_verified_tls(tmp_path, monkeypatch, mode):
+    from conftest import add_user
+    relay_dir = tmp_path / "smarthost"
+    relay_dir.mkdir()
+    ca, cert, key = make_ca_and_leaf(tmp_path)
+    conf = relay_dir / "pre.conf"
+    conf.write_text("domains = example.test\nusers_file = users\n")
+    (relay_dir / "users").write_text("")
+    add_user(conf, "alice@example.test", "secret pass")
+    add_user(conf, "bob@example.test", "bob pass")
+    relay = Server(relay_dir, users=(relay_dir / "users").read_text(), extra=f"""
+        tls_cert = {cert}
+        tls_key = {key}
+        listen_submission = 127.0.0.1:0
+        listen_submissions = 127.0.0.1:0
+    """)
+    sender_dir = tmp_path / "sender"
+    sender_dir.mkdir()
+    auth = sender_dir / "auth"
+    auth.write_text("alice@example.test secret pass\n")
+    auth.chmod(0o640)
+    port = relay.ports["submission" if mode == "starttls" else "submissions"]
+    extra = f"""
+        trusted_networks = 127.0.0.0/8
+        smarthost = 127.0.0.1:{port}
+        smarthost_tls = {mode}
+        smarthost_auth_file = auth
+    """
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    try:
+        # A password file others can read is refused at start.
+        with pytest.raises(RuntimeError, match="readable by others"):
+            Server(sender_dir, extra=extra)
+        auth.chmod(0o600)
+        s = Server(sender_dir, extra=extra)
+        try:
+            with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+                c.sendmail("alice@example.test", ["friend@far.test"],
+                           "Subject: via smarthost\r\n\r\nhi\r\n")
+            wait_for(lambda: relay.queued(), what="the smarthost to take it")
+            assert relay.queued()[0].startswith("from <alice@example.test>\nto <friend@far.test>\n")
+            assert s.wait_logged("verify=verified") or mode == "tls"
+            line = next(l for l in s.log if "result=sent" in l)
+            assert "tls=verified" in line and f"relay=127.0.0.1[127.0.0.1]:{port}" in line, line
+            assert relay.wait_logged("alice@example.test")
+        finally:
+            s.stop()
+    finally:
+        relay.stop()
