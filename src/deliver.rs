@@ -32,12 +32,23 @@ pub struct Job {
     pub format: MailboxFormat,
     /// Recipients in other domains, for the outbound queue.
     pub relay: Vec<String>,
+    /// Alias targets in other domains, queued apart.
+    pub forward: Option<Box<Forward>>,
     /// The outbound queue's folder.
     pub queue_dir: PathBuf,
     /// The queue id (the queue file's name).
     pub id: String,
     /// DKIM signers: queued mail from one of their domains is signed.
     pub dkim: std::sync::Arc<[crate::proto::dkim::sign::Signer]>,
+}
+
+/// The forwarded copy of a message.
+#[derive(Debug)]
+pub struct Forward {
+    /// Its recipients (alias targets in other domains).
+    pub rcpts: Vec<String>,
+    /// Its envelope sender (rewritten with SRS).
+    pub sender: String,
 }
 
 /// Copies a delivery made visible: Maildir and queue files whose folders
@@ -172,6 +183,27 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
             &job.relay,
             &msg,
             &job.dkim,
+        ) {
+            Ok(s) => staged.push(Staged::Maildir(s)),
+            Err(f) => {
+                staged.into_iter().for_each(Staged::abort);
+                return Err(f.into());
+            }
+        }
+    }
+    if let Some(fwd) = &job.forward {
+        let forwarded = Message {
+            content: &job.content,
+            sender: &fwd.sender,
+        };
+        // Not signed: it is someone else's mail passing through.
+        let id = format!("{}F", job.id);
+        match store::queue::stage(
+            &job.queue_dir,
+            &id,
+            &fwd.rcpts,
+            &forwarded,
+            &[],
         ) {
             Ok(s) => staged.push(Staged::Maildir(s)),
             Err(f) => {

@@ -44,7 +44,7 @@ impl Aliases {
         let mut expanded = HashMap::new();
         for (source, (n, _)) in &raw {
             let mut stack = vec![source.clone()];
-            match expand(source, &raw, users, &mut stack) {
+            match expand(source, &raw, users, domains, &mut stack) {
                 Ok(boxes) => {
                     expanded.insert(source.clone(), boxes);
                 }
@@ -94,21 +94,21 @@ fn parse_line(
         if local.is_empty() {
             return Err(format!("{t}: target must be local@domain"));
         }
-        if !domains.iter().any(|d| d == domain) {
-            return Err(format!(
-                "{t}: remote targets are not supported until outbound relay"
-            ));
+        // A target elsewhere is forwarded there (with SRS).
+        if !domains.iter().any(|d| d == domain) && !super::is_domain(domain) {
+            return Err(format!("{t}: bad domain"));
         }
     }
     Ok((source, targets))
 }
 
-/// Expands `address` to user mailboxes, depth-first; `stack` holds the
+/// Expands `address` to user mailboxes and remote addresses, depth-first; `stack` holds the
 /// aliases being expanded, which finds loops.
 fn expand(
     address: &str,
     raw: &Raw,
     users: &Users,
+    domains: &[String],
     stack: &mut Vec<String>,
 ) -> Result<Vec<String>, String> {
     let Some((_, targets)) = raw.get(address) else {
@@ -119,7 +119,10 @@ fn expand(
         // An address that is a user is the user's mailbox, even if an
         // alias of the same name exists: that is how `a: a, b` keeps a
         // copy.
-        let found = if users.get(t).is_some() {
+        let remote = t
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| !domains.iter().any(|x| x == d));
+        let found = if users.get(t).is_some() || remote {
             vec![t.clone()]
         } else if stack.iter().any(|s| s == t) {
             return Err(format!("alias loop: {} -> {t}", stack.join(" -> ")));
@@ -127,7 +130,7 @@ fn expand(
             return Err(format!("{address}: aliases nest too deep"));
         } else if raw.contains_key(t) {
             stack.push(t.clone());
-            let r = expand(t, raw, users, stack);
+            let r = expand(t, raw, users, domains, stack);
             stack.pop();
             r?
         } else {
@@ -207,9 +210,19 @@ mod tests {
 
     #[test]
     fn bad_targets() {
+        // A remote target is forwarded, nested or not.
+        let a = load(
+            "x@a.test\n",
+            "p@a.test: x@a.test, Someone@Remote.test\nq@a.test: p@a.test\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.get("q@a.test").unwrap(),
+            ["x@a.test", "someone@remote.test"]
+        );
         let e =
-            load("x@a.test\n", "p@a.test: someone@remote.test\n").unwrap_err();
-        assert!(e[0].message.contains("remote targets"));
+            load("x@a.test\n", "p@a.test: someone@bad_domain\n").unwrap_err();
+        assert!(e[0].message.contains("bad domain"));
         let e = load("x@a.test\n", "p@a.test: nobody@a.test\n").unwrap_err();
         assert!(e[0].message.contains("no such user"));
         let e = load("x@a.test\n", "p@c.test: x@a.test\n").unwrap_err();

@@ -394,6 +394,13 @@ impl Config {
         self.trusted_networks.iter().any(|c| c.contains(ip))
     }
 
+    /// True if `address` is in one of our domains.
+    pub fn is_local_address(&self, address: &str) -> bool {
+        address.rsplit_once('@').is_some_and(|(_, d)| {
+            self.domains.iter().any(|x| x.eq_ignore_ascii_case(d))
+        })
+    }
+
     /// The folder of one local mailbox.
     pub fn mailbox_dir(&self, address: &str) -> PathBuf {
         let (local, domain) =

@@ -5,3 +5,4 @@
 
 pub mod dsn;
 pub mod settle;
+pub mod srs;

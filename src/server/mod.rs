@@ -113,7 +113,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
         Some(path) => Some(outbound::read_login(path).map_err(invalid)?),
         None => None,
     };
-    let services = Services::new(config, directory).map_err(invalid)?;
+    let mut services = Services::new(config, directory).map_err(invalid)?;
     let listeners = bind_all(&services.config)?;
     let cfg = &services.config;
     if let Some(account) = &account {
@@ -134,6 +134,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     if removed > 0 {
         info!("removed {removed} stale temporary files");
     }
+    services.srs_secret = outbound::srs_secret(&services.config.data_dir)?;
     let mut server = Server::new(services, listeners, signals, local, login)?;
     server.run();
     server.save_indexes();
@@ -476,10 +477,23 @@ impl Server {
         }
         let cfg = &self.services.config;
         // Distinct addresses are distinct folders: no duplicates here.
-        let mailboxes: Vec<_> = deliver::local_mailboxes(&envelope)
-            .into_iter()
-            .map(|m| cfg.mailbox_dir(m))
-            .collect();
+        // Alias targets in other domains are forwarded.
+        let (local, forward): (Vec<&str>, Vec<&str>) =
+            deliver::local_mailboxes(&envelope)
+                .into_iter()
+                .partition(|m| cfg.is_local_address(m));
+        let mailboxes: Vec<_> =
+            local.into_iter().map(|m| cfg.mailbox_dir(m)).collect();
+        let forward = (!forward.is_empty()).then(|| {
+            Box::new(deliver::Forward {
+                rcpts: forward.into_iter().map(str::to_string).collect(),
+                sender: outbound::forward_sender(
+                    cfg,
+                    &self.services.srs_secret,
+                    &envelope.from.to_string(),
+                ),
+            })
+        });
         let relay: Vec<String> = envelope
             .rcpts
             .iter()
@@ -503,7 +517,7 @@ impl Server {
             ),
             locked_until: None,
             parked: None,
-            relayed: !relay.is_empty(),
+            relayed: !relay.is_empty() || forward.is_some(),
             // Where IMAP has each INBOX open, to tell it of the mail.
             mailboxes: mailboxes
                 .iter()
@@ -529,6 +543,7 @@ impl Server {
             mailboxes,
             format: cfg.mailbox_format,
             relay,
+            forward,
             queue_dir: cfg.queue_dir(),
             id: envelope.id.clone(),
             dkim: Arc::clone(&self.services.dkim),
@@ -598,7 +613,7 @@ impl Server {
             }
             match finished {
                 Finished::Delivered(result) => self.stored(slot, result),
-                Finished::Busy(job) => self.busy(slot, job),
+                Finished::Busy(job) => self.busy(slot, *job),
                 Finished::Updated(result) => self.updated(slot, result),
             }
         }

@@ -55,6 +55,7 @@ impl Server {
             mailboxes,
             format: cfg.mailbox_format,
             relay,
+            forward: None,
             queue_dir: cfg.queue_dir(),
             id: queue_id,
             dkim: Arc::clone(&self.services.dkim),
@@ -73,7 +74,7 @@ impl Server {
             // It may have gone to the queue.
             Finished::Delivered(Ok(())) => self.queue_run(),
             Finished::Delivered(Err(f)) => error!("notice not stored: {f}"),
-            Finished::Busy(job) => self.outbound.parked_notices.push(job),
+            Finished::Busy(job) => self.outbound.parked_notices.push(*job),
             Finished::Updated(_) => {}
         }
     }

@@ -176,6 +176,42 @@ pub fn read_login(path: &std::path::Path) -> Result<(String, String), String> {
     }
 }
 
+/// The envelope sender of a forwarded copy: `<>` and our own domains'
+/// senders stay as they are (our SPF covers them); anyone else's is
+/// rewritten with SRS at our first domain.
+pub fn forward_sender(
+    cfg: &crate::config::Config,
+    secret: &[u8],
+    from: &str,
+) -> String {
+    if from.is_empty() || cfg.is_local_address(from) {
+        return from.to_string();
+    }
+    let ours = cfg.domains.first().map_or("", String::as_str);
+    crate::outbound::srs::forward(secret, from, ours, super::services::today())
+}
+
+/// The SRS secret: made (32 random octets) at first start, then kept in
+/// `{data_dir}/postling-srs-secret` so addresses stay valid across
+/// restarts.
+pub fn srs_secret(data_dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let path = data_dir.join("postling-srs-secret");
+    match std::fs::read(&path) {
+        Ok(s) if s.len() >= 16 => return Ok(s),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut secret = vec![0u8; 32];
+    ring::rand::SecureRandom::fill(
+        &ring::rand::SystemRandom::new(),
+        &mut secret,
+    )
+    .map_err(|_| std::io::Error::other("no random numbers"))?;
+    crate::util::fs::atomic_write(&path, &secret)?;
+    Ok(secret)
+}
+
 fn epoch_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::limiter::Limiter;
 use crate::config::{Config, Directory};
+use crate::outbound::srs;
 use crate::proto::imap;
 use crate::proto::pop3::Pop3;
 use crate::proto::smtp::{self, Host, Link, Path, RcptError, Settings};
@@ -132,6 +133,8 @@ pub struct Services {
     pub pop3_locks: std::collections::HashSet<String>,
     /// DKIM signers for mail we queue, by domain.
     pub dkim: Arc<[crate::proto::dkim::sign::Signer]>,
+    /// The SRS secret (made at first start, kept in data_dir).
+    pub srs_secret: Vec<u8>,
     room: Room,
     smtp: Rc<Settings>,
     submission: Rc<Settings>,
@@ -176,6 +179,7 @@ impl Services {
             limiter,
             pop3_locks: Default::default(),
             dkim,
+            srs_secret: Vec::new(),
             smtp,
             submission,
             imap,
@@ -253,6 +257,13 @@ impl Services {
 
 impl Host for Services {
     fn resolve(&mut self, to: &Path) -> Result<Vec<String>, RcptError> {
+        let ours = self.config.domains.iter().any(|d| d == to.domain());
+        if ours && srs::is_srs(to.local()) {
+            // A bounce to mail we forwarded: back to its sender.
+            return srs::reverse(&self.srs_secret, to.local(), today())
+                .map(|original| vec![original])
+                .map_err(|_| RcptError::InvalidSrs);
+        }
         self.directory.resolve(to)
     }
 
@@ -268,6 +279,13 @@ impl Host for Services {
         self.room
             .check(&self.config.data_dir, self.config.min_free_space)
     }
+}
+
+/// Days since the epoch, the clock of SRS addresses.
+pub fn today() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400)
 }
 
 /// The free-space check behind `min_free_space`, asked at every MAIL but

@@ -58,7 +58,7 @@ pub enum Finished {
     Delivered(Result<(), Failure>),
     /// A mailbox was locked by another program and nothing was written:
     /// the job comes back to be sent again a little later.
-    Busy(Job),
+    Busy(Box<Job>),
     /// A POP3 session's UPDATE applied, or why not.
     Updated(Result<(), Failure>),
 }
@@ -88,7 +88,7 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 Err(StageError::Busy) => {
                     busy.push(Done {
                         key,
-                        finished: Finished::Busy(job),
+                        finished: Finished::Busy(Box::new(job)),
                     });
                     continue;
                 }

@@ -54,11 +54,11 @@ class Server:
     """A running postling with helpers to read what it delivered."""
 
     def __init__(self, tmp: Path, fmt: str = "maildir", extra: str = "",
-                 users: str = USERS, netns: str = "", wrap=()):
+                 users: str = USERS, netns: str = "", wrap=(), aliases: str = ALIASES):
         self.dir = tmp
         self.format = fmt
         (tmp / "users").write_text(users)
-        (tmp / "aliases").write_text(ALIASES)
+        (tmp / "aliases").write_text(aliases)
         base = {
             "hostname": "mx.example.test",
             "domains": "example.test",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, Server
+from conftest import ALIASES, BINARY, Server
 from sink import Sink
 from test_dns import UNBOUND, Unbound
 from test_dkim import VERIFY, keygen
@@ -51,7 +51,7 @@ class World:
     """Unbound with the test zones, two MX sinks on one port, and a
     postling that sends to them."""
 
-    def __init__(self, tmp: Path, mx1="accept", mx2="accept", extra="", zones=""):
+    def __init__(self, tmp: Path, mx1="accept", mx2="accept", extra="", zones="", aliases=None):
         self.dns = Unbound(tmp, ZONES + zones)
         self.sinks = []
         try:
@@ -68,7 +68,8 @@ class World:
                 queue_warn_after = 0
                 {extra}
             """
-            self.server = Server(tmp, extra=self.extra)
+            self.server = Server(tmp, extra=self.extra,
+                                 **({"aliases": aliases} if aliases else {}))
         except Exception:
             self.stop()
             raise
@@ -334,3 +335,36 @@ def test_smarthost_with_auth_over_verified_tls(tmp_path, monkeypatch, mode):
             s.stop()
     finally:
         relay.stop()
+
+
+def test_forwarding_alias_rewrites_the_sender_and_takes_bounces_back(world_factory):
+    w = world_factory(
+        extra="trusted_networks =",  # the world outside: no relaying
+        zones='    local-zone: "sender.test." static\n'
+              '    local-data: "sender.test. MX 10 mx2.far.test."\n',
+        aliases=ALIASES + "both@example.test: alice@example.test, Friend@far.test\n")
+    w.send(["both@example.test"], "Subject: passing through\r\n\r\nhi\r\n",
+           sender="someone@sender.test")
+    # The local copy, and the forwarded one with an SRS sender.
+    assert [m["Subject"] for m in w.server.messages("alice")] == ["passing through"]
+    got = wait_for(lambda: w.mx1.messages, what="the forwarded copy")
+    srs, rcpts, data = got[0]
+    assert rcpts == ["friend@far.test"]
+    assert srs.startswith("SRS0=") and srs.endswith("=sender.test=someone@example.test"), srs
+    assert b"Subject: passing through" in data and b"DKIM-Signature" not in data
+    # Its bounce comes back to the SRS address (from anywhere) and goes on
+    # to the original sender; a forged one is refused.
+    with smtplib.SMTP("127.0.0.1", w.server.port, timeout=30) as c:
+        c.ehlo("far.test")
+        assert c.mail("<>")[0] == 250
+        forged = srs.replace("=sender.test=", "=other.test=")
+        code, text = c.rcpt(forged)
+        assert code == 550 and b"invalid or expired SRS" in text, text
+        assert c.rcpt(srs.lower())[0] == 250
+        assert c.data(b"Subject: Undelivered\r\n\r\nno such user\r\n")[0] == 250
+    back = wait_for(lambda: w.mx2.messages, what="the bounce sent on")
+    assert back[0][0] == "" and back[0][1] == ["someone@sender.test"]
+    assert b"Subject: Undelivered" in back[0][2]
+    # The secret is kept for the next start.
+    secret = w.server.dir / "data/postling-srs-secret"
+    assert secret.stat().st_mode & 0o077 == 0 and len(secret.read_bytes()) == 32

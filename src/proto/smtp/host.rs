@@ -53,6 +53,8 @@ pub enum RcptError {
     UnknownUser,
     /// Not one of our domains (550 5.7.1 unless relaying is allowed).
     NotLocal,
+    /// An SRS address we did not make, or made too long ago (550 5.7.1).
+    InvalidSrs,
 }
 
 /// Local knowledge the session asks for.

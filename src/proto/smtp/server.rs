@@ -525,6 +525,11 @@ impl Server {
                 "5.7.1",
                 format!("<{to}>: Relay access denied"),
             ),
+            Err(RcptError::InvalidSrs) => Reply::new(
+                550,
+                "5.7.1",
+                format!("<{to}>: invalid or expired SRS address"),
+            ),
         }
     }
 
