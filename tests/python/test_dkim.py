@@ -48,9 +48,13 @@ def test_queued_mail_is_signed_and_verifies(tmp_path, flags):
     record = keygen(tmp_path, "sel", *flags)
     dns = Unbound(tmp_path, record)
     try:
+        # Sending fails (nothing listens at the smarthost): the queue file
+        # stays to be read. test_outbound checks signatures on the wire.
         s = Server(tmp_path, extra=f"""
             trusted_networks = 127.0.0.0/8
             dkim_keys = example.test:sel:sel.pem
+            smarthost = 127.0.0.1:1
+            queue_retry = 1h
             dns_servers = 127.0.0.1:{dns.port}
         """)
         try:

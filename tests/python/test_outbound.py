@@ -368,3 +368,60 @@ def test_forwarding_alias_rewrites_the_sender_and_takes_bounces_back(world_facto
     # The secret is kept for the next start.
     secret = w.server.dir / "data/postling-srs-secret"
     assert secret.stat().st_mode & 0o077 == 0 and len(secret.read_bytes()) == 32
+
+
+def test_delay_notice_once_then_expiry_bounce(world_factory):
+    w = world_factory(mx1="tempfail", mx2="tempfail",
+                      extra="queue_warn_after = 1s\nqueue_max_age = 4s")
+    w.send(["late@far.test"], "Subject: slow one\r\nFrom: alice@example.test\r\n\r\nhi\r\n")
+    delayed = wait_for(lambda: bounces(w.server), what="the delay notice")[0]
+    parts = list(delayed.iter_parts())
+    assert delayed["Subject"] == "Delayed Mail (still being retried)"
+    assert "Action: delayed" in parts[1].as_string()
+    assert "Status: 4.7.1" in parts[1].as_string()
+    assert "Will-Retry-Until: " in parts[1].as_string()
+    failed = wait_for(lambda: len(bounces(w.server)) >= 2 and bounces(w.server), 30,
+                      "the expiry bounce")
+    subjects = sorted(m["Subject"] for m in failed)
+    assert subjects == ["Delayed Mail (still being retried)",
+                        "Undelivered Mail Returned to Sender"], subjects
+    final = next(m for m in failed if m["Subject"].startswith("Undelivered"))
+    status = list(final.iter_parts())[1].as_string()
+    assert "Action: failed" in status and "Status: 4.4.7" in status
+    assert "greylisted" in status  # the last reply is kept
+    wait_for(lambda: queue_empty(w.server), what="the queue to empty")
+    time.sleep(1.5)
+    assert len(bounces(w.server)) == 2, "one delay notice only"
+
+
+def test_undeliverable_bounce_goes_to_the_postmaster(world_factory):
+    w = world_factory(mx1="reject", aliases=ALIASES + "postmaster@example.test: bob@example.test\n")
+    # A remote sender whose own server refuses the bounce.
+    w.send(["nobody@far.test"], "Subject: round trip\r\n\r\nhi\r\n", sender="someone@far.test")
+    double = wait_for(lambda: bounces(w.server, "bob"), what="the postmaster's copy")[0]
+    status = list(double.iter_parts())[1].as_string()
+    assert "Final-Recipient: rfc822; someone@far.test" in status
+    assert "Status: 5.1.1" in status
+    assert not bounces(w.server, "alice")
+    wait_for(lambda: queue_empty(w.server), what="the queue to empty")
+
+
+def test_mx_answer_too_big_for_udp_comes_over_tcp(world_factory):
+    many = "".join(f'    local-data: "big.test. MX {i} mx{i}-with-a-rather-long-host-name.far.test."\n'
+                   for i in range(10, 40))
+    many += '    local-data: "big.test. MX 5 mx1.far.test."\n'
+    w = world_factory(zones='    local-zone: "big.test." static\n' + many)
+    w.send(["someone@big.test"])
+    got = wait_for(lambda: w.mx1.messages, what="delivery to the best MX")
+    assert got[0][1] == ["someone@big.test"]
+
+
+def test_sendmail_t_from_a_shell_goes_out(world_factory):
+    w = world_factory()
+    script = (f"printf 'To: bob@far.test\\nSubject: from cron\\n\\nnightly\\n' | "
+              f"{BINARY} sendmail -c {w.server.conf} -t -f cron@example.test")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = wait_for(lambda: w.mx1.messages, what="the message from sendmail")
+    assert got[0][0] == "cron@example.test" and got[0][1] == ["bob@far.test"]
+    assert b"Subject: from cron" in got[0][2]
