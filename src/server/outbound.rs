@@ -42,6 +42,9 @@ use crate::util::logsafe::Quoted;
 pub const OUT_BASE: usize = 1 << 13;
 /// Time to set up a TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection waits, idle, for another message to its
+/// destination (Postfix's connection cache waits 2 s too).
+const KEEP_IDLE: Duration = Duration::from_secs(2);
 /// Time for the QUIT exchange.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The queue is looked at this often even when nothing says to.
@@ -504,13 +507,27 @@ impl Server {
         let Some(b) = self.outbound.batches.get_mut(&key) else {
             return;
         };
-        let per = self.outbound.per_dest.get(&b.dest).copied().unwrap_or(0);
+        let dest = b.dest.clone();
+        let idle = self.outbound.peers.iter().position(|p| {
+            p.as_ref().is_some_and(|p| p.idle && p.dest == dest)
+        });
+        if let Some(idx) = idle {
+            return self.reuse(idx, key);
+        }
+        let per = self.outbound.per_dest.get(&dest).copied().unwrap_or(0);
         if self.outbound.open >= policy.max_connections
             || per >= policy.max_per_destination
         {
             self.outbound.waiting.push_back(key);
+            if self.outbound.open >= policy.max_connections {
+                // An idle connection elsewhere makes room.
+                self.quit_one_idle();
+            }
             return;
         }
+        let Some(b) = self.outbound.batches.get_mut(&key) else {
+            return;
+        };
         let Some(addr) = b.addrs.pop_front() else {
             return self.next_host(key);
         };
@@ -524,6 +541,42 @@ impl Server {
             }
             self.try_connect(key);
         }
+    }
+
+    /// Sends batch `key` over the idle connection `idx`.
+    fn reuse(&mut self, idx: usize, key: u64) {
+        let Some(Some(p)) = self.outbound.peers.get_mut(idx) else {
+            return;
+        };
+        p.idle = false;
+        p.batch = Some(key);
+        p.deadline =
+            Instant::now() + Duration::from_secs(self.outbound.policy.timeout);
+        self.peer_actions(idx, vec![Action::Ready]);
+        self.peer_flush(idx);
+    }
+
+    /// Ends one idle connection, to make room under the total limit.
+    fn quit_one_idle(&mut self) {
+        let idle = self
+            .outbound
+            .peers
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.idle));
+        if let Some(idx) = idle {
+            self.quit_idle(idx);
+        }
+    }
+
+    fn quit_idle(&mut self, idx: usize) {
+        let Some(Some(p)) = self.outbound.peers.get_mut(idx) else {
+            return;
+        };
+        p.idle = false;
+        p.closing = true;
+        let actions = p.client.quit();
+        self.peer_actions(idx, actions);
+        self.peer_flush(idx);
     }
 
     /// Opens a connection for batch `key`.
@@ -593,6 +646,8 @@ impl Server {
             body: None,
             want_write: true,
             closing: false,
+            sent: 0,
+            idle: false,
         });
         self.timers.add(deadline, Timer::Peer, (idx, self.next_id));
         self.outbound.open += 1;
@@ -926,6 +981,9 @@ impl Server {
         if p.closing && p.client.is_closed() {
             return self.peer_close(idx, "done");
         }
+        if p.idle {
+            return self.quit_idle(idx);
+        }
         let why = if p.connected {
             format!("timeout after {} s", self.outbound.policy.timeout)
         } else {
@@ -966,7 +1024,11 @@ impl Server {
                 self.outbound.per_dest.remove(&p.dest);
             }
         }
-        log::debug!("outbound relay={} closed ({why})", p.relay());
+        info!(
+            "outbound disconnect relay={} messages={} ({why})",
+            p.relay(),
+            p.sent
+        );
         if let Some(key) = p.batch {
             // Nothing came of it: the connection failed before or
             // during the transaction.
@@ -1010,6 +1072,7 @@ impl Server {
         let Some(key) = p.batch.take() else {
             return Vec::new();
         };
+        p.sent += 1;
         let relay = p.relay();
         let tls = p.tls_word();
         self.batch_results(key, &outcomes, &relay, tls);
@@ -1030,8 +1093,12 @@ impl Server {
             p.batch = Some(k);
             return vec![Action::Ready];
         }
-        p.closing = true;
-        p.client.quit()
+        // Kept a moment for the next message to this destination.
+        p.idle = true;
+        p.deadline = Instant::now() + KEEP_IDLE;
+        let (g, d) = (p.generation, p.deadline);
+        self.timers.add(d, Timer::Peer, (idx, g));
+        Vec::new()
     }
 
     /// Records each recipient's outcome in its message, and logs it.

@@ -66,6 +66,11 @@ pub struct Peer {
     pub want_write: bool,
     /// QUIT was sent (or the client failed): close once output is out.
     pub closing: bool,
+    /// Messages it carried.
+    pub sent: u32,
+    /// Between messages, kept open a moment for the next one to its
+    /// destination.
+    pub idle: bool,
 }
 
 impl Peer {

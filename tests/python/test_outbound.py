@@ -267,8 +267,8 @@ def test_queue_flush_retries_now(world_factory):
     wait_for(lambda: queue_empty(w.server), what="the queue to empty")
 
 
-def make_ca_and_leaf(folder: Path):
-    """A test CA and a certificate it signed for localhost/127.0.0.1."""
+def make_ca_and_leaf(folder: Path, names: str = "DNS:localhost,IP:127.0.0.1"):
+    """A test CA and a certificate it signed for `names`."""
     def run(*args):
         subprocess.run(args, check=True, capture_output=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
@@ -277,7 +277,7 @@ def make_ca_and_leaf(folder: Path):
     run("openssl", "req", *ec, "-subj", "/CN=localhost",
         "-keyout", str(folder / "leaf.key"), "-out", str(folder / "leaf.csr"))
     ext = folder / "leaf.ext"
-    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+    ext.write_text(f"subjectAltName={names}\nbasicConstraints=CA:FALSE\n"
                    "extendedKeyUsage=serverAuth\n")
     run("openssl", "x509", "-req", "-in", str(folder / "leaf.csr"), "-CA", str(folder / "ca.pem"),
         "-CAkey", str(folder / "ca.key"), "-CAcreateserial", "-days", "2",
@@ -328,6 +328,7 @@ def test_smarthost_with_auth_over_verified_tls(tmp_path, monkeypatch, mode):
             wait_for(lambda: relay.queued(), what="the smarthost to take it")
             assert relay.queued()[0].startswith("from <alice@example.test>\nto <friend@far.test>\n")
             assert s.wait_logged("verify=verified") or mode == "tls"
+            assert s.wait_logged("result=sent")
             line = next(l for l in s.log if "result=sent" in l)
             assert "tls=verified" in line and f"relay=127.0.0.1[127.0.0.1]:{port}" in line, line
             assert relay.wait_logged("alice@example.test")
