@@ -7,7 +7,7 @@ PYTHON ?= python3
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: build run test deps lint unit integration python test-imaptest \
-        bench bench-smtp \
+        bench bench-smtp bench-outbound \
         bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps \
         bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
 
@@ -71,6 +71,11 @@ bench-deps:
 bench-smtp: bench-deps
 	$(CARGO) build --release
 	$(PYTHON) benches/smtp_vs_postfix.py
+
+bench-outbound: bench-deps
+	@command -v unbound >/dev/null || $(APT_INSTALL) unbound
+	$(CARGO) build --release
+	$(PYTHON) benches/outbound_vs_postfix.py
 
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz

@@ -83,6 +83,8 @@ struct Batch {
     found: Vec<IpAddr>,
     /// Why the last host or address failed.
     last: Option<(Reply, Option<String>)>,
+    /// An address lookup failed (rather than finding none).
+    lookup_failed: Option<String>,
 }
 
 /// Outbound state in the loop.
@@ -375,6 +377,7 @@ impl Server {
                     lookups: 0,
                     found: Vec::new(),
                     last: None,
+                    lookup_failed: None,
                 },
             );
             match &smarthost {
@@ -471,14 +474,18 @@ impl Server {
         let Some(b) = self.outbound.batches.get_mut(&key) else {
             return;
         };
-        if let Ok(Found::Records(recs)) = &result {
-            for r in recs {
-                match r {
-                    Rec::Aaaa(ip) => b.found.insert(0, IpAddr::V6(*ip)),
-                    Rec::A(ip) => b.found.push(IpAddr::V4(*ip)),
-                    _ => {}
+        match &result {
+            Ok(Found::Records(recs)) => {
+                for r in recs {
+                    match r {
+                        Rec::Aaaa(ip) => b.found.insert(0, IpAddr::V6(*ip)),
+                        Rec::A(ip) => b.found.push(IpAddr::V4(*ip)),
+                        _ => {}
+                    }
                 }
             }
+            Ok(_) => {}
+            Err(f) => b.lookup_failed = Some(format!("{f:?}")),
         }
         b.lookups = b.lookups.saturating_sub(1);
         if b.lookups > 0 {

@@ -82,6 +82,11 @@ pub struct Resolver {
     lookups: HashMap<u64, Lookup>,
     cache: Cache,
     next: u64,
+    /// The lookup asking for each name and type now: a second asker
+    /// waits for its answer instead of asking again.
+    asking: HashMap<(String, Qtype), u64>,
+    /// Lookups waiting on another's answer, by that lookup.
+    followers: HashMap<u64, Vec<u64>>,
 }
 
 impl Resolver {
@@ -92,6 +97,8 @@ impl Resolver {
             lookups: HashMap::new(),
             cache: Cache::default(),
             next: 0,
+            asking: HashMap::new(),
+            followers: HashMap::new(),
         }
     }
 
@@ -111,9 +118,21 @@ impl Resolver {
         if let Some(found) = self.cache.get(&name, qtype, now) {
             return (key, vec![done(key, Ok(found))]);
         }
+        if let Some(&leader) = self.asking.get(&(name.clone(), qtype))
+            && self.lookups.contains_key(&leader)
+        {
+            // The same question is out: its answer serves both.
+            self.followers.entry(leader).or_default().push(key);
+            return (key, Vec::new());
+        }
         if self.servers.is_empty() || self.lookups.len() >= MAX_LOOKUPS {
             return (key, vec![done(key, Err(Failure::Busy))]);
         }
+        if self.asking.len() >= 2 * MAX_LOOKUPS {
+            let lookups = &self.lookups;
+            self.asking.retain(|_, k| lookups.contains_key(k));
+        }
+        self.asking.insert((name.clone(), qtype), key);
         let l = Lookup {
             asked: name.clone(),
             name,
@@ -125,7 +144,22 @@ impl Resolver {
             aliases: 0,
         };
         self.lookups.insert(key, l);
-        (key, self.send(key, now).into_iter().collect())
+        let events = self.send(key, now).into_iter().collect();
+        (key, self.fan_out(events))
+    }
+
+    /// Every answer also goes to the lookups that waited for it.
+    fn fan_out(&mut self, events: Vec<Event>) -> Vec<Event> {
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events {
+            if let Event::Done { key, result } = &ev {
+                for f in self.followers.remove(key).unwrap_or_default() {
+                    out.push(done(f, result.clone()));
+                }
+            }
+            out.push(ev);
+        }
+        out
     }
 
     /// Forgets a lookup nobody waits for any more.
@@ -150,11 +184,22 @@ impl Resolver {
         for key in late {
             events.extend(self.retry(key, now, Failure::Timeout));
         }
-        events
+        self.fan_out(events)
     }
 
     /// A datagram (or TCP answer) for lookup `key` from `from`.
     pub fn received(
+        &mut self,
+        key: u64,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: u64,
+    ) -> Vec<Event> {
+        let events = self.answered(key, from, bytes, now);
+        self.fan_out(events)
+    }
+
+    fn answered(
         &mut self,
         key: u64,
         from: SocketAddr,
@@ -366,6 +411,29 @@ mod tests {
         assert!(
             matches!(&ev[..], [Event::Done { key, result: Ok(_) }] if *key == k2)
         );
+    }
+
+    #[test]
+    fn the_same_question_asked_twice_goes_out_once() {
+        let now = 1_000u64;
+        let mut r = Resolver::new(servers());
+        let (first, ev) = r.lookup("mx.example", Qtype::A, now);
+        let (_, server, id, _) = sent(&ev);
+        let (second, ev) = r.lookup("MX.example.", Qtype::A, now);
+        assert!(ev.is_empty(), "{ev:?}");
+        // Another type is another question.
+        let (_, ev) = r.lookup("mx.example", Qtype::Aaaa, now);
+        assert_eq!(ev.len(), 1);
+        let ev =
+            r.received(first, server, &a_reply(id, "mx.example", false), now);
+        let keys: Vec<u64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Done { key, result: Ok(_) } => Some(*key),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys, vec![second, first]);
     }
 
     #[test]
