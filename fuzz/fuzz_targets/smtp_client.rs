@@ -11,6 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&split, rest)) = data.split_first() else { return };
     let step = usize::from(split % 64) + 1;
     let mut c = Client::new("me.example", TlsPolicy::Opportunistic);
+    if split & 0x80 != 0 {
+        // A smarthost login: AUTH's replies too.
+        c = c.with_login("me@example.org", "secret pass");
+    }
     let msg = Message {
         from: "a@example.org".into(),
         rcpts: vec!["b@x".into(), "c@x".into()],

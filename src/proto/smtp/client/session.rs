@@ -636,6 +636,38 @@ mod tests {
     }
 
     #[test]
+    fn logs_in_with_plain_or_login_and_fails_without() {
+        let ehlo = |auth: &str| format!("250-peer\r\n250 AUTH {auth}\r\n");
+        // PLAIN: one line, then Ready.
+        let mut c = Client::new("us.example", TlsPolicy::Off)
+            .with_login("me@x", "p w");
+        c.feed(b"220 hi\r\n");
+        let (_, a) = c.feed(ehlo("LOGIN PLAIN").as_bytes());
+        // "\0me@x\0p w" in base64.
+        assert_eq!(writes(&a), "AUTH PLAIN AG1lQHgAcCB3\r\n");
+        let (_, a) = c.feed(b"235 2.7.0 ok\r\n");
+        assert_eq!(a, vec![Action::Ready]);
+        // LOGIN: user name, then password, at each 334.
+        let mut c = Client::new("us.example", TlsPolicy::Off)
+            .with_login("me@x", "p w");
+        c.feed(b"220 hi\r\n");
+        let (_, a) = c.feed(ehlo("LOGIN").as_bytes());
+        assert_eq!(writes(&a), "AUTH LOGIN\r\n");
+        let (_, a) = c.feed(b"334 VXNlcm5hbWU6\r\n");
+        assert_eq!(writes(&a), "bWVAeA==\r\n");
+        let (_, a) = c.feed(b"334 UGFzc3dvcmQ6\r\n");
+        assert_eq!(writes(&a), "cCB3\r\n");
+        let (_, a) = c.feed(b"535 5.7.8 no\r\n");
+        assert!(a.contains(&Action::Close), "{a:?}");
+        // No mechanism we can use: the connection fails.
+        let mut c = Client::new("us.example", TlsPolicy::Off)
+            .with_login("me@x", "p w");
+        c.feed(b"220 hi\r\n");
+        let (_, a) = c.feed(ehlo("CRAM-MD5").as_bytes());
+        assert!(a.contains(&Action::Close) && c.is_closed(), "{a:?}");
+    }
+
+    #[test]
     fn pipelined_transaction_with_one_refused_recipient() {
         let mut c = greeted(
             "250-peer\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250 8BITMIME\r\n",
