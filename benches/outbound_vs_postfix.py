@@ -25,7 +25,6 @@ Everything listens on loopback; every process started here is stopped
 here."""
 
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -38,6 +37,8 @@ from pathlib import Path
 from benchnet import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests/python"))
+from peers import Unbound, start_postfix, stop_postfix  # noqa: E402
 POSTLING = ROOT / "target/release/postling"
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "3000"))
 SIZE = int(os.environ.get("BENCH_SIZE", "4096"))
@@ -85,38 +86,6 @@ def wait_until(check, what: str, timeout=DEADLINE):
             return
         time.sleep(0.02)
     raise RuntimeError(f"timed out: {what}")
-
-
-class Unbound:
-    def __init__(self, base: Path, zones: str):
-        self.port = free_port()
-        conf = base / "unbound.conf"
-        conf.write_text(f"""
-server:
-    interface: 127.0.0.1
-    port: {self.port}
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "{base}"
-    pidfile: ""
-    use-syslog: no
-    logfile: "{base}/unbound.log"
-    access-control: 127.0.0.0/8 allow
-    module-config: "iterator"
-    do-not-query-localhost: no
-{zones}
-forward-zone:
-    name: "."
-    forward-addr: 127.0.0.1@1
-""")
-        self.proc = subprocess.Popen(["unbound", "-d", "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 class Tarpit:
@@ -218,26 +187,8 @@ class Postfix:
     def __init__(self, base: Path, sink_port: int, cgroup: Cgroup, concurrency: int):
         self.base = base
         self.port = free_port()
-        conf = base / "etc"
-        conf.mkdir()
-        for d in ("queue", "data"):
-            (base / d).mkdir()
-        owner = pwd.getpwnam("postfix")
-        os.chown(base / "data", owner.pw_uid, owner.pw_gid)
-        (conf / "main.cf").write_text(f"""
-compatibility_level = 3.6
-queue_directory = {base}/queue
-data_directory = {base}/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-shlib_directory = /usr/lib/postfix
-mail_owner = postfix
+        self.conf = start_postfix(base, f"127.0.0.1:{self.port}", f"""
 myhostname = postfix-bench.example.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_recipient_restrictions = permit_mynetworks, reject
 relayhost = [{SINK_IP}]:{sink_port}
 defer_transports = smtp
 smtp_destination_concurrency_limit = {concurrency}
@@ -246,22 +197,7 @@ default_process_limit = {max(200, concurrency + 50)}
 smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 message_size_limit = 10485760
-maillog_file = {base}/postfix.log
-maillog_file_prefixes = {base}
-alias_maps =
-alias_database =
-""")
-        master = Path("/etc/postfix/master.cf").read_text()
-        lines = [l for l in master.splitlines() if not l.startswith("smtp      inet")]
-        lines.append(f"127.0.0.1:{self.port} inet n - n - - smtpd")
-        lines.append("postlog   unix-dgram n  -       n       -       1       postlogd")
-        (conf / "master.cf").write_text("\n".join(lines) + "\n")
-        self.conf = conf
-        out = subprocess.run(["postfix", "-c", str(conf), "start"], capture_output=True,
-                             text=True, preexec_fn=cgroup.enter)
-        if out.returncode != 0:
-            raise RuntimeError("postfix did not start: " + out.stderr)
-        wait_port(self.port)
+""", preexec_fn=cgroup.enter)
 
     def fill(self, count: int):
         """Queues `count` messages through smtpd (held by defer_transports)."""
@@ -310,7 +246,7 @@ alias_database =
         return sizes
 
     def stop(self):
-        subprocess.run(["postfix", "-c", str(self.conf), "stop"], capture_output=True)
+        stop_postfix(self.conf)
         time.sleep(1)
 
 

@@ -152,9 +152,10 @@ fn scan(
         }
         let path = queue.join("new").join(&q.id);
         match inspect(&path) {
-            Ok((offset, size, eight_bit, header_utf8)) => {
-                let utf8 = header_utf8
-                    || !q.from.is_ascii()
+            Ok((offset, size, eight_bit)) => {
+                // Only an address needs SMTPUTF8 for sure: 8-bit header
+                // octets go as 8BITMIME, as Postfix sends them.
+                let utf8 = !q.from.is_ascii()
                     || q.rcpts.iter().any(|r| !r.0.is_ascii());
                 ready.push(Ready {
                     queued: q,
@@ -171,10 +172,10 @@ fn scan(
     QueueDone::Due { ready, more, next }
 }
 
-/// Where the message starts, its wire size, and whether its body and
-/// its header have 8-bit octets. A `Return-Path` in front (queue files
+/// Where the message starts, its wire size, and whether it has 8-bit
+/// octets. A `Return-Path` in front (queue files
 /// from before it was left out) is skipped: relays do not send it.
-fn inspect(path: &std::path::Path) -> io::Result<(u64, u64, bool, bool)> {
+fn inspect(path: &std::path::Path) -> io::Result<(u64, u64, bool)> {
     let mut r = BufReader::new(File::open(path)?);
     let mut offset = 0u64;
     let mut line = Vec::new();
@@ -192,8 +193,7 @@ fn inspect(path: &std::path::Path) -> io::Result<(u64, u64, bool, bool)> {
             break;
         }
     }
-    let mut in_header = true;
-    let (mut size, mut eight_bit, mut header_utf8) = (0u64, false, false);
+    let (mut size, mut eight_bit) = (0u64, false);
     let mut first = true;
     loop {
         line.clear();
@@ -210,17 +210,11 @@ fn inspect(path: &std::path::Path) -> io::Result<(u64, u64, bool, bool)> {
             continue;
         }
         first = false;
-        let high = line.iter().any(|&b| b >= 0x80);
-        if in_header {
-            header_utf8 |= high;
-            in_header = line != b"\n";
-        } else {
-            eight_bit |= high;
-        }
+        eight_bit |= line.iter().any(|&b| b >= 0x80);
         // CRLF on the wire.
         size += n as u64 + u64::from(line.ends_with(b"\n"));
     }
-    Ok((offset, size, eight_bit || header_utf8, header_utf8))
+    Ok((offset, size, eight_bit))
 }
 
 fn record(a: Attempted) -> QueueDone {

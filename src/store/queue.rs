@@ -118,7 +118,14 @@ fn dkim_signature(msg: &Message<'_>, dkim: &[Signer]) -> io::Result<String> {
     let Some(domain) = from_domain else {
         return Ok(String::new());
     };
-    let Some(signer) = dkim.iter().find(|s| s.domain == domain) else {
+    // The domain's own key, else a parent domain's: our bounces come
+    // from MAILER-DAEMON@ the host name, under one of our domains
+    // (DMARC's relaxed alignment accepts that).
+    let signer = dkim.iter().find(|s| s.domain == domain).or_else(|| {
+        dkim.iter()
+            .find(|s| domain.ends_with(&format!(".{}", s.domain)))
+    });
+    let Some(signer) = signer else {
         return Ok(String::new());
     };
     let now = std::time::SystemTime::now()

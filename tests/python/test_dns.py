@@ -4,88 +4,15 @@ client's reverse name in Received, over UDP and, when the answer is too
 big for UDP, over TCP; and a resolver that does not answer delays
 nothing."""
 
-import shutil
 import smtplib
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import Server
-
-UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
-
-
-def free_port() -> int:
-    # A port free for both UDP and TCP.
-    for _ in range(50):
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            u.close()
-            t.close()
-    raise RuntimeError("no free port")
-
-
-class Unbound:
-    """Unbound answering only from its local zones: everything else is
-    forwarded to a closed loopback port, so nothing leaves the machine."""
-
-    def __init__(self, tmp: Path, local: str):
-        self.port = free_port()
-        conf = tmp / "unbound.conf"
-        conf.write_text(f"""
-server:
-    interface: 127.0.0.1
-    port: {self.port}
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "{tmp}"
-    pidfile: ""
-    use-syslog: no
-    logfile: "{tmp}/unbound.log"
-    verbosity: 1
-    access-control: 127.0.0.0/8 allow
-    module-config: "iterator"
-    do-not-query-localhost: no
-    local-zone: "127.in-addr.arpa." nodefault
-    local-zone: "127.in-addr.arpa." static
-{local}
-forward-zone:
-    name: "."
-    forward-addr: 127.0.0.1@1
-""")
-        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode())
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("unbound did not start")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+from peers import UNBOUND, Unbound, free_port  # noqa: F401 (others import them from here)
 
 
 def received_of_a_message(server) -> str:

@@ -426,3 +426,19 @@ def test_sendmail_t_from_a_shell_goes_out(world_factory):
     got = wait_for(lambda: w.mx1.messages, what="the message from sendmail")
     assert got[0][0] == "cron@example.test" and got[0][1] == ["bob@far.test"]
     assert b"Subject: from cron" in got[0][2]
+
+
+def test_bounce_to_a_remote_sender_is_signed(world_factory, tmp_path):
+    record = keygen(tmp_path, "sel")
+    w = world_factory(mx1="reject", extra="dkim_keys = example.test:sel:sel.pem",
+                      zones=record + "\n" + '    local-zone: "sender.test." static\n'
+                      '    local-data: "sender.test. MX 10 mx2.far.test."\n')
+    w.send(["nobody@far.test"], "Subject: goes nowhere\r\n\r\nhi\r\n", sender="someone@sender.test")
+    got = wait_for(lambda: w.mx2.messages, what="the bounce to the remote sender")
+    mail_from, rcpts, data = got[0]
+    assert mail_from == "" and rcpts == ["someone@sender.test"]
+    assert b"From: Mail Delivery System <MAILER-DAEMON@mx.example.test>" in data
+    assert b"d=example.test;" in data
+    out = subprocess.run(["/usr/bin/python3", "-c", VERIFY, str(w.dns.port)], input=data,
+                         capture_output=True, timeout=60)
+    assert out.stdout.decode().strip() == "pass", out.stdout + out.stderr

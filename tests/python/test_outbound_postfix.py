@@ -6,16 +6,16 @@ Postfix's smtp-sink."""
 import os
 import pwd
 import shutil
-import socket
+import smtplib
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import Server
-from test_dns import UNBOUND, Unbound
+from peers import (UNBOUND, Unbound, free_port_on, start_postfix, stop_postfix,
+                   wait_port_on)
 from test_outbound import make_ca_and_leaf, queue_empty, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -23,54 +23,18 @@ pytestmark = pytest.mark.skipif(
     reason="unbound or postfix not installed")
 
 
-def free_port(host: str) -> int:
-    s = socket.socket()
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(host: str, port: int):
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {host}:{port}")
-
-
 class PrivatePostfix:
     """Postfix on 127.0.0.4, STARTTLS offered, pf.test into a Maildir."""
 
     def __init__(self, base: Path, port: int, cert: Path, key: Path):
         self.base = base
-        self.port = port
-        conf = base / "etc"
-        conf.mkdir()
-        for d in ("queue", "data", "vmail"):
-            (base / d).mkdir()
+        (base / "vmail").mkdir()
         owner = pwd.getpwnam("postfix")
-        os.chown(base / "data", owner.pw_uid, owner.pw_gid)
         os.chown(base / "vmail", owner.pw_uid, owner.pw_gid)
         (base / "vmailbox").write_text("bob@pf.test pf.test/bob/\n")
         subprocess.run(["postmap", str(base / "vmailbox")], check=True)
-        (conf / "main.cf").write_text(f"""
-compatibility_level = 3.6
-queue_directory = {base}/queue
-data_directory = {base}/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-shlib_directory = /usr/lib/postfix
-mail_owner = postfix
+        self.conf = start_postfix(base, f"127.0.0.4:{port}", f"""
 myhostname = mx.pf.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_recipient_restrictions = permit_mynetworks, reject
 virtual_mailbox_domains = pf.test
 virtual_mailbox_base = {base}/vmail
 virtual_mailbox_maps = hash:{base}/vmailbox
@@ -80,28 +44,14 @@ smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 smtpd_tls_security_level = may
 smtpd_tls_received_header = yes
-maillog_file = {base}/postfix.log
-maillog_file_prefixes = {base}
-alias_maps =
-alias_database =
 """)
-        master = Path("/etc/postfix/master.cf").read_text()
-        lines = [l for l in master.splitlines() if not l.startswith("smtp      inet")]
-        lines.append(f"127.0.0.4:{port} inet n - n - - smtpd")
-        lines.append("postlog   unix-dgram n  -       n       -       1       postlogd")
-        (conf / "master.cf").write_text("\n".join(lines) + "\n")
-        self.conf = conf
-        out = subprocess.run(["postfix", "-c", str(conf), "start"], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError("postfix did not start: " + out.stderr)
-        wait_port("127.0.0.4", port)
 
     def delivered(self):
         new = self.base / "vmail/pf.test/bob/new"
         return [p.read_bytes() for p in new.iterdir()] if new.exists() else []
 
     def stop(self):
-        subprocess.run(["postfix", "-c", str(self.conf), "stop"], capture_output=True)
+        stop_postfix(self.conf)
 
 
 @pytest.fixture
@@ -114,7 +64,7 @@ def base():
 
 
 def test_to_postfix_over_verified_starttls(base, monkeypatch):
-    port = free_port("127.0.0.4")
+    port = free_port_on("127.0.0.4")
     certs = base / "certs"
     certs.mkdir()
     ca, cert, key = make_ca_and_leaf(certs, "DNS:mx.pf.test")
@@ -139,7 +89,6 @@ def test_to_postfix_over_verified_starttls(base, monkeypatch):
         """)
         message = ("From: alice@example.test\r\nTo: bob@pf.test\r\nSubject: to postfix\r\n"
                    "\r\nfirst line\r\n.a dot line\r\n\r\nend\r\n")
-        import smtplib
         with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
             c.sendmail("alice@example.test", ["bob@pf.test"], message)
         got = wait_for(postfix.delivered, 30, "Postfix to store it")[0]
@@ -164,7 +113,7 @@ def test_to_postfix_over_verified_starttls(base, monkeypatch):
 
 
 def test_many_messages_to_smtp_sink(base):
-    port = free_port("127.0.0.5")
+    port = free_port_on("127.0.0.5")
     # smtp-sink writes as nobody, one file per transaction.
     dumps = base / "dumps"
     dumps.mkdir()
@@ -172,7 +121,7 @@ def test_many_messages_to_smtp_sink(base):
     sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-d", f"{dumps}/m.",
                              f"127.0.0.5:{port}", "50"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_port("127.0.0.5", port)
+    wait_port_on("127.0.0.5", port)
     dns = Unbound(base, """
     local-zone: "sink.test." static
     local-data: "sink.test. MX 10 mx.sink.test."
@@ -187,7 +136,6 @@ def test_many_messages_to_smtp_sink(base):
             dns_servers = 127.0.0.1:{dns.port}
             outbound_port = {port}
         """)
-        import smtplib
         with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
             for i in range(40):
                 c.sendmail("alice@example.test", [f"user{i}@sink.test"],
