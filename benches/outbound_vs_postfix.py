@@ -21,6 +21,11 @@ that accepts connections and never answers; postling's RSS growth is
 divided by the connections open, Postfix's smtp(8) processes' PSS by
 their number.
 
+The throughput runs twice: on this machine's disk, and as a slow card
+with the fsync-delay shim (../shared/tools/fsync-delay) preloaded into
+both servers, every fsync taking BENCH_FSYNC_US (default 10000) more
+microseconds; BENCH_SLOW=0 skips that, BENCH_MEMORY=0 the memory part.
+
 Everything listens on loopback; every process started here is stopped
 here."""
 
@@ -45,6 +50,8 @@ SIZE = int(os.environ.get("BENCH_SIZE", "4096"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "10"))
 TARPIT = int(os.environ.get("BENCH_TARPIT", "200"))
 DEADLINE = 600
+FSYNC_US = os.environ.get("BENCH_FSYNC_US", "10000")
+SHIM_BUILD = ROOT.parent / "shared/tools/fsync-delay/build.sh"
 SINK_IP = "127.0.0.5"
 CGROUP = Path("/sys/fs/cgroup/cpuacct")
 
@@ -135,7 +142,7 @@ class Postling:
     name = "postling"
 
     def __init__(self, base: Path, sink_port: int, dns_port: int, count: int,
-                 cgroup: Cgroup, concurrency: int):
+                 cgroup: Cgroup, concurrency: int, slow: dict = None):
         self.base = base
         (base / "users").write_text("bench@example.test\n")
         queue = base / "data/queue/new"
@@ -161,7 +168,8 @@ queue_retry = 10m
 """)
         self.log = open(base / "postling.log", "w")
         self.proc = subprocess.Popen([str(POSTLING), "serve", "-c", str(base / "postling.conf")],
-                                     stderr=self.log, env={**os.environ, "RUST_LOG": "info"},
+                                     stderr=self.log,
+                                     env={**os.environ, "RUST_LOG": "info", **(slow or {})},
                                      preexec_fn=cgroup.enter)
         self.started = time.monotonic()
         wait_port(port)
@@ -184,9 +192,14 @@ queue_retry = 10m
 class Postfix:
     name = "postfix"
 
-    def __init__(self, base: Path, sink_port: int, cgroup: Cgroup, concurrency: int):
+    def __init__(self, base: Path, sink_port: int, cgroup: Cgroup, concurrency: int,
+                 slow: dict = None):
         self.base = base
         self.port = free_port()
+        # Postfix's daemons keep only the environment it names.
+        imported = (f"import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C "
+                    f"LD_PRELOAD={slow['LD_PRELOAD']} FSYNC_DELAY_US={slow['FSYNC_DELAY_US']}\n"
+                    if slow else "")
         self.conf = start_postfix(base, f"127.0.0.1:{self.port}", f"""
 myhostname = postfix-bench.example.test
 relayhost = [{SINK_IP}]:{sink_port}
@@ -197,7 +210,7 @@ default_process_limit = {max(200, concurrency + 50)}
 smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 message_size_limit = 10485760
-""", preexec_fn=cgroup.enter)
+""" + imported, preexec_fn=cgroup.enter, env=slow)
 
     def fill(self, count: int):
         """Queues `count` messages through smtpd (held by defer_transports)."""
@@ -257,9 +270,12 @@ ZONES = f"""
 """
 
 
-def throughput(base: Path):
+def throughput(base: Path, slow: dict = None):
     """Messages/s and CPU ms per message for each server."""
     results = {}
+    base = base / ("slow" if slow else "native")
+    base.mkdir()
+    base.chmod(0o755)
     sink_port = free_port()
     sink = start_sink(sink_port)
     dns = Unbound(base, ZONES)
@@ -269,7 +285,7 @@ def throughput(base: Path):
         cg = Cgroup("postling")
         here = base / "postling"
         here.mkdir()
-        p = Postling(here, sink_port, dns.port, MESSAGES, cg, CONCURRENCY)
+        p = Postling(here, sink_port, dns.port, MESSAGES, cg, CONCURRENCY, slow)
         try:
             t0 = p.started
             wait_until(lambda: p.left() == 0, "postling's queue to empty")
@@ -282,7 +298,7 @@ def throughput(base: Path):
         cg = Cgroup("postfix")
         here = base / "postfix"
         here.mkdir()
-        f = Postfix(here, sink_port, cg, CONCURRENCY)
+        f = Postfix(here, sink_port, cg, CONCURRENCY, slow)
         try:
             f.fill(MESSAGES)
             f.unhold()
@@ -358,12 +374,21 @@ def main():
     base = Path(tempfile.mkdtemp(prefix="postling-bench-out-"))
     base.chmod(0o755)  # Postfix daemons run as user postfix
     try:
-        t = throughput(base)
-        (pm, pc), (fm, fc) = t["postling"], t["postfix"]
-        print(f"{MESSAGES} messages of {SIZE} octets, {CONCURRENCY} connections to the sink:")
-        print(f"  postling {pm:8.1f} msg/s  {pc:6.3f} CPU ms/msg")
-        print(f"  postfix  {fm:8.1f} msg/s  {fc:6.3f} CPU ms/msg")
-        print(f"  ratio    {pm / fm:8.2f}x throughput, {pc / fc:5.2f} of Postfix's CPU per message")
+        modes = [("native disk", None)]
+        if os.environ.get("BENCH_SLOW", "1") != "0":
+            shim = subprocess.run(["sh", str(SHIM_BUILD)], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+            modes.append((f"every fsync +{int(FSYNC_US) // 1000} ms (an SD card)",
+                          {"LD_PRELOAD": shim, "FSYNC_DELAY_US": FSYNC_US}))
+        for label, slow in modes:
+            t = throughput(base, slow)
+            (pm, pc), (fm, fc) = t["postling"], t["postfix"]
+            print(f"{MESSAGES} messages of {SIZE} octets, {CONCURRENCY} connections "
+                  f"to the sink, {label}:")
+            print(f"  postling {pm:8.1f} msg/s  {pc:6.3f} CPU ms/msg")
+            print(f"  postfix  {fm:8.1f} msg/s  {fc:6.3f} CPU ms/msg")
+            print(f"  ratio    {pm / fm:8.2f}x throughput, {pc / fc:5.2f} of Postfix's "
+                  "CPU per message", flush=True)
         if os.environ.get("BENCH_MEMORY", "1") != "0":
             m = memory(base)
             print(f"memory per outbound connection ({TARPIT} to a tarpit):")

@@ -173,6 +173,18 @@ pub fn read(queue: &Path, id: &str) -> io::Result<Queued> {
 
 /// Writes `q`'s state, durably (atomic replace, flushed).
 pub fn write(queue: &Path, q: &Queued) -> io::Result<()> {
+    let (path, text) = state_text(queue, q)?;
+    crate::util::fs::atomic_write(&path, text.as_bytes())
+}
+
+/// Writes `q`'s state atomically but unflushed: the caller flushes the
+/// file system once for a batch of them.
+pub fn write_unflushed(queue: &Path, q: &Queued) -> io::Result<()> {
+    let (path, text) = state_text(queue, q)?;
+    crate::util::fs::atomic_write_unflushed(&path, text.as_bytes())
+}
+
+fn state_text(queue: &Path, q: &Queued) -> io::Result<(PathBuf, String)> {
     crate::util::fs::create_dir_durable(&queue.join("state"))?;
     let mut text = format!(
         "created {}\nattempts {}\nnext {}\nwarned {}\n",
@@ -189,7 +201,7 @@ pub fn write(queue: &Path, q: &Queued) -> io::Result<()> {
             .collect();
         text.push_str(&format!("{} <{addr}> {reply}\n", state.word()));
     }
-    crate::util::fs::atomic_write(&state_path(queue, &q.id), text.as_bytes())
+    Ok((state_path(queue, &q.id), text))
 }
 
 /// Every queued message, oldest first (unreadable ones left out).
@@ -211,6 +223,15 @@ pub fn list(queue: &Path) -> io::Result<Vec<Queued>> {
 
 /// Removes a queued message and its state; false if there was none.
 pub fn delete(queue: &Path, id: &str) -> io::Result<bool> {
+    let found = delete_unflushed(queue, id)?;
+    if found {
+        crate::util::fs::sync_dir(&queue.join("new"))?;
+    }
+    Ok(found)
+}
+
+/// [`delete`] without the flush (a lost removal only sends it again).
+pub fn delete_unflushed(queue: &Path, id: &str) -> io::Result<bool> {
     if id.is_empty() || id.contains(['/', '\0']) || id.starts_with('.') {
         return Ok(false);
     }
@@ -221,7 +242,6 @@ pub fn delete(queue: &Path, id: &str) -> io::Result<bool> {
         Err(e) => return Err(e),
     }
     let _ = fs::remove_file(state_path(queue, id));
-    crate::util::fs::sync_dir(&queue.join("new"))?;
     Ok(true)
 }
 

@@ -47,6 +47,16 @@ pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
 /// password hashes) and keeps the old file's owner and group, so a
 /// users file root edits stays readable by the account postling runs as.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, true)
+}
+
+/// [`atomic_write`] without the flushes, for a caller that flushes a
+/// whole batch at once (`sync_filesystem`) before it relies on them.
+pub fn atomic_write_unflushed(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], flush: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     // Unique per call: helper threads may write the same file at once.
@@ -66,9 +76,11 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
             let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
         }
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if flush {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        if flush { sync_dir(dir) } else { Ok(()) }
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -103,11 +103,13 @@ def wait_port_on(host: str, port: int, timeout: float = 30):
     raise RuntimeError(f"nothing listens on {host}:{port}")
 
 
-def start_postfix(base: Path, listen: str, main_cf: str, preexec_fn=None) -> Path:
+def start_postfix(base: Path, listen: str, main_cf: str, preexec_fn=None,
+                  env: dict = None) -> Path:
     """Writes a private Postfix's config under `base` (its folders made,
     `data` owned by postfix), its smtpd on `listen` (`ip:port`) instead
     of port 25, with `main_cf` added to the common settings, and starts
-    it. `base` must be enterable by user postfix. Returns the config
+    it (`env` added to its environment). `base` must be enterable by
+    user postfix. Returns the config
     folder (for `postfix -c ... stop`)."""
     conf = base / "etc"
     conf.mkdir()
@@ -139,7 +141,7 @@ alias_database =
     lines.append("postlog   unix-dgram n  -       n       -       1       postlogd")
     (conf / "master.cf").write_text("\n".join(lines) + "\n")
     out = subprocess.run(["postfix", "-c", str(conf), "start"], capture_output=True,
-                         text=True, preexec_fn=preexec_fn)
+                         text=True, preexec_fn=preexec_fn, env={**os.environ, **(env or {})})
     if out.returncode != 0:
         raise RuntimeError("postfix did not start: " + out.stderr)
     host, port = listen.rsplit(":", 1)
