@@ -1,13 +1,14 @@
-//! The outbound queue, until outbound delivery exists: each accepted
-//! message for another domain is one file, `{data_dir}/queue/new/{id}`,
-//! written like a Maildir message (tmp, rename, one flush for the batch). The file
-//! is the envelope, a blank line, then the message:
+//! The outbound queue: each accepted message for another domain is one
+//! file, `{data_dir}/queue/new/{id}`, written like a Maildir message
+//! (tmp, rename, one flush for the batch). The file is the envelope, a
+//! blank line, then the message (DKIM-signed, without Return-Path):
 //!
 //! ```text
 //! from <sender@example.org>
 //! to <friend@elsewhere.example>
 //!
-//! Return-Path: ...
+//! DKIM-Signature: ...
+//! Received: ...
 //! ```
 
 use std::fs::{self, OpenOptions};
