@@ -163,6 +163,11 @@ fn check_tls(
     cfg.dkim_signers().map_err(|e| {
         Problems(vec![postling::config::Problem::new(&cfg.path, 0, e)])
     })?;
+    if let Some(path) = &cfg.outbound.smarthost_auth_file {
+        postling::config::outbound::read_login(path).map_err(|e| {
+            Problems(vec![postling::config::Problem::new(&cfg.path, 0, e)])
+        })?;
+    }
     Ok(loaded)
 }
 

@@ -110,7 +110,9 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     let signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     // Read as root, before any port is open: a bad file stops the start.
     let login = match &config.outbound.smarthost_auth_file {
-        Some(path) => Some(outbound::read_login(path).map_err(invalid)?),
+        Some(path) => {
+            Some(crate::config::outbound::read_login(path).map_err(invalid)?)
+        }
         None => None,
     };
     let mut services = Services::new(config, directory).map_err(invalid)?;

@@ -162,7 +162,12 @@ fn scan(
         Vec::new()
     });
     for q in all {
-        if busy.contains(&q.id) || !q.rcpts.iter().any(|r| r.1.open()) {
+        if busy.contains(&q.id) {
+            continue;
+        }
+        if !q.rcpts.iter().any(|r| r.1.open()) {
+            // Done with, but its removal was lost (a crash): remove it.
+            let _ = queue_state::delete(queue, &q.id);
             continue;
         }
         if !everything && q.next > now {

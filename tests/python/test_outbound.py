@@ -316,9 +316,12 @@ def test_smarthost_with_auth_over_verified_tls(tmp_path, monkeypatch, mode):
     """
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))
     try:
-        # A password file others can read is refused at start.
+        # A password file others can read is refused at start, and by check.
         with pytest.raises(RuntimeError, match="readable by others"):
             Server(sender_dir, extra=extra)
+        out = subprocess.run([BINARY, "check", "-c", str(sender_dir / "postling.conf")],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 1 and "readable by others" in out.stderr, out.stderr
         auth.chmod(0o600)
         s = Server(sender_dir, extra=extra)
         try:

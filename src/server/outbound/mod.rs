@@ -164,29 +164,6 @@ impl Outbound {
     }
 }
 
-/// The smarthost's `username password`, from a file only we may read.
-pub fn read_login(path: &std::path::Path) -> Result<(String, String), String> {
-    use std::os::unix::fs::MetadataExt;
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{shown}: readable by others (mode {:o}); chmod 600 it",
-            meta.mode() & 0o777
-        ));
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
-    // The password is the rest of the line: it may hold spaces.
-    let line = text.lines().next().unwrap_or("").trim();
-    match line.split_once(char::is_whitespace) {
-        Some((u, p)) if !p.trim().is_empty() => {
-            Ok((u.to_string(), p.trim().to_string()))
-        }
-        _ => Err(format!("{shown}: expected 'username password'")),
-    }
-}
-
 /// The envelope sender of a forwarded copy: `<>` and our own domains'
 /// senders stay as they are (our SPF covers them); anyone else's is
 /// rewritten with SRS at our first domain.
