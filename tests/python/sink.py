@@ -17,11 +17,12 @@ class Sink:
         self.extensions = list(extensions)
         self.messages = []  # (mail_from, [rcpts], data bytes)
         self.connections = 0
-        self.sock = socket.socket()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(64)
-        self.host, self.port = self.sock.getsockname()
+        self.host, self.port = self.sock.getsockname()[:2]
         self.stopping = False
         self.lock = threading.Lock()
         self.clients = []

@@ -445,3 +445,17 @@ def test_bounce_to_a_remote_sender_is_signed(world_factory, tmp_path):
     out = subprocess.run(["/usr/bin/python3", "-c", VERIFY, str(w.dns.port)], input=data,
                          capture_output=True, timeout=60)
     assert out.stdout.decode().strip() == "pass", out.stdout + out.stderr
+
+
+def test_ipv6_mx_is_tried_first(world_factory):
+    w = world_factory(zones='    local-zone: "six.test." static\n'
+                            '    local-data: "six.test. MX 10 mx.six.test."\n'
+                            '    local-data: "mx.six.test. AAAA ::1"\n'
+                            '    local-data: "mx.six.test. A 127.0.0.2"\n')
+    six = Sink("::1", w.mx1.port, "accept")
+    w.sinks.append(six)
+    w.send(["someone@six.test"])
+    got = wait_for(lambda: six.messages, what="delivery over IPv6")
+    assert got[0][1] == ["someone@six.test"]
+    assert not w.mx1.messages
+    assert w.server.wait_logged(f"relay=mx.six.test[::1]:{w.mx1.port}")
