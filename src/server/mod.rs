@@ -257,7 +257,8 @@ impl Server {
         loop {
             let now = Instant::now();
             if let Some(until) = self.draining
-                && (self.open == 0 || now >= until)
+                && ((self.open == 0 && self.outbound_settled())
+                    || now >= until)
             {
                 return;
             }
@@ -955,6 +956,7 @@ impl Server {
         for slot in 0..self.conns.len() {
             self.drain_if_idle(slot);
         }
+        self.outbound_drain();
     }
 
     /// While stopping, a connection between transactions is told so and

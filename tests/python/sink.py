@@ -6,13 +6,15 @@ or to say nothing at all (a tarpit)."""
 
 import socket
 import threading
+import time
 
 
 class Sink:
     def __init__(self, host: str, port: int = 0, mode: str = "accept",
                  extensions=("PIPELINING", "8BITMIME", "SIZE 10485760")):
         # mode: accept | tempfail (451 to RCPT) | reject (550 to RCPT) |
-        # greet421 | drop (close after MAIL) | tarpit (no greeting)
+        # greet421 | drop (close after MAIL) | tarpit (no greeting) |
+        # slow (2 s before the reply to the final dot)
         self.mode = mode
         self.extensions = list(extensions)
         self.messages = []  # (mail_from, [rcpts], data bytes)
@@ -93,6 +95,8 @@ class Sink:
                         if not l or l == b".\r\n":
                             break
                         data.append(l[1:] if l.startswith(b".") else l)
+                    if self.mode == "slow":
+                        time.sleep(2)
                     with self.lock:
                         self.messages.append((mail_from, rcpts, b"".join(data)))
                     say("250 2.0.0 queued as S%d" % len(self.messages))

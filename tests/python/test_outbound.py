@@ -459,3 +459,15 @@ def test_ipv6_mx_is_tried_first(world_factory):
     assert got[0][1] == ["someone@six.test"]
     assert not w.mx1.messages
     assert w.server.wait_logged(f"relay=mx.six.test[::1]:{w.mx1.port}")
+
+
+def test_sigterm_lets_a_transaction_finish_and_records_it(world_factory):
+    w = world_factory(mx1="slow")
+    w.send(["bob@far.test"])
+    wait_for(lambda: w.mx1.connections >= 1, what="the delivery to start")
+    time.sleep(0.5)  # the data is out; the receiver takes 2 s to answer
+    w.server.proc.send_signal(signal.SIGTERM)
+    assert w.server.proc.wait(30) == 0
+    assert [m[1] for m in w.mx1.messages] == [["bob@far.test"]]
+    assert queue_empty(w.server), "recorded before the server stopped"
+    assert w.server.logged("result=sent")

@@ -261,6 +261,44 @@ impl Server {
         self.queue_run_at(Instant::now() + RUN_EVERY);
     }
 
+    /// Stopping: idle connections say QUIT, and batches not yet on a
+    /// connection end as deferred, so that each message under way is
+    /// recorded; transactions under way finish (within the grace).
+    pub(super) fn outbound_drain(&mut self) {
+        let idle: Vec<usize> = (0..self.outbound.peers.len())
+            .filter(|&i| {
+                self.outbound.peers[i].as_ref().is_some_and(|p| p.idle)
+            })
+            .collect();
+        for idx in idle {
+            self.quit_idle(idx);
+        }
+        let on_connections: Vec<u64> = self
+            .outbound
+            .peers
+            .iter()
+            .flatten()
+            .filter_map(|p| p.batch)
+            .collect();
+        let unsent: Vec<u64> = self
+            .outbound
+            .batches
+            .keys()
+            .copied()
+            .filter(|k| !on_connections.contains(k))
+            .collect();
+        self.outbound.waiting.clear();
+        for key in unsent {
+            let r = local_reply(451, "4.3.2 the server is stopping");
+            self.batch_over(key, Outcome::Deferred(r), None);
+        }
+    }
+
+    /// True once nothing sent is waiting to be recorded.
+    pub(super) fn outbound_settled(&self) -> bool {
+        self.outbound.attempts.is_empty()
+    }
+
     /// When a message is next due (epoch seconds): wake then.
     fn queue_due_at(&mut self, next: i64) {
         let wait = (next - epoch_now()).max(0) as u64;
@@ -278,8 +316,11 @@ impl Server {
                     if let Some(next) = next {
                         self.queue_due_at(next);
                     }
-                    for r in ready {
-                        self.start_attempt(r);
+                    // Nothing new starts while stopping.
+                    if self.draining.is_none() {
+                        for r in ready {
+                            self.start_attempt(r);
+                        }
                     }
                     if self.outbound.rescan {
                         self.queue_run();

@@ -34,6 +34,13 @@ impl Server {
             Some(Some(p)) => p.dest.clone(),
             _ => return Vec::new(),
         };
+        if self.draining.is_some() {
+            let Some(Some(p)) = self.outbound.peers.get_mut(idx) else {
+                return Vec::new();
+            };
+            p.closing = true;
+            return p.client.quit();
+        }
         let next = self.outbound.waiting.iter().position(|k| {
             self.outbound.batches.get(k).is_some_and(|b| b.dest == dest)
         });
