@@ -25,7 +25,9 @@ pub enum Invalid {
 
 /// True if `local` looks like an SRS0 local part.
 pub fn is_srs(local: &str) -> bool {
-    local.len() > 5 && local[..5].eq_ignore_ascii_case("SRS0=")
+    // Octets, not characters: a UTF-8 local part (SMTPUTF8) may put a
+    // character across the fifth octet.
+    local.len() > 5 && local.as_bytes()[..5].eq_ignore_ascii_case(b"SRS0=")
 }
 
 /// The rewritten sender for `sender` (`local@domain`), at `our_domain`,
@@ -141,6 +143,19 @@ mod tests {
         assert_eq!(reverse(SECRET, &forged, day), Err(Invalid::Forged));
         assert_eq!(reverse(SECRET, "SRS0=x", day), Err(Invalid::Malformed));
         assert_eq!(reverse(SECRET, "plain", day), Err(Invalid::Malformed));
+        // Non-ASCII anywhere, even across the prefix, is only malformed.
+        assert_eq!(
+            reverse(SECRET, "SRS0\u{e9}=x=y=z", day),
+            Err(Invalid::Malformed)
+        );
+        assert_eq!(
+            reverse(SECRET, "SRS0=\u{e9}\u{e9}=\u{e9}=d=l", day),
+            Err(Invalid::Forged)
+        );
+        assert_eq!(
+            reverse(SECRET, "SRS0=abcd=\u{e9}=d=l", day),
+            Err(Invalid::Forged)
+        );
         // The day counter wraps at 1024.
         let b = forward(SECRET, "a@b.example", "o.example", 1023);
         let lb = b.rsplit_once('@').map(|x| x.0).unwrap_or_default();

@@ -366,6 +366,12 @@ def test_forwarding_alias_rewrites_the_sender_and_takes_bounces_back(world_facto
         assert code == 550 and b"invalid or expired SRS" in text, text
         assert c.rcpt(srs.lower())[0] == 250
         assert c.data(b"Subject: Undelivered\r\n\r\nno such user\r\n")[0] == 250
+        # A UTF-8 local part across the SRS0= prefix: refused, no crash.
+        c.command_encoding = "utf-8"
+        assert c.docmd("MAIL", "FROM:<> SMTPUTF8")[0] == 250
+        code, text = c.docmd("RCPT", "TO:<SRS0\u00e9=x=y=z@example.test>")
+        assert code == 550 and b"no such user" in text, (code, text)
+        assert c.noop()[0] == 250
     back = wait_for(lambda: w.mx2.messages, what="the bounce sent on")
     assert back[0][0] == "" and back[0][1] == ["someone@sender.test"]
     assert b"Subject: Undelivered" in back[0][2]
