@@ -35,6 +35,8 @@ from pathlib import Path
 from benchnet import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests/python"))
+from peers import start_postfix, stop_postfix  # noqa: E402
 POSTLING = ROOT / "target/release/postling"
 SESSIONS = [1, 10, 50]
 SIZES = [2 * 1024, 100 * 1024]
@@ -102,29 +104,17 @@ class Postfix:
     def __init__(self, base: Path, slow: dict = None):
         self.base = base
         self.port = free_port()
-        conf = base / "etc"
-        conf.mkdir()
-        for d in ("queue", "data", "vmail"):
-            (base / d).mkdir()
+        (base / "vmail").mkdir()
         owner = pwd.getpwnam("postfix")
-        os.chown(base / "data", owner.pw_uid, owner.pw_gid)
         os.chown(base / "vmail", owner.pw_uid, owner.pw_gid)
         (base / "vmailbox").write_text("bench@example.test example.test/bench/\n")
         subprocess.run(["postmap", str(base / "vmailbox")], check=True)
-        (conf / "main.cf").write_text(f"""
-compatibility_level = 3.6
-queue_directory = {base}/queue
-data_directory = {base}/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-shlib_directory = /usr/lib/postfix
-mail_owner = postfix
+        # Postfix's daemons keep only the environment it names.
+        imported = (f"import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C "
+                    f"LD_PRELOAD={slow['LD_PRELOAD']} FSYNC_DELAY_US={slow['FSYNC_DELAY_US']}\n"
+                    if slow else "")
+        self.conf = start_postfix(base, f"127.0.0.1:{self.port}", f"""
 myhostname = postfix-bench.example.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_recipient_restrictions = permit_mynetworks, reject
 virtual_mailbox_domains = example.test
 virtual_mailbox_base = {base}/vmail
 virtual_mailbox_maps = hash:{base}/vmailbox
@@ -135,29 +125,13 @@ default_process_limit = 200
 smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 message_size_limit = 10485760
-maillog_file = {base}/postfix.log
-maillog_file_prefixes = {base}
-alias_maps =
-alias_database =
-""" + (f"import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C "
-       f"LD_PRELOAD={slow['LD_PRELOAD']} FSYNC_DELAY_US={slow['FSYNC_DELAY_US']}\n"
-       if slow else ""))
-        master = Path("/etc/postfix/master.cf").read_text()
-        # Our smtpd on a high loopback port instead of :25.
-        lines = [l for l in master.splitlines() if not l.startswith("smtp      inet")]
-        lines.append(f"127.0.0.1:{self.port} inet n - n - - smtpd")
-        lines.append("postlog   unix-dgram n  -       n       -       1       postlogd")
-        (conf / "master.cf").write_text("\n".join(lines) + "\n")
-        self.conf = conf
-        subprocess.run(["postfix", "-c", str(conf), "start"], check=True,
-                       capture_output=True, env={**os.environ, **(slow or {})})
-        wait_port(self.port)
+""" + imported, env=slow)
 
     def maildir(self):
         return self.base / "vmail/example.test/bench/new"
 
     def stop(self):
-        subprocess.run(["postfix", "-c", str(self.conf), "stop"], capture_output=True)
+        stop_postfix(self.conf)
         time.sleep(1)
 
 
