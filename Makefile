@@ -180,7 +180,7 @@ arm-deps:
 	            arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf \
 	            /usr/aarch64-linux-gnu/include/stdio.h:libc6-dev-arm64-cross \
 	            /usr/arm-linux-gnueabihf/include/stdio.h:libc6-dev-armhf-cross \
-	            qemu-aarch64:qemu-user; do \
+	            qemu-aarch64:qemu-user /usr/sbin/unbound:unbound; do \
 	  p=$${tool%%:*}; \
 	  [ -e "$$p" ] || command -v "$$p" >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """`make test-arm`'s end-to-end check: the ARM binary, run under
 qemu-user, receives a message over SMTP and serves it back over POP3,
-byte for byte; then its idle RSS (that of the qemu process, so an upper
-bound) is printed. Usage: smoke.py BINARY QEMU SYSROOT.
+byte for byte; sends one to another domain, found by MX through a
+private Unbound, to a scripted receiver on 127.0.0.2; then its idle RSS
+(that of the qemu process, so an upper bound) is printed. Usage:
+smoke.py BINARY QEMU SYSROOT.
 
 Loopback high ports only; the server is stopped before exiting."""
 
@@ -17,6 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+from peers import Unbound  # noqa: E402
+from sink import Sink  # noqa: E402
+
 
 def free_port():
     with socket.socket() as s:
@@ -30,6 +36,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="postling-arm-") as d:
         base = Path(d)
         smtp, pop3 = free_port(), free_port()
+        dns = Unbound(base, '    local-zone: "far.test." static\n'
+                            '    local-data: "far.test. MX 10 mx.far.test."\n'
+                            '    local-data: "mx.far.test. A 127.0.0.2"\n')
+        sink = Sink("127.0.0.2")
         conf = base / "postling.conf"
         conf.write_text("domains = example.test\nusers_file = users\n")
         (base / "users").write_text("")
@@ -38,7 +48,8 @@ def main():
         conf.write_text(
             "hostname = arm.example.test\ndomains = example.test\nrun_as = root\n"
             f"data_dir = data\nusers_file = users\nlisten_smtp = 127.0.0.1:{smtp}\n"
-            "dns_servers = 127.0.0.1:1\n"
+            f"dns_servers = 127.0.0.1:{dns.port}\noutbound_port = {sink.port}\n"
+            "trusted_networks = 127.0.0.0/8\n"
             f"listen_pop3 = 127.0.0.1:{pop3}\n")
         # serve restarts itself with this variable set; qemu-user without
         # binfmt_misc cannot run the ARM binary that way, so set it here.
@@ -64,9 +75,18 @@ def main():
             got = b"\r\n".join(lines) + b"\r\n"
             assert count == 1, count
             assert got.endswith(body), got
+            # Out to another domain, by MX, over the client state machine.
+            with smtplib.SMTP("127.0.0.1", smtp, timeout=30) as c:
+                c.sendmail("alice@example.test", ["bob@far.test"], body)
+            for _ in range(600):
+                if sink.messages:
+                    break
+                time.sleep(0.05)
+            assert sink.messages and sink.messages[0][1] == ["bob@far.test"], sink.messages
+            assert sink.messages[0][2].endswith(body), sink.messages[0][2]
             time.sleep(1)
             rss = [l for l in open(f"/proc/{server.pid}/status") if l.startswith("VmRSS")]
-            print(f"ok: {Path(binary).parent.parent.name} SMTP in, POP3 out; "
+            print(f"ok: {Path(binary).parent.parent.name} SMTP in, POP3 out, SMTP out by MX; "
                   f"idle {rss[0].split(':')[1].strip()} (qemu process)")
         finally:
             server.send_signal(signal.SIGTERM)
@@ -75,6 +95,8 @@ def main():
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+            sink.stop()
+            dns.stop()
     if server.returncode != 0:
         sys.exit(f"server exited {server.returncode}: {server.stderr.read()}")
 
