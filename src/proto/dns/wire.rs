@@ -148,6 +148,7 @@ pub fn answer(
     }
     let mut ttl = u32::MAX;
     let mut recs = Vec::new();
+    let mut malformed = false;
     for r in &m.answers {
         if text_of(&r.name) != owner || r.record_type() != qtype.record_type()
         {
@@ -156,8 +157,20 @@ pub fn answer(
         let rec = match &r.data {
             RData::A(a) => Rec::A(a.0),
             RData::AAAA(a) => Rec::Aaaa(a.0),
-            RData::MX(mx) => Rec::Mx(mx.preference, text_of(&mx.exchange)),
-            RData::PTR(p) => Rec::Ptr(text_of(&p.0)),
+            RData::MX(mx) => match host_of(&mx.exchange) {
+                Some(h) => Rec::Mx(mx.preference, h),
+                None => {
+                    malformed = true;
+                    continue;
+                }
+            },
+            RData::PTR(p) => match host_of(&p.0) {
+                Some(h) => Rec::Ptr(h),
+                None => {
+                    malformed = true;
+                    continue;
+                }
+            },
             RData::TXT(t) => Rec::Txt(
                 t.txt_data.iter().flat_map(|s| s.iter().copied()).collect(),
             ),
@@ -168,6 +181,11 @@ pub fn answer(
     }
     if !recs.is_empty() {
         return Some(Said::Records(recs, ttl));
+    }
+    if malformed {
+        // Records there, none usable: not "no MX" (that would mean the
+        // domain's own address).
+        return Some(Said::Failed("no usable host name in the answer"));
     }
     if owner != name {
         return Some(Said::Alias(owner));
@@ -181,6 +199,17 @@ fn text_of(n: &Name) -> String {
         t.pop();
     }
     t
+}
+
+/// A name that must be a host name (an MX exchange, a PTR target):
+/// letters, digits, `-`, `_` and dots, or the root (`""`, the null MX).
+/// Anything else is the domain owner's mischief, kept out of our logs,
+/// our TLS server names and our connections.
+fn host_of(n: &Name) -> Option<String> {
+    let t = text_of(n);
+    t.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        .then_some(t)
 }
 
 /// The name a PTR query for `ip` asks (`4.3.2.1.in-addr.arpa`).
@@ -249,6 +278,44 @@ mod tests {
                 300
             ))
         );
+        // An exchange that is no host name is left out.
+        let odd = Name::from_labels(vec![&b"mx 1\n"[..], b"example", b"org"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let reply = test_reply(
+            7,
+            "example.org",
+            Qtype::Mx,
+            vec![
+                ("example.org".into(), RData::MX(MX::new(5, odd))),
+                ("example.org".into(), mx(20, "mx2.example.org")),
+            ],
+            false,
+        );
+        assert_eq!(
+            answer(&reply, 7, "example.org", Qtype::Mx),
+            Some(Said::Records(
+                vec![Rec::Mx(20, "mx2.example.org".into())],
+                300
+            ))
+        );
+        let only_odd = test_reply(
+            7,
+            "example.org",
+            Qtype::Mx,
+            vec![(
+                "example.org".into(),
+                RData::MX(MX::new(
+                    5,
+                    Name::from_labels(vec![&b"a b"[..], b"org"])
+                        .unwrap_or_else(|e| panic!("{e}")),
+                )),
+            )],
+            false,
+        );
+        assert!(matches!(
+            answer(&only_odd, 7, "example.org", Qtype::Mx),
+            Some(Said::Failed(_))
+        ));
         // Another id, another name or another type: not an answer.
         assert_eq!(answer(&reply, 8, "example.org", Qtype::Mx), None);
         assert_eq!(answer(&reply, 7, "example.com", Qtype::Mx), None);
