@@ -14,7 +14,8 @@ class Sink:
                  extensions=("PIPELINING", "8BITMIME", "SIZE 10485760")):
         # mode: accept | tempfail (451 to RCPT) | reject (550 to RCPT) |
         # greet421 | drop (close after MAIL) | tarpit (no greeting) |
-        # slow (2 s before the reply to the final dot)
+        # slow (2 s before the reply to the final dot) | flood (after 354,
+        # replies without end, up to 256 MiB, while we send)
         self.mode = mode
         self.extensions = list(extensions)
         self.messages = []  # (mail_from, [rcpts], data bytes)
@@ -89,6 +90,11 @@ class Sink:
                         say("554 5.5.1 no valid recipients")
                         continue
                     say("354 go ahead")
+                    if self.mode == "flood":
+                        noise = b"250 noise\r\n" * 10000
+                        for _ in range(2400):
+                            conn.sendall(noise)
+                        return
                     data = []
                     while True:
                         l = f.readline()

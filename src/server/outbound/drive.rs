@@ -54,6 +54,19 @@ impl Server {
             let Some(Some(p)) = self.outbound.peers.get_mut(idx) else {
                 return;
             };
+            if p.client.is_done() {
+                // Nothing more is read (a peer may talk on and on): what
+                // we still have to say goes out, then the connection ends.
+                p.rbuf = Vec::new();
+                self.peer_flush(idx);
+                let Some(Some(p)) = self.outbound.peers.get(idx) else {
+                    return;
+                };
+                if !p.has_output() {
+                    self.peer_close(idx, "done");
+                }
+                return;
+            }
             let got = p.read(&mut self.scratch);
             let actions = match got {
                 Input::Data(n) => {

@@ -19,7 +19,17 @@ impl Server {
         let failed = p.client.is_closed()
             && outcomes.iter().all(|o| matches!(o, Outcome::Deferred(_)));
         if failed {
-            // peer_close moves the batch on.
+            // The connection failed, not the message: the batch moves on
+            // to the next address, keeping the reason.
+            if let Some(key) = p.batch.take() {
+                let relay = p.relay();
+                if let (Some(b), Some(Outcome::Deferred(r))) =
+                    (self.outbound.batches.get_mut(&key), outcomes.first())
+                {
+                    b.last = Some((r.clone(), Some(relay)));
+                }
+                self.try_connect(key);
+            }
             return Vec::new();
         }
         let Some(key) = p.batch.take() else {

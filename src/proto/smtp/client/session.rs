@@ -197,9 +197,14 @@ impl Client {
         self
     }
 
-    /// True once the connection is over (or failed).
+    /// True once the connection is over (or failed), or QUIT is out.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed | State::Quit)
+    }
+
+    /// True once nothing more is read: the peer's bytes are not wanted.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Closed
     }
 
     /// What the peer announced.
@@ -412,7 +417,10 @@ impl Client {
             }
             State::Auth { step } => self.auth_reply(reply, step),
             State::Envelope => self.envelope_reply(reply),
-            State::Body => Vec::new(),
+            // A reply before our final dot: the peer gave up on the
+            // message (and a peer that keeps talking must not keep us
+            // reading for ever).
+            State::Body => self.fail(reply),
             State::Final => {
                 let outcomes = self.outcomes(Some(&reply));
                 self.state = State::Ready;
@@ -665,6 +673,22 @@ mod tests {
         c.feed(b"220 hi\r\n");
         let (_, a) = c.feed(ehlo("CRAM-MD5").as_bytes());
         assert!(a.contains(&Action::Close) && c.is_closed(), "{a:?}");
+    }
+
+    #[test]
+    fn a_reply_during_the_body_ends_the_connection() {
+        let mut c = greeted("250-peer\r\n250 PIPELINING\r\n");
+        c.send(msg(&["bob@x"]));
+        let (_, a) = c.feed(b"250 ok\r\n250 ok\r\n354 go\r\n");
+        assert_eq!(a, vec![Action::SendBody]);
+        // The peer talks while we send: the message is deferred, we stop.
+        let (_, a) = c.feed(b"250 noise\r\n");
+        assert!(
+            matches!(&a[0], Action::Finished(o) if matches!(&o[0], Outcome::Deferred(_)))
+        );
+        assert!(a.contains(&Action::Close) && c.is_done(), "{a:?}");
+        let (n, a) = c.feed(b"250 more noise\r\n");
+        assert_eq!((n, a.len()), (0, 0));
     }
 
     #[test]
