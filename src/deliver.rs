@@ -51,6 +51,11 @@ pub struct Forward {
     pub sender: String,
 }
 
+/// The queue id of a message's forwarded copy.
+pub fn forward_id(id: &str) -> String {
+    format!("{id}F")
+}
+
 /// Copies a delivery made visible: Maildir and queue files whose folders
 /// still need an fsync before the `250`.
 #[derive(Debug, Default)]
@@ -197,7 +202,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
             sender: &fwd.sender,
         };
         // Not signed: it is someone else's mail passing through.
-        let id = format!("{}F", job.id);
+        let id = forward_id(&job.id);
         match store::queue::stage(
             &job.queue_dir,
             &id,

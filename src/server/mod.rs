@@ -520,7 +520,13 @@ impl Server {
             ),
             locked_until: None,
             parked: None,
-            relayed: !relay.is_empty() || forward.is_some(),
+            queued: [
+                (!relay.is_empty()).then(|| envelope.id.clone()),
+                forward.as_ref().map(|_| deliver::forward_id(&envelope.id)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             // Where IMAP has each INBOX open, to tell it of the mail.
             mailboxes: mailboxes
                 .iter()
@@ -670,8 +676,8 @@ impl Server {
         }
         s.smtp.delivered(&flight.id, result.clone(), &mut conn.wbuf);
         conn.phase = Phase::Open;
-        if result.is_ok() && flight.relayed {
-            self.queue_run();
+        if result.is_ok() {
+            self.queue_fresh(flight.queued);
         }
         if result.is_ok() {
             for dir in &flight.mailboxes {

@@ -4,6 +4,7 @@
 //! removes what is done and writes the notices senders are owed. One
 //! thread, so two writes of one message's state never race.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -29,9 +30,17 @@ pub enum QueueJob {
         /// The queue folder.
         queue: PathBuf,
         /// Being sent now.
-        busy: Vec<String>,
+        busy: HashSet<String>,
         /// A flush: every message is due.
         everything: bool,
+    },
+    /// Read these messages just queued (due at once), without listing
+    /// the whole queue.
+    Fresh {
+        /// The queue folder.
+        queue: PathBuf,
+        /// Their ids.
+        ids: Vec<String>,
     },
     /// Record an attempt.
     Record(Box<Attempted>),
@@ -80,6 +89,8 @@ pub enum QueueDone {
     /// Messages due, and when the next one not yet due is (epoch
     /// seconds).
     Due {
+        /// A whole-queue scan (not just fresh messages).
+        full: bool,
         /// Ready to send.
         ready: Vec<Ready>,
         /// More were due than handed over.
@@ -144,13 +155,33 @@ fn run(job: QueueJob) -> QueueDone {
             busy,
             everything,
         } => scan(&queue, &busy, everything),
+        QueueJob::Fresh { queue, ids } => fresh(&queue, &ids),
         QueueJob::Record(a) => record(*a),
+    }
+}
+
+fn fresh(queue: &std::path::Path, ids: &[String]) -> QueueDone {
+    let ready = ids
+        .iter()
+        .filter_map(|id| match queue_state::read(queue, id) {
+            Ok(q) => ready(queue, q),
+            Err(e) => {
+                log::error!("queue: reading {id}: {e}");
+                None
+            }
+        })
+        .collect();
+    QueueDone::Due {
+        full: false,
+        ready,
+        more: false,
+        next: None,
     }
 }
 
 fn scan(
     queue: &std::path::Path,
-    busy: &[String],
+    busy: &HashSet<String>,
     everything: bool,
 ) -> QueueDone {
     let now = now();
@@ -178,26 +209,39 @@ fn scan(
             more = true;
             continue;
         }
-        let path = queue.join("new").join(&q.id);
-        match inspect(&path) {
-            Ok((offset, size, eight_bit)) => {
-                // Only an address needs SMTPUTF8 for sure: 8-bit header
-                // octets go as 8BITMIME, as Postfix sends them.
-                let utf8 = !q.from.is_ascii()
-                    || q.rcpts.iter().any(|r| !r.0.is_ascii());
-                ready.push(Ready {
-                    queued: q,
-                    path,
-                    offset,
-                    size,
-                    eight_bit,
-                    utf8,
-                });
-            }
-            Err(e) => log::error!("queue: reading {}: {e}", path.display()),
+        ready.extend(self::ready(queue, q));
+    }
+    QueueDone::Due {
+        full: true,
+        ready,
+        more,
+        next,
+    }
+}
+
+/// What an attempt needs to know of a queued message.
+fn ready(queue: &std::path::Path, q: Queued) -> Option<Ready> {
+    let path = queue.join("new").join(&q.id);
+    match inspect(&path) {
+        Ok((offset, size, eight_bit)) => {
+            // Only an address needs SMTPUTF8 for sure: 8-bit header
+            // octets go as 8BITMIME, as Postfix sends them.
+            let utf8 =
+                !q.from.is_ascii() || q.rcpts.iter().any(|r| !r.0.is_ascii());
+            Some(Ready {
+                queued: q,
+                path,
+                offset,
+                size,
+                eight_bit,
+                utf8,
+            })
+        }
+        Err(e) => {
+            log::error!("queue: reading {}: {e}", path.display());
+            None
         }
     }
-    QueueDone::Due { ready, more, next }
 }
 
 /// Where the message starts, its wire size, and whether it has 8-bit

@@ -87,8 +87,9 @@ pub struct InFlight {
     pub parked: Option<Job>,
     /// The mailboxes it goes to, to tell IMAP sessions once stored.
     pub mailboxes: Vec<PathBuf>,
-    /// Some recipients are in other domains: the queue has work.
-    pub relayed: bool,
+    /// The queue files it makes (recipients in other domains, a
+    /// forwarded copy): sent as soon as it is stored.
+    pub queued: Vec<String>,
 }
 
 /// What a session asks the loop to do.

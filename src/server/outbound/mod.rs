@@ -236,6 +236,18 @@ impl Server {
         });
     }
 
+    /// Messages just queued are due at once: the helper reads them
+    /// alone, not the whole queue.
+    pub(super) fn queue_fresh(&mut self, ids: Vec<String>) {
+        if self.draining.is_some() || ids.is_empty() {
+            return;
+        }
+        self.outbound.helper.send(QueueJob::Fresh {
+            queue: self.services.config.queue_dir(),
+            ids,
+        });
+    }
+
     /// Every message due now, whatever its schedule says.
     pub(super) fn queue_flush(&mut self) {
         info!("queue flush");
@@ -310,9 +322,16 @@ impl Server {
         let done: Vec<QueueDone> = self.outbound.helper.finished().collect();
         for d in done {
             match d {
-                QueueDone::Due { ready, more, next } => {
-                    self.outbound.scanning = false;
-                    self.outbound.more_due = more;
+                QueueDone::Due {
+                    full,
+                    ready,
+                    more,
+                    next,
+                } => {
+                    if full {
+                        self.outbound.scanning = false;
+                        self.outbound.more_due = more;
+                    }
                     if let Some(next) = next {
                         self.queue_due_at(next);
                     }
