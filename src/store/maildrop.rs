@@ -305,32 +305,13 @@ fn scan_mbox(snap: &mut Snapshot) -> Result<(), Failure> {
     let locked =
         lock::lock(&path).map_err(|e| transient("locking", &path, e))?;
     let mut reader = BufReader::new(&locked.file);
-    let mut line = Vec::new();
-    let mut pos = 0u64;
-    let mut prev_blank = true;
-    let mut current: Option<MboxScan> = None;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| transient("reading", &path, e))?;
-        if n == 0 {
-            break;
-        }
-        if prev_blank && line.starts_with(b"From ") {
-            if let Some(m) = current.take() {
-                m.finish(pos, snap)?;
-            }
-            current = Some(MboxScan::new(pos, pos + n as u64));
-        } else if let Some(m) = current.as_mut() {
-            m.line(&line);
-        }
-        prev_blank = line == b"\n";
-        pos += n as u64;
-    }
-    if let Some(m) = current.take() {
-        m.finish(pos, snap)?;
-    }
+    let pos = super::mbox::walk(
+        &mut reader,
+        0,
+        MboxScan::new,
+        |m, end| m.finish(end, snap),
+        |e| transient("reading", &path, e),
+    )?;
     snap.mbox_len = pos;
     Ok(())
 }
@@ -359,6 +340,24 @@ impl MboxScan {
         }
     }
 
+    fn finish(self, end: u64, snap: &mut Snapshot) -> Result<(), Failure> {
+        // The blank line before the next `From ` is the separator.
+        let (size, body_end) = if self.last_blank {
+            (self.size - 2, end - 1)
+        } else {
+            (self.size, end)
+        };
+        let uid = self.uid.unwrap_or_else(|| format!("H{:016x}", self.hash));
+        snap.push(&uid, uid.len(), false, size)?;
+        snap.ranges.push(Range {
+            body: (self.body_start, body_end.saturating_sub(self.body_start)),
+            block: (self.block_start, end),
+        });
+        Ok(())
+    }
+}
+
+impl super::mbox::Scan for MboxScan {
     fn line(&mut self, line: &[u8]) {
         self.size += wire_size(line, true);
         self.last_blank = line == b"\n";
@@ -374,22 +373,6 @@ impl MboxScan {
             self.hash =
                 (self.hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
-    }
-
-    fn finish(self, end: u64, snap: &mut Snapshot) -> Result<(), Failure> {
-        // The blank line before the next `From ` is the separator.
-        let (size, body_end) = if self.last_blank {
-            (self.size - 2, end - 1)
-        } else {
-            (self.size, end)
-        };
-        let uid = self.uid.unwrap_or_else(|| format!("H{:016x}", self.hash));
-        snap.push(&uid, uid.len(), false, size)?;
-        snap.ranges.push(Range {
-            body: (self.body_start, body_end.saturating_sub(self.body_start)),
-            block: (self.block_start, end),
-        });
-        Ok(())
     }
 }
 

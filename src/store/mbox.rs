@@ -32,6 +32,50 @@ pub struct Staged {
 /// that mutt holds open stalls only its own mail).
 pub const BUSY_WAIT: Duration = Duration::from_millis(200);
 
+/// A message being read by [`walk`].
+pub trait Scan {
+    /// One more line of the message (after its `From ` line).
+    fn line(&mut self, line: &[u8]);
+}
+
+/// Reads an mbox from `pos` (where a message starts) to its end. Each
+/// message is a `From ` line after a blank line (or at the start):
+/// `new(at, text)` begins its scan (the `From ` line at `at`, its text
+/// at `text`), its lines go to [`Scan::line`], and `done(scan, end)`
+/// takes it when the next begins or the file ends. Returns the end.
+pub fn walk<S: Scan, E>(
+    reader: &mut impl BufRead,
+    mut pos: u64,
+    new: impl Fn(u64, u64) -> S,
+    mut done: impl FnMut(S, u64) -> Result<(), E>,
+    io_error: impl Fn(io::Error) -> E,
+) -> Result<u64, E> {
+    let mut line = Vec::new();
+    let mut prev_blank = true;
+    let mut current: Option<S> = None;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(&io_error)?;
+        if n == 0 {
+            break;
+        }
+        if prev_blank && line.starts_with(b"From ") {
+            if let Some(m) = current.take() {
+                done(m, pos)?;
+            }
+            current = Some(new(pos, pos + n as u64));
+        } else if let Some(m) = current.as_mut() {
+            m.line(&line);
+        }
+        prev_blank = line == b"\n";
+        pos += n as u64;
+    }
+    if let Some(m) = current.take() {
+        done(m, pos)?;
+    }
+    Ok(pos)
+}
+
 /// Appends the message to `dir/INBOX` under lock.
 pub fn stage(dir: &Path, msg: &Message<'_>) -> Result<Staged, StageError> {
     stage_at(&dir.join(INBOX), msg)

@@ -28,6 +28,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::lock;
+use super::mbox::{self, Scan as _};
 use super::uidlist::UidList;
 use crate::proto::imap::folder::{Flags, Folder, MAX_KEYWORDS, Msg};
 use crate::util::fs::sync_dir;
@@ -205,31 +206,17 @@ struct Block {
 fn blocks(mut file: &File, from: u64) -> io::Result<Vec<Block>> {
     file.seek(SeekFrom::Start(from))?;
     let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let mut line = Vec::new();
-    let mut pos = from;
-    let mut prev_blank = true;
     let mut out: Vec<Block> = Vec::new();
-    let mut cur: Option<Scanning> = None;
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        if prev_blank && line.starts_with(b"From ") {
-            if let Some(c) = cur.take() {
-                out.push(c.finish(pos));
-            }
-            cur = Some(Scanning::new(pos, pos + n as u64));
-        } else if let Some(c) = cur.as_mut() {
-            c.line(&line);
-        }
-        prev_blank = line == b"\n";
-        pos += n as u64;
-    }
-    if let Some(c) = cur.take() {
-        out.push(c.finish(pos));
-    }
+    mbox::walk(
+        &mut reader,
+        from,
+        Scanning::new,
+        |c, end| {
+            out.push(c.finish(end));
+            Ok(())
+        },
+        |e| e,
+    )?;
     // Identical copies: the later ones numbered.
     let mut seen: HashMap<String, u32> = HashMap::new();
     for b in &mut out {
@@ -269,6 +256,27 @@ impl Scanning {
         }
     }
 
+    fn finish(self, end: u64) -> Block {
+        // The blank line before the next `From ` is the separator.
+        let body_end = if self.last_blank { end - 1 } else { end };
+        Block {
+            loc: Loc {
+                start: self.start,
+                body: self.body,
+                body_end: body_end.max(self.body),
+                end,
+            },
+            identity: self
+                .id
+                .unwrap_or_else(|| format!("H{:016x}", self.hash)),
+            header_flags: self.flags,
+            keywords: self.keywords,
+            old: self.old,
+        }
+    }
+}
+
+impl mbox::Scan for Scanning {
     fn line(&mut self, line: &[u8]) {
         self.last_blank = line == b"\n";
         if self.in_header {
@@ -326,25 +334,6 @@ impl Scanning {
         for &b in line {
             self.hash =
                 (self.hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn finish(self, end: u64) -> Block {
-        // The blank line before the next `From ` is the separator.
-        let body_end = if self.last_blank { end - 1 } else { end };
-        Block {
-            loc: Loc {
-                start: self.start,
-                body: self.body,
-                body_end: body_end.max(self.body),
-                end,
-            },
-            identity: self
-                .id
-                .unwrap_or_else(|| format!("H{:016x}", self.hash)),
-            header_flags: self.flags,
-            keywords: self.keywords,
-            old: self.old,
         }
     }
 }
@@ -538,6 +527,19 @@ pub fn read_dated(path: &Path, loc: &str) -> io::Result<(Vec<u8>, i64)> {
     read_block(&mut f, b.loc, identity)?.ok_or_else(gone)
 }
 
+/// The date on the `From ` line at `l`; None if there is no `From `
+/// line there any more (the file changed).
+fn from_line(f: &mut File, l: Loc) -> io::Result<Option<i64>> {
+    let mut from = vec![0u8; (l.body - l.start) as usize];
+    f.seek(SeekFrom::Start(l.start))?;
+    if f.read_exact(&mut from).is_err() || !from.starts_with(b"From ") {
+        return Ok(None);
+    }
+    Ok(Some(
+        from_line_date(&String::from_utf8_lossy(&from)).unwrap_or(0),
+    ))
+}
+
 /// The block at `l`, and its `From ` line's date, if it is still the
 /// message `identity`.
 fn read_block(
@@ -545,12 +547,9 @@ fn read_block(
     l: Loc,
     identity: &str,
 ) -> io::Result<Option<(Vec<u8>, i64)>> {
-    let mut from = vec![0u8; (l.body - l.start) as usize];
-    f.seek(SeekFrom::Start(l.start))?;
-    if f.read_exact(&mut from).is_err() || !from.starts_with(b"From ") {
+    let Some(date) = from_line(f, l)? else {
         return Ok(None);
-    }
-    let date = from_line_date(&String::from_utf8_lossy(&from)).unwrap_or(0);
+    };
     // The whole block, separator included, as the scan saw it.
     f.seek(SeekFrom::Start(l.body))?;
     let mut data = vec![0; (l.end - l.body) as usize];
@@ -602,12 +601,9 @@ pub fn large(
         return Ok(None);
     }
     let mut f = File::open(path)?;
-    let mut from = vec![0u8; (l.body - l.start) as usize];
-    f.seek(SeekFrom::Start(l.start))?;
-    if f.read_exact(&mut from).is_err() || !from.starts_with(b"From ") {
+    let Some(date) = from_line(&mut f, l)? else {
         return Ok(None);
-    }
-    let date = from_line_date(&String::from_utf8_lossy(&from)).unwrap_or(0);
+    };
     f.seek(SeekFrom::Start(l.body))?;
     let mut reader = BufReader::with_capacity(
         64 * 1024,
