@@ -20,6 +20,36 @@ def status_kib(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
+class RssPeak:
+    """Samples a process's RSS in a thread while the `with` block runs:
+    `before` when it began, `most` the highest seen."""
+
+    def __init__(self, pid: int, every: float = 0.002):
+        self.pid, self.every = pid, every
+
+    def __enter__(self):
+        self.before = status_kib(self.pid, "VmRSS")
+        self.samples = [self.before]
+        self.done = threading.Event()
+
+        def sample():
+            while not self.done.is_set():
+                self.samples.append(status_kib(self.pid, "VmRSS"))
+                time.sleep(self.every)
+
+        self.thread = threading.Thread(target=sample)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+    @property
+    def growth(self) -> int:
+        return max(self.samples) - self.before
+
+
 def test_twenty_large_messages_at_once_spool_to_disk(tmp_path):
     """20 clients each send 4 MiB and hold back the final dot; holding
     them in memory would take 80 MiB. Peak RSS stays small, every
@@ -219,22 +249,10 @@ def test_imap_fetch_of_a_46_mb_message_keeps_memory_flat(tmp_path, fmt):
         m.login("alice@example.test", "pw")
         m.select()
         m.fetch("1", "(FLAGS)")
-        before = status_kib(s.proc.pid, "VmRSS")
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak.append(status_kib(s.proc.pid, "VmRSS"))
-                time.sleep(0.005)
-
-        t = threading.Thread(target=sample)
-        t.start()
-        typ, data = m.fetch("1", "BODY.PEEK[]")
-        done.set()
-        t.join()
+        with RssPeak(s.proc.pid, every=0.005) as rss:
+            typ, data = m.fetch("1", "BODY.PEEK[]")
         assert data[0][1].endswith(body)
-        assert max(peak) - before < 4096, f"{before} -> {max(peak)} KiB"
+        assert rss.growth < 4096, f"{rss.before} KiB + {rss.growth} KiB"
         m.logout()
     finally:
         s.stop()
@@ -253,27 +271,15 @@ def test_imap_fetch_flags_of_20000_messages_streams(tmp_path):
         c.sendall(b"a LOGIN alice@example.test pw\r\nb SELECT INBOX\r\n")
         while not f.readline().startswith(b"b "):
             pass
-        before = status_kib(s.proc.pid, "VmRSS")
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak.append(status_kib(s.proc.pid, "VmRSS"))
-                time.sleep(0.002)
-
-        t = threading.Thread(target=sample)
-        t.start()
-        # Read slowly at first, so the server has to wait for us.
-        c.sendall(b"c FETCH 1:* (FLAGS UID)\r\n")
-        time.sleep(0.3)
-        lines = 0
-        while not f.readline().startswith(b"c OK"):
-            lines += 1
-        done.set()
-        t.join()
+        with RssPeak(s.proc.pid) as rss:
+            # Read slowly at first, so the server has to wait for us.
+            c.sendall(b"c FETCH 1:* (FLAGS UID)\r\n")
+            time.sleep(0.3)
+            lines = 0
+            while not f.readline().startswith(b"c OK"):
+                lines += 1
         assert lines == 20_000
-        assert max(peak) - before < 1024, f"{before} -> {max(peak)} KiB"
+        assert rss.growth < 1024, f"{rss.before} KiB + {rss.growth} KiB"
         c.close()
     finally:
         s.stop()

@@ -20,6 +20,7 @@ from conftest import ALIASES, BINARY, Server
 from sink import Sink
 from test_dns import UNBOUND, Unbound
 from test_dkim import VERIFY, keygen
+from test_memory import status_kib
 
 ZONES = """
     local-zone: "far.test." static
@@ -481,18 +482,12 @@ def test_sigterm_lets_a_transaction_finish_and_records_it(world_factory):
 
 def test_a_receiver_that_talks_without_end_holds_up_nothing(world_factory):
     w = world_factory(mx1="flood", mx2="flood", extra="queue_retry = 1h")
-    pid = w.server.proc.pid
-
-    def rss_kib():
-        line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS"))
-        return int(line.split()[1])
-
-    before = rss_kib()
+    before = status_kib(w.server.proc.pid, "VmRSS")
     w.send(["bob@far.test"])
     assert w.server.wait_logged("result=deferred", 30)
     # The loop went on serving, and did not keep what the peers said.
     with smtplib.SMTP("127.0.0.1", w.server.port, timeout=5) as c:
         assert c.noop()[0] == 250
-    assert rss_kib() - before < 16 * 1024
+    assert status_kib(w.server.proc.pid, "VmRSS") - before < 16 * 1024
     line = next(l for l in w.server.log if "result=deferred" in l)
     assert "250 noise" in line, line
