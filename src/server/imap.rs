@@ -297,7 +297,8 @@ impl Server {
                         }
                     })
                     .collect();
-                Work::UrlFetch(self.imap_user(slot), urls)
+                let budget = cfg.max_message_size;
+                Work::UrlFetch(self.imap_user(slot), urls, budget)
             }
             Request::ResetKey(mailbox) => Work::ResetKey(root, mailbox),
             Request::Select(name) => {

@@ -47,8 +47,8 @@ pub enum Work {
     Status(PathBuf, Vec<StatusItem>),
     /// GENURLAUTH: the user's root, the user, the rump URLs.
     GenUrlAuth(PathBuf, String, Vec<String>),
-    /// URLFETCH by a user.
-    UrlFetch(String, Vec<super::urlauth::FetchOne>),
+    /// URLFETCH by a user, its answers within a budget of octets.
+    UrlFetch(String, Vec<super::urlauth::FetchOne>, u64),
     /// RESETKEY: the user's root and a mailbox (None: all).
     ResetKey(PathBuf, Option<String>),
     /// NOTIFY: the user's root, the spec and the selected folder (left
@@ -271,11 +271,13 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
         Work::GenUrlAuth(root, user, rumps) => Outcome::GenUrlAuth(
             super::urlauth::generate(fmt, &root, &user, &rumps),
         ),
-        Work::UrlFetch(user, urls) => {
+        Work::UrlFetch(user, urls, budget) => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            Outcome::UrlFetched(super::urlauth::fetch(fmt, &user, &urls, now))
+            Outcome::UrlFetched(super::urlauth::fetch(
+                fmt, &user, &urls, now, budget,
+            ))
         }
         Work::ResetKey(root, mailbox) => Outcome::Done(super::urlauth::reset(
             fmt,

@@ -146,19 +146,33 @@ pub struct FetchOne {
 }
 
 /// URLFETCH by `user`: each URL's data, or NIL when it does not check
-/// out (any reason: RFC 4467 says not which).
+/// out (any reason: RFC 4467 says not which). The answers are held
+/// whole, so together they stay within `budget` octets (the largest
+/// message we take): past it, a URL gets NIL, however often a client
+/// names a big message.
 pub fn fetch(
     fmt: MailboxFormat,
     user: &str,
     urls: &[FetchOne],
     now: i64,
+    budget: u64,
 ) -> Vec<UrlFetched> {
+    let mut left = budget;
     urls.iter()
         .map(|one| {
             let answer = one
                 .root
                 .as_deref()
-                .and_then(|root| fetch_one(fmt, root, user, one, now));
+                .and_then(|root| fetch_one(fmt, root, user, one, now))
+                .filter(|a| {
+                    let size = a.data.as_ref().map_or(0, Vec::len)
+                        + a.structure.as_ref().map_or(0, Vec::len);
+                    let fits = size as u64 <= left;
+                    if fits {
+                        left -= size as u64;
+                    }
+                    fits
+                });
             let (data, structure) = match answer {
                 Some(a) => (a.data, a.structure),
                 None => (None, None),

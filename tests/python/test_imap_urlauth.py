@@ -108,3 +108,31 @@ def test_urlauth_for_another_user(server):
     assert alice.run(b'a GENURLAUTH "%s" HMAC' % base)[-1].startswith(b"a NO")
     alice.close()
     carol.close()
+
+
+def test_urlfetch_answers_stay_within_the_largest_message(tmp_path):
+    """Naming one big message many times in a URLFETCH does not make the
+    server hold it many times: past max_message_size of answers, NIL."""
+    conf = tmp_path / "pre.conf"
+    conf.write_text("domains = example.test\nusers_file = users\n")
+    (tmp_path / "users").write_text("")
+    add_user(conf, "alice@example.test", PASSWORD)
+    add_user(conf, "bob@example.test", "bob-pw-unused")
+    s = Server(tmp_path, users=(tmp_path / "users").read_text(),
+               extra="listen_imap = 127.0.0.1:0\nmax_message_size = 100K")
+    try:
+        alice = Client(s, "alice@example.test")
+        big = b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 500
+        lines = alice.run(b"a APPEND INBOX {%d+}\r\n%s" % (len(big), big))
+        uid = re.search(rb"APPENDUID \d+ (\d+)", lines[-1]).group(1)
+        url = gen(alice, b"imap://alice@example.test/INBOX/;UID=%s;URLAUTH=authuser" % uid)
+        lines = alice.run(b"a URLFETCH " + b" ".join([url] * 5))
+        assert lines[-1].startswith(b"a OK"), lines
+        # One response, a URL and its data (or NIL) five times over:
+        # 40 KiB each, so two fit in 100 KiB and three are NIL.
+        answer = next(l for l in lines if l.startswith(b"* URLFETCH"))
+        assert answer.count(big) == 2, answer[:200]
+        assert answer.count(b'" NIL') == 3, answer[:200]
+        alice.close()
+    finally:
+        s.stop()
