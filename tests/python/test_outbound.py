@@ -331,7 +331,10 @@ def test_smarthost_with_auth_over_verified_tls(tmp_path, monkeypatch, mode):
                            "Subject: via smarthost\r\n\r\nhi\r\n")
             wait_for(lambda: relay.queued(), what="the smarthost to take it")
             assert relay.queued()[0].startswith("from <alice@example.test>\nto <friend@far.test>\n")
-            assert s.wait_logged("verify=verified") or mode == "tls"
+            if mode == "starttls":
+                # (Implicit TLS has no STARTTLS line; the result line
+                # below says verified for both.)
+                assert s.wait_logged("verify=verified")
             assert s.wait_logged("result=sent")
             line = next(l for l in s.log if "result=sent" in l)
             assert "tls=verified" in line and f"relay=127.0.0.1[127.0.0.1]:{port}" in line, line
@@ -491,3 +494,71 @@ def test_a_receiver_that_talks_without_end_holds_up_nothing(world_factory):
     assert status_kib(w.server.proc.pid, "VmRSS") - before < 16 * 1024
     line = next(l for l in w.server.log if "result=deferred" in l)
     assert "250 noise" in line, line
+
+
+def test_etrn_runs_the_queue_for_trusted_clients_only(world_factory, tmp_path):
+    w = world_factory(mx1="tempfail", mx2="tempfail", extra="queue_retry = 1h")
+    w.send(["bob@far.test"])
+    assert w.server.wait_logged("result=deferred", 20)
+    w.mx1.mode = "accept"
+    with smtplib.SMTP("127.0.0.1", w.server.port, timeout=30) as c:
+        c.ehlo("client.test")
+        assert c.docmd("ETRN", "far.test")[0] == 250
+    wait_for(lambda: w.mx1.messages, what="delivery after ETRN")
+    # Anyone else: 459, and nothing is run.
+    other = tmp_path / "untrusted"
+    other.mkdir()
+    s = Server(other, extra="trusted_networks =")
+    try:
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+            c.ehlo("client.test")
+            code, text = c.docmd("ETRN", "far.test")
+            assert code == 459 and b"trusted" in text, (code, text)
+        assert not s.logged("queue flush")
+    finally:
+        s.stop()
+
+
+def test_smarthost_certificate_the_ca_store_does_not_vouch_for(tmp_path, monkeypatch):
+    """With smarthost_tls the certificate must check out: against another
+    CA the delivery is deferred and the password never sent."""
+    from conftest import add_user
+    relay_dir = tmp_path / "smarthost"
+    relay_dir.mkdir()
+    ca, cert, key = make_ca_and_leaf(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    other_ca, _, _ = make_ca_and_leaf(other)
+    conf = relay_dir / "pre.conf"
+    conf.write_text("domains = example.test\nusers_file = users\n")
+    (relay_dir / "users").write_text("")
+    add_user(conf, "alice@example.test", "secret pass")
+    add_user(conf, "bob@example.test", "bob pass")
+    relay = Server(relay_dir, users=(relay_dir / "users").read_text(), extra=f"""
+        tls_cert = {cert}
+        tls_key = {key}
+        listen_submission = 127.0.0.1:0
+    """)
+    sender_dir = tmp_path / "sender"
+    sender_dir.mkdir()
+    auth = sender_dir / "auth"
+    auth.write_text("alice@example.test secret pass\n")
+    auth.chmod(0o600)
+    monkeypatch.setenv("SSL_CERT_FILE", str(other_ca))
+    try:
+        s = Server(sender_dir, extra=f"""
+            trusted_networks = 127.0.0.0/8
+            smarthost = 127.0.0.1:{relay.ports["submission"]}
+            smarthost_auth_file = auth
+            queue_retry = 1h
+        """)
+        try:
+            with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+                c.sendmail("alice@example.test", ["friend@far.test"], "Subject: x\r\n\r\nx\r\n")
+            assert s.wait_logged("result=deferred", 20)
+            assert not relay.queued()
+            assert not relay.logged("auth ok") and not relay.logged("auth failed")
+        finally:
+            s.stop()
+    finally:
+        relay.stop()
