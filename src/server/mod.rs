@@ -116,12 +116,14 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
         None => None,
     };
     let mut services = Services::new(config, directory).map_err(invalid)?;
-    let listeners = bind_all(&services.config)?;
     let cfg = &services.config;
     if let Some(account) = &account {
         privilege::prepare_data_dir(&cfg.data_dir, account)?;
     }
+    // The local socket first: once the "listening" lines are out, every
+    // way in is open (scripts and tests wait for those lines).
     let local = accept::bind_local(cfg)?;
+    let listeners = bind_all(cfg)?;
     if let Some(account) = &account {
         privilege::become_user(account)?;
         info!("running as {} (uid {})", account.name, account.uid);

@@ -97,8 +97,6 @@ class Server:
                                       "listen_imaps") if base.get(k))
         ready = threading.Event()
 
-        local = []
-
         def pump():
             for line in self.proc.stderr:
                 self.log.append(line)
@@ -108,11 +106,8 @@ class Server:
                     proxied = "(PROXY protocol)" in line
                     ports = self.proxy_ports if proxied else self.ports
                     ports[m.group(1)] = int(m.group(2))
-                # The local socket (for sendmail) is bound after the ports.
-                if "local submission socket at" in line:
-                    local.append(True)
-                if local and len(set(self.ports) | set(self.proxy_ports)) == self.wanted:
-                    ready.set()
+                    if len(set(self.ports) | set(self.proxy_ports)) == self.wanted:
+                        ready.set()
             ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
