@@ -401,6 +401,21 @@ impl Config {
         })
     }
 
+    /// Where mail for these targets goes (user addresses, or addresses
+    /// elsewhere that an alias forwards to): the local mailbox folders,
+    /// and the addresses elsewhere.
+    pub fn split_targets<'a>(
+        &self,
+        targets: impl IntoIterator<Item = &'a str>,
+    ) -> (Vec<PathBuf>, Vec<String>) {
+        let (local, elsewhere): (Vec<&str>, Vec<&str>) =
+            targets.into_iter().partition(|t| self.is_local_address(t));
+        (
+            local.into_iter().map(|m| self.mailbox_dir(m)).collect(),
+            elsewhere.into_iter().map(str::to_string).collect(),
+        )
+    }
+
     /// The folder of one local mailbox.
     pub fn mailbox_dir(&self, address: &str) -> PathBuf {
         let (local, domain) =

@@ -483,15 +483,11 @@ impl Server {
         let cfg = &self.services.config;
         // Distinct addresses are distinct folders: no duplicates here.
         // Alias targets in other domains are forwarded.
-        let (local, forward): (Vec<&str>, Vec<&str>) =
-            deliver::local_mailboxes(&envelope)
-                .into_iter()
-                .partition(|m| cfg.is_local_address(m));
-        let mailboxes: Vec<_> =
-            local.into_iter().map(|m| cfg.mailbox_dir(m)).collect();
+        let (mailboxes, forward) =
+            cfg.split_targets(deliver::local_mailboxes(&envelope));
         let forward = (!forward.is_empty()).then(|| {
             Box::new(deliver::Forward {
-                rcpts: forward.into_iter().map(str::to_string).collect(),
+                rcpts: forward,
                 sender: outbound::forward_sender(
                     cfg,
                     &self.services.srs_secret,

@@ -10,8 +10,9 @@ use log::{error, info};
 use super::Server;
 use super::writer::Task;
 use crate::deliver::Job;
-use crate::proto::smtp::address;
+use crate::proto::smtp::{Host, RcptError, address};
 use crate::store::content::Content;
+use crate::util::logsafe::Quoted;
 use crate::util::{date, id};
 
 /// Helper results for notices carry this slot: no connection waits.
@@ -20,22 +21,24 @@ pub const NOTICE_SLOT: usize = usize::MAX;
 impl Server {
     /// Delivers a notice to `to` (envelope sender `<>`).
     pub(super) fn send_notice(&mut self, to: &str, text: Vec<u8>) {
-        let cfg = &self.services.config;
         let Ok(path) = address::parse_mailbox(to.as_bytes()) else {
-            error!("notice to {to:?}: not an address; dropped");
+            error!("notice to {}: not an address; dropped", Quoted(to));
             return;
         };
-        let (mailboxes, relay) = match self.services.directory.resolve(&path) {
-            Ok(boxes) => (
-                boxes.iter().map(|b| cfg.mailbox_dir(b)).collect(),
-                Vec::new(),
-            ),
-            Err(_) if cfg.domains.iter().any(|d| d == path.domain()) => {
-                error!("notice to <{to}>: no such local user; dropped");
+        // As a recipient of ours would be: a user, an alias (perhaps
+        // forwarding), or the original sender behind an SRS address.
+        let (mailboxes, relay) = match self.services.resolve(&path) {
+            Ok(targets) => self
+                .services
+                .config
+                .split_targets(targets.iter().map(String::as_str)),
+            Err(RcptError::NotLocal) => (Vec::new(), vec![to.to_string()]),
+            Err(e) => {
+                error!("notice to {}: {e:?}; dropped", Quoted(to));
                 return;
             }
-            Err(_) => (Vec::new(), vec![to.to_string()]),
         };
+        let cfg = &self.services.config;
         let queue_id = id::queue_id();
         let now = SystemTime::now();
         let mut bytes = format!(
@@ -46,7 +49,8 @@ impl Server {
         .into_bytes();
         bytes.extend_from_slice(&text);
         info!(
-            "id={queue_id} notice from=<> to=<{to}> size={}",
+            "id={queue_id} notice from=<> to={} size={}",
+            Quoted(&format!("<{to}>")),
             bytes.len()
         );
         let job = Job {

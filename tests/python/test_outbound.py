@@ -562,3 +562,21 @@ def test_smarthost_certificate_the_ca_store_does_not_vouch_for(tmp_path, monkeyp
             s.stop()
     finally:
         relay.stop()
+
+
+def test_a_forward_refused_bounces_to_the_original_sender(world_factory):
+    # far.test (mx1) refuses; sender.test's MX is mx2.
+    w = world_factory(
+        mx1="reject", extra="trusted_networks =",
+        zones='    local-zone: "sender.test." static\n'
+              '    local-data: "sender.test. MX 10 mx2.far.test."\n',
+        aliases=ALIASES + "fwd@example.test: friend@far.test\n")
+    w.send(["fwd@example.test"], "Subject: passing through\r\n\r\nhi\r\n",
+           sender="someone@sender.test")
+    # The bounce goes to the SRS sender, which is ours: it is decoded and
+    # the notice goes on to the original sender.
+    got = wait_for(lambda: w.mx2.messages, what="the bounce to the original sender")
+    mail_from, rcpts, data = got[0]
+    assert mail_from == "" and rcpts == ["someone@sender.test"]
+    assert b"Final-Recipient: rfc822; friend@far.test" in data
+    assert b"Subject: passing through" in data

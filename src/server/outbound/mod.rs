@@ -385,6 +385,11 @@ impl Server {
                 None => groups.push((domain, vec![i])),
             }
         }
+        if groups.is_empty() {
+            // No recipient left to try (a queue file without any): an
+            // attempt would never end, and would hold up a stop.
+            return;
+        }
         if smarthost.is_some() && groups.len() > 1 {
             // One transaction carries them all to the smarthost.
             let all = groups.iter().flat_map(|g| g.1.clone()).collect();
