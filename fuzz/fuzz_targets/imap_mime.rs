@@ -10,6 +10,8 @@ use postling::proto::imap::fetch::parse_items;
 use postling::proto::imap::{mime, render, url, urlfetch};
 
 fuzz_target!(|data: &[u8]| {
+    // The Date: header SEARCH SENT* and SORT (DATE) read.
+    let _ = postling::proto::imap::search::header_date(data);
     let tree = mime::parse(data);
     assert!(tree.header.0 <= tree.header.1 && tree.body.1 <= data.len());
     let items = parse_items(&mut Args::new(

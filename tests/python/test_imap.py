@@ -368,3 +368,20 @@ def test_sort_and_esort(server):
     assert typ == "OK"
     assert m.untagged_responses.pop("ESEARCH")[0].endswith(b"UID MIN 2 COUNT 3")
     m.logout()
+
+
+def test_a_date_header_of_any_octets_is_safe_to_search_and_sort(server):
+    # A month word with a character across its third octet, huge numbers.
+    for date in ("1 aa\u00e9 2008 10:00 +0000", "99999999999 Feb 2008",
+                 "1 Feb 99999999999999 00:00 +\u00e9\u00e9"):
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as s:
+            s.sendmail("carol@remote.test", ["alice@example.test"],
+                       f"Date: {date}\r\nSubject: odd date\r\n\r\nx\r\n".encode())
+    m = login(server)
+    m.select("INBOX")
+    typ, data = m.search(None, "SENTBEFORE", "1-Jan-2020")
+    assert typ == "OK", data
+    typ, data = m.sort("(DATE)", "UTF-8", "ALL")
+    assert typ == "OK" and data[0].split() == [b"1", b"2", b"3"], data
+    assert m.noop()[0] == "OK"
+    m.logout()

@@ -344,25 +344,7 @@ fn sent_day(head: &[u8]) -> Option<i64> {
     let (_, v) = fields
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("date"))?;
-    let v = String::from_utf8_lossy(v);
-    // [Day, ] DD Mon YYYY ...
-    let v = v.split_once(',').map_or(&*v, |(_, r)| r);
-    let mut words = v.split_whitespace();
-    let day: u32 = words.next()?.parse().ok()?;
-    let month = words.next()?;
-    let month = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-        "nov", "dec",
-    ]
-    .iter()
-    .position(|m| month.len() >= 3 && month[..3].eq_ignore_ascii_case(m))?;
-    let mut year: i64 = words.next()?.parse().ok()?;
-    if year < 50 {
-        year += 2000;
-    } else if year < 1000 {
-        year += 1900;
-    }
-    Some(super::search::days_from_civil(year, month as u32 + 1, day))
+    Some(super::search::header_date(v)?.day)
 }
 
 #[cfg(test)]

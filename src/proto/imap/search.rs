@@ -232,6 +232,92 @@ pub fn date(a: &mut Args<'_>) -> Result<i64, Bad> {
     Ok(days_from_civil(year as i64, month as u32 + 1, day as u32))
 }
 
+/// A Date: header as written (RFC 5322 3.3 and its obsolete forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderDate {
+    /// The day since 1970, as written (its own zone).
+    pub day: i64,
+    /// Seconds since that day's midnight, if the time reads.
+    pub time: Option<i64>,
+    /// The zone's offset from UTC in seconds, if it reads.
+    pub offset: Option<i64>,
+}
+
+impl HeaderDate {
+    /// The moment, in seconds since the epoch (UTC).
+    pub fn seconds(&self) -> Option<i64> {
+        Some(self.day * 86_400 + self.time? - self.offset?)
+    }
+}
+
+/// Reads a Date: header's value: `[Day, ] DD Mon YYYY [HH:MM[:SS] [zone]]`.
+/// Compares octets, not characters, so any header is safe to give it.
+pub fn header_date(v: &[u8]) -> Option<HeaderDate> {
+    let text = String::from_utf8_lossy(v);
+    let text = text.split_once(',').map_or(&*text, |(_, r)| r);
+    let mut w = text.split_whitespace();
+    let day: u32 = w.next()?.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let month = w.next()?.as_bytes();
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+        "nov", "dec",
+    ]
+    .iter()
+    .position(|m| {
+        month
+            .get(..3)
+            .is_some_and(|x| x.eq_ignore_ascii_case(m.as_bytes()))
+    })?;
+    let mut year: i64 =
+        w.next()?.parse().ok().filter(|y| (0..10_000).contains(y))?;
+    if year < 50 {
+        year += 2000;
+    } else if year < 1000 {
+        year += 1900;
+    }
+    let time = w.next().unwrap_or("00:00:00");
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let time =
+        match (t.next().flatten(), t.next().flatten(), t.next().flatten()) {
+            (Some(h), m, s) if (0..24).contains(&h) => Some(
+                h * 3600
+                    + m.unwrap_or(0).clamp(0, 59) * 60
+                    + s.unwrap_or(0).clamp(0, 60),
+            ),
+            _ => None,
+        };
+    let zone = w.next().unwrap_or("+0000");
+    let offset = match zone.as_bytes() {
+        [sign @ (b'+' | b'-'), digits @ ..] if digits.len() == 4 => {
+            let z: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+            let secs = (z / 100) * 3600 + (z % 100) * 60;
+            Some(if *sign == b'-' { -secs } else { secs })
+        }
+        // RFC 5322 4.3's obsolete zone names; others count as UTC.
+        _ => Some(
+            [
+                ("EST", -5),
+                ("EDT", -4),
+                ("CST", -6),
+                ("CDT", -5),
+                ("MST", -7),
+                ("MDT", -6),
+                ("PST", -8),
+                ("PDT", -7),
+            ]
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(zone))
+            .map_or(0, |(_, h)| *h)
+                * 3600,
+        ),
+    };
+    Some(HeaderDate {
+        day: days_from_civil(year, month as u32 + 1, day),
+        time,
+        offset,
+    })
+}
+
 /// Days since 1970-01-01 of a calendar date (proleptic Gregorian).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -7,7 +7,6 @@ use std::cmp::Ordering;
 use super::args::{Args, Bad};
 use super::matcher::decode_words;
 use super::mime::fields;
-use super::search::days_from_civil;
 use super::structure::addresses;
 
 /// One sort criterion.
@@ -303,57 +302,7 @@ fn strip_leader(s: &str) -> String {
 
 /// A Date: header as seconds since the epoch (UTC).
 pub fn sent_seconds(v: &[u8]) -> Option<i64> {
-    let text = String::from_utf8_lossy(v);
-    let text = text.split_once(',').map_or(&*text, |(_, r)| r);
-    let mut w = text.split_whitespace();
-    let day: u32 = w.next()?.parse().ok()?;
-    let month = w.next()?;
-    let month = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-        "nov", "dec",
-    ]
-    .iter()
-    .position(|m| month.len() >= 3 && month[..3].eq_ignore_ascii_case(m))?;
-    let mut year: i64 = w.next()?.parse().ok()?;
-    if year < 50 {
-        year += 2000;
-    } else if year < 1000 {
-        year += 1900;
-    }
-    let time = w.next().unwrap_or("00:00:00");
-    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (
-        t.next()??,
-        t.next().flatten().unwrap_or(0),
-        t.next().flatten().unwrap_or(0),
-    );
-    let zone = w.next().unwrap_or("+0000");
-    let offset = match zone.as_bytes().first() {
-        Some(b'+') | Some(b'-') if zone.len() == 5 => {
-            let z: i64 = zone[1..].parse().ok()?;
-            let secs = (z / 100) * 3600 + (z % 100) * 60;
-            if zone.starts_with('-') { -secs } else { secs }
-        }
-        // RFC 5322 4.3's obsolete zone names; others count as UTC.
-        _ => {
-            let hours = [
-                ("EST", -5),
-                ("EDT", -4),
-                ("CST", -6),
-                ("CDT", -5),
-                ("MST", -7),
-                ("MDT", -6),
-                ("PST", -8),
-                ("PDT", -7),
-            ]
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(zone))
-            .map_or(0, |(_, h)| *h);
-            hours * 3600
-        }
-    };
-    let days = days_from_civil(year, month as u32 + 1, day);
-    Some(days * 86_400 + h * 3600 + m * 60 + s - offset)
+    super::search::header_date(v)?.seconds()
 }
 
 #[cfg(test)]
@@ -386,5 +335,14 @@ mod tests {
         let b = sent_seconds(b"Thu, 21 Feb 2008 22:00:00 +0000").unwrap();
         assert_eq!(a, b);
         assert!(sent_seconds(b"garbage").is_none());
+        // Octets, not characters: a month word with a character across
+        // its third octet, huge numbers.
+        assert!(sent_seconds("1 aa\u{e9} 2008".as_bytes()).is_none());
+        assert!(sent_seconds(b"99999999999 Feb 2008").is_none());
+        assert!(sent_seconds(b"1 Feb 99999999999999 00:00").is_none());
+        assert!(
+            sent_seconds("1 Feb 2008 00:00 +\u{e9}\u{e9}".as_bytes())
+                .is_none()
+        );
     }
 }
