@@ -286,8 +286,10 @@ def make_ca_and_leaf(folder: Path, names: str = "DNS:localhost,IP:127.0.0.1"):
     return folder / "ca.pem", folder / "leaf.pem", folder / "leaf.key"
 
 
-@pytest.mark.parametrize("mode", ["starttls", "tls"])
-def test_smarthost_with_auth_over_verified_tls(tmp_path, monkeypatch, mode):
+def start_smarthost(tmp_path: Path):
+    """A second postling as the smarthost: submission on STARTTLS and
+    implicit TLS with a certificate from a test CA, alice may log in with
+    "secret pass". Returns (server, the CA's certificate)."""
     from conftest import add_user
     relay_dir = tmp_path / "smarthost"
     relay_dir.mkdir()
@@ -303,6 +305,12 @@ def test_smarthost_with_auth_over_verified_tls(tmp_path, monkeypatch, mode):
         listen_submission = 127.0.0.1:0
         listen_submissions = 127.0.0.1:0
     """)
+    return relay, ca
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_smarthost_with_auth_over_verified_tls(tmp_path, monkeypatch, mode):
+    relay, ca = start_smarthost(tmp_path)
     sender_dir = tmp_path / "sender"
     sender_dir.mkdir()
     auth = sender_dir / "auth"
@@ -522,23 +530,10 @@ def test_etrn_runs_the_queue_for_trusted_clients_only(world_factory, tmp_path):
 def test_smarthost_certificate_the_ca_store_does_not_vouch_for(tmp_path, monkeypatch):
     """With smarthost_tls the certificate must check out: against another
     CA the delivery is deferred and the password never sent."""
-    from conftest import add_user
-    relay_dir = tmp_path / "smarthost"
-    relay_dir.mkdir()
-    ca, cert, key = make_ca_and_leaf(tmp_path)
+    relay, _ = start_smarthost(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
     other_ca, _, _ = make_ca_and_leaf(other)
-    conf = relay_dir / "pre.conf"
-    conf.write_text("domains = example.test\nusers_file = users\n")
-    (relay_dir / "users").write_text("")
-    add_user(conf, "alice@example.test", "secret pass")
-    add_user(conf, "bob@example.test", "bob pass")
-    relay = Server(relay_dir, users=(relay_dir / "users").read_text(), extra=f"""
-        tls_cert = {cert}
-        tls_key = {key}
-        listen_submission = 127.0.0.1:0
-    """)
     sender_dir = tmp_path / "sender"
     sender_dir.mkdir()
     auth = sender_dir / "auth"
