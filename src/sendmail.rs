@@ -144,7 +144,7 @@ pub fn recipients_from_headers(msg: &[u8]) -> (Vec<String>, Vec<u8>) {
             kept.extend_from_slice(line);
         }
     }
-    for (name, value) in crate::proto::imap::mime::fields(head) {
+    for (name, value) in crate::proto::imap::mime::fields_whole(head) {
         if ["to", "cc", "bcc"]
             .iter()
             .any(|n| name.eq_ignore_ascii_case(n))

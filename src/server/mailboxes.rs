@@ -113,8 +113,8 @@ pub struct SearchJob {
     pub max_uid: u32,
     /// The folder's keyword names.
     pub keywords: Vec<String>,
-    /// SORT: its criteria (the values are computed for each match).
-    pub sort: Option<Vec<(crate::proto::imap::sort::SortKey, bool)>>,
+    /// SORT or THREAD: how the matches are put in order.
+    pub sort: Option<crate::proto::imap::sort::Arrange>,
     /// CONTEXT=SEARCH: each candidate's content answers instead.
     pub answers: bool,
 }
@@ -152,8 +152,8 @@ pub enum Outcome {
     Fetched(Vec<Fetched>),
     /// SEARCH: matching UIDs.
     Searched(Vec<u32>),
-    /// SORT: each match's UID and its values.
-    Sorted(Vec<(u32, Vec<crate::proto::imap::sort::Value>)>),
+    /// SORT or THREAD: the matches in order.
+    Sorted(crate::proto::imap::sort::Arranged),
     /// GENURLAUTH's URLs.
     GenUrlAuth(Result<Vec<String>, No>),
     /// URLFETCH's answers.
@@ -351,9 +351,12 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
         }
         Work::Search(job) => match &job.sort {
             None => Outcome::Searched(
-                search(fmt, &job).into_iter().map(|(u, _)| u).collect(),
+                search(fmt, &job).into_iter().map(|(u, ..)| u).collect(),
             ),
-            Some(_) => Outcome::Sorted(search(fmt, &job)),
+            Some(how) => Outcome::Sorted(crate::proto::imap::sort::arrange(
+                how,
+                search(fmt, &job),
+            )),
         },
         Work::SaveIndex(save) => {
             let SaveJob {
@@ -943,26 +946,27 @@ fn each_candidate(
     }
 }
 
-/// The candidates the keys match, with their SORT values if asked.
+/// The candidates the keys match (UID, sequence number), with their
+/// SORT values if asked.
 fn search(
     fmt: MailboxFormat,
     job: &SearchJob,
-) -> Vec<(u32, Vec<crate::proto::imap::sort::Value>)> {
+) -> Vec<(u32, u32, Vec<crate::proto::imap::sort::Value>)> {
     let mut hits = Vec::new();
     each_candidate(fmt, job, |uid, facts, content| {
         if !matcher::matches(&job.key, facts, Some(content)) {
             return;
         }
         let values = match &job.sort {
-            Some(criteria) => crate::proto::imap::sort::values(
-                criteria,
+            Some(how) => crate::proto::imap::sort::values(
+                &how.criteria,
                 render::split(content.msg).0,
                 content.msg.len() as u64,
                 content.internal,
             ),
             None => Vec::new(),
         };
-        hits.push((uid, values));
+        hits.push((uid, facts.seq, values));
     });
     hits
 }

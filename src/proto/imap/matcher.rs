@@ -286,56 +286,78 @@ pub fn to_utf8(bytes: &[u8], charset: Option<&str>) -> String {
     enc.decode_without_bom_handling(bytes).0.into_owned()
 }
 
-/// A header value with RFC 2047 encoded words decoded.
+/// A header value with RFC 2047 encoded words decoded. Linear in the
+/// value: an encoded word's text holds no `?` and no white space, so a
+/// failed candidate never makes us scan past the next one.
 pub fn decode_words(v: &[u8]) -> String {
     let text = String::from_utf8_lossy(v);
-    let mut out = String::new();
-    let mut rest: &str = &text;
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    // Text before `copied` is in `out` already.
+    let mut copied = 0;
+    let mut pos = 0;
     let mut last_was_word = false;
-    while let Some(start) = rest.find("=?") {
-        let Some(word) = encoded_word(&rest[start..]) else {
-            out.push_str(&rest[..start + 2]);
-            rest = &rest[start + 2..];
-            last_was_word = false;
+    while let Some(found) = memchr::memmem::find(&bytes[pos..], b"=?") {
+        let start = pos + found;
+        let Some((decoded, len)) = encoded_word(&bytes[start..]) else {
+            pos = start + 2;
             continue;
         };
-        let between = &rest[..start];
         // Whitespace between two encoded words is not part of the text.
+        // Cut points are ASCII octets, so every slice here is whole
+        // characters.
+        let between = &text[copied..start];
         if !(last_was_word && between.trim().is_empty()) {
             out.push_str(between);
         }
-        out.push_str(&word.0);
-        rest = &rest[start + word.1..];
+        out.push_str(&decoded);
+        pos = start + len;
+        copied = pos;
         last_was_word = true;
     }
-    out.push_str(rest);
+    if copied < text.len() {
+        // Plain text after the last word ends the run of words.
+        out.push_str(&text[copied..]);
+    }
     out
 }
 
-/// `=?charset?B|Q?text?=`: the text and the length taken.
-fn encoded_word(s: &str) -> Option<(String, usize)> {
-    let inner = s.strip_prefix("=?")?;
-    let (charset, rest) = inner.split_once('?')?;
-    let (enc, rest) = rest.split_once('?')?;
-    let end = rest.find("?=")?;
-    let data = &rest[..end];
-    if data.contains(' ') || charset.len() > 40 {
+/// `=?charset[*lang]?B|Q?text?=` at the start of `s`: the decoded text
+/// and the octets taken.
+fn encoded_word(s: &[u8]) -> Option<(String, usize)> {
+    const MAX_CHARSET: usize = 75;
+    let stop = |b: u8| b == b'?' || b.is_ascii_whitespace();
+    let inner = s.strip_prefix(b"=?")?;
+    let charset_len =
+        inner.iter().take(MAX_CHARSET + 1).position(|&b| stop(b))?;
+    if charset_len == 0 || inner[charset_len] != b'?' {
         return None;
     }
+    let charset = &inner[..charset_len];
+    let rest = &inner[charset_len + 1..];
+    let (&enc, rest) = rest.split_first()?;
+    let rest = rest.strip_prefix(b"?")?;
+    let text_len = rest.iter().position(|&b| stop(b))?;
+    if rest.get(text_len + 1) != Some(&b'=') || rest[text_len] != b'?' {
+        return None;
+    }
+    let data = &rest[..text_len];
     let bytes = match enc {
-        "B" | "b" => mime::base64(data.as_bytes()),
-        "Q" | "q" => {
+        b'B' | b'b' => mime::base64(data),
+        b'Q' | b'q' => {
             let q: Vec<u8> = data
-                .bytes()
-                .map(|b| if b == b'_' { b' ' } else { b })
+                .iter()
+                .map(|&b| if b == b'_' { b' ' } else { b })
                 .collect();
             mime::quoted_printable(&q)
         }
         _ => return None,
     };
-    let charset = charset.split('*').next().unwrap_or(charset);
-    let len = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
-    Some((to_utf8(&bytes, Some(charset)), len.max(s.len().min(len))))
+    // RFC 2231 section 5: `charset*language`.
+    let charset = charset.split(|&b| b == b'*').next().unwrap_or(charset);
+    let charset = std::str::from_utf8(charset).ok()?;
+    let len = 2 + charset_len + 1 + 1 + 1 + text_len + 2;
+    Some((to_utf8(&bytes, Some(charset)), len))
 }
 
 /// The day (since 1970) of the Date: header, time and zone ignored.
@@ -396,6 +418,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Hostile encoded words: a language after the charset with a
+    /// character across the end (this sliced inside it and panicked),
+    /// and words that never close, which once cost a scan to the end
+    /// each. Big inputs finish at once when the work is linear.
+    #[test]
+    fn encoded_words_nasty_cases() {
+        assert_eq!(decode_words("=?utf-8*xx?Q?\u{e9}?=".as_bytes()), "\u{e9}");
+        assert_eq!(decode_words(b"=?utf-8*en?Q?caf=C3=A9?= x"), "caf\u{e9} x");
+        assert_eq!(decode_words(b"=?a?b?c d"), "=?a?b?c d");
+        assert_eq!(decode_words(b"a =?utf-8?q?x?= =?utf-8?q?y?= b"), "a xy b");
+        assert_eq!(decode_words(b"=?=?utf-8?q?z?="), "=?z");
+        for junk in
+            [&b"=?"[..], b"=??", b"=?x?", b"=?x?q", b"=?x?q?", b"=?x?q??"]
+        {
+            assert_eq!(decode_words(junk).as_bytes(), junk);
+        }
+        let big = "=?a?b?c ".repeat(200_000);
+        assert_eq!(decode_words(big.as_bytes()), big);
+        let big = "=?a?q?=".repeat(200_000);
+        assert_eq!(decode_words(big.as_bytes()).len(), big.len());
+        let big = "=?".repeat(500_000) + "\u{e9}";
+        assert_eq!(decode_words(big.as_bytes()), big);
     }
 
     #[test]

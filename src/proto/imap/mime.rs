@@ -278,8 +278,24 @@ fn split_multipart(
     parts
 }
 
-/// A header's fields, unfolded: (name, value).
+/// A header field's value is read this far and no further by the
+/// content parsers (addresses, subjects, dates, ids, parameters): real
+/// fields are far shorter, and it bounds what one field can cost.
+pub const MAX_FIELD: usize = 64 * 1024;
+
+/// A header's fields, unfolded: (name, value), each value cut at
+/// [`MAX_FIELD`] octets.
 pub fn fields(header: &[u8]) -> Vec<(String, Vec<u8>)> {
+    fields_within(header, MAX_FIELD)
+}
+
+/// A header's fields unfolded whole, for callers that must see every
+/// octet (a local `sendmail -t` reading its recipients).
+pub fn fields_whole(header: &[u8]) -> Vec<(String, Vec<u8>)> {
+    fields_within(header, usize::MAX)
+}
+
+fn fields_within(header: &[u8], cap: usize) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     for line in header.split_inclusive(|&b| b == b'\n') {
         let text = line.strip_suffix(b"\n").unwrap_or(line);
@@ -289,7 +305,8 @@ pub fn fields(header: &[u8]) -> Vec<(String, Vec<u8>)> {
         }
         if matches!(text[0], b' ' | b'\t') {
             if let Some(last) = out.last_mut() {
-                last.1.extend_from_slice(text);
+                let room = cap.saturating_sub(last.1.len());
+                last.1.extend_from_slice(&text[..text.len().min(room)]);
             }
             continue;
         }
@@ -301,7 +318,7 @@ pub fn fields(header: &[u8]) -> Vec<(String, Vec<u8>)> {
         while value.first() == Some(&b' ') || value.first() == Some(&b'\t') {
             value = &value[1..];
         }
-        out.push((name, value.to_vec()));
+        out.push((name, value[..value.len().min(cap)].to_vec()));
     }
     out
 }

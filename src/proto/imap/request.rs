@@ -75,8 +75,8 @@ pub enum Request {
         max_uid: u32,
         /// The folder's keyword names.
         keywords: Vec<String>,
-        /// SORT: the values of these criteria for each match.
-        sort: Option<Vec<(super::sort::SortKey, bool)>>,
+        /// SORT or THREAD: how the matches are put in order.
+        sort: Option<super::sort::Arrange>,
         /// CONTEXT=SEARCH: every candidate's content answers instead.
         answers: bool,
     },
@@ -230,8 +230,8 @@ pub enum Reply {
     Fetched(Vec<Fetched>),
     /// SEARCH: the UIDs that match.
     Searched(Vec<u32>),
-    /// SORT: each match's UID and the values it sorts by.
-    Sorted(Vec<(u32, Vec<super::sort::Value>)>),
+    /// SORT or THREAD: the matches in order.
+    Sorted(super::sort::Arranged),
     /// GENURLAUTH: the URLs with their tokens.
     GenUrlAuth(Result<Vec<String>, No>),
     /// URLFETCH: what each URL gave.

@@ -16,7 +16,7 @@ use super::response::{line, tagged};
 use super::search::Key;
 use super::sequence::{SeqSet, write_set};
 use super::session::{Enabled, ImapStep, tagged_no};
-use super::sort::SortKey;
+use super::sort::{Arrange, Arranged};
 use super::updates::Updates;
 use crate::proto::OUTPUT_CAP;
 
@@ -261,6 +261,8 @@ impl Selected {
         } else {
             self.view.len() as u32
         };
+        // Normalised ranges: sorted and disjoint, so the UIDs come out
+        // in order, each once, and no more than the view holds.
         let Some(ranges) = set.resolve(max) else {
             return Err("no saved search result");
         };
@@ -272,15 +274,13 @@ impl Selected {
                 uids.extend_from_slice(&self.view[lo..hi]);
             }
         } else {
+            if set.highest(max).unwrap_or(0) as usize > self.view.len() {
+                return Err("invalid message sequence number");
+            }
             for (a, b) in ranges {
-                if b as usize > self.view.len() {
-                    return Err("invalid message sequence number");
-                }
                 uids.extend_from_slice(&self.view[a as usize - 1..b as usize]);
             }
         }
-        uids.sort_unstable();
-        uids.dedup();
         Ok(uids)
     }
 
@@ -658,7 +658,11 @@ impl Selected {
                 uid,
                 ret,
                 keys,
-                Some(criteria),
+                Some(Arrange {
+                    criteria,
+                    thread: None,
+                    uid_mode: uid,
+                }),
                 enabled,
                 out,
             )),
@@ -666,27 +670,19 @@ impl Selected {
                 uid,
                 algorithm,
                 keys,
-            } => {
-                let (pending, step) = self.search(
-                    tag,
-                    uid,
-                    SearchReturn::default(),
-                    keys,
-                    Some(super::thread::keys()),
-                    enabled,
-                    out,
-                );
-                Ok((
-                    pending.map(|p| match p {
-                        Pending::Search(mut s) => {
-                            s.thread = Some(algorithm);
-                            Pending::Search(s)
-                        }
-                        other => other,
-                    }),
-                    step,
-                ))
-            }
+            } => Ok(self.search(
+                tag,
+                uid,
+                SearchReturn::default(),
+                keys,
+                Some(Arrange {
+                    criteria: super::thread::keys(),
+                    thread: Some(algorithm),
+                    uid_mode: uid,
+                }),
+                enabled,
+                out,
+            )),
             Command::Copy {
                 uid,
                 set,
@@ -750,26 +746,9 @@ impl Selected {
     /// UIDNEXT that is not there).
     fn write_vanished(&self, set: &SeqSet, _since: u64, out: &mut Vec<u8>) {
         let f = self.folder.borrow();
-        let Some(ranges) = set.resolve(f.uidnext.saturating_sub(1)) else {
-            return;
-        };
-        let mut gone = Vec::new();
-        for (a, b) in ranges {
-            let b = b.min(f.uidnext.saturating_sub(1));
-            for u in a..=b {
-                if f.find(u).is_none() && gone.len() < 100_000 {
-                    gone.push(u);
-                }
-            }
+        if let Some(ranges) = set.within(f.uidnext.saturating_sub(1)) {
+            write_vanished_earlier(&missing(&f, &ranges), out);
         }
-        if gone.is_empty() {
-            return;
-        }
-        let mut s = Vec::new();
-        write_set(&gone, &mut s);
-        out.extend_from_slice(b"* VANISHED (EARLIER) ");
-        out.extend_from_slice(&s);
-        out.extend_from_slice(b"\r\n");
     }
 
     /// Writes FETCH answers until the output is full or the loop must
@@ -1104,8 +1083,8 @@ impl Selected {
                 }
                 (None, ImapStep::Continue)
             }
-            (Pending::Search(search), Reply::Sorted(mut found)) => {
-                self.write_sort(&search, &mut found, enabled, out);
+            (Pending::Search(search), Reply::Sorted(found)) => {
+                self.write_sort(&search, found, enabled, out);
                 (None, ImapStep::Continue)
             }
             (Pending::Search(search), Reply::Searched(hits)) => {
@@ -1152,7 +1131,7 @@ impl Selected {
         uid_mode: bool,
         ret: SearchReturn,
         keys: Key,
-        sort: Option<Vec<(SortKey, bool)>>,
+        sort: Option<Arrange>,
         enabled: Enabled,
         out: &mut Vec<u8>,
     ) -> (Option<Pending>, ImapStep) {
@@ -1195,8 +1174,7 @@ impl Selected {
             uid_mode,
             ret,
             modseq: super::search::mentions_modseq(&keys),
-            sort: sort.clone(),
-            thread: None,
+            thread: sort.as_ref().is_some_and(|s| s.thread.is_some()),
             keep: search_ret_update.then(|| keys.clone()),
         });
         if content {
@@ -1360,36 +1338,31 @@ impl Selected {
 }
 
 impl Selected {
-    /// The answer to a SORT: `found` holds each match's UID and values.
+    /// The answer to a SORT or THREAD, its matches put in order by a
+    /// helper.
     fn write_sort(
         &mut self,
         search: &SearchState,
-        found: &mut [(u32, Vec<super::sort::Value>)],
+        found: Arranged,
         enabled: Enabled,
         out: &mut Vec<u8>,
     ) {
-        let criteria = search.sort.as_deref().unwrap_or_default();
-        let mut msgs: Vec<(u32, u32, Vec<super::sort::Value>)> = found
-            .iter_mut()
-            .filter_map(|(u, v)| {
-                Some((*u, self.seq_of(*u)? as u32, std::mem::take(v)))
-            })
-            .collect();
-        if let Some(algorithm) = search.thread {
-            for m in &mut msgs {
-                if !search.uid_mode {
-                    m.0 = m.1;
-                }
+        let uids = match found {
+            Arranged::Threaded(answer) => {
+                line(out, &answer);
+                self.sync(out, false, enabled);
+                let done = if search.thread { "THREAD" } else { "SORT" };
+                tagged(out, &search.tag, "OK", &format!("{done} completed"));
+                return;
             }
-            line(out, &super::thread::thread(algorithm, &msgs));
-            self.sync(out, false, enabled);
-            tagged(out, &search.tag, "OK", "THREAD completed");
-            return;
-        }
-        super::sort::order(criteria, &mut msgs);
-        let numbers: Vec<u32> = msgs
-            .iter()
-            .map(|(u, s, _)| if search.uid_mode { *u } else { *s })
+            Arranged::Sorted(uids) => uids,
+        };
+        let numbers: Vec<u32> = uids
+            .into_iter()
+            .filter_map(|u| match search.uid_mode {
+                true => Some(u),
+                false => self.seq_of(u).map(|s| s as u32),
+            })
             .collect();
         let ret = &search.ret;
         if ret.extended {
@@ -1479,41 +1452,79 @@ pub struct SearchState {
     ret: SearchReturn,
     /// The keys mention MODSEQ: the answer gives the highest.
     modseq: bool,
-    /// SORT: the criteria.
-    sort: Option<Vec<(SortKey, bool)>>,
-    /// THREAD: the algorithm (`sort` then holds its keys).
-    thread: Option<super::thread::Algorithm>,
+    /// THREAD, not SORT.
+    thread: bool,
     /// RETURN (UPDATE): the keys, kept with the result.
     keep: Option<Key>,
+}
+
+/// The UIDs in `ranges` (sorted, disjoint, below UIDNEXT) that the
+/// folder does not hold, as ranges: the gaps between the messages it
+/// has, found without visiting each number.
+fn missing(f: &Folder, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut gone = Vec::new();
+    for &(a, b) in ranges {
+        let mut next = a;
+        let first = f.msgs.partition_point(|m| m.uid < a);
+        for m in f.msgs[first..].iter().take_while(|m| m.uid <= b) {
+            if m.uid > next {
+                gone.push((next, m.uid - 1));
+            }
+            next = m.uid + 1;
+        }
+        if next <= b {
+            gone.push((next, b));
+        }
+    }
+    gone
+}
+
+/// `* VANISHED (EARLIER)` for ranges, adjacent ones joined; nothing if
+/// there are none.
+fn write_vanished_earlier(ranges: &[(u32, u32)], out: &mut Vec<u8>) {
+    if ranges.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b"* VANISHED (EARLIER) ");
+    let mut first = true;
+    let mut i = 0;
+    while i < ranges.len() {
+        let (a, mut b) = ranges[i];
+        while i + 1 < ranges.len() && ranges[i + 1].0 == b.saturating_add(1) {
+            i += 1;
+            b = ranges[i].1;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let text = match a == b {
+            true => a.to_string(),
+            false => format!("{a}:{b}"),
+        };
+        out.extend_from_slice(text.as_bytes());
+        i += 1;
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// SELECT's QRESYNC part: what vanished and what changed since the
 /// client's MODSEQ.
 fn write_qresync(f: &Folder, q: &Qresync, out: &mut Vec<u8>) {
     let known_max = f.uidnext.saturating_sub(1);
-    let mut gone = Vec::new();
-    if let Some(ranges) = q.known.as_ref().and_then(|k| k.resolve(known_max)) {
-        for (a, b) in ranges {
-            for u in a..=b.min(known_max) {
-                if f.find(u).is_none() && gone.len() < 100_000 {
-                    gone.push(u);
-                }
-            }
-        }
+    if let Some(ranges) = q.known.as_ref().and_then(|k| k.within(known_max)) {
+        write_vanished_earlier(&missing(f, &ranges), out);
     } else {
-        for &(m, u) in &f.expunged {
-            if m > q.modseq {
-                gone.push(u);
-            }
-        }
+        let mut gone: Vec<u32> = f
+            .expunged
+            .iter()
+            .filter(|&&(m, _)| m > q.modseq)
+            .map(|&(_, u)| u)
+            .collect();
         gone.sort_unstable();
-    }
-    if !gone.is_empty() {
-        let mut s = Vec::new();
-        write_set(&gone, &mut s);
-        out.extend_from_slice(b"* VANISHED (EARLIER) ");
-        out.extend_from_slice(&s);
-        out.extend_from_slice(b"\r\n");
+        gone.dedup();
+        let ranges: Vec<(u32, u32)> = gone.iter().map(|&u| (u, u)).collect();
+        write_vanished_earlier(&ranges, out);
     }
     for (i, m) in f.msgs.iter().enumerate() {
         if m.modseq > q.modseq {

@@ -161,7 +161,13 @@ pub fn values(
             SortKey::Parents => {
                 let refs = get("references").unwrap_or_default();
                 let ids: Vec<&str> = match msg_ids(refs).next() {
-                    Some(_) => msg_ids(refs).collect(),
+                    Some(_) => {
+                        let mut all: Vec<&str> = msg_ids(refs).collect();
+                        // The nearest ancestors are the last ids.
+                        let cut = all.len().saturating_sub(MAX_REFERENCES);
+                        all.drain(..cut);
+                        all
+                    }
                     None => msg_ids(get("in-reply-to").unwrap_or_default())
                         .take(1)
                         .collect(),
@@ -171,6 +177,52 @@ pub fn values(
         })
         .collect()
 }
+
+/// How a helper puts a SORT's or THREAD's matches in order: the work
+/// grows with the folder, so it is done off the loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrange {
+    /// The values read of each match (for THREAD, `thread::keys()`).
+    pub criteria: Vec<(SortKey, bool)>,
+    /// THREAD: the algorithm.
+    pub thread: Option<super::thread::Algorithm>,
+    /// The answer names messages by UID.
+    pub uid_mode: bool,
+}
+
+/// A SORT's or THREAD's matches in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arranged {
+    /// SORT: the UIDs in order.
+    Sorted(Vec<u32>),
+    /// THREAD: the `* THREAD` line.
+    Threaded(String),
+}
+
+/// Orders matches given as (UID, sequence number, values).
+pub fn arrange(
+    how: &Arrange,
+    mut found: Vec<(u32, u32, Vec<Value>)>,
+) -> Arranged {
+    match how.thread {
+        Some(algorithm) => {
+            if !how.uid_mode {
+                for m in &mut found {
+                    m.0 = m.1;
+                }
+            }
+            Arranged::Threaded(super::thread::thread(algorithm, &found))
+        }
+        None => {
+            order(&how.criteria, &mut found);
+            Arranged::Sorted(found.into_iter().map(|m| m.0).collect())
+        }
+    }
+}
+
+/// THREAD=REFERENCES keeps this many of a message's References ids, the
+/// last ones (its nearest ancestors), as other RFC 5256 servers do.
+pub const MAX_REFERENCES: usize = 1000;
 
 /// Orders messages (UID, sequence number, values) by the criteria;
 /// ties by sequence number.
@@ -216,43 +268,38 @@ pub fn is_reply(subject: &str) -> bool {
     subject_parts(subject).1
 }
 
-/// The base subject and whether it was a reply or forward.
+/// The base subject and whether it was a reply or forward. Every step
+/// narrows one borrowed slice of the normalised subject, so the work is
+/// linear in its length however many markers it repeats.
 fn subject_parts(subject: &str) -> (String, bool) {
     let mut reply = false;
-    let mut s: String =
+    let normal: String =
         subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut s: &str = &normal;
     loop {
-        s = s.trim().to_string();
+        s = s.trim();
         // (2) trailers: "(fwd)" and white space at the end.
-        loop {
-            let t = s.trim_end();
-            let lower = t.to_ascii_lowercase();
-            if lower.ends_with("(fwd)") {
-                s = t[..t.len() - 5].to_string();
-                reply = true;
-            } else {
-                s = t.to_string();
-                break;
-            }
+        while let Some(rest) = strip_suffix_ignore_case(s, "(fwd)") {
+            s = rest.trim_end();
+            reply = true;
         }
-        // (3)/(4) leaders: blobs and re/fw/fwd markers.
+        // (3)/(4) leaders (re/fw/fwd markers) and blobs, one at a time.
         loop {
-            let before = s.clone();
-            s = strip_leader(&s);
-            reply |= s != before;
-            if let Some(rest) = strip_blob(&s)
-                && !rest.is_empty()
-            {
+            if let Some(rest) = strip_leader(s) {
                 s = rest;
+                reply = true;
+                continue;
             }
-            if s == before {
-                break;
+            match strip_blob(s) {
+                Some(rest) if !rest.is_empty() => s = rest,
+                _ => break,
             }
         }
         // (5) "[fwd: ... ]" around the whole.
-        let lower = s.to_ascii_lowercase();
-        if lower.starts_with("[fwd:") && s.ends_with(']') {
-            s = s[5..s.len() - 1].to_string();
+        if let Some(inner) = strip_prefix_ignore_case(s, "[fwd:")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            s = inner;
             reply = true;
             continue;
         }
@@ -261,43 +308,44 @@ fn subject_parts(subject: &str) -> (String, bool) {
     (s.trim().to_uppercase(), reply)
 }
 
-/// A leading `[...]` and the white space after it; None if there is none.
-fn strip_blob(s: &str) -> Option<String> {
-    let rest = s.strip_prefix('[')?;
-    let end = rest.find(']')?;
-    if rest[..end].contains('[') {
-        return None;
-    }
-    Some(rest[end + 1..].trim_start().to_string())
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.as_bytes().get(..prefix.len())?;
+    // An ASCII prefix matched means the cut is on a character boundary.
+    head.eq_ignore_ascii_case(prefix.as_bytes())
+        .then(|| &s[prefix.len()..])
 }
 
-/// One leader `*blob ("re" / "fw" / "fwd") *WSP [blob] ":"`, if there.
-fn strip_leader(s: &str) -> String {
-    let mut t = s.trim_start().to_string();
-    while let Some(rest) = strip_blob(&t) {
-        if rest.is_empty() {
-            break;
-        }
-        t = rest;
+fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
+    let cut = s.len().checked_sub(suffix.len())?;
+    s.as_bytes()[cut..]
+        .eq_ignore_ascii_case(suffix.as_bytes())
+        .then(|| &s[..cut])
+}
+
+/// A leading `[...]` and the white space after it; None if there is none.
+fn strip_blob(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix('[')?;
+    let end = rest.find(['[', ']'])?;
+    if rest.as_bytes()[end] == b'[' {
+        return None;
     }
-    let lower = t.to_ascii_lowercase();
+    Some(rest[end + 1..].trim_start())
+}
+
+/// One leader `("re" / "fw" / "fwd") *WSP [blob] ":"` and the white
+/// space after it. Blobs before a leader are taken one at a time by the
+/// caller, so none is read twice.
+fn strip_leader(s: &str) -> Option<&str> {
+    let t = s.trim_start();
     let after = ["re", "fwd", "fw"]
         .iter()
-        .find(|p| lower.starts_with(*p))
-        .map(|p| t[p.len()..].trim_start().to_string());
-    let Some(mut after) = after else {
-        return s.to_string();
+        .find_map(|p| strip_prefix_ignore_case(t, p))?
+        .trim_start();
+    let after = match after.starts_with('[') {
+        true => strip_blob(after)?,
+        false => after,
     };
-    if after.starts_with('[') {
-        match strip_blob(&after) {
-            Some(rest) => after = rest,
-            None => return s.to_string(),
-        }
-    }
-    match after.strip_prefix(':') {
-        Some(rest) => rest.trim_start().to_string(),
-        None => s.to_string(),
-    }
+    Some(after.strip_prefix(':')?.trim_start())
 }
 
 /// A Date: header as seconds since the epoch (UTC).
@@ -327,6 +375,22 @@ mod tests {
         );
         assert_eq!(base_subject("b (a)"), "B (A)");
         assert_eq!(base_subject("RE: C"), "C");
+    }
+
+    /// Markers repeated past any real subject: each step once.
+    #[test]
+    fn base_subjects_of_hostile_length() {
+        let n = 100_000;
+        assert_eq!(base_subject(&format!("{}x", "Re: ".repeat(n))), "X");
+        assert_eq!(base_subject(&format!("x{}", " (fwd)".repeat(n))), "X");
+        assert_eq!(
+            base_subject(&format!("{}x{}", "[fwd: ".repeat(n), "]".repeat(n))),
+            "X"
+        );
+        assert_eq!(base_subject(&format!("{}x", "[a] ".repeat(n))), "X");
+        let open = "[".repeat(n);
+        assert_eq!(base_subject(&open), open);
+        assert!(is_reply(&format!("{}Re: x", "[b] ".repeat(n))));
     }
 
     #[test]

@@ -168,15 +168,19 @@ pub fn addresses(v: &[u8]) -> Vec<Address> {
         // One mailbox, group start, or group end, up to , ; or :
         let start = i;
         let mut depth = 0;
+        // A `<` in this piece makes a later `:` part of a route; kept as
+        // we go, so a piece of many colons is read once, not per colon.
+        let mut route_start = false;
         while i < toks.len() {
             match &toks[i] {
-                Tok::Special(b'<') => depth += 1,
+                Tok::Special(b'<') => {
+                    depth += 1;
+                    route_start = true;
+                }
                 Tok::Special(b'>') => depth -= 1,
                 Tok::Special(b',') | Tok::Special(b';') if depth <= 0 => break,
                 Tok::Special(b':')
-                    if depth <= 0
-                        && !in_group
-                        && !has_route_start(&toks[start..i]) =>
+                    if depth <= 0 && !in_group && !route_start =>
                 {
                     break;
                 }
@@ -216,10 +220,6 @@ pub fn addresses(v: &[u8]) -> Vec<Address> {
         out.push(Address::default());
     }
     out
-}
-
-fn has_route_start(toks: &[Tok]) -> bool {
-    toks.contains(&Tok::Special(b'<'))
 }
 
 /// The words of a phrase joined by single spaces.
@@ -443,5 +443,20 @@ mod tests {
         ] {
             addresses(v.as_bytes());
         }
+        // Colons after a `<`: once rescanned the piece at each one.
+        let v = format!("{}<>{}", ".".repeat(200_000), ":".repeat(200_000));
+        assert_eq!(addresses(v.as_bytes()).len(), 1);
+        let v = format!("g:{}", "a@b,".repeat(100_000));
+        assert_eq!(addresses(v.as_bytes()).len(), 100_002);
+        let v = "(".repeat(200_000) + &"\"".repeat(200_000);
+        addresses(v.as_bytes());
+    }
+
+    /// ENVELOPE reads at most `MAX_FIELD` of a field.
+    #[test]
+    fn fields_are_capped() {
+        let head = format!("To: {}\r\n\r\n", "a@b, ".repeat(100_000));
+        let n = env(&head).matches("\"a\" \"b\"").count();
+        assert!(n > 1000 && n <= super::super::mime::MAX_FIELD / 5, "{n}");
     }
 }

@@ -81,7 +81,13 @@ struct Node {
 struct Tree<'a> {
     msgs: Vec<Msg<'a>>,
     nodes: Vec<Node>,
+    /// Parent steps `within` may still walk in this THREAD: a folder
+    /// built to make loop checks expensive gets fewer links, not hours.
+    walk_budget: usize,
 }
+
+/// Parent steps one THREAD may walk checking for loops.
+const WALK_BUDGET: usize = 4_000_000;
 
 impl Tree<'_> {
     fn add(&mut self, msg: Option<usize>) -> usize {
@@ -92,20 +98,24 @@ impl Tree<'_> {
         self.nodes.len() - 1
     }
 
-    /// Whether `node` is `of` or lies below it.
-    fn within(&self, mut node: usize, of: usize) -> bool {
-        let mut steps = 0;
+    /// Whether `node` is `of` or lies below it. Out of budget, the
+    /// answer is yes: the link it guards is not made, so no loop can be.
+    fn within(&mut self, mut node: usize, of: usize) -> bool {
+        if self.nodes[of].children.is_empty() {
+            return node == of;
+        }
         loop {
             if node == of {
                 return true;
             }
-            match self.nodes[node].parent {
-                Some(p) if steps < self.nodes.len() => {
-                    node = p;
-                    steps += 1;
-                }
-                _ => return false,
+            let Some(p) = self.nodes[node].parent else {
+                return false;
+            };
+            if self.walk_budget == 0 {
+                return true;
             }
+            self.walk_budget -= 1;
+            node = p;
         }
     }
 
@@ -114,86 +124,147 @@ impl Tree<'_> {
         self.nodes[parent].children.push(child);
     }
 
+    /// Takes a child from its parent. The parent's list keeps a stale
+    /// entry until `settle` (a popular parent's list is not rewritten
+    /// once per child that leaves it).
     fn unlink(&mut self, child: usize) {
-        if let Some(p) = self.nodes[child].parent.take() {
-            self.nodes[p].children.retain(|&c| c != child);
+        self.nodes[child].parent = None;
+    }
+
+    /// Drops the stale entries `unlink` left: a node is its parent's
+    /// child once, and only while its parent pointer says so.
+    fn settle(&mut self) {
+        for n in 0..self.nodes.len() {
+            let mut kids = std::mem::take(&mut self.nodes[n].children);
+            kids.retain(|&c| self.nodes[c].parent == Some(n));
+            kids.sort_unstable();
+            kids.dedup();
+            self.nodes[n].children = kids;
         }
     }
 
-    /// The date and sequence number a container sorts by: its message's,
-    /// or a dummy's first child's (children already sorted).
-    fn key(&self, node: usize) -> (i64, u32) {
-        match self.nodes[node].msg {
-            Some(m) => (self.msgs[m].date, self.msgs[m].seq),
-            None => self.nodes[node]
-                .children
-                .first()
-                .map_or((i64::MAX, u32::MAX), |&c| self.key(c)),
+    /// The message a container stands for: its own, or a dummy's first
+    /// child's (children already sorted), followed down.
+    fn first_msg_index(&self, mut node: usize) -> Option<usize> {
+        for _ in 0..=self.nodes.len() {
+            match self.nodes[node].msg {
+                Some(m) => return Some(m),
+                None => node = *self.nodes[node].children.first()?,
+            }
         }
+        None
+    }
+
+    /// The date and sequence number a container sorts by.
+    fn key(&self, node: usize) -> (i64, u32) {
+        self.first_msg_index(node)
+            .map_or((i64::MAX, u32::MAX), |m| {
+                (self.msgs[m].date, self.msgs[m].seq)
+            })
     }
 
     /// The message a container stands for when looking at subjects.
     fn first_msg(&self, node: usize) -> Option<&Msg<'_>> {
-        match self.nodes[node].msg {
-            Some(m) => Some(&self.msgs[m]),
-            None => self.nodes[node]
-                .children
-                .first()
-                .and_then(|&c| self.first_msg(c)),
-        }
+        self.first_msg_index(node).map(|m| &self.msgs[m])
     }
 
+    /// Every node under `list`, parents before their children.
+    fn preorder(&self, list: &[usize]) -> Vec<usize> {
+        let mut order = Vec::new();
+        let mut stack: Vec<usize> = list.to_vec();
+        while let Some(n) = stack.pop() {
+            order.push(n);
+            stack.extend_from_slice(&self.nodes[n].children);
+        }
+        order
+    }
+
+    /// Sorts `list` and every child list under it, children first (a
+    /// dummy sorts by its first child).
     fn sort(&mut self, list: &mut [usize]) {
-        for &n in list.iter() {
+        for n in self.preorder(list).into_iter().rev() {
             let mut kids = std::mem::take(&mut self.nodes[n].children);
-            self.sort(&mut kids);
+            kids.sort_by_key(|&c| self.key(c));
             self.nodes[n].children = kids;
         }
         list.sort_by_key(|&n| self.key(n));
     }
 
     /// RFC 5256 step 3: drops empty dummies and lifts a dummy's children
-    /// into its place, except a root dummy with several children.
-    fn prune(&mut self, list: Vec<usize>, at_root: bool) -> Vec<usize> {
-        let mut out = Vec::with_capacity(list.len());
-        for n in list {
-            let kids = std::mem::take(&mut self.nodes[n].children);
-            let kids = self.prune(kids, false);
-            if self.nodes[n].msg.is_some() || (at_root && kids.len() > 1) {
-                self.nodes[n].children = kids;
-                out.push(n);
-            } else if !at_root || kids.len() == 1 {
-                let parent = self.nodes[n].parent;
-                for &k in &kids {
-                    self.nodes[k].parent = parent;
+    /// into its place, except a root dummy with several children. Works
+    /// from the leaves up without recursion; order within a list is
+    /// left to `sort`.
+    fn prune(&mut self, roots: Vec<usize>) -> Vec<usize> {
+        // A dummy below the roots stands for its pruned children: its
+        // own list is handed up, merged smaller into larger.
+        for n in self.preorder(&roots).into_iter().rev() {
+            let old = std::mem::take(&mut self.nodes[n].children);
+            let mut new: Vec<usize> = Vec::new();
+            for c in old {
+                if self.nodes[c].msg.is_some() {
+                    new.push(c);
+                    continue;
                 }
-                out.extend(kids);
+                let mut lifted = std::mem::take(&mut self.nodes[c].children);
+                if lifted.len() > new.len() {
+                    std::mem::swap(&mut lifted, &mut new);
+                }
+                new.append(&mut lifted);
+            }
+            self.nodes[n].children = new;
+        }
+        let mut out = Vec::with_capacity(roots.len());
+        for n in roots {
+            let kids = self.nodes[n].children.len();
+            if self.nodes[n].msg.is_some() || kids > 1 {
+                out.push(n);
+            } else if kids == 1 {
+                out.push(self.nodes[n].children.pop().unwrap_or(n));
+            }
+        }
+        for &r in &out {
+            self.nodes[r].parent = None;
+        }
+        for n in self.preorder(&out) {
+            for i in 0..self.nodes[n].children.len() {
+                let c = self.nodes[n].children[i];
+                self.nodes[c].parent = Some(n);
             }
         }
         out
     }
 
-    fn write(&self, node: usize, out: &mut String) {
-        let n = &self.nodes[node];
-        if let Some(m) = n.msg {
-            out.push_str(&self.msgs[m].number.to_string());
+    /// Writes a thread without recursion: a chain is written flat, a
+    /// node with several children puts each in parentheses.
+    fn write(&self, root: usize, out: &mut String) {
+        enum Step {
+            Node(usize),
+            Text(&'static str),
         }
-        match n.children.as_slice() {
-            [] => {}
-            [only] => {
-                if n.msg.is_some() {
+        let mut stack = vec![Step::Node(root)];
+        while let Some(step) = stack.pop() {
+            let node = match step {
+                Step::Text(t) => {
+                    out.push_str(t);
+                    continue;
+                }
+                Step::Node(n) => &self.nodes[n],
+            };
+            if let Some(m) = node.msg {
+                out.push_str(&self.msgs[m].number.to_string());
+                if !node.children.is_empty() {
                     out.push(' ');
                 }
-                self.write(*only, out);
             }
-            many => {
-                if n.msg.is_some() {
-                    out.push(' ');
-                }
-                for &c in many {
-                    out.push('(');
-                    self.write(c, out);
-                    out.push(')');
+            match node.children.as_slice() {
+                [] => {}
+                [only] => stack.push(Step::Node(*only)),
+                many => {
+                    for &c in many.iter().rev() {
+                        stack.push(Step::Text(")"));
+                        stack.push(Step::Node(c));
+                        stack.push(Step::Text("("));
+                    }
                 }
             }
         }
@@ -220,6 +291,7 @@ pub fn thread(alg: Algorithm, found: &[(u32, u32, Vec<Value>)]) -> String {
     let mut tree = Tree {
         msgs,
         nodes: Vec::new(),
+        walk_budget: WALK_BUDGET,
     };
     let roots = match alg {
         Algorithm::OrderedSubject => ordered_subject(&mut tree),
@@ -298,11 +370,12 @@ fn references(tree: &mut Tree<'_>) -> Vec<usize> {
             tree.link(own, parent);
         }
     }
+    tree.settle();
     // Steps 2-4: the roots, pruned and sorted.
     let roots: Vec<usize> = (0..tree.nodes.len())
         .filter(|&n| tree.nodes[n].parent.is_none())
         .collect();
-    let mut roots = tree.prune(roots, true);
+    let mut roots = tree.prune(roots);
     tree.sort(&mut roots);
     // Step 5: roots with the same base subject come together.
     let mut roots = merge_subjects(tree, roots);
@@ -448,6 +521,44 @@ mod tests {
         ];
         assert_eq!(thread(Algorithm::References, &found), "* THREAD (1 2)");
         assert_eq!(thread(Algorithm::References, &[]), "* THREAD");
+    }
+
+    /// A thread as deep as a big folder, and one message naming as many
+    /// parents as a hostile one can: no recursion, no quadratic walk.
+    #[test]
+    fn deep_chains() {
+        let n = 200_000u32;
+        let found: Vec<_> = (1..=n)
+            .map(|i| {
+                let refs = if i == 1 {
+                    String::new()
+                } else {
+                    format!("<{}@x>", i - 1)
+                };
+                msg(i, i as i64, "", &format!("<{i}@x>"), &refs)
+            })
+            .collect();
+        let answer = thread(Algorithm::References, &found);
+        assert!(
+            answer.starts_with("* THREAD (1 2 3 4 "),
+            "{}",
+            &answer[..40]
+        );
+        assert!(answer.ends_with(&format!(" {n})")));
+        let refs: Vec<String> =
+            (0..80_000).map(|i| format!("<r{i}@x>")).collect();
+        let found = vec![msg(1, 0, "", "<m@x>", &refs.join(" "))];
+        assert_eq!(thread(Algorithm::References, &found), "* THREAD (1)");
+        // Every message names all before it: loop checks stay in budget.
+        let found: Vec<_> = (1..=2_000u32)
+            .map(|i| {
+                let refs: Vec<String> =
+                    (1..i).rev().map(|k| format!("<{k}@x>")).collect();
+                msg(i, i as i64, "", &format!("<{i}@x>"), &refs.join(" "))
+            })
+            .collect();
+        let answer = thread(Algorithm::References, &found);
+        assert!(answer.starts_with("* THREAD (1 "), "{}", &answer[..40]);
     }
 
     #[test]
