@@ -37,6 +37,10 @@ pub struct Outbound {
     pub smarthost_tls: SmarthostTls,
     /// `username password` for the smarthost.
     pub smarthost_auth_file: Option<PathBuf>,
+    /// A notice that itself failed (a double bounce) is mailed to the
+    /// postmaster; otherwise it is only logged, as Postfix does by
+    /// default (on a server with forwards most are spam backscatter).
+    pub notify_double_bounce: bool,
 }
 
 impl Default for Outbound {
@@ -52,6 +56,7 @@ impl Default for Outbound {
             smarthost: None,
             smarthost_tls: SmarthostTls::StartTls,
             smarthost_auth_file: None,
+            notify_double_bounce: false,
         }
     }
 }
@@ -83,6 +88,13 @@ impl Outbound {
             }
             "queue_max_age" => duration(value).map(|d| self.max_age = d),
             "queue_warn_after" => duration(value).map(|d| self.warn_after = d),
+            "notify_double_bounce" => match value {
+                "yes" => Ok(self.notify_double_bounce = true),
+                "no" => Ok(self.notify_double_bounce = false),
+                _ => Err(format!(
+                    "notify_double_bounce must be yes or no, not {value:?}"
+                )),
+            },
             "outbound_max_connections" => {
                 positive(value).map(|n| self.max_connections = n)
             }

@@ -335,14 +335,22 @@ fn record(a: Attempted) -> QueueDone {
             if list.is_empty() {
                 continue;
             }
-            // A notice that failed goes to the postmaster (RFC 3464 2.2
-            // calls it a double bounce), never back to `<>`.
+            // A notice that failed (RFC 3464 2.2 calls it a double
+            // bounce) never goes back to `<>`: to the postmaster with
+            // notify_double_bounce, else only to the log.
             let to = if queued.from.is_empty() {
                 postmaster.clone()
             } else {
                 queued.from.clone()
             };
             if to.is_empty() {
+                for &i in list.iter() {
+                    log::warn!(
+                        "queue: {id}: double bounce, not mailed: to={} reply={}",
+                        crate::util::logsafe::Quoted(&queued.rcpts[i].0),
+                        crate::util::logsafe::Quoted(&queued.rcpts[i].2),
+                    );
+                }
                 continue;
             }
             let entries: Vec<Entry> = list

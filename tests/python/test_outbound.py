@@ -416,8 +416,21 @@ def test_delay_notice_once_then_expiry_bounce(world_factory):
     assert len(bounces(w.server)) == 2, "one delay notice only"
 
 
-def test_undeliverable_bounce_goes_to_the_postmaster(world_factory):
+def test_double_bounce_is_logged_and_mailed_only_when_asked(world_factory):
+    """A bounce the sender's server refuses is a double bounce: by
+    default logged and not mailed (Postfix's default), with
+    notify_double_bounce = yes mailed to the postmaster."""
     w = world_factory(mx1="reject", aliases=ALIASES + "postmaster@example.test: bob@example.test\n")
+    w.send(["nobody@far.test"], "Subject: round trip\r\n\r\nhi\r\n", sender="someone@far.test")
+    assert w.server.wait_logged("double bounce, not mailed", 30), "".join(w.server.log[-20:])
+    assert w.server.logged('to="someone@far.test"')
+    wait_for(lambda: queue_empty(w.server), what="the queue to empty")
+    assert not bounces(w.server, "bob") and not bounces(w.server, "alice")
+
+
+def test_double_bounce_goes_to_the_postmaster_when_asked(world_factory):
+    w = world_factory(mx1="reject", aliases=ALIASES + "postmaster@example.test: bob@example.test\n",
+                      extra="notify_double_bounce = yes")
     # A remote sender whose own server refuses the bounce.
     w.send(["nobody@far.test"], "Subject: round trip\r\n\r\nhi\r\n", sender="someone@far.test")
     double = wait_for(lambda: bounces(w.server, "bob"), what="the postmaster's copy")[0]

@@ -471,6 +471,7 @@ impl Server {
                 postmaster: cfg
                     .domains
                     .first()
+                    .filter(|_| cfg.outbound.notify_double_bounce)
                     .map(|d| format!("postmaster@{d}"))
                     .unwrap_or_default(),
             })));
