@@ -197,6 +197,7 @@ pub(super) fn failed(what: &str, e: std::io::Error) -> No {
         std::io::ErrorKind::AlreadyExists => {
             No::code("ALREADYEXISTS", "mailbox exists")
         }
+        std::io::ErrorKind::InvalidInput => No::code("CANNOT", e.to_string()),
         _ => No::code("SERVERBUG", format!("{what} failed: {}", e.kind())),
     }
 }

@@ -67,8 +67,39 @@ pub fn exists(root: &Path, name: &str, format: MailboxFormat) -> bool {
     name == "INBOX"
         || match format {
             MailboxFormat::Maildir => dir(root, name).join("cur").is_dir(),
-            MailboxFormat::Mbox => place(root, name, format).is_file(),
+            MailboxFormat::Mbox => {
+                storable(name, format) && place(root, name, format).is_file()
+            }
         }
+}
+
+/// Whether a folder of this name can be stored without sharing a file
+/// with another folder's bookkeeping. mbox: folder `X.lock` would be
+/// the file `folders/X.lock`, folder X's dotlock (its mail deleted as
+/// a stale lock). The sidecar `.X.imap` and rewrite files start with a
+/// `.`, which no name can. Maildir++ needs no rule: every folder is a
+/// `.NAME` directory, and nothing else in the root starts with one `.`
+/// followed by a name.
+pub fn storable(name: &str, format: MailboxFormat) -> bool {
+    match format {
+        MailboxFormat::Maildir => true,
+        // A parent is made for each level, so no level past the first
+        // may be `lock` (CREATE X.lock.y would make folders/X.lock).
+        MailboxFormat::Mbox => !name
+            .split(names::SEPARATOR)
+            .skip(1)
+            .any(|level| level.eq_ignore_ascii_case("lock")),
+    }
+}
+
+fn refuse_unstorable(name: &str, format: MailboxFormat) -> io::Result<()> {
+    match storable(name, format) {
+        true => Ok(()),
+        false => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no level of a folder's name but the first may be \"lock\" in mbox storage",
+        )),
+    }
 }
 
 /// Every folder, INBOX first, the rest sorted.
@@ -94,7 +125,11 @@ pub fn all(root: &Path, format: MailboxFormat) -> io::Result<Vec<String>> {
             MailboxFormat::Maildir => entry.path().join("cur").is_dir(),
             MailboxFormat::Mbox => entry.path().is_file(),
         };
-        if names::check(name).is_ok() && is_folder && name != "INBOX" {
+        if names::check(name).is_ok()
+            && storable(name, format)
+            && is_folder
+            && name != "INBOX"
+        {
             rest.push(name.to_string());
         }
     }
@@ -166,6 +201,7 @@ pub fn create(
     special: Option<&str>,
     format: MailboxFormat,
 ) -> io::Result<()> {
+    refuse_unstorable(name, format)?;
     if exists(root, name, format) {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
     }
@@ -232,6 +268,7 @@ pub fn rename(
     if !exists(root, from, format) {
         return Err(io::Error::new(io::ErrorKind::NotFound, "no such folder"));
     }
+    refuse_unstorable(to, format)?;
     if exists(root, to, format) {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
     }

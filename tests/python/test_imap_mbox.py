@@ -235,3 +235,48 @@ def test_large_mbox_message_streams_exactly(server):
     typ, data = m.fetch("1", "(BODY.PEEK[TEXT]<3000000.100000>)")
     assert data[0][1] == body[3_000_000:3_100_000]
     m.logout()
+
+
+def test_folder_names_cannot_share_a_file_with_a_lock(server):
+    """mbox folder X's dotlock is folders/X.lock: a folder of that name
+    (or under it) would be deleted as a stale lock, mail and all. Such
+    names get NO [CANNOT]; a dotlock on disk is never listed or opened
+    as a folder."""
+    m = login(server)
+    assert m.create("Work")[0] == "OK"
+    for name in ("Work.lock", "Work.LOCK", "Other.lock.deeper"):
+        typ, data = m.create(name)
+        assert typ == "NO" and b"[CANNOT]" in data[0], (name, data)
+    typ, data = m.rename("Work", "Play.lock")
+    assert typ == "NO" and b"[CANNOT]" in data[0], data
+    # "lock" as a first level is its own file, no one's dotlock.
+    assert m.create("lock")[0] == "OK"
+    lock = server.dir / "data/mail/example.test/alice/folders/Work.lock"
+    lock.write_text("12345\n")
+    names = [l.decode() for l in m.list()[1]]
+    assert not any("Work.lock" in n for n in names), names
+    assert m.select("Work.lock")[0] == "NO"
+    assert m.delete("Work.lock")[0] == "NO"
+    assert lock.exists()
+    m.logout()
+
+
+def test_maildir_folder_names_stay_apart_from_its_files(tmp_path):
+    """Maildir++ keeps every folder as a `.NAME` directory: names that
+    mean files in the root (cur, new, tmp, X.lock) are folders of their
+    own, and mail put in them stays there."""
+    users = users_with_password(tmp_path, PASSWORD)
+    s = Server(tmp_path, "maildir", users=users, extra="listen_imap = 127.0.0.1:0")
+    try:
+        m = login(s)
+        for name in ("cur", "new", "tmp", "Work", "Work.lock", "dovecot-uidlist"):
+            assert m.create(name)[0] == "OK", name
+        assert m.append("Work.lock", None, None, b"Subject: kept\r\n\r\nx\r\n")[0] == "OK"
+        assert m.append("cur", None, None, b"Subject: kept\r\n\r\nx\r\n")[0] == "OK"
+        assert m.select("Work")[1] == [b"0"]
+        assert m.select("Work.lock")[1] == [b"1"]
+        assert m.select("INBOX")[1] == [b"0"]
+        assert m.select("cur")[1] == [b"1"]
+        m.logout()
+    finally:
+        s.stop()
