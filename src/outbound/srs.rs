@@ -66,7 +66,7 @@ pub fn reverse(
     }
     let want = hash(secret, stamp, domain, orig);
     // Case-blind: some servers change the case of addresses.
-    if !want.eq_ignore_ascii_case(hash_got) {
+    if !same_hash(&want, hash_got) {
         return Err(Invalid::Forged);
     }
     let made = decode_stamp(stamp).ok_or(Invalid::Malformed)?;
@@ -95,20 +95,34 @@ fn decode_stamp(s: &str) -> Option<u64> {
     Some(value(b[0])? << 5 | value(b[1])?)
 }
 
-/// Four base32 characters of HMAC-SHA256 over the lower-cased parts.
+/// Base32 characters of the hash: 8 of them, 40 bits, so guessing one
+/// takes about 2^39 tries (the per-client limiter ends that long before).
+const HASH_CHARS: usize = 8;
+
+/// The first 40 bits of HMAC-SHA256 over the lower-cased parts, in
+/// base32.
 fn hash(secret: &[u8], stamp: &str, domain: &str, local: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
     let text = format!("{stamp}{domain}{local}").to_ascii_lowercase();
     let tag = hmac::sign(&key, text.as_bytes());
-    let bytes = tag.as_ref();
-    // 20 bits of the tag, four characters.
-    let bits = u32::from(bytes[0]) << 12
-        | u32::from(bytes[1]) << 4
-        | u32::from(bytes[2]) >> 4;
-    (0..4)
+    let bits = tag.as_ref()[..5]
+        .iter()
+        .fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+    (0..HASH_CHARS)
         .rev()
         .map(|i| BASE32[((bits >> (i * 5)) & 31) as usize] as char)
         .collect()
+}
+
+/// Compares a hash given with ours in time that does not depend on
+/// where they differ, case-blind.
+fn same_hash(want: &str, got: &str) -> bool {
+    want.len() == got.len()
+        && want
+            .bytes()
+            .zip(got.bytes())
+            .fold(0u8, |d, (a, b)| d | (a ^ b.to_ascii_uppercase()))
+            == 0
 }
 
 #[cfg(test)]
@@ -142,6 +156,11 @@ mod tests {
         let forged = local.replace("bob", "eve");
         assert_eq!(reverse(SECRET, &forged, day), Err(Invalid::Forged));
         assert_eq!(reverse(SECRET, "SRS0=x", day), Err(Invalid::Malformed));
+        // 40 bits of hash: eight characters.
+        let hash = local[5..].split('=').next().unwrap_or_default();
+        assert_eq!(hash.len(), 8);
+        let short = local.replacen(hash, &hash[..4], 1);
+        assert_eq!(reverse(SECRET, &short, day), Err(Invalid::Forged));
         assert_eq!(reverse(SECRET, "plain", day), Err(Invalid::Malformed));
         // Non-ASCII anywhere, even across the prefix, is only malformed.
         assert_eq!(

@@ -392,12 +392,47 @@ impl Server {
         conn.keep_input(&input[used..]);
         conn.stalled = conn.wbuf.len() >= OUTPUT_CAP
             && (used < input.len() || conn.session.has_more_output());
+        if self.services.srs_refused > 0 && self.srs_guessing(slot) {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
         // A NOOP or IDLE may have claimed new messages as \Recent.
         let watching = conn.session.as_imap().and_then(|i| i.watching.clone());
         self.act(slot, step);
         if let Some(dir) = watching {
             self.settle_recent(&dir);
         }
+    }
+
+    /// Counts refused SRS addresses against the client, as failed
+    /// logins are; a client past the limit is told and dropped. True if
+    /// it was.
+    fn srs_guessing(&mut self, slot: usize) -> bool {
+        let refused = std::mem::take(&mut self.services.srs_refused);
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return true;
+        };
+        let now = Instant::now();
+        for _ in 0..refused {
+            self.services.limiter.fail(conn.client, now);
+        }
+        if !self.services.limiter.blocked(conn.client, now) {
+            return false;
+        }
+        warn!(
+            "conn={} ip={} locked out: too many invalid SRS addresses",
+            conn.id, conn.peer
+        );
+        if let Some(s) = conn.session.as_smtp() {
+            s.smtp.too_many_failures(&mut conn.wbuf);
+        }
+        conn.phase = Phase::Closing;
+        self.flush(slot);
+        true
     }
 
     /// Does what a session asked.

@@ -135,6 +135,9 @@ pub struct Services {
     pub dkim: Arc<[crate::proto::dkim::sign::Signer]>,
     /// The SRS secret (made at first start, kept in data_dir).
     pub srs_secret: Vec<u8>,
+    /// SRS addresses refused since the loop last looked: each counts
+    /// against the client in the limiter, so hashes cannot be guessed.
+    pub srs_refused: u32,
     room: Room,
     smtp: Rc<Settings>,
     submission: Rc<Settings>,
@@ -180,6 +183,7 @@ impl Services {
             pop3_locks: Default::default(),
             dkim,
             srs_secret: Vec::new(),
+            srs_refused: 0,
             smtp,
             submission,
             imap,
@@ -262,7 +266,10 @@ impl Host for Services {
             // A bounce to mail we forwarded: back to its sender.
             return srs::reverse(&self.srs_secret, to.local(), today())
                 .map(|original| vec![original])
-                .map_err(|_| RcptError::InvalidSrs);
+                .map_err(|_| {
+                    self.srs_refused += 1;
+                    RcptError::InvalidSrs
+                });
         }
         self.directory.resolve(to)
     }

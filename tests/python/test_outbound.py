@@ -367,6 +367,7 @@ def test_forwarding_alias_rewrites_the_sender_and_takes_bounces_back(world_facto
     srs, rcpts, data = got[0]
     assert rcpts == ["friend@far.test"]
     assert srs.startswith("SRS0=") and srs.endswith("=sender.test=someone@example.test"), srs
+    assert len(srs.split("=")[1]) == 8, "40 bits of hash"
     assert b"Subject: passing through" in data and b"DKIM-Signature" not in data
     # Its bounce comes back to the SRS address (from anywhere) and goes on
     # to the original sender; a forged one is refused.
@@ -588,3 +589,28 @@ def test_a_forward_refused_bounces_to_the_original_sender(world_factory):
     assert mail_from == "" and rcpts == ["someone@sender.test"]
     assert b"Final-Recipient: rfc822; friend@far.test" in data
     assert b"Subject: passing through" in data
+
+
+def test_guessing_srs_addresses_locks_the_client_out(tmp_path):
+    """Each refused SRS address counts as a failure in the per-client
+    limiter: past auth_failure_limit the connection gets 421 and the
+    address is refused at connect, long before a hash could be found."""
+    s = Server(tmp_path, extra="auth_failure_limit = 3")
+    try:
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+            c.ehlo("far.test")
+            assert c.mail("<>")[0] == 250
+            for guess in ("AAAAAAAA", "AAAAAAAB", "AAAAAAAC"):
+                code, text = c.rcpt(f"SRS0={guess}=AB=far.test=x@example.test")
+                assert code == 550 and b"invalid or expired SRS" in text, text
+            # The third refusal is followed by the 421 and the close.
+            code, text = c.getreply()
+            assert code == 421 and b"Too many failures" in text, (code, text)
+            c.close()
+        assert s.wait_logged("locked out: too many invalid SRS addresses")
+        with pytest.raises((smtplib.SMTPException, ConnectionError)):
+            with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+                c.ehlo("far.test")
+                c.mail("<>")
+    finally:
+        s.stop()

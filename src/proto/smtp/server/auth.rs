@@ -213,4 +213,9 @@ impl Server {
             Reply::new(421, "4.7.0", "Too many authentication failures"),
         )
     }
+
+    /// The client guessed at addresses too often (SRS): 421, close.
+    pub fn too_many_failures(&mut self, out: &mut Vec<u8>) -> Step {
+        self.close(out, Reply::new(421, "4.7.0", "Too many failures"))
+    }
 }
