@@ -27,11 +27,13 @@ deps:
 	            systemd-analyze:systemd useradd:passwd strace:strace \
 	            openssl:openssl ip:iproute2 mbsync:isync curl:curl \
 	            offlineimap:offlineimap3 /usr/lib/dovecot/pop3:dovecot-pop3d \
-	            unbound:unbound dkimverify:python3-dkim; do \
+	            unbound:unbound dkimverify:python3-dkim postmap:postfix; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | \
+	    debconf-set-selections; \
 	  apt-get update -qq && $(APT_INSTALL) $$missing; \
 	fi
 	@$(PYTHON) -c "import pytest" 2>/dev/null || \
@@ -186,6 +188,8 @@ arm-deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | \
+	    debconf-set-selections; \
 	  apt-get update -qq && $(APT_INSTALL) $$missing; \
 	fi
 	@rustup toolchain list | grep -q '^deb' || rustup toolchain link deb /usr

@@ -104,13 +104,15 @@ def wait_port_on(host: str, port: int, timeout: float = 30):
 
 
 def start_postfix(base: Path, listen: str, main_cf: str, preexec_fn=None,
-                  env: dict = None) -> Path:
+                  env: dict = None, maps=()) -> Path:
     """Writes a private Postfix's config under `base` (its folders made,
     `data` owned by postfix), its smtpd on `listen` (`ip:port`) instead
     of port 25, with `main_cf` added to the common settings, and starts
     it (`env` added to its environment). `base` must be enterable by
-    user postfix. Returns the config
-    folder (for `postfix -c ... stop`)."""
+    user postfix. `maps` are tables to build with postmap first. Every
+    Postfix tool is given the private config folder: a Postfix installed
+    with "No configuration" has no /etc/postfix/main.cf. Returns the
+    config folder (for `postfix -c ... stop`)."""
     conf = base / "etc"
     conf.mkdir()
     for d in ("queue", "data"):
@@ -135,7 +137,12 @@ maillog_file_prefixes = {base}
 alias_maps =
 alias_database =
 """ + main_cf)
-    master = Path("/etc/postfix/master.cf").read_text()
+    for table in maps:
+        subprocess.run(["postmap", "-c", str(conf), str(table)], check=True)
+    master_cf = Path("/etc/postfix/master.cf")
+    if not master_cf.exists():
+        master_cf = Path("/usr/share/postfix/master.cf.dist")
+    master = master_cf.read_text()
     lines = [l for l in master.splitlines() if not l.startswith("smtp      inet")]
     lines.append(f"{listen} inet n - n - - smtpd")
     lines.append("postlog   unix-dgram n  -       n       -       1       postlogd")

@@ -32,7 +32,6 @@ class PrivatePostfix:
         owner = pwd.getpwnam("postfix")
         os.chown(base / "vmail", owner.pw_uid, owner.pw_gid)
         (base / "vmailbox").write_text("bob@pf.test pf.test/bob/\n")
-        subprocess.run(["postmap", str(base / "vmailbox")], check=True)
         self.conf = start_postfix(base, f"127.0.0.4:{port}", f"""
 myhostname = mx.pf.test
 virtual_mailbox_domains = pf.test
@@ -44,7 +43,7 @@ smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 smtpd_tls_security_level = may
 smtpd_tls_received_header = yes
-""")
+""", maps=[base / "vmailbox"])
 
     def delivered(self):
         new = self.base / "vmail/pf.test/bob/new"
