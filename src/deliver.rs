@@ -40,6 +40,40 @@ pub struct Job {
     pub id: String,
     /// DKIM signers: queued mail from one of their domains is signed.
     pub dkim: std::sync::Arc<[crate::proto::dkim::sign::Signer]>,
+    /// Whose From: addresses the submitter may have signed.
+    pub signing: Signing,
+}
+
+/// Whose addresses a message may be DKIM-signed for: our signature
+/// vouches for its From:, so only for what the submitter owns.
+#[derive(Debug, Clone)]
+pub enum Signing {
+    /// Any address: the host itself (root, the server's account, our
+    /// own notices) or `trusted_networks`.
+    Any,
+    /// A local account's own addresses (lower case).
+    Addresses(Vec<String>),
+    /// A logged-in user's: their address and aliases that reach them.
+    User(std::sync::Arc<crate::config::directory::Directory>, String),
+    /// None: nobody vouches for it.
+    Nobody,
+}
+
+impl Signing {
+    /// True if a From: address `local@domain` may be signed for.
+    pub fn owns(&self, address: &str) -> bool {
+        match self {
+            Signing::Any => true,
+            Signing::Nobody => false,
+            Signing::Addresses(own) => {
+                own.iter().any(|a| a.eq_ignore_ascii_case(address))
+            }
+            Signing::User(directory, user) => {
+                crate::proto::smtp::address::parse_mailbox(address.as_bytes())
+                    .is_ok_and(|p| directory.may_send_as(user, &p))
+            }
+        }
+    }
 }
 
 /// The forwarded copy of a message.
@@ -139,13 +173,20 @@ pub fn trace_headers(
     // RFC 5321 4.4: the TCP-info is the client's name from reverse DNS
     // (when it came in time) and its address.
     let name = env.peer_name.as_deref().unwrap_or("");
-    h.push_str(&format!(
-        "Received: from {} ({}{}[{ip}])\n\tby {hostname} (postling) with {}",
-        env.helo,
-        name,
-        if name.is_empty() { "" } else { " " },
-        env.protocol
-    ));
+    match env.local_uid {
+        // The local socket: the account, as the kernel named it.
+        Some(uid) => h.push_str(&format!(
+            "Received: from local (uid {uid})\n\tby {hostname} (postling) with {}",
+            env.protocol
+        )),
+        None => h.push_str(&format!(
+            "Received: from {} ({}{}[{ip}])\n\tby {hostname} (postling) with {}",
+            env.helo,
+            name,
+            if name.is_empty() { "" } else { " " },
+            env.protocol
+        )),
+    }
     if let Some(tls) = &env.tls {
         h.push_str(&format!(" ({} {})", tls.version, tls.cipher));
     }
@@ -188,6 +229,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
             &job.relay,
             &msg,
             &job.dkim,
+            &|address| job.signing.owns(address),
         ) {
             Ok(s) => staged.push(Staged::Maildir(s)),
             Err(f) => {
@@ -209,6 +251,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
             &fwd.rcpts,
             &forwarded,
             &[],
+            &|_| false,
         ) {
             Ok(s) => staged.push(Staged::Maildir(s)),
             Err(f) => {

@@ -281,15 +281,10 @@ fn sendmail(args: &[String]) -> ExitCode {
         eprintln!("sendmail: no recipients");
         return ExitCode::from(sm::EX_DATAERR);
     }
-    let domain = cfg
-        .domains
-        .first()
-        .cloned()
-        .unwrap_or_else(|| cfg.hostname.clone());
     let sender = a
         .sender
         .clone()
-        .unwrap_or_else(|| sm::default_sender(&domain));
+        .unwrap_or_else(|| sm::default_sender(&cfg.hostname));
     let msg = sm::complete_header(
         msg,
         &sender,

@@ -22,6 +22,8 @@ pub const EX_DATAERR: u8 = 65;
 pub const EX_UNAVAILABLE: u8 = 69;
 /// The server is not running, or said to try later: try again.
 pub const EX_TEMPFAIL: u8 = 75;
+/// The server refused the sender as not ours to use.
+pub const EX_NOPERM: u8 = 77;
 
 /// What `sendmail` was asked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -204,7 +206,8 @@ pub fn complete_header(
     out
 }
 
-/// Who runs us, as an address in our first domain.
+/// Who runs us, as an address at `domain` (the host name: the address
+/// the server lets a local account use as its own).
 pub fn default_sender(domain: &str) -> String {
     let uid = rustix::process::getuid().as_raw();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -346,6 +349,14 @@ fn verdict(rcpts: &[String], outcomes: &[Outcome]) -> (u8, Option<String>) {
             Outcome::Sent(_) => {}
             Outcome::Deferred(reply) => {
                 worst = worst.max(EX_TEMPFAIL);
+                lines.push(format!("<{r}>: {}", reply.one_line()));
+            }
+            // 553 5.7.1 at MAIL: the sender is not this account's.
+            Outcome::Bounced(reply)
+                if reply.code == 553
+                    && reply.enhanced().as_deref() == Some("5.7.1") =>
+            {
+                worst = worst.max(EX_NOPERM);
                 lines.push(format!("<{r}>: {}", reply.one_line()));
             }
             Outcome::Bounced(reply) => {

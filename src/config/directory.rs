@@ -4,6 +4,7 @@
 use super::Config;
 use super::aliases::Aliases;
 use super::lexer::Problems;
+use super::local_senders::LocalSenders;
 use super::users::Users;
 use crate::proto::smtp::{Path, RcptError};
 
@@ -15,6 +16,8 @@ pub struct Directory {
     aliases: Aliases,
     domains: Vec<String>,
     delimiter: Option<char>,
+    /// Who local accounts may send as (`postling sendmail`).
+    pub senders: LocalSenders,
 }
 
 impl Directory {
@@ -43,9 +46,13 @@ impl Directory {
             }
             None => Aliases::default(),
         };
+        let senders =
+            LocalSenders::load(cfg.sendmail_senders.as_deref(), &cfg.hostname)
+                .map_err(Problems)?;
         Ok(Directory {
             users,
             aliases,
+            senders,
             domains: cfg.domains.clone(),
             delimiter: cfg.recipient_delimiter,
         })

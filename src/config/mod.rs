@@ -7,6 +7,7 @@
 pub mod aliases;
 pub mod directory;
 pub mod lexer;
+pub mod local_senders;
 pub mod net;
 pub mod outbound;
 pub mod users;
@@ -47,6 +48,8 @@ pub struct Config {
     pub users_file: PathBuf,
     /// Aliases file, if any.
     pub aliases_file: Option<PathBuf>,
+    /// What local accounts may send as besides `name@hostname`, if any.
+    pub sendmail_senders: Option<PathBuf>,
     /// SMTP listeners (port 25).
     pub listen_smtp: Vec<SocketAddr>,
     /// Largest message accepted, in octets.
@@ -162,6 +165,7 @@ impl Config {
             mailbox_format: MailboxFormat::Maildir,
             users_file: dir.join("users"),
             aliases_file: None,
+            sendmail_senders: None,
             listen_smtp: vec![
                 "0.0.0.0:25".parse().expect("invariant: literal"),
             ],
@@ -258,6 +262,12 @@ impl Config {
             "users_file" => self.users_file = self.relative(value)?,
             "aliases_file" if value.is_empty() => self.aliases_file = None,
             "aliases_file" => self.aliases_file = Some(self.relative(value)?),
+            "sendmail_senders" if value.is_empty() => {
+                self.sendmail_senders = None
+            }
+            "sendmail_senders" => {
+                self.sendmail_senders = Some(self.relative(value)?)
+            }
             "listen_smtp" => self.listen_smtp = self.listen(value)?,
             "max_message_size" => self.max_message_size = size(value)?,
             "max_recipients" => self.max_recipients = count(value)?,

@@ -89,8 +89,10 @@ impl Outbound {
             "queue_max_age" => duration(value).map(|d| self.max_age = d),
             "queue_warn_after" => duration(value).map(|d| self.warn_after = d),
             "notify_double_bounce" => match value {
-                "yes" => Ok(self.notify_double_bounce = true),
-                "no" => Ok(self.notify_double_bounce = false),
+                "yes" | "no" => {
+                    self.notify_double_bounce = value == "yes";
+                    Ok(())
+                }
                 _ => Err(format!(
                     "notify_double_bounce must be yes or no, not {value:?}"
                 )),

@@ -104,12 +104,21 @@ impl Server {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _)) => self.admit(
-                    Stream::Unix(stream),
-                    std::net::IpAddr::from([127, 0, 0, 1]),
-                    Service::Local,
-                    &[],
-                ),
+                Ok((stream, _)) => {
+                    // Who is on the other end: the kernel's word, not
+                    // the client's.
+                    let uid =
+                        match rustix::net::sockopt::socket_peercred(&stream) {
+                            Ok(cred) => cred.uid.as_raw(),
+                            Err(e) => {
+                                error!(
+                                    "local socket: no peer credentials: {e}"
+                                );
+                                continue;
+                            }
+                        };
+                    self.admit_local(Stream::Unix(stream), uid)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -144,15 +153,32 @@ impl Server {
         }
     }
 
+    /// Takes a connection on the local socket from the account `uid`.
+    fn admit_local(&mut self, stream: Stream, uid: u32) {
+        let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+        self.admit_from(stream, localhost, Service::Local, &[], Some(uid));
+    }
+
     /// Takes a new connection from the client `peer` (from the socket,
     /// or from a PROXY header), unless a limit refuses it. `early` is
     /// input that came with the PROXY header.
     pub(super) fn admit(
         &mut self,
+        stream: Stream,
+        peer: IpAddr,
+        service: Service,
+        early: &[u8],
+    ) {
+        self.admit_from(stream, peer, service, early, None);
+    }
+
+    fn admit_from(
+        &mut self,
         mut stream: Stream,
         peer: IpAddr,
         service: Service,
         early: &[u8],
+        local_uid: Option<u32>,
     ) {
         let cfg = &self.services.config;
         let client = client_key(peer, cfg.ipv6_prefix_len);
@@ -207,6 +233,7 @@ impl Server {
             trusted: service == Service::Local || cfg.is_trusted(peer),
             cleartext_auth: peer.is_loopback() || !cfg.require_tls_auth,
             tls: None,
+            local_uid,
         };
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
@@ -251,11 +278,18 @@ impl Server {
             want_write: false,
             stalled: false,
         };
-        info!(
-            "conn={} connect ip={peer} service={}",
-            conn.id,
-            service.name()
-        );
+        match local_uid {
+            Some(uid) => info!(
+                "conn={} connect ip={peer} service={} uid={uid}",
+                conn.id,
+                service.name()
+            ),
+            None => info!(
+                "conn={} connect ip={peer} service={}",
+                conn.id,
+                service.name()
+            ),
+        }
         conn.session.greet(&mut conn.wbuf);
         let smtp = matches!(conn.session, super::session::Session::Smtp(_))
             && service != Service::Local;

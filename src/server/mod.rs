@@ -589,8 +589,33 @@ impl Server {
             queue_dir: cfg.queue_dir(),
             id: envelope.id.clone(),
             dkim: Arc::clone(&self.services.dkim),
+            signing: self.signing_for(&envelope),
         };
-        self.writer.send((Task::Deliver(job), key));
+        self.writer.send((Task::Deliver(Box::new(job)), key));
+    }
+
+    /// Whose From: addresses a submitted message may be signed for: a
+    /// logged-in user's own, a local account's own (any for root and
+    /// the server's account), any for `trusted_networks`.
+    fn signing_for(&self, envelope: &Envelope) -> deliver::Signing {
+        let services = &self.services;
+        if let Some(user) = &envelope.user {
+            return deliver::Signing::User(
+                Arc::clone(&services.directory),
+                user.clone(),
+            );
+        }
+        if let Some(uid) = envelope.local_uid {
+            let server = rustix::process::getuid().as_raw();
+            return match services.directory.senders.owned(uid, server) {
+                None => deliver::Signing::Any,
+                Some(own) => deliver::Signing::Addresses(own),
+            };
+        }
+        match services.config.is_trusted(envelope.peer) {
+            true => deliver::Signing::Any,
+            false => deliver::Signing::Nobody,
+        }
     }
 
     /// Spool pieces the helpers have written: the next piece goes out,
@@ -969,7 +994,8 @@ impl Server {
             .and_then(|s| s.in_flight.as_mut())
             .and_then(|f| f.parked.take());
         if let Some(job) = job {
-            self.writer.send((Task::Deliver(job), (slot, generation)));
+            self.writer
+                .send((Task::Deliver(Box::new(job)), (slot, generation)));
         }
     }
 

@@ -63,10 +63,12 @@ impl Server {
             queue_dir: cfg.queue_dir(),
             id: queue_id,
             dkim: Arc::clone(&self.services.dkim),
+            // Our own notices, from MAILER-DAEMON.
+            signing: crate::deliver::Signing::Any,
         };
         self.next_id += 1;
         self.writer
-            .send((Task::Deliver(job), (NOTICE_SLOT, self.next_id)));
+            .send((Task::Deliver(Box::new(job)), (NOTICE_SLOT, self.next_id)));
     }
 }
 
@@ -87,8 +89,10 @@ impl Server {
     pub(super) fn retry_notices(&mut self) {
         for job in std::mem::take(&mut self.outbound.parked_notices) {
             self.next_id += 1;
-            self.writer
-                .send((Task::Deliver(job), (NOTICE_SLOT, self.next_id)));
+            self.writer.send((
+                Task::Deliver(Box::new(job)),
+                (NOTICE_SLOT, self.next_id),
+            ));
         }
     }
 }

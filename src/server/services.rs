@@ -124,7 +124,7 @@ pub struct Services {
     /// The configuration as loaded at start.
     pub config: Rc<Config>,
     /// Users and aliases; replaced on SIGHUP.
-    pub directory: Directory,
+    pub directory: Arc<Directory>,
     /// TLS, if a certificate is configured; replaced on SIGHUP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Failed logins by client address.
@@ -177,7 +177,7 @@ impl Services {
         Ok(Services {
             room: Room::default(),
             config: Rc::new(config),
-            directory,
+            directory: Arc::new(directory),
             tls,
             limiter,
             pop3_locks: Default::default(),
@@ -234,7 +234,7 @@ impl Services {
         match self.config.directory() {
             Ok(d) => {
                 log::info!("reloaded: {} users", d.users.len());
-                self.directory = d;
+                self.directory = Arc::new(d);
             }
             Err(problems) => {
                 log::error!("reload failed, keeping old users and aliases:");
@@ -276,6 +276,13 @@ impl Host for Services {
 
     fn may_send_as(&mut self, user: &str, from: &Path) -> bool {
         self.directory.may_send_as(user, from)
+    }
+
+    fn local_may_send_as(&mut self, uid: u32, from: &Path) -> bool {
+        let server = rustix::process::getuid().as_raw();
+        self.directory
+            .senders
+            .may_send_as(uid, server, &from.to_string())
     }
 
     fn queue_id(&mut self) -> String {

@@ -30,7 +30,7 @@ pub const BATCH: usize = 64;
 /// Disk work for the helpers.
 pub enum Task {
     /// Store an accepted message.
-    Deliver(Job),
+    Deliver(Box<Job>),
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// The maildrop as the session saw it.
@@ -88,7 +88,7 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 Err(StageError::Busy) => {
                     busy.push(Done {
                         key,
-                        finished: Finished::Busy(Box::new(job)),
+                        finished: Finished::Busy(job),
                     });
                     continue;
                 }

@@ -23,13 +23,15 @@ use crate::proto::dkim::canon::BodyHash;
 use crate::proto::dkim::sign::Signer;
 use crate::util::fs::create_dir_durable;
 
-/// Writes the queue file for `id`, durable but not yet in `new/`.
+/// Writes the queue file for `id`, durable but not yet in `new/`. It is
+/// signed only if `owns` every From: address (else the sender).
 pub fn stage(
     dir: &Path,
     id: &str,
     recipients: &[String],
     msg: &Message<'_>,
     dkim: &[Signer],
+    owns: &dyn Fn(&str) -> bool,
 ) -> Result<Staged, Failure> {
     for sub in ["tmp", "new"] {
         create_dir_durable(&dir.join(sub))
@@ -43,8 +45,8 @@ pub fn stage(
     }
     envelope.push('\n');
     // The signature goes before the message, over what the world gets.
-    let signature =
-        dkim_signature(msg, dkim).map_err(|e| transient("signing", dir, e))?;
+    let signature = dkim_signature(msg, dkim, owns)
+        .map_err(|e| transient("signing", dir, e))?;
     envelope.push_str(&signature);
     let written = OpenOptions::new()
         .write(true)
@@ -79,7 +81,11 @@ fn skip_return_path(reader: &mut impl io::BufRead) -> io::Result<()> {
 
 /// The `DKIM-Signature` field for `msg` if its From domain (or else its
 /// sender's) has a key; empty otherwise. Reads the message once.
-fn dkim_signature(msg: &Message<'_>, dkim: &[Signer]) -> io::Result<String> {
+fn dkim_signature(
+    msg: &Message<'_>,
+    dkim: &[Signer],
+    owns: &dyn Fn(&str) -> bool,
+) -> io::Result<String> {
     use std::io::Read;
     if dkim.is_empty() {
         return Ok(String::new());
@@ -111,11 +117,22 @@ fn dkim_signature(msg: &Message<'_>, dkim: &[Signer]) -> io::Result<String> {
         }
         body.update(piece);
     }
-    let from_domain = from_domain(&head).or_else(|| {
-        msg.sender
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-    });
+    let from = from_addresses(&head);
+    if from.iter().any(|a| !owns(a))
+        || (from.is_empty() && !msg.sender.is_empty() && !owns(msg.sender))
+    {
+        // Our signature would vouch for an address not the submitter's.
+        return Ok(String::new());
+    }
+    let from_domain = from
+        .first()
+        .and_then(|a| a.rsplit_once('@'))
+        .map(|(_, d)| d.to_string())
+        .or_else(|| {
+            msg.sender
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+        });
     let Some(domain) = from_domain else {
         return Ok(String::new());
     };
@@ -137,15 +154,19 @@ fn dkim_signature(msg: &Message<'_>, dkim: &[Signer]) -> io::Result<String> {
         .map_err(io::Error::other)
 }
 
-/// The domain of the first address in the From field, lower case.
-fn from_domain(head: &[u8]) -> Option<String> {
-    let fields = crate::proto::imap::mime::fields(head);
-    let (_, value) = fields
+/// Every address of every From field, the domain lower case.
+fn from_addresses(head: &[u8]) -> Vec<String> {
+    crate::proto::imap::mime::fields(head)
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("from"))?;
-    let first = crate::proto::imap::structure::addresses(value)
-        .into_iter()
-        .next()?;
-    let host = first.host?;
-    Some(String::from_utf8_lossy(&host).to_ascii_lowercase())
+        .filter(|(n, _)| n.eq_ignore_ascii_case("from"))
+        .flat_map(|(_, v)| crate::proto::imap::structure::addresses(v))
+        .filter_map(|a| {
+            let (local, host) = (a.mailbox?, a.host?);
+            Some(format!(
+                "{}@{}",
+                String::from_utf8_lossy(&local),
+                String::from_utf8_lossy(&host).to_ascii_lowercase()
+            ))
+        })
+        .collect()
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, Server
+from conftest import BINARY, Server, users_with_password
 from test_dns import UNBOUND, Unbound
 
 VERIFY = r"""
@@ -98,3 +98,26 @@ def test_other_domains_are_not_signed_and_bad_keys_stop_the_start(tmp_path):
     conf.write_text(s.conf.read_text().replace("sel.pem", "bad.pem"))
     out = subprocess.run([BINARY, "check", "-c", str(conf)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "dkim_keys" in out.stderr, out.stderr
+
+
+def test_a_logged_in_user_gets_only_their_own_from_signed(tmp_path):
+    """Our signature vouches for From:. A user sending as themselves (or
+    an alias of theirs) is signed; the same user writing another user's
+    address in From: is not."""
+    keygen(tmp_path, "sel")
+    users = users_with_password(tmp_path, "dkim-pw-1")
+    s = Server(tmp_path, users=users, extra="listen_submission = 127.0.0.1:0\n"
+               "dkim_keys = example.test:sel:sel.pem\nsmarthost = 127.0.0.1:1\nqueue_retry = 1h",
+               aliases="sales@example.test: alice@example.test\n")
+    try:
+        with smtplib.SMTP("127.0.0.1", s.ports["submission"], timeout=30) as c:
+            c.login("alice@example.test", "dkim-pw-1")
+            for frm, subject in [("alice@example.test", "own"), ("Sales <sales@example.test>", "alias"),
+                                 ("bob@example.test", "borrowed"),
+                                 ("alice@example.test, bob@example.test", "shared")]:
+                c.sendmail("alice@example.test", ["far@elsewhere.test"],
+                           f"From: {frm}\r\nSubject: {subject}\r\n\r\nx\r\n")
+        signed = {q.split("Subject: ")[1].split("\n")[0]: "DKIM-Signature:" in q for q in s.queued()}
+        assert signed == {"own": True, "alias": True, "borrowed": False, "shared": False}, signed
+    finally:
+        s.stop()

@@ -60,3 +60,72 @@ def test_sendmail_t_delivers_locally_and_queues_the_rest(tmp_path):
     # The server is down: try again later.
     out = run(["sendmail", "-c", str(s.conf), "alice@example.test"], "Subject: x\n\nx\n")
     assert out.returncode == 75 and b"not running" in out.stderr, out.stderr
+
+
+def as_account(name):
+    """A preexec_fn that becomes the local account `name`."""
+    import pwd
+    who = pwd.getpwnam(name)
+
+    def become():
+        os.setgroups([])
+        os.setgid(who.pw_gid)
+        os.setuid(who.pw_uid)
+    return become, who.pw_uid
+
+
+def test_local_accounts_send_only_as_themselves(tmp_path):
+    """The socket asks the kernel who is calling (SO_PEERCRED): Received
+    and the log name the uid; a local account may use only its own
+    address (login@hostname) and what sendmail_senders grants it (else
+    553 5.7.1 and exit 77); root may use any. DKIM signs only a From:
+    the submitter owns."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from test_dkim import keygen
+    base = Path(tempfile.mkdtemp(prefix="postling-local-"))
+    try:
+        os.chmod(base, 0o755)
+        keygen(base, "sel")
+        (base / "senders").write_text("# granted senders\nnobody: Sales@example.test\n")
+        s = Server(base, extra="sendmail_senders = senders\ndkim_keys = example.test:sel:sel.pem")
+        become, uid = as_account("nobody")
+
+        def send(args, text, who=become):
+            return subprocess.run([BINARY, "sendmail", "-c", str(s.conf), *args],
+                                  input=text.encode(), capture_output=True, timeout=60,
+                                  preexec_fn=who)
+        try:
+            out = send(["-f", "alice@example.test", "bob@example.test"], "Subject: forged\n\nx\n")
+            assert out.returncode == 77, (out.returncode, out.stderr)
+            assert b"553" in out.stderr and b"not owned by uid" in out.stderr, out.stderr
+            assert not s.raw_messages("bob")
+            # Its own address, the default sender.
+            out = send(["bob@example.test"], "Subject: mine\n\nx\n")
+            assert out.returncode == 0, out.stderr
+            got = s.raw_messages("bob")[0]
+            assert f"Received: from local (uid {uid})".encode() in got, got[:300]
+            assert b"Return-Path: <nobody@mx.example.test>" in got
+            assert s.logged(f"service=local uid={uid}")
+            # A granted sender goes out signed when From: is its own...
+            out = send(["-f", "sales@example.test", "far@elsewhere.test"],
+                       "From: sales@example.test\nSubject: offer\n\nx\n")
+            assert out.returncode == 0, out.stderr
+            # ...and unsigned when From: names someone else.
+            out = send(["-f", "sales@example.test", "far@elsewhere.test"],
+                       "From: alice@example.test\nSubject: not mine\n\nx\n")
+            assert out.returncode == 0, out.stderr
+            # root may use any sender, and gets it signed.
+            out = send(["-f", "alice@example.test", "far@elsewhere.test"],
+                       "From: alice@example.test\nSubject: from root\n\nx\n", who=None)
+            assert out.returncode == 0, out.stderr
+            queued = {q.split("Subject: ")[1].split("\n")[0]: q for q in s.queued()}
+            assert set(queued) == {"offer", "not mine", "from root"}, queued.keys()
+            assert "DKIM-Signature:" in queued["offer"]
+            assert "DKIM-Signature:" not in queued["not mine"]
+            assert "DKIM-Signature:" in queued["from root"]
+        finally:
+            s.stop()
+    finally:
+        shutil.rmtree(base)

@@ -47,6 +47,7 @@ impl Driver {
             trusted: false,
             cleartext_auth: true,
             tls: None,
+            local_uid: None,
         };
         let msgs = (1..=3)
             .map(|uid| Msg {
@@ -277,6 +278,7 @@ mod tests {
             trusted: false,
             cleartext_auth: false,
             tls: None,
+            local_uid: None,
         };
         d.imap = Imap::new(
             Rc::new(Settings {

@@ -44,6 +44,8 @@ pub struct Link {
     pub cleartext_auth: bool,
     /// Set once a TLS handshake has completed.
     pub tls: Option<TlsInfo>,
+    /// On the local socket: the submitting account's uid (SO_PEERCRED).
+    pub local_uid: Option<u32>,
 }
 
 /// Why a recipient was refused.
@@ -64,6 +66,11 @@ pub trait Host {
     /// True if the logged-in `user` may use `from` as MAIL FROM: their
     /// own address, or an alias that delivers to them.
     fn may_send_as(&mut self, user: &str, from: &Path) -> bool;
+    /// True if the local account `uid` may use `from` as MAIL FROM.
+    fn local_may_send_as(&mut self, uid: u32, from: &Path) -> bool {
+        let _ = (uid, from);
+        false
+    }
     /// A fresh, unique queue id.
     fn queue_id(&mut self) -> String;
     /// False while the disk is too full to take a message
@@ -122,6 +129,8 @@ pub struct Envelope {
     pub tls: Option<TlsInfo>,
     /// The logged-in user, if any.
     pub user: Option<String>,
+    /// The local account that submitted it (`postling sendmail`).
+    pub local_uid: Option<u32>,
     /// The message size as sent.
     pub size: u64,
 }

@@ -427,6 +427,17 @@ impl Server {
                 format!("<{path}>: Sender address not owned by {user}"),
             ));
         }
+        // The local socket: an account sends only as an address of its own.
+        if let (Some(uid), ReversePath::Mailbox(path)) =
+            (self.link.local_uid, from)
+            && !cx.host.local_may_send_as(uid, path)
+        {
+            return Err(Reply::new(
+                553,
+                "5.7.1",
+                format!("<{path}>: Sender address not owned by uid {uid}"),
+            ));
+        }
         if params
             .size
             .is_some_and(|s| s > self.settings.max_message_size)
@@ -655,6 +666,7 @@ impl Server {
             peer_name: self.peer_name.clone(),
             tls: self.link.tls.clone(),
             user: self.user.clone(),
+            local_uid: self.link.local_uid,
             size,
         }
     }

@@ -14,6 +14,7 @@ fn link(tls: bool, cleartext: bool) -> Link {
             version: "TLSv1.3".into(),
             cipher: "X".into(),
         }),
+        local_uid: None,
     }
 }
 

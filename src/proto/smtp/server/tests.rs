@@ -49,6 +49,7 @@ fn public_link() -> Link {
         trusted: false,
         cleartext_auth: false,
         tls: None,
+        local_uid: None,
     }
 }
 
