@@ -1,6 +1,7 @@
-//! Per-address login failure counting: after `limit` failures within
-//! `window`, the address is refused until its oldest failure ages out.
-//! Pure logic; the caller passes the time.
+//! Login failure counting per client address, or per user name when a
+//! trusted front end (a webmail) logs in for clients it does not name:
+//! after `limit` failures within `window`, the key is refused until its
+//! oldest failure ages out. Pure logic; the caller passes the time.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -11,12 +12,27 @@ use std::time::{Duration, Instant};
 /// that are not locked out; a lockout is never forgotten early.
 pub const MAX_TRACKED: usize = 10_000;
 
-/// Failure history by client address.
+/// Whom failures count against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// A client address (an IPv6 client's prefix).
+    Addr(IpAddr),
+    /// A user name (lower case), for logins a front end relays unnamed.
+    User(String),
+}
+
+impl From<IpAddr> for Key {
+    fn from(ip: IpAddr) -> Key {
+        Key::Addr(ip)
+    }
+}
+
+/// Failure history by key.
 #[derive(Debug)]
 pub struct Limiter {
     limit: usize,
     window: Duration,
-    failures: HashMap<IpAddr, VecDeque<Instant>>,
+    failures: HashMap<Key, VecDeque<Instant>>,
 }
 
 impl Limiter {
@@ -29,8 +45,9 @@ impl Limiter {
         }
     }
 
-    /// Records a failure from `ip`.
-    pub fn fail(&mut self, ip: IpAddr, now: Instant) {
+    /// Records a failure against `ip` (a client address or a [`Key`]).
+    pub fn fail(&mut self, ip: impl Into<Key>, now: Instant) {
+        let ip = ip.into();
         if self.failures.len() >= MAX_TRACKED
             && !self.failures.contains_key(&ip)
         {
@@ -47,8 +64,10 @@ impl Limiter {
         }
     }
 
-    /// True if `ip` has used up its failures.
-    pub fn blocked(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// True if `ip` (a client address or a [`Key`]) has used up its
+    /// failures.
+    pub fn blocked(&mut self, ip: impl Into<Key>, now: Instant) -> bool {
+        let ip = ip.into();
         let window = self.window;
         let Some(list) = self.failures.get_mut(&ip) else {
             return false;
@@ -83,11 +102,11 @@ impl Limiter {
         // Evict a tenth at once, oldest last failure first, so a flood
         // of new sources does not pay a full scan per failure.
         let limit = self.limit;
-        let mut open: Vec<(Instant, IpAddr)> = self
+        let mut open: Vec<(Instant, Key)> = self
             .failures
             .iter()
             .filter(|(_, l)| l.len() < limit)
-            .filter_map(|(ip, l)| Some((*l.back()?, *ip)))
+            .filter_map(|(ip, l)| Some((*l.back()?, ip.clone())))
             .collect();
         open.sort_unstable();
         for (_, ip) in open.into_iter().take(MAX_TRACKED / 10) {
@@ -134,6 +153,6 @@ mod tests {
         let newest = IpAddr::from(std::net::Ipv4Addr::from(
             0x0a00_0000 + MAX_TRACKED as u32 * 3 - 1,
         ));
-        assert!(l.failures.contains_key(&newest));
+        assert!(l.failures.contains_key(&Key::Addr(newest)));
     }
 }

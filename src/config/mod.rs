@@ -74,6 +74,8 @@ pub struct Config {
     pub listen_submissions: Vec<SocketAddr>,
     /// Clients that may relay without AUTH.
     pub trusted_networks: Vec<Cidr>,
+    /// Front ends (a webmail) that may name the client they log in for.
+    pub login_trusted_networks: Vec<Cidr>,
     /// Failed logins from one address before it is refused.
     pub auth_failure_limit: usize,
     /// Seconds over which failures count, and how long a lockout lasts.
@@ -179,6 +181,7 @@ impl Config {
             tls_key: None,
             listen_submission: Vec::new(),
             listen_submissions: Vec::new(),
+            login_trusted_networks: Vec::new(),
             trusted_networks: ["127.0.0.0/8", "::1"]
                 .iter()
                 .map(|c| Cidr::parse(c).expect("invariant: literal"))
@@ -291,6 +294,12 @@ impl Config {
                     .map(Cidr::parse)
                     .collect::<Result<_, _>>()?
             }
+            "login_trusted_networks" => {
+                self.login_trusted_networks = value
+                    .split_whitespace()
+                    .map(Cidr::parse)
+                    .collect::<Result<_, _>>()?
+            }
             "auth_failure_limit" => self.auth_failure_limit = count(value)?,
             "auth_failure_window" => {
                 self.auth_failure_window = count(value)? as u64
@@ -397,6 +406,11 @@ impl Config {
     /// The outbound queue: `{data_dir}/queue`.
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
+    }
+
+    /// True if `ip` is a front end that may name its clients.
+    pub fn is_login_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.login_trusted_networks.iter().any(|c| c.contains(ip))
     }
 
     /// True if `ip` may relay without AUTH.

@@ -234,6 +234,7 @@ impl Server {
             cleartext_auth: peer.is_loopback() || !cfg.require_tls_auth,
             tls: None,
             local_uid,
+            front_end: cfg.is_login_trusted(peer),
         };
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
@@ -266,6 +267,7 @@ impl Server {
             peer,
             client,
             service,
+            login_key: None,
             tls,
             tls_announced: false,
             session,

@@ -8,11 +8,14 @@ use std::time::Instant;
 use crate::util::logsafe::Quoted;
 use log::{info, warn};
 
+use super::conn::Conn;
 use super::conn::Phase;
 use super::logins::{Check, Checked};
 use super::session::Session;
 use super::timer::Timer;
 use super::{AUTH_FAILURE_DELAY, Server};
+use crate::auth::limiter::Key;
+use crate::config::Config;
 use crate::proto::sasl::Credentials;
 
 impl Server {
@@ -28,6 +31,21 @@ impl Server {
         };
         conn.phase = Phase::Authenticating;
         let user = credentials.user.to_lowercase();
+        let limit_key = login_key(&self.services.config, conn, &user);
+        conn.login_key = Some(limit_key.clone());
+        if self.services.limiter.blocked(limit_key, Instant::now()) {
+            // A front end's client (or user name) that is locked out:
+            // refused without a password check.
+            warn!(
+                "conn={} {} locked out: too many authentication failures",
+                conn.id,
+                client_fields(conn, &user)
+            );
+            conn.session.locked_out(&mut conn.wbuf);
+            conn.phase = Phase::Closing;
+            self.flush(slot);
+            return;
+        }
         let key = (slot, conn.generation);
         let pop3 = matches!(conn.session, Session::Pop3(_));
         let stored =
@@ -62,23 +80,19 @@ impl Server {
             }
             if !ok {
                 warn!(
-                    "conn={} auth failed user={} ip={}",
+                    "conn={} auth failed {}",
                     conn.id,
-                    Quoted(&user),
-                    conn.peer
+                    client_fields(conn, &user)
                 );
-                self.services.limiter.fail(conn.client, Instant::now());
+                let limit_key =
+                    conn.login_key.clone().unwrap_or(Key::Addr(conn.client));
+                self.services.limiter.fail(limit_key, Instant::now());
                 let due = started + AUTH_FAILURE_DELAY;
                 self.timers
                     .add(due, Timer::LoginFailure, (slot, generation));
                 continue;
             }
-            info!(
-                "conn={} auth ok user={} ip={}",
-                conn.id,
-                Quoted(&user),
-                conn.peer
-            );
+            info!("conn={} auth ok {}", conn.id, client_fields(conn, &user));
             match &mut conn.session {
                 Session::Smtp(s) => {
                     s.smtp.authenticated(Some(user), &mut conn.wbuf);
@@ -111,10 +125,13 @@ impl Server {
         }
         conn.session.login_failed(&mut conn.wbuf);
         conn.phase = Phase::Open;
-        if self.services.limiter.blocked(conn.client, now) {
+        let limit_key =
+            conn.login_key.clone().unwrap_or(Key::Addr(conn.client));
+        if self.services.limiter.blocked(limit_key, now) {
             warn!(
                 "conn={} ip={} locked out: too many authentication failures",
-                conn.id, conn.peer
+                conn.id,
+                conn.session.forwarded().unwrap_or(conn.peer)
             );
             conn.session.locked_out(&mut conn.wbuf);
             conn.phase = Phase::Closing;
@@ -123,5 +140,28 @@ impl Server {
         }
         self.feed(slot, 0);
         self.drive(slot);
+    }
+}
+
+/// Whom a login's failure counts against: the client a trusted front
+/// end named; for a front end that named none, the user name (a webmail
+/// must not be locked out, and every user with it, by one user's typos);
+/// else the connection's own client address.
+fn login_key(cfg: &Config, conn: &Conn, user: &str) -> Key {
+    match (conn.session.forwarded(), cfg.is_login_trusted(conn.peer)) {
+        (Some(ip), true) => {
+            Key::Addr(crate::config::net::client_key(ip, cfg.ipv6_prefix_len))
+        }
+        (None, true) => Key::User(user.to_string()),
+        _ => Key::Addr(conn.client),
+    }
+}
+
+/// `user=... ip=...` for login log lines: the client a front end named
+/// as `ip`, with the front end as `via` (what fail2ban bans is `ip`).
+fn client_fields(conn: &Conn, user: &str) -> String {
+    match conn.session.forwarded() {
+        Some(ip) => format!("user={} ip={ip} via={}", Quoted(user), conn.peer),
+        None => format!("user={} ip={}", Quoted(user), conn.peer),
     }
 }

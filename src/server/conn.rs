@@ -116,6 +116,8 @@ pub struct Conn {
     pub client: IpAddr,
     /// Which listener it came in on.
     pub service: Service,
+    /// Whom the last login's failure counts against (see `login_key`).
+    pub login_key: Option<crate::auth::limiter::Key>,
     /// TLS state, once STARTTLS or implicit TLS began.
     pub tls: Option<Box<rustls::ServerConnection>>,
     /// The session has been told the handshake finished.

@@ -199,6 +199,15 @@ impl Session {
         }))
     }
 
+    /// The client a trusted front end said it logs in for, if any.
+    pub fn forwarded(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Session::Smtp(s) => s.smtp.forwarded(),
+            Session::Pop3(p) => p.pop3.forwarded(),
+            Session::Imap(i) => i.imap.forwarded(),
+        }
+    }
+
     /// Writes the greeting.
     pub fn greet(&mut self, out: &mut Vec<u8>) {
         match self {

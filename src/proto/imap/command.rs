@@ -122,7 +122,7 @@ pub enum Command<'a> {
     /// ENABLE capabilities.
     Enable(Vec<&'a [u8]>),
     /// ID (field value ...) or NIL.
-    Id,
+    Id(Option<std::net::IpAddr>),
     /// NAMESPACE.
     Namespace,
     /// SELECT (`false`) or EXAMINE (`true`).
@@ -374,18 +374,25 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         }
         b"ID" => {
             a.sp()?;
+            let mut client = None;
             if !a.keyword("NIL") {
                 let fields = a.list(|a| {
-                    a.string()?;
+                    let name = a.string()?;
                     a.sp()?;
-                    a.nstring()?;
+                    let value = a.nstring()?;
+                    // What a webmail says of the client it logs in for.
+                    if name.eq_ignore_ascii_case(b"x-originating-ip") {
+                        client = value
+                            .as_deref()
+                            .and_then(crate::proto::smtp::host::named_client);
+                    }
                     Ok(())
                 })?;
                 if fields.len() > 30 {
                     return Err(Bad("too many ID fields"));
                 }
             }
-            Ok(Command::Id)
+            Ok(Command::Id(client))
         }
         b"SELECT" | b"EXAMINE" => {
             a.sp()?;

@@ -48,6 +48,7 @@ impl Driver {
             cleartext_auth: true,
             tls: None,
             local_uid: None,
+            front_end: false,
         };
         let msgs = (1..=3)
             .map(|uid| Msg {
@@ -279,6 +280,7 @@ mod tests {
             cleartext_auth: false,
             tls: None,
             local_uid: None,
+            front_end: false,
         };
         d.imap = Imap::new(
             Rc::new(Settings {

@@ -156,6 +156,8 @@ pub struct Imap {
     watched: Vec<(String, Events, Status)>,
     /// NOTIFY lines that came while a command was being answered.
     queued: Vec<u8>,
+    /// The client a front end named (ID `x-originating-ip`).
+    forwarded: Option<std::net::IpAddr>,
 }
 
 impl Imap {
@@ -174,7 +176,13 @@ impl Imap {
             notify: None,
             watched: Vec::new(),
             queued: Vec::new(),
+            forwarded: None,
         }
+    }
+
+    /// The client a front end named with ID, if any.
+    pub fn forwarded(&self) -> Option<std::net::IpAddr> {
+        self.forwarded
     }
 
     fn may_login(&self) -> bool {
@@ -694,7 +702,12 @@ impl Imap {
                 self.state = State::Logout;
                 return ImapStep::Close;
             }
-            Command::Id => {
+            Command::Id(client) => {
+                // Only a trusted front end's word counts, and only before
+                // the login it names a client for.
+                if self.link.front_end && !self.logged_in_state() {
+                    self.forwarded = client.or(self.forwarded);
+                }
                 line(out, "* ID (\"name\" \"postling\")");
                 tagged(out, &tag, "OK", "ID completed");
             }

@@ -32,6 +32,8 @@ pub enum Command<'a> {
     Uidl(Option<usize>),
     /// `CAPA`.
     Capa,
+    /// `XCLIENT ADDR=...`: the client a front end logs in for.
+    Xclient(Option<std::net::IpAddr>),
     /// `STLS`.
     Stls,
     /// `QUIT`.
@@ -86,6 +88,19 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
         b"NOOP" => none(rest, Command::Noop),
         b"RSET" => none(rest, Command::Rset),
         b"CAPA" => none(rest, Command::Capa),
+        // Dovecot's and Postfix's convention: a front end names its client.
+        b"XCLIENT" => Ok(Command::Xclient(
+            split(rest.unwrap_or_default())
+                .into_iter()
+                .filter_map(|attr| {
+                    let eq = attr.iter().position(|&b| b == b'=')?;
+                    attr[..eq]
+                        .eq_ignore_ascii_case(b"ADDR")
+                        .then(|| &attr[eq + 1..])
+                })
+                .next_back()
+                .and_then(crate::proto::smtp::host::named_client),
+        )),
         b"STLS" => none(rest, Command::Stls),
         b"QUIT" => none(rest, Command::Quit),
         _ => Err("unknown command"),

@@ -169,6 +169,8 @@ pub struct Pop3 {
     link: Link,
     state: State,
     errors: u32,
+    /// The client a front end named (XCLIENT ADDR).
+    forwarded: Option<std::net::IpAddr>,
 }
 
 impl Pop3 {
@@ -181,7 +183,13 @@ impl Pop3 {
             link,
             state: State::Authorization { user: None },
             errors: 0,
+            forwarded: None,
         }
+    }
+
+    /// The client a front end named with XCLIENT, if any.
+    pub fn forwarded(&self) -> Option<std::net::IpAddr> {
+        self.forwarded
     }
 
     /// Writes the greeting.
@@ -342,6 +350,12 @@ impl Pop3 {
                 Pop3Step::StartTls
             }
             Command::Stls => self.error(out, "-ERR STLS not available"),
+            Command::Xclient(client) if self.link.front_end => {
+                self.forwarded = client;
+                line(out, "+OK");
+                Pop3Step::Continue
+            }
+            Command::Xclient(_) => self.error(out, "-ERR XCLIENT is for trusted front ends"),
             _ if !self.may_login() => self.error(
                 out,
                 "-ERR [AUTH] Plaintext authentication disallowed on non-secure connections",
@@ -442,6 +456,9 @@ impl Pop3 {
         }
         if before_login && self.starttls && self.link.tls.is_none() {
             caps.push("STLS");
+        }
+        if before_login && self.link.front_end {
+            caps.push("XCLIENT");
         }
         for c in caps {
             line(out, c);

@@ -53,6 +53,9 @@ pub enum Command<'a> {
     Help,
     /// `ETRN node` (RFC 1985): run the queue.
     Etrn,
+    /// `XCLIENT ADDR=...` (Postfix's convention): a front end names the
+    /// client it speaks for; None if it named no usable address.
+    Xclient(Option<std::net::IpAddr>),
     /// `STARTTLS` (RFC 3207).
     StartTls,
     /// `AUTH mechanism [initial-response]` (RFC 4954).
@@ -106,6 +109,17 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, Reply> {
         b"HELP" => Ok(Command::Help),
         b"ETRN" if !arg.is_empty() => Ok(Command::Etrn),
         b"ETRN" => Err(syntax("Syntax: ETRN node")),
+        b"XCLIENT" if !arg.is_empty() => Ok(Command::Xclient(
+            arg.split(|&b| b == b' ')
+                .filter_map(|attr| {
+                    let (name, value) =
+                        attr.split_at(attr.iter().position(|&b| b == b'=')?);
+                    name.eq_ignore_ascii_case(b"ADDR").then(|| &value[1..])
+                })
+                .next_back()
+                .and_then(super::host::named_client),
+        )),
+        b"XCLIENT" => Err(syntax("Syntax: XCLIENT attribute=value ...")),
         b"STARTTLS" => no_arg(arg, Command::StartTls),
         b"AUTH" => parse_auth(arg),
         _ => Err(Reply::new(500, "5.5.1", "Command unrecognized")),

@@ -46,6 +46,23 @@ pub struct Link {
     pub tls: Option<TlsInfo>,
     /// On the local socket: the submitting account's uid (SO_PEERCRED).
     pub local_uid: Option<u32>,
+    /// In `login_trusted_networks`: a front end (a webmail) that may
+    /// name the client it logs in for (IMAP ID, XCLIENT).
+    pub front_end: bool,
+}
+
+/// The client address a front end names (`XCLIENT ADDR=`, IMAP ID's
+/// `x-originating-ip`): an IP address, IPv6 with or without `IPV6:`.
+pub fn named_client(value: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let text = match text.get(..5) {
+        Some(p) if p.eq_ignore_ascii_case("IPV6:") => &text[5..],
+        _ => text,
+    };
+    text.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// Why a recipient was refused.

@@ -104,6 +104,8 @@ pub struct Server {
     hello: Option<Hello>,
     /// The logged-in user.
     user: Option<String>,
+    /// The client a front end named (XCLIENT ADDR).
+    forwarded: Option<std::net::IpAddr>,
     state: State,
     errors: u32,
     /// The client's name from reverse DNS, once known.
@@ -118,6 +120,7 @@ impl Server {
             link,
             hello: None,
             user: None,
+            forwarded: None,
             state: State::Command(Txn::Idle),
             errors: 0,
             peer_name: None,
@@ -134,6 +137,11 @@ impl Server {
     pub fn greet(&mut self, out: &mut Vec<u8>) {
         let text = format!("{} ESMTP postling", self.settings.hostname);
         write_multiline(out, 220, &[&text]);
+    }
+
+    /// The client a front end named with XCLIENT, if any.
+    pub fn forwarded(&self) -> Option<std::net::IpAddr> {
+        self.forwarded
     }
 
     /// True while no transaction is under way (safe to close at shutdown).
@@ -347,6 +355,18 @@ impl Server {
                 let text = "ETRN is for trusted clients";
                 self.keep(txn, Reply::new(459, "4.7.1", text), cx)
             }
+            Command::Xclient(_) if !self.link.front_end => {
+                let text = "Insufficient authorization";
+                self.keep(txn, Reply::new(550, "5.7.0", text), cx)
+            }
+            Command::Xclient(client) => {
+                // As Postfix: the session starts over, greeting and all.
+                self.forwarded = client;
+                self.hello = None;
+                self.state = State::Command(Txn::Idle);
+                self.greet(cx.out);
+                Step::Continue
+            }
             Command::StartTls => self.starttls(txn, cx),
             Command::Auth { mechanism, initial } => {
                 self.auth(txn, mechanism, initial, cx)
@@ -396,6 +416,9 @@ impl Server {
         }
         if self.may_auth() && self.user.is_none() {
             lines.push("AUTH PLAIN LOGIN");
+        }
+        if self.link.front_end {
+            lines.push("XCLIENT ADDR");
         }
         write_multiline(cx.out, 250, &lines);
         Step::Continue

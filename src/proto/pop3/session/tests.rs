@@ -15,6 +15,7 @@ fn link(tls: bool, cleartext: bool) -> Link {
             cipher: "X".into(),
         }),
         local_uid: None,
+        front_end: false,
     }
 }
 

@@ -50,6 +50,7 @@ fn public_link() -> Link {
         cleartext_auth: false,
         tls: None,
         local_uid: None,
+        front_end: false,
     }
 }
 
