@@ -203,6 +203,7 @@ pub fn trace_headers(
 /// (batched); if that fails, the caller withdraws it. `Busy`: a mailbox
 /// is locked by another program and nothing was written; try later.
 pub fn deliver(job: &Job) -> Result<Published, StageError> {
+    crate::util::fault::probe("deliver", job.sender.as_bytes());
     let msg = Message {
         content: &job.content,
         sender: &job.sender,

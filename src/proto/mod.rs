@@ -27,6 +27,8 @@ pub enum Failure {
     Transient(String),
     /// Do not try again (5xx).
     Permanent(String),
+    /// Our own error (a panic, contained and logged): try again later.
+    Internal,
 }
 
 impl std::fmt::Display for Failure {
@@ -34,6 +36,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Transient(why) => write!(f, "temporary failure: {why}"),
             Failure::Permanent(why) => write!(f, "permanent failure: {why}"),
+            Failure::Internal => write!(f, "internal error"),
         }
     }
 }

@@ -438,11 +438,21 @@ impl Server {
             return;
         };
         let key = (slot, conn.generation);
+        if conn.session.as_imap().is_none() {
+            return;
+        }
+        conn.phase = Phase::Open;
+        let what = super::session_name(conn);
         let Some(i) = conn.session.as_imap() else {
             return;
         };
-        conn.phase = Phase::Open;
-        let step = i.imap.done(reply, &mut conn.wbuf);
+        let done = crate::util::contain::guarded(
+            || what,
+            || i.imap.done(reply, &mut conn.wbuf),
+        );
+        let Some(step) = done else {
+            return self.session_failed(slot);
+        };
         let now = i.imap.selected_name().map(str::to_string);
         let watching = i.watching.clone();
         self.track_selection(slot, key, watching, now);
@@ -673,6 +683,7 @@ impl Server {
             Outcome::Searched(uids) => Reply::Searched(uids),
             Outcome::Sorted(found) => Reply::Sorted(found),
             Outcome::Answers(a) => Reply::Answers(a),
+            Outcome::Failed(no) => Reply::Failed(no),
         };
         let waiting = self
             .conns

@@ -51,7 +51,29 @@ pub type Logins = Pool<Check, Checked>;
 /// Starts `n` password helpers.
 pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Logins> {
     Pool::start("login", n, 1, waker, |checks| {
-        checks.into_iter().map(check).collect()
+        checks.into_iter().map(guarded_check).collect()
+    })
+}
+
+/// [`check`], a panic inside (a malformed stored hash, say) failing only
+/// this login, as a wrong password would.
+fn guarded_check(c: Check) -> Checked {
+    let (key, user, started) = (c.key, c.user.clone(), c.started);
+    crate::util::contain::guarded(
+        || {
+            format!(
+                "password check for user={}",
+                crate::util::logsafe::Quoted(&user)
+            )
+        },
+        || check(c),
+    )
+    .unwrap_or(Checked {
+        key,
+        user,
+        ok: false,
+        started,
+        snapshot: None,
     })
 }
 

@@ -25,6 +25,7 @@ use crate::store::content::Content;
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
 use crate::store::{envelopes, mboxfolder};
+use crate::util::contain::guarded;
 
 /// Work for a mailbox helper.
 pub enum Work {
@@ -166,6 +167,8 @@ pub enum Outcome {
     Saved,
     /// Messages moved to cur/: their new files.
     Settled(PathBuf, Vec<(u32, Option<String>)>),
+    /// The job failed inside (a panic, contained and logged).
+    Failed(No),
 }
 
 /// A message added to a folder: UID, flags, file.
@@ -183,9 +186,89 @@ pub type Mailboxes =
 pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Mailboxes> {
     Pool::start("mailbox", n, 1, waker, |jobs| {
         jobs.into_iter()
-            .map(|(key, f, w)| (key, run(f, w)))
+            .map(|(key, f, w)| {
+                let (what, failed) = (describe(&w), failed_outcome(&w));
+                let done = guarded(|| what, || run(f, w));
+                (key, done.unwrap_or(failed))
+            })
             .collect()
     })
+}
+
+/// An internal error's answer: the client is told no more than that.
+fn internal_error() -> No {
+    No::code("SERVERBUG", "internal error; the server's log says more")
+}
+
+/// What a job is, for the error line if it fails: its kind and folder
+/// (whose path names the user).
+fn describe(work: &Work) -> String {
+    let (kind, place): (&str, Option<&Path>) = match work {
+        Work::Scan(d, _) | Work::Check(d, ..) => ("scan", Some(d)),
+        Work::List(r, ..) => ("LIST", Some(r)),
+        Work::Create(r, ..) => ("CREATE", Some(r)),
+        Work::Delete(r, ..) => ("DELETE", Some(r)),
+        Work::Rename(r, ..) => ("RENAME", Some(r)),
+        Work::Subscribe(r, ..) => ("SUBSCRIBE", Some(r)),
+        Work::Status(d, _) => ("STATUS", Some(d)),
+        Work::GenUrlAuth(r, ..) => ("GENURLAUTH", Some(r)),
+        Work::UrlFetch(..) => ("URLFETCH", None),
+        Work::ResetKey(r, _) => ("RESETKEY", Some(r)),
+        Work::NotifyOpen(r, ..) => ("NOTIFY", Some(r)),
+        Work::Append(job) => ("APPEND", Some(&job.dir)),
+        Work::SetFlags(d, ..) => ("STORE", Some(d)),
+        Work::Expunge(d, _) => ("EXPUNGE", Some(d)),
+        Work::Copy { from, .. } => ("COPY", Some(from)),
+        Work::Fetch(d, ..) => ("FETCH", Some(d)),
+        Work::Defaults(r) => ("default folders", Some(r)),
+        Work::Search(job) => ("SEARCH", Some(&job.dir)),
+        Work::SaveIndex(save) => ("index write", Some(&save.dir)),
+        Work::Settle(d, _) => ("settle", Some(d)),
+    };
+    match place {
+        Some(p) => format!("mailbox helper: {kind} in {}", p.display()),
+        None => format!("mailbox helper: {kind}"),
+    }
+}
+
+/// The answer a job gets if it fails inside: its own kind of failure,
+/// so the loop's bookkeeping (scans, settles under way) stays right.
+fn failed_outcome(work: &Work) -> Outcome {
+    let bug = internal_error;
+    match work {
+        Work::Scan(d, since) => {
+            Outcome::Scanned(d.clone(), *since, Err(bug()))
+        }
+        Work::Check(d, _, since) => {
+            Outcome::Checked(d.clone(), None, None, *since)
+        }
+        Work::List(..) => Outcome::Listed(Err(bug())),
+        Work::Status(..) => Outcome::Status(Err(bug())),
+        Work::GenUrlAuth(..) => Outcome::GenUrlAuth(Err(bug())),
+        Work::NotifyOpen(..) => Outcome::NotifyOpened(Vec::new()),
+        Work::Append(job) => Outcome::Appended(job.dir.clone(), Err(bug())),
+        Work::SetFlags(d, ..) => Outcome::FlagsSet(d.clone(), Err(bug())),
+        Work::Expunge(d, _) => Outcome::Expunged(d.clone(), Err(bug())),
+        Work::Copy {
+            from, to, moving, ..
+        } => Outcome::Copied {
+            from: from.clone(),
+            to: to.clone(),
+            result: Err(bug()),
+            moving: *moving,
+        },
+        Work::SaveIndex(_) => Outcome::Saved,
+        Work::Settle(d, _) => Outcome::Settled(d.clone(), Vec::new()),
+        Work::Create(..)
+        | Work::Delete(..)
+        | Work::Rename(..)
+        | Work::Subscribe(..)
+        | Work::ResetKey(..)
+        | Work::Defaults(_) => Outcome::Done(Err(bug())),
+        Work::UrlFetch(..) | Work::Fetch(..) | Work::Search(_) => {
+            Outcome::Failed(bug())
+        }
+    }
 }
 
 pub(super) fn failed(what: &str, e: std::io::Error) -> No {
@@ -791,30 +874,65 @@ fn fetch(
     msgs: &[(u32, String)],
     items: &[Item],
 ) -> Vec<Fetched> {
+    let aside = super::set_aside::load(fmt, dir);
     msgs.iter()
-        .map(|(uid, file)| Fetched {
-            uid: *uid,
-            data: match fmt {
-                MailboxFormat::Maildir => {
-                    fetch_one(dir, validity, *uid, file, items)
-                }
-                MailboxFormat::Mbox => {
-                    if let Some(segs) = fetch_large_mbox(dir, file, items) {
-                        return Fetched {
-                            uid: *uid,
-                            data: Some(segs),
-                        };
-                    }
-                    read_message(fmt, dir, file).ok().map(|(raw, date)| {
-                        let wire = mailfolder::to_crlf(&raw);
-                        let mut out = Vec::new();
-                        render::items(&wire, date, items, &mut out);
-                        vec![Segment::Bytes(out)]
-                    })
-                }
-            },
+        .map(|(uid, file)| {
+            let derived = || fetch_msg(fmt, dir, validity, *uid, file, items);
+            let data = match aside.contains(uid) {
+                true => None,
+                false => super::set_aside::guard(fmt, dir, *uid, derived),
+            };
+            Fetched {
+                uid: *uid,
+                data: data
+                    .unwrap_or_else(|| fetch_set_aside(fmt, dir, file, items)),
+            }
         })
         .collect()
+}
+
+/// FETCH of a message set aside: its octets as they are, everything
+/// derived from its content (ENVELOPE, BODYSTRUCTURE, parts, header
+/// fields) as for a message with an empty header.
+fn fetch_set_aside(
+    fmt: MailboxFormat,
+    dir: &Path,
+    file: &str,
+    items: &[Item],
+) -> Option<Vec<Segment>> {
+    let (raw, date) = read_message(fmt, dir, file).ok()?;
+    let wire = mailfolder::to_crlf(&raw);
+    let (plain, derived): (Vec<Item>, Vec<Item>) =
+        items.iter().cloned().partition(render::is_raw);
+    let mut out = Vec::new();
+    render::items(&wire, date, &plain, &mut out);
+    render::items(b"\r\n", date, &derived, &mut out);
+    Some(vec![Segment::Bytes(out)])
+}
+
+/// One message's FETCH data.
+fn fetch_msg(
+    fmt: MailboxFormat,
+    dir: &Path,
+    validity: u32,
+    uid: u32,
+    file: &str,
+    items: &[Item],
+) -> Option<Vec<Segment>> {
+    match fmt {
+        MailboxFormat::Maildir => fetch_one(dir, validity, uid, file, items),
+        MailboxFormat::Mbox => {
+            if let Some(segs) = fetch_large_mbox(dir, file, items) {
+                return Some(segs);
+            }
+            read_message(fmt, dir, file).ok().map(|(raw, date)| {
+                let wire = mailfolder::to_crlf(&raw);
+                let mut out = Vec::new();
+                render::items(&wire, date, items, &mut out);
+                vec![Segment::Bytes(out)]
+            })
+        }
+    }
 }
 
 fn fetch_one(
@@ -915,12 +1033,14 @@ fn fetch_large_mbox(
 }
 
 /// Reads each candidate in turn (one message in memory at a time) and
-/// hands it to `each` with what the keys see of it.
+/// hands it to `each` with what the keys see of it. A message set aside
+/// (see `set_aside`) is handed over as an empty one.
 fn each_candidate(
     fmt: MailboxFormat,
     job: &SearchJob,
     mut each: impl FnMut(u32, &Facts<'_>, Text<'_>),
 ) {
+    let aside = super::set_aside::load(fmt, &job.dir);
     for (c, file) in &job.msgs {
         let facts = Facts {
             seq: c.seq,
@@ -935,15 +1055,25 @@ fn each_candidate(
         let Ok((raw, internal)) = read_message(fmt, &job.dir, file) else {
             continue;
         };
+        let empty = Text {
+            msg: b"\r\n",
+            internal,
+        };
+        if aside.contains(&c.uid) {
+            each(c.uid, &facts, empty);
+            continue;
+        }
         let msg = mailfolder::to_crlf(&raw);
-        each(
-            c.uid,
-            &facts,
-            Text {
-                msg: &msg,
-                internal,
-            },
-        );
+        let text = Text {
+            msg: &msg,
+            internal,
+        };
+        let done = super::set_aside::guard(fmt, &job.dir, c.uid, || {
+            each(c.uid, &facts, text)
+        });
+        if done.is_none() {
+            each(c.uid, &facts, empty);
+        }
     }
 }
 

@@ -25,6 +25,7 @@ mod queue_work;
 pub mod readers;
 pub mod services;
 pub mod session;
+mod set_aside;
 pub mod spool;
 pub mod timer;
 pub mod tls;
@@ -50,6 +51,7 @@ use crate::deliver::{self, Job};
 use crate::proto::smtp::{Envelope, Route};
 use crate::proto::{Failure, OUTPUT_CAP};
 use crate::store::cleanup;
+use crate::util::contain::guarded;
 use crate::util::logsafe::Quoted;
 use accept::{Listener, bind_all};
 use conn::{Conn, Input, Phase, WBUF_CAP};
@@ -387,8 +389,14 @@ impl Server {
             joined = std::mem::take(&mut conn.rbuf);
             &joined
         };
-        let (used, step) =
-            conn.session.feed(input, &mut conn.wbuf, &mut self.services);
+        let what = session_name(conn);
+        let fed = guarded(
+            || what,
+            || conn.session.feed(input, &mut conn.wbuf, &mut self.services),
+        );
+        let Some((used, step)) = fed else {
+            return self.session_failed(slot);
+        };
         conn.keep_input(&input[used..]);
         conn.stalled = conn.wbuf.len() >= OUTPUT_CAP
             && (used < input.len() || conn.session.has_more_output());
@@ -404,6 +412,34 @@ impl Server {
         self.act(slot, step);
         if let Some(dir) = watching {
             self.settle_recent(&dir);
+        }
+    }
+
+    /// A session's own code panicked (contained and logged): its
+    /// connection alone ends, with a last word in its protocol, through
+    /// the usual close, so every count and registry entry it had is
+    /// undone as for any close. What the session held is dropped.
+    fn session_failed(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        conn.wbuf.clear();
+        let host = &self.services.config.hostname;
+        let last = match conn.service.group() {
+            Group::Imap => {
+                "* BYE [SERVERBUG] internal error, closing\r\n".to_string()
+            }
+            Group::Pop3 => "-ERR [SYS/TEMP] internal error\r\n".into(),
+            _ => format!("421 4.3.0 {host} internal error, closing\r\n"),
+        };
+        conn.wbuf.extend_from_slice(last.as_bytes());
+        conn.phase = Phase::Closing;
+        self.flush(slot);
+        if let Some(conn) = self.conns.get(slot).and_then(Option::as_ref)
+            && conn.phase == Phase::Closing
+        {
+            self.close(slot, "internal error");
         }
     }
 
@@ -1040,4 +1076,14 @@ impl Server {
             self.flush(slot);
         }
     }
+}
+
+/// Names a connection's session for an error line.
+pub(super) fn session_name(conn: &Conn) -> String {
+    format!(
+        "conn={} ip={} service={}: session",
+        conn.id,
+        conn.peer,
+        conn.service.name()
+    )
 }

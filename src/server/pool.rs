@@ -40,7 +40,17 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
                     .name(format!("{name}-{i}"))
                     .spawn(move || {
                         while let Some(jobs) = next_batch(&rx, batch) {
-                            for result in work(jobs) {
+                            // Each module guards its own jobs, answering
+                            // a failed one; this keeps the thread alive
+                            // should one slip through.
+                            let results = crate::util::contain::guarded(
+                                || {
+                                    "helper batch: its jobs go unanswered"
+                                        .into()
+                                },
+                                || work(jobs),
+                            );
+                            for result in results.unwrap_or_default() {
                                 let _ = tx.send(result);
                             }
                             let _ = waker.wake();

@@ -130,7 +130,7 @@ fn run_batch(jobs: Vec<QueueJob>) -> Vec<QueueDone> {
             if let QueueJob::Record(a) = &job {
                 flush = Some(a.queue.clone());
             }
-            run(job)
+            guarded_run(job)
         })
         .collect();
     if let Some(queue) = flush
@@ -140,6 +140,45 @@ fn run_batch(jobs: Vec<QueueJob>) -> Vec<QueueDone> {
         log::error!("queue: flushing {}: {e}", queue.display());
     }
     done
+}
+
+/// [`run`], a panic inside failing only this job: an attempt stays as
+/// it was on disk and is deferred (tried again after the first retry
+/// wait), a scan finds nothing this time and runs again in a minute.
+fn guarded_run(job: QueueJob) -> QueueDone {
+    let later = now() + 60;
+    let (what, failed) = match &job {
+        QueueJob::Record(a) => (
+            format!("queue: recording the attempt at id={}", a.queued.id),
+            QueueDone::Recorded {
+                id: a.queued.id.clone(),
+                notices: Vec::new(),
+                next: Some(
+                    now()
+                        + a.policy.retry.first().copied().unwrap_or(60) as i64,
+                ),
+            },
+        ),
+        QueueJob::Scan { .. } => (
+            "queue: scan".to_string(),
+            QueueDone::Due {
+                full: true,
+                ready: Vec::new(),
+                more: false,
+                next: Some(later),
+            },
+        ),
+        QueueJob::Fresh { ids, .. } => (
+            format!("queue: reading new messages {ids:?}"),
+            QueueDone::Due {
+                full: false,
+                ready: Vec::new(),
+                more: false,
+                next: Some(later),
+            },
+        ),
+    };
+    crate::util::contain::guarded(|| what, || run(job)).unwrap_or(failed)
 }
 
 fn now() -> i64 {
@@ -308,6 +347,7 @@ fn record(a: Attempted) -> QueueDone {
             next: None,
         };
     }
+    crate::util::fault::probe("queue", queued.from.as_bytes());
     let now = now();
     let settled = settle::settle(&mut queued, &refused, now, &policy);
     let id = queued.id.clone();

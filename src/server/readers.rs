@@ -74,7 +74,24 @@ pub type Readers = Pool<ReadJob, Chunk>;
 /// Starts `n` reader helpers.
 pub fn start(n: usize, waker: Arc<Waker>) -> io::Result<Readers> {
     Pool::start("reader", n, 1, waker, |jobs| {
-        jobs.into_iter().filter_map(read).collect()
+        jobs.into_iter().filter_map(guarded_read).collect()
+    })
+}
+
+/// [`read`], a panic inside failing only this transfer (its session
+/// gets `-ERR`, or its FETCH is cut short).
+fn guarded_read(job: ReadJob) -> Option<Chunk> {
+    let (key, mbox) = (job.key, job.mbox.clone());
+    crate::util::contain::guarded(
+        || format!("reader helper: transfer for connection {key:?}"),
+        || read(job),
+    )
+    .unwrap_or_else(|| {
+        Some(Chunk {
+            key,
+            result: Err(io::Error::other("internal error")),
+            mbox,
+        })
     })
 }
 
@@ -104,6 +121,7 @@ fn read(job: ReadJob) -> Option<Chunk> {
             }
         }
         data.truncate(got);
+        crate::util::fault::probe("read", &data);
         // A file shorter than its listing ends the message here.
         let left = if got < want { 0 } else { left - got as u64 };
         Ok((file, left, data))

@@ -69,7 +69,21 @@ pub type Spoolers = Pool<SpoolJob, SpoolWritten>;
 /// Starts `n` spool helpers.
 pub fn start(n: usize, waker: Arc<Waker>) -> io::Result<Spoolers> {
     Pool::start("spool", n, 1, waker, |jobs| {
-        jobs.into_iter().map(write_piece).collect()
+        jobs.into_iter().map(guarded_write).collect()
+    })
+}
+
+/// [`write_piece`], a panic inside failing only this message.
+fn guarded_write(job: SpoolJob) -> SpoolWritten {
+    let (key, path) = (job.key, job.path.clone());
+    crate::util::contain::guarded(
+        || format!("spool helper: {}", path.display()),
+        || write_piece(job),
+    )
+    .unwrap_or_else(|| SpoolWritten {
+        key,
+        path,
+        result: Err(std::io::Error::other("internal error")),
     })
 }
 

@@ -22,6 +22,7 @@ use crate::deliver::{self, Job, Published};
 use crate::proto::Failure;
 use crate::store::StageError;
 use crate::store::maildrop::{self, Snapshot};
+use crate::util::contain::guarded;
 use crate::util::fs::sync_filesystem;
 
 /// Jobs one helper commits together.
@@ -82,7 +83,7 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
     let mut busy = Vec::new();
     for (task, key) in batch {
         let (update, result) = match task {
-            Task::Deliver(mut job) => match finish_then_deliver(&mut job) {
+            Task::Deliver(mut job) => match guarded_delivery(&mut job) {
                 Ok(p) => (false, Ok(p)),
                 Err(StageError::Failed(f)) => (false, Err(f)),
                 Err(StageError::Busy) => {
@@ -99,8 +100,12 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 seen,
             } => (
                 true,
-                maildrop::update(&snapshot, &deleted, &seen)
-                    .map(|()| Published::default()),
+                guarded(
+                    || "POP3 update: internal error".into(),
+                    || maildrop::update(&snapshot, &deleted, &seen),
+                )
+                .unwrap_or_else(|| Err(internal_error()))
+                .map(|()| Published::default()),
             ),
         };
         if let Ok(p) = &result {
@@ -129,6 +134,23 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
         })
         .chain(busy)
         .collect()
+}
+
+/// [`finish_then_deliver`], a panic inside failing only this message:
+/// the client gets 451 4.3.0 and sends it again later; nothing half
+/// written was made visible (staged files are withdrawn or left in
+/// tmp/, which start-up clears).
+fn guarded_delivery(job: &mut Job) -> Result<Published, StageError> {
+    let id = job.id.clone();
+    guarded(
+        || format!("delivery of id={id}"),
+        || finish_then_deliver(job),
+    )
+    .unwrap_or_else(|| Err(StageError::Failed(internal_error())))
+}
+
+fn internal_error() -> Failure {
+    Failure::Internal
 }
 
 /// Completes a spooled message's file, then delivers it.

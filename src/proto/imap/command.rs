@@ -255,6 +255,7 @@ pub type Parsed<'a> = Result<(&'a [u8], Command<'a>), (Option<&'a [u8]>, Bad)>;
 /// Reads `tag command args CRLF`. On error, gives the tag if it could
 /// be read, so the BAD carries it.
 pub fn parse(cmd: &[u8]) -> Parsed<'_> {
+    crate::util::fault::probe("command", cmd);
     let mut a = Args::new(cmd);
     let tag = a.tag().map_err(|e| (None, e))?;
     let tagged = |e| (Some(tag), e);

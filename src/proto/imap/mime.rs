@@ -296,6 +296,7 @@ pub fn fields_whole(header: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 fn fields_within(header: &[u8], cap: usize) -> Vec<(String, Vec<u8>)> {
+    crate::util::fault::probe("content", header);
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     for line in header.split_inclusive(|&b| b == b'\n') {
         let text = line.strip_suffix(b"\n").unwrap_or(line);

@@ -17,6 +17,35 @@ const MONTHS: [&str; 12] = [
 
 /// Writes the file items of `items` for one message, each with a
 /// leading space.
+/// True if an item is the message's octets (or facts about them) as
+/// they are, nothing parsed from its content: what FETCH still gives of
+/// a message set aside.
+pub fn is_raw(item: &Item) -> bool {
+    match item {
+        Item::Flags
+        | Item::Uid
+        | Item::InternalDate
+        | Item::Size
+        | Item::ModSeq => true,
+        Item::Section {
+            section, binary, ..
+        } => {
+            section.part.is_empty()
+                && !*binary
+                && matches!(
+                    section.text,
+                    super::fetch::SectionText::All
+                        | super::fetch::SectionText::Header
+                        | super::fetch::SectionText::Text
+                )
+        }
+        Item::Envelope
+        | Item::Body
+        | Item::BodyStructure
+        | Item::BinarySize(_) => false,
+    }
+}
+
 pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
     let needs_mime = items.iter().any(|i| {
         matches!(i, Item::Envelope | Item::Body | Item::BodyStructure | Item::BinarySize(_))

@@ -240,6 +240,9 @@ pub enum Reply {
     Notified(Vec<(String, super::notify::Events, Status)>),
     /// Each candidate's content answers (`matcher::content_answers`).
     Answers(Vec<(u32, u64)>),
+    /// The helper's job failed for want of something internal (a panic,
+    /// contained and logged): the command waiting gets this NO.
+    Failed(No),
     /// The stream is sent; an error means the literal is cut short and
     /// the session must end.
     Streamed(Result<(), No>),

@@ -101,6 +101,31 @@ pub enum Pending {
     Unselect,
 }
 
+impl Pending {
+    /// The tag of the command waiting, if one waits (for a tagged NO
+    /// when its helper job failed); an Answers' held line otherwise.
+    pub fn tag_or_held(&self) -> Result<&[u8], &[u8]> {
+        match self {
+            Pending::Login(tag)
+            | Pending::Plain(tag)
+            | Pending::Append(tag)
+            | Pending::Notify(tag)
+            | Pending::GenUrlAuth(tag)
+            | Pending::UrlFetch(tag)
+            | Pending::Select { tag, .. }
+            | Pending::List { tag, .. }
+            | Pending::Status { tag, .. }
+            | Pending::Expunge { tag, .. }
+            | Pending::Copy { tag, .. } => Ok(tag),
+            Pending::Fetch(f) => Ok(&f.tag),
+            Pending::Store(s) => Ok(&s.tag),
+            Pending::Search(s) => Ok(&s.tag),
+            Pending::Answers { held, .. } => Err(held),
+            Pending::Unselect => Err(b""),
+        }
+    }
+}
+
 /// A FETCH being answered, a bounded piece at a time.
 #[derive(Debug)]
 pub struct FetchState {

@@ -1342,6 +1342,18 @@ impl Imap {
             return ImapStep::Continue;
         };
         let enabled = self.enabled;
+        if let Reply::Failed(no) = &reply {
+            // The helper's job failed (an internal error, logged): the
+            // command ends with NO, the session goes on.
+            match pending.tag_or_held() {
+                Ok(tag) => tagged_no(out, tag, no),
+                Err(held) => out.extend_from_slice(held),
+            }
+            if matches!(pending, Pending::Select { .. }) {
+                self.state = State::Authenticated;
+            }
+            return ImapStep::Continue;
+        }
         match (pending, reply) {
             (
                 Pending::Select {

@@ -45,6 +45,7 @@ pub type ParseError = &'static str;
 
 /// Parses one line without its CRLF.
 pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
+    crate::util::fault::probe("command", line);
     let (word, rest) = match memchr::memchr(b' ', line) {
         Some(sp) => (&line[..sp], Some(&line[sp + 1..])),
         None => (line, None),

@@ -89,6 +89,7 @@ pub struct MailParams {
 
 /// Parses one command line (no CRLF). An `Err` is the reply to send.
 pub fn parse(line: &[u8]) -> Result<Command<'_>, Reply> {
+    crate::util::fault::probe("command", line);
     let (verb, arg) = match memchr::memchr(b' ', line) {
         Some(sp) => (&line[..sp], &line[sp + 1..]),
         None => (line, &b""[..]),

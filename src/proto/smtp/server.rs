@@ -713,6 +713,11 @@ impl Server {
             Err(Failure::Permanent(why)) => {
                 Reply::new(554, "5.3.0", format!("Delivery failed ({why})"))
             }
+            Err(Failure::Internal) => Reply::new(
+                451,
+                "4.3.0",
+                "Local error in processing, try again later",
+            ),
         };
         reply.write(out);
     }
