@@ -96,6 +96,7 @@ fn selected_work(
             max_seq,
             max_uid,
             keywords,
+            progress: Default::default(),
         })),
         // invariant: the caller sends only the requests above here.
         _ => Work::Scan(dir, 0),
@@ -808,9 +809,22 @@ impl Server {
     }
 
     /// Hands work to the mailbox helpers, with the mailbox format.
+    /// Each user's jobs wait in their own queue, served in turn with
+    /// other users' (the server's own, with no connection, as "").
     fn send_work(&self, key: (usize, u64), work: Work) {
         let fmt = self.services.config.mailbox_format;
-        self.mailboxes.send((key, fmt, work));
+        let user = self
+            .conns
+            .get(key.0)
+            .and_then(Option::as_ref)
+            .filter(|c| c.generation == key.1)
+            .and_then(|c| match &c.session {
+                super::session::Session::Imap(i) => i.imap.user(),
+                _ => None,
+            })
+            .unwrap_or_default()
+            .to_string();
+        self.mailboxes.send(&user, (key, fmt, work));
     }
 
     /// Looks at a folder on disk again if any session has it open.

@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use super::pool::Pool;
+use super::fair_pool::{FairPool, Turn};
 use crate::config::MailboxFormat;
 use crate::proto::imap::command::{ListParams, StatusItem};
 use crate::proto::imap::fetch::Item;
@@ -118,6 +119,19 @@ pub struct SearchJob {
     pub sort: Option<crate::proto::imap::sort::Arrange>,
     /// CONTEXT=SEARCH: each candidate's content answers instead.
     pub answers: bool,
+    /// Progress, kept between slices.
+    pub progress: SearchProgress,
+}
+
+/// How far a search has gone, and what it found so far.
+#[derive(Default)]
+pub struct SearchProgress {
+    /// The next candidate to read.
+    next: usize,
+    /// Matches (UID, sequence number) with their SORT values.
+    hits: Vec<(u32, u32, Vec<crate::proto::imap::sort::Value>)>,
+    /// CONTEXT=SEARCH answers.
+    answers: Vec<(u32, u64)>,
 }
 
 /// What a helper did.
@@ -178,21 +192,39 @@ pub type Added = (u32, Flags, Box<str>);
 pub type NotifyFolder =
     (String, PathBuf, crate::proto::imap::notify::Events, Folder);
 
-/// The helpers' pool: jobs carry the connection key.
-pub type Mailboxes =
-    Pool<((usize, u64), MailboxFormat, Work), ((usize, u64), Outcome)>;
+/// A job: the connection waiting, the store's format, the work.
+pub type Job = ((usize, u64), MailboxFormat, Work);
+
+/// The helpers' pool, shared fairly between users: jobs carry the
+/// connection key.
+pub type Mailboxes = FairPool<Job, ((usize, u64), Outcome)>;
+
+/// A long job's slice: after this long it hands back the rest.
+const SLICE: Duration = Duration::from_millis(15);
 
 /// Starts `n` mailbox helpers.
 pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Mailboxes> {
-    Pool::start("mailbox", n, 1, waker, |jobs| {
-        jobs.into_iter()
-            .map(|(key, f, w)| {
-                let (what, failed) = (describe(&w), failed_outcome(&w));
-                let done = guarded(|| what, || run(f, w));
-                (key, done.unwrap_or(failed))
-            })
-            .collect()
-    })
+    FairPool::start("mailbox", n, waker, take_turn)
+}
+
+/// One turn at a job: all of it, or a slice of a long one.
+fn take_turn(job: Job) -> Turn<Job, ((usize, u64), Outcome)> {
+    let (key, fmt, work) = job;
+    let (what, failed) = (describe(&work), failed_outcome(&work));
+    match guarded(|| what, || run_slice(fmt, work)) {
+        Some(Turn::Done(outcome)) => Turn::Done((key, outcome)),
+        Some(Turn::Again(rest)) => Turn::Again((key, fmt, rest)),
+        None => Turn::Done((key, failed)),
+    }
+}
+
+/// Runs a job, or (for a content SEARCH, SORT or THREAD) as much of it
+/// as fits in a [`SLICE`].
+fn run_slice(fmt: MailboxFormat, work: Work) -> Turn<Work, Outcome> {
+    match work {
+        Work::Search(job) => search_slice(fmt, job),
+        other => Turn::Done(run(fmt, other)),
+    }
 }
 
 /// An internal error's answer: the client is told no more than that.
@@ -430,17 +462,10 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
         Work::Fetch(dir, validity, msgs, items) => {
             Outcome::Fetched(fetch(fmt, &dir, validity, &msgs, &items))
         }
-        Work::Search(job) if job.answers => {
-            Outcome::Answers(answers(fmt, &job))
-        }
-        Work::Search(job) => match &job.sort {
-            None => Outcome::Searched(
-                search(fmt, &job).into_iter().map(|(u, ..)| u).collect(),
-            ),
-            Some(how) => Outcome::Sorted(crate::proto::imap::sort::arrange(
-                how,
-                search(fmt, &job),
-            )),
+        Work::Search(job) => match search_slice(fmt, job) {
+            Turn::Done(outcome) => outcome,
+            // invariant: run_slice hands searches to search_slice.
+            Turn::Again(_) => Outcome::Failed(internal_error()),
         },
         Work::SaveIndex(save) => {
             let SaveJob {
@@ -1032,16 +1057,24 @@ fn fetch_large_mbox(
     ))
 }
 
-/// Reads each candidate in turn (one message in memory at a time) and
-/// hands it to `each` with what the keys see of it. A message set aside
-/// (see `set_aside`) is handed over as an empty one.
+/// Reads candidates from `from` on (one message in memory at a time),
+/// handing each to `each` with what the keys see of it, until they are
+/// all read or `until` has passed; returns where it stopped. A message
+/// set aside (see `set_aside`) is handed over as an empty one.
 fn each_candidate(
     fmt: MailboxFormat,
     job: &SearchJob,
+    from: usize,
+    until: Instant,
     mut each: impl FnMut(u32, &Facts<'_>, Text<'_>),
-) {
+) -> usize {
     let aside = super::set_aside::load(fmt, &job.dir);
-    for (c, file) in &job.msgs {
+    let mut next = from;
+    for (c, file) in &job.msgs[from.min(job.msgs.len())..] {
+        if next > from && Instant::now() >= until {
+            break;
+        }
+        next += 1;
         let facts = Facts {
             seq: c.seq,
             max_seq: job.max_seq,
@@ -1075,31 +1108,60 @@ fn each_candidate(
             each(c.uid, &facts, empty);
         }
     }
+    next
 }
 
-/// The candidates the keys match (UID, sequence number), with their
-/// SORT values if asked.
-fn search(
+/// A slice of a SEARCH (SORT, THREAD, CONTEXT=SEARCH answers): the
+/// candidates a [`SLICE`] allows, then the rest handed back, or the
+/// answer once all are read. Ordering for SORT and THREAD is done here
+/// too, off the loop.
+fn search_slice(
     fmt: MailboxFormat,
-    job: &SearchJob,
-) -> Vec<(u32, u32, Vec<crate::proto::imap::sort::Value>)> {
+    mut job: Box<SearchJob>,
+) -> Turn<Work, Outcome> {
+    let until = Instant::now() + SLICE;
+    let from = job.progress.next;
     let mut hits = Vec::new();
-    each_candidate(fmt, job, |uid, facts, content| {
-        if !matcher::matches(&job.key, facts, Some(content)) {
-            return;
-        }
-        let values = match &job.sort {
-            Some(how) => crate::proto::imap::sort::values(
-                &how.criteria,
-                render::split(content.msg).0,
-                content.msg.len() as u64,
-                content.internal,
-            ),
-            None => Vec::new(),
-        };
-        hits.push((uid, facts.seq, values));
-    });
-    hits
+    let mut answers = Vec::new();
+    let next =
+        each_candidate(fmt, &job, from, until, |uid, facts, content| {
+            if job.answers {
+                answers.push((
+                    uid,
+                    matcher::content_answers(&job.key, facts, content),
+                ));
+                return;
+            }
+            if !matcher::matches(&job.key, facts, Some(content)) {
+                return;
+            }
+            let values = match &job.sort {
+                Some(how) => crate::proto::imap::sort::values(
+                    &how.criteria,
+                    render::split(content.msg).0,
+                    content.msg.len() as u64,
+                    content.internal,
+                ),
+                None => Vec::new(),
+            };
+            hits.push((uid, facts.seq, values));
+        });
+    job.progress.next = next;
+    job.progress.hits.append(&mut hits);
+    job.progress.answers.append(&mut answers);
+    if next < job.msgs.len() {
+        return Turn::Again(Work::Search(job));
+    }
+    let progress = std::mem::take(&mut job.progress);
+    Turn::Done(match (&job.sort, job.answers) {
+        (_, true) => Outcome::Answers(progress.answers),
+        (None, false) => Outcome::Searched(
+            progress.hits.into_iter().map(|(u, ..)| u).collect(),
+        ),
+        (Some(how), false) => Outcome::Sorted(
+            crate::proto::imap::sort::arrange(how, progress.hits),
+        ),
+    })
 }
 
 /// At most this many folders are watched for one NOTIFY.
@@ -1128,16 +1190,6 @@ fn notify_open(
             out.push((name, dir, events, f));
         }
     }
-    out
-}
-
-/// CONTEXT=SEARCH: every candidate's answers to the keys that look
-/// inside messages.
-fn answers(fmt: MailboxFormat, job: &SearchJob) -> Vec<(u32, u64)> {
-    let mut out = Vec::with_capacity(job.msgs.len());
-    each_candidate(fmt, job, |uid, facts, content| {
-        out.push((uid, matcher::content_answers(&job.key, facts, content)));
-    });
     out
 }
 

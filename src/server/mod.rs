@@ -9,6 +9,7 @@ mod appending;
 mod auth;
 pub mod conn;
 mod dns;
+mod fair_pool;
 mod imap;
 mod imap_stream;
 pub mod listen;
