@@ -8,7 +8,7 @@ APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: build run test deps lint unit integration python test-imaptest \
         bench bench-smtp bench-outbound \
-        bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps \
+        bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps bench-fairness \
         bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
 
 build:
@@ -156,6 +156,12 @@ bench-imap-deps:
 bench-imap: bench-imap-deps
 	$(CARGO) build --release
 	$(PYTHON) benches/imap_vs_dovecot.py
+
+# One user's long SEARCHes against another's SELECT and FETCH latency,
+# postling and a private Dovecot side by side (figures in README).
+bench-fairness: bench-imap-deps
+	$(CARGO) build --release
+	$(PYTHON) benches/imap_fairness.py
 
 # Peak and resting RSS under the attacks of issue 7 (figures in README).
 bench-memory:
