@@ -84,9 +84,11 @@ fn selected_work(
             keywords,
             sort,
             answers,
+            read,
         } => Work::Search(Box::new(super::mailboxes::SearchJob {
             sort,
             answers,
+            read,
             dir,
             key,
             msgs: candidates

@@ -119,6 +119,8 @@ pub struct SearchJob {
     pub sort: Option<crate::proto::imap::sort::Arrange>,
     /// CONTEXT=SEARCH: each candidate's content answers instead.
     pub answers: bool,
+    /// The keys look inside messages (else no file is read).
+    pub read: bool,
     /// Progress, kept between slices.
     pub progress: SearchProgress,
 }
@@ -1085,6 +1087,18 @@ fn each_candidate(
             modseq: c.modseq,
             keywords: &job.keywords,
         };
+        if !job.read {
+            // Flags and numbers only: nothing to read or guard.
+            each(
+                c.uid,
+                &facts,
+                Text {
+                    msg: b"\r\n",
+                    internal: 0,
+                },
+            );
+            continue;
+        }
         let Ok((raw, internal)) = read_message(fmt, &job.dir, file) else {
             continue;
         };

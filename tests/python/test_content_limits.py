@@ -162,6 +162,12 @@ def test_sequence_sets_are_normalised_before_anything_walks_them(big_folder):
     assert lines[-1].startswith(b"d OK")
     assert len(lines) == 2001
     assert rss.growth < 16 * 1024, rss.growth
+    # Thousands of flag keys over the folder: the helpers' work, not the
+    # loop's, and the same answer.
+    lines = raw_command(sock, f, b"s", b"SEARCH " + b" ".join([b"UNDELETED"] * 3000))
+    assert lines[-1].startswith(b"s OK"), lines[-1]
+    hits = [l for l in lines if l.startswith(b"* SEARCH")][0].split()[2:]
+    assert len(hits) == 2000 and hits[0] == b"1" and hits[-1] == b"2000"
     lines = raw_command(sock, f, b"f", b"UID STORE 1:* +FLAGS (\\Deleted)")
     assert lines[-1].startswith(b"f OK")
     raw_command(sock, f, b"g", b"UID EXPUNGE 10:20")

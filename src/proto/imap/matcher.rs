@@ -56,6 +56,17 @@ pub fn needs_content(key: &Key) -> bool {
     }
 }
 
+/// The number of keys in `key`, nested ones counted: its cost per
+/// message.
+pub fn weight(key: &Key) -> usize {
+    match key {
+        Key::Not(k) => 1 + weight(k),
+        Key::Or(a, b) => 1 + weight(a) + weight(b),
+        Key::And(keys) => 1 + keys.iter().map(weight).sum::<usize>(),
+        _ => 1,
+    }
+}
+
 /// True if the message matches `key`. `content` is required when
 /// [`needs_content`] says so (without it such keys do not match).
 pub fn matches(

@@ -79,6 +79,8 @@ pub enum Request {
         sort: Option<super::sort::Arrange>,
         /// CONTEXT=SEARCH: every candidate's content answers instead.
         answers: bool,
+        /// The keys (or SORT) look inside messages: read each one.
+        read: bool,
     },
 }
 

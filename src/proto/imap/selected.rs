@@ -22,6 +22,9 @@ use crate::proto::OUTPUT_CAP;
 
 /// Messages whose files one FETCH request reads.
 const FETCH_BATCH: usize = 32;
+/// Key evaluations (messages times keys) a SEARCH may make on the loop;
+/// a bigger one is the helpers' work.
+const LOOP_SEARCH_BUDGET: usize = 200_000;
 
 /// A command waiting for the loop, with what it needs to finish.
 #[derive(Debug)]
@@ -438,6 +441,7 @@ impl Selected {
             keywords: f.keywords.clone(),
             sort: None,
             answers: true,
+            read: true,
         };
         Some((Pending::Answers { index, asked, held }, request))
     }
@@ -1165,7 +1169,12 @@ impl Selected {
         let max_uid = self.view.last().copied().unwrap_or(0);
         let max_seq = self.view.len() as u32;
         // SORT reads every message's header (and size, date).
-        let content = sort.is_some() || needs_content(&keys);
+        let read = sort.is_some() || needs_content(&keys);
+        // A search whose size the user chose (many keys over a big
+        // folder) goes to the helpers even without content to read.
+        let heavy = self.view.len().saturating_mul(matcher::weight(&keys))
+            > LOOP_SEARCH_BUDGET;
+        let content = read || heavy;
         let mut hits = Vec::new();
         let mut candidates = Vec::new();
         for (i, &u) in self.view.iter().enumerate() {
@@ -1211,6 +1220,7 @@ impl Selected {
                 keywords,
                 sort,
                 answers: search_ret_update,
+                read,
             };
             return (Some(Pending::Search(search)), ImapStep::Io(request));
         }
