@@ -133,6 +133,15 @@ fuzz: fuzz-deps
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+	@# Whole messages and folders through the content pipeline: big
+	@# inputs, and a timeout low enough to call quadratic work a crash.
+	cd fuzz && ./real-mail-seeds.sh && \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run message_raw corpus/message_raw -- \
+	    -max_len=1048576 -timeout=5 -report_slow_units=1 \
+	    -max_total_time=$(FUZZ_SECONDS) && \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run message_generated -- \
+	    -max_len=8192 -timeout=5 -report_slow_units=1 \
+	    -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean
