@@ -202,7 +202,7 @@ pub type Job = ((usize, u64), MailboxFormat, Work);
 pub type Mailboxes = FairPool<Job, ((usize, u64), Outcome)>;
 
 /// A long job's slice: after this long it hands back the rest.
-const SLICE: Duration = Duration::from_millis(15);
+const SLICE: Duration = Duration::from_millis(5);
 
 /// Starts `n` mailbox helpers.
 pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Mailboxes> {
