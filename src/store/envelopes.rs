@@ -3,7 +3,7 @@
 //! phone) is answered without opening a file per message: on an SD card
 //! that is one sequential read instead of thousands of seeks.
 //!
-//! Append-only records after a header (`PLEV1`, UIDVALIDITY):
+//! Append-only records after a header (`PLEV2`, UIDVALIDITY):
 //! `uid`, `length`, the ENVELOPE as written. A cache: a missing or
 //! foreign file is started afresh, and records of expunged messages are
 //! dropped when the index is next written and they are over half.
@@ -20,7 +20,9 @@ use std::sync::Mutex;
 
 /// The file's name in a Maildir folder.
 pub const FILE: &str = "postling-envelopes";
-const MAGIC: &[u8; 5] = b"PLEV1";
+// PLEV2: repeated address fields merged, comment names spaced as
+// phrases; an older file is started afresh.
+const MAGIC: &[u8; 5] = b"PLEV2";
 /// Folders whose offsets stay loaded.
 const KEEP: usize = 8;
 

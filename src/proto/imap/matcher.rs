@@ -105,11 +105,7 @@ pub fn matches(
             content.is_some_and(|c| header_has(split(c.msg).0, name, value))
         }
         Key::Body(value) => content.is_some_and(|c| body_has(c.msg, value)),
-        Key::Text(value) => content.is_some_and(|c| {
-            let needle = fold(value);
-            contains(&decode_words(split(c.msg).0), &needle)
-                || body_has(c.msg, value)
-        }),
+        Key::Text(value) => content.is_some_and(|c| text_has(c.msg, value)),
     }
 }
 
@@ -252,6 +248,24 @@ fn normalized_addresses(v: &[u8]) -> String {
         }
     }
     out
+}
+
+/// TEXT: the header or the body, and (RFC 3501 6.4.4, RFC 9051) a
+/// part's own MIME header is body, so `filename=` finds attachments.
+fn text_has(msg: &[u8], value: &[u8]) -> bool {
+    let needle = fold(value);
+    if contains(&decode_words(split(msg).0), &needle) {
+        return true;
+    }
+    let tree = mime::parse(msg);
+    let mut found = false;
+    visit(&tree, &mut |p: &Part| {
+        if !found && !std::ptr::eq(p, &tree) {
+            let head = &msg[p.header.0..p.header.1];
+            found = contains(&decode_words(head), &needle);
+        }
+    });
+    found || body_has(msg, value)
 }
 
 /// The body's text parts, decoded, searched for `value`.

@@ -160,9 +160,9 @@ pub fn values(
             ),
             SortKey::Parents => {
                 let refs = get("references").unwrap_or_default();
-                let ids: Vec<&str> = match msg_ids(refs).next() {
+                let ids: Vec<String> = match msg_ids(refs).next() {
                     Some(_) => {
-                        let mut all: Vec<&str> = msg_ids(refs).collect();
+                        let mut all: Vec<String> = msg_ids(refs).collect();
                         // The nearest ancestors are the last ids.
                         let cut = all.len().saturating_sub(MAX_REFERENCES);
                         all.drain(..cut);
@@ -239,18 +239,28 @@ pub fn order(keys: &[(SortKey, bool)], msgs: &mut [(u32, u32, Vec<Value>)]) {
     });
 }
 
-/// The `<...>` message ids in a header value, brackets kept.
-fn msg_ids(v: &[u8]) -> impl Iterator<Item = &str> {
-    let text = std::str::from_utf8(v).unwrap_or_default();
-    let mut rest = text;
+/// The `<...>` message ids in a header value, brackets kept. Ids a
+/// mailer broke are repaired, as other servers do: white space inside
+/// (folding) is dropped, and of `<junk<id>` the last `<` starts the id.
+fn msg_ids(v: &[u8]) -> impl Iterator<Item = String> + '_ {
+    let mut rest = v;
     std::iter::from_fn(move || {
         loop {
-            let open = rest.find('<')?;
-            let close = open + rest[open..].find('>')?;
-            let id = &rest[open..=close];
+            let open = memchr::memchr(b'<', rest)?;
+            let close = open + memchr::memchr(b'>', &rest[open..])?;
+            let inner = &rest[open + 1..close];
             rest = &rest[close + 1..];
-            if id.len() > 2 && !id[1..].contains(['<', ' ', '\t']) {
-                return Some(id);
+            let inner = match memchr::memrchr(b'<', inner) {
+                Some(i) => &inner[i + 1..],
+                None => inner,
+            };
+            let id: Vec<u8> = inner
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            if let (false, Ok(id)) = (id.is_empty(), String::from_utf8(id)) {
+                return Some(format!("<{id}>"));
             }
         }
     })

@@ -18,16 +18,24 @@ pub fn envelope(head: &[u8], out: &mut Vec<u8>) {
     nstring(out, get("date").filter(|v| !v.is_empty()));
     out.push(b' ');
     nstring(out, get("subject"));
-    let from = get("from").map(addresses).unwrap_or_default();
+    // A field given more than once (two Cc: lines) counts as one list,
+    // as mail readers show it.
+    let all = |name: &str| -> Vec<Address> {
+        fs.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| addresses(trim(v)))
+            .collect()
+    };
+    let from = all("from");
     for name in ["from", "sender", "reply-to", "to", "cc", "bcc"] {
         out.push(b' ');
         let list = match name {
             "from" => from.clone(),
             "sender" | "reply-to" => {
-                let l = get(name).map(addresses).unwrap_or_default();
+                let l = all(name);
                 if l.is_empty() { from.clone() } else { l }
             }
-            _ => get(name).map(addresses).unwrap_or_default(),
+            _ => all(name),
         };
         write_addresses(&list, out);
     }
@@ -278,11 +286,18 @@ fn mailbox(toks: &[Tok]) -> Option<Address> {
             )
         }
         None => {
+            // A comment standing for the name: its words, one space
+            // between them, as a phrase's are.
             let comment = toks.iter().rev().find_map(|t| match t {
-                Tok::Comment(c) if !c.is_empty() => Some(c.clone()),
+                Tok::Comment(c) if !c.is_empty() => Some(
+                    c.split(|b| b.is_ascii_whitespace())
+                        .filter(|w| !w.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(&b' '),
+                ),
                 _ => None,
             });
-            (comment, toks)
+            (comment.filter(|c| !c.is_empty()), toks)
         }
     };
     let mut text = spec(inner);
@@ -332,7 +347,15 @@ pub fn body(msg: &[u8], p: &Part, ext: bool, out: &mut Vec<u8>) {
     out.push(b' ');
     string(out, p.kind.1.as_bytes());
     out.push(b' ');
-    params(&p.params, out);
+    // RFC 2046 4.1.2: a text part without a charset is US-ASCII.
+    let text = p.kind.0.eq_ignore_ascii_case("text");
+    if text && p.param("charset").is_none() {
+        let mut with = vec![("charset".to_string(), "us-ascii".to_string())];
+        with.extend(p.params.iter().cloned());
+        params(&with, out);
+    } else {
+        params(&p.params, out);
+    }
     out.push(b' ');
     nstring(out, p.id.as_deref().map(str::as_bytes));
     out.push(b' ');

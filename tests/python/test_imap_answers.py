@@ -1,0 +1,89 @@
+"""IMAP answers on real-world mail (issue 16, item 1), through the real
+server on both stores, each on a message written to show it: TEXT finds
+words in a part's MIME header; a text part without a charset is
+US-ASCII in BODYSTRUCTURE; a comment standing for a display name has its
+words one space apart; repeated Cc: fields make one list; a References
+id broken by folding or junk still threads the reply."""
+
+import imaplib
+import smtplib
+
+import pytest
+
+from conftest import Server, users_with_password
+
+PASSWORD = "answers-pw-1"
+
+ATTACHMENT = (b"From: a@remote.test\r\nSubject: report\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: multipart/mixed; boundary=xx\r\n\r\n"
+              b"--xx\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsee attached\r\n"
+              b"--xx\r\nContent-Type: application/pdf\r\n"
+              b"Content-Disposition: attachment; filename=\"budget-2027.pdf\"\r\n"
+              b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--xx--\r\n")
+NO_CHARSET = (b"From: b@remote.test\r\nSubject: plain\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: text/plain; format=flowed\r\n\r\nhello\r\n")
+NAMES = (b"From: c@remote.test (Angles  \t Puglisi)\r\nSubject: names\r\n"
+         b"To: t1@example.test\r\nCc: c1@remote.test\r\nCc: c2@remote.test\r\n\r\nx\r\n")
+PARENT = b"From: d@remote.test\r\nSubject: plan\r\nMessage-ID: <p1@remote.test>\r\n\r\nx\r\n"
+FOLDED = (b"From: e@remote.test\r\nSubject: unrelated\r\nMessage-ID: <r1@remote.test>\r\n"
+          b"References: <p1\r\n @remote.test>\r\n\r\nx\r\n")
+JUNK = (b"From: f@remote.test\r\nSubject: other\r\nMessage-ID: <r2@remote.test>\r\n"
+        b"In-Reply-To: <junk<r1@remote.test>\r\n\r\nx\r\n")
+
+
+@pytest.fixture(params=["maildir", "mbox"])
+def server(tmp_path, request):
+    users = users_with_password(tmp_path, PASSWORD)
+    s = Server(tmp_path, request.param, users=users, extra="listen_imap = 127.0.0.1:0")
+    with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+        for m in (ATTACHMENT, NO_CHARSET, NAMES, PARENT, FOLDED, JUNK):
+            c.sendmail("x@remote.test", ["alice@example.test"], m)
+    yield s
+    s.stop()
+
+
+def login(server):
+    m = imaplib.IMAP4("127.0.0.1", server.ports["IMAP"], timeout=30)
+    m.login("alice@example.test", PASSWORD)
+    m.select("INBOX")
+    return m
+
+
+def fetched(m, n, item) -> bytes:
+    typ, data = m.fetch(str(n), item)
+    assert typ == "OK"
+    return b"".join(b"".join(d) if isinstance(d, tuple) else d for d in data)
+
+
+def test_text_searches_part_headers(server):
+    m = login(server)
+    assert m.search(None, "TEXT", '"budget-2027"') == ("OK", [b"1"])
+    assert m.search(None, "TEXT", '"filename="') == ("OK", [b"1"])
+    # The top header as before, and no part header is a false hit.
+    assert m.search(None, "TEXT", '"report"') == ("OK", [b"1"])
+    assert m.search(None, "TEXT", '"flowed"') == ("OK", [b"2"])
+
+
+def test_text_parts_default_to_us_ascii(server):
+    m = login(server)
+    plain = fetched(m, 2, "(BODYSTRUCTURE)")
+    assert b'("text" "plain" ("charset" "us-ascii" "format" "flowed")' in plain, plain
+    multi = fetched(m, 1, "(BODY)")
+    assert b'("text" "plain" ("charset" "utf-8")' in multi, multi
+
+
+def test_display_names_and_repeated_fields(server):
+    m = login(server)
+    env = fetched(m, 3, "(ENVELOPE)")
+    assert b'(("Angles Puglisi" NIL "c" "remote.test"))' in env, env
+    assert b'((NIL NIL "c1" "remote.test")(NIL NIL "c2" "remote.test"))' in env, env
+    assert m.search(None, "CC", "c2@remote.test") == ("OK", [b"3"])
+
+
+def test_broken_reference_ids_still_thread(server):
+    m = login(server)
+    typ, data = m._simple_command("THREAD", "REFERENCES", "UTF-8", "ALL")
+    assert typ == "OK"
+    typ, data = m._untagged_response(typ, data, "THREAD")
+    # 5 names <p1@...> across a fold, 6 names <r1@...> after junk.
+    assert b"(4 5 6)" in data[0], data
