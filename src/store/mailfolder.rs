@@ -175,20 +175,29 @@ fn apply_index(dir: &Path, validity: u32, msgs: &mut [Msg]) -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(1);
-    let highest = old
-        .as_ref()
-        .map_or(0, |i| i.highest_modseq)
-        .max(index::fresh_modseq(now));
+    // HIGHESTMODSEQ moves only when a message or an expunge is new
+    // (RFC 7162 3.1.2.1), so a webmail's "nothing changed" holds across
+    // sessions and restarts.
+    let known = old.as_ref().map_or(0, |i| i.highest_modseq);
+    let fresh = known.saturating_add(1).max(index::fresh_modseq(now));
     let mut changed = old.is_none();
+    let mut kept = 0;
     for m in msgs.iter_mut() {
         match old.as_ref().and_then(|i| i.get(m.uid)) {
-            Some(e) if e.flags == m.flags.0 => m.modseq = e.modseq,
-            _ => {
-                m.modseq = highest;
+            Some(e) if e.flags == m.flags.0 => {
+                m.modseq = e.modseq;
+                kept += 1;
+            }
+            found => {
+                kept += usize::from(found.is_some());
+                m.modseq = fresh;
                 changed = true;
             }
         }
     }
+    // Messages the index had that are gone: expunged meanwhile.
+    changed |= old.as_ref().is_some_and(|i| i.entries.len() > kept);
+    let highest = if changed { fresh } else { known };
     if changed {
         save_index(
             dir,

@@ -379,7 +379,10 @@ fn scan_locked(path: &Path) -> io::Result<Folder> {
             ..Sidecar::default()
         }
     });
-    let top = side.modseq.max(now_modseq());
+    // HIGHESTMODSEQ moves only when a message or an expunge is new
+    // (RFC 7162 3.1.2.1), so a webmail's "nothing changed" holds.
+    let top = side.modseq.saturating_add(1).max(now_modseq());
+    let mut moved = fresh;
     let mut known: HashMap<String, Record> = side
         .records
         .drain(..)
@@ -414,11 +417,13 @@ fn scan_locked(path: &Path) -> io::Result<Folder> {
                     r.header_flags = header;
                     r.modseq = top;
                     changed = true;
+                    moved = true;
                 }
                 r
             }
             None => {
                 changed = true;
+                moved = true;
                 let uid = side.next;
                 side.next += 1;
                 if fresh && b.old {
@@ -441,7 +446,9 @@ fn scan_locked(path: &Path) -> io::Result<Folder> {
         });
         records.push(r);
     }
-    changed |= !known.is_empty() || side.len != len || side.inode != inode;
+    moved |= !known.is_empty();
+    changed |= moved || side.len != len || side.inode != inode;
+    let top = if moved { top } else { side.modseq };
     side.len = len;
     side.inode = inode;
     records.sort_by_key(|r| r.uid);
@@ -852,7 +859,7 @@ pub fn add(
             .entry(base_identity(&r.identity).to_string())
             .or_insert(0) += 1;
     }
-    let top = side.modseq.max(now_modseq());
+    let top = side.modseq.saturating_add(1).max(now_modseq());
     let mut table = Folder {
         keywords: side.keywords.clone(),
         ..Folder::default()

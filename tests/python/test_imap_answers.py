@@ -87,3 +87,40 @@ def test_broken_reference_ids_still_thread(server):
     typ, data = m._untagged_response(typ, data, "THREAD")
     # 5 names <p1@...> across a fold, 6 names <r1@...> after junk.
     assert b"(4 5 6)" in data[0], data
+
+
+def highest_modseq(server) -> int:
+    import re
+    m = imaplib.IMAP4("127.0.0.1", server.ports["IMAP"], timeout=30)
+    m.login("alice@example.test", PASSWORD)
+    typ, _ = m._simple_command("SELECT", "INBOX", "(CONDSTORE)")
+    assert typ == "OK"
+    code = m.untagged_responses.get("OK", [])
+    found = [re.search(rb"HIGHESTMODSEQ (\d+)", c) for c in code]
+    m.logout()
+    return int(next(f for f in found if f).group(1))
+
+
+def test_highestmodseq_stays_put_while_nothing_changes(server):
+    """RFC 7162 3.1.2.1: the highest MODSEQ of the folder's messages and
+    expunges, not the clock: the same in a new session (nobody else has
+    the folder open) and after a restart, and higher after a change."""
+    import time
+    first = highest_modseq(server)
+    time.sleep(0.05)
+    assert highest_modseq(server) == first
+    server.stop()
+    again = Server(server.dir, server.format, users=(server.dir / "users").read_text(),
+                   extra="listen_imap = 127.0.0.1:0")
+    try:
+        assert highest_modseq(again) == first
+        m = login(again)
+        m.store("1", "+FLAGS", "(\\Flagged)")
+        m.logout()
+        changed = highest_modseq(again)
+        assert changed > first
+        with smtplib.SMTP("127.0.0.1", again.port, timeout=30) as c:
+            c.sendmail("x@remote.test", ["alice@example.test"], b"Subject: new\r\n\r\nx\r\n")
+        assert highest_modseq(again) > changed
+    finally:
+        again.stop()
