@@ -93,10 +93,18 @@ fn main() -> ExitCode {
         }
         Command::Serve { config } => {
             fix_malloc_threshold();
-            env_logger::Builder::from_env(
+            let mut logger = env_logger::Builder::from_env(
                 env_logger::Env::default().default_filter_or("info"),
-            )
-            .init();
+            );
+            // rustls warns of what clients send (an IP address as SNI,
+            // as webmails on 127.0.0.1 do) without saying which client;
+            // the server logs those itself, with ip=, at debug.
+            let named =
+                std::env::var("RUST_LOG").is_ok_and(|v| v.contains("rustls"));
+            if !named {
+                logger.filter_module("rustls", log::LevelFilter::Error);
+            }
+            logger.init();
             let (cfg, dir) = match load(&config) {
                 Ok(loaded) => loaded,
                 Err(problems) => return report(&problems),

@@ -42,7 +42,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -362,6 +362,13 @@ impl Server {
                 Input::Handshaked => {
                     if let Some(t) = conn.tls.as_deref() {
                         let info = tls::describe(t);
+                        if t.server_name().is_none() {
+                            debug!(
+                                "conn={} tls ip={} no host name in the \
+                                 client's SNI (none, or an IP address)",
+                                conn.id, conn.peer
+                            );
+                        }
                         info!(
                             "conn={} tls ip={} version={} cipher={}",
                             conn.id, conn.peer, info.version, info.cipher

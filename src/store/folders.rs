@@ -188,6 +188,11 @@ pub fn ensure_defaults(root: &Path, format: MailboxFormat) -> io::Result<()> {
             }
         }
     }
+    // A new user's INBOX is subscribed with the rest (not on later
+    // logins: a user may have unsubscribed it).
+    if changed && !subs.iter().any(|s| s == "INBOX") {
+        subs.insert(0, "INBOX".to_string());
+    }
     if changed {
         write_subscriptions(root, &subs)?;
     }

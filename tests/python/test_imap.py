@@ -60,6 +60,8 @@ def test_login_capabilities_and_default_folders(server):
     assert "INBOX" in text
     typ, subs = m.lsub()
     assert b"Sent" in b"\n".join(subs)
+    # INBOX is subscribed with the default folders.
+    assert any(l.endswith(b' INBOX') or l.endswith(b' "INBOX"') for l in subs), subs
     m.logout()
 
 

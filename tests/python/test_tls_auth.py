@@ -435,3 +435,17 @@ def test_sighup_loads_a_renewed_certificate_without_dropping_connections(tmp_pat
         before.quit()
     finally:
         s.stop()
+
+
+def test_an_ip_address_as_sni_is_not_a_warning(tls_server):
+    """Webmails connect to tls://127.0.0.1 and send the address as SNI:
+    rustls's complaint about it is not logged as a warning for every
+    connection (the server notes it at debug, with ip=)."""
+    for _ in range(3):
+        out = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{tls_server.ports['submissions']}",
+             "-servername", "127.0.0.1", "-quiet"],
+            input=b"QUIT\r\n", capture_output=True, timeout=30)
+        assert b"220 " in out.stdout, out.stdout + out.stderr
+    assert tls_server.wait_logged("tls ip=127.0.0.1 version=")
+    assert not any("SNI" in line for line in tls_server.log), [l for l in tls_server.log if "SNI" in l]
