@@ -8,7 +8,7 @@ APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: build run test deps lint unit integration python test-imaptest \
         bench bench-smtp bench-outbound \
-        bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps bench-fairness \
+        bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps bench-fairness bench-logins \
         bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
 
 build:
@@ -171,6 +171,11 @@ bench-imap: bench-imap-deps
 bench-fairness: bench-imap-deps
 	$(CARGO) build --release
 	$(PYTHON) benches/imap_fairness.py
+
+# What an IMAP LOGIN costs with and without the login cache.
+bench-logins:
+	$(CARGO) build --release
+	$(PYTHON) benches/login_cache.py
 
 # Peak and resting RSS under the attacks of issue 7 (figures in README).
 bench-memory:

@@ -80,6 +80,8 @@ pub struct Config {
     pub auth_failure_limit: usize,
     /// Seconds over which failures count, and how long a lockout lasts.
     pub auth_failure_window: u64,
+    /// Seconds a verified login is remembered (0: not at all).
+    pub auth_cache_ttl: u64,
     /// Refuse passwords over cleartext, except from loopback.
     pub require_tls_auth: bool,
     /// POP3 listeners (110), STLS offered when TLS is configured.
@@ -188,6 +190,7 @@ impl Config {
                 .collect(),
             auth_failure_limit: 5,
             auth_failure_window: 600,
+            auth_cache_ttl: 3600,
             require_tls_auth: true,
             listen_pop3: Vec::new(),
             listen_pop3s: Vec::new(),
@@ -293,6 +296,9 @@ impl Config {
                     .split_whitespace()
                     .map(Cidr::parse)
                     .collect::<Result<_, _>>()?
+            }
+            "auth_cache_ttl" => {
+                self.auth_cache_ttl = outbound::duration(value)?
             }
             "login_trusted_networks" => {
                 self.login_trusted_networks = value

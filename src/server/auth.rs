@@ -51,13 +51,23 @@ impl Server {
         let stored =
             self.services.directory.password(&user).map(str::to_string);
         let open = pop3.then(|| self.mailbox_to_open(&user));
+        // A webmail logs in again on every page: a login verified lately
+        // needs no hashing.
+        let now = Instant::now();
+        let cache = &mut self.services.auth_cache;
+        let tag = stored
+            .as_deref()
+            .map(|s| cache.tag(&user, &credentials.password, s));
+        let cached = tag.is_some_and(|t| cache.verified(&user, &t, now));
         self.logins.send(Check {
             key,
             user,
             password: credentials.password,
             stored,
-            started: Instant::now(),
+            started: now,
             open,
+            cached,
+            tag,
         });
     }
 
@@ -69,8 +79,15 @@ impl Server {
             ok,
             started,
             snapshot,
+            verified,
+            cached,
         } in checked
         {
+            if let Some(tag) = verified {
+                self.services
+                    .auth_cache
+                    .remember(&user, tag, Instant::now());
+            }
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 continue;
@@ -92,7 +109,12 @@ impl Server {
                     .add(due, Timer::LoginFailure, (slot, generation));
                 continue;
             }
-            info!("conn={} auth ok {}", conn.id, client_fields(conn, &user));
+            let how = if cached { " cached=yes" } else { "" };
+            info!(
+                "conn={} auth ok {}{how}",
+                conn.id,
+                client_fields(conn, &user)
+            );
             match &mut conn.session {
                 Session::Smtp(s) => {
                     s.smtp.authenticated(Some(user), &mut conn.wbuf);

@@ -29,6 +29,10 @@ pub struct Check {
     pub started: Instant,
     /// POP3: the mailbox to snapshot once the password is right.
     pub open: Option<(MailboxFormat, PathBuf)>,
+    /// The login cache knows this login: no hashing needed.
+    pub cached: bool,
+    /// What the login cache will know it by, if it succeeds.
+    pub tag: Option<crate::auth::cache::LoginTag>,
 }
 
 /// A checked login.
@@ -43,6 +47,10 @@ pub struct Checked {
     pub started: Instant,
     /// POP3: the snapshot, if asked for and the password was right.
     pub snapshot: Option<Result<Snapshot, Failure>>,
+    /// For the login cache: the login, if it was verified by hashing.
+    pub verified: Option<crate::auth::cache::LoginTag>,
+    /// The login cache vouched for it.
+    pub cached: bool,
 }
 
 /// The password helpers.
@@ -74,11 +82,14 @@ fn guarded_check(c: Check) -> Checked {
         ok: false,
         started,
         snapshot: None,
+        verified: None,
+        cached: false,
     })
 }
 
 fn check(check: Check) -> Checked {
-    let ok = password::verify(check.stored.as_deref(), &check.password);
+    let ok = check.cached
+        || password::verify(check.stored.as_deref(), &check.password);
     let snapshot = match (&check.open, ok) {
         (Some((format, dir)), true) => Some(maildrop::open(*format, dir)),
         _ => None,
@@ -89,5 +100,7 @@ fn check(check: Check) -> Checked {
         ok,
         started: check.started,
         snapshot,
+        verified: check.tag.filter(|_| ok && !check.cached),
+        cached: check.cached,
     }
 }

@@ -129,6 +129,8 @@ pub struct Services {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Failed logins by client address.
     pub limiter: Limiter,
+    /// Logins verified lately (dropped on reload).
+    pub auth_cache: crate::auth::cache::AuthCache,
     /// Mailboxes held by a POP3 session (RFC 1939 8: one at a time).
     pub pop3_locks: std::collections::HashSet<String>,
     /// DKIM signers for mail we queue, by domain.
@@ -174,7 +176,11 @@ impl Services {
             config.auth_failure_limit,
             Duration::from_secs(config.auth_failure_window),
         );
+        let auth_cache = crate::auth::cache::AuthCache::new(
+            Duration::from_secs(config.auth_cache_ttl),
+        );
         Ok(Services {
+            auth_cache,
             room: Room::default(),
             config: Rc::new(config),
             directory: Arc::new(directory),
@@ -235,6 +241,7 @@ impl Services {
             Ok(d) => {
                 log::info!("reloaded: {} users", d.users.len());
                 self.directory = Arc::new(d);
+                self.auth_cache.clear();
             }
             Err(problems) => {
                 log::error!("reload failed, keeping old users and aliases:");

@@ -109,3 +109,31 @@ def test_clients_not_in_login_trusted_networks_cannot_name_one(tmp_path):
         assert imap_login(s, "alice@example.test", PASSWORD, "192.0.2.8") == "BYE"
     finally:
         s.stop()
+
+
+def test_logins_are_cached_as_dovecot_caches_them(tmp_path):
+    """A login verified lately needs no hashing (a webmail logs in on
+    every page): the log says cached=yes. A wrong password is never
+    served from the cache, and a reload (SIGHUP, a new users file)
+    drops it, so a changed password takes effect at once."""
+    import signal
+    from conftest import add_user
+    s = start(tmp_path, "")
+    try:
+        assert imap_login(s, "alice@example.test", PASSWORD) == "OK"
+        assert s.wait_logged('auth ok user="alice@example.test" ip=127.0.0.1\n')
+        assert imap_login(s, "alice@example.test", PASSWORD) == "OK"
+        assert s.wait_logged('auth ok user="alice@example.test" ip=127.0.0.1 cached=yes')
+        assert imap_login(s, "alice@example.test", "wrong") == "NO"
+        with smtplib.SMTP("127.0.0.1", s.ports["submission"], timeout=30) as c:
+            c.login("alice@example.test", PASSWORD)
+        assert sum("cached=yes" in l for l in s.log) == 2
+        # A new password, then SIGHUP: the old one is refused.
+        (tmp_path / "users").write_text("bob@example.test\n")
+        add_user(tmp_path / "pre.conf", "alice@example.test", "a new one")
+        s.proc.send_signal(signal.SIGHUP)
+        assert s.wait_logged("reloaded: 2 users")
+        assert imap_login(s, "alice@example.test", PASSWORD) == "NO"
+        assert imap_login(s, "alice@example.test", "a new one") == "OK"
+    finally:
+        s.stop()
