@@ -89,6 +89,7 @@ fn selected_work(
             sort,
             answers,
             read,
+            validity: f.uidvalidity,
             dir,
             key,
             msgs: candidates

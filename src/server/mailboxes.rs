@@ -25,7 +25,7 @@ use crate::proto::imap::{mime, names};
 use crate::store::content::Content;
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
-use crate::store::{envelopes, mboxfolder};
+use crate::store::{envelopes, headers, mboxfolder};
 use crate::util::contain::guarded;
 
 /// Work for a mailbox helper.
@@ -121,6 +121,8 @@ pub struct SearchJob {
     pub answers: bool,
     /// The keys look inside messages (else no file is read).
     pub read: bool,
+    /// The folder's UIDVALIDITY (the header cache's key).
+    pub validity: u32,
     /// Progress, kept between slices.
     pub progress: SearchProgress,
 }
@@ -478,9 +480,10 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
                 keywords,
                 msgs,
             } = *save;
+            let live: Vec<u32> = msgs.iter().map(|m| m.0).collect();
+            headers::compact(fmt, &dir, validity, &live);
             match fmt {
                 MailboxFormat::Maildir => {
-                    let live: Vec<u32> = msgs.iter().map(|m| m.0).collect();
                     mailfolder::save_index(
                         &dir,
                         validity,
@@ -1061,8 +1064,11 @@ fn fetch_large_mbox(
 
 /// Reads candidates from `from` on (one message in memory at a time),
 /// handing each to `each` with what the keys see of it, until they are
-/// all read or `until` has passed; returns where it stopped. A message
-/// set aside (see `set_aside`) is handed over as an empty one.
+/// all read or `until` has passed; returns where it stopped. When the
+/// keys (and SORT or THREAD) read no more than the header cache keeps,
+/// a cached message is handed over as its cached fields and its file is
+/// not opened; a message read is cached for next time. A message set
+/// aside (see `set_aside`) is handed over as an empty one.
 fn each_candidate(
     fmt: MailboxFormat,
     job: &SearchJob,
@@ -1071,6 +1077,7 @@ fn each_candidate(
     mut each: impl FnMut(u32, &Facts<'_>, Text<'_>),
 ) -> usize {
     let aside = super::set_aside::load(fmt, &job.dir);
+    let cached_enough = matcher::header_only(&job.key, &headers::FIELDS);
     let mut next = from;
     for (c, file) in &job.msgs[from.min(job.msgs.len())..] {
         if next > from && Instant::now() >= until {
@@ -1089,33 +1096,43 @@ fn each_candidate(
         };
         if !job.read {
             // Flags and numbers only: nothing to read or guard.
-            each(
-                c.uid,
-                &facts,
-                Text {
-                    msg: b"\r\n",
-                    internal: 0,
-                },
-            );
+            each(c.uid, &facts, Text::whole(b"\r\n", 0));
             continue;
         }
-        let Ok((raw, internal)) = read_message(fmt, &job.dir, file) else {
-            continue;
-        };
-        let empty = Text {
-            msg: b"\r\n",
-            internal,
+        let known = cached_enough
+            .then(|| headers::get(fmt, &job.dir, job.validity, c.uid))
+            .flatten();
+        let read;
+        let (text, empty) = match &known {
+            Some(k) => (
+                Text {
+                    msg: &k.head,
+                    internal: k.internal,
+                    size: k.size,
+                },
+                Text::whole(b"\r\n", k.internal),
+            ),
+            None => {
+                let Ok((raw, internal)) = read_message(fmt, &job.dir, file)
+                else {
+                    continue;
+                };
+                read = mailfolder::to_crlf(&raw);
+                (Text::whole(&read, internal), Text::whole(b"\r\n", internal))
+            }
         };
         if aside.contains(&c.uid) {
             each(c.uid, &facts, empty);
             continue;
         }
-        let msg = mailfolder::to_crlf(&raw);
-        let text = Text {
-            msg: &msg,
-            internal,
-        };
         let done = super::set_aside::guard(fmt, &job.dir, c.uid, || {
+            if known.is_none() {
+                // Parsed under the guard: a header that makes the parser
+                // panic counts against its message like any other step.
+                let head = render::split(text.msg).0;
+                let kept = headers::Cached::of(head, text.size, text.internal);
+                headers::put(fmt, &job.dir, job.validity, c.uid, &kept);
+            }
             each(c.uid, &facts, text)
         });
         if done.is_none() {
@@ -1153,7 +1170,7 @@ fn search_slice(
                 Some(how) => crate::proto::imap::sort::values(
                     &how.criteria,
                     render::split(content.msg).0,
-                    content.msg.len() as u64,
+                    content.size,
                     content.internal,
                 ),
                 None => Vec::new(),

@@ -138,6 +138,20 @@ pub fn all(root: &Path, format: MailboxFormat) -> io::Result<Vec<String>> {
     Ok(found)
 }
 
+/// The files that go with an mbox folder's file: its sidecar, header
+/// cache and list of messages set aside.
+fn beside_mbox(path: &Path) -> [PathBuf; 3] {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    [
+        super::mboxfolder::sidecar_path(path),
+        super::headers::file(MailboxFormat::Mbox, path),
+        path.with_file_name(format!(".{name}.set-aside")),
+    ]
+}
+
 /// Makes an empty folder: a Maildir, or an empty mbox file.
 fn make(root: &Path, name: &str, format: MailboxFormat) -> io::Result<()> {
     let path = place(root, name, format);
@@ -244,7 +258,9 @@ pub fn delete(
     let d = place(root, name, format);
     if format == MailboxFormat::Mbox {
         fs::remove_file(&d)?;
-        let _ = fs::remove_file(super::mboxfolder::sidecar_path(&d));
+        for beside in beside_mbox(&d) {
+            let _ = fs::remove_file(beside);
+        }
     } else {
         // Renamed away first, so a crash never leaves half a folder.
         static NEXT: std::sync::atomic::AtomicU64 =
@@ -289,9 +305,10 @@ pub fn rename(
         let (pa, pb) = (place(root, a, format), place(root, b, format));
         fs::rename(&pa, &pb)?;
         if format == MailboxFormat::Mbox {
-            let side = super::mboxfolder::sidecar_path(&pa);
-            if side.exists() {
-                fs::rename(side, super::mboxfolder::sidecar_path(&pb))?;
+            for (a, b) in beside_mbox(&pa).into_iter().zip(beside_mbox(&pb)) {
+                if a.exists() {
+                    fs::rename(a, b)?;
+                }
             }
         }
         Ok(())

@@ -11,6 +11,7 @@ pub mod cleanup;
 pub mod content;
 pub mod envelopes;
 pub mod folders;
+pub mod headers;
 pub mod index;
 pub mod lock;
 pub mod maildir;
@@ -20,6 +21,7 @@ pub mod mbox;
 pub mod mboxfolder;
 pub mod queue;
 pub mod queue_state;
+pub mod records;
 pub mod uidlist;
 
 use std::path::{Path, PathBuf};

@@ -124,3 +124,42 @@ def test_highestmodseq_stays_put_while_nothing_changes(server):
         assert highest_modseq(again) > changed
     finally:
         again.stop()
+
+
+def test_header_searches_sort_and_thread_come_from_the_cache(tmp_path):
+    """Once a helper has read a message, the fields SEARCH, SORT and
+    THREAD use are kept beside the folder (postling-headers): on a warm
+    folder they open no message file. Shown by spoiling every message
+    file after the first search: header keys, SORT and THREAD answer as
+    before; a BODY search, which must read the files, no longer finds."""
+    users = users_with_password(tmp_path, PASSWORD)
+    s = Server(tmp_path, "maildir", users=users, extra="listen_imap = 127.0.0.1:0")
+    try:
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+            for i, who in enumerate(["carol", "alan", "bob"]):
+                c.sendmail("x@remote.test", ["alice@example.test"],
+                           f"From: {who}@remote.test\r\nSubject: Re: item {i}\r\n"
+                           f"Message-ID: <m{i}@remote.test>\r\n"
+                           f"References: <m{i - 1}@remote.test>\r\n\r\nbody{i}\r\n".encode())
+        m = login(s)
+        assert m.search(None, "FROM", "alan") == ("OK", [b"2"])
+        assert m.search(None, "BODY", "body1") == ("OK", [b"2"])
+        sorted_from = m.sort("(FROM)", "UTF-8", "ALL")
+        assert sorted_from == ("OK", [b"2 3 1"])
+        thread = m._simple_command("THREAD", "REFERENCES", "UTF-8", "ALL")
+        assert thread[0] == "OK"
+        want_thread = m.untagged_responses.pop("THREAD", None)
+        assert (tmp_path / "data/mail/example.test/alice/postling-headers").exists()
+        box = tmp_path / "data/mail/example.test/alice"
+        for p in list((box / "cur").iterdir()) + list((box / "new").iterdir()):
+            p.write_bytes(b"X: spoiled\n\nnothing here\n")
+        assert m.search(None, "FROM", "alan") == ("OK", [b"2"])
+        assert m.search(None, "SUBJECT", '"item 2"') == ("OK", [b"3"])
+        assert m.search(None, "HEADER", "Message-ID", "m0@remote.test") == ("OK", [b"1"])
+        assert m.sort("(FROM)", "UTF-8", "ALL") == sorted_from
+        assert m._simple_command("THREAD", "REFERENCES", "UTF-8", "ALL")[0] == "OK"
+        assert m.untagged_responses.pop("THREAD", None) == want_thread
+        assert m.search(None, "BODY", "body1") == ("OK", [b""])
+        m.logout()
+    finally:
+        s.stop()

@@ -53,7 +53,7 @@ pub fn run(msgs: &[&[u8]]) {
             modseq: 1,
             keywords: &[],
         };
-        let content = Content { msg, internal: 0 };
+        let content = Content::whole(msg, 0);
         for k in &keys {
             matcher::matches(k, &facts, Some(content));
         }

@@ -35,10 +35,40 @@ pub struct Facts<'a> {
 /// The message itself, for keys that look inside.
 #[derive(Debug, Clone, Copy)]
 pub struct Content<'a> {
-    /// The message as sent (CRLF).
+    /// The message as sent (CRLF), or (see [`header_only`]) its header
+    /// alone, or the header fields the keys read.
     pub msg: &'a [u8],
     /// INTERNALDATE, seconds since the epoch.
     pub internal: i64,
+    /// The message's size as sent.
+    pub size: u64,
+}
+
+impl<'a> Content<'a> {
+    /// A whole message.
+    pub fn whole(msg: &'a [u8], internal: i64) -> Content<'a> {
+        Content {
+            msg,
+            internal,
+            size: msg.len() as u64,
+        }
+    }
+}
+
+/// True if `key` reads no more of a message than its size, dates and
+/// the header fields named in `fields` (lower case): then those fields
+/// alone, as a header, answer it as the whole message would.
+pub fn header_only(key: &Key, fields: &[&str]) -> bool {
+    match key {
+        Key::Header(name, _) => {
+            fields.iter().any(|f| f.eq_ignore_ascii_case(name))
+        }
+        Key::Body(_) | Key::Text(_) => false,
+        Key::Not(k) => header_only(k, fields),
+        Key::Or(a, b) => header_only(a, fields) && header_only(b, fields),
+        Key::And(keys) => keys.iter().all(|k| header_only(k, fields)),
+        _ => true,
+    }
 }
 
 /// True if any key needs the message's octets, dates or size.
@@ -87,7 +117,7 @@ pub fn matches(
         Key::And(keys) => keys.iter().all(|k| matches(k, f, content)),
         Key::ModSeq(n) => f.modseq >= *n,
         Key::Size(larger, n) => content.is_some_and(|c| {
-            let size = c.msg.len() as u64;
+            let size = c.size;
             if *larger { size > *n } else { size < *n }
         }),
         Key::Date(field, cmp, day) => content.is_some_and(|c| {
@@ -415,7 +445,7 @@ mod tests {
 
     fn search(keys: &str, msg: &[u8]) -> bool {
         let key = parse_keys(&mut Args::new(keys.as_bytes())).unwrap();
-        matches(&key, &facts(), Some(Content { msg, internal: 0 }))
+        matches(&key, &facts(), Some(Content::whole(msg, 0)))
     }
 
     /// Cached content answers give what a full evaluation gives, for
@@ -423,7 +453,7 @@ mod tests {
     #[test]
     fn cached_answers_agree() {
         let msg = b"Subject: lunch\r\n\r\nsoup today\r\n";
-        let content = Content { msg, internal: 0 };
+        let content = Content::whole(msg, 0);
         for keys in [
             "BODY soup SEEN",
             "OR SUBJECT lunch FLAGGED",

@@ -1,0 +1,157 @@
+//! The header cache: for each message, the header fields SEARCH, SORT
+//! and THREAD read (From, To, Cc, Bcc, Sender, Reply-To, Subject, Date,
+//! Message-ID, References, In-Reply-To), each capped as the content
+//! parsers cap it, with the message's size and INTERNALDATE. Kept in a
+//! record file beside the folder (`postling-headers` in a Maildir
+//! folder, `.NAME.headers` beside an mbox), written the first time a
+//! helper reads the message and rebuilt from the files when missing, so
+//! a search on those keys, a SORT or a THREAD over a warm folder opens
+//! no message file. The cached fields are given back as a header
+//! (`Name: value` lines), which the usual parsers read as they would the
+//! message's own.
+
+use std::path::{Path, PathBuf};
+
+use super::records;
+use crate::config::MailboxFormat;
+use crate::proto::imap::mime;
+
+const MAGIC: records::Magic = b"PLHD1";
+
+/// The header fields kept, lower case.
+pub const FIELDS: [&str; 11] = [
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "sender",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "references",
+    "in-reply-to",
+];
+
+/// What is kept of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    /// The message's size as sent (CRLF).
+    pub size: u64,
+    /// Its INTERNALDATE (seconds since the epoch).
+    pub internal: i64,
+    /// The kept fields as a header, ending with the blank line.
+    pub head: Vec<u8>,
+}
+
+impl Cached {
+    /// What to keep of a message (as sent, CRLF) whose header is `head`.
+    pub fn of(head: &[u8], size: u64, internal: i64) -> Cached {
+        let mut out = Vec::new();
+        for (name, value) in mime::fields(head) {
+            if FIELDS.iter().any(|f| f.eq_ignore_ascii_case(&name)) {
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(&value);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        Cached {
+            size,
+            internal,
+            head: out,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.head.len());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.internal.to_le_bytes());
+        out.extend_from_slice(&self.head);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Cached> {
+        let size = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        let internal = i64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+        Some(Cached {
+            size,
+            internal,
+            head: bytes[16..].to_vec(),
+        })
+    }
+}
+
+/// The cache file of the folder at `dir`.
+pub fn file(fmt: MailboxFormat, dir: &Path) -> PathBuf {
+    match fmt {
+        MailboxFormat::Maildir => dir.join("postling-headers"),
+        MailboxFormat::Mbox => {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            dir.with_file_name(format!(".{name}.headers"))
+        }
+    }
+}
+
+/// What is kept of `uid`, if anything.
+pub fn get(
+    fmt: MailboxFormat,
+    dir: &Path,
+    validity: u32,
+    uid: u32,
+) -> Option<Cached> {
+    Cached::decode(&records::get(&file(fmt, dir), MAGIC, validity, uid)?)
+}
+
+/// Keeps what is kept of `uid`.
+pub fn put(
+    fmt: MailboxFormat,
+    dir: &Path,
+    validity: u32,
+    uid: u32,
+    cached: &Cached,
+) {
+    records::put(&file(fmt, dir), MAGIC, validity, uid, &cached.encode())
+}
+
+/// Drops records of messages no longer in the folder, when they are
+/// over half of the file.
+pub fn compact(fmt: MailboxFormat, dir: &Path, validity: u32, live: &[u32]) {
+    records::compact(&file(fmt, dir), MAGIC, validity, live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_fields_searches_read_and_gives_them_back() {
+        let head =
+            b"Received: x\r\nFrom: A <a@x>\r\nSubject: Re: hi\r\n there\r\n\
+                     X-Spam: no\r\nReferences: <1@x>\r\n <2@x>\r\n\r\n";
+        let c = Cached::of(head, 1234, 99);
+        assert_eq!(
+            c.head,
+            b"From: A <a@x>\r\nSubject: Re: hi there\r\nReferences: <1@x> <2@x>\r\n\r\n"
+        );
+        assert_eq!(mime::fields(&c.head), {
+            let mut want = mime::fields(head);
+            want.retain(|(n, _)| {
+                FIELDS.iter().any(|f| f.eq_ignore_ascii_case(n))
+            });
+            want
+        });
+        let dir = std::env::temp_dir()
+            .join(format!("postling-hd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fmt = MailboxFormat::Maildir;
+        assert_eq!(get(fmt, &dir, 5, 1), None);
+        put(fmt, &dir, 5, 1, &c);
+        assert_eq!(get(fmt, &dir, 5, 1), Some(c));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
