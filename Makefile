@@ -8,7 +8,7 @@ APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: build run test deps lint unit integration python test-imaptest \
         bench bench-smtp bench-outbound \
-        bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps bench-fairness bench-logins \
+        bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps bench-fairness bench-logins bench-headers \
         bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
 
 build:
@@ -171,6 +171,12 @@ bench-imap: bench-imap-deps
 bench-fairness: bench-imap-deps
 	$(CARGO) build --release
 	$(PYTHON) benches/imap_fairness.py
+
+# Header searches, SORT and THREAD on 5,000 messages, cold and warm,
+# postling and a private Dovecot side by side.
+bench-headers: bench-imap-deps
+	$(CARGO) build --release
+	$(PYTHON) benches/header_search.py
 
 # What an IMAP LOGIN costs with and without the login cache.
 bench-logins:

@@ -1078,12 +1078,24 @@ fn each_candidate(
 ) -> usize {
     let aside = super::set_aside::load(fmt, &job.dir);
     let cached_enough = matcher::header_only(&job.key, &headers::FIELDS);
+    // The cache is read a batch of candidates at a time.
+    const BATCH: usize = 256;
+    let mut batch: std::collections::VecDeque<Option<headers::Cached>> =
+        Default::default();
     let mut next = from;
     for (c, file) in &job.msgs[from.min(job.msgs.len())..] {
         if next > from && Instant::now() >= until {
             break;
         }
+        if cached_enough && job.read && batch.is_empty() {
+            let end = (next + BATCH).min(job.msgs.len());
+            let uids: Vec<u32> =
+                job.msgs[next..end].iter().map(|(c, _)| c.uid).collect();
+            batch =
+                headers::get_many(fmt, &job.dir, job.validity, &uids).into();
+        }
         next += 1;
+        let from_batch = batch.pop_front().flatten();
         let facts = Facts {
             seq: c.seq,
             max_seq: job.max_seq,
@@ -1099,9 +1111,7 @@ fn each_candidate(
             each(c.uid, &facts, Text::whole(b"\r\n", 0));
             continue;
         }
-        let known = cached_enough
-            .then(|| headers::get(fmt, &job.dir, job.validity, c.uid))
-            .flatten();
+        let known = from_batch;
         let read;
         let (text, empty) = match &known {
             Some(k) => (

@@ -107,6 +107,19 @@ pub fn get(
     Cached::decode(&records::get(&file(fmt, dir), MAGIC, validity, uid)?)
 }
 
+/// What is kept of each of `uids`, read together.
+pub fn get_many(
+    fmt: MailboxFormat,
+    dir: &Path,
+    validity: u32,
+    uids: &[u32],
+) -> Vec<Option<Cached>> {
+    records::get_many(&file(fmt, dir), MAGIC, validity, uids)
+        .into_iter()
+        .map(|r| r.and_then(|b| Cached::decode(&b)))
+        .collect()
+}
+
 /// Keeps what is kept of `uid`.
 pub fn put(
     fmt: MailboxFormat,

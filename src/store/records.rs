@@ -137,6 +137,55 @@ pub fn get(
     .flatten()
 }
 
+/// The records of `uids` (None where there is none), read through one
+/// open file: a folder's worth at a time without a call per message.
+pub fn get_many(
+    path: &Path,
+    magic: Magic,
+    validity: u32,
+    uids: &[u32],
+) -> Vec<Option<Vec<u8>>> {
+    with(path, magic, validity, |path, l| {
+        let file = File::open(path)?;
+        let places: Vec<Option<(u64, u32)>> =
+            uids.iter().map(|u| l.at.get(u).copied()).collect();
+        let wanted: u64 =
+            places.iter().flatten().map(|&(_, n)| u64::from(n)).sum();
+        let lo = places.iter().flatten().map(|&(o, _)| o).min().unwrap_or(0);
+        let hi = places
+            .iter()
+            .flatten()
+            .map(|&(o, n)| o + u64::from(n))
+            .max()
+            .unwrap_or(0);
+        // Records are appended as messages are first read, so a run of
+        // UIDs mostly lies together: one read for all, when the span
+        // is not much more than what is wanted.
+        if hi > lo && hi - lo <= 4 * wanted + 64 * 1024 {
+            let mut span = vec![0; (hi - lo) as usize];
+            file.read_exact_at(&mut span, lo)?;
+            return Ok(places
+                .iter()
+                .map(|p| {
+                    p.map(|(o, n)| {
+                        span[(o - lo) as usize..][..n as usize].to_vec()
+                    })
+                })
+                .collect());
+        }
+        Ok(places
+            .iter()
+            .map(|p| {
+                let (off, n) = (*p)?;
+                let mut buf = vec![0; n as usize];
+                file.read_exact_at(&mut buf, off).ok()?;
+                Some(buf)
+            })
+            .collect())
+    })
+    .unwrap_or_else(|_| vec![None; uids.len()])
+}
+
 /// Appends the record of `uid` (unless it has one).
 pub fn put(
     path: &Path,

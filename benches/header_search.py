@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""`make bench-headers`: header searches, SORT and THREAD on a big
+folder, postling and a private Dovecot side by side, cold (the first
+time, each server building its cache) and warm (the median of the next
+five), with the size of each server's cache per message.
+
+The folder is BENCH_MESSAGES (5,000) messages written here from a fixed
+seed: display names, To and Cc lists, subjects with reply markers and
+encoded words, dates over six years, threads with References, plain and
+multipart bodies of 1 to 20 KiB. They are made up, not a real corpus
+(none ships with Debian); the shapes are those of real mail.
+
+Everything listens on 127.0.0.1 high ports; every process started here is
+stopped here."""
+
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from imap_vs_dovecot import MAIL_USER, PASSWORD, POSTLING, Dovecot, Postling
+from pop3_vs_dovecot import hash_password
+
+COUNT = int(os.environ.get("BENCH_MESSAGES", "5000"))
+WARM_RUNS = 5
+COMMANDS = [
+    'SEARCH FROM "garcia"',
+    'SEARCH SUBJECT "budget"',
+    'SEARCH HEADER Message-ID "<m777."',
+    "SORT (SUBJECT) UTF-8 ALL",
+    "SORT (DATE) UTF-8 ALL",
+    "SORT (FROM) UTF-8 ALL",
+    "THREAD REFERENCES UTF-8 ALL",
+]
+
+FIRST = ["Ana", "Bo", "Chen", "Dana", "Emil", "Fatima", "Gustav", "Hana", "Ivo", "Jun",
+         "Kofi", "Lena", "Mara", "Nils", "Olga", "Pavel", "Rosa", "Sven", "Tara", "Uma"]
+LAST = ["Garcia", "Meyer", "Nakamura", "Okafor", "Petrov", "Rossi", "Silva", "Tanaka",
+        "Umarov", "Varga", "Weber", "Xu", "Yilmaz", "Zhou", "Kowalski", "Jensen"]
+WORDS = ["budget", "meeting", "report", "invoice", "trip", "lunch", "release", "server",
+         "garden", "party", "contract", "draft", "review", "ticket", "backup", "photos"]
+DOMAINS = ["example.org", "mail.example.net", "lists.example.com", "corp.example"]
+
+
+def person(rnd):
+    f, l = rnd.choice(FIRST), rnd.choice(LAST)
+    addr = f"{f.lower()}.{l.lower()}@{rnd.choice(DOMAINS)}"
+    form = rnd.random()
+    if form < 0.6:
+        return f"{f} {l} <{addr}>"
+    if form < 0.75:
+        return f'"{l}, {f}" <{addr}>'
+    if form < 0.85:
+        return f"=?utf-8?q?{f}_{l}?= <{addr}>"
+    return addr
+
+
+def messages(rnd):
+    threads = []
+    for i in range(COUNT):
+        day = 1_500_000_000 + rnd.randrange(6 * 365 * 86400)
+        date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(day))
+        mid = f"<m{i}.{rnd.randrange(10**6)}@{rnd.choice(DOMAINS)}>"
+        topic = " ".join(rnd.sample(WORDS, 3))
+        refs = ""
+        if threads and rnd.random() < 0.5:
+            parent = rnd.choice(threads)
+            topic = parent[1]
+            refs = f"References: {' '.join(parent[2] + [parent[0]])}\n"
+            threads.append((mid, topic, parent[2] + [parent[0]]))
+            subject = rnd.choice(["Re: ", "RE: ", "Re: Re: ", "Fwd: ", "[team] Re: "]) + topic
+        else:
+            threads.append((mid, topic, []))
+            subject = topic
+        to = ", ".join(person(rnd) for _ in range(rnd.randrange(1, 4)))
+        cc = ", ".join(person(rnd) for _ in range(rnd.randrange(0, 3)))
+        body = "\n".join(" ".join(rnd.choice(WORDS) for _ in range(12))
+                         for _ in range(rnd.randrange(10, 250)))
+        head = (f"Return-Path: <bounce@{rnd.choice(DOMAINS)}>\n"
+                f"Received: from relay.example.net by mx.example.org; {date}\n"
+                f"From: {person(rnd)}\nTo: {to}\n" + (f"Cc: {cc}\n" if cc else "") +
+                f"Subject: {subject}\nDate: {date}\nMessage-ID: {mid}\n{refs}"
+                "MIME-Version: 1.0\n")
+        if rnd.random() < 0.3:
+            text = (head + "Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+                    "Content-Type: text/plain; charset=utf-8\n\n" + body +
+                    "\n--b\nContent-Type: application/pdf; name=notes.pdf\n"
+                    "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--b--\n")
+        else:
+            text = head + "Content-Type: text/plain; charset=utf-8\n\n" + body + "\n"
+        yield text.encode()
+
+
+def populate(folder: Path):
+    for sub in ("tmp", "new", "cur"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(messages(random.Random(1))):
+        name = f"{1700000000 + i}.M{i}P1Q{i}.bench,S={len(text)}"
+        (folder / "cur" / (name + ":2,S")).write_bytes(text)
+
+
+def run(sock, f, tag, command):
+    start = time.monotonic()
+    sock.sendall(f"{tag} {command}\r\n".encode())
+    while True:
+        line = f.readline()
+        if line.startswith(tag.encode() + b" "):
+            assert line.startswith(tag.encode() + b" OK"), line
+            return time.monotonic() - start
+
+
+def measure(cls, base, users_text):
+    server = cls(base, users_text)
+    try:
+        box = server.mail / "reader"
+        populate(box)
+        if cls is Dovecot:
+            subprocess.run(["chown", "-R", MAIL_USER, str(server.mail)], check=True)
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=600)
+        f = sock.makefile("rb")
+        f.readline()
+        run(sock, f, "a", f"LOGIN reader@example.test {PASSWORD}")
+        run(sock, f, "b", "SELECT INBOX")
+        results = {}
+        for n, command in enumerate(COMMANDS):
+            cold = run(sock, f, f"c{n}", command)
+            warm = statistics.median(run(sock, f, f"w{n}x{k}", command) for k in range(WARM_RUNS))
+            results[command] = (cold, warm)
+        sock.sendall(b"z LOGOUT\r\n")
+        sock.close()
+        cache = [p for p in box.rglob("*") if p.name in ("postling-headers", "dovecot.index.cache")]
+        size = sum(p.stat().st_size for p in cache)
+        return results, size / COUNT
+    finally:
+        server.stop()
+
+
+def main():
+    if not POSTLING.exists():
+        sys.exit("build first: cargo build --release")
+    base = Path(tempfile.mkdtemp(prefix="postling-headers-bench-"))
+    base.chmod(0o755)
+    users_text = f"reader@example.test:{hash_password()}\n"
+    found = {}
+    try:
+        for cls in (Postling, Dovecot):
+            work = base / cls.name
+            work.mkdir()
+            found[cls.name] = measure(cls, work, users_text)
+            shutil.rmtree(work, ignore_errors=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    (p, psize), (d, dsize) = found["postling"], found["dovecot"]
+    print(f"{COUNT} messages; ms cold / warm (median of {WARM_RUNS}):")
+    for command in COMMANDS:
+        print(f"  {command:32} postling {1000 * p[command][0]:8.1f} / {1000 * p[command][1]:7.1f}"
+              f"   dovecot {1000 * d[command][0]:8.1f} / {1000 * d[command][1]:7.1f}")
+    print(f"cache per message: postling-headers {psize:.0f} octets, "
+          f"dovecot.index.cache {dsize:.0f} octets")
+
+
+if __name__ == "__main__":
+    main()
