@@ -1074,7 +1074,7 @@ fn each_candidate(
     job: &SearchJob,
     from: usize,
     until: Instant,
-    mut each: impl FnMut(u32, &Facts<'_>, Text<'_>),
+    mut each: impl FnMut(u32, &Facts<'_>, Text<'_>, Option<&headers::Cached>),
 ) -> usize {
     let aside = super::set_aside::load(fmt, &job.dir);
     let cached_enough = matcher::header_only(&job.key, &headers::FIELDS);
@@ -1108,7 +1108,7 @@ fn each_candidate(
         };
         if !job.read {
             // Flags and numbers only: nothing to read or guard.
-            each(c.uid, &facts, Text::whole(b"\r\n", 0));
+            each(c.uid, &facts, Text::whole(b"\r\n", 0), None);
             continue;
         }
         let known = from_batch;
@@ -1132,21 +1132,26 @@ fn each_candidate(
             }
         };
         if aside.contains(&c.uid) {
-            each(c.uid, &facts, empty);
+            each(c.uid, &facts, empty, None);
             continue;
         }
         let done = super::set_aside::guard(fmt, &job.dir, c.uid, || {
-            if known.is_none() {
-                // Parsed under the guard: a header that makes the parser
-                // panic counts against its message like any other step.
-                let head = render::split(text.msg).0;
-                let kept = headers::Cached::of(head, text.size, text.internal);
-                headers::put(fmt, &job.dir, job.validity, c.uid, &kept);
+            match &known {
+                Some(k) => each(c.uid, &facts, text, Some(k)),
+                None => {
+                    // Parsed under the guard: a header that makes the
+                    // parser panic counts against its message like any
+                    // other step.
+                    let head = render::split(text.msg).0;
+                    let kept =
+                        headers::Cached::of(head, text.size, text.internal);
+                    headers::put(fmt, &job.dir, job.validity, c.uid, &kept);
+                    each(c.uid, &facts, text, Some(&kept))
+                }
             }
-            each(c.uid, &facts, text)
         });
         if done.is_none() {
-            each(c.uid, &facts, empty);
+            each(c.uid, &facts, empty, None);
         }
     }
     next
@@ -1165,7 +1170,7 @@ fn search_slice(
     let mut hits = Vec::new();
     let mut answers = Vec::new();
     let next =
-        each_candidate(fmt, &job, from, until, |uid, facts, content| {
+        each_candidate(fmt, &job, from, until, |uid, facts, content, kept| {
             if job.answers {
                 answers.push((
                     uid,
@@ -1176,14 +1181,16 @@ fn search_slice(
             if !matcher::matches(&job.key, facts, Some(content)) {
                 return;
             }
-            let values = match &job.sort {
-                Some(how) => crate::proto::imap::sort::values(
+            // Kept ready in the header cache, else parsed now.
+            let values = match (&job.sort, kept) {
+                (Some(how), Some(kept)) => kept.values(&how.criteria),
+                (Some(how), None) => crate::proto::imap::sort::values(
                     &how.criteria,
                     render::split(content.msg).0,
                     content.size,
                     content.internal,
                 ),
-                None => Vec::new(),
+                (None, _) => Vec::new(),
             };
             hits.push((uid, facts.seq, values));
         });

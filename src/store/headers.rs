@@ -15,8 +15,25 @@ use std::path::{Path, PathBuf};
 use super::records;
 use crate::config::MailboxFormat;
 use crate::proto::imap::mime;
+use crate::proto::imap::sort::{self, SortKey, Value};
 
-const MAGIC: records::Magic = b"PLHD1";
+// PLHD2: with the sort keys kept ready.
+const MAGIC: records::Magic = b"PLHD2";
+
+/// The sort keys kept ready for SORT and THREAD (INTERNALDATE and size
+/// are in the record anyway), so they parse nothing on a warm folder.
+const READY: [SortKey; 10] = [
+    SortKey::Date,
+    SortKey::Subject,
+    SortKey::Reply,
+    SortKey::MessageId,
+    SortKey::Parents,
+    SortKey::From,
+    SortKey::To,
+    SortKey::Cc,
+    SortKey::DisplayFrom,
+    SortKey::DisplayTo,
+];
 
 /// The header fields kept, lower case.
 pub const FIELDS: [&str; 11] = [
@@ -42,6 +59,8 @@ pub struct Cached {
     pub internal: i64,
     /// The kept fields as a header, ending with the blank line.
     pub head: Vec<u8>,
+    /// The values of [`READY`], in its order.
+    ready: Vec<Value>,
 }
 
 impl Cached {
@@ -57,28 +76,88 @@ impl Cached {
             }
         }
         out.extend_from_slice(b"\r\n");
+        let keys = READY.map(|k| (k, false));
         Cached {
             size,
             internal,
+            ready: sort::values(&keys, head, size, internal),
             head: out,
         }
     }
 
+    /// The values of SORT or THREAD `keys`, as `sort::values` gives them
+    /// for the whole message.
+    pub fn values(&self, keys: &[(SortKey, bool)]) -> Vec<Value> {
+        keys.iter()
+            .map(|(k, _)| match k {
+                SortKey::Arrival => Value::Number(self.internal),
+                SortKey::Size => Value::Number(self.size as i64),
+                k => READY
+                    .iter()
+                    .position(|r| r == k)
+                    .and_then(|i| self.ready.get(i).cloned())
+                    .unwrap_or(Value::Number(0)),
+            })
+            .collect()
+    }
+
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.head.len());
+        let mut out = Vec::with_capacity(64 + 2 * self.head.len());
         out.extend_from_slice(&self.size.to_le_bytes());
         out.extend_from_slice(&self.internal.to_le_bytes());
+        out.extend_from_slice(&(self.head.len() as u32).to_le_bytes());
         out.extend_from_slice(&self.head);
+        for v in &self.ready {
+            match v {
+                Value::Number(n) => {
+                    out.push(0);
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+                Value::Text(t) => {
+                    out.push(1);
+                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    out.extend_from_slice(t.as_bytes());
+                }
+            }
+        }
         out
     }
 
     fn decode(bytes: &[u8]) -> Option<Cached> {
+        let u32_at = |at: usize| -> Option<usize> {
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)
+                as usize)
+        };
         let size = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
         let internal = i64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+        let head_len = u32_at(16)?;
+        let head = bytes.get(20..20 + head_len)?.to_vec();
+        let mut at = 20 + head_len;
+        let mut ready = Vec::with_capacity(READY.len());
+        while ready.len() < READY.len() {
+            match bytes.get(at)? {
+                0 => {
+                    let n = i64::from_le_bytes(
+                        bytes.get(at + 1..at + 9)?.try_into().ok()?,
+                    );
+                    ready.push(Value::Number(n));
+                    at += 9;
+                }
+                _ => {
+                    let n = u32_at(at + 1)?;
+                    let t =
+                        std::str::from_utf8(bytes.get(at + 5..at + 5 + n)?)
+                            .ok()?;
+                    ready.push(Value::Text(t.to_string()));
+                    at += 5 + n;
+                }
+            }
+        }
         Some(Cached {
             size,
             internal,
-            head: bytes[16..].to_vec(),
+            head,
+            ready,
         })
     }
 }
@@ -164,7 +243,20 @@ mod tests {
         let fmt = MailboxFormat::Maildir;
         assert_eq!(get(fmt, &dir, 5, 1), None);
         put(fmt, &dir, 5, 1, &c);
-        assert_eq!(get(fmt, &dir, 5, 1), Some(c));
+        assert_eq!(get(fmt, &dir, 5, 1).as_ref(), Some(&c));
+        // The kept sort keys are what the whole header gives.
+        let keys: Vec<(SortKey, bool)> = [
+            SortKey::Arrival,
+            SortKey::Size,
+            SortKey::Subject,
+            SortKey::From,
+            SortKey::Parents,
+            SortKey::DisplayTo,
+            SortKey::Date,
+        ]
+        .map(|k| (k, false))
+        .to_vec();
+        assert_eq!(c.values(&keys), sort::values(&keys, head, 1234, 99));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
