@@ -1116,7 +1116,7 @@ fn each_candidate(
         let (text, empty) = match &known {
             Some(k) => (
                 Text {
-                    msg: &k.head,
+                    msg: k.head(),
                     internal: k.internal,
                     size: k.size,
                 },

@@ -50,39 +50,63 @@ pub const FIELDS: [&str; 11] = [
     "in-reply-to",
 ];
 
-/// What is kept of one message.
+/// What is kept of one message: the record as stored, read in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cached {
     /// The message's size as sent (CRLF).
     pub size: u64,
     /// Its INTERNALDATE (seconds since the epoch).
     pub internal: i64,
-    /// The kept fields as a header, ending with the blank line.
-    pub head: Vec<u8>,
-    /// The values of [`READY`], in its order.
-    ready: Vec<Value>,
+    /// The record: size, INTERNALDATE, the header's length and octets,
+    /// then the values of [`READY`] (a tag, then a number or a text).
+    record: Vec<u8>,
+    /// Where the header ends in it (it starts at 20).
+    head_end: usize,
 }
 
 impl Cached {
     /// What to keep of a message (as sent, CRLF) whose header is `head`.
     pub fn of(head: &[u8], size: u64, internal: i64) -> Cached {
-        let mut out = Vec::new();
+        let mut kept = Vec::new();
         for (name, value) in mime::fields(head) {
             if FIELDS.iter().any(|f| f.eq_ignore_ascii_case(&name)) {
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(&value);
-                out.extend_from_slice(b"\r\n");
+                kept.extend_from_slice(name.as_bytes());
+                kept.extend_from_slice(b": ");
+                kept.extend_from_slice(&value);
+                kept.extend_from_slice(b"\r\n");
             }
         }
-        out.extend_from_slice(b"\r\n");
-        let keys = READY.map(|k| (k, false));
+        kept.extend_from_slice(b"\r\n");
+        let mut record = Vec::with_capacity(64 + 2 * kept.len());
+        record.extend_from_slice(&size.to_le_bytes());
+        record.extend_from_slice(&internal.to_le_bytes());
+        record.extend_from_slice(&(kept.len() as u32).to_le_bytes());
+        record.extend_from_slice(&kept);
+        for v in sort::values(&READY.map(|k| (k, false)), head, size, internal)
+        {
+            match v {
+                Value::Number(n) => {
+                    record.push(0);
+                    record.extend_from_slice(&n.to_le_bytes());
+                }
+                Value::Text(t) => {
+                    record.push(1);
+                    record.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    record.extend_from_slice(t.as_bytes());
+                }
+            }
+        }
         Cached {
             size,
             internal,
-            ready: sort::values(&keys, head, size, internal),
-            head: out,
+            head_end: 20 + kept.len(),
+            record,
         }
+    }
+
+    /// The kept fields as a header, ending with the blank line.
+    pub fn head(&self) -> &[u8] {
+        &self.record[20..self.head_end]
     }
 
     /// The values of SORT or THREAD `keys`, as `sort::values` gives them
@@ -95,71 +119,54 @@ impl Cached {
                 k => READY
                     .iter()
                     .position(|r| r == k)
-                    .and_then(|i| self.ready.get(i).cloned())
+                    .and_then(|i| self.ready(i))
                     .unwrap_or(Value::Number(0)),
             })
             .collect()
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + 2 * self.head.len());
-        out.extend_from_slice(&self.size.to_le_bytes());
-        out.extend_from_slice(&self.internal.to_le_bytes());
-        out.extend_from_slice(&(self.head.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.head);
-        for v in &self.ready {
-            match v {
-                Value::Number(n) => {
-                    out.push(0);
-                    out.extend_from_slice(&n.to_le_bytes());
-                }
-                Value::Text(t) => {
-                    out.push(1);
-                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                    out.extend_from_slice(t.as_bytes());
-                }
+    /// The `i`th kept value, read from the record.
+    fn ready(&self, i: usize) -> Option<Value> {
+        let b = &self.record;
+        let mut at = self.head_end;
+        for _ in 0..i {
+            at += match b.get(at)? {
+                0 => 9,
+                _ => 5 + u32_at(b, at + 1)?,
+            };
+        }
+        match b.get(at)? {
+            0 => Some(Value::Number(i64::from_le_bytes(
+                b.get(at + 1..at + 9)?.try_into().ok()?,
+            ))),
+            _ => {
+                let len = u32_at(b, at + 1)?;
+                let text =
+                    std::str::from_utf8(b.get(at + 5..at + 5 + len)?).ok()?;
+                Some(Value::Text(text.to_string()))
             }
         }
-        out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Cached> {
-        let u32_at = |at: usize| -> Option<usize> {
-            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)
-                as usize)
-        };
-        let size = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-        let internal = i64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
-        let head_len = u32_at(16)?;
-        let head = bytes.get(20..20 + head_len)?.to_vec();
-        let mut at = 20 + head_len;
-        let mut ready = Vec::with_capacity(READY.len());
-        while ready.len() < READY.len() {
-            match bytes.get(at)? {
-                0 => {
-                    let n = i64::from_le_bytes(
-                        bytes.get(at + 1..at + 9)?.try_into().ok()?,
-                    );
-                    ready.push(Value::Number(n));
-                    at += 9;
-                }
-                _ => {
-                    let n = u32_at(at + 1)?;
-                    let t =
-                        std::str::from_utf8(bytes.get(at + 5..at + 5 + n)?)
-                            .ok()?;
-                    ready.push(Value::Text(t.to_string()));
-                    at += 5 + n;
-                }
-            }
-        }
+    fn decode(record: Vec<u8>) -> Option<Cached> {
+        let size = u64::from_le_bytes(record.get(..8)?.try_into().ok()?);
+        let internal = i64::from_le_bytes(record.get(8..16)?.try_into().ok()?);
+        let len =
+            u32::from_le_bytes(record.get(16..20)?.try_into().ok()?) as usize;
+        let head_end =
+            20usize.checked_add(len).filter(|&e| e <= record.len())?;
         Some(Cached {
             size,
             internal,
-            head,
-            ready,
+            record,
+            head_end,
         })
     }
+}
+
+/// A little-endian u32 at `at`, as a length.
+fn u32_at(b: &[u8], at: usize) -> Option<usize> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
 }
 
 /// The cache file of the folder at `dir`.
@@ -183,7 +190,7 @@ pub fn get(
     validity: u32,
     uid: u32,
 ) -> Option<Cached> {
-    Cached::decode(&records::get(&file(fmt, dir), MAGIC, validity, uid)?)
+    Cached::decode(records::get(&file(fmt, dir), MAGIC, validity, uid)?)
 }
 
 /// What is kept of each of `uids`, read together.
@@ -195,7 +202,7 @@ pub fn get_many(
 ) -> Vec<Option<Cached>> {
     records::get_many(&file(fmt, dir), MAGIC, validity, uids)
         .into_iter()
-        .map(|r| r.and_then(|b| Cached::decode(&b)))
+        .map(|r| r.and_then(Cached::decode))
         .collect()
 }
 
@@ -207,7 +214,7 @@ pub fn put(
     uid: u32,
     cached: &Cached,
 ) {
-    records::put(&file(fmt, dir), MAGIC, validity, uid, &cached.encode())
+    records::put(&file(fmt, dir), MAGIC, validity, uid, &cached.record)
 }
 
 /// Drops records of messages no longer in the folder, when they are
@@ -227,10 +234,10 @@ mod tests {
                      X-Spam: no\r\nReferences: <1@x>\r\n <2@x>\r\n\r\n";
         let c = Cached::of(head, 1234, 99);
         assert_eq!(
-            c.head,
+            c.head(),
             b"From: A <a@x>\r\nSubject: Re: hi there\r\nReferences: <1@x> <2@x>\r\n\r\n"
         );
-        assert_eq!(mime::fields(&c.head), {
+        assert_eq!(mime::fields(c.head()), {
             let mut want = mime::fields(head);
             want.retain(|(n, _)| {
                 FIELDS.iter().any(|f| f.eq_ignore_ascii_case(n))
