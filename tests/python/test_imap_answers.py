@@ -67,7 +67,7 @@ def test_text_searches_part_headers(server):
 def test_text_parts_default_to_us_ascii(server):
     m = login(server)
     plain = fetched(m, 2, "(BODYSTRUCTURE)")
-    assert b'("text" "plain" ("charset" "us-ascii" "format" "flowed")' in plain, plain
+    assert b'("text" "plain" ("format" "flowed" "charset" "us-ascii")' in plain, plain
     multi = fetched(m, 1, "(BODY)")
     assert b'("text" "plain" ("charset" "utf-8")' in multi, multi
 

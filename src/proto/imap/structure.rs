@@ -350,8 +350,8 @@ pub fn body(msg: &[u8], p: &Part, ext: bool, out: &mut Vec<u8>) {
     // RFC 2046 4.1.2: a text part without a charset is US-ASCII.
     let text = p.kind.0.eq_ignore_ascii_case("text");
     if text && p.param("charset").is_none() {
-        let mut with = vec![("charset".to_string(), "us-ascii".to_string())];
-        with.extend(p.params.iter().cloned());
+        let mut with = p.params.clone();
+        with.push(("charset".to_string(), "us-ascii".to_string()));
         params(&with, out);
     } else {
         params(&p.params, out);
