@@ -17,9 +17,14 @@ use log::{info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+pub(super) mod dns;
 mod drive;
+pub(super) mod notice;
+pub(super) mod peer;
+pub(super) mod queue_work;
 mod results;
 mod routing;
+pub(super) mod tls_client;
 
 use super::LOCAL;
 use super::Server;

@@ -13,10 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mio::Waker;
 
-use super::pool::Pool;
 use crate::config::outbound::Outbound;
 use crate::outbound::dsn::{self, Entry, Kind, Report};
 use crate::outbound::settle;
+use crate::server::pool::Pool;
 use crate::store::queue_state::{self, Queued};
 
 /// Messages handed to the loop per scan, at most.

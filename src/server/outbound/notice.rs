@@ -7,10 +7,10 @@ use std::time::SystemTime;
 
 use log::{error, info};
 
-use super::Server;
-use super::writer::Task;
 use crate::deliver::Job;
 use crate::proto::smtp::{Host, RcptError, address};
+use crate::server::Server;
+use crate::server::writer::Task;
 use crate::store::content::Content;
 use crate::util::logsafe::Quoted;
 use crate::util::{date, id};
@@ -20,7 +20,7 @@ pub const NOTICE_SLOT: usize = usize::MAX;
 
 impl Server {
     /// Delivers a notice to `to` (envelope sender `<>`).
-    pub(super) fn send_notice(&mut self, to: &str, text: Vec<u8>) {
+    pub(in crate::server) fn send_notice(&mut self, to: &str, text: Vec<u8>) {
         let Ok(path) = address::parse_mailbox(to.as_bytes()) else {
             error!("notice to {}: not an address; dropped", Quoted(to));
             return;
@@ -74,8 +74,11 @@ impl Server {
 
 impl Server {
     /// A notice is stored (or not).
-    pub(super) fn notice_done(&mut self, finished: super::writer::Finished) {
-        use super::writer::Finished;
+    pub(in crate::server) fn notice_done(
+        &mut self,
+        finished: crate::server::writer::Finished,
+    ) {
+        use crate::server::writer::Finished;
         match finished {
             // It may have gone to the queue.
             Finished::Delivered(Ok(())) => self.queue_run(),
@@ -86,7 +89,7 @@ impl Server {
     }
 
     /// Notices that met a locked mailbox try again.
-    pub(super) fn retry_notices(&mut self) {
+    pub(in crate::server) fn retry_notices(&mut self) {
         for job in std::mem::take(&mut self.outbound.parked_notices) {
             self.next_id += 1;
             self.writer.send((

@@ -12,17 +12,17 @@ use log::{debug, info};
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Token};
 
-use super::Server;
-use super::timer::Timer;
 use crate::proto::dns::cache::Found;
 use crate::proto::dns::resolver::{Event, Failure, Resolver};
 use crate::proto::dns::wire::{Qtype, Rec};
+use crate::server::Server;
+use crate::server::timer::Timer;
 
 /// Socket i has token DNS_BASE + i.
 pub const DNS_BASE: usize = 1 << 14;
 /// Sockets at most: the tokens up to the PROXY ones (the resolver
 /// limits lookups further).
-const MAX_SOCKETS: usize = super::PROXY_BASE - DNS_BASE;
+const MAX_SOCKETS: usize = crate::server::PROXY_BASE - DNS_BASE;
 /// The largest answer read (UDP with EDNS0, or TCP).
 const MAX_ANSWER: usize = 65_535;
 
@@ -87,7 +87,7 @@ impl Dns {
 
 impl Server {
     /// Starts a lookup for `waiter`; the answer comes to `dns_answer`.
-    pub(super) fn dns_lookup(
+    pub(in crate::server) fn dns_lookup(
         &mut self,
         name: &str,
         qtype: Qtype,
@@ -199,7 +199,7 @@ impl Server {
     }
 
     /// A DNS socket is ready.
-    pub(super) fn on_dns_event(&mut self, idx: usize) {
+    pub(in crate::server) fn on_dns_event(&mut self, idx: usize) {
         let mut answers = Vec::new();
         let Some(Some(open)) = self.dns.sockets.get_mut(idx) else {
             return;
@@ -259,11 +259,11 @@ impl Server {
         }
         self.dns.armed = Some(next);
         let at = self.dns.epoch + std::time::Duration::from_millis(next);
-        self.timers.add(at, Timer::Dns, super::imap::NOBODY);
+        self.timers.add(at, Timer::Dns, crate::server::imap::NOBODY);
     }
 
     /// The resolver's deadline came.
-    pub(super) fn dns_due(&mut self) {
+    pub(in crate::server) fn dns_due(&mut self) {
         self.dns.armed = None;
         let now = self.dns.now();
         let events = self.dns.resolver.expire(now);
@@ -282,7 +282,7 @@ impl Server {
             return;
         };
         let Some(name) = name else { return };
-        if let super::session::Session::Smtp(s) = &mut conn.session {
+        if let crate::server::session::Session::Smtp(s) = &mut conn.session {
             info!(
                 "conn={} ptr={}",
                 conn.id,

@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use super::tls_client::Checked;
-use super::tls_io::{self, Input};
 use crate::proto::pop3::transfer::Encoder;
 use crate::proto::smtp::client::session::Client;
+use crate::server::tls_client::Checked;
+use crate::server::tls_io::{self, Input};
 
 /// The message body on its way from the queue file: chunks come from a
 /// reader helper and are dot-stuffed into the output as it drains.

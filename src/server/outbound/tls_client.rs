@@ -18,7 +18,7 @@ use rustls::{
     ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
 
-use super::tls::BUFFER_LIMIT;
+use crate::server::tls::BUFFER_LIMIT;
 
 /// Where the CA store is: `SSL_CERT_FILE` as OpenSSL-based tools honour
 /// it, else Debian's bundle.
