@@ -5,15 +5,13 @@
 //! The only module that uses mio, sockets or `Instant::now()`.
 
 mod accept;
-mod appending;
 mod auth;
 pub mod conn;
-mod fair_pool;
 mod imap;
-mod imap_stream;
+// IMAP's parts, named from here as before.
+use imap::{appending, fair_pool, imap_stream, mailboxes, set_aside, urlauth};
 pub mod listen;
 pub mod logins;
-pub mod mailboxes;
 mod outbound;
 // The outbound side's parts, named from here as before.
 use outbound::{dns, notice, peer, queue_work, tls_client};
@@ -24,12 +22,10 @@ mod proxy;
 pub mod readers;
 pub mod services;
 pub mod session;
-mod set_aside;
 pub mod spool;
 pub mod timer;
 pub mod tls;
 mod tls_io;
-mod urlauth;
 pub mod writer;
 
 use std::collections::HashMap;

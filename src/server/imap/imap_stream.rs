@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use log::warn;
 
-use super::Server;
-use super::conn::{Phase, WBUF_CAP};
-use super::readers::{ReadJob, Source};
 use crate::proto::imap::request::{No, Reply, Stream};
+use crate::server::Server;
+use crate::server::conn::{Phase, WBUF_CAP};
+use crate::server::readers::{ReadJob, Source};
 
 /// A literal being streamed.
 pub struct ImapStream {
@@ -42,7 +42,7 @@ impl ImapStream {
 
 impl Server {
     /// Starts streaming `stream` from the session's selected folder.
-    pub(super) fn start_stream(
+    pub(in crate::server) fn start_stream(
         &mut self,
         slot: usize,
         dir: PathBuf,
@@ -83,7 +83,7 @@ impl Server {
     }
 
     /// A chunk for an IMAP stream: converted into the output.
-    pub(super) fn imap_chunk(
+    pub(in crate::server) fn imap_chunk(
         &mut self,
         slot: usize,
         result: std::io::Result<(File, u64, Vec<u8>)>,
@@ -143,7 +143,7 @@ impl Server {
 
     /// Asks for the next chunk once the output has room; true if the
     /// connection has a stream.
-    pub(super) fn pump_stream(&mut self, slot: usize) {
+    pub(in crate::server) fn pump_stream(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;

@@ -5,6 +5,13 @@
 //! scan) is applied there and the sessions watching it are told at once
 //! if they are IDLE, at their next command otherwise.
 
+pub(super) mod appending;
+pub(super) mod fair_pool;
+pub(super) mod imap_stream;
+pub(super) mod mailboxes;
+pub(super) mod set_aside;
+pub(super) mod urlauth;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,14 +19,16 @@ use std::rc::Rc;
 
 use log::{info, warn};
 
-use super::Server;
-use super::conn::Phase;
-use super::mailboxes::{Outcome, SaveJob, Work, shared_items, status_of};
 use crate::config::MailboxFormat;
 use crate::proto::imap::folder::Folder;
 use crate::proto::imap::notify::Events;
 use crate::proto::imap::request::{No, Reply, Request, Status};
 use crate::proto::imap::session::FolderEvent;
+use crate::server::Server;
+use crate::server::conn::Phase;
+use crate::server::mailboxes::{
+    Outcome, SaveJob, Work, shared_items, status_of,
+};
 use crate::store::folders;
 use crate::util::logsafe::Quoted;
 
@@ -85,7 +94,7 @@ fn selected_work(
             sort,
             answers,
             read,
-        } => Work::Search(Box::new(super::mailboxes::SearchJob {
+        } => Work::Search(Box::new(crate::server::mailboxes::SearchJob {
             sort,
             answers,
             read,
@@ -207,7 +216,7 @@ impl Registry {
 impl Server {
     fn imap_root(&self, slot: usize) -> Option<PathBuf> {
         let conn = self.conns.get(slot)?.as_ref()?;
-        let super::session::Session::Imap(i) = &conn.session else {
+        let crate::server::session::Session::Imap(i) = &conn.session else {
             return None;
         };
         let user = i.imap.user()?;
@@ -220,7 +229,7 @@ impl Server {
             .get(slot)
             .and_then(Option::as_ref)
             .and_then(|c| match &c.session {
-                super::session::Session::Imap(i) => {
+                crate::server::session::Session::Imap(i) => {
                     i.imap.user().map(str::to_string)
                 }
                 _ => None,
@@ -229,7 +238,11 @@ impl Server {
     }
 
     /// An IMAP login succeeded: make the default folders first.
-    pub(super) fn imap_logged_in(&mut self, slot: usize, user: String) {
+    pub(in crate::server) fn imap_logged_in(
+        &mut self,
+        slot: usize,
+        user: String,
+    ) {
         let root = self.services.config.mailbox_dir(&user);
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
@@ -245,7 +258,11 @@ impl Server {
 
     /// A session's mailbox request: to the helpers, or answered from an
     /// open folder.
-    pub(super) fn imap_request(&mut self, slot: usize, request: Request) {
+    pub(in crate::server) fn imap_request(
+        &mut self,
+        slot: usize,
+        request: Request,
+    ) {
         let Some(root) = self.imap_root(slot) else {
             return self.close(slot, "IMAP request without login");
         };
@@ -293,7 +310,7 @@ impl Server {
                                 })
                             })
                             .map(|owner| cfg.mailbox_dir(&owner));
-                        super::urlauth::FetchOne {
+                        crate::server::urlauth::FetchOne {
                             url,
                             root,
                             binary,
@@ -344,7 +361,7 @@ impl Server {
             Request::Delete(name) => Work::Delete(root, name),
             Request::Rename(from, to) => Work::Rename(root, from, to),
             Request::Subscribe(name, on) => Work::Subscribe(root, name, on),
-            Request::Status(name, items) => {
+            Request::Status(name, _) => {
                 let dir = folders::place(&root, &name, fmt);
                 if let Some(f) = self.imap.get(&dir) {
                     let st = status_of(&f.borrow());
@@ -359,7 +376,7 @@ impl Server {
                         ))),
                     );
                 }
-                Work::Status(dir, items)
+                Work::Status(dir)
             }
             Request::Append { folder, messages } => {
                 let Some(conn) =
@@ -383,7 +400,7 @@ impl Server {
                             .imap_reply(slot, Reply::Appended(Err(no)));
                     }
                 };
-                Work::Append(Box::new(super::appending::AppendJob {
+                Work::Append(Box::new(crate::server::appending::AppendJob {
                     dir: folders::place(&root, &folder, fmt),
                     root,
                     content,
@@ -436,7 +453,7 @@ impl Server {
     }
 
     /// Hands a reply to a session and goes on with it.
-    pub(super) fn imap_reply(&mut self, slot: usize, reply: Reply) {
+    pub(in crate::server) fn imap_reply(&mut self, slot: usize, reply: Reply) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
@@ -446,7 +463,7 @@ impl Server {
             return;
         }
         conn.phase = Phase::Open;
-        let what = super::session_name(conn);
+        let what = crate::server::session_name(conn);
         let Some(i) = conn.session.as_imap() else {
             return;
         };
@@ -509,7 +526,7 @@ impl Server {
     }
 
     /// Results from the mailbox helpers.
-    pub(super) fn finish_mailbox_work(&mut self) {
+    pub(in crate::server) fn finish_mailbox_work(&mut self) {
         let done: Vec<_> = self.mailboxes.finished().collect();
         for (key, outcome) in done {
             self.mailbox_done(key, outcome);
@@ -749,7 +766,7 @@ impl Server {
         &mut self,
         dir: &Path,
         validity: u32,
-        added: Vec<super::mailboxes::Added>,
+        added: Vec<crate::server::mailboxes::Added>,
         actor: (usize, u64),
     ) {
         let Some(f) = self.imap.get(dir) else { return };
@@ -766,7 +783,7 @@ impl Server {
 
     /// Messages some session has claimed as \Recent move from new/ to
     /// cur/ (on a helper), so they are not \Recent after a restart.
-    pub(super) fn settle_recent(&mut self, dir: &Path) {
+    pub(in crate::server) fn settle_recent(&mut self, dir: &Path) {
         let Some(o) = self.imap.open.get_mut(dir) else {
             return;
         };
@@ -796,7 +813,7 @@ impl Server {
     /// Every open folder watched by a session: look for changes other
     /// programs made (mutt, procmail, a Dovecot LDA), at most one check
     /// per folder in flight.
-    pub(super) fn check_folders(&mut self) {
+    pub(in crate::server) fn check_folders(&mut self) {
         let mut checks = Vec::new();
         for (dir, o) in self.imap.open.iter_mut() {
             if o.watchers.is_empty() || o.scanning {
@@ -822,7 +839,7 @@ impl Server {
             .and_then(Option::as_ref)
             .filter(|c| c.generation == key.1)
             .and_then(|c| match &c.session {
-                super::session::Session::Imap(i) => i.imap.user(),
+                crate::server::session::Session::Imap(i) => i.imap.user(),
                 _ => None,
             })
             .unwrap_or_default()
@@ -831,7 +848,7 @@ impl Server {
     }
 
     /// Looks at a folder on disk again if any session has it open.
-    pub(super) fn rescan(&mut self, dir: &Path) {
+    pub(in crate::server) fn rescan(&mut self, dir: &Path) {
         if let Some(o) = self.imap.open.get_mut(dir)
             && !o.scanning
         {
@@ -847,7 +864,7 @@ impl Server {
         &mut self,
         slot: usize,
         key: (usize, u64),
-        list: Vec<super::mailboxes::NotifyFolder>,
+        list: Vec<crate::server::mailboxes::NotifyFolder>,
     ) -> Vec<(String, Events, Status)> {
         self.stop_notify(slot, key);
         let mut told = Vec::with_capacity(list.len());
@@ -1001,14 +1018,14 @@ impl Server {
     }
 
     /// Writes the index of every folder that changed.
-    pub(super) fn save_indexes(&mut self) {
+    pub(in crate::server) fn save_indexes(&mut self) {
         for work in self.imap.saves() {
             self.send_work(NOBODY, work);
         }
     }
 
     /// A connection is closing: stop watching its folder.
-    pub(super) fn imap_closed(
+    pub(in crate::server) fn imap_closed(
         &mut self,
         key: (usize, u64),
         watching: Option<PathBuf>,

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use super::fair_pool::{FairPool, Turn};
 use crate::config::MailboxFormat;
-use crate::proto::imap::command::{ListParams, StatusItem};
+use crate::proto::imap::command::ListParams;
 use crate::proto::imap::fetch::Item;
 use crate::proto::imap::folder::{Flags, Folder};
 use crate::proto::imap::matcher::{self, Content as Text, Facts};
@@ -22,6 +21,7 @@ use crate::proto::imap::request::{
 };
 use crate::proto::imap::search::Key;
 use crate::proto::imap::{mime, names};
+use crate::server::fair_pool::{FairPool, Turn};
 use crate::store::content::Content;
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
@@ -46,18 +46,18 @@ pub enum Work {
     /// (UN)SUBSCRIBE.
     Subscribe(PathBuf, String, bool),
     /// STATUS of a folder not open.
-    Status(PathBuf, Vec<StatusItem>),
+    Status(PathBuf),
     /// GENURLAUTH: the user's root, the user, the rump URLs.
     GenUrlAuth(PathBuf, String, Vec<String>),
     /// URLFETCH by a user, its answers within a budget of octets.
-    UrlFetch(String, Vec<super::urlauth::FetchOne>, u64),
+    UrlFetch(String, Vec<crate::server::urlauth::FetchOne>, u64),
     /// RESETKEY: the user's root and a mailbox (None: all).
     ResetKey(PathBuf, Option<String>),
     /// NOTIFY: the user's root, the spec and the selected folder (left
     /// out): scan every folder the spec covers.
     NotifyOpen(PathBuf, crate::proto::imap::notify::Spec, Option<String>),
     /// APPEND messages to a folder.
-    Append(Box<super::appending::AppendJob>),
+    Append(Box<crate::server::appending::AppendJob>),
     /// Set flags: (uid, file, new flags), and the keyword table.
     SetFlags(PathBuf, Vec<(u32, String, Flags)>, Vec<String>),
     /// Remove files.
@@ -246,7 +246,7 @@ fn describe(work: &Work) -> String {
         Work::Delete(r, ..) => ("DELETE", Some(r)),
         Work::Rename(r, ..) => ("RENAME", Some(r)),
         Work::Subscribe(r, ..) => ("SUBSCRIBE", Some(r)),
-        Work::Status(d, _) => ("STATUS", Some(d)),
+        Work::Status(d) => ("STATUS", Some(d)),
         Work::GenUrlAuth(r, ..) => ("GENURLAUTH", Some(r)),
         Work::UrlFetch(..) => ("URLFETCH", None),
         Work::ResetKey(r, _) => ("RESETKEY", Some(r)),
@@ -307,7 +307,7 @@ fn failed_outcome(work: &Work) -> Outcome {
     }
 }
 
-pub(super) fn failed(what: &str, e: std::io::Error) -> No {
+pub(in crate::server) fn failed(what: &str, e: std::io::Error) -> No {
     log::error!("{what}: {e}");
     match e.kind() {
         std::io::ErrorKind::NotFound => {
@@ -322,7 +322,10 @@ pub(super) fn failed(what: &str, e: std::io::Error) -> No {
 }
 
 /// Scans a folder in either format.
-pub(super) fn scan(fmt: MailboxFormat, dir: &Path) -> std::io::Result<Folder> {
+pub(in crate::server) fn scan(
+    fmt: MailboxFormat,
+    dir: &Path,
+) -> std::io::Result<Folder> {
     match fmt {
         MailboxFormat::Maildir => mailfolder::scan(dir),
         MailboxFormat::Mbox => mboxfolder::scan(dir),
@@ -330,7 +333,7 @@ pub(super) fn scan(fmt: MailboxFormat, dir: &Path) -> std::io::Result<Folder> {
 }
 
 /// A message's stored octets (LF) and INTERNALDATE.
-pub(super) fn read_message(
+pub(in crate::server) fn read_message(
     fmt: MailboxFormat,
     dir: &Path,
     file: &str,
@@ -389,21 +392,19 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             Outcome::Listed(list(fmt, &root, &patterns, &params))
         }
         Work::GenUrlAuth(root, user, rumps) => Outcome::GenUrlAuth(
-            super::urlauth::generate(fmt, &root, &user, &rumps),
+            crate::server::urlauth::generate(fmt, &root, &user, &rumps),
         ),
         Work::UrlFetch(user, urls, budget) => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            Outcome::UrlFetched(super::urlauth::fetch(
+            Outcome::UrlFetched(crate::server::urlauth::fetch(
                 fmt, &user, &urls, now, budget,
             ))
         }
-        Work::ResetKey(root, mailbox) => Outcome::Done(super::urlauth::reset(
-            fmt,
-            &root,
-            mailbox.as_deref(),
-        )),
+        Work::ResetKey(root, mailbox) => Outcome::Done(
+            crate::server::urlauth::reset(fmt, &root, mailbox.as_deref()),
+        ),
         Work::NotifyOpen(root, spec, selected) => {
             Outcome::NotifyOpened(notify_open(fmt, &root, &spec, selected))
         }
@@ -423,13 +424,13 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             folders::subscribe(&root, &name, on)
                 .map_err(|e| failed("subscribe", e)),
         ),
-        Work::Status(dir, _) => Outcome::Status(
+        Work::Status(dir) => Outcome::Status(
             scan(fmt, &dir)
                 .map(|f| status_of(&f))
                 .map_err(|e| failed("status", e)),
         ),
         Work::Append(mut job) => {
-            let r = super::appending::run(fmt, &mut job);
+            let r = crate::server::appending::run(fmt, &mut job);
             Outcome::Appended(job.dir.clone(), r)
         }
         Work::SetFlags(dir, changes, keywords) => {
@@ -689,7 +690,10 @@ fn list(
     Ok(out)
 }
 
-pub(super) fn flags_for(dir: &std::path::Path, names: &[String]) -> Flags {
+pub(in crate::server) fn flags_for(
+    dir: &std::path::Path,
+    names: &[String],
+) -> Flags {
     let mut f = Folder {
         keywords: mailfolder::scan_keywords(dir),
         ..Folder::default()
@@ -705,7 +709,10 @@ pub(super) fn flags_for(dir: &std::path::Path, names: &[String]) -> Flags {
 }
 
 /// True if the folder at `dir` is there to take mail.
-pub(super) fn folder_exists(fmt: MailboxFormat, dir: &Path) -> bool {
+pub(in crate::server) fn folder_exists(
+    fmt: MailboxFormat,
+    dir: &Path,
+) -> bool {
     match fmt {
         MailboxFormat::Maildir => dir.join("cur").is_dir(),
         // INBOX's file appears with its first message.
@@ -721,7 +728,7 @@ fn system_flags(bits: Flags) -> Flags {
     Flags(bits.0 & 0x3f)
 }
 
-pub(super) fn append(
+pub(in crate::server) fn append(
     fmt: MailboxFormat,
     dir: &std::path::Path,
     content: &mut Content,
@@ -904,13 +911,15 @@ fn fetch(
     msgs: &[(u32, String)],
     items: &[Item],
 ) -> Vec<Fetched> {
-    let aside = super::set_aside::load(fmt, dir);
+    let aside = crate::server::set_aside::load(fmt, dir);
     msgs.iter()
         .map(|(uid, file)| {
             let derived = || fetch_msg(fmt, dir, validity, *uid, file, items);
             let data = match aside.contains(uid) {
                 true => None,
-                false => super::set_aside::guard(fmt, dir, *uid, derived),
+                false => {
+                    crate::server::set_aside::guard(fmt, dir, *uid, derived)
+                }
             };
             Fetched {
                 uid: *uid,
@@ -1076,7 +1085,7 @@ fn each_candidate(
     until: Instant,
     mut each: impl FnMut(u32, &Facts<'_>, Text<'_>, Option<&headers::Cached>),
 ) -> usize {
-    let aside = super::set_aside::load(fmt, &job.dir);
+    let aside = crate::server::set_aside::load(fmt, &job.dir);
     let cached_enough = matcher::header_only(&job.key, &headers::FIELDS);
     // The cache is read a batch of candidates at a time.
     const BATCH: usize = 256;
@@ -1135,21 +1144,31 @@ fn each_candidate(
             each(c.uid, &facts, empty, None);
             continue;
         }
-        let done = super::set_aside::guard(fmt, &job.dir, c.uid, || {
-            match &known {
-                Some(k) => each(c.uid, &facts, text, Some(k)),
-                None => {
-                    // Parsed under the guard: a header that makes the
-                    // parser panic counts against its message like any
-                    // other step.
-                    let head = render::split(text.msg).0;
-                    let kept =
-                        headers::Cached::of(head, text.size, text.internal);
-                    headers::put(fmt, &job.dir, job.validity, c.uid, &kept);
-                    each(c.uid, &facts, text, Some(&kept))
+        let done =
+            crate::server::set_aside::guard(fmt, &job.dir, c.uid, || {
+                match &known {
+                    Some(k) => each(c.uid, &facts, text, Some(k)),
+                    None => {
+                        // Parsed under the guard: a header that makes the
+                        // parser panic counts against its message like any
+                        // other step.
+                        let head = render::split(text.msg).0;
+                        let kept = headers::Cached::of(
+                            head,
+                            text.size,
+                            text.internal,
+                        );
+                        headers::put(
+                            fmt,
+                            &job.dir,
+                            job.validity,
+                            c.uid,
+                            &kept,
+                        );
+                        each(c.uid, &facts, text, Some(&kept))
+                    }
                 }
-            }
-        });
+            });
         if done.is_none() {
             each(c.uid, &facts, empty, None);
         }

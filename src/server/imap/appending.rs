@@ -6,14 +6,14 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::mailboxes::{
-    Added, append, failed, flags_for, folder_exists, read_message, scan,
-};
 use crate::config::MailboxFormat;
 use crate::proto::imap::append::{AppendMessage, Part};
 use crate::proto::imap::folder::{Flags, Folder};
 use crate::proto::imap::request::No;
 use crate::proto::imap::{mime, render, url};
+use crate::server::mailboxes::{
+    Added, append, failed, flags_for, folder_exists, read_message, scan,
+};
 use crate::store::content::Content;
 use crate::store::mailfolder::{self, Source};
 use crate::store::{folders, mboxfolder};
