@@ -390,9 +390,12 @@ impl Server {
             joined = std::mem::take(&mut conn.rbuf);
             &joined
         };
-        let what = session_name(conn);
+        // Refused SRS addresses are counted for this feed alone (a
+        // notice routed meanwhile must not charge the next client).
+        self.services.srs_refused = 0;
+        let what = SessionName::of(conn);
         let fed = guarded(
-            || what,
+            || what.to_string(),
             || conn.session.feed(input, &mut conn.wbuf, &mut self.services),
         );
         let Some((used, step)) = fed else {
@@ -1079,12 +1082,28 @@ impl Server {
     }
 }
 
-/// Names a connection's session for an error line.
-pub(super) fn session_name(conn: &Conn) -> String {
-    format!(
-        "conn={} ip={} service={}: session",
-        conn.id,
-        conn.peer,
-        conn.service.name()
-    )
+/// A connection's session as an error line names it; copied out cheaply
+/// on every feed, formatted only if the session fails.
+#[derive(Clone, Copy)]
+pub(super) struct SessionName {
+    id: u64,
+    peer: IpAddr,
+    service: services::Service,
+}
+
+impl SessionName {
+    pub(super) fn of(conn: &Conn) -> SessionName {
+        SessionName {
+            id: conn.id,
+            peer: conn.peer,
+            service: conn.service,
+        }
+    }
+}
+
+impl std::fmt::Display for SessionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (id, peer, service) = (self.id, self.peer, self.service.name());
+        write!(f, "conn={id} ip={peer} service={service}: session")
+    }
 }

@@ -463,12 +463,12 @@ impl Server {
             return;
         }
         conn.phase = Phase::Open;
-        let what = crate::server::session_name(conn);
+        let what = crate::server::SessionName::of(conn);
         let Some(i) = conn.session.as_imap() else {
             return;
         };
         let done = crate::util::contain::guarded(
-            || what,
+            || what.to_string(),
             || i.imap.done(reply, &mut conn.wbuf),
         );
         let Some(step) = done else {
