@@ -1,6 +1,7 @@
-//! Authentication: password hashes in the schemes Dovecot writes, and
-//! the per-address failure limiter, and the cache of verified logins. Hashing is slow on purpose, so the
-//! server runs [`password::verify`] on helper threads, never on the loop.
+//! Authentication: password hashes in the schemes Dovecot writes, the
+//! failure limiter, and the cache of verified logins. Hashing is slow on
+//! purpose, so the server runs [`password::verify`] on helper threads,
+//! never on the loop.
 
 pub mod cache;
 pub mod limiter;

@@ -52,10 +52,8 @@ impl LocalSenders {
         server_uid: u32,
         address: &str,
     ) -> bool {
-        if uid == 0 || uid == server_uid {
-            return true;
-        }
-        self.owned(uid, server_uid).is_some_and(|own| {
+        // None: root or the server's own account, which may use any.
+        self.owned(uid, server_uid).is_none_or(|own| {
             own.iter().any(|a| a.eq_ignore_ascii_case(address))
         })
     }

@@ -15,8 +15,6 @@ const MONTHS: [&str; 12] = [
     "Nov", "Dec",
 ];
 
-/// Writes the file items of `items` for one message, each with a
-/// leading space.
 /// True if an item is the message's octets (or facts about them) as
 /// they are, nothing parsed from its content: what FETCH still gives of
 /// a message set aside.
@@ -46,6 +44,8 @@ pub fn is_raw(item: &Item) -> bool {
     }
 }
 
+/// Writes the file items of `items` for one message, each with a
+/// leading space.
 pub fn items(msg: &[u8], internal: i64, items: &[Item], out: &mut Vec<u8>) {
     let needs_mime = items.iter().any(|i| {
         matches!(i, Item::Envelope | Item::Body | Item::BodyStructure | Item::BinarySize(_))
