@@ -284,26 +284,28 @@ fn normalized_addresses(v: &[u8]) -> String {
 /// part's own MIME header is body, so `filename=` finds attachments.
 fn text_has(msg: &[u8], value: &[u8]) -> bool {
     let needle = fold(value);
-    if contains(&decode_words(split(msg).0), &needle) {
-        return true;
-    }
-    let tree = mime::parse(msg);
-    let mut found = false;
-    visit(&tree, &mut |p: &Part| {
-        if !found && !std::ptr::eq(p, &tree) {
-            let head = &msg[p.header.0..p.header.1];
-            found = contains(&decode_words(head), &needle);
-        }
-    });
-    found || body_has(msg, value)
+    contains(&decode_words(split(msg).0), &needle)
+        || parts_have(msg, &needle, true)
 }
 
 /// The body's text parts, decoded, searched for `value`.
 fn body_has(msg: &[u8], value: &[u8]) -> bool {
-    let needle = fold(value);
+    parts_have(msg, &fold(value), false)
+}
+
+/// Whether a part of the message (decoded), or with `headers` a part's
+/// own MIME header, holds `needle`: one parse, one walk.
+fn parts_have(msg: &[u8], needle: &str, headers: bool) -> bool {
     let tree = mime::parse(msg);
     let mut found = false;
     visit(&tree, &mut |p: &Part| {
+        if found {
+            return;
+        }
+        if headers && !std::ptr::eq(p, &tree) {
+            let head = &msg[p.header.0..p.header.1];
+            found = contains(&decode_words(head), needle);
+        }
         if found || p.is_multipart() {
             return;
         }
@@ -316,9 +318,7 @@ fn body_has(msg: &[u8], value: &[u8]) -> bool {
             } else {
                 String::from_utf8_lossy(&raw).into_owned()
             };
-        if contains(&text, &needle) {
-            found = true;
-        }
+        found = contains(&text, needle);
     });
     found
 }
