@@ -91,16 +91,7 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
         b"CAPA" => none(rest, Command::Capa),
         // Dovecot's and Postfix's convention: a front end names its client.
         b"XCLIENT" => Ok(Command::Xclient(
-            split(rest.unwrap_or_default())
-                .into_iter()
-                .filter_map(|attr| {
-                    let eq = attr.iter().position(|&b| b == b'=')?;
-                    attr[..eq]
-                        .eq_ignore_ascii_case(b"ADDR")
-                        .then(|| &attr[eq + 1..])
-                })
-                .next_back()
-                .and_then(crate::proto::smtp::host::named_client),
+            crate::proto::smtp::host::xclient_addr(rest.unwrap_or_default()),
         )),
         b"STLS" => none(rest, Command::Stls),
         b"QUIT" => none(rest, Command::Quit),

@@ -110,16 +110,9 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, Reply> {
         b"HELP" => Ok(Command::Help),
         b"ETRN" if !arg.is_empty() => Ok(Command::Etrn),
         b"ETRN" => Err(syntax("Syntax: ETRN node")),
-        b"XCLIENT" if !arg.is_empty() => Ok(Command::Xclient(
-            arg.split(|&b| b == b' ')
-                .filter_map(|attr| {
-                    let (name, value) =
-                        attr.split_at(attr.iter().position(|&b| b == b'=')?);
-                    name.eq_ignore_ascii_case(b"ADDR").then(|| &value[1..])
-                })
-                .next_back()
-                .and_then(super::host::named_client),
-        )),
+        b"XCLIENT" if !arg.is_empty() => {
+            Ok(Command::Xclient(super::host::xclient_addr(arg)))
+        }
         b"XCLIENT" => Err(syntax("Syntax: XCLIENT attribute=value ...")),
         b"STARTTLS" => no_arg(arg, Command::StartTls),
         b"AUTH" => parse_auth(arg),

@@ -51,6 +51,20 @@ pub struct Link {
     pub front_end: bool,
 }
 
+/// The `ADDR=` of an `XCLIENT attr=value ...` line (SMTP and POP3, as
+/// Postfix and Dovecot spell it), the last if given twice.
+pub fn xclient_addr(args: &[u8]) -> Option<IpAddr> {
+    args.split(|&b| b == b' ')
+        .filter_map(|attr| {
+            let eq = attr.iter().position(|&b| b == b'=')?;
+            attr[..eq]
+                .eq_ignore_ascii_case(b"ADDR")
+                .then(|| &attr[eq + 1..])
+        })
+        .next_back()
+        .and_then(named_client)
+}
+
 /// The client address a front end names (`XCLIENT ADDR=`, IMAP ID's
 /// `x-originating-ip`): an IP address, IPv6 with or without `IPV6:`.
 pub fn named_client(value: &[u8]) -> Option<IpAddr> {
@@ -190,4 +204,30 @@ pub fn protocol_name(
         name.push('A');
     }
     name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xclient_names_one_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert_eq!(xclient_addr(b"ADDR=192.0.2.7"), ip("192.0.2.7"));
+        assert_eq!(
+            xclient_addr(b"NAME=x addr=IPV6:2001:db8::1 PORT=25"),
+            ip("2001:db8::1")
+        );
+        assert_eq!(xclient_addr(b"ADDR=1.1.1.1 ADDR=[::1]"), ip("::1"));
+        for bad in [
+            &b""[..],
+            b"ADDR",
+            b"ADDR=",
+            b"ADDR=[UNAVAILABLE]",
+            b"NAME=a",
+        ] {
+            assert_eq!(xclient_addr(bad), None, "{bad:?}");
+        }
+        assert_eq!(named_client(b" 203.0.113.9 "), ip("203.0.113.9"));
+    }
 }
