@@ -193,6 +193,11 @@ pub fn get(
     Cached::decode(records::get(&file(fmt, dir), MAGIC, validity, uid)?)
 }
 
+/// True if something is kept of `uid`.
+pub fn has(fmt: MailboxFormat, dir: &Path, validity: u32, uid: u32) -> bool {
+    records::has(&file(fmt, dir), MAGIC, validity, uid)
+}
+
 /// What is kept of each of `uids`, read together.
 pub fn get_many(
     fmt: MailboxFormat,

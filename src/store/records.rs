@@ -67,14 +67,18 @@ fn load(path: &Path, magic: Magic, validity: u32) -> io::Result<Loaded> {
     let len = f.metadata()?.len();
     let mut pos = 9u64;
     let mut rec = [0u8; 8];
+    // One sequential read through a buffer, skipping payloads in it:
+    // not a call per record (a folder's worth on the first command).
+    let mut reader = io::BufReader::with_capacity(64 * 1024, f);
     while pos + 8 <= len {
-        f.read_exact_at(&mut rec, pos)?;
+        reader.read_exact(&mut rec)?;
         let uid = u32::from_le_bytes(rec[..4].try_into().unwrap_or_default());
         let n = u32::from_le_bytes(rec[4..].try_into().unwrap_or_default());
         if pos + 8 + u64::from(n) > len {
             break;
         }
         at.insert(uid, (pos + 8, n));
+        reader.seek_relative(i64::from(n))?;
         pos += 8 + u64::from(n);
     }
     // A record cut short by a crash is dropped.
@@ -135,6 +139,12 @@ pub fn get(
     })
     .ok()
     .flatten()
+}
+
+/// True if `uid` has a record (nothing is read but the offsets).
+pub fn has(path: &Path, magic: Magic, validity: u32, uid: u32) -> bool {
+    with(path, magic, validity, |_, l| Ok(l.at.contains_key(&uid)))
+        .unwrap_or(false)
 }
 
 /// The records of `uids` (None where there is none), read through one

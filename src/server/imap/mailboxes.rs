@@ -1104,7 +1104,7 @@ fn each_candidate(
                 headers::get_many(fmt, &job.dir, job.validity, &uids).into();
         }
         next += 1;
-        let from_batch = batch.pop_front().flatten();
+        let known = batch.pop_front().flatten();
         let facts = Facts {
             seq: c.seq,
             max_seq: job.max_seq,
@@ -1120,7 +1120,6 @@ fn each_candidate(
             each(c.uid, &facts, Text::whole(b"\r\n", 0), None);
             continue;
         }
-        let known = from_batch;
         let read;
         let (text, empty) = match &known {
             Some(k) => (
@@ -1144,30 +1143,22 @@ fn each_candidate(
             each(c.uid, &facts, empty, None);
             continue;
         }
+        // A search that reads the files fills the cache for the next one,
+        // once per message (the record is made under the guard: a header
+        // that makes a parser panic counts against its message).
+        let fill = known.is_none()
+            && (cached_enough
+                || !headers::has(fmt, &job.dir, job.validity, c.uid));
         let done =
             crate::server::set_aside::guard(fmt, &job.dir, c.uid, || {
-                match &known {
-                    Some(k) => each(c.uid, &facts, text, Some(k)),
-                    None => {
-                        // Parsed under the guard: a header that makes the
-                        // parser panic counts against its message like any
-                        // other step.
-                        let head = render::split(text.msg).0;
-                        let kept = headers::Cached::of(
-                            head,
-                            text.size,
-                            text.internal,
-                        );
-                        headers::put(
-                            fmt,
-                            &job.dir,
-                            job.validity,
-                            c.uid,
-                            &kept,
-                        );
-                        each(c.uid, &facts, text, Some(&kept))
-                    }
-                }
+                let made = fill.then(|| {
+                    let head = render::split(text.msg).0;
+                    let kept =
+                        headers::Cached::of(head, text.size, text.internal);
+                    headers::put(fmt, &job.dir, job.validity, c.uid, &kept);
+                    kept
+                });
+                each(c.uid, &facts, text, known.as_ref().or(made.as_ref()))
             });
         if done.is_none() {
             each(c.uid, &facts, empty, None);
