@@ -1521,25 +1521,7 @@ fn write_vanished_earlier(ranges: &[(u32, u32)], out: &mut Vec<u8>) {
         return;
     }
     out.extend_from_slice(b"* VANISHED (EARLIER) ");
-    let mut first = true;
-    let mut i = 0;
-    while i < ranges.len() {
-        let (a, mut b) = ranges[i];
-        while i + 1 < ranges.len() && ranges[i + 1].0 == b.saturating_add(1) {
-            i += 1;
-            b = ranges[i].1;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        let text = match a == b {
-            true => a.to_string(),
-            false => format!("{a}:{b}"),
-        };
-        out.extend_from_slice(text.as_bytes());
-        i += 1;
-    }
+    super::sequence::write_ranges(ranges, out);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -155,24 +155,31 @@ fn bound(a: &mut Args<'_>) -> Result<Option<u32>, Bad> {
 
 /// Writes sorted numbers as a compact set: `1:3,7,9:10`.
 pub fn write_set(numbers: &[u32], out: &mut Vec<u8>) {
+    let singles: Vec<(u32, u32)> = numbers.iter().map(|&n| (n, n)).collect();
+    write_ranges(&singles, out);
+}
+
+/// Writes sorted, disjoint ranges as a compact set, joining those that
+/// touch: `(1,2),(3,3),(7,7)` is `1:3,7`.
+pub fn write_ranges(ranges: &[(u32, u32)], out: &mut Vec<u8>) {
     let mut i = 0;
     let mut first = true;
-    while i < numbers.len() {
-        let start = numbers[i];
-        let mut end = start;
-        while i + 1 < numbers.len() && numbers[i + 1] == end + 1 {
+    while i < ranges.len() {
+        let (start, mut end) = ranges[i];
+        while i + 1 < ranges.len() && ranges[i + 1].0 == end.saturating_add(1)
+        {
             i += 1;
-            end = numbers[i];
+            end = ranges[i].1;
         }
         if !first {
             out.push(b',');
         }
         first = false;
-        if start == end {
-            out.extend_from_slice(start.to_string().as_bytes());
-        } else {
-            out.extend_from_slice(format!("{start}:{end}").as_bytes());
-        }
+        let text = match start == end {
+            true => start.to_string(),
+            false => format!("{start}:{end}"),
+        };
+        out.extend_from_slice(text.as_bytes());
         i += 1;
     }
 }
@@ -217,5 +224,8 @@ mod tests {
         let mut out = Vec::new();
         write_set(&[1, 2, 3, 7, 9, 10], &mut out);
         assert_eq!(out, b"1:3,7,9:10");
+        out.clear();
+        write_ranges(&[(1, 2), (3, 3), (7, 7), (9, 12), (13, 20)], &mut out);
+        assert_eq!(out, b"1:3,7,9:20");
     }
 }
