@@ -21,3 +21,56 @@ def wait_port(port, timeout=30):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+class ImapClient:
+    """A line-oriented IMAP client on 127.0.0.1 that sends commands as
+    given, reads answers with their literals inlined, and times each
+    command from sending it to its tagged line."""
+
+    def __init__(self, port, login=None, timeout=600):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+        self.file.readline()
+        self.n = 0
+        self.seconds = 0.0
+        if login:
+            self.ok(f"LOGIN {login[0]} {login[1]}")
+
+    def run(self, command: str):
+        """(untagged lines, status word): OK, NO or BAD. The time it
+        took is in `seconds`."""
+        self.n += 1
+        tag = f"t{self.n}".encode()
+        start = time.monotonic()
+        self.sock.sendall(tag + b" " + command.encode() + b"\r\n")
+        lines = []
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise RuntimeError(f"connection closed after {command!r}")
+            while line.endswith(b"}\r\n") and b"{" in line:
+                size = line[line.rindex(b"{") + 1:-3]
+                if not size.isdigit():
+                    break
+                more = self.file.read(int(size)) + self.file.readline()
+                line += more
+                if not more.endswith(b"}\r\n"):
+                    break
+            if line.startswith(tag + b" "):
+                self.seconds = time.monotonic() - start
+                return lines, line.split(b" ", 2)[1]
+            lines.append(line)
+
+    def ok(self, command: str) -> float:
+        """Runs a command that must succeed; the seconds it took."""
+        lines, status = self.run(command)
+        if status != b"OK":
+            raise RuntimeError(f"{command}: {status!r}")
+        return self.seconds
+
+    def close(self):
+        try:
+            self.sock.sendall(b"z LOGOUT\r\n")
+        finally:
+            self.sock.close()

@@ -17,7 +17,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/python"))
 
+from benchnet import ImapClient  # noqa: E402
 from header_search import messages as generated  # noqa: E402
 from imap_vs_dovecot import MAIL_USER, PASSWORD, POSTLING, Dovecot, Postling  # noqa: E402
 from pop3_vs_dovecot import hash_password  # noqa: E402
@@ -118,58 +118,28 @@ def place(folder: Path, msgs):
         os.utime(folder / "cur" / (name + ":2,S"), (1700000000 + i, 1700000000 + i))
 
 
-class Client:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-        self.f = self.sock.makefile("rb")
-        self.f.readline()
-        self.n = 0
-        self.run(f"LOGIN reader@example.test {PASSWORD}")
-        self.run("SELECT INBOX")
-
-    def run(self, command):
-        """The untagged answer (literals inlined) and the tagged line."""
-        self.n += 1
-        tag = f"d{self.n}".encode()
-        self.sock.sendall(tag + b" " + command.encode() + b"\r\n")
-        lines = []
-        while True:
-            line = self.f.readline()
-            if not line:
-                raise RuntimeError(f"connection closed after {command!r}")
-            m = re.search(rb"\{(\d+)\}\r\n$", line)
-            while m:
-                line += self.f.read(int(m.group(1)))
-                more = self.f.readline()
-                line += more
-                m = re.search(rb"\{(\d+)\}\r\n$", more)
-            if line.startswith(tag + b" "):
-                return lines, line.split(b" ", 2)[1]
-            lines.append(line)
+def client(port):
+    c = ImapClient(port, ("reader@example.test", PASSWORD), timeout=120)
+    c.ok("SELECT INBOX")
+    return c
 
 
 def normal(answer: bytes) -> bytes:
     """A literal holding a plain string as the quoted string it could
     have been (servers may choose either)."""
-    def quoted(m):
-        text = m.group(2)
-        if re.search(rb'[\r\n"\\]', text):
-            return m.group(0)
-        return b'"' + text + b'"'
     out, pos = b"", 0
     for m in re.finditer(rb"\{(\d+)\}\r\n", answer):
         if m.start() < pos:
             continue
-        n = int(m.group(1))
-        text = answer[m.end():m.end() + n]
-        out += answer[pos:m.start()]
-        out += quoted(type("M", (), {"group": lambda self, i: [m.group(0) + text, None, text][i]})())
-        pos = m.end() + n
+        text = answer[m.end():m.end() + int(m.group(1))]
+        plain = not re.search(rb'[\r\n"\\]', text)
+        out += answer[pos:m.start()] + (b'"' + text + b'"' if plain else m.group(0) + text)
+        pos = m.end() + len(text)
     return out + answer[pos:]
 
 
 def answers(port, count):
-    c = Client(port)
+    c = client(port)
     out = {}
     for item in ("ENVELOPE", "BODYSTRUCTURE", "RFC822.SIZE", "BINARY.SIZE[1]"):
         for n in range(1, count + 1):
@@ -178,7 +148,7 @@ def answers(port, count):
             except RuntimeError:
                 # The server hung up on this one: say so, go on.
                 out[(item, n)] = b"DISCONNECTED"
-                c = Client(port)
+                c = client(port)
                 continue
             body = b"".join(l for l in lines if l.startswith(f"* {n} FETCH".encode()))
             if item.startswith("BINARY.SIZE") and status == b"OK":

@@ -16,7 +16,6 @@ stopped here."""
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchnet import ImapClient
 from imap_vs_dovecot import MAIL_USER, PASSWORD, POSTLING, Dovecot, Postling
 from pop3_vs_dovecot import hash_password
 
@@ -105,16 +105,6 @@ def populate(folder: Path):
         (folder / "cur" / (name + ":2,S")).write_bytes(text)
 
 
-def run(sock, f, tag, command):
-    start = time.monotonic()
-    sock.sendall(f"{tag} {command}\r\n".encode())
-    while True:
-        line = f.readline()
-        if line.startswith(tag.encode() + b" "):
-            assert line.startswith(tag.encode() + b" OK"), line
-            return time.monotonic() - start
-
-
 def measure(cls, base, users_text):
     server = cls(base, users_text)
     try:
@@ -122,18 +112,14 @@ def measure(cls, base, users_text):
         populate(box)
         if cls is Dovecot:
             subprocess.run(["chown", "-R", MAIL_USER, str(server.mail)], check=True)
-        sock = socket.create_connection(("127.0.0.1", server.port), timeout=600)
-        f = sock.makefile("rb")
-        f.readline()
-        run(sock, f, "a", f"LOGIN reader@example.test {PASSWORD}")
-        run(sock, f, "b", "SELECT INBOX")
+        c = ImapClient(server.port, ("reader@example.test", PASSWORD))
+        c.ok("SELECT INBOX")
         results = {}
-        for n, command in enumerate(COMMANDS):
-            cold = run(sock, f, f"c{n}", command)
-            warm = statistics.median(run(sock, f, f"w{n}x{k}", command) for k in range(WARM_RUNS))
+        for command in COMMANDS:
+            cold = c.ok(command)
+            warm = statistics.median(c.ok(command) for _ in range(WARM_RUNS))
             results[command] = (cold, warm)
-        sock.sendall(b"z LOGOUT\r\n")
-        sock.close()
+        c.close()
         cache = [p for p in box.rglob("*") if p.name in ("postling-headers", "dovecot.index.cache")]
         size = sum(p.stat().st_size for p in cache)
         return results, size / COUNT

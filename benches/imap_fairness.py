@@ -16,7 +16,6 @@ stopped here."""
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from benchnet import ImapClient
 from imap_vs_dovecot import MAIL_USER, PASSWORD, POSTLING, Dovecot, Postling
 from pop3_vs_dovecot import hash_password
 
@@ -69,46 +69,15 @@ def populate(server, owner=None):
         subprocess.run(["chown", "-R", owner, str(server.mail)], check=True)
 
 
-class Client:
-    """A line-oriented IMAP client that times whole commands."""
-
-    def __init__(self, port, user):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=600)
-        self.file = self.sock.makefile("rb")
-        self.file.readline()
-        self.n = 0
-        self.run(f"LOGIN {user}@example.test {PASSWORD}")
-
-    def run(self, command: str) -> float:
-        self.n += 1
-        tag = f"t{self.n}".encode()
-        start = time.monotonic()
-        self.sock.sendall(tag + b" " + command.encode() + b"\r\n")
-        while True:
-            line = self.file.readline()
-            if not line:
-                raise RuntimeError("connection closed")
-            if line.startswith(tag + b" "):
-                if not line.startswith(tag + b" OK"):
-                    raise RuntimeError(f"{command}: {line!r}")
-                return time.monotonic() - start
-
-    def close(self):
-        try:
-            self.sock.sendall(b"z LOGOUT\r\n")
-        finally:
-            self.sock.close()
-
-
 def light_rounds(port):
     """SELECT and FETCH latencies of the light user, in ms."""
-    c = Client(port, "light")
+    c = ImapClient(port, ("light@example.test", PASSWORD))
     selects, fetches = [], []
     try:
         for i in range(ROUNDS):
             folder = "INBOX" if i % 2 == 0 else "Other"
-            selects.append(1000 * c.run(f"SELECT {folder}"))
-            fetches.append(1000 * c.run("FETCH 1:10 (FLAGS BODY.PEEK[HEADER])"))
+            selects.append(1000 * c.ok(f"SELECT {folder}"))
+            fetches.append(1000 * c.ok("FETCH 1:10 (FLAGS BODY.PEEK[HEADER])"))
             time.sleep(0.02)
     finally:
         c.close()
@@ -116,11 +85,11 @@ def light_rounds(port):
 
 
 def heavy_load(port, stop: threading.Event, done: list):
-    c = Client(port, "heavy")
-    c.run("SELECT INBOX")
+    c = ImapClient(port, ("heavy@example.test", PASSWORD))
+    c.ok("SELECT INBOX")
     try:
         while not stop.is_set():
-            done.append(c.run('SEARCH TEXT "zebra-not-there"'))
+            done.append(c.ok('SEARCH TEXT "zebra-not-there"'))
     finally:
         c.close()
 
@@ -135,9 +104,9 @@ def measure(cls, base: Path, users_text: str):
     try:
         populate(server, MAIL_USER if cls is Dovecot else None)
         # Warm the page cache and each server's own indexes once.
-        warm = Client(server.port, "heavy")
-        warm.run("SELECT INBOX")
-        warm.run('SEARCH TEXT "zebra-not-there"')
+        warm = ImapClient(server.port, ("heavy@example.test", PASSWORD))
+        warm.ok("SELECT INBOX")
+        warm.ok('SEARCH TEXT "zebra-not-there"')
         warm.close()
         light_rounds(server.port)
         quiet = light_rounds(server.port)
