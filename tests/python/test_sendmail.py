@@ -107,7 +107,7 @@ def test_local_accounts_send_only_as_themselves(tmp_path):
             got = s.raw_messages("bob")[0]
             assert f"Received: from local (uid {uid})".encode() in got, got[:300]
             assert b"Return-Path: <nobody@mx.example.test>" in got
-            assert s.logged(f"service=local uid={uid}")
+            assert s.wait_logged(f"service=local uid={uid}")
             # A granted sender goes out signed when From: is its own...
             out = send(["-f", "sales@example.test", "far@elsewhere.test"],
                        "From: sales@example.test\nSubject: offer\n\nx\n")
