@@ -139,8 +139,8 @@ pub fn all(root: &Path, format: MailboxFormat) -> io::Result<Vec<String>> {
 }
 
 /// The files that go with an mbox folder's file: its sidecar, header
-/// cache and list of messages set aside.
-fn beside_mbox(path: &Path) -> [PathBuf; 3] {
+/// cache (fields and sort keys) and list of messages set aside.
+fn beside_mbox(path: &Path) -> [PathBuf; 4] {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -148,6 +148,7 @@ fn beside_mbox(path: &Path) -> [PathBuf; 3] {
     [
         super::mboxfolder::sidecar_path(path),
         super::headers::file(MailboxFormat::Mbox, path),
+        super::headers::keys_file(MailboxFormat::Mbox, path),
         path.with_file_name(format!(".{name}.set-aside")),
     ]
 }

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,10 +24,35 @@ const KEEP: usize = 16;
 /// version) from another.
 pub type Magic = &'static [u8; 5];
 
+/// Hashes a UID with one multiplication: UIDs are ours, not a
+/// stranger's choice, so the default hasher's defence against chosen
+/// keys buys nothing here, and a folder's worth of lookups is hot.
+#[derive(Default, Clone, Copy)]
+struct UidHasher(u64);
+
+impl std::hash::Hasher for UidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type ByUid<V> = HashMap<u32, V, std::hash::BuildHasherDefault<UidHasher>>;
+
 struct Loaded {
     validity: u32,
-    /// uid → (offset of the envelope, its length).
-    at: HashMap<u32, (u64, u32)>,
+    /// uid → (offset of the record, its length).
+    at: ByUid<(u64, u32)>,
     len: u64,
     used: u64,
 }
@@ -36,7 +62,7 @@ static CACHE: Mutex<Option<HashMap<PathBuf, Loaded>>> = Mutex::new(None);
 /// Reads the offsets of every record; a file not ours (or another
 /// UIDVALIDITY's) is started again.
 fn load(path: &Path, magic: Magic, validity: u32) -> io::Result<Loaded> {
-    let mut at = HashMap::new();
+    let mut at = ByUid::default();
     let fresh = |path: &Path| -> io::Result<Loaded> {
         let mut f = OpenOptions::new()
             .write(true)
@@ -48,7 +74,7 @@ fn load(path: &Path, magic: Magic, validity: u32) -> io::Result<Loaded> {
         f.write_all(&validity.to_le_bytes())?;
         Ok(Loaded {
             validity,
-            at: HashMap::new(),
+            at: ByUid::default(),
             len: 9,
             used: 0,
         })
@@ -147,18 +173,34 @@ pub fn has(path: &Path, magic: Magic, validity: u32, uid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// The records of `uids` (None where there is none), read through one
-/// open file: a folder's worth at a time without a call per message.
+/// The records of the first of `uids`, as many as fit in `budget`
+/// octets (at least one), read through one open file into `buf` (which
+/// is cleared first and kept by the caller from one batch to the next):
+/// where each lies in it, None where there is none. Many messages at a
+/// time without a call or an allocation per message, and never more
+/// memory than the budget, however large a stranger made their headers.
 pub fn get_many(
     path: &Path,
     magic: Magic,
     validity: u32,
     uids: &[u32],
-) -> Vec<Option<Vec<u8>>> {
-    with(path, magic, validity, |path, l| {
+    budget: usize,
+    buf: &mut Vec<u8>,
+) -> Vec<Option<Range<usize>>> {
+    buf.clear();
+    let read = with(path, magic, validity, |path, l| {
         let file = File::open(path)?;
-        let places: Vec<Option<(u64, u32)>> =
-            uids.iter().map(|u| l.at.get(u).copied()).collect();
+        let mut total = 0usize;
+        let places: Vec<Option<(u64, u32)>> = uids
+            .iter()
+            .map(|u| l.at.get(u).copied())
+            .enumerate()
+            .take_while(|(i, p)| {
+                total += p.map_or(0, |(_, n)| n as usize);
+                *i == 0 || total <= budget
+            })
+            .map(|(_, p)| p)
+            .collect();
         let wanted: u64 =
             places.iter().flatten().map(|&(_, n)| u64::from(n)).sum();
         let lo = places.iter().flatten().map(|&(o, _)| o).min().unwrap_or(0);
@@ -172,14 +214,14 @@ pub fn get_many(
         // UIDs mostly lies together: one read for all, when the span
         // is not much more than what is wanted.
         if hi > lo && hi - lo <= 4 * wanted + 64 * 1024 {
-            let mut span = vec![0; (hi - lo) as usize];
-            file.read_exact_at(&mut span, lo)?;
+            buf.resize((hi - lo) as usize, 0);
+            file.read_exact_at(buf, lo)?;
             return Ok(places
                 .iter()
                 .map(|p| {
-                    p.map(|(o, n)| {
-                        span[(o - lo) as usize..][..n as usize].to_vec()
-                    })
+                    let (o, n) = (*p)?;
+                    let at = (o - lo) as usize;
+                    Some(at..at + n as usize)
                 })
                 .collect());
         }
@@ -187,13 +229,17 @@ pub fn get_many(
             .iter()
             .map(|p| {
                 let (off, n) = (*p)?;
-                let mut buf = vec![0; n as usize];
-                file.read_exact_at(&mut buf, off).ok()?;
-                Some(buf)
+                let start = buf.len();
+                buf.resize(start + n as usize, 0);
+                if file.read_exact_at(&mut buf[start..], off).is_err() {
+                    buf.truncate(start);
+                    return None;
+                }
+                Some(start..buf.len())
             })
             .collect())
-    })
-    .unwrap_or_else(|_| vec![None; uids.len()])
+    });
+    read.unwrap_or_else(|_| vec![None; uids.len()])
 }
 
 /// Appends the record of `uid` (unless it has one).
@@ -246,7 +292,8 @@ pub fn compact(path: &Path, magic: Magic, validity: u32, live: &[u32]) {
         );
         out.write_all(magic)?;
         out.write_all(&validity.to_le_bytes())?;
-        let mut at = HashMap::with_capacity(alive.len());
+        let mut at =
+            ByUid::with_capacity_and_hasher(alive.len(), Default::default());
         let mut pos = 9u64;
         let mut buf = Vec::new();
         for (uid, (off, n)) in alive {

@@ -251,13 +251,10 @@ fn header_has(head: &[u8], name: &str, value: &[u8]) -> bool {
     let address = ["FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"]
         .iter()
         .any(|a| a.eq_ignore_ascii_case(name));
-    mime::fields(head)
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .any(|(_, v)| {
-            contains(&decode_words(v), &needle)
-                || (address && contains(&normalized_addresses(v), &needle))
-        })
+    mime::fields_named(head, name).iter().any(|(_, v)| {
+        contains(&decode_words(v), &needle)
+            || (address && contains(&normalized_addresses(v), &needle))
+    })
 }
 
 /// An address header as `name <mailbox@host>, ...`, comments and

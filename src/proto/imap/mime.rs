@@ -295,9 +295,29 @@ pub fn fields_whole(header: &[u8]) -> Vec<(String, Vec<u8>)> {
     fields_within(header, usize::MAX)
 }
 
+/// The fields named `name` (any case), unfolded and capped as [`fields`]
+/// gives them; the others are skipped, not copied (a search on one
+/// field over a folder's worth of headers).
+pub fn fields_named(header: &[u8], name: &str) -> Vec<(String, Vec<u8>)> {
+    walk_fields(header, MAX_FIELD, |n| {
+        n.trim_ascii().eq_ignore_ascii_case(name.as_bytes())
+    })
+}
+
 fn fields_within(header: &[u8], cap: usize) -> Vec<(String, Vec<u8>)> {
+    walk_fields(header, cap, |_| true)
+}
+
+/// The fields whose raw name `wanted` takes, each value capped at `cap`.
+fn walk_fields(
+    header: &[u8],
+    cap: usize,
+    wanted: impl Fn(&[u8]) -> bool,
+) -> Vec<(String, Vec<u8>)> {
     crate::util::fault::probe("content", header);
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    // Whether the field being unfolded is one kept.
+    let mut keeping = false;
     for line in header.split_inclusive(|&b| b == b'\n') {
         let text = line.strip_suffix(b"\n").unwrap_or(line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
@@ -305,15 +325,19 @@ fn fields_within(header: &[u8], cap: usize) -> Vec<(String, Vec<u8>)> {
             break;
         }
         if matches!(text[0], b' ' | b'\t') {
-            if let Some(last) = out.last_mut() {
+            if let Some(last) = out.last_mut().filter(|_| keeping) {
                 let room = cap.saturating_sub(last.1.len());
                 last.1.extend_from_slice(&text[..text.len().min(room)]);
             }
             continue;
         }
-        let Some(colon) = text.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', text) else {
             continue;
         };
+        keeping = wanted(&text[..colon]);
+        if !keeping {
+            continue;
+        }
         let name = String::from_utf8_lossy(&text[..colon]).trim().to_string();
         let mut value = &text[colon + 1..];
         while value.first() == Some(&b' ') || value.first() == Some(&b'\t') {
@@ -618,6 +642,16 @@ pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_named_are_the_fields_of_that_name() {
+        let head = b"From: a\r\n b\r\nTo: x\r\nfrom : c\r\n\tfolded\r\nX: from\r\n\r\nFrom: body\r\n";
+        let mut want = fields(head);
+        want.retain(|(n, _)| n.eq_ignore_ascii_case("FROM"));
+        assert_eq!(fields_named(head, "FROM"), want);
+        assert_eq!(want.len(), 2);
+        assert_eq!(want[1].1, b"c\tfolded");
+    }
 
     #[test]
     fn nested_parts() {

@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::rc::Rc;
 
 use super::command::{Command, Qresync, SearchReturn, StoreMode};
@@ -1350,7 +1351,7 @@ impl Selected {
         } else {
             let mut s = String::from("* SEARCH");
             for h in &numbers {
-                s.push_str(&format!(" {h}"));
+                let _ = write!(s, " {h}");
             }
             if let Some(m) = modseq.filter(|_| !numbers.is_empty()) {
                 s.push_str(&format!(" (MODSEQ {m})"));
@@ -1423,7 +1424,7 @@ impl Selected {
         } else {
             let mut s = String::from("* SORT");
             for n in &numbers {
-                s.push_str(&format!(" {n}"));
+                let _ = write!(s, " {n}");
             }
             line(out, &s);
         }

@@ -2,8 +2,6 @@
 //! criteria, the values a message is sorted by (base subject, first
 //! address, sent date), and the order.
 
-use std::cmp::Ordering;
-
 use super::args::{Args, Bad};
 use super::matcher::decode_words;
 use super::mime::fields;
@@ -77,14 +75,132 @@ pub enum Value {
     Text(String),
 }
 
+/// A value borrowed from where it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    Number(i64),
+    Text(&'a [u8]),
+}
+
 impl Value {
-    fn cmp(&self, other: &Value) -> Ordering {
-        match (self, other) {
-            (Value::Number(a), Value::Number(b)) => a.cmp(b),
-            (Value::Text(a), Value::Text(b)) => a.cmp(b),
-            (Value::Number(_), Value::Text(_)) => Ordering::Less,
-            (Value::Text(_), Value::Number(_)) => Ordering::Greater,
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Number(n) => ValueRef::Number(*n),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
         }
+    }
+}
+
+/// Appends `v` to `out` so that comparing two messages' appended bytes
+/// orders them as comparing their values does (reversed if asked): a
+/// kind (numbers before texts), then a number big-endian with its sign
+/// flipped, or a text with 0x00 escaped and ended by 0x00 0x00. No
+/// encoding is the start of another, so the criteria can follow one
+/// another and a reversed one is its bytes complemented.
+pub fn encode(v: ValueRef<'_>, reverse: bool, out: &mut Vec<u8>) {
+    let start = out.len();
+    match v {
+        ValueRef::Number(n) => {
+            out.push(0);
+            out.extend_from_slice(&((n as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        ValueRef::Text(t) => {
+            out.push(1);
+            for part in t.split(|&b| b == 0) {
+                out.extend_from_slice(part);
+                out.extend_from_slice(&[0, 0xFF]);
+            }
+            // The last part's escape becomes the end mark.
+            let end = out.len();
+            out[end - 1] = 0;
+        }
+    }
+    if reverse {
+        for b in &mut out[start..] {
+            *b = !*b;
+        }
+    }
+}
+
+/// A SORT match: UID, sequence number, where its encoding lies.
+type Row = (u32, u32, std::ops::Range<usize>);
+
+/// SORT's matches with their values encoded (see [`encode`]) one after
+/// another in one buffer: no allocation per message, and ordering them
+/// compares octets.
+#[derive(Debug, Default)]
+pub struct Keyed {
+    rows: Vec<Row>,
+    bytes: Vec<u8>,
+}
+
+impl Keyed {
+    pub fn with_capacity(n: usize) -> Keyed {
+        Keyed {
+            rows: Vec::with_capacity(n),
+            bytes: Vec::with_capacity(n * 32),
+        }
+    }
+
+    /// Adds a match whose values `write` encodes.
+    pub fn push(
+        &mut self,
+        uid: u32,
+        seq: u32,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        self.rows.push((uid, seq, start..self.bytes.len()));
+    }
+
+    /// Adds a match by its values.
+    pub fn push_values(
+        &mut self,
+        uid: u32,
+        seq: u32,
+        keys: &[(SortKey, bool)],
+        values: &[Value],
+    ) {
+        self.push(uid, seq, |out| {
+            for (v, (_, reverse)) in values.iter().zip(keys) {
+                encode(v.as_ref(), *reverse, out);
+            }
+        });
+    }
+
+    /// Takes `other`'s matches after these.
+    pub fn append(&mut self, other: Keyed) {
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.rows.extend(
+            other
+                .rows
+                .into_iter()
+                .map(|(u, s, r)| (u, s, r.start + base..r.end + base)),
+        );
+    }
+
+    /// The UIDs in order; ties by sequence number (unique, so an
+    /// unstable sort gives the one order RFC 5256 allows).
+    pub fn order(self) -> Vec<u32> {
+        let bytes = &self.bytes;
+        // Most comparisons are settled by the leading octets, compared
+        // as one number.
+        let prefix = |r: &std::ops::Range<usize>| {
+            let mut b = [0u8; 16];
+            let n = r.len().min(16);
+            b[..n].copy_from_slice(&bytes[r.start..r.start + n]);
+            u128::from_be_bytes(b)
+        };
+        let mut rows: Vec<(u128, &Row)> =
+            self.rows.iter().map(|row| (prefix(&row.2), row)).collect();
+        rows.sort_unstable_by(|(pa, a), (pb, b)| {
+            pa.cmp(pb)
+                .then_with(|| bytes[a.2.clone()].cmp(&bytes[b.2.clone()]))
+                .then(a.1.cmp(&b.1))
+        });
+        rows.into_iter().map(|(_, row)| row.0).collect()
     }
 }
 
@@ -213,10 +329,7 @@ pub fn arrange(
             }
             Arranged::Threaded(super::thread::thread(algorithm, &found))
         }
-        None => {
-            order(&how.criteria, &mut found);
-            Arranged::Sorted(found.into_iter().map(|m| m.0).collect())
-        }
+        None => Arranged::Sorted(order(&how.criteria, &found)),
     }
 }
 
@@ -224,19 +337,17 @@ pub fn arrange(
 /// last ones (its nearest ancestors), as other RFC 5256 servers do.
 pub const MAX_REFERENCES: usize = 1000;
 
-/// Orders messages (UID, sequence number, values) by the criteria;
-/// ties by sequence number.
-pub fn order(keys: &[(SortKey, bool)], msgs: &mut [(u32, u32, Vec<Value>)]) {
-    msgs.sort_by(|a, b| {
-        for (i, (_, reverse)) in keys.iter().enumerate() {
-            let o = a.2[i].cmp(&b.2[i]);
-            let o = if *reverse { o.reverse() } else { o };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        a.1.cmp(&b.1)
-    });
+/// The UIDs of messages (UID, sequence number, values) ordered by the
+/// criteria; ties by sequence number.
+pub fn order(
+    keys: &[(SortKey, bool)],
+    msgs: &[(u32, u32, Vec<Value>)],
+) -> Vec<u32> {
+    let mut keyed = Keyed::with_capacity(msgs.len());
+    for (uid, seq, values) in msgs {
+        keyed.push_values(*uid, *seq, keys, values);
+    }
+    keyed.order()
 }
 
 /// The `<...>` message ids in a header value, brackets kept. Ids a
@@ -366,6 +477,72 @@ pub fn sent_seconds(v: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn ordering_encoded_values_gives_what_comparing_values_gives() {
+        // Texts sharing long prefixes, numbers of both signs, reversed
+        // keys, and (as a damaged cache could give) a column of mixed
+        // kinds.
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let words = [
+            "",
+            "A",
+            "AB",
+            "ABCDEFGH",
+            "ABCDEFGHI",
+            "ABCDEFGHJ",
+            "B",
+            "A\0",
+            "A\0B",
+            "\0",
+        ];
+        for round in 0..40 {
+            let keys = [
+                (SortKey::Subject, round % 2 == 1),
+                (SortKey::Date, round % 3 == 0),
+            ];
+            let msgs: Vec<(u32, u32, Vec<Value>)> = (0..200)
+                .map(|i| {
+                    let text = Value::Text(words[next(10) as usize].into());
+                    let first = match (round >= 30, next(5)) {
+                        (true, 0) => Value::Number(next(3) as i64 - 1),
+                        _ => text,
+                    };
+                    (
+                        1000 + i,
+                        i + 1,
+                        vec![first, Value::Number(next(5) as i64 - 2)],
+                    )
+                })
+                .collect();
+            // RFC 5256's order, compared value by value: numbers
+            // before texts, texts by octets.
+            let cmp = |a: &Value, b: &Value| match (a, b) {
+                (Value::Number(a), Value::Number(b)) => a.cmp(b),
+                (Value::Text(a), Value::Text(b)) => a.cmp(b),
+                (Value::Number(_), Value::Text(_)) => Ordering::Less,
+                (Value::Text(_), Value::Number(_)) => Ordering::Greater,
+            };
+            let mut plain = msgs.clone();
+            plain.sort_by(|a, b| {
+                for (i, (_, reverse)) in keys.iter().enumerate() {
+                    let o = cmp(&a.2[i], &b.2[i]);
+                    let o = if *reverse { o.reverse() } else { o };
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                a.1.cmp(&b.1)
+            });
+            let want: Vec<u32> = plain.iter().map(|m| m.0).collect();
+            assert_eq!(order(&keys, &msgs), want, "round {round}");
+        }
+    }
 
     #[test]
     fn base_subjects() {

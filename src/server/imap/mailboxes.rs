@@ -20,6 +20,7 @@ use crate::proto::imap::request::{
     Candidate, Fetched, Listed, No, Segment, Status,
 };
 use crate::proto::imap::search::Key;
+use crate::proto::imap::sort;
 use crate::proto::imap::{mime, names};
 use crate::server::fair_pool::{FairPool, Turn};
 use crate::store::content::Content;
@@ -101,6 +102,47 @@ pub struct SaveJob {
     pub msgs: Vec<(u32, Flags, u64)>,
 }
 
+/// A search's candidates with their files' names, the names kept in
+/// one string: the loop copies a folder's worth in one allocation, not
+/// one a message.
+#[derive(Default)]
+pub struct Candidates {
+    list: Vec<(Candidate, std::ops::Range<usize>)>,
+    names: String,
+}
+
+impl Candidates {
+    /// Room for `n` candidates whose names are about `name_len` long.
+    pub fn with_capacity(n: usize, name_len: usize) -> Candidates {
+        Candidates {
+            list: Vec::with_capacity(n),
+            names: String::with_capacity(n * name_len),
+        }
+    }
+
+    pub fn push(&mut self, c: Candidate, file: &str) {
+        let start = self.names.len();
+        self.names.push_str(file);
+        self.list.push((c, start..self.names.len()));
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The candidates from the `from`th on, with their files.
+    fn from(&self, from: usize) -> impl Iterator<Item = (&Candidate, &str)> {
+        self.list[from.min(self.list.len())..]
+            .iter()
+            .map(|(c, at)| (c, &self.names[at.clone()]))
+    }
+
+    /// The UIDs of the candidates `range` covers.
+    fn uids(&self, range: std::ops::Range<usize>) -> Vec<u32> {
+        self.list[range].iter().map(|(c, _)| c.uid).collect()
+    }
+}
+
 /// A SEARCH whose keys look inside messages.
 pub struct SearchJob {
     /// The folder's Maildir.
@@ -108,7 +150,7 @@ pub struct SearchJob {
     /// The keys.
     pub key: Key,
     /// Each candidate and its file.
-    pub msgs: Vec<(Candidate, String)>,
+    pub msgs: Candidates,
     /// Highest sequence number.
     pub max_seq: u32,
     /// Highest UID.
@@ -132,8 +174,10 @@ pub struct SearchJob {
 pub struct SearchProgress {
     /// The next candidate to read.
     next: usize,
-    /// Matches (UID, sequence number) with their SORT values.
+    /// Matches (UID, sequence number) with their THREAD values.
     hits: Vec<(u32, u32, Vec<crate::proto::imap::sort::Value>)>,
+    /// SORT's matches, their values encoded.
+    keyed: crate::proto::imap::sort::Keyed,
     /// CONTEXT=SEARCH answers.
     answers: Vec<(u32, u64)>,
 }
@@ -1083,28 +1127,45 @@ fn each_candidate(
     job: &SearchJob,
     from: usize,
     until: Instant,
-    mut each: impl FnMut(u32, &Facts<'_>, Text<'_>, Option<&headers::Cached>),
+    mut each: impl FnMut(u32, &Facts<'_>, Text<'_>, Option<&headers::Cached<'_>>),
 ) -> usize {
     let aside = crate::server::set_aside::load(fmt, &job.dir);
     let cached_enough = matcher::header_only(&job.key, &headers::FIELDS);
-    // The cache is read a batch of candidates at a time.
+    // A SORT or THREAD whose search reads no header needs only the sort
+    // keys: a few dozen octets a message.
+    let parts = match (matcher::needs_content(&job.key), &job.sort) {
+        (false, _) => headers::Parts::Keys,
+        (true, Some(_)) => headers::Parts::Both,
+        (true, None) => headers::Parts::Fields,
+    };
+    // The cache is read a batch of candidates at a time, into buffers
+    // each helper keeps from one search to the next.
     const BATCH: usize = 256;
-    let mut batch: std::collections::VecDeque<Option<headers::Cached>> =
-        Default::default();
+    thread_local! {
+        static BATCH_BUFFERS: std::cell::RefCell<headers::Batch> = Default::default();
+    }
+    let mut batch = BATCH_BUFFERS.take();
+    let (mut in_batch, mut batch_len) = (0, 0);
     let mut next = from;
-    for (c, file) in &job.msgs[from.min(job.msgs.len())..] {
-        if next > from && Instant::now() >= until {
+    for (c, file) in job.msgs.from(from) {
+        // The clock is read every few candidates: each is quick.
+        if next > from
+            && (next - from).is_multiple_of(16)
+            && Instant::now() >= until
+        {
             break;
         }
-        if cached_enough && job.read && batch.is_empty() {
+        if cached_enough && job.read && in_batch == batch_len {
             let end = (next + BATCH).min(job.msgs.len());
-            let uids: Vec<u32> =
-                job.msgs[next..end].iter().map(|(c, _)| c.uid).collect();
-            batch =
-                headers::get_many(fmt, &job.dir, job.validity, &uids).into();
+            let uids = job.msgs.uids(next..end);
+            let read = batch.read(fmt, &job.dir, job.validity, &uids, parts);
+            (in_batch, batch_len) = (0, read);
         }
         next += 1;
-        let known = batch.pop_front().flatten();
+        let known = (in_batch < batch_len)
+            .then(|| batch.get(in_batch))
+            .flatten();
+        in_batch += 1;
         let facts = Facts {
             seq: c.seq,
             max_seq: job.max_seq,
@@ -1164,6 +1225,8 @@ fn each_candidate(
             each(c.uid, &facts, empty, None);
         }
     }
+    batch.trim();
+    BATCH_BUFFERS.set(batch);
     next
 }
 
@@ -1177,7 +1240,16 @@ fn search_slice(
 ) -> Turn<Work, Outcome> {
     let until = Instant::now() + SLICE;
     let from = job.progress.next;
-    let mut hits = Vec::new();
+    // SORT and THREAD usually match all: room for them in one go.
+    let (room, sorting) = match &job.sort {
+        Some(how) if how.thread.is_none() => {
+            (job.msgs.len().saturating_sub(from), true)
+        }
+        Some(_) => (job.msgs.len().saturating_sub(from), false),
+        None => (0, false),
+    };
+    let mut hits = Vec::with_capacity(if sorting { 0 } else { room });
+    let mut keyed = sort::Keyed::with_capacity(if sorting { room } else { 0 });
     let mut answers = Vec::new();
     let next =
         each_candidate(fmt, &job, from, until, |uid, facts, content, kept| {
@@ -1191,21 +1263,39 @@ fn search_slice(
             if !matcher::matches(&job.key, facts, Some(content)) {
                 return;
             }
+            let Some(how) = &job.sort else {
+                hits.push((uid, facts.seq, Vec::new()));
+                return;
+            };
             // Kept ready in the header cache, else parsed now.
-            let values = match (&job.sort, kept) {
-                (Some(how), Some(kept)) => kept.values(&how.criteria),
-                (Some(how), None) => crate::proto::imap::sort::values(
+            let parsed = || {
+                sort::values(
                     &how.criteria,
                     render::split(content.msg).0,
                     content.size,
                     content.internal,
-                ),
-                (None, _) => Vec::new(),
+                )
             };
-            hits.push((uid, facts.seq, values));
+            match (sorting, kept) {
+                (true, Some(kept)) => keyed.push(uid, facts.seq, |out| {
+                    kept.encode(&how.criteria, out)
+                }),
+                (true, None) => {
+                    keyed.push_values(uid, facts.seq, &how.criteria, &parsed())
+                }
+                (false, Some(kept)) => {
+                    hits.push((uid, facts.seq, kept.values(&how.criteria)))
+                }
+                (false, None) => hits.push((uid, facts.seq, parsed())),
+            }
         });
     job.progress.next = next;
-    job.progress.hits.append(&mut hits);
+    if job.progress.hits.is_empty() {
+        job.progress.hits = hits;
+    } else {
+        job.progress.hits.append(&mut hits);
+    }
+    job.progress.keyed.append(keyed);
     job.progress.answers.append(&mut answers);
     if next < job.msgs.len() {
         return Turn::Again(Work::Search(job));
@@ -1216,9 +1306,12 @@ fn search_slice(
         (None, false) => Outcome::Searched(
             progress.hits.into_iter().map(|(u, ..)| u).collect(),
         ),
-        (Some(how), false) => Outcome::Sorted(
-            crate::proto::imap::sort::arrange(how, progress.hits),
-        ),
+        (Some(_), false) if sorting => {
+            Outcome::Sorted(sort::Arranged::Sorted(progress.keyed.order()))
+        }
+        (Some(how), false) => {
+            Outcome::Sorted(sort::arrange(how, progress.hits))
+        }
     })
 }
 

@@ -101,10 +101,20 @@ fn selected_work(
             validity: f.uidvalidity,
             dir,
             key,
-            msgs: candidates
-                .into_iter()
-                .filter_map(|c| Some((c, file(c.uid)?)))
-                .collect(),
+            msgs: {
+                let name_len = f.msgs.first().map_or(0, |m| m.file.len() + 8);
+                let mut msgs =
+                    crate::server::mailboxes::Candidates::with_capacity(
+                        candidates.len(),
+                        name_len,
+                    );
+                for c in candidates {
+                    if let Some(m) = f.get(c.uid) {
+                        msgs.push(c, &m.file);
+                    }
+                }
+                msgs
+            },
             max_seq,
             max_uid,
             keywords,
