@@ -4,29 +4,21 @@
 //!
 //! The only module that uses mio, sockets or `Instant::now()`.
 
-mod accept;
-mod auth;
-pub mod conn;
+mod base;
 mod imap;
-// IMAP's parts, named from here as before.
-use imap::{appending, fair_pool, imap_stream, mailboxes, set_aside, urlauth};
-pub mod listen;
-pub mod logins;
+mod logins;
 mod outbound;
-// The outbound side's parts, named from here as before.
-use outbound::{dns, notice, peer, queue_work, tls_client};
-pub mod pool;
 mod pop3;
-pub mod privilege;
-mod proxy;
-pub mod readers;
-pub mod services;
-pub mod session;
-pub mod spool;
-pub mod timer;
-pub mod tls;
-mod tls_io;
-pub mod writer;
+mod session;
+mod smtp;
+
+pub use base::tls;
+
+use base::{accept, conn, privilege, proxy, readers, services, timer};
+use imap::mailboxes;
+use logins::checkers;
+use outbound::{dns, notice, queue_work};
+use smtp::{spool, writer};
 
 use std::collections::HashMap;
 use std::io;
@@ -48,8 +40,8 @@ use crate::store::cleanup;
 use crate::util::contain::guarded;
 use crate::util::logsafe::Quoted;
 use accept::{Listener, bind_all};
+use checkers::Logins;
 use conn::{Conn, Input, Phase, WBUF_CAP};
-use logins::Logins;
 use readers::Readers;
 use services::{Group, Services};
 use session::{Action, InFlight, Session};
@@ -218,7 +210,7 @@ impl Server {
             open: 0,
             timers: Timers::default(),
             writer: writer::start(WRITERS, Arc::clone(&waker))?,
-            logins: logins::start(LOGIN_CHECKERS, Arc::clone(&waker))?,
+            logins: checkers::start(LOGIN_CHECKERS, Arc::clone(&waker))?,
             readers: readers::start(READERS, Arc::clone(&waker))?,
             mailboxes: mailboxes::start(MAILBOX_HELPERS, Arc::clone(&waker))?,
             imap: imap::Registry::default(),
@@ -1085,14 +1077,14 @@ impl Server {
 /// A connection's session as an error line names it; copied out cheaply
 /// on every feed, formatted only if the session fails.
 #[derive(Clone, Copy)]
-pub(super) struct SessionName {
+pub(crate) struct SessionName {
     id: u64,
     peer: IpAddr,
     service: services::Service,
 }
 
 impl SessionName {
-    pub(super) fn of(conn: &Conn) -> SessionName {
+    pub(crate) fn of(conn: &Conn) -> SessionName {
         SessionName {
             id: conn.id,
             peer: conn.peer,

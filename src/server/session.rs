@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::pop3::Transfer;
-use super::spool::Spool;
 use crate::deliver::Job;
 use crate::proto::imap::request::Request;
 use crate::proto::imap::{Imap, ImapStep};
 use crate::proto::pop3::{LoginError, Pop3, Pop3Step};
 use crate::proto::sasl::Credentials;
 use crate::proto::smtp::{self, Cx, Envelope, Host, Step, TlsInfo};
+use crate::server::pop3::Transfer;
+use crate::server::smtp::spool::Spool;
 use crate::store::maildrop::Snapshot;
 
 /// A connection's session.
@@ -47,7 +47,7 @@ pub struct ImapConn {
     /// made.
     pub pending_login: Option<String>,
     /// A large literal being streamed.
-    pub stream: Option<super::imap_stream::ImapStream>,
+    pub stream: Option<crate::server::imap::imap_stream::ImapStream>,
 }
 
 /// An SMTP session and what the loop keeps for it.

@@ -56,6 +56,10 @@ def test_hostile_names_cannot_steer_fail2ban(tmp_path):
     assert all(l.startswith("[") for l in lines), "".join(lines)
     assert any('user="x\\u{a}' in l for l in lines)
     assert any('helo="evil\\"ip=203.0.113.8"' in l for l in lines)
+    # The module path in each line is part of the format (RUST_LOG
+    # filters, the README's examples): files moving keeps it.
+    assert any("postling::server::auth] conn=" in l and "auth failed" in l for l in lines)
+    assert any("postling::server::accept] conn=" in l and " connect ip=" in l for l in lines)
     log = tmp_path / "postling.log"
     log.write_text("".join(lines))
     out = subprocess.run(

@@ -10,8 +10,12 @@ use log::warn;
 
 use crate::proto::imap::request::{No, Reply, Stream};
 use crate::server::Server;
-use crate::server::conn::{Phase, WBUF_CAP};
-use crate::server::readers::{ReadJob, Source};
+use crate::server::base::conn::{Phase, WBUF_CAP};
+use crate::server::base::readers::{ReadJob, Source};
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::imap_stream";
 
 /// A literal being streamed.
 pub struct ImapStream {
@@ -99,7 +103,7 @@ impl Server {
         let (file, left, data) = match result {
             Ok(x) => x,
             Err(e) => {
-                warn!("conn={} cannot read message: {e}", conn.id);
+                warn!(target: LOG_TARGET, "conn={} cannot read message: {e}", conn.id);
                 i.stream = None;
                 return self
                     .stream_done(slot, Err(No::text("message unreadable")));

@@ -22,12 +22,16 @@ use crate::proto::imap::request::{
 use crate::proto::imap::search::Key;
 use crate::proto::imap::sort;
 use crate::proto::imap::{mime, names};
-use crate::server::fair_pool::{FairPool, Turn};
+use crate::server::imap::fair_pool::{FairPool, Turn};
 use crate::store::content::Content;
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
 use crate::store::{envelopes, headers, mboxfolder};
 use crate::util::contain::guarded;
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::mailboxes";
 
 /// Work for a mailbox helper.
 pub enum Work {
@@ -51,14 +55,14 @@ pub enum Work {
     /// GENURLAUTH: the user's root, the user, the rump URLs.
     GenUrlAuth(PathBuf, String, Vec<String>),
     /// URLFETCH by a user, its answers within a budget of octets.
-    UrlFetch(String, Vec<crate::server::urlauth::FetchOne>, u64),
+    UrlFetch(String, Vec<crate::server::imap::urlauth::FetchOne>, u64),
     /// RESETKEY: the user's root and a mailbox (None: all).
     ResetKey(PathBuf, Option<String>),
     /// NOTIFY: the user's root, the spec and the selected folder (left
     /// out): scan every folder the spec covers.
     NotifyOpen(PathBuf, crate::proto::imap::notify::Spec, Option<String>),
     /// APPEND messages to a folder.
-    Append(Box<crate::server::appending::AppendJob>),
+    Append(Box<crate::server::imap::appending::AppendJob>),
     /// Set flags: (uid, file, new flags), and the keyword table.
     SetFlags(PathBuf, Vec<(u32, String, Flags)>, Vec<String>),
     /// Remove files.
@@ -352,7 +356,7 @@ fn failed_outcome(work: &Work) -> Outcome {
 }
 
 pub(in crate::server) fn failed(what: &str, e: std::io::Error) -> No {
-    log::error!("{what}: {e}");
+    log::error!(target: LOG_TARGET, "{what}: {e}");
     match e.kind() {
         std::io::ErrorKind::NotFound => {
             No::code("NONEXISTENT", "no such mailbox")
@@ -436,19 +440,23 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             Outcome::Listed(list(fmt, &root, &patterns, &params))
         }
         Work::GenUrlAuth(root, user, rumps) => Outcome::GenUrlAuth(
-            crate::server::urlauth::generate(fmt, &root, &user, &rumps),
+            crate::server::imap::urlauth::generate(fmt, &root, &user, &rumps),
         ),
         Work::UrlFetch(user, urls, budget) => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            Outcome::UrlFetched(crate::server::urlauth::fetch(
+            Outcome::UrlFetched(crate::server::imap::urlauth::fetch(
                 fmt, &user, &urls, now, budget,
             ))
         }
-        Work::ResetKey(root, mailbox) => Outcome::Done(
-            crate::server::urlauth::reset(fmt, &root, mailbox.as_deref()),
-        ),
+        Work::ResetKey(root, mailbox) => {
+            Outcome::Done(crate::server::imap::urlauth::reset(
+                fmt,
+                &root,
+                mailbox.as_deref(),
+            ))
+        }
         Work::NotifyOpen(root, spec, selected) => {
             Outcome::NotifyOpened(notify_open(fmt, &root, &spec, selected))
         }
@@ -474,7 +482,7 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
                 .map_err(|e| failed("status", e)),
         ),
         Work::Append(mut job) => {
-            let r = crate::server::appending::run(fmt, &mut job);
+            let r = crate::server::imap::appending::run(fmt, &mut job);
             Outcome::Appended(job.dir.clone(), r)
         }
         Work::SetFlags(dir, changes, keywords) => {
@@ -547,7 +555,7 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
                         msgs.into_iter(),
                     );
                     if let Err(e) = saved {
-                        log::warn!("{}: saving flags: {e}", dir.display());
+                        log::warn!(target: LOG_TARGET, "{}: saving flags: {e}", dir.display());
                     }
                 }
             }
@@ -557,7 +565,7 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             let list: Vec<(String, Flags)> =
                 msgs.iter().map(|(_, f, fl)| (f.clone(), *fl)).collect();
             let files = mailfolder::settle(&dir, &list).unwrap_or_else(|e| {
-                log::warn!("moving to cur/ in {}: {e}", dir.display());
+                log::warn!(target: LOG_TARGET, "moving to cur/ in {}: {e}", dir.display());
                 vec![None; 0]
             });
             Outcome::Settled(
@@ -955,15 +963,15 @@ fn fetch(
     msgs: &[(u32, String)],
     items: &[Item],
 ) -> Vec<Fetched> {
-    let aside = crate::server::set_aside::load(fmt, dir);
+    let aside = crate::server::imap::set_aside::load(fmt, dir);
     msgs.iter()
         .map(|(uid, file)| {
             let derived = || fetch_msg(fmt, dir, validity, *uid, file, items);
             let data = match aside.contains(uid) {
                 true => None,
-                false => {
-                    crate::server::set_aside::guard(fmt, dir, *uid, derived)
-                }
+                false => crate::server::imap::set_aside::guard(
+                    fmt, dir, *uid, derived,
+                ),
             };
             Fetched {
                 uid: *uid,
@@ -1129,7 +1137,7 @@ fn each_candidate(
     until: Instant,
     mut each: impl FnMut(u32, &Facts<'_>, Text<'_>, Option<&headers::Cached<'_>>),
 ) -> usize {
-    let aside = crate::server::set_aside::load(fmt, &job.dir);
+    let aside = crate::server::imap::set_aside::load(fmt, &job.dir);
     let cached_enough = matcher::header_only(&job.key, &headers::FIELDS);
     // A SORT or THREAD whose search reads no header needs only the sort
     // keys: a few dozen octets a message.
@@ -1210,8 +1218,11 @@ fn each_candidate(
         let fill = known.is_none()
             && (cached_enough
                 || !headers::has(fmt, &job.dir, job.validity, c.uid));
-        let done =
-            crate::server::set_aside::guard(fmt, &job.dir, c.uid, || {
+        let done = crate::server::imap::set_aside::guard(
+            fmt,
+            &job.dir,
+            c.uid,
+            || {
                 let made = fill.then(|| {
                     let head = render::split(text.msg).0;
                     let kept =
@@ -1220,7 +1231,8 @@ fn each_candidate(
                     kept
                 });
                 each(c.uid, &facts, text, known.as_ref().or(made.as_ref()))
-            });
+            },
+        );
         if done.is_none() {
             each(c.uid, &facts, empty, None);
         }

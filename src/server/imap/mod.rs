@@ -5,12 +5,12 @@
 //! scan) is applied there and the sessions watching it are told at once
 //! if they are IDLE, at their next command otherwise.
 
-pub(super) mod appending;
-pub(super) mod fair_pool;
-pub(super) mod imap_stream;
-pub(super) mod mailboxes;
-pub(super) mod set_aside;
-pub(super) mod urlauth;
+pub(in crate::server) mod appending;
+pub(in crate::server) mod fair_pool;
+pub(in crate::server) mod imap_stream;
+pub(in crate::server) mod mailboxes;
+pub(in crate::server) mod set_aside;
+pub(in crate::server) mod urlauth;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,8 +25,8 @@ use crate::proto::imap::notify::Events;
 use crate::proto::imap::request::{No, Reply, Request, Status};
 use crate::proto::imap::session::FolderEvent;
 use crate::server::Server;
-use crate::server::conn::Phase;
-use crate::server::mailboxes::{
+use crate::server::base::conn::Phase;
+use crate::server::imap::mailboxes::{
     Outcome, SaveJob, Work, shared_items, status_of,
 };
 use crate::store::folders;
@@ -94,32 +94,35 @@ fn selected_work(
             sort,
             answers,
             read,
-        } => Work::Search(Box::new(crate::server::mailboxes::SearchJob {
-            sort,
-            answers,
-            read,
-            validity: f.uidvalidity,
-            dir,
-            key,
-            msgs: {
-                let name_len = f.msgs.first().map_or(0, |m| m.file.len() + 8);
-                let mut msgs =
-                    crate::server::mailboxes::Candidates::with_capacity(
+        } => {
+            Work::Search(Box::new(crate::server::imap::mailboxes::SearchJob {
+                sort,
+                answers,
+                read,
+                validity: f.uidvalidity,
+                dir,
+                key,
+                msgs: {
+                    let name_len =
+                        f.msgs.first().map_or(0, |m| m.file.len() + 8);
+                    let mut msgs =
+                    crate::server::imap::mailboxes::Candidates::with_capacity(
                         candidates.len(),
                         name_len,
                     );
-                for c in candidates {
-                    if let Some(m) = f.get(c.uid) {
-                        msgs.push(c, &m.file);
+                    for c in candidates {
+                        if let Some(m) = f.get(c.uid) {
+                            msgs.push(c, &m.file);
+                        }
                     }
-                }
-                msgs
-            },
-            max_seq,
-            max_uid,
-            keywords,
-            progress: Default::default(),
-        })),
+                    msgs
+                },
+                max_seq,
+                max_uid,
+                keywords,
+                progress: Default::default(),
+            }))
+        }
         // invariant: the caller sends only the requests above here.
         _ => Work::Scan(dir, 0),
     }
@@ -320,7 +323,7 @@ impl Server {
                                 })
                             })
                             .map(|owner| cfg.mailbox_dir(&owner));
-                        crate::server::urlauth::FetchOne {
+                        crate::server::imap::urlauth::FetchOne {
                             url,
                             root,
                             binary,
@@ -410,13 +413,15 @@ impl Server {
                             .imap_reply(slot, Reply::Appended(Err(no)));
                     }
                 };
-                Work::Append(Box::new(crate::server::appending::AppendJob {
-                    dir: folders::place(&root, &folder, fmt),
-                    root,
-                    content,
-                    messages,
-                    limit: self.services.config.max_message_size,
-                }))
+                Work::Append(Box::new(
+                    crate::server::imap::appending::AppendJob {
+                        dir: folders::place(&root, &folder, fmt),
+                        root,
+                        content,
+                        messages,
+                        limit: self.services.config.max_message_size,
+                    },
+                ))
             }
             Request::Store(..)
             | Request::Expunge(_)
@@ -776,7 +781,7 @@ impl Server {
         &mut self,
         dir: &Path,
         validity: u32,
-        added: Vec<crate::server::mailboxes::Added>,
+        added: Vec<crate::server::imap::mailboxes::Added>,
         actor: (usize, u64),
     ) {
         let Some(f) = self.imap.get(dir) else { return };
@@ -874,7 +879,7 @@ impl Server {
         &mut self,
         slot: usize,
         key: (usize, u64),
-        list: Vec<crate::server::mailboxes::NotifyFolder>,
+        list: Vec<crate::server::imap::mailboxes::NotifyFolder>,
     ) -> Vec<(String, Events, Status)> {
         self.stop_notify(slot, key);
         let mut told = Vec::with_capacity(list.len());

@@ -17,6 +17,10 @@ use std::sync::Mutex;
 use crate::config::MailboxFormat;
 use crate::util::contain;
 
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::set_aside";
+
 /// Panics a message may cause before it is set aside.
 const CHANCES: u32 = 2;
 
@@ -72,7 +76,7 @@ pub fn guard<T>(
     };
     let why = contain::message(&*payload);
     if count < CHANCES {
-        log::error!(
+        log::error!(target: LOG_TARGET,
             "folder {} uid={uid}: processing failed ({why}); once more and it is set aside",
             dir.display()
         );
@@ -87,12 +91,12 @@ pub fn guard<T>(
         (text.join("\n") + "\n").as_bytes(),
     );
     match written {
-        Ok(()) => log::error!(
+        Ok(()) => log::error!(target: LOG_TARGET,
             "folder {} uid={uid}: processing failed again ({why}); message set aside: searches and \
              derived FETCH data treat it as having an empty header, its octets can still be fetched",
             dir.display()
         ),
-        Err(e) => log::error!(
+        Err(e) => log::error!(target: LOG_TARGET,
             "folder {} uid={uid}: setting the message aside: {e}",
             dir.display()
         ),

@@ -13,7 +13,9 @@ use crate::config::MailboxFormat;
 use crate::proto::imap::request::{No, UrlFetched};
 use crate::proto::imap::url::{self, Access};
 use crate::proto::imap::urlfetch;
-use crate::server::mailboxes::{failed, folder_exists, read_message, scan};
+use crate::server::imap::mailboxes::{
+    failed, folder_exists, read_message, scan,
+};
 use crate::store::{folders, mailfolder};
 
 /// The keys file in a user's root.

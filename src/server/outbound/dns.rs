@@ -16,7 +16,11 @@ use crate::proto::dns::cache::Found;
 use crate::proto::dns::resolver::{Event, Failure, Resolver};
 use crate::proto::dns::wire::{Qtype, Rec};
 use crate::server::Server;
-use crate::server::timer::Timer;
+use crate::server::base::timer::Timer;
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::dns";
 
 /// Socket i has token DNS_BASE + i.
 pub const DNS_BASE: usize = 1 << 14;
@@ -111,7 +115,7 @@ impl Server {
                 } => {
                     self.dns_close(key);
                     if let Err(e) = self.dns_send(key, server, &bytes, tcp) {
-                        debug!("dns: send to {server}: {e}");
+                        debug!(target: LOG_TARGET, "dns: send to {server}: {e}");
                         // The resolver tries again when this try's time is up.
                     }
                 }
@@ -283,7 +287,7 @@ impl Server {
         };
         let Some(name) = name else { return };
         if let crate::server::session::Session::Smtp(s) = &mut conn.session {
-            info!(
+            info!(target: LOG_TARGET,
                 "conn={} ptr={}",
                 conn.id,
                 crate::util::logsafe::Quoted(&name)

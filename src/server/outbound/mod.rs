@@ -17,25 +17,15 @@ use log::{info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
-pub(super) mod dns;
+pub(in crate::server) mod dns;
 mod drive;
-pub(super) mod notice;
-pub(super) mod peer;
-pub(super) mod queue_work;
+pub(in crate::server) mod notice;
+pub(in crate::server) mod peer;
+pub(in crate::server) mod queue_work;
 mod results;
 mod routing;
-pub(super) mod tls_client;
+pub(in crate::server) mod tls_client;
 
-use super::LOCAL;
-use super::Server;
-use super::conn::WBUF_CAP;
-use super::dns::Waiter;
-use super::peer::{Body, Peer};
-use super::queue_work::{Attempted, QueueDone, QueueHelper, QueueJob, Ready};
-use super::readers::{ReadJob, Source};
-use super::timer::Timer;
-use super::tls_client::ClientTls;
-use super::tls_io::Input;
 use crate::config::outbound::{Outbound as Policy, SmarthostTls};
 use crate::proto::dns::cache::Found;
 use crate::proto::dns::resolver::Failure;
@@ -46,6 +36,18 @@ use crate::proto::smtp::client::reply::Reply;
 use crate::proto::smtp::client::session::{
     Action, Client, Message, Outcome, TlsPolicy, local_reply,
 };
+use crate::server::LOCAL;
+use crate::server::Server;
+use crate::server::base::conn::WBUF_CAP;
+use crate::server::base::readers::{ReadJob, Source};
+use crate::server::base::timer::Timer;
+use crate::server::base::tls_io::Input;
+use crate::server::outbound::dns::Waiter;
+use crate::server::outbound::peer::{Body, Peer};
+use crate::server::outbound::queue_work::{
+    Attempted, QueueDone, QueueHelper, QueueJob, Ready,
+};
+use crate::server::outbound::tls_client::ClientTls;
 use crate::store::queue_state::Rcpt;
 use crate::util::logsafe::Quoted;
 
@@ -181,7 +183,12 @@ pub fn forward_sender(
         return from.to_string();
     }
     let ours = cfg.domains.first().map_or("", String::as_str);
-    crate::outbound::srs::forward(secret, from, ours, super::services::today())
+    crate::outbound::srs::forward(
+        secret,
+        from,
+        ours,
+        crate::server::base::services::today(),
+    )
 }
 
 /// The SRS secret: made (32 random octets) at first start, then kept in
@@ -222,7 +229,7 @@ fn random_below(n: usize) -> usize {
 impl Server {
     /// Looks at the queue now: at start, after a message was queued,
     /// when a timer says so, and on `postling queue flush`.
-    pub(super) fn queue_run(&mut self) {
+    pub(in crate::server) fn queue_run(&mut self) {
         if self.draining.is_some() {
             return;
         }
@@ -243,7 +250,7 @@ impl Server {
 
     /// Messages just queued are due at once: the helper reads them
     /// alone, not the whole queue.
-    pub(super) fn queue_fresh(&mut self, ids: Vec<String>) {
+    pub(in crate::server) fn queue_fresh(&mut self, ids: Vec<String>) {
         if self.draining.is_some() || ids.is_empty() {
             return;
         }
@@ -254,7 +261,7 @@ impl Server {
     }
 
     /// Every message due now, whatever its schedule says.
-    pub(super) fn queue_flush(&mut self) {
+    pub(in crate::server) fn queue_flush(&mut self) {
         info!("queue flush");
         self.outbound.flush = true;
         self.queue_run();
@@ -268,11 +275,12 @@ impl Server {
             return;
         }
         self.outbound.armed = Some(at);
-        self.timers.add(at, Timer::QueueRun, super::imap::NOBODY);
+        self.timers
+            .add(at, Timer::QueueRun, crate::server::imap::NOBODY);
     }
 
     /// The run timer came.
-    pub(super) fn queue_run_due(&mut self) {
+    pub(in crate::server) fn queue_run_due(&mut self) {
         self.outbound.armed = None;
         self.queue_run();
         self.queue_run_at(Instant::now() + RUN_EVERY);
@@ -281,7 +289,7 @@ impl Server {
     /// Stopping: idle connections say QUIT, and batches not yet on a
     /// connection end as deferred, so that each message under way is
     /// recorded; transactions under way finish (within the grace).
-    pub(super) fn outbound_drain(&mut self) {
+    pub(in crate::server) fn outbound_drain(&mut self) {
         let idle: Vec<usize> = (0..self.outbound.peers.len())
             .filter(|&i| {
                 self.outbound.peers[i].as_ref().is_some_and(|p| p.idle)
@@ -312,7 +320,7 @@ impl Server {
     }
 
     /// True once nothing sent is waiting to be recorded.
-    pub(super) fn outbound_settled(&self) -> bool {
+    pub(in crate::server) fn outbound_settled(&self) -> bool {
         self.outbound.attempts.is_empty()
     }
 
@@ -323,7 +331,7 @@ impl Server {
     }
 
     /// The queue helper's results.
-    pub(super) fn finish_queue_work(&mut self) {
+    pub(in crate::server) fn finish_queue_work(&mut self) {
         let done: Vec<QueueDone> = self.outbound.helper.finished().collect();
         for d in done {
             match d {

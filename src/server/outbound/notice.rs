@@ -10,10 +10,14 @@ use log::{error, info};
 use crate::deliver::Job;
 use crate::proto::smtp::{Host, RcptError, address};
 use crate::server::Server;
-use crate::server::writer::Task;
+use crate::server::smtp::writer::Task;
 use crate::store::content::Content;
 use crate::util::logsafe::Quoted;
 use crate::util::{date, id};
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::notice";
 
 /// Helper results for notices carry this slot: no connection waits.
 pub const NOTICE_SLOT: usize = usize::MAX;
@@ -22,7 +26,7 @@ impl Server {
     /// Delivers a notice to `to` (envelope sender `<>`).
     pub(in crate::server) fn send_notice(&mut self, to: &str, text: Vec<u8>) {
         let Ok(path) = address::parse_mailbox(to.as_bytes()) else {
-            error!("notice to {}: not an address; dropped", Quoted(to));
+            error!(target: LOG_TARGET, "notice to {}: not an address; dropped", Quoted(to));
             return;
         };
         // As a recipient of ours would be: a user, an alias (perhaps
@@ -34,7 +38,7 @@ impl Server {
                 .split_targets(targets.iter().map(String::as_str)),
             Err(RcptError::NotLocal) => (Vec::new(), vec![to.to_string()]),
             Err(e) => {
-                error!("notice to {}: {e:?}; dropped", Quoted(to));
+                error!(target: LOG_TARGET, "notice to {}: {e:?}; dropped", Quoted(to));
                 return;
             }
         };
@@ -48,7 +52,7 @@ impl Server {
         )
         .into_bytes();
         bytes.extend_from_slice(&text);
-        info!(
+        info!(target: LOG_TARGET,
             "id={queue_id} notice from=<> to={} size={}",
             Quoted(&format!("<{to}>")),
             bytes.len()
@@ -76,13 +80,15 @@ impl Server {
     /// A notice is stored (or not).
     pub(in crate::server) fn notice_done(
         &mut self,
-        finished: crate::server::writer::Finished,
+        finished: crate::server::smtp::writer::Finished,
     ) {
-        use crate::server::writer::Finished;
+        use crate::server::smtp::writer::Finished;
         match finished {
             // It may have gone to the queue.
             Finished::Delivered(Ok(())) => self.queue_run(),
-            Finished::Delivered(Err(f)) => error!("notice not stored: {f}"),
+            Finished::Delivered(Err(f)) => {
+                error!(target: LOG_TARGET, "notice not stored: {f}")
+            }
             Finished::Busy(job) => self.outbound.parked_notices.push(*job),
             Finished::Updated(_) => {}
         }

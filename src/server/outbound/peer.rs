@@ -11,8 +11,8 @@ use mio::net::TcpStream;
 
 use crate::proto::pop3::transfer::Encoder;
 use crate::proto::smtp::client::session::Client;
-use crate::server::tls_client::Checked;
-use crate::server::tls_io::{self, Input};
+use crate::server::base::tls_io::{self, Input};
+use crate::server::outbound::tls_client::Checked;
 
 /// The message body on its way from the queue file: chunks come from a
 /// reader helper and are dot-stuffed into the output as it drains.

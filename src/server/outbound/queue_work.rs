@@ -16,8 +16,12 @@ use mio::Waker;
 use crate::config::outbound::Outbound;
 use crate::outbound::dsn::{self, Entry, Kind, Report};
 use crate::outbound::settle;
-use crate::server::pool::Pool;
+use crate::server::base::pool::Pool;
 use crate::store::queue_state::{self, Queued};
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::queue_work";
 
 /// Messages handed to the loop per scan, at most.
 const SCAN_LIMIT: usize = 500;
@@ -137,7 +141,7 @@ fn run_batch(jobs: Vec<QueueJob>) -> Vec<QueueDone> {
         && let Err(e) = crate::util::fs::sync_filesystem(&queue)
     {
         // What was recorded may be lost: sent again, at worst twice.
-        log::error!("queue: flushing {}: {e}", queue.display());
+        log::error!(target: LOG_TARGET, "queue: flushing {}: {e}", queue.display());
     }
     done
 }
@@ -205,7 +209,7 @@ fn fresh(queue: &std::path::Path, ids: &[String]) -> QueueDone {
         .filter_map(|id| match queue_state::read(queue, id) {
             Ok(q) => ready(queue, q),
             Err(e) => {
-                log::error!("queue: reading {id}: {e}");
+                log::error!(target: LOG_TARGET, "queue: reading {id}: {e}");
                 None
             }
         })
@@ -228,7 +232,7 @@ fn scan(
     let mut next: Option<i64> = None;
     let mut more = false;
     let all = queue_state::list(queue).unwrap_or_else(|e| {
-        log::error!("queue: listing {}: {e}", queue.display());
+        log::error!(target: LOG_TARGET, "queue: listing {}: {e}", queue.display());
         Vec::new()
     });
     for q in all {
@@ -277,7 +281,7 @@ fn ready(queue: &std::path::Path, q: Queued) -> Option<Ready> {
             })
         }
         Err(e) => {
-            log::error!("queue: reading {}: {e}", path.display());
+            log::error!(target: LOG_TARGET, "queue: reading {}: {e}", path.display());
             None
         }
     }
@@ -362,7 +366,7 @@ fn record(a: Attempted) -> QueueDone {
     };
     if let Err(e) = written {
         // The message stays as it was: sent again, at worst twice.
-        log::error!("queue: recording {id}: {e}");
+        log::error!(target: LOG_TARGET, "queue: recording {id}: {e}");
     }
     let mut notices = Vec::new();
     if owed {
@@ -385,7 +389,7 @@ fn record(a: Attempted) -> QueueDone {
             };
             if to.is_empty() {
                 for &i in list.iter() {
-                    log::warn!(
+                    log::warn!(target: LOG_TARGET,
                         "queue: {id}: double bounce, not mailed: to={} reply={}",
                         crate::util::logsafe::Quoted(&queued.rcpts[i].0),
                         crate::util::logsafe::Quoted(&queued.rcpts[i].2),

@@ -18,7 +18,11 @@ use rustls::{
     ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
 
-use crate::server::tls::BUFFER_LIMIT;
+use crate::server::base::tls::BUFFER_LIMIT;
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::tls_client";
 
 /// Where the CA store is: `SSL_CERT_FILE` as OpenSSL-based tools honour
 /// it, else Debian's bundle.
@@ -61,13 +65,13 @@ impl ClientTls {
             Ok(certs) => {
                 let (added, _) =
                     roots.add_parsable_certificates(certs.flatten());
-                log::debug!(
+                log::debug!(target: LOG_TARGET,
                     "{} CA certificates from {}",
                     added,
                     file.display()
                 );
             }
-            Err(e) => log::warn!(
+            Err(e) => log::warn!(target: LOG_TARGET,
                 "no CA store ({}: {e}): outbound TLS is unverified",
                 file.display()
             ),
@@ -172,7 +176,7 @@ impl ServerCertVerifier for Recorder {
             }
             Err(e) if self.required => Err(e),
             Err(e) => {
-                log::debug!("certificate of {server_name:?} unverified: {e}");
+                log::debug!(target: LOG_TARGET, "certificate of {server_name:?} unverified: {e}");
                 Ok(ServerCertVerified::assertion())
             }
         }

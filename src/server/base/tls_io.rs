@@ -7,6 +7,10 @@ use std::io::{self, Read, Write};
 
 use rustls::ConnectionCommon;
 
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::tls_io";
+
 /// What one read gave.
 pub enum Input {
     /// Octets in the scratch buffer.
@@ -43,7 +47,7 @@ pub fn read<T, S: Read + Write>(
             Ok(0) => return Input::Gone,
             Ok(_) => {
                 if let Err(e) = tls.process_new_packets() {
-                    log::info!("TLS error: {e}");
+                    log::info!(target: LOG_TARGET, "TLS error: {e}");
                     // Send the alert rustls queued, best effort.
                     let _ = tls.write_tls(stream);
                     return Input::Gone;

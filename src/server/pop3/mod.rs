@@ -10,14 +10,14 @@ use log::{info, warn};
 
 use crate::util::logsafe::Quoted;
 
-use super::Server;
-use super::conn::Phase;
-use super::readers::{Chunk, ReadJob, Readers, Source};
-use super::session::Session;
-use super::writer::Task;
 use crate::config::MailboxFormat;
 use crate::proto::pop3::transfer::Encoder;
 use crate::proto::pop3::{Listings, LoginError};
+use crate::server::Server;
+use crate::server::base::conn::Phase;
+use crate::server::base::readers::{Chunk, ReadJob, Readers, Source};
+use crate::server::session::Session;
+use crate::server::smtp::writer::Task;
 use crate::store::maildrop::Snapshot;
 
 /// A message being sent. Its octets come from a reader helper a chunk
@@ -45,7 +45,7 @@ impl Transfer {
 
 impl Server {
     /// POP3: where the user's mailbox is, to snapshot after the check.
-    pub(super) fn mailbox_to_open(
+    pub(in crate::server) fn mailbox_to_open(
         &self,
         user: &str,
     ) -> (MailboxFormat, std::path::PathBuf) {
@@ -55,7 +55,7 @@ impl Server {
 
     /// A POP3 login's password was right: lock the mailbox (or refuse
     /// with IN-USE) and hand the snapshot to the session.
-    pub(super) fn pop3_logged_in(
+    pub(in crate::server) fn pop3_logged_in(
         &mut self,
         slot: usize,
         user: String,
@@ -98,7 +98,7 @@ impl Server {
 
     /// RETR or TOP: a reader helper opens the message and reads its
     /// first chunk; the loop encodes it as it comes.
-    pub(super) fn start_send(
+    pub(in crate::server) fn start_send(
         &mut self,
         slot: usize,
         index: usize,
@@ -134,7 +134,7 @@ impl Server {
     }
 
     /// Chunks the readers have finished: hand each to its transfer.
-    pub(super) fn finish_reads(&mut self) {
+    pub(in crate::server) fn finish_reads(&mut self) {
         let chunks: Vec<Chunk> = self.readers.finished().collect();
         for Chunk {
             key: (slot, generation),
@@ -198,7 +198,7 @@ impl Server {
 
     /// Encodes what has been read into the output, and asks for the next
     /// chunk once that is used up; true when the message is all out.
-    pub(super) fn pump(&mut self, slot: usize) -> bool {
+    pub(in crate::server) fn pump(&mut self, slot: usize) -> bool {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return false;
@@ -236,7 +236,7 @@ impl Server {
     }
 
     /// QUIT in TRANSACTION: apply the marks off the loop.
-    pub(super) fn start_update(
+    pub(in crate::server) fn start_update(
         &mut self,
         slot: usize,
         deleted: Vec<usize>,
@@ -274,7 +274,10 @@ impl Server {
 /// Ends a transfer: its file is closed by a reader helper (for mbox,
 /// closing it could drop a delivery's fcntl lock on the same file, so the
 /// close may have to wait, never on the loop).
-pub(super) fn release(readers: &Readers, transfer: Option<Transfer>) {
+pub(in crate::server) fn release(
+    readers: &Readers,
+    transfer: Option<Transfer>,
+) {
     if let Some(Transfer {
         file: Some(file),
         mbox,

@@ -20,12 +20,16 @@ use std::time::SystemTime;
 
 use mio::Waker;
 
-use super::pool::Pool;
 use crate::deliver;
 use crate::proto::Failure;
 use crate::proto::smtp::Envelope;
 use crate::proto::smtp::body::Sink;
+use crate::server::base::pool::Pool;
 use crate::store::content::{Content, Stored};
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::spool";
 
 /// Octets of a message kept in memory before it spills to a file.
 pub const IN_MEMORY: usize = 32 * 1024;
@@ -230,7 +234,7 @@ impl Spool {
     }
 
     fn fail(&mut self, e: io::Error) {
-        log::error!("spool {}: {e}", self.config.dir.display());
+        log::error!(target: LOG_TARGET, "spool {}: {e}", self.config.dir.display());
         self.failed = Some(e);
         self.buf = Vec::new();
         self.remove_file();

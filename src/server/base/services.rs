@@ -15,9 +15,13 @@ use crate::proto::pop3::Pop3;
 use crate::proto::smtp::{self, Host, Link, Path, RcptError, Settings};
 use crate::util::id;
 
-use super::session::Session;
-use super::spool::Spool;
-use super::tls;
+use crate::server::base::tls;
+use crate::server::session::Session;
+use crate::server::smtp::spool::Spool;
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::services";
 
 /// Seconds an IMAP connection may wait before it logs in.
 pub const IMAP_LOGIN_TIMEOUT: u64 = 180;
@@ -75,11 +79,6 @@ impl Service {
     /// True if the connection starts with a TLS handshake.
     pub fn implicit_tls(self) -> bool {
         matches!(self, Service::Submissions | Service::Pop3s | Service::Imaps)
-    }
-
-    /// True for POP3 listeners.
-    pub fn is_pop3(self) -> bool {
-        matches!(self, Service::Pop3 | Service::Pop3s)
     }
 
     /// The pool of connection slots this service draws from: a flood on
@@ -239,14 +238,14 @@ impl Services {
     pub fn reload(&mut self) {
         match self.config.directory() {
             Ok(d) => {
-                log::info!("reloaded: {} users", d.users.len());
+                log::info!(target: LOG_TARGET, "reloaded: {} users", d.users.len());
                 self.directory = Arc::new(d);
                 self.auth_cache.clear();
             }
             Err(problems) => {
-                log::error!("reload failed, keeping old users and aliases:");
+                log::error!(target: LOG_TARGET, "reload failed, keeping old users and aliases:");
                 for p in problems.0 {
-                    log::error!("{p}");
+                    log::error!(target: LOG_TARGET, "{p}");
                 }
             }
         }
@@ -255,10 +254,10 @@ impl Services {
         {
             match tls::load(cert, key) {
                 Ok(t) => {
-                    log::info!("reloaded TLS certificate {}", cert.display());
+                    log::info!(target: LOG_TARGET, "reloaded TLS certificate {}", cert.display());
                     self.tls = Some(t);
                 }
-                Err(e) => log::error!(
+                Err(e) => log::error!(target: LOG_TARGET,
                     "TLS reload failed, keeping the old certificate: {e}"
                 ),
             }
@@ -333,7 +332,7 @@ impl Room {
             Err(_) => true,
         };
         if !ok {
-            log::warn!(
+            log::warn!(target: LOG_TARGET,
                 "less than min_free_space free in {}: refusing mail",
                 dir.display()
             );

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mio::Waker;
 
-use super::pool::Pool;
+use crate::server::base::pool::Pool;
 use crate::store::lock;
 use crate::store::maildrop::{self, Snapshot};
 

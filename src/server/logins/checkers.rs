@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use mio::Waker;
 
-use super::pool::Pool;
 use crate::auth::password;
 use crate::config::MailboxFormat;
 use crate::proto::Failure;
+use crate::server::base::pool::Pool;
 use crate::store::maildrop::{self, Snapshot};
 
 /// One login to check.

@@ -11,20 +11,24 @@ use std::time::Instant;
 use log::{error, info, warn};
 use mio::net::TcpListener;
 
-use super::conn::Stream;
+use crate::server::base::conn::Stream;
 use mio::{Interest, Token};
 
-use super::conn::{Conn, Phase};
-use super::services::Service;
-use super::spool::Spool;
-use super::timer::Timer;
-use super::{CONN_BASE, Server, listen, tls};
 use crate::config::Config;
 use crate::config::net::client_key;
 use crate::proto::smtp::Link;
+use crate::server::base::conn::{Conn, Phase};
+use crate::server::base::services::Service;
+use crate::server::base::timer::Timer;
+use crate::server::smtp::spool::Spool;
+use crate::server::{CONN_BASE, Server, base::listen, base::tls};
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::accept";
 
 /// Binds every configured listener.
-pub(super) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
+pub(in crate::server) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
     let wanted = [
         (Service::Smtp, &cfg.listen_smtp),
         (Service::Submission, &cfg.listen_submission),
@@ -41,7 +45,7 @@ pub(super) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
                 io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
             })?;
             let proxy = cfg.proxy_listeners.contains(addr);
-            info!(
+            info!(target: LOG_TARGET,
                 "listening for {} on {}{}",
                 service.name(),
                 socket.local_addr()?,
@@ -61,7 +65,9 @@ pub(super) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
 /// `postling sendmail` speaks SMTP on: anyone on the host may use it
 /// (0666, as anyone may run sendmail); `data_dir` becomes traversable
 /// (0711) for it, and nothing else in it is readable.
-pub(super) fn bind_local(cfg: &Config) -> io::Result<mio::net::UnixListener> {
+pub(in crate::server) fn bind_local(
+    cfg: &Config,
+) -> io::Result<mio::net::UnixListener> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let public = cfg.sendmail_socket();
     let dir = public.parent().unwrap_or(&cfg.data_dir);
@@ -84,21 +90,21 @@ pub(super) fn bind_local(cfg: &Config) -> io::Result<mio::net::UnixListener> {
         io::Error::new(e.kind(), format!("{}: {e}", public.display()))
     })?;
     std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o666))?;
-    info!("local submission socket at {}", public.display());
+    info!(target: LOG_TARGET, "local submission socket at {}", public.display());
     Ok(listener)
 }
 
 /// A listening socket and what it serves.
-pub(super) struct Listener {
-    pub(super) socket: TcpListener,
-    pub(super) service: Service,
+pub(in crate::server) struct Listener {
+    pub(in crate::server) socket: TcpListener,
+    pub(in crate::server) service: Service,
     /// Connections start with a PROXY protocol header.
-    pub(super) proxy: bool,
+    pub(in crate::server) proxy: bool,
 }
 
 impl Server {
     /// `postling sendmail` connections.
-    pub(super) fn accept_local(&mut self) {
+    pub(in crate::server) fn accept_local(&mut self) {
         loop {
             let Some(listener) = self.local.as_ref() else {
                 return;
@@ -111,7 +117,7 @@ impl Server {
                         match rustix::net::sockopt::socket_peercred(&stream) {
                             Ok(cred) => cred.uid.as_raw(),
                             Err(e) => {
-                                error!(
+                                error!(target: LOG_TARGET,
                                     "local socket: no peer credentials: {e}"
                                 );
                                 continue;
@@ -122,14 +128,14 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    error!("accept on the local socket: {e}");
+                    error!(target: LOG_TARGET, "accept on the local socket: {e}");
                     return;
                 }
             }
         }
     }
 
-    pub(super) fn accept(&mut self, index: usize) {
+    pub(in crate::server) fn accept(&mut self, index: usize) {
         loop {
             let Some(listener) = self.listeners.get(index) else {
                 return;
@@ -146,7 +152,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and friends: log, and let the next event retry.
-                    error!("accept: {e}");
+                    error!(target: LOG_TARGET, "accept: {e}");
                     return;
                 }
             }
@@ -162,7 +168,7 @@ impl Server {
     /// Takes a new connection from the client `peer` (from the socket,
     /// or from a PROXY header), unless a limit refuses it. `early` is
     /// input that came with the PROXY header.
-    pub(super) fn admit(
+    pub(in crate::server) fn admit(
         &mut self,
         stream: Stream,
         peer: IpAddr,
@@ -194,7 +200,7 @@ impl Server {
             None
         };
         if let Some(why) = refusal {
-            warn!("refused ip={peer}: {why}");
+            warn!(target: LOG_TARGET, "refused ip={peer}: {why}");
             // Plaintext even on 465: a TLS client sees a failed handshake.
             let line = service.refusal(&cfg.hostname, why);
             let _ = io::Write::write(&mut stream, line.as_bytes());
@@ -204,7 +210,7 @@ impl Server {
             (true, Some(config)) => match tls::session(config) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    error!("TLS setup: {e}");
+                    error!(target: LOG_TARGET, "TLS setup: {e}");
                     return;
                 }
             },
@@ -222,7 +228,7 @@ impl Server {
                 if t.read_tls(&mut early).is_err()
                     || t.process_new_packets().is_err()
                 {
-                    warn!("ip={peer} bad TLS after PROXY header");
+                    warn!(target: LOG_TARGET, "ip={peer} bad TLS after PROXY header");
                     return;
                 }
             }
@@ -251,7 +257,7 @@ impl Server {
             token,
             Interest::READABLE,
         ) {
-            error!("register: {e}");
+            error!(target: LOG_TARGET, "register: {e}");
             self.free.push(slot);
             return;
         }
@@ -281,20 +287,21 @@ impl Server {
             stalled: false,
         };
         match local_uid {
-            Some(uid) => info!(
+            Some(uid) => info!(target: LOG_TARGET,
                 "conn={} connect ip={peer} service={} uid={uid}",
                 conn.id,
                 service.name()
             ),
-            None => info!(
+            None => info!(target: LOG_TARGET,
                 "conn={} connect ip={peer} service={}",
                 conn.id,
                 service.name()
             ),
         }
         conn.session.greet(&mut conn.wbuf);
-        let smtp = matches!(conn.session, super::session::Session::Smtp(_))
-            && service != Service::Local;
+        let smtp =
+            matches!(conn.session, crate::server::session::Session::Smtp(_))
+                && service != Service::Local;
         let generation = conn.generation;
         self.timers
             .add(deadline, Timer::Idle, (slot, conn.generation));
@@ -306,7 +313,9 @@ impl Server {
         // The client's name for Received, looked up while it talks.
         if smtp {
             let name = crate::proto::dns::wire::reverse_name(peer);
-            let waiter = super::dns::Waiter::PeerName(slot, generation);
+            let waiter = crate::server::outbound::dns::Waiter::PeerName(
+                slot, generation,
+            );
             self.dns_lookup(
                 &name,
                 crate::proto::dns::wire::Qtype::Ptr,

@@ -1,26 +1,32 @@
-//! The loop's side of logins: handing credentials to the password
-//! helpers, answering when they are checked (at once on success, after
-//! the fixed delay on failure), and locking out addresses that keep
-//! failing.
+//! Logins, for every service. Here the loop's side: handing
+//! credentials to the password helpers ([`checkers`]), answering when
+//! they are checked (at once on success, after the fixed delay on
+//! failure), and locking out addresses that keep failing.
+
+pub mod checkers;
 
 use std::time::Instant;
 
 use crate::util::logsafe::Quoted;
 use log::{info, warn};
 
-use super::conn::Conn;
-use super::conn::Phase;
-use super::logins::{Check, Checked};
-use super::session::Session;
-use super::timer::Timer;
-use super::{AUTH_FAILURE_DELAY, Server};
 use crate::auth::limiter::Key;
 use crate::config::Config;
 use crate::proto::sasl::Credentials;
+use crate::server::base::conn::Conn;
+use crate::server::base::conn::Phase;
+use crate::server::base::timer::Timer;
+use crate::server::logins::checkers::{Check, Checked};
+use crate::server::session::Session;
+use crate::server::{AUTH_FAILURE_DELAY, Server};
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::auth";
 
 impl Server {
     /// Hands a login to the password helpers; the session waits.
-    pub(super) fn check_login(
+    pub(in crate::server) fn check_login(
         &mut self,
         slot: usize,
         credentials: Credentials,
@@ -36,7 +42,7 @@ impl Server {
         if self.services.limiter.blocked(limit_key, Instant::now()) {
             // A front end's client (or user name) that is locked out:
             // refused without a password check.
-            warn!(
+            warn!(target: LOG_TARGET,
                 "conn={} {} locked out: too many authentication failures",
                 conn.id,
                 client_fields(conn, &user)
@@ -71,7 +77,7 @@ impl Server {
         });
     }
 
-    pub(super) fn finish_logins(&mut self) {
+    pub(in crate::server) fn finish_logins(&mut self) {
         let checked: Vec<Checked> = self.logins.finished().collect();
         for Checked {
             key: (slot, generation),
@@ -96,7 +102,7 @@ impl Server {
                 continue;
             }
             if !ok {
-                warn!(
+                warn!(target: LOG_TARGET,
                     "conn={} auth failed {}",
                     conn.id,
                     client_fields(conn, &user)
@@ -110,7 +116,7 @@ impl Server {
                 continue;
             }
             let how = if cached { " cached=yes" } else { "" };
-            info!(
+            info!(target: LOG_TARGET,
                 "conn={} auth ok {}{how}",
                 conn.id,
                 client_fields(conn, &user)
@@ -133,7 +139,7 @@ impl Server {
 
     /// Sends a delayed 535 whose time has come; locks out repeat
     /// offenders.
-    pub(super) fn answer_failure(
+    pub(in crate::server) fn answer_failure(
         &mut self,
         (slot, generation): (usize, u64),
         now: Instant,
@@ -150,7 +156,7 @@ impl Server {
         let limit_key =
             conn.login_key.clone().unwrap_or(Key::Addr(conn.client));
         if self.services.limiter.blocked(limit_key, now) {
-            warn!(
+            warn!(target: LOG_TARGET,
                 "conn={} ip={} locked out: too many authentication failures",
                 conn.id,
                 conn.session.forwarded().unwrap_or(conn.peer)

@@ -17,13 +17,17 @@ use std::sync::Arc;
 
 use mio::Waker;
 
-use super::pool::Pool;
 use crate::deliver::{self, Job, Published};
 use crate::proto::Failure;
+use crate::server::base::pool::Pool;
 use crate::store::StageError;
 use crate::store::maildrop::{self, Snapshot};
 use crate::util::contain::guarded;
 use crate::util::fs::sync_filesystem;
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::writer";
 
 /// Jobs one helper commits together.
 pub const BATCH: usize = 64;
@@ -156,7 +160,7 @@ fn internal_error() -> Failure {
 /// Completes a spooled message's file, then delivers it.
 fn finish_then_deliver(job: &mut Job) -> Result<Published, StageError> {
     job.content.finish().map_err(|e| {
-        log::error!("spool: {e}");
+        log::error!(target: LOG_TARGET, "spool: {e}");
         StageError::Failed(Failure::Transient(format!(
             "spooling: {}",
             e.kind()
@@ -179,7 +183,7 @@ fn flush(dirs: BTreeSet<PathBuf>) -> Vec<PathBuf> {
     let mut failed = Vec::new();
     for (_, list) in by_device {
         if let Err(e) = sync_filesystem(&list[0]) {
-            log::error!("flushing {}: {e}", list[0].display());
+            log::error!(target: LOG_TARGET, "flushing {}: {e}", list[0].display());
             failed.extend(list);
         }
     }

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
 
-use super::services::Service;
-use super::session::Session;
-use super::tls_io;
+use crate::server::base::services::Service;
+use crate::server::base::tls_io;
+use crate::server::session::Session;
 
 /// Stop reading while this much output waits for a client that does not
 /// read its replies (a pipelining flood must not grow memory).
@@ -144,7 +144,7 @@ pub struct Conn {
     pub stalled: bool,
 }
 
-pub use super::tls_io::Input;
+pub use crate::server::base::tls_io::Input;
 
 impl Conn {
     /// True if reading now is allowed and may find input.

@@ -11,10 +11,14 @@ use log::{info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
-use super::services::Service;
-use super::timer::Timer;
-use super::{PROXY_BASE, Server};
 use crate::proto::proxy::{self, Header};
+use crate::server::base::services::Service;
+use crate::server::base::timer::Timer;
+use crate::server::{PROXY_BASE, Server};
+
+/// Log lines keep the target they had before the file moved into its
+/// folder: a log's format is an interface (filters, RUST_LOG).
+const LOG_TARGET: &str = "postling::server::proxy";
 
 /// Octets read at a time while a header is incomplete.
 const SCRATCH_USE: usize = 4096;
@@ -28,12 +32,12 @@ pub struct Waiting {
     proxy: IpAddr,
     service: Service,
     buf: Vec<u8>,
-    pub(super) deadline: Instant,
+    pub(in crate::server) deadline: Instant,
 }
 
 impl Server {
     /// A connection on a `proxy:` listener, from `peer`.
-    pub(super) fn accept_proxied(
+    pub(in crate::server) fn accept_proxied(
         &mut self,
         mut stream: TcpStream,
         peer: IpAddr,
@@ -41,11 +45,11 @@ impl Server {
     ) {
         let cfg = &self.services.config;
         if !cfg.proxy_from.iter().any(|c| c.contains(peer)) {
-            warn!("refused ip={peer}: not in proxy_from");
+            warn!(target: LOG_TARGET, "refused ip={peer}: not in proxy_from");
             return;
         }
         if self.waiting.iter().flatten().count() >= cfg.max_connections {
-            warn!("refused ip={peer}: too many connections");
+            warn!(target: LOG_TARGET, "refused ip={peer}: too many connections");
             return;
         }
         let slot = match self.waiting.iter().position(Option::is_none) {
@@ -61,7 +65,7 @@ impl Server {
             token,
             Interest::READABLE,
         ) {
-            warn!("register: {e}");
+            warn!(target: LOG_TARGET, "register: {e}");
             return;
         }
         let deadline = Instant::now() + HEADER_WAIT;
@@ -78,7 +82,7 @@ impl Server {
 
     /// Reads what the proxy sent; admits the client once the header is
     /// complete, drops the connection if it is not a header.
-    pub(super) fn on_waiting(&mut self, slot: usize) {
+    pub(in crate::server) fn on_waiting(&mut self, slot: usize) {
         let Some(w) = self.waiting.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
@@ -105,27 +109,31 @@ impl Server {
         match header {
             Header::Done { len, source } => {
                 let client = source.map_or(w.proxy, |s| s.ip());
-                info!(
+                info!(target: LOG_TARGET,
                     "proxy ip={} speaks for ip={client} service={}",
                     w.proxy,
                     w.service.name()
                 );
                 self.admit(
-                    super::conn::Stream::Tcp(w.stream),
+                    crate::server::base::conn::Stream::Tcp(w.stream),
                     client,
                     w.service,
                     &w.buf[len..],
                 );
             }
             Header::Invalid(why) => {
-                warn!("refused ip={}: {why}", w.proxy);
+                warn!(target: LOG_TARGET, "refused ip={}: {why}", w.proxy);
             }
             Header::Incomplete => {}
         }
     }
 
     /// Drops the connection in `slot` if its header is overdue.
-    pub(super) fn expire_waiting(&mut self, slot: usize, now: Instant) {
+    pub(in crate::server) fn expire_waiting(
+        &mut self,
+        slot: usize,
+        now: Instant,
+    ) {
         let overdue = self
             .waiting
             .get(slot)
@@ -135,7 +143,7 @@ impl Server {
             overdue.then(|| self.waiting[slot].take()).flatten()
         {
             let _ = self.poll.registry().deregister(&mut w.stream);
-            warn!("refused ip={}: no PROXY header in time", w.proxy);
+            warn!(target: LOG_TARGET, "refused ip={}: no PROXY header in time", w.proxy);
         }
     }
 }

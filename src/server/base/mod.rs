@@ -1,0 +1,20 @@
+//! The loop's core, the same for every service: listeners and accepting
+//! under the limits, the transport [`conn::Conn`] (socket, TLS, buffers,
+//! deadline), PROXY headers, timers, privilege drop, the helper pool the
+//! services' helpers are built on, and the reader helpers that take
+//! message octets off the disk for POP3, IMAP and outbound alike.
+//!
+//! Nothing here knows a protocol: a session reaches the transport only
+//! through the small [`conn::Backpressure`] trait.
+
+pub mod accept;
+pub mod conn;
+pub mod listen;
+pub mod pool;
+pub mod privilege;
+pub mod proxy;
+pub mod readers;
+pub mod services;
+pub mod timer;
+pub mod tls;
+pub mod tls_io;
