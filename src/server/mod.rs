@@ -44,7 +44,7 @@ use checkers::Logins;
 use conn::{Conn, Input, Phase, WBUF_CAP};
 use readers::Readers;
 use services::{Group, Services};
-use session::{Action, InFlight, Session};
+use session::{Action, Client, InFlight, Session};
 use spool::{SpoolConfig, SpoolWritten};
 use timer::{Timer, Timers};
 use writer::Task;
@@ -143,7 +143,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
 struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
-    conns: Vec<Option<Conn>>,
+    conns: Vec<Option<Client>>,
     free: Vec<usize>,
     /// Connections by service group and client (IPv6: its prefix).
     per_ip: HashMap<(Group, IpAddr), usize>,
@@ -813,7 +813,7 @@ impl Server {
         &mut self,
         slot: usize,
         generation: u64,
-    ) -> Option<&mut Conn> {
+    ) -> Option<&mut Client> {
         self.conns
             .get_mut(slot)
             .and_then(Option::as_mut)
@@ -1084,7 +1084,7 @@ pub(crate) struct SessionName {
 }
 
 impl SessionName {
-    pub(crate) fn of(conn: &Conn) -> SessionName {
+    pub(crate) fn of<S>(conn: &Conn<S>) -> SessionName {
         SessionName {
             id: conn.id,
             peer: conn.peer,

@@ -5,6 +5,7 @@
 //! (`conn.rs`) is only transport: socket, TLS, buffers, deadline.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,8 +14,10 @@ use crate::proto::imap::request::Request;
 use crate::proto::imap::{Imap, ImapStep};
 use crate::proto::pop3::{LoginError, Pop3, Pop3Step};
 use crate::proto::sasl::Credentials;
-use crate::proto::smtp::{self, Cx, Envelope, Host, Step, TlsInfo};
-use crate::server::pop3::Transfer;
+use crate::proto::smtp::{self, Cx, Envelope, Host, Link, Step, TlsInfo};
+use crate::server::base::conn::{Backpressure, Conn};
+use crate::server::base::services::{Service, Services};
+use crate::server::pop3::transfer::Transfer;
 use crate::server::smtp::spool::Spool;
 use crate::store::maildrop::Snapshot;
 
@@ -165,6 +168,31 @@ impl From<ImapStep> for Action {
 }
 
 impl Session {
+    /// A new session for a connection on a `service` listener; SMTP
+    /// ones take `spool` for their messages.
+    pub fn open(
+        services: &Services,
+        service: Service,
+        link: Link,
+        spool: Spool,
+    ) -> Session {
+        let settings = match service {
+            Service::Smtp | Service::Local => &services.smtp,
+            Service::Submission | Service::Submissions => &services.submission,
+            Service::Pop3 | Service::Pop3s => {
+                let host = services.config.hostname.clone();
+                let pop3 = Pop3::new(host, services.tls.is_some(), link);
+                return Session::pop3(pop3);
+            }
+            Service::Imap | Service::Imaps => {
+                let session = Imap::new(Rc::clone(&services.imap), link);
+                return Session::imap(session, spool);
+            }
+        };
+        let smtp = smtp::Server::new(Rc::clone(settings), link);
+        Session::smtp(smtp, spool)
+    }
+
     /// An IMAP session on a new connection.
     pub fn imap(imap: Imap, spool: Spool) -> Session {
         Session::Imap(Box::new(ImapConn {
@@ -242,16 +270,6 @@ impl Session {
                 let (n, step) = i.imap.feed(input, out, &mut i.spool);
                 (n, step.into())
             }
-        }
-    }
-
-    /// True while reading must wait for the disk (a full spool piece
-    /// still being written).
-    pub fn congested(&self) -> bool {
-        match self {
-            Session::Smtp(s) => s.spool.congested(),
-            Session::Pop3(_) => false,
-            Session::Imap(i) => i.spool.congested(),
         }
     }
 
@@ -362,3 +380,19 @@ impl Session {
         }
     }
 }
+
+impl Backpressure for Session {
+    /// True while reading must wait for the disk (a full spool piece
+    /// still being written).
+    fn congested(&self) -> bool {
+        match self {
+            Session::Smtp(s) => s.spool.congested(),
+            Session::Pop3(_) => false,
+            Session::Imap(i) => i.spool.congested(),
+        }
+    }
+}
+
+/// A client connection as the loop holds it: the transport carrying its
+/// session.
+pub type Client = Conn<Session>;

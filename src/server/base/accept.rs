@@ -20,6 +20,7 @@ use crate::proto::smtp::Link;
 use crate::server::base::conn::{Conn, Phase};
 use crate::server::base::services::Service;
 use crate::server::base::timer::Timer;
+use crate::server::session::Session;
 use crate::server::smtp::spool::Spool;
 use crate::server::{CONN_BASE, Server, base::listen, base::tls};
 
@@ -264,7 +265,7 @@ impl Server {
         self.next_id += 1;
         let idle = self.services.idle_timeout(service);
         let spool = Spool::new(Rc::clone(&self.spool), (slot, self.next_id));
-        let session = self.services.session(service, link, spool);
+        let session = Session::open(&self.services, service, link, spool);
         let deadline = Instant::now() + idle;
         let mut conn = Conn {
             id: self.next_id,

@@ -10,7 +10,6 @@ use mio::net::{TcpStream, UnixStream};
 
 use crate::server::base::services::Service;
 use crate::server::base::tls_io;
-use crate::server::session::Session;
 
 /// Stop reading while this much output waits for a client that does not
 /// read its replies (a pipelining flood must not grow memory).
@@ -102,8 +101,17 @@ pub enum Phase {
     Closing,
 }
 
-/// A client connection.
-pub struct Conn {
+/// What the transport needs of the session it carries: whether it can
+/// take more input now. The only thing it knows of one, so the transport
+/// imports no protocol.
+pub trait Backpressure {
+    /// True while the session is still busy with earlier input (a
+    /// message piece being written) and reading more must wait.
+    fn congested(&self) -> bool;
+}
+
+/// A client connection, carrying its protocol session `S`.
+pub struct Conn<S> {
     /// Log id, unique for the process's life.
     pub id: u64,
     /// Tells this connection from an earlier one in the same slot.
@@ -123,7 +131,7 @@ pub struct Conn {
     /// The session has been told the handshake finished.
     pub tls_announced: bool,
     /// The protocol session.
-    pub session: Session,
+    pub session: S,
     /// Idle time allowed (smtp_timeout or pop3_timeout).
     pub idle: std::time::Duration,
     /// Input the session has not used yet (a partial line, or what was
@@ -146,7 +154,7 @@ pub struct Conn {
 
 pub use crate::server::base::tls_io::Input;
 
-impl Conn {
+impl<S: Backpressure> Conn<S> {
     /// True if reading now is allowed and may find input.
     pub fn can_read(&self) -> bool {
         self.read_pending

@@ -11,13 +11,10 @@ use crate::auth::limiter::Limiter;
 use crate::config::{Config, Directory};
 use crate::outbound::srs;
 use crate::proto::imap;
-use crate::proto::pop3::Pop3;
-use crate::proto::smtp::{self, Host, Link, Path, RcptError, Settings};
+use crate::proto::smtp::{Host, Path, RcptError, Settings};
 use crate::util::id;
 
 use crate::server::base::tls;
-use crate::server::session::Session;
-use crate::server::smtp::spool::Spool;
 
 /// Log lines keep the target they had before the file moved into its
 /// folder: a log's format is an interface (filters, RUST_LOG).
@@ -140,9 +137,9 @@ pub struct Services {
     /// against the client in the limiter, so hashes cannot be guessed.
     pub srs_refused: u32,
     room: Room,
-    smtp: Rc<Settings>,
-    submission: Rc<Settings>,
-    imap: Rc<imap::Settings>,
+    pub(in crate::server) smtp: Rc<Settings>,
+    pub(in crate::server) submission: Rc<Settings>,
+    pub(in crate::server) imap: Rc<imap::Settings>,
 }
 
 impl Services {
@@ -193,31 +190,6 @@ impl Services {
             submission,
             imap,
         })
-    }
-
-    /// A new session for a connection on a `service` listener; SMTP
-    /// ones take `spool` for their messages.
-    pub fn session(
-        &self,
-        service: Service,
-        link: Link,
-        spool: Spool,
-    ) -> Session {
-        let settings = match service {
-            Service::Smtp | Service::Local => &self.smtp,
-            Service::Submission | Service::Submissions => &self.submission,
-            Service::Pop3 | Service::Pop3s => {
-                let host = self.config.hostname.clone();
-                let pop3 = Pop3::new(host, self.tls.is_some(), link);
-                return Session::pop3(pop3);
-            }
-            Service::Imap | Service::Imaps => {
-                let session = imap::Imap::new(Rc::clone(&self.imap), link);
-                return Session::imap(session, spool);
-            }
-        };
-        let smtp = smtp::Server::new(Rc::clone(settings), link);
-        Session::smtp(smtp, spool)
     }
 
     /// Idle seconds allowed on a `service` connection.

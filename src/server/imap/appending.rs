@@ -11,7 +11,7 @@ use crate::proto::imap::append::{AppendMessage, Part};
 use crate::proto::imap::folder::{Flags, Folder};
 use crate::proto::imap::request::No;
 use crate::proto::imap::{mime, render, url};
-use crate::server::imap::mailboxes::{
+use crate::server::imap::folder_io::{
     Added, append, failed, flags_for, folder_exists, read_message, scan,
 };
 use crate::store::content::Content;

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use mio::Waker;
 
@@ -14,16 +13,15 @@ use crate::config::MailboxFormat;
 use crate::proto::imap::command::ListParams;
 use crate::proto::imap::fetch::Item;
 use crate::proto::imap::folder::{Flags, Folder};
-use crate::proto::imap::matcher::{self, Content as Text, Facts};
+use crate::proto::imap::names;
 use crate::proto::imap::render;
-use crate::proto::imap::request::{
-    Candidate, Fetched, Listed, No, Segment, Status,
-};
-use crate::proto::imap::search::Key;
-use crate::proto::imap::sort;
-use crate::proto::imap::{mime, names};
+use crate::proto::imap::request::{Fetched, Listed, No, Segment, Status};
 use crate::server::imap::fair_pool::{FairPool, Turn};
-use crate::store::content::Content;
+use crate::server::imap::folder_io::{
+    Added, failed, flags_for, folder_exists, read_message, scan, stamp,
+    system_flags,
+};
+use crate::server::imap::searching::{Found, SearchJob, search_slice};
 use crate::store::folders;
 use crate::store::mailfolder::{self, Source};
 use crate::store::{envelopes, headers, mboxfolder};
@@ -106,86 +104,6 @@ pub struct SaveJob {
     pub msgs: Vec<(u32, Flags, u64)>,
 }
 
-/// A search's candidates with their files' names, the names kept in
-/// one string: the loop copies a folder's worth in one allocation, not
-/// one a message.
-#[derive(Default)]
-pub struct Candidates {
-    list: Vec<(Candidate, std::ops::Range<usize>)>,
-    names: String,
-}
-
-impl Candidates {
-    /// Room for `n` candidates whose names are about `name_len` long.
-    pub fn with_capacity(n: usize, name_len: usize) -> Candidates {
-        Candidates {
-            list: Vec::with_capacity(n),
-            names: String::with_capacity(n * name_len),
-        }
-    }
-
-    pub fn push(&mut self, c: Candidate, file: &str) {
-        let start = self.names.len();
-        self.names.push_str(file);
-        self.list.push((c, start..self.names.len()));
-    }
-
-    fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    /// The candidates from the `from`th on, with their files.
-    fn from(&self, from: usize) -> impl Iterator<Item = (&Candidate, &str)> {
-        self.list[from.min(self.list.len())..]
-            .iter()
-            .map(|(c, at)| (c, &self.names[at.clone()]))
-    }
-
-    /// The UIDs of the candidates `range` covers.
-    fn uids(&self, range: std::ops::Range<usize>) -> Vec<u32> {
-        self.list[range].iter().map(|(c, _)| c.uid).collect()
-    }
-}
-
-/// A SEARCH whose keys look inside messages.
-pub struct SearchJob {
-    /// The folder's Maildir.
-    pub dir: PathBuf,
-    /// The keys.
-    pub key: Key,
-    /// Each candidate and its file.
-    pub msgs: Candidates,
-    /// Highest sequence number.
-    pub max_seq: u32,
-    /// Highest UID.
-    pub max_uid: u32,
-    /// The folder's keyword names.
-    pub keywords: Vec<String>,
-    /// SORT or THREAD: how the matches are put in order.
-    pub sort: Option<crate::proto::imap::sort::Arrange>,
-    /// CONTEXT=SEARCH: each candidate's content answers instead.
-    pub answers: bool,
-    /// The keys look inside messages (else no file is read).
-    pub read: bool,
-    /// The folder's UIDVALIDITY (the header cache's key).
-    pub validity: u32,
-    /// Progress, kept between slices.
-    pub progress: SearchProgress,
-}
-
-/// How far a search has gone, and what it found so far.
-#[derive(Default)]
-pub struct SearchProgress {
-    /// The next candidate to read.
-    next: usize,
-    /// Matches (UID, sequence number) with their THREAD values.
-    hits: Vec<(u32, u32, Vec<crate::proto::imap::sort::Value>)>,
-    /// SORT's matches, their values encoded.
-    keyed: crate::proto::imap::sort::Keyed,
-    /// CONTEXT=SEARCH answers.
-    answers: Vec<(u32, u64)>,
-}
-
 /// What a helper did.
 pub enum Outcome {
     /// A scanned folder, and the MODSEQ it was asked at.
@@ -237,9 +155,6 @@ pub enum Outcome {
     Failed(No),
 }
 
-/// A message added to a folder: UID, flags, file.
-pub type Added = (u32, Flags, Box<str>);
-
 /// A folder NOTIFY watches: name, place, events, its scan.
 pub type NotifyFolder =
     (String, PathBuf, crate::proto::imap::notify::Events, Folder);
@@ -250,9 +165,6 @@ pub type Job = ((usize, u64), MailboxFormat, Work);
 /// The helpers' pool, shared fairly between users: jobs carry the
 /// connection key.
 pub type Mailboxes = FairPool<Job, ((usize, u64), Outcome)>;
-
-/// A long job's slice: after this long it hands back the rest.
-const SLICE: Duration = Duration::from_millis(5);
 
 /// Starts `n` mailbox helpers.
 pub fn start(n: usize, waker: Arc<Waker>) -> std::io::Result<Mailboxes> {
@@ -271,11 +183,24 @@ fn take_turn(job: Job) -> Turn<Job, ((usize, u64), Outcome)> {
 }
 
 /// Runs a job, or (for a content SEARCH, SORT or THREAD) as much of it
-/// as fits in a [`SLICE`].
+/// as fits in a slice (`searching::SLICE`).
 fn run_slice(fmt: MailboxFormat, work: Work) -> Turn<Work, Outcome> {
     match work {
-        Work::Search(job) => search_slice(fmt, job),
+        Work::Search(job) => match search_slice(fmt, job) {
+            Turn::Done(found) => Turn::Done(found.into()),
+            Turn::Again(rest) => Turn::Again(Work::Search(rest)),
+        },
         other => Turn::Done(run(fmt, other)),
+    }
+}
+
+impl From<Found> for Outcome {
+    fn from(found: Found) -> Outcome {
+        match found {
+            Found::Uids(uids) => Outcome::Searched(uids),
+            Found::Answers(answers) => Outcome::Answers(answers),
+            Found::Sorted(arranged) => Outcome::Sorted(arranged),
+        }
     }
 }
 
@@ -351,63 +276,6 @@ fn failed_outcome(work: &Work) -> Outcome {
         | Work::Defaults(_) => Outcome::Done(Err(bug())),
         Work::UrlFetch(..) | Work::Fetch(..) | Work::Search(_) => {
             Outcome::Failed(bug())
-        }
-    }
-}
-
-pub(in crate::server) fn failed(what: &str, e: std::io::Error) -> No {
-    log::error!(target: LOG_TARGET, "{what}: {e}");
-    match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            No::code("NONEXISTENT", "no such mailbox")
-        }
-        std::io::ErrorKind::AlreadyExists => {
-            No::code("ALREADYEXISTS", "mailbox exists")
-        }
-        std::io::ErrorKind::InvalidInput => No::code("CANNOT", e.to_string()),
-        _ => No::code("SERVERBUG", format!("{what} failed: {}", e.kind())),
-    }
-}
-
-/// Scans a folder in either format.
-pub(in crate::server) fn scan(
-    fmt: MailboxFormat,
-    dir: &Path,
-) -> std::io::Result<Folder> {
-    match fmt {
-        MailboxFormat::Maildir => mailfolder::scan(dir),
-        MailboxFormat::Mbox => mboxfolder::scan(dir),
-    }
-}
-
-/// A message's stored octets (LF) and INTERNALDATE.
-pub(in crate::server) fn read_message(
-    fmt: MailboxFormat,
-    dir: &Path,
-    file: &str,
-) -> std::io::Result<(Vec<u8>, i64)> {
-    match fmt {
-        MailboxFormat::Maildir => {
-            let path = mailfolder::locate(dir, file)?;
-            let date = std::fs::metadata(&path)?
-                .modified()
-                .map(mailfolder::unix_seconds)
-                .unwrap_or(0);
-            Ok((std::fs::read(&path)?, date))
-        }
-        MailboxFormat::Mbox => mboxfolder::read_dated(dir, file),
-    }
-}
-
-/// The folder's stamp: when its files last changed.
-fn stamp(fmt: MailboxFormat, dir: &Path) -> Option<mailfolder::Stamp> {
-    match fmt {
-        MailboxFormat::Maildir => mailfolder::stamp(dir).ok(),
-        MailboxFormat::Mbox => {
-            let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
-            let side = m(&mboxfolder::sidecar_path(dir))
-                .unwrap_or(std::time::UNIX_EPOCH);
-            Some((m(dir).unwrap_or(std::time::UNIX_EPOCH), side))
         }
     }
 }
@@ -520,7 +388,7 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             Outcome::Fetched(fetch(fmt, &dir, validity, &msgs, &items))
         }
         Work::Search(job) => match search_slice(fmt, job) {
-            Turn::Done(outcome) => outcome,
+            Turn::Done(found) => found.into(),
             // invariant: run_slice hands searches to search_slice.
             Turn::Again(_) => Outcome::Failed(internal_error()),
         },
@@ -740,116 +608,6 @@ fn list(
         });
     }
     Ok(out)
-}
-
-pub(in crate::server) fn flags_for(
-    dir: &std::path::Path,
-    names: &[String],
-) -> Flags {
-    let mut f = Folder {
-        keywords: mailfolder::scan_keywords(dir),
-        ..Folder::default()
-    };
-    let mut bits = Flags(0);
-    for n in names {
-        if let Some(b) = f.flag_bit(n.as_bytes(), true) {
-            bits.0 |= b.0;
-        }
-    }
-    let _ = mailfolder::write_keywords(dir, &f.keywords);
-    bits
-}
-
-/// True if the folder at `dir` is there to take mail.
-pub(in crate::server) fn folder_exists(
-    fmt: MailboxFormat,
-    dir: &Path,
-) -> bool {
-    match fmt {
-        MailboxFormat::Maildir => dir.join("cur").is_dir(),
-        // INBOX's file appears with its first message.
-        MailboxFormat::Mbox => {
-            dir.is_file() || dir.file_name().is_some_and(|n| n == "INBOX")
-        }
-    }
-}
-
-/// System flags only: an mbox folder keeps keywords set by STORE, not
-/// those given with APPEND or COPY (its table lives in the sidecar).
-fn system_flags(bits: Flags) -> Flags {
-    Flags(bits.0 & 0x3f)
-}
-
-pub(in crate::server) fn append(
-    fmt: MailboxFormat,
-    dir: &std::path::Path,
-    content: &mut Content,
-    flags: &[String],
-    date: Option<i64>,
-    binary: bool,
-) -> Result<(u32, Added), No> {
-    if !folder_exists(fmt, dir) {
-        return Err(No::code("TRYCREATE", "no such mailbox"));
-    }
-    content.finish().map_err(|e| failed("append", e))?;
-    if fmt == MailboxFormat::Mbox {
-        let mut raw = Vec::new();
-        std::io::Read::read_to_end(
-            &mut content.reader().map_err(|e| failed("append", e))?,
-            &mut raw,
-        )
-        .map_err(|e| failed("append", e))?;
-        if binary {
-            raw = mailfolder::to_lf(&mime::binary_to_base64(&raw));
-        }
-        let mut system = Folder::default();
-        let mut bits = Flags(0);
-        let mut keywords = Vec::new();
-        for n in flags {
-            match system.flag_bit(n.as_bytes(), false) {
-                Some(b) => bits.0 |= b.0,
-                None if !n.starts_with('\\') => keywords.push(n.clone()),
-                None => {}
-            }
-        }
-        let date = date.map(mailfolder::from_unix);
-        let (validity, mut added) =
-            mboxfolder::add(dir, &[(raw, bits, keywords, date)])
-                .map_err(|e| failed("append", e))?;
-        let (uid, loc, bits) =
-            added.pop().ok_or_else(|| No::text("nothing stored"))?;
-        return Ok((validity, (uid, bits, loc.into())));
-    }
-    let bits = flags_for(dir, flags);
-    let date = date.map(mailfolder::from_unix);
-    let bytes;
-    let source = match content.spool_path() {
-        // RFC 3516 4.4: binary parts are stored base64, so every reader
-        // gets a valid message; BINARY[] still gives the octets sent.
-        _ if binary => {
-            let mut raw = Vec::new();
-            std::io::Read::read_to_end(
-                &mut content.reader().map_err(|e| failed("append", e))?,
-                &mut raw,
-            )
-            .map_err(|e| failed("append", e))?;
-            // Binary octets are encoded as they came: no line-end change.
-            bytes = mailfolder::to_lf(&mime::binary_to_base64(&raw));
-            Source::Bytes(&bytes)
-        }
-        Some(p) => Source::File(p),
-        None => {
-            bytes = match &content.stored {
-                crate::store::content::Stored::Memory(b) => b.clone(),
-                _ => Vec::new(),
-            };
-            Source::Bytes(&bytes)
-        }
-    };
-    let (validity, mut added) = mailfolder::add(dir, &[(source, bits, date)])
-        .map_err(|e| failed("append", e))?;
-    let (uid, file) = added.pop().ok_or_else(|| No::text("nothing stored"))?;
-    Ok((validity, (uid, bits, file.into())))
 }
 
 fn copy(
@@ -1121,210 +879,6 @@ fn fetch_large_mbox(
         },
         items,
     ))
-}
-
-/// Reads candidates from `from` on (one message in memory at a time),
-/// handing each to `each` with what the keys see of it, until they are
-/// all read or `until` has passed; returns where it stopped. When the
-/// keys (and SORT or THREAD) read no more than the header cache keeps,
-/// a cached message is handed over as its cached fields and its file is
-/// not opened; a message read is cached for next time. A message set
-/// aside (see `set_aside`) is handed over as an empty one.
-fn each_candidate(
-    fmt: MailboxFormat,
-    job: &SearchJob,
-    from: usize,
-    until: Instant,
-    mut each: impl FnMut(u32, &Facts<'_>, Text<'_>, Option<&headers::Cached<'_>>),
-) -> usize {
-    let aside = crate::server::imap::set_aside::load(fmt, &job.dir);
-    let cached_enough = matcher::header_only(&job.key, &headers::FIELDS);
-    // A SORT or THREAD whose search reads no header needs only the sort
-    // keys: a few dozen octets a message.
-    let parts = match (matcher::needs_content(&job.key), &job.sort) {
-        (false, _) => headers::Parts::Keys,
-        (true, Some(_)) => headers::Parts::Both,
-        (true, None) => headers::Parts::Fields,
-    };
-    // The cache is read a batch of candidates at a time, into buffers
-    // each helper keeps from one search to the next.
-    const BATCH: usize = 256;
-    thread_local! {
-        static BATCH_BUFFERS: std::cell::RefCell<headers::Batch> = Default::default();
-    }
-    let mut batch = BATCH_BUFFERS.take();
-    let (mut in_batch, mut batch_len) = (0, 0);
-    let mut next = from;
-    for (c, file) in job.msgs.from(from) {
-        // The clock is read every few candidates: each is quick.
-        if next > from
-            && (next - from).is_multiple_of(16)
-            && Instant::now() >= until
-        {
-            break;
-        }
-        if cached_enough && job.read && in_batch == batch_len {
-            let end = (next + BATCH).min(job.msgs.len());
-            let uids = job.msgs.uids(next..end);
-            let read = batch.read(fmt, &job.dir, job.validity, &uids, parts);
-            (in_batch, batch_len) = (0, read);
-        }
-        next += 1;
-        let known = (in_batch < batch_len)
-            .then(|| batch.get(in_batch))
-            .flatten();
-        in_batch += 1;
-        let facts = Facts {
-            seq: c.seq,
-            max_seq: job.max_seq,
-            uid: c.uid,
-            max_uid: job.max_uid,
-            flags: c.flags,
-            recent: c.recent,
-            modseq: c.modseq,
-            keywords: &job.keywords,
-        };
-        if !job.read {
-            // Flags and numbers only: nothing to read or guard.
-            each(c.uid, &facts, Text::whole(b"\r\n", 0), None);
-            continue;
-        }
-        let read;
-        let (text, empty) = match &known {
-            Some(k) => (
-                Text {
-                    msg: k.head(),
-                    internal: k.internal,
-                    size: k.size,
-                },
-                Text::whole(b"\r\n", k.internal),
-            ),
-            None => {
-                let Ok((raw, internal)) = read_message(fmt, &job.dir, file)
-                else {
-                    continue;
-                };
-                read = mailfolder::to_crlf(&raw);
-                (Text::whole(&read, internal), Text::whole(b"\r\n", internal))
-            }
-        };
-        if aside.contains(&c.uid) {
-            each(c.uid, &facts, empty, None);
-            continue;
-        }
-        // A search that reads the files fills the cache for the next one,
-        // once per message (the record is made under the guard: a header
-        // that makes a parser panic counts against its message).
-        let fill = known.is_none()
-            && (cached_enough
-                || !headers::has(fmt, &job.dir, job.validity, c.uid));
-        let done = crate::server::imap::set_aside::guard(
-            fmt,
-            &job.dir,
-            c.uid,
-            || {
-                let made = fill.then(|| {
-                    let head = render::split(text.msg).0;
-                    let kept =
-                        headers::Cached::of(head, text.size, text.internal);
-                    headers::put(fmt, &job.dir, job.validity, c.uid, &kept);
-                    kept
-                });
-                each(c.uid, &facts, text, known.as_ref().or(made.as_ref()))
-            },
-        );
-        if done.is_none() {
-            each(c.uid, &facts, empty, None);
-        }
-    }
-    batch.trim();
-    BATCH_BUFFERS.set(batch);
-    next
-}
-
-/// A slice of a SEARCH (SORT, THREAD, CONTEXT=SEARCH answers): the
-/// candidates a [`SLICE`] allows, then the rest handed back, or the
-/// answer once all are read. Ordering for SORT and THREAD is done here
-/// too, off the loop.
-fn search_slice(
-    fmt: MailboxFormat,
-    mut job: Box<SearchJob>,
-) -> Turn<Work, Outcome> {
-    let until = Instant::now() + SLICE;
-    let from = job.progress.next;
-    // SORT and THREAD usually match all: room for them in one go.
-    let (room, sorting) = match &job.sort {
-        Some(how) if how.thread.is_none() => {
-            (job.msgs.len().saturating_sub(from), true)
-        }
-        Some(_) => (job.msgs.len().saturating_sub(from), false),
-        None => (0, false),
-    };
-    let mut hits = Vec::with_capacity(if sorting { 0 } else { room });
-    let mut keyed = sort::Keyed::with_capacity(if sorting { room } else { 0 });
-    let mut answers = Vec::new();
-    let next =
-        each_candidate(fmt, &job, from, until, |uid, facts, content, kept| {
-            if job.answers {
-                answers.push((
-                    uid,
-                    matcher::content_answers(&job.key, facts, content),
-                ));
-                return;
-            }
-            if !matcher::matches(&job.key, facts, Some(content)) {
-                return;
-            }
-            let Some(how) = &job.sort else {
-                hits.push((uid, facts.seq, Vec::new()));
-                return;
-            };
-            // Kept ready in the header cache, else parsed now.
-            let parsed = || {
-                sort::values(
-                    &how.criteria,
-                    render::split(content.msg).0,
-                    content.size,
-                    content.internal,
-                )
-            };
-            match (sorting, kept) {
-                (true, Some(kept)) => keyed.push(uid, facts.seq, |out| {
-                    kept.encode(&how.criteria, out)
-                }),
-                (true, None) => {
-                    keyed.push_values(uid, facts.seq, &how.criteria, &parsed())
-                }
-                (false, Some(kept)) => {
-                    hits.push((uid, facts.seq, kept.values(&how.criteria)))
-                }
-                (false, None) => hits.push((uid, facts.seq, parsed())),
-            }
-        });
-    job.progress.next = next;
-    if job.progress.hits.is_empty() {
-        job.progress.hits = hits;
-    } else {
-        job.progress.hits.append(&mut hits);
-    }
-    job.progress.keyed.append(keyed);
-    job.progress.answers.append(&mut answers);
-    if next < job.msgs.len() {
-        return Turn::Again(Work::Search(job));
-    }
-    let progress = std::mem::take(&mut job.progress);
-    Turn::Done(match (&job.sort, job.answers) {
-        (_, true) => Outcome::Answers(progress.answers),
-        (None, false) => Outcome::Searched(
-            progress.hits.into_iter().map(|(u, ..)| u).collect(),
-        ),
-        (Some(_), false) if sorting => {
-            Outcome::Sorted(sort::Arranged::Sorted(progress.keyed.order()))
-        }
-        (Some(how), false) => {
-            Outcome::Sorted(sort::arrange(how, progress.hits))
-        }
-    })
 }
 
 /// At most this many folders are watched for one NOTIFY.

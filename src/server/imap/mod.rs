@@ -7,8 +7,10 @@
 
 pub(in crate::server) mod appending;
 pub(in crate::server) mod fair_pool;
+pub(in crate::server) mod folder_io;
 pub(in crate::server) mod imap_stream;
 pub(in crate::server) mod mailboxes;
+pub(in crate::server) mod searching;
 pub(in crate::server) mod set_aside;
 pub(in crate::server) mod urlauth;
 
@@ -95,7 +97,7 @@ fn selected_work(
             answers,
             read,
         } => {
-            Work::Search(Box::new(crate::server::imap::mailboxes::SearchJob {
+            Work::Search(Box::new(crate::server::imap::searching::SearchJob {
                 sort,
                 answers,
                 read,
@@ -106,7 +108,7 @@ fn selected_work(
                     let name_len =
                         f.msgs.first().map_or(0, |m| m.file.len() + 8);
                     let mut msgs =
-                    crate::server::imap::mailboxes::Candidates::with_capacity(
+                    crate::server::imap::searching::Candidates::with_capacity(
                         candidates.len(),
                         name_len,
                     );
@@ -781,7 +783,7 @@ impl Server {
         &mut self,
         dir: &Path,
         validity: u32,
-        added: Vec<crate::server::imap::mailboxes::Added>,
+        added: Vec<crate::server::imap::folder_io::Added>,
         actor: (usize, u64),
     ) {
         let Some(f) = self.imap.get(dir) else { return };

@@ -13,7 +13,7 @@ use crate::config::MailboxFormat;
 use crate::proto::imap::request::{No, UrlFetched};
 use crate::proto::imap::url::{self, Access};
 use crate::proto::imap::urlfetch;
-use crate::server::imap::mailboxes::{
+use crate::server::imap::folder_io::{
     failed, folder_exists, read_message, scan,
 };
 use crate::store::{folders, mailfolder};

@@ -13,11 +13,10 @@ use log::{info, warn};
 use crate::auth::limiter::Key;
 use crate::config::Config;
 use crate::proto::sasl::Credentials;
-use crate::server::base::conn::Conn;
 use crate::server::base::conn::Phase;
 use crate::server::base::timer::Timer;
 use crate::server::logins::checkers::{Check, Checked};
-use crate::server::session::Session;
+use crate::server::session::{Client, Session};
 use crate::server::{AUTH_FAILURE_DELAY, Server};
 
 /// Log lines keep the target they had before the file moved into its
@@ -175,7 +174,7 @@ impl Server {
 /// end named; for a front end that named none, the user name (a webmail
 /// must not be locked out, and every user with it, by one user's typos);
 /// else the connection's own client address.
-fn login_key(cfg: &Config, conn: &Conn, user: &str) -> Key {
+fn login_key(cfg: &Config, conn: &Client, user: &str) -> Key {
     match (conn.session.forwarded(), cfg.is_login_trusted(conn.peer)) {
         (Some(ip), true) => {
             Key::Addr(crate::config::net::client_key(ip, cfg.ipv6_prefix_len))
@@ -187,7 +186,7 @@ fn login_key(cfg: &Config, conn: &Conn, user: &str) -> Key {
 
 /// `user=... ip=...` for login log lines: the client a front end named
 /// as `ip`, with the front end as `via` (what fail2ban bans is `ip`).
-fn client_fields(conn: &Conn, user: &str) -> String {
+fn client_fields(conn: &Client, user: &str) -> String {
     match conn.session.forwarded() {
         Some(ip) => format!("user={} ip={ip} via={}", Quoted(user), conn.peer),
         None => format!("user={} ip={}", Quoted(user), conn.peer),

@@ -2,6 +2,8 @@
 //! per mailbox), streaming RETR and TOP from disk through a bounded
 //! buffer as the socket drains, and handing UPDATE to the helpers.
 
+pub mod transfer;
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,29 +21,7 @@ use crate::server::base::readers::{Chunk, ReadJob, Readers, Source};
 use crate::server::session::Session;
 use crate::server::smtp::writer::Task;
 use crate::store::maildrop::Snapshot;
-
-/// A message being sent. Its octets come from a reader helper a chunk
-/// at a time; `reading` is true while a chunk is on its way.
-pub struct Transfer {
-    /// The open file, while no read is in flight.
-    file: Option<File>,
-    /// For mbox: the file, whose descriptor must be closed with care.
-    mbox: Option<std::path::PathBuf>,
-    /// Octets of the message not yet read.
-    left: u64,
-    /// A chunk is being read.
-    reading: bool,
-    encoder: Encoder,
-    /// Octets read but not yet encoded (a line start still undecided).
-    carry: Vec<u8>,
-}
-
-impl Transfer {
-    /// True while the transfer waits for a reader, not for the socket.
-    pub fn is_reading(&self) -> bool {
-        self.reading
-    }
-}
+use transfer::Transfer;
 
 impl Server {
     /// POP3: where the user's mailbox is, to snapshot after the check.
