@@ -14,7 +14,8 @@ class Sink:
                  extensions=("PIPELINING", "8BITMIME", "SIZE 10485760")):
         # mode: accept | tempfail (451 to RCPT) | reject (550 to RCPT) |
         # greet421 | drop (close after MAIL) | tarpit (no greeting) |
-        # slow (2 s before the reply to the final dot) | flood (after 354,
+        # slow (2 s before the reply to the final dot) | slowfail (2 s,
+        # then 451 to RCPT) | flood (after 354,
         # replies without end, up to 256 MiB, while we send)
         self.mode = mode
         self.extensions = list(extensions)
@@ -78,7 +79,10 @@ class Sink:
                     rcpts = []
                     say("250 2.1.0 ok")
                 elif verb == "RCPT":
-                    if self.mode == "tempfail":
+                    if self.mode == "slowfail":
+                        time.sleep(2)
+                        say("451 4.7.1 greylisted, try again later")
+                    elif self.mode == "tempfail":
                         say("451 4.7.1 greylisted, try again later")
                     elif self.mode == "reject":
                         say("550 5.1.1 no such user here")

@@ -541,6 +541,22 @@ def test_etrn_runs_the_queue_for_trusted_clients_only(world_factory, tmp_path):
         s.stop()
 
 
+def test_etrn_during_an_attempt_tries_that_message_again_after_it(world_factory):
+    """An ETRN that comes while a message is being tried (the run passes
+    it by) has it tried again as soon as that attempt is recorded, not
+    at its next retry an hour later."""
+    w = world_factory(mx1="slowfail", mx2="slowfail", extra="queue_retry = 1h")
+    w.send(["bob@far.test"])
+    wait_for(lambda: w.mx1.connections + w.mx2.connections, what="an attempt under way")
+    with smtplib.SMTP("127.0.0.1", w.server.port, timeout=30) as c:
+        c.ehlo("client.test")
+        assert c.docmd("ETRN", "far.test")[0] == 250
+    w.mx1.mode = w.mx2.mode = "accept"
+    assert w.server.wait_logged("result=deferred", 20)
+    wait_for(lambda: w.mx1.messages or w.mx2.messages, timeout=30,
+             what="delivery once the attempt under way was recorded")
+
+
 def test_smarthost_certificate_the_ca_store_does_not_vouch_for(tmp_path, monkeypatch):
     """With smarthost_tls the certificate must check out: against another
     CA the delivery is deferred and the password never sent."""

@@ -121,6 +121,11 @@ pub struct Outbound {
     rescan: bool,
     /// The next scan treats every message as due.
     flush: bool,
+    /// Messages under way when a flush was asked (the scan passes them
+    /// by): each is tried again once its attempt is recorded, if some
+    /// recipient is still deferred, or an ETRN just after a deferral
+    /// would wait for the next retry.
+    flush_busy: std::collections::HashSet<String>,
     /// More messages were due than one scan hands over.
     more_due: bool,
     /// The run timer that is armed.
@@ -151,6 +156,7 @@ impl Outbound {
             scanning: false,
             rescan: false,
             flush: false,
+            flush_busy: Default::default(),
             more_due: false,
             armed: None,
             parked_notices: Vec::new(),
@@ -264,6 +270,8 @@ impl Server {
     pub(in crate::server) fn queue_flush(&mut self) {
         info!("queue flush");
         self.outbound.flush = true;
+        let busy = self.outbound.attempts.keys().cloned();
+        self.outbound.flush_busy.extend(busy);
         self.queue_run();
     }
 
@@ -360,8 +368,12 @@ impl Server {
                 }
                 QueueDone::Recorded { id, notices, next } => {
                     self.outbound.attempts.remove(&id);
+                    let flushed = self.outbound.flush_busy.remove(&id);
                     if let Some(next) = next {
-                        self.queue_due_at(next);
+                        match flushed {
+                            true => self.queue_fresh(vec![id]),
+                            false => self.queue_due_at(next),
+                        }
                     }
                     for (to, text) in notices {
                         self.send_notice(&to, text);
