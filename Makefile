@@ -46,6 +46,8 @@ lint:
 	@# proto/ is sans-I/O: no sockets, files, clocks or event loop.
 	@if grep -rnE 'mio::|rustls|std::fs|std::net::(Tcp|Udp)|Instant::now|SystemTime::now' src/proto; then \
 	  echo "lint: I/O in src/proto"; exit 1; fi
+	@# Modules import each other one way only (see the script's words).
+	./.ci/import-circles src crate
 	@# Fault injection is for tests: never a default feature.
 	@if sed -n '/^\[features\]/,/^\[[a-z-]*\]$$/p' Cargo.toml | \
 	    grep -qE '^default.*fault-injection'; then \

@@ -34,6 +34,8 @@ fuzz_target!(|data: &[u8]| {
         trusted: false,
         cleartext_auth: true,
         tls: None,
+        local_uid: None,
+        front_end: false,
     };
     let mut s = Pop3::new("mx.test".into(), true, link);
     let mut out = Vec::new();

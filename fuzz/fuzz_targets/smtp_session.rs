@@ -42,6 +42,9 @@ fuzz_target!(|data: &[u8]| {
         trusted: data.first().is_some_and(|b| b & 2 == 2),
         cleartext_auth: true,
         tls: None,
+        local_uid: None,
+        // A front end may say whom it speaks for (XCLIENT): let it.
+        front_end: data.first().is_some_and(|b| b & 4 == 4),
     };
     let mut session = Server::new(settings, link);
     let mut host = AnyHost;
@@ -67,6 +70,8 @@ fuzz_target!(|data: &[u8]| {
                 session.authenticated(ok.then_some(c.user), &mut out)
             }
             Step::Close => return,
+            // ETRN: the loop runs the queue; the session goes on.
+            Step::FlushQueue => {}
             Step::Continue if input.is_empty() => return,
             // A partial command line waits for its end.
             Step::Continue => return assert!(input.len() < 12288),

@@ -8,7 +8,8 @@ use postling::proto::imap::fetch::parse_items;
 use postling::proto::imap::folder::Flags;
 use postling::proto::imap::matcher::{self, Content, Facts};
 use postling::proto::imap::search::parse_keys;
-use postling::proto::imap::sort::{self, Arrange};
+use postling::proto::imap::arrange::{self, Arrange};
+use postling::proto::imap::sort;
 use postling::proto::imap::thread::{self, Algorithm};
 use postling::proto::imap::{mime, render};
 
@@ -57,7 +58,7 @@ pub fn run(msgs: &[&[u8]]) {
         for k in &keys {
             matcher::matches(k, &facts, Some(content));
         }
-        let head = render::split(msg).0;
+        let head = mime::split(msg).0;
         let size = msg.len() as u64;
         sorted.push((n, n, sort::values(&criteria, head, size, 0)));
         threaded.push((n, n, sort::values(&thread::keys(), head, size, 0)));
@@ -67,14 +68,14 @@ pub fn run(msgs: &[&[u8]]) {
         thread: None,
         uid_mode: true,
     };
-    sort::arrange(&how, sorted);
+    arrange::arrange(&how, sorted);
     for algorithm in [Algorithm::References, Algorithm::OrderedSubject] {
         let how = Arrange {
             criteria: thread::keys(),
             thread: Some(algorithm),
             uid_mode: false,
         };
-        let answer = sort::arrange(&how, threaded.clone());
-        assert!(matches!(answer, sort::Arranged::Threaded(_)));
+        let answer = arrange::arrange(&how, threaded.clone());
+        assert!(matches!(answer, arrange::Arranged::Threaded(_)));
     }
 }

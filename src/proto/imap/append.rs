@@ -4,7 +4,6 @@
 
 use super::args::{Args, Bad};
 use super::frame::Literal;
-use super::session::parse_date_time;
 
 /// At most this many messages and parts in one APPEND.
 const MAX_PIECES: usize = 1000;
@@ -209,6 +208,35 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// `"dd-Mon-yyyy hh:mm:ss +zzzz"` (RFC 9051 date-time) as seconds since
+/// the epoch.
+pub fn parse_date_time(s: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(s).ok()?.trim_start();
+    let (date, rest) = s.split_once(' ')?;
+    let (time, zone) = rest.split_once(' ')?;
+    let mut a = super::args::Args::new(date.as_bytes());
+    let days = super::search::date(&mut a).ok()?;
+    if !a.at_end() {
+        return None;
+    }
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok().filter(|_| p.len() == 2))
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = t[..] else { return None };
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let zone = zone.as_bytes();
+    if zone.len() != 5 || !matches!(zone[0], b'+' | b'-') {
+        return None;
+    }
+    let z: i64 = std::str::from_utf8(&zone[1..]).ok()?.parse().ok()?;
+    let offset = (z / 100) * 3600 + (z % 100) * 60;
+    let offset = if zone[0] == b'-' { -offset } else { offset };
+    Some(days * 86_400 + h * 3600 + m * 60 + sec - offset)
 }
 
 #[cfg(test)]

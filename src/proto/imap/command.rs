@@ -8,6 +8,7 @@ use super::args::{Args, Bad};
 use super::fetch::{self, Item};
 use super::search::{self, Key};
 use super::sequence::SeqSet;
+pub use super::types::{ListParams, StatusItem};
 
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,48 +39,6 @@ pub struct Qresync {
     pub modseq: u64,
     /// UIDs it knows, if given.
     pub known: Option<SeqSet>,
-}
-
-/// LIST's options (RFC 5258, 5819, 6154).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListParams {
-    /// Selection: only subscribed.
-    pub subscribed: bool,
-    /// Selection: only special-use.
-    pub special_use: bool,
-    /// Selection: RECURSIVEMATCH.
-    pub recursive: bool,
-    /// Return: SUBSCRIBED.
-    pub ret_subscribed: bool,
-    /// Return: CHILDREN.
-    pub ret_children: bool,
-    /// Return: SPECIAL-USE.
-    pub ret_special_use: bool,
-    /// Return: STATUS (items).
-    pub ret_status: Option<Vec<StatusItem>>,
-    /// The extended form was used (answers carry extended data).
-    pub extended: bool,
-}
-
-/// A STATUS item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusItem {
-    /// MESSAGES.
-    Messages,
-    /// RECENT (IMAP4rev1).
-    Recent,
-    /// UIDNEXT.
-    UidNext,
-    /// UIDVALIDITY.
-    UidValidity,
-    /// UNSEEN.
-    Unseen,
-    /// DELETED (IMAP4rev2).
-    Deleted,
-    /// SIZE (RFC 8438).
-    Size,
-    /// HIGHESTMODSEQ (RFC 7162).
-    HighestModSeq,
 }
 
 /// SEARCH's RETURN options (RFC 4731 ESEARCH, RFC 5182 SAVE).

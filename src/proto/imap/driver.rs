@@ -7,8 +7,9 @@ use std::rc::Rc;
 
 use super::folder::{Flags, Folder, Msg};
 use super::render;
+use super::request::ImapStep;
 use super::request::{Fetched, Reply, Request, Segment, Status};
-use super::session::{Imap, ImapStep, Settings};
+use super::session::{Imap, Settings};
 use crate::proto::smtp::Link;
 
 /// The message every FETCH reads.

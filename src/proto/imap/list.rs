@@ -1,10 +1,8 @@
 //! Writing LIST, LSUB and STATUS answers.
 
-use super::command::{ListParams, StatusItem};
 use super::names;
-use super::request::{Listed, Status};
 use super::response::{line, mailbox};
-use super::session::Enabled;
+use super::types::{Enabled, ListParams, Listed, Status, StatusItem};
 
 /// `* LIST (attributes) "." name` for each folder, with LIST-STATUS.
 pub fn write(

@@ -7,7 +7,7 @@
 
 use super::folder::{Flags, SYSTEM};
 use super::mime::{self, Part};
-use super::render::split;
+use super::mime::{decode_words, split, to_utf8};
 use super::search::{DateCmp, DateField, Key};
 use super::structure;
 
@@ -328,88 +328,6 @@ fn visit(p: &Part, f: &mut dyn FnMut(&Part)) {
     if let Some(m) = &p.message {
         visit(m, f);
     }
-}
-
-/// Octets in a charset to UTF-8 (unknown charsets: as UTF-8, lossy).
-pub fn to_utf8(bytes: &[u8], charset: Option<&str>) -> String {
-    let enc = charset
-        .and_then(|c| encoding_rs::Encoding::for_label(c.trim().as_bytes()))
-        .unwrap_or(encoding_rs::UTF_8);
-    enc.decode_without_bom_handling(bytes).0.into_owned()
-}
-
-/// A header value with RFC 2047 encoded words decoded. Linear in the
-/// value: an encoded word's text holds no `?` and no white space, so a
-/// failed candidate never makes us scan past the next one.
-pub fn decode_words(v: &[u8]) -> String {
-    let text = String::from_utf8_lossy(v);
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    // Text before `copied` is in `out` already.
-    let mut copied = 0;
-    let mut pos = 0;
-    let mut last_was_word = false;
-    while let Some(found) = memchr::memmem::find(&bytes[pos..], b"=?") {
-        let start = pos + found;
-        let Some((decoded, len)) = encoded_word(&bytes[start..]) else {
-            pos = start + 2;
-            continue;
-        };
-        // Whitespace between two encoded words is not part of the text.
-        // Cut points are ASCII octets, so every slice here is whole
-        // characters.
-        let between = &text[copied..start];
-        if !(last_was_word && between.trim().is_empty()) {
-            out.push_str(between);
-        }
-        out.push_str(&decoded);
-        pos = start + len;
-        copied = pos;
-        last_was_word = true;
-    }
-    if copied < text.len() {
-        // Plain text after the last word ends the run of words.
-        out.push_str(&text[copied..]);
-    }
-    out
-}
-
-/// `=?charset[*lang]?B|Q?text?=` at the start of `s`: the decoded text
-/// and the octets taken.
-fn encoded_word(s: &[u8]) -> Option<(String, usize)> {
-    const MAX_CHARSET: usize = 75;
-    let stop = |b: u8| b == b'?' || b.is_ascii_whitespace();
-    let inner = s.strip_prefix(b"=?")?;
-    let charset_len =
-        inner.iter().take(MAX_CHARSET + 1).position(|&b| stop(b))?;
-    if charset_len == 0 || inner[charset_len] != b'?' {
-        return None;
-    }
-    let charset = &inner[..charset_len];
-    let rest = &inner[charset_len + 1..];
-    let (&enc, rest) = rest.split_first()?;
-    let rest = rest.strip_prefix(b"?")?;
-    let text_len = rest.iter().position(|&b| stop(b))?;
-    if rest.get(text_len + 1) != Some(&b'=') || rest[text_len] != b'?' {
-        return None;
-    }
-    let data = &rest[..text_len];
-    let bytes = match enc {
-        b'B' | b'b' => mime::base64(data),
-        b'Q' | b'q' => {
-            let q: Vec<u8> = data
-                .iter()
-                .map(|&b| if b == b'_' { b' ' } else { b })
-                .collect();
-            mime::quoted_printable(&q)
-        }
-        _ => return None,
-    };
-    // RFC 2231 section 5: `charset*language`.
-    let charset = charset.split(|&b| b == b'*').next().unwrap_or(charset);
-    let charset = std::str::from_utf8(charset).ok()?;
-    let len = 2 + charset_len + 1 + 1 + 1 + text_len + 2;
-    Some((to_utf8(&bytes, Some(charset)), len))
 }
 
 /// The day (since 1970) of the Date: header, time and zone ignored.

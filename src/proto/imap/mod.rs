@@ -5,6 +5,7 @@
 
 pub mod append;
 pub mod args;
+pub mod arrange;
 pub mod command;
 pub mod driver;
 pub mod fetch;
@@ -25,9 +26,12 @@ pub mod session;
 pub mod sort;
 pub mod structure;
 pub mod thread;
+pub mod types;
 pub mod updates;
 pub mod url;
 pub mod urlfetch;
 pub mod utf7;
 
-pub use session::{AppendSink, Enabled, Imap, ImapStep, Settings};
+pub use request::ImapStep;
+pub use session::{AppendSink, Imap, Settings};
+pub use types::Enabled;

@@ -3,8 +3,7 @@
 //! mailboxes other than the selected one.
 
 use super::args::{Args, Bad};
-use super::command::StatusItem;
-use super::request::Status;
+use super::types::{Status, StatusItem};
 
 /// Mailboxes an event group covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

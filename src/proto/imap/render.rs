@@ -5,10 +5,10 @@
 use std::borrow::Cow;
 
 use super::fetch::{Item, Section, SectionText};
-use super::mime::{self, Part};
-use super::request::{Segment, Stream};
+use super::mime::{self, Part, split};
 use super::response::literal;
 use super::structure;
+use super::types::{Segment, Stream};
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
@@ -329,17 +329,6 @@ fn binary_data<'a>(
     let p = tree.find(part)?;
     let body = &msg[p.body.0..p.body.1];
     mime::decode(body, p.encoding.as_deref()).map(Cow::Owned)
-}
-
-/// The header (with its blank line) and the body.
-pub fn split(msg: &[u8]) -> (&[u8], &[u8]) {
-    if msg.starts_with(b"\r\n") {
-        return (&msg[..2], &msg[2..]);
-    }
-    match memchr::memmem::find(msg, b"\r\n\r\n") {
-        Some(i) => (&msg[..i + 4], &msg[i + 4..]),
-        None => (msg, &[]),
-    }
 }
 
 /// The octets a section names (CRLF message), as CATENATE's URLs take

@@ -4,10 +4,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::command::{ListParams, StatusItem};
 use super::fetch::Item;
 use super::folder::{Flags, Folder};
 use super::search::Key;
+use super::types::{ListParams, StatusItem};
+pub use super::types::{Listed, No, Segment, Status, Stream};
+use crate::proto::sasl::Credentials;
 
 /// A mailbox operation for the loop.
 #[derive(Debug)]
@@ -76,7 +78,7 @@ pub enum Request {
         /// The folder's keyword names.
         keywords: Vec<String>,
         /// SORT or THREAD: how the matches are put in order.
-        sort: Option<super::sort::Arrange>,
+        sort: Option<super::arrange::Arrange>,
         /// CONTEXT=SEARCH: every candidate's content answers instead.
         answers: bool,
         /// The keys (or SORT) look inside messages: read each one.
@@ -114,67 +116,6 @@ pub struct Candidate {
     pub modseq: u64,
 }
 
-/// One folder of a LIST answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    /// Its name (UTF-8).
-    pub name: String,
-    /// Attributes: `\HasChildren`, `\Sent`, `\NonExistent`, ...
-    pub attributes: Vec<&'static str>,
-    /// STATUS for LIST-STATUS.
-    pub status: Option<Status>,
-    /// RECURSIVEMATCH: a child is subscribed (CHILDINFO).
-    pub childinfo: bool,
-}
-
-/// A folder's STATUS figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Status {
-    /// MESSAGES.
-    pub messages: u32,
-    /// RECENT.
-    pub recent: u32,
-    /// UIDNEXT.
-    pub uidnext: u32,
-    /// UIDVALIDITY.
-    pub uidvalidity: u32,
-    /// UNSEEN.
-    pub unseen: u32,
-    /// DELETED.
-    pub deleted: u32,
-    /// SIZE.
-    pub size: u64,
-    /// HIGHESTMODSEQ.
-    pub highest_modseq: u64,
-}
-
-/// Why an operation failed: the response code and text for `NO`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct No {
-    /// A response code such as `NONEXISTENT`, `ALREADYEXISTS`, `TRYCREATE`.
-    pub code: Option<&'static str>,
-    /// Human text.
-    pub text: String,
-}
-
-impl No {
-    /// A NO with a code.
-    pub fn code(code: &'static str, text: impl Into<String>) -> No {
-        No {
-            code: Some(code),
-            text: text.into(),
-        }
-    }
-
-    /// A NO without a code.
-    pub fn text(text: impl Into<String>) -> No {
-        No {
-            code: None,
-            text: text.into(),
-        }
-    }
-}
-
 /// One message's answer to a FETCH of file data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -183,33 +124,6 @@ pub struct Fetched {
     /// The items (` BODY[] {12}\r\n...`, each with a leading space),
     /// in pieces; None if the message is gone.
     pub data: Option<Vec<Segment>>,
-}
-
-/// A piece of a FETCH answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment {
-    /// Octets to send as they are.
-    Bytes(Vec<u8>),
-    /// Octets of the message file the loop streams.
-    File(Stream),
-}
-
-/// Part of a stored message (LF line ends) sent as CRLF: from the
-/// file's octet `from`, the converted octets after the first `skip`,
-/// `len` of them (the literal's announced length).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stream {
-    /// The message's file in the selected folder.
-    pub file: String,
-    /// Where in the file to start.
-    pub from: u64,
-    /// Converted octets to drop first (a partial FETCH's start).
-    pub skip: u64,
-    /// Converted octets to send.
-    pub len: u64,
-    /// File offsets of octets to leave out (mbox: the `>` that quotes a
-    /// `From ` line).
-    pub drops: Vec<u64>,
 }
 
 /// The loop's answer to a [`Request`].
@@ -233,7 +147,7 @@ pub enum Reply {
     /// SEARCH: the UIDs that match.
     Searched(Vec<u32>),
     /// SORT or THREAD: the matches in order.
-    Sorted(super::sort::Arranged),
+    Sorted(super::arrange::Arranged),
     /// GENURLAUTH: the URLs with their tokens.
     GenUrlAuth(Result<Vec<String>, No>),
     /// URLFETCH: what each URL gave.
@@ -248,4 +162,19 @@ pub enum Reply {
     /// The stream is sent; an error means the literal is cut short and
     /// the session must end.
     Streamed(Result<(), No>),
+}
+
+/// What the loop must do after a call.
+#[derive(Debug)]
+pub enum ImapStep {
+    /// Keep reading.
+    Continue,
+    /// Flush and close.
+    Close,
+    /// Flush, drop input already read, start TLS, then `tls_started`.
+    StartTls,
+    /// Check the password; then `logged_in`.
+    Authenticate(Credentials),
+    /// Do this mailbox work; then `done`.
+    Io(Request),
 }

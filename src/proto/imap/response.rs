@@ -1,5 +1,6 @@
 //! Writing IMAP responses: tagged and untagged lines, strings as atoms,
 //! quoted strings or literals as their octets need.
+use super::types::No;
 
 /// Writes `text` followed by CRLF.
 pub fn line(out: &mut Vec<u8>, text: &str) {
@@ -51,6 +52,15 @@ pub fn nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
 /// Writes a mailbox name (INBOX and plain names unquoted when safe).
 pub fn mailbox(out: &mut Vec<u8>, name: &str) {
     string(out, name.as_bytes());
+}
+
+/// Writes `tag NO [code] text`.
+pub fn tagged_no(out: &mut Vec<u8>, tag: &[u8], no: &No) {
+    let text = match no.code {
+        Some(c) => format!("[{c}] {}", no.text),
+        None => no.text.clone(),
+    };
+    tagged(out, tag, "NO", &text);
 }
 
 #[cfg(test)]

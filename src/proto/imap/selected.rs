@@ -8,16 +8,18 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use super::arrange::{Arrange, Arranged};
 use super::command::{Command, Qresync, SearchReturn, StoreMode};
 use super::fetch::Item;
 use super::folder::{Flags, Folder};
 use super::matcher::{self, Facts, needs_content};
+use super::request::ImapStep;
 use super::request::{Candidate, Fetched, Reply, Request, Segment};
+use super::response::tagged_no;
 use super::response::{line, tagged};
 use super::search::Key;
 use super::sequence::{SeqSet, write_set};
-use super::session::{Enabled, ImapStep, tagged_no};
-use super::sort::{Arrange, Arranged};
+use super::types::Enabled;
 use super::updates::Updates;
 use crate::proto::OUTPUT_CAP;
 

@@ -15,9 +15,10 @@ use super::frame::{self, Framed, MAX_COMMAND, MAX_NONSYNC_BEFORE_LOGIN};
 use super::names;
 use super::notify::{Events, Refused, Spec};
 use super::request::Status;
-use super::request::{No, Reply, Request};
-use super::response::{line, tagged};
+use super::request::{ImapStep, No, Reply, Request};
+use super::response::{line, tagged, tagged_no};
 use super::selected::{Pending, Selected};
+pub use super::types::Enabled;
 use crate::proto::OUTPUT_CAP;
 use crate::proto::sasl::{self, Credentials, SaslError};
 use crate::proto::smtp::{Link, TlsInfo};
@@ -58,34 +59,6 @@ impl AppendSink for Vec<u8> {
     fn discard_append(&mut self) {
         self.clear();
     }
-}
-
-/// What the loop must do after a call.
-#[derive(Debug)]
-pub enum ImapStep {
-    /// Keep reading.
-    Continue,
-    /// Flush and close.
-    Close,
-    /// Flush, drop input already read, start TLS, then `tls_started`.
-    StartTls,
-    /// Check the password; then `logged_in`.
-    Authenticate(Credentials),
-    /// Do this mailbox work; then `done`.
-    Io(Request),
-}
-
-/// Which extensions the client turned on (RFC 5161).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Enabled {
-    /// IMAP4rev2 rules.
-    pub rev2: bool,
-    /// UTF-8 names and strings (UTF8=ACCEPT, or rev2).
-    pub utf8: bool,
-    /// CONDSTORE: MODSEQ in FETCH answers.
-    pub condstore: bool,
-    /// QRESYNC: VANISHED instead of EXPUNGE.
-    pub qresync: bool,
 }
 
 #[derive(Debug)]
@@ -1496,15 +1469,6 @@ fn uses_modseq(cmd: &Command<'_>) -> bool {
     }
 }
 
-/// Writes `tag NO [code] text`.
-pub fn tagged_no(out: &mut Vec<u8>, tag: &[u8], no: &No) {
-    let text = match no.code {
-        Some(c) => format!("[{c}] {}", no.text),
-        None => no.text.clone(),
-    };
-    tagged(out, tag, "NO", &text);
-}
-
 /// The tag at the start of a command, if it reads as one.
 fn tag_of(input: &[u8]) -> Option<&[u8]> {
     let end = input.iter().position(|&b| b == b' ')?;
@@ -1560,35 +1524,6 @@ fn write_lf(data: &[u8], cr: &mut bool, sink: &mut dyn AppendSink) {
         i += 1;
     }
     sink.write_append(&data[start..]);
-}
-
-/// `"dd-Mon-yyyy hh:mm:ss +zzzz"` (RFC 9051 date-time) as seconds since
-/// the epoch.
-pub fn parse_date_time(s: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(s).ok()?.trim_start();
-    let (date, rest) = s.split_once(' ')?;
-    let (time, zone) = rest.split_once(' ')?;
-    let mut a = super::args::Args::new(date.as_bytes());
-    let days = super::search::date(&mut a).ok()?;
-    if !a.at_end() {
-        return None;
-    }
-    let t: Vec<i64> = time
-        .split(':')
-        .map(|p| p.parse().ok().filter(|_| p.len() == 2))
-        .collect::<Option<_>>()?;
-    let [h, m, sec] = t[..] else { return None };
-    if h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    let zone = zone.as_bytes();
-    if zone.len() != 5 || !matches!(zone[0], b'+' | b'-') {
-        return None;
-    }
-    let z: i64 = std::str::from_utf8(&zone[1..]).ok()?.parse().ok()?;
-    let offset = (z / 100) * 3600 + (z % 100) * 60;
-    let offset = if zone[0] == b'-' { -offset } else { offset };
-    Some(days * 86_400 + h * 3600 + m * 60 + sec - offset)
 }
 
 /// A change to a user's folders, for NOTIFY's MailboxName and

@@ -14,8 +14,8 @@ use crate::proto::imap::command::ListParams;
 use crate::proto::imap::fetch::Item;
 use crate::proto::imap::folder::{Flags, Folder};
 use crate::proto::imap::names;
-use crate::proto::imap::render;
 use crate::proto::imap::request::{Fetched, Listed, No, Segment, Status};
+use crate::proto::imap::{mime, render};
 use crate::server::imap::fair_pool::{FairPool, Turn};
 use crate::server::imap::folder_io::{
     Added, failed, flags_for, folder_exists, read_message, scan, stamp,
@@ -138,7 +138,7 @@ pub enum Outcome {
     /// SEARCH: matching UIDs.
     Searched(Vec<u32>),
     /// SORT or THREAD: the matches in order.
-    Sorted(crate::proto::imap::sort::Arranged),
+    Sorted(crate::proto::imap::arrange::Arranged),
     /// GENURLAUTH's URLs.
     GenUrlAuth(Result<Vec<String>, No>),
     /// URLFETCH's answers.
@@ -845,7 +845,7 @@ fn fetch_one(
     if items.contains(&Item::Envelope) {
         let mut env = Vec::new();
         crate::proto::imap::structure::envelope(
-            render::split(&wire).0,
+            mime::split(&wire).0,
             &mut env,
         );
         envelopes::put(dir, validity, uid, &env);

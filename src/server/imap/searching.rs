@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::MailboxFormat;
 use crate::proto::imap::matcher::{self, Content as Text, Facts};
-use crate::proto::imap::render;
+use crate::proto::imap::mime;
 use crate::proto::imap::request::Candidate;
 use crate::proto::imap::search::Key;
-use crate::proto::imap::sort;
+use crate::proto::imap::{arrange, sort};
 use crate::server::imap::fair_pool::Turn;
 use crate::server::imap::folder_io::read_message;
 use crate::store::{headers, mailfolder};
@@ -75,7 +75,7 @@ pub struct SearchJob {
     /// The folder's keyword names.
     pub keywords: Vec<String>,
     /// SORT or THREAD: how the matches are put in order.
-    pub sort: Option<crate::proto::imap::sort::Arrange>,
+    pub sort: Option<crate::proto::imap::arrange::Arrange>,
     /// CONTEXT=SEARCH: each candidate's content answers instead.
     pub answers: bool,
     /// The keys look inside messages (else no file is read).
@@ -200,7 +200,7 @@ fn each_candidate(
             c.uid,
             || {
                 let made = fill.then(|| {
-                    let head = render::split(text.msg).0;
+                    let head = mime::split(text.msg).0;
                     let kept =
                         headers::Cached::of(head, text.size, text.internal);
                     headers::put(fmt, &job.dir, job.validity, c.uid, &kept);
@@ -259,7 +259,7 @@ pub(in crate::server) fn search_slice(
             let parsed = || {
                 sort::values(
                     &how.criteria,
-                    render::split(content.msg).0,
+                    mime::split(content.msg).0,
                     content.size,
                     content.internal,
                 )
@@ -295,9 +295,11 @@ pub(in crate::server) fn search_slice(
             Found::Uids(progress.hits.into_iter().map(|(u, ..)| u).collect())
         }
         (Some(_), false) if sorting => {
-            Found::Sorted(sort::Arranged::Sorted(progress.keyed.order()))
+            Found::Sorted(arrange::Arranged::Sorted(progress.keyed.order()))
         }
-        (Some(how), false) => Found::Sorted(sort::arrange(how, progress.hits)),
+        (Some(how), false) => {
+            Found::Sorted(arrange::arrange(how, progress.hits))
+        }
     })
 }
 
@@ -308,5 +310,5 @@ pub enum Found {
     /// CONTEXT=SEARCH: each candidate's content answers.
     Answers(Vec<(u32, u64)>),
     /// SORT or THREAD: the matches in order.
-    Sorted(sort::Arranged),
+    Sorted(arrange::Arranged),
 }
