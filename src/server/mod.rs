@@ -17,7 +17,7 @@ pub use base::tls;
 use base::{accept, conn, privilege, proxy, readers, services, timer};
 use imap::mailboxes;
 use logins::checkers;
-use outbound::{dns, notice, queue_work};
+use outbound::{dns, queue_work};
 use smtp::{spool, writer};
 
 use std::collections::HashMap;
@@ -33,22 +33,18 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, Directory};
-use crate::deliver::{self, Job};
-use crate::proto::smtp::{Envelope, Route};
-use crate::proto::{Failure, OUTPUT_CAP};
+use crate::proto::OUTPUT_CAP;
 use crate::store::cleanup;
 use crate::util::contain::guarded;
-use crate::util::logsafe::Quoted;
 use accept::{Listener, bind_all};
 use checkers::Logins;
 use conn::{Conn, Input, Phase, WBUF_CAP};
 use readers::Readers;
 use services::{Group, Services};
-use session::{Action, Client, InFlight, Session};
-use spool::{SpoolConfig, SpoolWritten};
+use session::{Action, Client, Session};
+use spool::SpoolConfig;
 use timer::{Timer, Timers};
-use writer::Task;
-use writer::{Done, Finished, Writer};
+use writer::Writer;
 
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -439,34 +435,6 @@ impl Server {
         }
     }
 
-    /// Counts refused SRS addresses against the client, as failed
-    /// logins are; a client past the limit is told and dropped. True if
-    /// it was.
-    fn srs_guessing(&mut self, slot: usize) -> bool {
-        let refused = std::mem::take(&mut self.services.srs_refused);
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
-            return true;
-        };
-        let now = Instant::now();
-        for _ in 0..refused {
-            self.services.limiter.fail(conn.client, now);
-        }
-        if !self.services.limiter.blocked(conn.client, now) {
-            return false;
-        }
-        warn!(
-            "conn={} ip={} locked out: too many invalid SRS addresses",
-            conn.id, conn.peer
-        );
-        if let Some(s) = conn.session.as_smtp() {
-            s.smtp.too_many_failures(&mut conn.wbuf);
-        }
-        conn.phase = Phase::Closing;
-        self.flush(slot);
-        true
-    }
-
     /// Does what a session asked.
     fn act(&mut self, slot: usize, step: Action) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
@@ -530,281 +498,6 @@ impl Server {
                 self.close(slot, "TLS setup failed");
             }
         }
-    }
-
-    fn submit(&mut self, slot: usize, envelope: Envelope) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
-            return;
-        };
-        let key = (slot, conn.generation);
-        let Some(smtp) = conn.session.as_smtp() else {
-            return;
-        };
-        conn.phase = Phase::Delivering;
-        if smtp.spool.is_writing() {
-            // Its last piece is still being written: once it is.
-            smtp.spooling = Some(Box::new(envelope));
-            return;
-        }
-        let cfg = &self.services.config;
-        // Distinct addresses are distinct folders: no duplicates here.
-        // Alias targets in other domains are forwarded.
-        let (mailboxes, forward) =
-            cfg.split_targets(deliver::local_mailboxes(&envelope));
-        let forward = (!forward.is_empty()).then(|| {
-            Box::new(deliver::Forward {
-                rcpts: forward,
-                sender: outbound::forward_sender(
-                    cfg,
-                    &self.services.srs_secret,
-                    &envelope.from.to_string(),
-                ),
-            })
-        });
-        let relay: Vec<String> = envelope
-            .rcpts
-            .iter()
-            .filter(|r| r.route == Route::Relay)
-            .map(|r| r.path.to_string())
-            .collect();
-        let rcpts: Vec<String> = envelope
-            .rcpts
-            .iter()
-            .map(|r| format!("<{}>", r.path))
-            .collect();
-        smtp.in_flight = Some(InFlight {
-            id: envelope.id.clone(),
-            summary: format!(
-                "from={} to={} size={} helo={} ip={}",
-                Quoted(&format!("<{}>", envelope.from)),
-                Quoted(&rcpts.join(",")),
-                envelope.size,
-                Quoted(&envelope.helo),
-                conn.peer
-            ),
-            locked_until: None,
-            parked: None,
-            queued: [
-                (!relay.is_empty()).then(|| envelope.id.clone()),
-                forward.as_ref().map(|_| deliver::forward_id(&envelope.id)),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-            // Where IMAP has each INBOX open, to tell it of the mail.
-            mailboxes: mailboxes
-                .iter()
-                .map(|d| {
-                    let fmt = cfg.mailbox_format;
-                    crate::store::folders::place(d, "INBOX", fmt)
-                })
-                .collect(),
-        });
-        let content = match smtp.spool.take() {
-            Ok(c) => c,
-            Err(f) => {
-                // Answered through the same path as a helper's result.
-                return self.deliveries_done(vec![Done {
-                    key,
-                    finished: Finished::Delivered(Err(f)),
-                }]);
-            }
-        };
-        let job = Job {
-            content,
-            sender: envelope.from.to_string(),
-            mailboxes,
-            format: cfg.mailbox_format,
-            relay,
-            forward,
-            queue_dir: cfg.queue_dir(),
-            id: envelope.id.clone(),
-            dkim: Arc::clone(&self.services.dkim),
-            signing: self.signing_for(&envelope),
-        };
-        self.writer.send((Task::Deliver(Box::new(job)), key));
-    }
-
-    /// Whose From: addresses a submitted message may be signed for: a
-    /// logged-in user's own, a local account's own (any for root and
-    /// the server's account), any for `trusted_networks`.
-    fn signing_for(&self, envelope: &Envelope) -> deliver::Signing {
-        let services = &self.services;
-        if let Some(user) = &envelope.user {
-            return deliver::Signing::User(
-                Arc::clone(&services.directory),
-                user.clone(),
-            );
-        }
-        if let Some(uid) = envelope.local_uid {
-            let server = rustix::process::getuid().as_raw();
-            return match services.directory.senders.owned(uid, server) {
-                None => deliver::Signing::Any,
-                Some(own) => deliver::Signing::Addresses(own),
-            };
-        }
-        match services.config.is_trusted(envelope.peer) {
-            true => deliver::Signing::Any,
-            false => deliver::Signing::Nobody,
-        }
-    }
-
-    /// Spool pieces the helpers have written: the next piece goes out,
-    /// reading resumes, and a message that waited for its last piece goes
-    /// to the durability helpers.
-    fn finish_spool_writes(&mut self) {
-        let written: Vec<SpoolWritten> =
-            self.spool.writers.finished().collect();
-        for SpoolWritten { key, path, result } in written {
-            let (slot, generation) = key;
-            let Some(conn) = self.live_conn(slot, generation) else {
-                // The client left meanwhile.
-                let _ = std::fs::remove_file(path);
-                continue;
-            };
-            if let Some(i) = conn.session.as_imap() {
-                i.spool.written(path, result);
-                if let Some(request) = i.appending.take() {
-                    self.imap_request(slot, request);
-                }
-                self.drive(slot);
-                continue;
-            }
-            let Some(smtp) = conn.session.as_smtp() else {
-                continue;
-            };
-            smtp.spool.written(path, result);
-            if let Some(envelope) = smtp.spooling.take() {
-                self.submit(slot, *envelope);
-            }
-            self.drive(slot);
-        }
-    }
-
-    fn finish_deliveries(&mut self) {
-        let done: Vec<Done> = self.writer.finished().collect();
-        self.deliveries_done(done);
-    }
-
-    fn deliveries_done(&mut self, done: Vec<Done>) {
-        for Done {
-            key: (slot, generation),
-            finished,
-        } in done
-        {
-            if slot == notice::NOTICE_SLOT {
-                self.notice_done(finished);
-                continue;
-            }
-            if let Some(user) = self.orphaned_locks.remove(&(slot, generation))
-            {
-                self.services.pop3_locks.remove(&user);
-                continue;
-            }
-            let waiting = self
-                .conns
-                .get(slot)
-                .and_then(Option::as_ref)
-                .is_some_and(|c| c.generation == generation);
-            if !waiting {
-                continue;
-            }
-            match finished {
-                Finished::Delivered(result) => self.stored(slot, result),
-                Finished::Busy(job) => self.busy(slot, *job),
-                Finished::Updated(result) => self.updated(slot, result),
-            }
-        }
-    }
-
-    /// A message met a mailbox another program holds: try again shortly,
-    /// up to the lock wait, on whichever helper is free then.
-    fn busy(&mut self, slot: usize, job: Job) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
-            return;
-        };
-        let key = (slot, conn.generation);
-        let Some(flight) =
-            conn.session.as_smtp().and_then(|s| s.in_flight.as_mut())
-        else {
-            return;
-        };
-        let now = Instant::now();
-        let until = *flight.locked_until.get_or_insert(now + LOCK_WAIT);
-        if now < until {
-            flight.parked = Some(job);
-            self.timers.add(now + LOCK_RETRY, Timer::LockRetry, key);
-            return;
-        }
-        let locked = Failure::Transient("mailbox is locked".into());
-        self.stored(slot, Err(locked));
-    }
-
-    /// A message is stored everywhere, or not at all: the final reply.
-    fn stored(&mut self, slot: usize, result: Result<(), Failure>) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
-            return;
-        };
-        let Some(s) = conn.session.as_smtp() else {
-            return;
-        };
-        let Some(flight) = s.in_flight.take() else {
-            return;
-        };
-        match &result {
-            Ok(()) => info!(
-                "conn={} id={} {} result=delivered",
-                conn.id, flight.id, flight.summary
-            ),
-            Err(f) => warn!(
-                "conn={} id={} {} result=deferred ({f})",
-                conn.id, flight.id, flight.summary
-            ),
-        }
-        s.smtp.delivered(&flight.id, result.clone(), &mut conn.wbuf);
-        conn.phase = Phase::Open;
-        if result.is_ok() {
-            self.queue_fresh(flight.queued);
-        }
-        if result.is_ok() {
-            for dir in &flight.mailboxes {
-                self.rescan(dir);
-            }
-        }
-        self.resume(slot);
-    }
-
-    /// A POP3 UPDATE is done: the last reply, then the session ends.
-    fn updated(&mut self, slot: usize, result: Result<(), Failure>) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
-            return;
-        };
-        let Session::Pop3(p) = &mut conn.session else {
-            return;
-        };
-        if let Err(f) = &result {
-            warn!("conn={} pop3 update failed: {f}", conn.id);
-        }
-        // IMAP sessions on this INBOX hear of the deletions at once.
-        let inbox = p.mailbox.as_deref().map(|user| {
-            let cfg = &self.services.config;
-            crate::store::folders::place(
-                &cfg.mailbox_dir(user),
-                "INBOX",
-                cfg.mailbox_format,
-            )
-        });
-        p.pop3
-            .updated(result.map_err(|f| f.to_string()), &mut conn.wbuf);
-        conn.phase = Phase::Closing;
-        if let Some(inbox) = inbox {
-            self.rescan(&inbox);
-        }
-        self.resume(slot);
     }
 
     /// The connection in `slot`, if it is still the one `generation`
@@ -1014,20 +707,6 @@ impl Server {
                 self.timers.add(conn.deadline, Timer::Idle, key);
                 self.flush(slot);
             }
-        }
-    }
-
-    /// Sends a delivery that met a locked mailbox back to the helpers,
-    /// unless its client has left meanwhile (it was never told 250).
-    fn retry_locked(&mut self, (slot, generation): (usize, u64)) {
-        let job = self
-            .live_conn(slot, generation)
-            .and_then(|c| c.session.as_smtp())
-            .and_then(|s| s.in_flight.as_mut())
-            .and_then(|f| f.parked.take());
-        if let Some(job) = job {
-            self.writer
-                .send((Task::Deliver(Box::new(job)), (slot, generation)));
         }
     }
 

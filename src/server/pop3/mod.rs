@@ -13,6 +13,7 @@ use log::{info, warn};
 use crate::util::logsafe::Quoted;
 
 use crate::config::MailboxFormat;
+use crate::proto::Failure;
 use crate::proto::pop3::transfer::Encoder;
 use crate::proto::pop3::{Listings, LoginError};
 use crate::server::Server;
@@ -278,5 +279,42 @@ fn close_reader(readers: &Readers, file: File, mbox: Option<PathBuf>) {
             mbox,
         }),
         None => drop(file),
+    }
+}
+
+impl Server {
+    /// A POP3 UPDATE is done: the last reply, then the session ends.
+    pub(in crate::server) fn updated(
+        &mut self,
+        slot: usize,
+        result: Result<(), Failure>,
+    ) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let Session::Pop3(p) = &mut conn.session else {
+            return;
+        };
+        if let Err(f) = &result {
+            // The target it had in server/mod.rs: logs are an interface.
+            warn!(target: "postling::server", "conn={} pop3 update failed: {f}", conn.id);
+        }
+        // IMAP sessions on this INBOX hear of the deletions at once.
+        let inbox = p.mailbox.as_deref().map(|user| {
+            let cfg = &self.services.config;
+            crate::store::folders::place(
+                &cfg.mailbox_dir(user),
+                "INBOX",
+                cfg.mailbox_format,
+            )
+        });
+        p.pop3
+            .updated(result.map_err(|f| f.to_string()), &mut conn.wbuf);
+        conn.phase = Phase::Closing;
+        if let Some(inbox) = inbox {
+            self.rescan(&inbox);
+        }
+        self.resume(slot);
     }
 }
