@@ -14,16 +14,14 @@ mod smtp;
 
 pub use base::tls;
 
+use base::writer;
 use base::{accept, conn, privilege, proxy, readers, services, timer};
-use imap::mailboxes;
 use logins::checkers;
 use outbound::{dns, queue_work};
-use smtp::{spool, writer};
 
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +40,6 @@ use conn::{Conn, Input, Phase, WBUF_CAP};
 use readers::Readers;
 use services::{Group, Services};
 use session::{Action, Client, Session};
-use spool::SpoolConfig;
 use timer::{Timer, Timers};
 use writer::Writer;
 
@@ -69,14 +66,9 @@ const WRITERS: usize = 4;
 /// Reader helper threads: message octets for POP3 come off the disk
 /// here; two let one slow read leave the other sessions going.
 const READERS: usize = 2;
-/// Spool helper threads: they write large messages arriving, so that a
-/// card slow to take writes stalls only the sessions it is writing for.
-const SPOOLERS: usize = 2;
 /// How often open IMAP folders are checked for changes made by other
 /// programs.
 const FOLDER_CHECK: Duration = Duration::from_secs(2);
-/// Mailbox helper threads: IMAP's folder scans, renames and reads.
-const MAILBOX_HELPERS: usize = 2;
 /// Password helper threads: two keep one slow hash from holding up
 /// every other login, without letting a flood of logins take every core.
 const LOGIN_CHECKERS: usize = 2;
@@ -127,16 +119,34 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     server.run();
     server.save_indexes();
     server.outbound.stop();
-    server.writer.stop();
+    server.core.writer.stop();
     server.logins.stop();
-    server.readers.stop();
-    server.mailboxes.stop();
+    server.core.readers.stop();
+    server.imap.stop();
     // The spool helpers end when the server (the last owner) is dropped.
     info!("stopped");
     Ok(())
 }
 
+/// The loop and its state, one field per service beside the core: a
+/// new service adds a field and a folder. A service's methods (`impl
+/// Server` in its folder) reach another's state only by naming it.
 struct Server {
+    /// Sockets, connections, timers and the helpers every service uses.
+    core: Core,
+    /// What sessions ask of the host (configuration, TLS, the limiter).
+    services: Services,
+    /// The password checkers, for every service's logins.
+    logins: Logins,
+    smtp: smtp::SmtpState,
+    pop3: pop3::Pop3State,
+    imap: imap::ImapState,
+    /// Mail being sent out, and the resolver it waits on.
+    outbound: outbound::Outbound,
+}
+
+/// The loop's own state: what every service's connections share.
+struct Core {
     poll: Poll,
     listeners: Vec<Listener>,
     conns: Vec<Option<Client>>,
@@ -148,29 +158,20 @@ struct Server {
     /// Connections, all groups together.
     open: usize,
     timers: Timers,
-    services: Services,
-    writer: Writer,
-    logins: Logins,
-    readers: Readers,
-    mailboxes: mailboxes::Mailboxes,
-    /// IMAP folders open in memory.
-    imap: imap::Registry,
-    /// Spool files, and the helpers that write them.
-    spool: Rc<SpoolConfig>,
-    /// POP3 mailboxes whose session left during UPDATE, by its key.
-    orphaned_locks: HashMap<(usize, u64), String>,
     /// Connections on proxy: listeners before their PROXY header.
     waiting: Vec<Option<proxy::Waiting>>,
     signals: Signals,
+    /// One read buffer for all connections.
     scratch: Box<[u8]>,
     next_id: u64,
+    /// Stopping since then: no new connections or messages.
     draining: Option<Instant>,
-    /// DNS lookups in flight.
-    dns: dns::Dns,
     /// The local submission socket.
     local: Option<mio::net::UnixListener>,
-    /// Mail being sent out.
-    outbound: outbound::Outbound,
+    /// Reader helpers: message octets off the disk (POP3, IMAP, outbound).
+    readers: Readers,
+    /// Durability helpers: mail written into mailboxes and flushed.
+    writer: Writer,
 }
 
 impl Server {
@@ -197,44 +198,44 @@ impl Server {
             )?;
         }
         Ok(Server {
-            poll,
-            listeners,
-            conns: Vec::new(),
-            free: Vec::new(),
-            per_ip: HashMap::new(),
-            per_group: [0; Group::COUNT],
-            open: 0,
-            timers: Timers::default(),
-            writer: writer::start(WRITERS, Arc::clone(&waker))?,
+            core: Core {
+                poll,
+                listeners,
+                conns: Vec::new(),
+                free: Vec::new(),
+                per_ip: HashMap::new(),
+                per_group: [0; Group::COUNT],
+                open: 0,
+                timers: Timers::default(),
+                waiting: Vec::new(),
+                signals,
+                scratch: vec![0; SCRATCH].into_boxed_slice(),
+                next_id: 0,
+                draining: None,
+                local: Some(local),
+                readers: readers::start(READERS, Arc::clone(&waker))?,
+                writer: writer::start(WRITERS, Arc::clone(&waker))?,
+            },
             logins: checkers::start(LOGIN_CHECKERS, Arc::clone(&waker))?,
-            readers: readers::start(READERS, Arc::clone(&waker))?,
-            mailboxes: mailboxes::start(MAILBOX_HELPERS, Arc::clone(&waker))?,
-            imap: imap::Registry::default(),
-            spool: Rc::new(SpoolConfig {
-                dir: services.config.spool_dir(),
-                hostname: services.config.hostname.clone(),
-                writers: Rc::new(spool::start(SPOOLERS, Arc::clone(&waker))?),
-            }),
-            waiting: Vec::new(),
-            orphaned_locks: HashMap::new(),
-            services,
-            signals,
-            scratch: vec![0; SCRATCH].into_boxed_slice(),
-            next_id: 0,
-            draining: None,
-            dns: dns::Dns::new(services_resolvers),
-            local: Some(local),
+            smtp: smtp::SmtpState::start(
+                &services.config,
+                Arc::clone(&waker),
+            )?,
+            pop3: pop3::Pop3State::default(),
+            imap: imap::ImapState::start(Arc::clone(&waker))?,
             outbound: outbound::Outbound::new(
                 policy,
                 login,
                 queue_work::start(Arc::clone(&waker))?,
+                dns::Dns::new(services_resolvers),
             ),
+            services,
         })
     }
 
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
-        self.timers.add(
+        self.core.timers.add(
             Instant::now() + FOLDER_CHECK,
             Timer::FolderCheck,
             imap::NOBODY,
@@ -242,18 +243,18 @@ impl Server {
         self.queue_run_due();
         loop {
             let now = Instant::now();
-            if let Some(until) = self.draining
-                && ((self.open == 0 && self.outbound_settled())
+            if let Some(until) = self.core.draining
+                && ((self.core.open == 0 && self.outbound_settled())
                     || now >= until)
             {
                 return;
             }
-            let mut timeout = self.timers.next_timeout(now);
-            if let Some(until) = self.draining {
+            let mut timeout = self.core.timers.next_timeout(now);
+            if let Some(until) = self.core.draining {
                 let left = until.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout)
+            if let Err(e) = self.core.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 error!("poll: {e}");
@@ -291,7 +292,8 @@ impl Server {
     }
 
     fn on_conn_event(&mut self, slot: usize, event: &mio::event::Event) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -307,7 +309,8 @@ impl Server {
         loop {
             self.read_and_feed(slot);
             self.flush(slot);
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            let Some(conn) =
+                self.core.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 return;
             };
@@ -328,14 +331,15 @@ impl Server {
 
     fn read_and_feed(&mut self, slot: usize) {
         loop {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            let Some(conn) =
+                self.core.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 return;
             };
             if !conn.can_read() {
                 return;
             }
-            match conn.read(&mut self.scratch) {
+            match conn.read(&mut self.core.scratch) {
                 Input::Data(n) => {
                     conn.deadline = Instant::now() + conn.idle;
                     self.feed(slot, n);
@@ -366,15 +370,16 @@ impl Server {
     /// Feeds the connection's saved input plus `n` new octets of scratch
     /// into its session and acts on the step it returns.
     fn feed(&mut self, slot: usize, n: usize) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
         let joined;
         let input: &[u8] = if conn.rbuf.is_empty() {
-            &self.scratch[..n]
+            &self.core.scratch[..n]
         } else {
-            conn.rbuf.extend_from_slice(&self.scratch[..n]);
+            conn.rbuf.extend_from_slice(&self.core.scratch[..n]);
             joined = std::mem::take(&mut conn.rbuf);
             &joined
         };
@@ -395,7 +400,8 @@ impl Server {
         if self.services.srs_refused > 0 && self.srs_guessing(slot) {
             return;
         }
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -412,7 +418,8 @@ impl Server {
     /// the usual close, so every count and registry entry it had is
     /// undone as for any close. What the session held is dropped.
     fn session_failed(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -428,7 +435,7 @@ impl Server {
         conn.wbuf.extend_from_slice(last.as_bytes());
         conn.phase = Phase::Closing;
         self.flush(slot);
-        if let Some(conn) = self.conns.get(slot).and_then(Option::as_ref)
+        if let Some(conn) = self.core.conns.get(slot).and_then(Option::as_ref)
             && conn.phase == Phase::Closing
         {
             self.close(slot, "internal error");
@@ -437,7 +444,8 @@ impl Server {
 
     /// Does what a session asked.
     fn act(&mut self, slot: usize, step: Action) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -469,7 +477,8 @@ impl Server {
     /// the client pipelined behind the command (CVE-2011-0411), and
     /// speak TLS from the next octet on.
     fn start_tls(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -507,7 +516,8 @@ impl Server {
         slot: usize,
         generation: u64,
     ) -> Option<&mut Client> {
-        self.conns
+        self.core
+            .conns
             .get_mut(slot)
             .and_then(Option::as_mut)
             .filter(|c| c.generation == generation)
@@ -523,7 +533,8 @@ impl Server {
 
     fn flush(&mut self, slot: usize) {
         loop {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            let Some(conn) =
+                self.core.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 return;
             };
@@ -537,7 +548,8 @@ impl Server {
                 self.feed(slot, 0);
             }
             self.pump_stream(slot);
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            let Some(conn) =
+                self.core.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 return;
             };
@@ -564,7 +576,8 @@ impl Server {
                 break;
             }
         }
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -581,7 +594,7 @@ impl Server {
                 Interest::READABLE
             };
             let token = Token(CONN_BASE + slot);
-            let r = self.poll.registry().reregister(
+            let r = self.core.poll.registry().reregister(
                 &mut conn.stream,
                 token,
                 interest,
@@ -593,30 +606,31 @@ impl Server {
     }
 
     fn close(&mut self, slot: usize, why: &str) {
-        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take)
+        let Some(mut conn) =
+            self.core.conns.get_mut(slot).and_then(Option::take)
         else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = self.core.poll.registry().deregister(&mut conn.stream);
         let key = (conn.service.group(), conn.client);
-        if let Some(count) = self.per_ip.get_mut(&key) {
+        if let Some(count) = self.core.per_ip.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
-                self.per_ip.remove(&key);
+                self.core.per_ip.remove(&key);
             }
         }
-        self.per_group[key.0.index()] -= 1;
-        self.open -= 1;
-        self.free.push(slot);
+        self.core.per_group[key.0.index()] -= 1;
+        self.core.open -= 1;
+        self.core.free.push(slot);
         match &mut conn.session {
             Session::Pop3(p) => {
-                pop3::release(&self.readers, p.transfer.take());
+                pop3::release(&self.core.readers, p.transfer.take());
                 if let Some(user) = p.mailbox.take() {
                     if conn.phase == Phase::Delivering {
                         // Its UPDATE is still running: hold the mailbox
                         // until it is done.
                         let key = (slot, conn.generation);
-                        self.orphaned_locks.insert(key, user);
+                        self.pop3.hold_until_updated(key, user);
                     } else {
                         self.services.pop3_locks.remove(&user);
                     }
@@ -642,7 +656,7 @@ impl Server {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
-        while let Some((kind, key)) = self.timers.pop_due(now) {
+        while let Some((kind, key)) = self.core.timers.pop_due(now) {
             match kind {
                 Timer::Idle => self.idle_due(key, now),
                 Timer::LoginFailure => self.answer_failure(key, now),
@@ -655,7 +669,7 @@ impl Server {
                     self.retry_notices();
                     self.check_folders();
                     self.save_indexes();
-                    self.timers.add(
+                    self.core.timers.add(
                         now + FOLDER_CHECK,
                         Timer::FolderCheck,
                         key,
@@ -668,7 +682,8 @@ impl Server {
     /// A connection's idle deadline came: if it really has been idle,
     /// say so and close (or wait on, for work of ours under way).
     fn idle_due(&mut self, (slot, generation): (usize, u64), now: Instant) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -678,14 +693,14 @@ impl Server {
         let key = (slot, generation);
         let timeout = conn.idle;
         if conn.deadline > now {
-            self.timers.add(conn.deadline, Timer::Idle, key);
+            self.core.timers.add(conn.deadline, Timer::Idle, key);
             return;
         }
         match conn.phase {
             Phase::Sending => self.close(slot, "client stopped reading"),
             Phase::Delivering | Phase::Authenticating => {
                 conn.deadline = now + timeout;
-                self.timers.add(conn.deadline, Timer::Idle, key);
+                self.core.timers.add(conn.deadline, Timer::Idle, key);
             }
             Phase::Closing => self.close(slot, "timeout while closing"),
             // An IMAP client in IDLE is waiting for us, not idle (RFC
@@ -695,7 +710,7 @@ impl Server {
             {
                 conn.wbuf.extend_from_slice(b"* OK Still here\r\n");
                 conn.deadline = now + timeout;
-                self.timers.add(conn.deadline, Timer::Idle, key);
+                self.core.timers.add(conn.deadline, Timer::Idle, key);
                 self.flush(slot);
             }
             Phase::Open => {
@@ -704,14 +719,14 @@ impl Server {
                 conn.phase = Phase::Closing;
                 // One more period to deliver the 421, then drop.
                 conn.deadline = now + timeout;
-                self.timers.add(conn.deadline, Timer::Idle, key);
+                self.core.timers.add(conn.deadline, Timer::Idle, key);
                 self.flush(slot);
             }
         }
     }
 
     fn on_signals(&mut self) {
-        let pending: Vec<i32> = self.signals.pending().collect();
+        let pending: Vec<i32> = self.core.signals.pending().collect();
         for signal in pending {
             match signal {
                 SIGHUP => self.services.reload(),
@@ -721,15 +736,15 @@ impl Server {
     }
 
     fn start_draining(&mut self) {
-        if self.draining.is_some() {
+        if self.core.draining.is_some() {
             return;
         }
-        info!("stopping: no new connections, {} open", self.open);
-        for mut l in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l.socket);
+        info!("stopping: no new connections, {} open", self.core.open);
+        for mut l in self.core.listeners.drain(..) {
+            let _ = self.core.poll.registry().deregister(&mut l.socket);
         }
-        self.draining = Some(Instant::now() + SHUTDOWN_GRACE);
-        for slot in 0..self.conns.len() {
+        self.core.draining = Some(Instant::now() + SHUTDOWN_GRACE);
+        for slot in 0..self.core.conns.len() {
             self.drain_if_idle(slot);
         }
         self.outbound_drain();
@@ -738,10 +753,11 @@ impl Server {
     /// While stopping, a connection between transactions is told so and
     /// closed; one inside a transaction is left to finish it.
     fn drain_if_idle(&mut self, slot: usize) {
-        if self.draining.is_none() {
+        if self.core.draining.is_none() {
             return;
         }
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };

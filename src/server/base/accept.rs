@@ -5,7 +5,6 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::rc::Rc;
 use std::time::Instant;
 
 use log::{error, info, warn};
@@ -21,7 +20,6 @@ use crate::server::base::conn::{Conn, Phase};
 use crate::server::base::services::Service;
 use crate::server::base::timer::Timer;
 use crate::server::session::Session;
-use crate::server::smtp::spool::Spool;
 use crate::server::{CONN_BASE, Server, base::listen, base::tls};
 
 /// Log lines keep the target they had before the file moved into its
@@ -107,7 +105,7 @@ impl Server {
     /// `postling sendmail` connections.
     pub(in crate::server) fn accept_local(&mut self) {
         loop {
-            let Some(listener) = self.local.as_ref() else {
+            let Some(listener) = self.core.local.as_ref() else {
                 return;
             };
             match listener.accept() {
@@ -138,7 +136,7 @@ impl Server {
 
     pub(in crate::server) fn accept(&mut self, index: usize) {
         loop {
-            let Some(listener) = self.listeners.get(index) else {
+            let Some(listener) = self.core.listeners.get(index) else {
                 return;
             };
             let (service, proxied) = (listener.service, listener.proxy);
@@ -190,8 +188,10 @@ impl Server {
         let cfg = &self.services.config;
         let client = client_key(peer, cfg.ipv6_prefix_len);
         let group = service.group();
-        let from_ip = self.per_ip.get(&(group, client)).copied().unwrap_or(0);
-        let refusal = if self.per_group[group.index()] >= cfg.max_connections
+        let from_ip =
+            self.core.per_ip.get(&(group, client)).copied().unwrap_or(0);
+        let refusal = if self.core.per_group[group.index()]
+            >= cfg.max_connections
             || from_ip >= cfg.max_connections_per_ip
         {
             Some("too many connections")
@@ -243,9 +243,9 @@ impl Server {
             local_uid,
             front_end: cfg.is_login_trusted(peer),
         };
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
+        let slot = self.core.free.pop().unwrap_or_else(|| {
+            self.core.conns.push(None);
+            self.core.conns.len() - 1
         });
         // Replies are small and answer requests: Nagle's algorithm would
         // hold each behind the client's delayed ACK.
@@ -253,23 +253,23 @@ impl Server {
             let _ = s.set_nodelay(true);
         }
         let token = Token(CONN_BASE + slot);
-        if let Err(e) = self.poll.registry().register(
+        if let Err(e) = self.core.poll.registry().register(
             &mut stream,
             token,
             Interest::READABLE,
         ) {
             error!(target: LOG_TARGET, "register: {e}");
-            self.free.push(slot);
+            self.core.free.push(slot);
             return;
         }
-        self.next_id += 1;
+        self.core.next_id += 1;
         let idle = self.services.idle_timeout(service);
-        let spool = Spool::new(Rc::clone(&self.spool), (slot, self.next_id));
+        let spool = self.smtp.spool_for((slot, self.core.next_id));
         let session = Session::open(&self.services, service, link, spool);
         let deadline = Instant::now() + idle;
         let mut conn = Conn {
-            id: self.next_id,
-            generation: self.next_id,
+            id: self.core.next_id,
+            generation: self.core.next_id,
             stream,
             peer,
             client,
@@ -304,13 +304,14 @@ impl Server {
             matches!(conn.session, crate::server::session::Session::Smtp(_))
                 && service != Service::Local;
         let generation = conn.generation;
-        self.timers
+        self.core
+            .timers
             .add(deadline, Timer::Idle, (slot, conn.generation));
-        *self.per_ip.entry((group, client)).or_default() += 1;
-        self.per_group[group.index()] += 1;
-        self.open += 1;
+        *self.core.per_ip.entry((group, client)).or_default() += 1;
+        self.core.per_group[group.index()] += 1;
+        self.core.open += 1;
         let pipelined = !conn.rbuf.is_empty();
-        self.conns[slot] = Some(conn);
+        self.core.conns[slot] = Some(conn);
         // The client's name for Received, looked up while it talks.
         if smtp {
             let name = crate::proto::dns::wire::reverse_name(peer);

@@ -48,19 +48,19 @@ impl Server {
             warn!(target: LOG_TARGET, "refused ip={peer}: not in proxy_from");
             return;
         }
-        if self.waiting.iter().flatten().count() >= cfg.max_connections {
+        if self.core.waiting.iter().flatten().count() >= cfg.max_connections {
             warn!(target: LOG_TARGET, "refused ip={peer}: too many connections");
             return;
         }
-        let slot = match self.waiting.iter().position(Option::is_none) {
+        let slot = match self.core.waiting.iter().position(Option::is_none) {
             Some(s) => s,
             None => {
-                self.waiting.push(None);
-                self.waiting.len() - 1
+                self.core.waiting.push(None);
+                self.core.waiting.len() - 1
             }
         };
         let token = Token(PROXY_BASE + slot);
-        if let Err(e) = self.poll.registry().register(
+        if let Err(e) = self.core.poll.registry().register(
             &mut stream,
             token,
             Interest::READABLE,
@@ -69,21 +69,23 @@ impl Server {
             return;
         }
         let deadline = Instant::now() + HEADER_WAIT;
-        self.waiting[slot] = Some(Waiting {
+        self.core.waiting[slot] = Some(Waiting {
             stream,
             proxy: peer,
             service,
             buf: Vec::new(),
             deadline,
         });
-        self.timers.add(deadline, Timer::ProxyHeader, (slot, 0));
+        self.core
+            .timers
+            .add(deadline, Timer::ProxyHeader, (slot, 0));
         self.on_waiting(slot);
     }
 
     /// Reads what the proxy sent; admits the client once the header is
     /// complete, drops the connection if it is not a header.
     pub(in crate::server) fn on_waiting(&mut self, slot: usize) {
-        let Some(w) = self.waiting.get_mut(slot).and_then(Option::as_mut)
+        let Some(w) = self.core.waiting.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -93,7 +95,7 @@ impl Server {
                 done => break done,
             }
             let room = proxy::MAX_V2.saturating_sub(w.buf.len()).max(1);
-            let chunk = &mut self.scratch[..room.min(SCRATCH_USE)];
+            let chunk = &mut self.core.scratch[..room.min(SCRATCH_USE)];
             match w.stream.read(chunk) {
                 Ok(0) => break Header::Invalid("closed before the header"),
                 Ok(n) => w.buf.extend_from_slice(&chunk[..n]),
@@ -102,10 +104,10 @@ impl Server {
                 Err(_) => break Header::Invalid("read failed"),
             }
         };
-        let Some(mut w) = self.waiting[slot].take() else {
+        let Some(mut w) = self.core.waiting[slot].take() else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut w.stream);
+        let _ = self.core.poll.registry().deregister(&mut w.stream);
         match header {
             Header::Done { len, source } => {
                 let client = source.map_or(w.proxy, |s| s.ip());
@@ -135,14 +137,15 @@ impl Server {
         now: Instant,
     ) {
         let overdue = self
+            .core
             .waiting
             .get(slot)
             .and_then(Option::as_ref)
             .is_some_and(|w| w.deadline <= now);
         if let Some(mut w) =
-            overdue.then(|| self.waiting[slot].take()).flatten()
+            overdue.then(|| self.core.waiting[slot].take()).flatten()
         {
-            let _ = self.poll.registry().deregister(&mut w.stream);
+            let _ = self.core.poll.registry().deregister(&mut w.stream);
             warn!(target: LOG_TARGET, "refused ip={}: no PROXY header in time", w.proxy);
         }
     }

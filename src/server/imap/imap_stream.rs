@@ -52,7 +52,8 @@ impl Server {
         dir: PathBuf,
         s: Stream,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -76,7 +77,7 @@ impl Server {
             dir.join(&s.file)
         };
         conn.phase = Phase::Sending;
-        self.readers.send(ReadJob {
+        self.core.readers.send(ReadJob {
             key: (slot, conn.generation),
             source: Source::Path {
                 path,
@@ -92,7 +93,8 @@ impl Server {
         slot: usize,
         result: std::io::Result<(File, u64, Vec<u8>)>,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -148,7 +150,8 @@ impl Server {
     /// Asks for the next chunk once the output has room; true if the
     /// connection has a stream.
     pub(in crate::server) fn pump_stream(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -164,7 +167,7 @@ impl Server {
         let Some(file) = st.file.take() else { return };
         st.reading = true;
         let left = st.left_in_file;
-        self.readers.send(ReadJob {
+        self.core.readers.send(ReadJob {
             key,
             source: Source::Next { file, left },
             mbox: None,
@@ -172,7 +175,9 @@ impl Server {
     }
 
     fn stream_done(&mut self, slot: usize, result: Result<(), No>) {
-        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+        if let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
+        {
             conn.phase = Phase::Delivering;
         }
         self.imap_reply(slot, Reply::Streamed(result));

@@ -133,6 +133,34 @@ fn selected_work(
 /// A key for work no connection waits for (a sync after a delivery).
 pub const NOBODY: (usize, u64) = (usize::MAX, 0);
 
+/// Mailbox helper threads: IMAP's folder scans, renames and reads.
+const MAILBOX_HELPERS: usize = 2;
+
+/// IMAP's state in the loop.
+pub struct ImapState {
+    /// Folders open in memory.
+    pub(in crate::server::imap) registry: Registry,
+    /// The mailbox helpers: scans, searches, fetches, APPEND, COPY.
+    pub(in crate::server::imap) helpers: mailboxes::Mailboxes,
+}
+
+impl ImapState {
+    /// Starts the mailbox helpers.
+    pub(in crate::server) fn start(
+        waker: std::sync::Arc<mio::Waker>,
+    ) -> std::io::Result<ImapState> {
+        Ok(ImapState {
+            registry: Registry::default(),
+            helpers: mailboxes::start(MAILBOX_HELPERS, waker)?,
+        })
+    }
+
+    /// Stops the mailbox helpers (at shutdown).
+    pub(in crate::server) fn stop(self) {
+        self.helpers.stop();
+    }
+}
+
 /// Folders open in memory, by Maildir path.
 #[derive(Default)]
 pub struct Registry {
@@ -230,7 +258,7 @@ impl Registry {
 
 impl Server {
     fn imap_root(&self, slot: usize) -> Option<PathBuf> {
-        let conn = self.conns.get(slot)?.as_ref()?;
+        let conn = self.core.conns.get(slot)?.as_ref()?;
         let crate::server::session::Session::Imap(i) = &conn.session else {
             return None;
         };
@@ -240,7 +268,8 @@ impl Server {
 
     /// The logged-in user of an IMAP session.
     fn imap_user(&self, slot: usize) -> String {
-        self.conns
+        self.core
+            .conns
             .get(slot)
             .and_then(Option::as_ref)
             .and_then(|c| match &c.session {
@@ -259,7 +288,8 @@ impl Server {
         user: String,
     ) {
         let root = self.services.config.mailbox_dir(&user);
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -282,7 +312,8 @@ impl Server {
             return self.close(slot, "IMAP request without login");
         };
         let fmt = self.services.config.mailbox_format;
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -350,6 +381,7 @@ impl Server {
                 let dir = folders::place(&root, &name, fmt);
                 let since = self
                     .imap
+                    .registry
                     .get(&dir)
                     .map_or(0, |f| f.borrow().highest_modseq);
                 Work::Scan(dir, since)
@@ -378,7 +410,7 @@ impl Server {
             Request::Subscribe(name, on) => Work::Subscribe(root, name, on),
             Request::Status(name, _) => {
                 let dir = folders::place(&root, &name, fmt);
-                if let Some(f) = self.imap.get(&dir) {
+                if let Some(f) = self.imap.registry.get(&dir) {
                     let st = status_of(&f.borrow());
                     return self.imap_reply(slot, Reply::Status(Ok(st)));
                 }
@@ -395,7 +427,7 @@ impl Server {
             }
             Request::Append { folder, messages } => {
                 let Some(conn) =
-                    self.conns.get_mut(slot).and_then(Option::as_mut)
+                    self.core.conns.get_mut(slot).and_then(Option::as_mut)
                 else {
                     return;
                 };
@@ -450,6 +482,7 @@ impl Server {
                 Some(dir) => {
                     let since = self
                         .imap
+                        .registry
                         .get(&dir)
                         .map_or(0, |f| f.borrow().highest_modseq);
                     Work::Scan(dir, since)
@@ -465,13 +498,14 @@ impl Server {
         dir: Option<PathBuf>,
     ) -> Option<(PathBuf, Rc<RefCell<Folder>>)> {
         let dir = dir?;
-        let folder = self.imap.get(&dir)?;
+        let folder = self.imap.registry.get(&dir)?;
         Some((dir, folder))
     }
 
     /// Hands a reply to a session and goes on with it.
     pub(in crate::server) fn imap_reply(&mut self, slot: usize, reply: Reply) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -495,6 +529,7 @@ impl Server {
         let watching = i.watching.clone();
         self.track_selection(slot, key, watching, now);
         if let Some(dir) = self
+            .core
             .conns
             .get_mut(slot)
             .and_then(Option::as_mut)
@@ -528,11 +563,12 @@ impl Server {
             self.unwatch(old, key);
         }
         if let Some(new) = &want
-            && let Some(o) = self.imap.open.get_mut(new)
+            && let Some(o) = self.imap.registry.open.get_mut(new)
         {
             o.watchers.push(key);
         }
         if let Some(i) = self
+            .core
             .conns
             .get_mut(slot)
             .and_then(Option::as_mut)
@@ -544,7 +580,7 @@ impl Server {
 
     /// Results from the mailbox helpers.
     pub(in crate::server) fn finish_mailbox_work(&mut self) {
-        let done: Vec<_> = self.mailboxes.finished().collect();
+        let done: Vec<_> = self.imap.helpers.finished().collect();
         for (key, outcome) in done {
             self.mailbox_done(key, outcome);
         }
@@ -555,7 +591,7 @@ impl Server {
         let reply = match outcome {
             Outcome::Scanned(dir, since, result) => {
                 if result.is_err()
-                    && let Some(o) = self.imap.open.get_mut(&dir)
+                    && let Some(o) = self.imap.registry.open.get_mut(&dir)
                 {
                     o.scanning = false;
                 }
@@ -566,7 +602,7 @@ impl Server {
                 }
                 match folder {
                     Ok(f) => {
-                        if let Some(o) = self.imap.open.get_mut(&dir)
+                        if let Some(o) = self.imap.registry.open.get_mut(&dir)
                             && !o.watchers.contains(&key)
                         {
                             o.watchers.push(key);
@@ -599,6 +635,7 @@ impl Server {
             Outcome::UrlFetched(list) => Reply::UrlFetched(list),
             Outcome::NotifyOpened(list) => {
                 let alive = self
+                    .core
                     .conns
                     .get(slot)
                     .and_then(Option::as_ref)
@@ -631,7 +668,7 @@ impl Server {
             }
             Outcome::FlagsSet(dir, r) => match r {
                 Ok(files) => {
-                    if let Some(f) = self.imap.get(&dir) {
+                    if let Some(f) = self.imap.registry.get(&dir) {
                         let mut f = f.borrow_mut();
                         for (uid, file, flags) in files {
                             let modseq = f.bump();
@@ -654,7 +691,7 @@ impl Server {
             },
             Outcome::Expunged(dir, r) => match r {
                 Ok(uids) => {
-                    if let Some(f) = self.imap.get(&dir) {
+                    if let Some(f) = self.imap.registry.get(&dir) {
                         f.borrow_mut().remove(&uids);
                     }
                     self.notify(&dir, key);
@@ -678,7 +715,7 @@ impl Server {
                     let uids = added.iter().map(|a| a.0).collect();
                     self.added(&to, validity, added, key);
                     if moving {
-                        if let Some(f) = self.imap.get(&from) {
+                        if let Some(f) = self.imap.registry.get(&from) {
                             f.borrow_mut().remove(&src);
                         }
                         self.notify(&from, key);
@@ -693,12 +730,12 @@ impl Server {
                 Reply::Copied(result)
             }
             Outcome::Checked(dir, stamp, scan, since) => {
-                if let Some(o) = self.imap.open.get_mut(&dir) {
+                if let Some(o) = self.imap.registry.open.get_mut(&dir) {
                     o.scanning = false;
                     o.stamp = stamp;
                 }
                 if let Some(scan) = scan
-                    && self.imap.open.contains_key(&dir)
+                    && self.imap.registry.open.contains_key(&dir)
                 {
                     self.take_scan(&dir, scan, since, NOBODY);
                 }
@@ -706,7 +743,7 @@ impl Server {
             }
             Outcome::Saved => return,
             Outcome::Settled(dir, files) => {
-                if let Some(o) = self.imap.open.get_mut(&dir) {
+                if let Some(o) = self.imap.registry.open.get_mut(&dir) {
                     o.settling = false;
                     let mut f = o.folder.borrow_mut();
                     for (uid, file) in files {
@@ -724,6 +761,7 @@ impl Server {
             Outcome::Failed(no) => Reply::Failed(no),
         };
         let waiting = self
+            .core
             .conns
             .get(slot)
             .and_then(Option::as_ref)
@@ -742,25 +780,25 @@ impl Server {
         since: u64,
         key: (usize, u64),
     ) -> Rc<RefCell<Folder>> {
-        if let Some(o) = self.imap.open.get_mut(dir) {
+        if let Some(o) = self.imap.registry.open.get_mut(dir) {
             o.scanning = false;
             let changed = o.folder.borrow_mut().merge(scan, since);
             let f = Rc::clone(&o.folder);
             if changed {
                 self.notify(dir, key);
             }
-            if self.imap.watchers(dir).is_empty()
-                && self.imap.status_watchers(dir).is_empty()
+            if self.imap.registry.watchers(dir).is_empty()
+                && self.imap.registry.status_watchers(dir).is_empty()
                 && key == NOBODY
             {
-                self.imap.open.remove(dir);
+                self.imap.registry.open.remove(dir);
             }
             return f;
         }
         let saved_modseq = scan.highest_modseq;
         let saved_recent = scan.recent_from;
         let folder = Rc::new(RefCell::new(scan));
-        self.imap.open.insert(
+        self.imap.registry.open.insert(
             dir.to_path_buf(),
             Open {
                 folder: Rc::clone(&folder),
@@ -786,7 +824,9 @@ impl Server {
         added: Vec<crate::server::imap::folder_io::Added>,
         actor: (usize, u64),
     ) {
-        let Some(f) = self.imap.get(dir) else { return };
+        let Some(f) = self.imap.registry.get(dir) else {
+            return;
+        };
         let fits = {
             let mut f = f.borrow_mut();
             f.uidvalidity == validity && f.add(added)
@@ -801,7 +841,7 @@ impl Server {
     /// Messages some session has claimed as \Recent move from new/ to
     /// cur/ (on a helper), so they are not \Recent after a restart.
     pub(in crate::server) fn settle_recent(&mut self, dir: &Path) {
-        let Some(o) = self.imap.open.get_mut(dir) else {
+        let Some(o) = self.imap.registry.open.get_mut(dir) else {
             return;
         };
         if o.settling {
@@ -832,7 +872,7 @@ impl Server {
     /// per folder in flight.
     pub(in crate::server) fn check_folders(&mut self) {
         let mut checks = Vec::new();
-        for (dir, o) in self.imap.open.iter_mut() {
+        for (dir, o) in self.imap.registry.open.iter_mut() {
             if o.watchers.is_empty() || o.scanning {
                 continue;
             }
@@ -851,6 +891,7 @@ impl Server {
     fn send_work(&self, key: (usize, u64), work: Work) {
         let fmt = self.services.config.mailbox_format;
         let user = self
+            .core
             .conns
             .get(key.0)
             .and_then(Option::as_ref)
@@ -861,12 +902,12 @@ impl Server {
             })
             .unwrap_or_default()
             .to_string();
-        self.mailboxes.send(&user, (key, fmt, work));
+        self.imap.helpers.send(&user, (key, fmt, work));
     }
 
     /// Looks at a folder on disk again if any session has it open.
     pub(in crate::server) fn rescan(&mut self, dir: &Path) {
-        if let Some(o) = self.imap.open.get_mut(dir)
+        if let Some(o) = self.imap.registry.open.get_mut(dir)
             && !o.scanning
         {
             o.scanning = true;
@@ -887,17 +928,18 @@ impl Server {
         let mut told = Vec::with_capacity(list.len());
         let mut watching = Vec::with_capacity(list.len());
         for (name, dir, events, scan) in list {
-            let folder = match self.imap.get(&dir) {
+            let folder = match self.imap.registry.get(&dir) {
                 Some(f) => f,
                 None => self.take_scan(&dir, scan, 0, key),
             };
-            if let Some(o) = self.imap.open.get_mut(&dir) {
+            if let Some(o) = self.imap.registry.open.get_mut(&dir) {
                 o.status_watchers.push(key);
             }
             told.push((name.clone(), events, status_of(&folder.borrow())));
             watching.push((dir, name));
         }
         if let Some(i) = self
+            .core
             .conns
             .get_mut(slot)
             .and_then(Option::as_mut)
@@ -911,6 +953,7 @@ impl Server {
     /// NOTIFY NONE, or a new NOTIFY SET: stop watching for STATUS.
     fn stop_notify(&mut self, slot: usize, key: (usize, u64)) {
         let old = self
+            .core
             .conns
             .get_mut(slot)
             .and_then(Option::as_mut)
@@ -936,7 +979,7 @@ impl Server {
             return;
         };
         let mut told = Vec::new();
-        for (other, conn) in self.conns.iter_mut().enumerate() {
+        for (other, conn) in self.core.conns.iter_mut().enumerate() {
             let Some(conn) = conn.as_mut() else { continue };
             if other == slot {
                 continue;
@@ -956,9 +999,9 @@ impl Server {
 
     /// Tells every session watching `dir` but `actor` that it changed.
     fn notify(&mut self, dir: &Path, actor: (usize, u64)) {
-        let status_watchers = self.imap.status_watchers(dir);
+        let status_watchers = self.imap.registry.status_watchers(dir);
         if !status_watchers.is_empty()
-            && let Some(f) = self.imap.get(dir)
+            && let Some(f) = self.imap.registry.get(dir)
         {
             let st = status_of(&f.borrow());
             for (slot, generation) in status_watchers {
@@ -980,7 +1023,7 @@ impl Server {
                 self.flush(slot);
             }
         }
-        for (slot, generation) in self.imap.watchers(dir) {
+        for (slot, generation) in self.imap.registry.watchers(dir) {
             if (slot, generation) == actor {
                 continue;
             }
@@ -1002,7 +1045,8 @@ impl Server {
         user: String,
         made: Result<(), No>,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -1029,14 +1073,14 @@ impl Server {
     /// Stops a session watching a folder, writing its index if it was
     /// the last.
     fn unwatch(&mut self, dir: &Path, key: (usize, u64)) {
-        if let Some(work) = self.imap.unwatch(dir, key) {
+        if let Some(work) = self.imap.registry.unwatch(dir, key) {
             self.send_work(NOBODY, work);
         }
     }
 
     /// Writes the index of every folder that changed.
     pub(in crate::server) fn save_indexes(&mut self) {
-        for work in self.imap.saves() {
+        for work in self.imap.registry.saves() {
             self.send_work(NOBODY, work);
         }
     }

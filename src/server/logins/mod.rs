@@ -30,7 +30,8 @@ impl Server {
         slot: usize,
         credentials: Credentials,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -93,7 +94,8 @@ impl Server {
                     .auth_cache
                     .remember(&user, tag, Instant::now());
             }
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            let Some(conn) =
+                self.core.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 continue;
             };
@@ -110,8 +112,11 @@ impl Server {
                     conn.login_key.clone().unwrap_or(Key::Addr(conn.client));
                 self.services.limiter.fail(limit_key, Instant::now());
                 let due = started + AUTH_FAILURE_DELAY;
-                self.timers
-                    .add(due, Timer::LoginFailure, (slot, generation));
+                self.core.timers.add(
+                    due,
+                    Timer::LoginFailure,
+                    (slot, generation),
+                );
                 continue;
             }
             let how = if cached { " cached=yes" } else { "" };
@@ -143,7 +148,8 @@ impl Server {
         (slot, generation): (usize, u64),
         now: Instant,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };

@@ -97,9 +97,12 @@ impl Server {
         qtype: Qtype,
         waiter: Waiter,
     ) {
-        let (key, events) =
-            self.dns.resolver.lookup(name, qtype, self.dns.now());
-        self.dns.waiters.insert(key, waiter);
+        let (key, events) = self.outbound.dns.resolver.lookup(
+            name,
+            qtype,
+            self.outbound.dns.now(),
+        );
+        self.outbound.dns.waiters.insert(key, waiter);
         self.dns_events(events);
     }
 
@@ -121,7 +124,7 @@ impl Server {
                 }
                 Event::Done { key, result } => {
                     self.dns_close(key);
-                    if let Some(w) = self.dns.waiters.remove(&key) {
+                    if let Some(w) = self.outbound.dns.waiters.remove(&key) {
                         self.dns_answer(w, result);
                     }
                 }
@@ -137,18 +140,19 @@ impl Server {
         bytes: &[u8],
         tcp: bool,
     ) -> io::Result<()> {
-        let idx = match self.dns.sockets.iter().position(Option::is_none) {
-            Some(i) => i,
-            None if self.dns.sockets.len() < MAX_SOCKETS => {
-                self.dns.sockets.push(None);
-                self.dns.sockets.len() - 1
-            }
-            None => return Err(io::Error::other("too many DNS sockets")),
-        };
+        let idx =
+            match self.outbound.dns.sockets.iter().position(Option::is_none) {
+                Some(i) => i,
+                None if self.outbound.dns.sockets.len() < MAX_SOCKETS => {
+                    self.outbound.dns.sockets.push(None);
+                    self.outbound.dns.sockets.len() - 1
+                }
+                None => return Err(io::Error::other("too many DNS sockets")),
+            };
         let token = Token(DNS_BASE + idx);
         let mut sock = if tcp {
             let mut stream = TcpStream::connect(server)?;
-            self.poll.registry().register(
+            self.core.poll.registry().register(
                 &mut stream,
                 token,
                 Interest::READABLE | Interest::WRITABLE,
@@ -170,7 +174,7 @@ impl Server {
             // Connected: the kernel drops datagrams from anyone else.
             udp.connect(server)?;
             udp.send(bytes)?;
-            self.poll.registry().register(
+            self.core.poll.registry().register(
                 &mut udp,
                 token,
                 Interest::READABLE,
@@ -183,20 +187,22 @@ impl Server {
                 out.drain(..n);
             }
         }
-        self.dns.sockets[idx] = Some(Open { key, server, sock });
-        self.dns.by_key.insert(key, idx);
+        self.outbound.dns.sockets[idx] = Some(Open { key, server, sock });
+        self.outbound.dns.by_key.insert(key, idx);
         Ok(())
     }
 
     fn dns_close(&mut self, key: u64) {
-        let Some(idx) = self.dns.by_key.remove(&key) else {
+        let Some(idx) = self.outbound.dns.by_key.remove(&key) else {
             return;
         };
-        if let Some(open) = self.dns.sockets[idx].take() {
+        if let Some(open) = self.outbound.dns.sockets[idx].take() {
             let _ = match open.sock {
-                Sock::Udp(mut s) => self.poll.registry().deregister(&mut s),
+                Sock::Udp(mut s) => {
+                    self.core.poll.registry().deregister(&mut s)
+                }
                 Sock::Tcp { mut stream, .. } => {
-                    self.poll.registry().deregister(&mut stream)
+                    self.core.poll.registry().deregister(&mut stream)
                 }
             };
         }
@@ -205,7 +211,7 @@ impl Server {
     /// A DNS socket is ready.
     pub(in crate::server) fn on_dns_event(&mut self, idx: usize) {
         let mut answers = Vec::new();
-        let Some(Some(open)) = self.dns.sockets.get_mut(idx) else {
+        let Some(Some(open)) = self.outbound.dns.sockets.get_mut(idx) else {
             return;
         };
         let (key, server) = (open.key, open.server);
@@ -245,32 +251,37 @@ impl Server {
                 }
             }
         }
-        let now = self.dns.now();
+        let now = self.outbound.dns.now();
         let mut events = Vec::new();
         for a in answers {
-            events.extend(self.dns.resolver.received(key, server, &a, now));
+            events.extend(
+                self.outbound.dns.resolver.received(key, server, &a, now),
+            );
         }
         self.dns_events(events);
     }
 
     /// The resolver's next deadline on the timer heap (once).
     fn dns_arm(&mut self) {
-        let Some(next) = self.dns.resolver.next_deadline() else {
+        let Some(next) = self.outbound.dns.resolver.next_deadline() else {
             return;
         };
-        if self.dns.armed.is_some_and(|a| a <= next) {
+        if self.outbound.dns.armed.is_some_and(|a| a <= next) {
             return;
         }
-        self.dns.armed = Some(next);
-        let at = self.dns.epoch + std::time::Duration::from_millis(next);
-        self.timers.add(at, Timer::Dns, crate::server::imap::NOBODY);
+        self.outbound.dns.armed = Some(next);
+        let at =
+            self.outbound.dns.epoch + std::time::Duration::from_millis(next);
+        self.core
+            .timers
+            .add(at, Timer::Dns, crate::server::imap::NOBODY);
     }
 
     /// The resolver's deadline came.
     pub(in crate::server) fn dns_due(&mut self) {
-        self.dns.armed = None;
-        let now = self.dns.now();
-        let events = self.dns.resolver.expire(now);
+        self.outbound.dns.armed = None;
+        let now = self.outbound.dns.now();
+        let events = self.outbound.dns.resolver.expire(now);
         self.dns_events(events);
         self.dns_arm();
     }

@@ -32,7 +32,11 @@ impl Server {
                         + Duration::from_secs(self.outbound.policy.timeout);
                     let (idx, generation) = (idx, p.generation);
                     let deadline = p.deadline;
-                    self.timers.add(deadline, Timer::Peer, (idx, generation));
+                    self.core.timers.add(
+                        deadline,
+                        Timer::Peer,
+                        (idx, generation),
+                    );
                 }
                 Err(_) => {
                     let why =
@@ -67,13 +71,13 @@ impl Server {
                 }
                 return;
             }
-            let got = p.read(&mut self.scratch);
+            let got = p.read(&mut self.core.scratch);
             let actions = match got {
                 Input::Data(n) => {
                     p.deadline = Instant::now()
                         + Duration::from_secs(self.outbound.policy.timeout);
                     let mut input = std::mem::take(&mut p.rbuf);
-                    input.extend_from_slice(&self.scratch[..n]);
+                    input.extend_from_slice(&self.core.scratch[..n]);
                     let (used, actions) = p.client.feed(&input);
                     p.rbuf = input.split_off(used);
                     actions
@@ -204,7 +208,7 @@ impl Server {
             encoder: Encoder::new(None, false),
             carry: Vec::new(),
         });
-        self.readers.send(ReadJob {
+        self.core.readers.send(ReadJob {
             key: (idx, p.generation),
             source: Source::Path { path, offset },
             mbox: None,
@@ -267,7 +271,7 @@ impl Server {
         if let Some(file) = body.file.take() {
             body.reading = true;
             let left = body.left;
-            self.readers.send(ReadJob {
+            self.core.readers.send(ReadJob {
                 key: (idx, p.generation),
                 source: Source::Next { file, left },
                 mbox: None,
@@ -312,7 +316,7 @@ impl Server {
             // QUIT is out; the peer's 221 is not worth waiting long for.
             p.deadline = p.deadline.min(Instant::now() + QUIT_TIMEOUT);
             let (g, d) = (p.generation, p.deadline);
-            self.timers.add(d, Timer::Peer, (idx, g));
+            self.core.timers.add(d, Timer::Peer, (idx, g));
         }
         let want_write = p.has_output();
         if want_write != p.want_write {
@@ -324,6 +328,7 @@ impl Server {
             };
             let token = Token(OUT_BASE + idx);
             if self
+                .core
                 .poll
                 .registry()
                 .reregister(&mut p.stream, token, interest)
@@ -348,7 +353,7 @@ impl Server {
         let now = Instant::now();
         if p.deadline > now {
             let d = p.deadline;
-            self.timers.add(d, Timer::Peer, (idx, generation));
+            self.core.timers.add(d, Timer::Peer, (idx, generation));
             return;
         }
         if p.closing && p.client.is_closed() {
@@ -383,7 +388,7 @@ impl Server {
         else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut p.stream);
+        let _ = self.core.poll.registry().deregister(&mut p.stream);
         if let Some(Body {
             file: Some(file), ..
         }) = p.body.take()

@@ -132,6 +132,8 @@ pub struct Outbound {
     armed: Option<Instant>,
     /// Notices that met a locked mailbox, to try again.
     pub parked_notices: Vec<crate::deliver::Job>,
+    /// DNS lookups in flight.
+    pub(in crate::server) dns: crate::server::outbound::dns::Dns,
 }
 
 impl Outbound {
@@ -140,8 +142,10 @@ impl Outbound {
         policy: Policy,
         login: Option<(String, String)>,
         helper: QueueHelper,
+        dns: crate::server::outbound::dns::Dns,
     ) -> Outbound {
         Outbound {
+            dns,
             policy: Arc::new(policy),
             helper,
             tls: ClientTls::load(),
@@ -236,7 +240,7 @@ impl Server {
     /// Looks at the queue now: at start, after a message was queued,
     /// when a timer says so, and on `postling queue flush`.
     pub(in crate::server) fn queue_run(&mut self) {
-        if self.draining.is_some() {
+        if self.core.draining.is_some() {
             return;
         }
         let out = &mut self.outbound;
@@ -257,7 +261,7 @@ impl Server {
     /// Messages just queued are due at once: the helper reads them
     /// alone, not the whole queue.
     pub(in crate::server) fn queue_fresh(&mut self, ids: Vec<String>) {
-        if self.draining.is_some() || ids.is_empty() {
+        if self.core.draining.is_some() || ids.is_empty() {
             return;
         }
         self.outbound.helper.send(QueueJob::Fresh {
@@ -283,7 +287,8 @@ impl Server {
             return;
         }
         self.outbound.armed = Some(at);
-        self.timers
+        self.core
+            .timers
             .add(at, Timer::QueueRun, crate::server::imap::NOBODY);
     }
 
@@ -357,7 +362,7 @@ impl Server {
                         self.queue_due_at(next);
                     }
                     // Nothing new starts while stopping.
-                    if self.draining.is_none() {
+                    if self.core.draining.is_none() {
                         for r in ready {
                             self.start_attempt(r);
                         }

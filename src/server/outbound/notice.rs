@@ -10,7 +10,7 @@ use log::{error, info};
 use crate::deliver::Job;
 use crate::proto::smtp::{Host, RcptError, address};
 use crate::server::Server;
-use crate::server::smtp::writer::Task;
+use crate::server::base::writer::Task;
 use crate::store::content::Content;
 use crate::util::logsafe::Quoted;
 use crate::util::{date, id};
@@ -70,9 +70,11 @@ impl Server {
             // Our own notices, from MAILER-DAEMON.
             signing: crate::deliver::Signing::Any,
         };
-        self.next_id += 1;
-        self.writer
-            .send((Task::Deliver(Box::new(job)), (NOTICE_SLOT, self.next_id)));
+        self.core.next_id += 1;
+        self.core.writer.send((
+            Task::Deliver(Box::new(job)),
+            (NOTICE_SLOT, self.core.next_id),
+        ));
     }
 }
 
@@ -80,9 +82,9 @@ impl Server {
     /// A notice is stored (or not).
     pub(in crate::server) fn notice_done(
         &mut self,
-        finished: crate::server::smtp::writer::Finished,
+        finished: crate::server::base::writer::Finished,
     ) {
-        use crate::server::smtp::writer::Finished;
+        use crate::server::base::writer::Finished;
         match finished {
             // It may have gone to the queue.
             Finished::Delivered(Ok(())) => self.queue_run(),
@@ -97,10 +99,10 @@ impl Server {
     /// Notices that met a locked mailbox try again.
     pub(in crate::server) fn retry_notices(&mut self) {
         for job in std::mem::take(&mut self.outbound.parked_notices) {
-            self.next_id += 1;
-            self.writer.send((
+            self.core.next_id += 1;
+            self.core.writer.send((
                 Task::Deliver(Box::new(job)),
-                (NOTICE_SLOT, self.next_id),
+                (NOTICE_SLOT, self.core.next_id),
             ));
         }
     }

@@ -44,7 +44,7 @@ impl Server {
             Some(Some(p)) => p.dest.clone(),
             _ => return Vec::new(),
         };
-        if self.draining.is_some() {
+        if self.core.draining.is_some() {
             let Some(Some(p)) = self.outbound.peers.get_mut(idx) else {
                 return Vec::new();
             };
@@ -67,7 +67,7 @@ impl Server {
         p.idle = true;
         p.deadline = Instant::now() + KEEP_IDLE;
         let (g, d) = (p.generation, p.deadline);
-        self.timers.add(d, Timer::Peer, (idx, g));
+        self.core.timers.add(d, Timer::Peer, (idx, g));
         Vec::new()
     }
 

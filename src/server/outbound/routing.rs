@@ -208,7 +208,7 @@ impl Server {
             None => return Err(std::io::Error::other("no connection slot")),
         };
         let mut stream = TcpStream::connect(addr)?;
-        self.poll.registry().register(
+        self.core.poll.registry().register(
             &mut stream,
             Token(OUT_BASE + idx),
             Interest::READABLE | Interest::WRITABLE,
@@ -236,10 +236,10 @@ impl Server {
             } else {
                 (None, None)
             };
-        self.next_id += 1;
+        self.core.next_id += 1;
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         self.outbound.peers[idx] = Some(Peer {
-            generation: self.next_id,
+            generation: self.core.next_id,
             stream,
             tls,
             // Implicit TLS: the client begins after the handshake, with
@@ -261,7 +261,9 @@ impl Server {
             sent: 0,
             idle: false,
         });
-        self.timers.add(deadline, Timer::Peer, (idx, self.next_id));
+        self.core
+            .timers
+            .add(deadline, Timer::Peer, (idx, self.core.next_id));
         self.outbound.open += 1;
         *self.outbound.per_dest.entry(dest.to_string()).or_insert(0) += 1;
         Ok(())

@@ -19,10 +19,39 @@ use crate::proto::pop3::{Listings, LoginError};
 use crate::server::Server;
 use crate::server::base::conn::Phase;
 use crate::server::base::readers::{Chunk, ReadJob, Readers, Source};
+use crate::server::base::writer::Task;
 use crate::server::session::Session;
-use crate::server::smtp::writer::Task;
 use crate::store::maildrop::Snapshot;
 use transfer::Transfer;
+
+/// POP3's state in the loop.
+#[derive(Default)]
+pub struct Pop3State {
+    /// Mailboxes whose session left during UPDATE, by its key: their
+    /// lock is freed when the update ends.
+    pub(in crate::server::pop3) orphaned_locks:
+        std::collections::HashMap<(usize, u64), String>,
+}
+
+impl Pop3State {
+    /// The session `key` left during its UPDATE: `user`'s mailbox stays
+    /// locked until the update is done.
+    pub(in crate::server) fn hold_until_updated(
+        &mut self,
+        key: (usize, u64),
+        user: String,
+    ) {
+        self.orphaned_locks.insert(key, user);
+    }
+
+    /// An update done: if its session had left, the mailbox it held.
+    pub(in crate::server) fn updated_orphan(
+        &mut self,
+        key: (usize, u64),
+    ) -> Option<String> {
+        self.orphaned_locks.remove(&key)
+    }
+}
 
 impl Server {
     /// POP3: where the user's mailbox is, to snapshot after the check.
@@ -42,7 +71,8 @@ impl Server {
         user: String,
         snapshot: Option<Result<Snapshot, crate::proto::Failure>>,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -85,7 +115,8 @@ impl Server {
         index: usize,
         top: Option<usize>,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -107,7 +138,7 @@ impl Server {
             carry: Vec::new(),
         });
         conn.phase = Phase::Sending;
-        self.readers.send(ReadJob {
+        self.core.readers.send(ReadJob {
             key: (slot, conn.generation),
             source: Source::Open { snapshot, index },
             mbox,
@@ -116,7 +147,7 @@ impl Server {
 
     /// Chunks the readers have finished: hand each to its transfer.
     pub(in crate::server) fn finish_reads(&mut self) {
-        let chunks: Vec<Chunk> = self.readers.finished().collect();
+        let chunks: Vec<Chunk> = self.core.readers.finished().collect();
         for Chunk {
             key: (slot, generation),
             result,
@@ -142,11 +173,12 @@ impl Server {
             if !waiting {
                 // The client left meanwhile.
                 if let Ok((file, _, _)) = result {
-                    close_reader(&self.readers, file, mbox);
+                    close_reader(&self.core.readers, file, mbox);
                 }
                 continue;
             }
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+            let Some(conn) =
+                self.core.conns.get_mut(slot).and_then(Option::as_mut)
             else {
                 continue;
             };
@@ -180,7 +212,8 @@ impl Server {
     /// Encodes what has been read into the output, and asks for the next
     /// chunk once that is used up; true when the message is all out.
     pub(in crate::server) fn pump(&mut self, slot: usize) -> bool {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return false;
         };
@@ -198,7 +231,7 @@ impl Server {
         t.carry.drain(..used);
         if last || t.encoder.is_done() {
             t.encoder.finish(&mut conn.wbuf);
-            release(&self.readers, p.transfer.take());
+            release(&self.core.readers, p.transfer.take());
             p.pop3.sent();
             conn.phase = Phase::Open;
             return true;
@@ -207,7 +240,7 @@ impl Server {
         if let Some(file) = t.file.take() {
             t.reading = true;
             let left = t.left;
-            self.readers.send(ReadJob {
+            self.core.readers.send(ReadJob {
                 key: (slot, conn.generation),
                 source: Source::Next { file, left },
                 mbox: t.mbox.clone(),
@@ -223,7 +256,8 @@ impl Server {
         deleted: Vec<usize>,
         seen: Vec<usize>,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -241,7 +275,7 @@ impl Server {
             seen.len()
         );
         conn.phase = Phase::Delivering;
-        self.writer.send((
+        self.core.writer.send((
             Task::Update {
                 snapshot,
                 deleted,
@@ -289,7 +323,8 @@ impl Server {
         slot: usize,
         result: Result<(), Failure>,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };

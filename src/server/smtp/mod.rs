@@ -1,9 +1,9 @@
 //! The loop's side of SMTP (port 25, submission and the local socket):
-//! the spool a message arrives into, and the durability helpers that
-//! write it into every mailbox and flush before the `250`.
+//! the spool a message arrives into, handing it to the durability
+//! helpers (`base::writer`) that write it into every mailbox and flush
+//! before the `250`, and what comes back from them.
 
 pub mod spool;
-pub mod writer;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,12 +15,46 @@ use crate::proto::Failure;
 use crate::proto::smtp::{Envelope, Route};
 use crate::server::base::conn::Phase;
 use crate::server::base::timer::Timer;
+use crate::server::base::writer::{Done, Finished, Task};
 use crate::server::outbound::{self, notice};
 use crate::server::session::InFlight;
 use crate::server::{LOCK_RETRY, LOCK_WAIT, Server};
 use crate::util::logsafe::Quoted;
 use spool::SpoolWritten;
-use writer::{Done, Finished, Task};
+
+/// Spool helper threads: they write large messages arriving, so that a
+/// card slow to take writes stalls only the sessions it is writing for.
+const SPOOLERS: usize = 2;
+
+/// SMTP's state in the loop.
+pub struct SmtpState {
+    /// Spool files, and the helpers that write them.
+    pub(in crate::server::smtp) spool: std::rc::Rc<spool::SpoolConfig>,
+}
+
+impl SmtpState {
+    /// Starts the spool helpers.
+    pub(in crate::server) fn start(
+        config: &crate::config::Config,
+        waker: Arc<mio::Waker>,
+    ) -> std::io::Result<SmtpState> {
+        Ok(SmtpState {
+            spool: std::rc::Rc::new(spool::SpoolConfig {
+                dir: config.spool_dir(),
+                hostname: config.hostname.clone(),
+                writers: std::rc::Rc::new(spool::start(SPOOLERS, waker)?),
+            }),
+        })
+    }
+
+    /// A new connection's spool (`key`: its slot and id).
+    pub(in crate::server) fn spool_for(
+        &self,
+        key: (usize, u64),
+    ) -> spool::Spool {
+        spool::Spool::new(std::rc::Rc::clone(&self.spool), key)
+    }
+}
 
 /// Log lines keep the target they had when this was in `server/mod.rs`:
 /// a log's format is an interface (filters, RUST_LOG).
@@ -32,7 +66,8 @@ impl Server {
     /// it was.
     pub(in crate::server) fn srs_guessing(&mut self, slot: usize) -> bool {
         let refused = std::mem::take(&mut self.services.srs_refused);
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return true;
         };
@@ -60,7 +95,8 @@ impl Server {
         slot: usize,
         envelope: Envelope,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -150,7 +186,7 @@ impl Server {
             dkim: Arc::clone(&self.services.dkim),
             signing: self.signing_for(&envelope),
         };
-        self.writer.send((Task::Deliver(Box::new(job)), key));
+        self.core.writer.send((Task::Deliver(Box::new(job)), key));
     }
 
     /// Whose From: addresses a submitted message may be signed for: a
@@ -185,7 +221,7 @@ impl Server {
     /// to the durability helpers.
     pub(in crate::server) fn finish_spool_writes(&mut self) {
         let written: Vec<SpoolWritten> =
-            self.spool.writers.finished().collect();
+            self.smtp.spool.writers.finished().collect();
         for SpoolWritten { key, path, result } in written {
             let (slot, generation) = key;
             let Some(conn) = self.live_conn(slot, generation) else {
@@ -213,7 +249,7 @@ impl Server {
     }
 
     pub(in crate::server) fn finish_deliveries(&mut self) {
-        let done: Vec<Done> = self.writer.finished().collect();
+        let done: Vec<Done> = self.core.writer.finished().collect();
         self.deliveries_done(done);
     }
 
@@ -227,12 +263,12 @@ impl Server {
                 self.notice_done(finished);
                 continue;
             }
-            if let Some(user) = self.orphaned_locks.remove(&(slot, generation))
-            {
+            if let Some(user) = self.pop3.updated_orphan((slot, generation)) {
                 self.services.pop3_locks.remove(&user);
                 continue;
             }
             let waiting = self
+                .core
                 .conns
                 .get(slot)
                 .and_then(Option::as_ref)
@@ -251,7 +287,8 @@ impl Server {
     /// A message met a mailbox another program holds: try again shortly,
     /// up to the lock wait, on whichever helper is free then.
     pub(in crate::server) fn busy(&mut self, slot: usize, job: Job) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -265,7 +302,9 @@ impl Server {
         let until = *flight.locked_until.get_or_insert(now + LOCK_WAIT);
         if now < until {
             flight.parked = Some(job);
-            self.timers.add(now + LOCK_RETRY, Timer::LockRetry, key);
+            self.core
+                .timers
+                .add(now + LOCK_RETRY, Timer::LockRetry, key);
             return;
         }
         let locked = Failure::Transient("mailbox is locked".into());
@@ -278,7 +317,8 @@ impl Server {
         slot: usize,
         result: Result<(), Failure>,
     ) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut)
+        let Some(conn) =
+            self.core.conns.get_mut(slot).and_then(Option::as_mut)
         else {
             return;
         };
@@ -323,7 +363,8 @@ impl Server {
             .and_then(|s| s.in_flight.as_mut())
             .and_then(|f| f.parked.take());
         if let Some(job) = job {
-            self.writer
+            self.core
+                .writer
                 .send((Task::Deliver(Box::new(job)), (slot, generation)));
         }
     }
