@@ -48,6 +48,8 @@ lint:
 	  echo "lint: I/O in src/proto"; exit 1; fi
 	@# Modules import each other one way only (see the script's words).
 	./.ci/import-circles src crate
+	@# No function over 150 lines.
+	./.ci/function-lengths src
 	@# Fault injection is for tests: never a default feature.
 	@if sed -n '/^\[features\]/,/^\[[a-z-]*\]$$/p' Cargo.toml | \
 	    grep -qE '^default.*fault-injection'; then \

@@ -63,6 +63,38 @@ pub struct SearchReturn {
     pub partial: Option<(i64, i64)>,
 }
 
+/// FETCH's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchArgs {
+    /// UID FETCH.
+    pub uid: bool,
+    /// Which messages.
+    pub set: SeqSet,
+    /// What of them.
+    pub items: Vec<Item>,
+    /// CHANGEDSINCE.
+    pub changed_since: Option<u64>,
+    /// VANISHED (QRESYNC).
+    pub vanished: bool,
+}
+
+/// STORE's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreArgs<'a> {
+    /// UID STORE.
+    pub uid: bool,
+    /// Which messages.
+    pub set: SeqSet,
+    /// UNCHANGEDSINCE.
+    pub unchanged_since: Option<u64>,
+    /// How.
+    pub mode: StoreMode,
+    /// .SILENT.
+    pub silent: bool,
+    /// The flags.
+    pub flags: Vec<&'a [u8]>,
+}
+
 /// A command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -168,33 +200,9 @@ pub enum Command<'a> {
         keys: Key,
     },
     /// [UID] FETCH set items [(CHANGEDSINCE n [VANISHED])].
-    Fetch {
-        /// UID FETCH.
-        uid: bool,
-        /// Which messages.
-        set: SeqSet,
-        /// What of them.
-        items: Vec<Item>,
-        /// CHANGEDSINCE.
-        changed_since: Option<u64>,
-        /// VANISHED (QRESYNC).
-        vanished: bool,
-    },
+    Fetch(FetchArgs),
     /// [UID] STORE set [(UNCHANGEDSINCE n)] [+-]FLAGS[.SILENT] flags.
-    Store {
-        /// UID STORE.
-        uid: bool,
-        /// Which messages.
-        set: SeqSet,
-        /// UNCHANGEDSINCE.
-        unchanged_since: Option<u64>,
-        /// How.
-        mode: StoreMode,
-        /// .SILENT.
-        silent: bool,
-        /// The flags.
-        flags: Vec<&'a [u8]>,
-    },
+    Store(StoreArgs<'a>),
     /// [UID] COPY (`false`) or MOVE (`true`) set mailbox.
     Copy {
         /// UID form.
@@ -234,62 +242,9 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         b"STARTTLS" => none(Command::StartTls),
         b"NAMESPACE" => none(Command::Namespace),
         b"IDLE" => none(Command::Idle),
-        b"GENURLAUTH" => {
-            let mut urls = Vec::new();
-            while !a.at_end() {
-                a.sp()?;
-                let url = a.astring()?.into_owned();
-                a.sp()?;
-                urls.push((url, a.atom()?.to_vec()));
-            }
-            if urls.is_empty() || urls.len() > 100 {
-                return Err(Bad("GENURLAUTH needs URLs"));
-            }
-            Ok(Command::GenUrlAuth(urls))
-        }
-        b"URLFETCH" => {
-            let mut urls = Vec::new();
-            while !a.at_end() {
-                a.sp()?;
-                if a.byte(b'(') {
-                    let url = a.astring()?.into_owned();
-                    let (mut binary, mut structure) = (false, false);
-                    while a.byte(b' ') {
-                        match a.atom()?.to_ascii_uppercase().as_slice() {
-                            b"BINARY" => binary = true,
-                            b"BODYPARTSTRUCTURE" => structure = true,
-                            _ => {
-                                return Err(Bad("unknown URLFETCH parameter"));
-                            }
-                        }
-                    }
-                    if !a.byte(b')') {
-                        return Err(Bad("expected )"));
-                    }
-                    urls.push((url, binary, structure));
-                } else {
-                    urls.push((a.astring()?.into_owned(), false, false));
-                }
-            }
-            if urls.is_empty() || urls.len() > 100 {
-                return Err(Bad("URLFETCH needs URLs"));
-            }
-            Ok(Command::UrlFetch(urls))
-        }
-        b"RESETKEY" => {
-            if a.at_end() {
-                return Ok(Command::ResetKey(None));
-            }
-            a.sp()?;
-            let mailbox = a.astring()?;
-            while !a.at_end() {
-                a.sp()?;
-                if !a.atom()?.eq_ignore_ascii_case(b"INTERNAL") {
-                    return Err(Bad("unknown URLAUTH mechanism"));
-                }
-            }
-            Ok(Command::ResetKey(Some(mailbox)))
-        }
+        b"GENURLAUTH" => genurlauth(a),
+        b"URLFETCH" => urlfetch(a),
+        b"RESETKEY" => resetkey(a),
         b"NOTIFY" => {
             a.sp()?;
             let rest = a.rest();
@@ -300,22 +255,7 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         b"CLOSE" => none(Command::Close),
         b"UNSELECT" => none(Command::Unselect),
         b"EXPUNGE" => none(Command::Expunge(None)),
-        b"AUTHENTICATE" => {
-            a.sp()?;
-            let mech = Cow::Borrowed(a.atom()?);
-            let initial = if a.byte(b' ') {
-                let ir = a.rest();
-                let ir = &ir[..ir
-                    .iter()
-                    .position(|&b| b == b'\r' || b == b'\n')
-                    .unwrap_or(ir.len())];
-                a.skip(ir.len());
-                Some(ir)
-            } else {
-                None
-            };
-            Ok(Command::Authenticate(mech, initial))
-        }
+        b"AUTHENTICATE" => authenticate(a),
         b"LOGIN" => {
             a.sp()?;
             let user = a.astring()?;
@@ -332,28 +272,7 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
             }
             Ok(Command::Enable(caps))
         }
-        b"ID" => {
-            a.sp()?;
-            let mut client = None;
-            if !a.keyword("NIL") {
-                let fields = a.list(|a| {
-                    let name = a.string()?;
-                    a.sp()?;
-                    let value = a.nstring()?;
-                    // What a webmail says of the client it logs in for.
-                    if name.eq_ignore_ascii_case(b"x-originating-ip") {
-                        client = value
-                            .as_deref()
-                            .and_then(crate::proto::smtp::host::named_client);
-                    }
-                    Ok(())
-                })?;
-                if fields.len() > 30 {
-                    return Err(Bad("too many ID fields"));
-                }
-            }
-            Ok(Command::Id(client))
-        }
+        b"ID" => id(a),
         b"SELECT" | b"EXAMINE" => {
             a.sp()?;
             let mailbox = a.astring()?;
@@ -368,22 +287,7 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
                 params,
             ))
         }
-        b"CREATE" => {
-            a.sp()?;
-            let mailbox = a.astring()?;
-            let mut uses = Vec::new();
-            if a.byte(b' ') {
-                a.list(|a| {
-                    if !a.keyword("USE") {
-                        return Err(Bad("unknown CREATE parameter"));
-                    }
-                    a.sp()?;
-                    uses = a.list(|a| a.flag())?;
-                    Ok(())
-                })?;
-            }
-            Ok(Command::Create(mailbox, uses))
-        }
+        b"CREATE" => create(a),
         b"DELETE" => {
             a.sp()?;
             Ok(Command::Delete(a.astring()?))
@@ -462,6 +366,128 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
         }
         _ => Err(Bad("unknown command")),
     }
+}
+
+/// GENURLAUTH url mechanism ...: the URLs to sign (RFC 4467).
+fn genurlauth<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    let mut urls = Vec::new();
+    while !a.at_end() {
+        a.sp()?;
+        let url = a.astring()?.into_owned();
+        a.sp()?;
+        urls.push((url, a.atom()?.to_vec()));
+    }
+    if urls.is_empty() || urls.len() > 100 {
+        return Err(Bad("GENURLAUTH needs URLs"));
+    }
+    Ok(Command::GenUrlAuth(urls))
+}
+
+/// URLFETCH url | (url params) ...: what to fetch (RFC 4467, 5524).
+fn urlfetch<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    let mut urls = Vec::new();
+    while !a.at_end() {
+        a.sp()?;
+        if a.byte(b'(') {
+            let url = a.astring()?.into_owned();
+            let (mut binary, mut structure) = (false, false);
+            while a.byte(b' ') {
+                match a.atom()?.to_ascii_uppercase().as_slice() {
+                    b"BINARY" => binary = true,
+                    b"BODYPARTSTRUCTURE" => structure = true,
+                    _ => {
+                        return Err(Bad("unknown URLFETCH parameter"));
+                    }
+                }
+            }
+            if !a.byte(b')') {
+                return Err(Bad("expected )"));
+            }
+            urls.push((url, binary, structure));
+        } else {
+            urls.push((a.astring()?.into_owned(), false, false));
+        }
+    }
+    if urls.is_empty() || urls.len() > 100 {
+        return Err(Bad("URLFETCH needs URLs"));
+    }
+    Ok(Command::UrlFetch(urls))
+}
+
+/// RESETKEY [mailbox [mechanism ...]] (RFC 4467).
+fn resetkey<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    if a.at_end() {
+        return Ok(Command::ResetKey(None));
+    }
+    a.sp()?;
+    let mailbox = a.astring()?;
+    while !a.at_end() {
+        a.sp()?;
+        if !a.atom()?.eq_ignore_ascii_case(b"INTERNAL") {
+            return Err(Bad("unknown URLAUTH mechanism"));
+        }
+    }
+    Ok(Command::ResetKey(Some(mailbox)))
+}
+
+/// AUTHENTICATE mechanism [initial-response] (RFC 4959).
+fn authenticate<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let mech = Cow::Borrowed(a.atom()?);
+    let initial = if a.byte(b' ') {
+        let ir = a.rest();
+        let ir = &ir[..ir
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(ir.len())];
+        a.skip(ir.len());
+        Some(ir)
+    } else {
+        None
+    };
+    Ok(Command::Authenticate(mech, initial))
+}
+
+/// ID (fields) | NIL: of them, only the client a webmail names (RFC 2971).
+fn id<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let mut client = None;
+    if !a.keyword("NIL") {
+        let fields = a.list(|a| {
+            let name = a.string()?;
+            a.sp()?;
+            let value = a.nstring()?;
+            // What a webmail says of the client it logs in for.
+            if name.eq_ignore_ascii_case(b"x-originating-ip") {
+                client = value
+                    .as_deref()
+                    .and_then(crate::proto::smtp::host::named_client);
+            }
+            Ok(())
+        })?;
+        if fields.len() > 30 {
+            return Err(Bad("too many ID fields"));
+        }
+    }
+    Ok(Command::Id(client))
+}
+
+/// CREATE mailbox [(USE (attributes))] (RFC 6154).
+fn create<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
+    a.sp()?;
+    let mailbox = a.astring()?;
+    let mut uses = Vec::new();
+    if a.byte(b' ') {
+        a.list(|a| {
+            if !a.keyword("USE") {
+                return Err(Bad("unknown CREATE parameter"));
+            }
+            a.sp()?;
+            uses = a.list(|a| a.flag())?;
+            Ok(())
+        })?;
+    }
+    Ok(Command::Create(mailbox, uses))
 }
 
 fn select_params(a: &mut Args<'_>) -> Result<SelectParams, Bad> {
@@ -745,13 +771,13 @@ fn fetch<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
     if vanished && (!uid || changed_since.is_none()) {
         return Err(Bad("VANISHED needs UID FETCH with CHANGEDSINCE"));
     }
-    Ok(Command::Fetch {
+    Ok(Command::Fetch(FetchArgs {
         uid,
         set,
         items,
         changed_since,
         vanished,
-    })
+    }))
 }
 
 fn store<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
@@ -791,14 +817,14 @@ fn store<'a>(a: &mut Args<'a>, uid: bool) -> Result<Command<'a>, Bad> {
         }
         flags
     };
-    Ok(Command::Store {
+    Ok(Command::Store(StoreArgs {
         uid,
         set,
         unchanged_since,
         mode,
         silent,
         flags,
-    })
+    }))
 }
 
 fn copy<'a>(
@@ -841,20 +867,20 @@ mod tests {
         );
         assert!(matches!(
             ok(b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)\r\n"),
-            Command::Fetch {
+            Command::Fetch(FetchArgs {
                 uid: true,
                 vanished: true,
                 changed_since: Some(5),
                 ..
-            }
+            })
         ));
         assert!(matches!(
             ok(b"a STORE 1 +FLAGS.SILENT (\\Seen)\r\n"),
-            Command::Store {
+            Command::Store(StoreArgs {
                 mode: StoreMode::Add,
                 silent: true,
                 ..
-            }
+            })
         ));
         assert!(matches!(
             ok(b"a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES))\r\n"),

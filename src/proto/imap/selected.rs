@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use super::arrange::{Arrange, Arranged};
-use super::command::{Command, Qresync, SearchReturn, StoreMode};
+use super::command::{
+    Command, FetchArgs, Qresync, SearchReturn, StoreArgs, StoreMode,
+};
 use super::fetch::Item;
 use super::folder::{Flags, Folder};
 use super::matcher::{self, Facts, needs_content};
@@ -525,151 +527,8 @@ impl Selected {
                     ImapStep::Io(Request::Expunge(deleted)),
                 ))
             }
-            Command::Fetch {
-                uid,
-                set,
-                items,
-                changed_since,
-                vanished,
-            } => {
-                let targets = match self.targets_or_none(&set, uid) {
-                    Ok(t) => t,
-                    Err(why) => return Err((tag, why)),
-                };
-                if vanished {
-                    self.write_vanished(&set, changed_since.unwrap_or(0), out);
-                }
-                let mut items = items;
-                if uid && !items.contains(&Item::Uid) {
-                    items.insert(0, Item::Uid);
-                }
-                if (changed_since.is_some() || enabled.condstore)
-                    && !items.contains(&Item::ModSeq)
-                    && changed_since.is_some()
-                {
-                    items.push(Item::ModSeq);
-                }
-                let sets_seen =
-                    !self.readonly && items.iter().any(Item::sets_seen);
-                let needs_file = items.iter().any(Item::needs_file);
-                let mut fetch = Box::new(FetchState {
-                    tag,
-                    items: Rc::from(items),
-                    targets,
-                    next: 0,
-                    needs_file,
-                    changed_since,
-                    queue: VecDeque::new(),
-                    open: false,
-                    waiting: false,
-                });
-                if sets_seen {
-                    let unseen: Vec<(u32, Flags)> = {
-                        let f = self.folder.borrow();
-                        fetch
-                            .targets
-                            .iter()
-                            .filter_map(|&u| f.get(u))
-                            .filter(|m| !m.flags.has(Flags::SEEN))
-                            .map(|m| (m.uid, Flags(m.flags.0 | Flags::SEEN.0)))
-                            .collect()
-                    };
-                    if !unseen.is_empty() {
-                        if !fetch.items.contains(&Item::Flags) {
-                            let mut items = fetch.items.to_vec();
-                            items.push(Item::Flags);
-                            fetch.items = Rc::from(items);
-                        }
-                        let store = StoreState {
-                            tag: Vec::new(),
-                            uid_mode: uid,
-                            silent: true,
-                            targets: Vec::new(),
-                            modified: Vec::new(),
-                            then_fetch: Some(fetch),
-                            in_step: self.in_step(),
-                        };
-                        return Ok((
-                            Some(Pending::Store(Box::new(store))),
-                            ImapStep::Io(Request::Store(unseen)),
-                        ));
-                    }
-                }
-                Ok(self.pump(fetch, enabled, out))
-            }
-            Command::Store {
-                uid,
-                set,
-                unchanged_since,
-                mode,
-                silent,
-                flags,
-            } => {
-                if self.refuse_read_only(&tag, out) {
-                    return Ok((None, ImapStep::Continue));
-                }
-                let targets = match self.targets_or_none(&set, uid) {
-                    Ok(t) => t,
-                    Err(why) => return Err((tag, why)),
-                };
-                let mut f = self.folder.borrow_mut();
-                let mut bits = Flags(0);
-                for name in &flags {
-                    match f.flag_bit(name, true) {
-                        Some(b) => bits.0 |= b.0,
-                        None if name.eq_ignore_ascii_case(b"\\Recent") => {}
-                        None if name.first() == Some(&b'\\') => {
-                            drop(f);
-                            return Err((tag, "unknown system flag"));
-                        }
-                        None => {
-                            drop(f);
-                            tagged(
-                                out,
-                                &tag,
-                                "NO",
-                                "too many keywords in this mailbox",
-                            );
-                            return Ok((None, ImapStep::Continue));
-                        }
-                    }
-                }
-                let mut changes = Vec::new();
-                let mut modified = Vec::new();
-                for &u in &targets {
-                    let Some(m) = f.get(u) else { continue };
-                    if unchanged_since.is_some_and(|s| m.modseq > s) {
-                        modified.push(u);
-                        continue;
-                    }
-                    let keep = m.flags.0 & super::folder::PASSED;
-                    let new = match mode {
-                        StoreMode::Replace => Flags(bits.0 | keep),
-                        StoreMode::Add => Flags(m.flags.0 | bits.0),
-                        StoreMode::Remove => Flags(m.flags.0 & !bits.0),
-                    };
-                    if new != m.flags {
-                        changes.push((u, new));
-                    }
-                }
-                drop(f);
-                let mut store = Box::new(StoreState {
-                    tag,
-                    uid_mode: uid,
-                    silent,
-                    targets,
-                    modified,
-                    then_fetch: None,
-                    in_step: self.in_step(),
-                });
-                if changes.is_empty() {
-                    return Ok(self.finish_store(&mut store, enabled, out));
-                }
-                Ok((
-                    Some(Pending::Store(store)),
-                    ImapStep::Io(Request::Store(changes)),
-                ))
-            }
+            Command::Fetch(args) => self.fetch(tag, args, enabled, out),
+            Command::Store(args) => self.store(tag, args, enabled, out),
             Command::CancelUpdate(tags) => {
                 for t in &tags {
                     self.updates.cancel(t);
@@ -756,6 +615,169 @@ impl Selected {
             }
             _ => Err((tag, "command not valid in this state")),
         }
+    }
+
+    /// FETCH: the messages' items, after marking them \\Seen where the
+    /// items say so (a STORE first).
+    fn fetch(
+        &mut self,
+        tag: Vec<u8>,
+        args: FetchArgs,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) -> CmdResult {
+        let FetchArgs {
+            uid,
+            set,
+            items,
+            changed_since,
+            vanished,
+        } = args;
+        let targets = match self.targets_or_none(&set, uid) {
+            Ok(t) => t,
+            Err(why) => return Err((tag, why)),
+        };
+        if vanished {
+            self.write_vanished(&set, changed_since.unwrap_or(0), out);
+        }
+        let mut items = items;
+        if uid && !items.contains(&Item::Uid) {
+            items.insert(0, Item::Uid);
+        }
+        if (changed_since.is_some() || enabled.condstore)
+            && !items.contains(&Item::ModSeq)
+            && changed_since.is_some()
+        {
+            items.push(Item::ModSeq);
+        }
+        let sets_seen = !self.readonly && items.iter().any(Item::sets_seen);
+        let needs_file = items.iter().any(Item::needs_file);
+        let mut fetch = Box::new(FetchState {
+            tag,
+            items: Rc::from(items),
+            targets,
+            next: 0,
+            needs_file,
+            changed_since,
+            queue: VecDeque::new(),
+            open: false,
+            waiting: false,
+        });
+        if sets_seen {
+            let unseen: Vec<(u32, Flags)> = {
+                let f = self.folder.borrow();
+                fetch
+                    .targets
+                    .iter()
+                    .filter_map(|&u| f.get(u))
+                    .filter(|m| !m.flags.has(Flags::SEEN))
+                    .map(|m| (m.uid, Flags(m.flags.0 | Flags::SEEN.0)))
+                    .collect()
+            };
+            if !unseen.is_empty() {
+                if !fetch.items.contains(&Item::Flags) {
+                    let mut items = fetch.items.to_vec();
+                    items.push(Item::Flags);
+                    fetch.items = Rc::from(items);
+                }
+                let store = StoreState {
+                    tag: Vec::new(),
+                    uid_mode: uid,
+                    silent: true,
+                    targets: Vec::new(),
+                    modified: Vec::new(),
+                    then_fetch: Some(fetch),
+                    in_step: self.in_step(),
+                };
+                return Ok((
+                    Some(Pending::Store(Box::new(store))),
+                    ImapStep::Io(Request::Store(unseen)),
+                ));
+            }
+        }
+        Ok(self.pump(fetch, enabled, out))
+    }
+
+    /// STORE: the flags worked out here, the change made by the loop.
+    fn store(
+        &mut self,
+        tag: Vec<u8>,
+        args: StoreArgs<'_>,
+        enabled: Enabled,
+        out: &mut Vec<u8>,
+    ) -> CmdResult {
+        let StoreArgs {
+            uid,
+            set,
+            unchanged_since,
+            mode,
+            silent,
+            flags,
+        } = args;
+        if self.refuse_read_only(&tag, out) {
+            return Ok((None, ImapStep::Continue));
+        }
+        let targets = match self.targets_or_none(&set, uid) {
+            Ok(t) => t,
+            Err(why) => return Err((tag, why)),
+        };
+        let mut f = self.folder.borrow_mut();
+        let mut bits = Flags(0);
+        for name in &flags {
+            match f.flag_bit(name, true) {
+                Some(b) => bits.0 |= b.0,
+                None if name.eq_ignore_ascii_case(b"\\Recent") => {}
+                None if name.first() == Some(&b'\\') => {
+                    drop(f);
+                    return Err((tag, "unknown system flag"));
+                }
+                None => {
+                    drop(f);
+                    tagged(
+                        out,
+                        &tag,
+                        "NO",
+                        "too many keywords in this mailbox",
+                    );
+                    return Ok((None, ImapStep::Continue));
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        let mut modified = Vec::new();
+        for &u in &targets {
+            let Some(m) = f.get(u) else { continue };
+            if unchanged_since.is_some_and(|s| m.modseq > s) {
+                modified.push(u);
+                continue;
+            }
+            let keep = m.flags.0 & super::folder::PASSED;
+            let new = match mode {
+                StoreMode::Replace => Flags(bits.0 | keep),
+                StoreMode::Add => Flags(m.flags.0 | bits.0),
+                StoreMode::Remove => Flags(m.flags.0 & !bits.0),
+            };
+            if new != m.flags {
+                changes.push((u, new));
+            }
+        }
+        drop(f);
+        let mut store = Box::new(StoreState {
+            tag,
+            uid_mode: uid,
+            silent,
+            targets,
+            modified,
+            then_fetch: None,
+            in_step: self.in_step(),
+        });
+        if changes.is_empty() {
+            return Ok(self.finish_store(&mut store, enabled, out));
+        }
+        Ok((
+            Some(Pending::Store(store)),
+            ImapStep::Io(Request::Store(changes)),
+        ))
     }
 
     fn in_step(&self) -> bool {

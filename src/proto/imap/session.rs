@@ -19,6 +19,7 @@ use super::request::{ImapStep, No, Reply, Request};
 use super::response::{line, tagged, tagged_no};
 use super::selected::{Pending, Selected};
 pub use super::types::Enabled;
+use super::types::ListParams;
 use crate::proto::OUTPUT_CAP;
 use crate::proto::sasl::{self, Credentials, SaslError};
 use crate::proto::smtp::{Link, TlsInfo};
@@ -945,27 +946,7 @@ impl Imap {
                 )
             }
             Command::Create(mailbox, uses) => {
-                // RFC 9051 6.3.4: a trailing separator only says children
-                // will follow.
-                let trimmed = mailbox
-                    .strip_suffix(b".")
-                    .filter(|t| !t.is_empty())
-                    .unwrap_or(&mailbox)
-                    .to_vec();
-                let n = named!(trimmed);
-                if n == "INBOX" {
-                    tagged(out, &tag, "NO", "[ALREADYEXISTS] INBOX exists");
-                    return ImapStep::Continue;
-                }
-                let special = match uses.as_slice() {
-                    [] => None,
-                    [one] => Some(String::from_utf8_lossy(one).into_owned()),
-                    _ => {
-                        tagged(out, &tag, "NO", "[USEATTR] one use at a time");
-                        return ImapStep::Continue;
-                    }
-                };
-                (Pending::Plain(tag), Request::Create(n, special))
+                return self.create_command(tag, &mailbox, &uses, out);
             }
             Command::Delete(mailbox) => {
                 let n = named!(mailbox);
@@ -996,39 +977,9 @@ impl Imap {
                 params,
                 lsub,
             } => {
-                let reference =
-                    String::from_utf8_lossy(&reference).into_owned();
-                let mut full = Vec::new();
-                let mut root_only = false;
-                for p in &patterns {
-                    let p = if utf8 {
-                        String::from_utf8_lossy(p).into_owned()
-                    } else {
-                        match super::utf7::decode(p) {
-                            Some(p) => p,
-                            None => continue,
-                        }
-                    };
-                    if p.is_empty() {
-                        root_only = true;
-                        continue;
-                    }
-                    full.push(format!("{reference}{p}"));
-                }
-                if root_only && full.is_empty() {
-                    let kind = if lsub { "LSUB" } else { "LIST" };
-                    line(out, &format!("* {kind} (\\Noselect) \".\" \"\""));
-                    tagged(out, &tag, "OK", &format!("{kind} completed"));
-                    return ImapStep::Continue;
-                }
-                (
-                    Pending::List {
-                        tag,
-                        lsub,
-                        params: params.clone(),
-                    },
-                    Request::List(full, params),
-                )
+                return self.list_command(
+                    tag, &reference, &patterns, params, lsub, out,
+                );
             }
             Command::Status(mailbox, items) => {
                 let n = named!(mailbox);
@@ -1046,18 +997,7 @@ impl Imap {
                 return self.notify_command(tag, &text, out);
             }
             Command::GenUrlAuth(urls) => {
-                let mut rumps = Vec::with_capacity(urls.len());
-                for (url, mech) in urls {
-                    if !mech.eq_ignore_ascii_case(b"INTERNAL") {
-                        tagged(out, &tag, "NO", "unknown URLAUTH mechanism");
-                        return ImapStep::Continue;
-                    }
-                    match String::from_utf8(url) {
-                        Ok(u) => rumps.push(u),
-                        Err(_) => return self.bad(out, Some(&tag), "bad URL"),
-                    }
-                }
-                (Pending::GenUrlAuth(tag), Request::GenUrlAuth(rumps))
+                return self.genurlauth_command(tag, urls, out);
             }
             Command::UrlFetch(urls) => {
                 let urls = urls
@@ -1086,6 +1026,115 @@ impl Imap {
             }
             other => return self.selected_command(tag, other, out),
         };
+        self.pending = Some(pending);
+        ImapStep::Io(request)
+    }
+
+    /// CREATE, with one special use at most (RFC 6154).
+    fn create_command(
+        &mut self,
+        tag: Vec<u8>,
+        mailbox: &[u8],
+        uses: &[&[u8]],
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        // RFC 9051 6.3.4: a trailing separator only says children will
+        // follow.
+        let trimmed = mailbox
+            .strip_suffix(b".")
+            .filter(|t| !t.is_empty())
+            .unwrap_or(mailbox);
+        let n = match names::decode(trimmed, self.enabled.utf8) {
+            Ok(n) => n,
+            Err(why) => {
+                tagged(out, &tag, "NO", why);
+                return ImapStep::Continue;
+            }
+        };
+        if n == "INBOX" {
+            tagged(out, &tag, "NO", "[ALREADYEXISTS] INBOX exists");
+            return ImapStep::Continue;
+        }
+        let special = match uses {
+            [] => None,
+            [one] => Some(String::from_utf8_lossy(one).into_owned()),
+            _ => {
+                tagged(out, &tag, "NO", "[USEATTR] one use at a time");
+                return ImapStep::Continue;
+            }
+        };
+        self.pending = Some(Pending::Plain(tag));
+        ImapStep::Io(Request::Create(n, special))
+    }
+
+    /// LIST and LSUB: patterns made whole with the reference; `""` alone
+    /// is answered here (the hierarchy's root).
+    fn list_command(
+        &mut self,
+        tag: Vec<u8>,
+        reference: &[u8],
+        patterns: &[std::borrow::Cow<'_, [u8]>],
+        params: ListParams,
+        lsub: bool,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        let utf8 = self.enabled.utf8;
+        let reference = String::from_utf8_lossy(reference).into_owned();
+        let mut full = Vec::new();
+        let mut root_only = false;
+        for p in patterns {
+            let p = if utf8 {
+                String::from_utf8_lossy(p).into_owned()
+            } else {
+                match super::utf7::decode(p) {
+                    Some(p) => p,
+                    None => continue,
+                }
+            };
+            if p.is_empty() {
+                root_only = true;
+                continue;
+            }
+            full.push(format!("{reference}{p}"));
+        }
+        if root_only && full.is_empty() {
+            let kind = if lsub { "LSUB" } else { "LIST" };
+            line(out, &format!("* {kind} (\\Noselect) \".\" \"\""));
+            tagged(out, &tag, "OK", &format!("{kind} completed"));
+            return ImapStep::Continue;
+        }
+        let (pending, request) = (
+            Pending::List {
+                tag,
+                lsub,
+                params: params.clone(),
+            },
+            Request::List(full, params),
+        );
+        self.pending = Some(pending);
+        ImapStep::Io(request)
+    }
+
+    /// GENURLAUTH: the URLs to sign, INTERNAL their only mechanism.
+    fn genurlauth_command(
+        &mut self,
+        tag: Vec<u8>,
+        urls: Vec<(Vec<u8>, Vec<u8>)>,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        let mut rumps = Vec::with_capacity(urls.len());
+        for (url, mech) in urls {
+            if !mech.eq_ignore_ascii_case(b"INTERNAL") {
+                tagged(out, &tag, "NO", "unknown URLAUTH mechanism");
+                return ImapStep::Continue;
+            }
+            match String::from_utf8(url) {
+                Ok(u) => rumps.push(u),
+                Err(_) => return self.bad(out, Some(&tag), "bad URL"),
+            }
+        }
+        let (pending, request) =
+            (Pending::GenUrlAuth(tag), Request::GenUrlAuth(rumps));
         self.pending = Some(pending);
         ImapStep::Io(request)
     }
@@ -1456,14 +1505,10 @@ fn no_then(out: &mut Vec<u8>, tag: &[u8], no: &No) -> ImapStep {
 fn uses_modseq(cmd: &Command<'_>) -> bool {
     use super::fetch::Item;
     match cmd {
-        Command::Fetch {
-            items,
-            changed_since,
-            ..
-        } => changed_since.is_some() || items.contains(&Item::ModSeq),
-        Command::Store {
-            unchanged_since, ..
-        } => unchanged_since.is_some(),
+        Command::Fetch(f) => {
+            f.changed_since.is_some() || f.items.contains(&Item::ModSeq)
+        }
+        Command::Store(s) => s.unchanged_since.is_some(),
         Command::Search { keys, .. } => super::search::mentions_modseq(keys),
         _ => false,
     }

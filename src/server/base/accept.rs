@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::config::net::client_key;
 use crate::proto::smtp::Link;
 use crate::server::base::conn::{Conn, Phase};
-use crate::server::base::services::Service;
+use crate::server::base::services::{Group, Service};
 use crate::server::base::timer::Timer;
 use crate::server::session::Session;
 use crate::server::{CONN_BASE, Server, base::listen, base::tls};
@@ -177,6 +177,27 @@ impl Server {
         self.admit_from(stream, peer, service, early, None);
     }
 
+    /// Why a connection of `group` from `client` is refused, if it is:
+    /// the limits, or a lockout after failed logins.
+    fn refusal(
+        &mut self,
+        group: Group,
+        client: IpAddr,
+    ) -> Option<&'static str> {
+        let cfg = &self.services.config;
+        let from_ip =
+            self.core.per_ip.get(&(group, client)).copied().unwrap_or(0);
+        if self.core.per_group[group.index()] >= cfg.max_connections
+            || from_ip >= cfg.max_connections_per_ip
+        {
+            Some("too many connections")
+        } else if self.services.limiter.blocked(client, Instant::now()) {
+            Some("too many authentication failures")
+        } else {
+            None
+        }
+    }
+
     fn admit_from(
         &mut self,
         mut stream: Stream,
@@ -185,21 +206,10 @@ impl Server {
         early: &[u8],
         local_uid: Option<u32>,
     ) {
-        let cfg = &self.services.config;
-        let client = client_key(peer, cfg.ipv6_prefix_len);
+        let client = client_key(peer, self.services.config.ipv6_prefix_len);
         let group = service.group();
-        let from_ip =
-            self.core.per_ip.get(&(group, client)).copied().unwrap_or(0);
-        let refusal = if self.core.per_group[group.index()]
-            >= cfg.max_connections
-            || from_ip >= cfg.max_connections_per_ip
-        {
-            Some("too many connections")
-        } else if self.services.limiter.blocked(client, Instant::now()) {
-            Some("too many authentication failures")
-        } else {
-            None
-        };
+        let refusal = self.refusal(group, client);
+        let cfg = &self.services.config;
         if let Some(why) = refusal {
             warn!(target: LOG_TARGET, "refused ip={peer}: {why}");
             // Plaintext even on 465: a TLS client sees a failed handshake.

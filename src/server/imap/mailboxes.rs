@@ -280,26 +280,69 @@ fn failed_outcome(work: &Work) -> Outcome {
     }
 }
 
+/// Whether another program changed the folder: scanned again unless
+/// its stamp is the one known and old enough to prove it.
+fn check(
+    fmt: MailboxFormat,
+    dir: PathBuf,
+    known: Option<mailfolder::Stamp>,
+    since: u64,
+) -> Outcome {
+    // The stamp before the scan: a change during it shows next time.
+    let now = stamp(fmt, &dir);
+    // Folder times tick coarsely: a change in the same tick as
+    // the last look leaves the same time, so a recent time
+    // proves nothing (Dovecot waits the same way).
+    let settled = now.is_some_and(|(n, c)| {
+        let old =
+            std::time::SystemTime::now() - std::time::Duration::from_secs(2);
+        n < old && c < old
+    });
+    let scan = if settled && now == known {
+        None
+    } else {
+        scan(fmt, &dir).ok()
+    };
+    Outcome::Checked(dir, now, scan, since)
+}
+
+/// The folder's index written, and the caches' dead records dropped.
+fn save_index(fmt: MailboxFormat, save: SaveJob) -> Outcome {
+    let SaveJob {
+        dir,
+        validity,
+        highest,
+        recent_from,
+        keywords,
+        msgs,
+    } = save;
+    let live: Vec<u32> = msgs.iter().map(|m| m.0).collect();
+    headers::compact(fmt, &dir, validity, &live);
+    match fmt {
+        MailboxFormat::Maildir => {
+            mailfolder::save_index(&dir, validity, highest, msgs.into_iter());
+            envelopes::compact(&dir, validity, &live);
+        }
+        MailboxFormat::Mbox => {
+            let saved = mboxfolder::save(
+                &dir,
+                Some(validity),
+                highest,
+                Some(recent_from),
+                Some(&keywords),
+                msgs.into_iter(),
+            );
+            if let Err(e) = saved {
+                log::warn!(target: LOG_TARGET, "{}: saving flags: {e}", dir.display());
+            }
+        }
+    }
+    Outcome::Saved
+}
+
 fn run(fmt: MailboxFormat, work: Work) -> Outcome {
     match work {
-        Work::Check(dir, known, since) => {
-            // The stamp before the scan: a change during it shows next time.
-            let now = stamp(fmt, &dir);
-            // Folder times tick coarsely: a change in the same tick as
-            // the last look leaves the same time, so a recent time
-            // proves nothing (Dovecot waits the same way).
-            let settled = now.is_some_and(|(n, c)| {
-                let old = std::time::SystemTime::now()
-                    - std::time::Duration::from_secs(2);
-                n < old && c < old
-            });
-            let scan = if settled && now == known {
-                None
-            } else {
-                scan(fmt, &dir).ok()
-            };
-            Outcome::Checked(dir, now, scan, since)
-        }
+        Work::Check(dir, known, since) => check(fmt, dir, known, since),
         Work::Scan(dir, since) => {
             let r = scan(fmt, &dir).map_err(|e| failed("scan", e));
             Outcome::Scanned(dir, since, r)
@@ -392,43 +435,7 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             // invariant: run_slice hands searches to search_slice.
             Turn::Again(_) => Outcome::Failed(internal_error()),
         },
-        Work::SaveIndex(save) => {
-            let SaveJob {
-                dir,
-                validity,
-                highest,
-                recent_from,
-                keywords,
-                msgs,
-            } = *save;
-            let live: Vec<u32> = msgs.iter().map(|m| m.0).collect();
-            headers::compact(fmt, &dir, validity, &live);
-            match fmt {
-                MailboxFormat::Maildir => {
-                    mailfolder::save_index(
-                        &dir,
-                        validity,
-                        highest,
-                        msgs.into_iter(),
-                    );
-                    envelopes::compact(&dir, validity, &live);
-                }
-                MailboxFormat::Mbox => {
-                    let saved = mboxfolder::save(
-                        &dir,
-                        Some(validity),
-                        highest,
-                        Some(recent_from),
-                        Some(&keywords),
-                        msgs.into_iter(),
-                    );
-                    if let Err(e) = saved {
-                        log::warn!(target: LOG_TARGET, "{}: saving flags: {e}", dir.display());
-                    }
-                }
-            }
-            Outcome::Saved
-        }
+        Work::SaveIndex(save) => save_index(fmt, *save),
         Work::Settle(dir, msgs) => {
             let list: Vec<(String, Flags)> =
                 msgs.iter().map(|(_, f, fl)| (f.clone(), *fl)).collect();

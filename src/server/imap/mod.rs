@@ -22,7 +22,7 @@ use std::rc::Rc;
 use log::{info, warn};
 
 use crate::config::MailboxFormat;
-use crate::proto::imap::folder::Folder;
+use crate::proto::imap::folder::{Flags, Folder};
 use crate::proto::imap::notify::Events;
 use crate::proto::imap::request::{No, Reply, Request, Status};
 use crate::proto::imap::session::FolderEvent;
@@ -301,6 +301,74 @@ impl Server {
         self.send_work(key, Work::Defaults(root));
     }
 
+    /// URLFETCH: each URL with the mailboxes of its owner, if the
+    /// owner is a user here.
+    fn urlfetch_work(
+        &self,
+        slot: usize,
+        urls: Vec<(String, bool, bool)>,
+    ) -> Work {
+        let cfg = &self.services.config;
+        let urls = urls
+            .into_iter()
+            .map(|(url, binary, structure)| {
+                // The owner's mailboxes, if the owner is a user.
+                let root = crate::proto::imap::url::parse_auth(&url)
+                    .ok()
+                    .and_then(|u| {
+                        u.owners().into_iter().find(|o| {
+                            self.services.directory.password(o).is_some()
+                        })
+                    })
+                    .map(|owner| cfg.mailbox_dir(&owner));
+                crate::server::imap::urlauth::FetchOne {
+                    url,
+                    root,
+                    binary,
+                    structure,
+                }
+            })
+            .collect();
+        let budget = cfg.max_message_size;
+        Work::UrlFetch(self.imap_user(slot), urls, budget)
+    }
+
+    /// APPEND: the message pieces spooled, handed to a helper; None if
+    /// answered here or waiting for the spool's last write.
+    fn append_work(
+        &mut self,
+        slot: usize,
+        root: PathBuf,
+        folder: String,
+        messages: Vec<crate::proto::imap::append::AppendMessage>,
+    ) -> Option<Work> {
+        let fmt = self.services.config.mailbox_format;
+        let conn = self.core.conns.get_mut(slot).and_then(Option::as_mut)?;
+        let i = conn.session.as_imap()?;
+        if i.spool.is_writing() {
+            // Its last piece is still being written: once it is.
+            i.appending = Some(Request::Append { folder, messages });
+            return None;
+        }
+        let content = match i.spool.take() {
+            Ok(c) => c,
+            Err(f) => {
+                let no = No::text(format!("[SERVERBUG] {f}"));
+                self.imap_reply(slot, Reply::Appended(Err(no)));
+                return None;
+            }
+        };
+        Some(Work::Append(Box::new(
+            crate::server::imap::appending::AppendJob {
+                dir: folders::place(&root, &folder, fmt),
+                root,
+                content,
+                messages,
+                limit: self.services.config.max_message_size,
+            },
+        )))
+    }
+
     /// A session's mailbox request: to the helpers, or answered from an
     /// open folder.
     pub(in crate::server) fn imap_request(
@@ -339,34 +407,7 @@ impl Server {
             Request::GenUrlAuth(rumps) => {
                 Work::GenUrlAuth(root, self.imap_user(slot), rumps)
             }
-            Request::UrlFetch(urls) => {
-                let cfg = &self.services.config;
-                let urls = urls
-                    .into_iter()
-                    .map(|(url, binary, structure)| {
-                        // The owner's mailboxes, if the owner is a user.
-                        let root = crate::proto::imap::url::parse_auth(&url)
-                            .ok()
-                            .and_then(|u| {
-                                u.owners().into_iter().find(|o| {
-                                    self.services
-                                        .directory
-                                        .password(o)
-                                        .is_some()
-                                })
-                            })
-                            .map(|owner| cfg.mailbox_dir(&owner));
-                        crate::server::imap::urlauth::FetchOne {
-                            url,
-                            root,
-                            binary,
-                            structure,
-                        }
-                    })
-                    .collect();
-                let budget = cfg.max_message_size;
-                Work::UrlFetch(self.imap_user(slot), urls, budget)
-            }
+            Request::UrlFetch(urls) => self.urlfetch_work(slot, urls),
             Request::ResetKey(mailbox) => Work::ResetKey(root, mailbox),
             Request::Select(name) => {
                 if !folders::exists(&root, &name, fmt) {
@@ -426,36 +467,10 @@ impl Server {
                 Work::Status(dir)
             }
             Request::Append { folder, messages } => {
-                let Some(conn) =
-                    self.core.conns.get_mut(slot).and_then(Option::as_mut)
-                else {
-                    return;
-                };
-                let Some(i) = conn.session.as_imap() else {
-                    return;
-                };
-                if i.spool.is_writing() {
-                    // Its last piece is still being written: once it is.
-                    i.appending = Some(Request::Append { folder, messages });
-                    return;
+                match self.append_work(slot, root, folder, messages) {
+                    Some(work) => work,
+                    None => return,
                 }
-                let content = match i.spool.take() {
-                    Ok(c) => c,
-                    Err(f) => {
-                        let no = No::text(format!("[SERVERBUG] {f}"));
-                        return self
-                            .imap_reply(slot, Reply::Appended(Err(no)));
-                    }
-                };
-                Work::Append(Box::new(
-                    crate::server::imap::appending::AppendJob {
-                        dir: folders::place(&root, &folder, fmt),
-                        root,
-                        content,
-                        messages,
-                        limit: self.services.config.max_message_size,
-                    },
-                ))
             }
             Request::Store(..)
             | Request::Expunge(_)
@@ -586,48 +601,95 @@ impl Server {
         }
     }
 
+    /// A folder scanned for SELECT or a sync: taken into the registry;
+    /// the reply, or None if there is none to give.
+    fn scanned(
+        &mut self,
+        key: (usize, u64),
+        dir: PathBuf,
+        since: u64,
+        result: Result<Folder, No>,
+    ) -> Option<Reply> {
+        let (slot, generation) = key;
+        if result.is_err()
+            && let Some(o) = self.imap.registry.open.get_mut(&dir)
+        {
+            o.scanning = false;
+        }
+        let folder = result.map(|scan| self.take_scan(&dir, scan, since, key));
+        if key == NOBODY {
+            return None;
+        }
+        Some(match folder {
+            Ok(f) => {
+                if let Some(o) = self.imap.registry.open.get_mut(&dir)
+                    && !o.watchers.contains(&key)
+                {
+                    o.watchers.push(key);
+                }
+                if let Some(i) = self
+                    .live_conn(slot, generation)
+                    .and_then(|c| c.session.as_imap())
+                {
+                    if i.imap.selected_name().is_some() {
+                        // A sync for a selected session.
+                        let old = i.watching.replace(dir.clone());
+                        if let Some(old) = old.filter(|o| *o != dir) {
+                            self.unwatch(&old, key);
+                        }
+                        self.imap_reply(slot, Reply::Done(Ok(())));
+                        return None;
+                    }
+                    let old = i.watching.replace(dir.clone());
+                    if let Some(old) = old.filter(|o| *o != dir) {
+                        self.unwatch(&old, key);
+                    }
+                }
+                Reply::Selected(Ok(f))
+            }
+            Err(no) => Reply::Selected(Err(no)),
+        })
+    }
+
+    /// STORE done by a helper: the new flags and files in the registry.
+    fn flags_set(
+        &mut self,
+        key: (usize, u64),
+        dir: PathBuf,
+        r: Result<Vec<(u32, Option<String>, Flags)>, No>,
+    ) -> Reply {
+        match r {
+            Ok(files) => {
+                if let Some(f) = self.imap.registry.get(&dir) {
+                    let mut f = f.borrow_mut();
+                    for (uid, file, flags) in files {
+                        let modseq = f.bump();
+                        match (f.find(uid), file) {
+                            (Some(i), Some(file)) => {
+                                let m = &mut f.msgs[i];
+                                m.flags = flags;
+                                m.file = file.into();
+                                m.modseq = modseq;
+                            }
+                            (Some(_), None) => f.remove(&[uid]),
+                            _ => {}
+                        }
+                    }
+                }
+                self.notify(&dir, key);
+                Reply::Done(Ok(()))
+            }
+            Err(no) => Reply::Done(Err(no)),
+        }
+    }
+
     fn mailbox_done(&mut self, key: (usize, u64), outcome: Outcome) {
         let (slot, generation) = key;
         let reply = match outcome {
             Outcome::Scanned(dir, since, result) => {
-                if result.is_err()
-                    && let Some(o) = self.imap.registry.open.get_mut(&dir)
-                {
-                    o.scanning = false;
-                }
-                let folder =
-                    result.map(|scan| self.take_scan(&dir, scan, since, key));
-                if key == NOBODY {
-                    return;
-                }
-                match folder {
-                    Ok(f) => {
-                        if let Some(o) = self.imap.registry.open.get_mut(&dir)
-                            && !o.watchers.contains(&key)
-                        {
-                            o.watchers.push(key);
-                        }
-                        if let Some(i) = self
-                            .live_conn(slot, generation)
-                            .and_then(|c| c.session.as_imap())
-                        {
-                            if i.imap.selected_name().is_some() {
-                                // A sync for a selected session.
-                                let old = i.watching.replace(dir.clone());
-                                if let Some(old) = old.filter(|o| *o != dir) {
-                                    self.unwatch(&old, key);
-                                }
-                                return self
-                                    .imap_reply(slot, Reply::Done(Ok(())));
-                            }
-                            let old = i.watching.replace(dir.clone());
-                            if let Some(old) = old.filter(|o| *o != dir) {
-                                self.unwatch(&old, key);
-                            }
-                        }
-                        Reply::Selected(Ok(f))
-                    }
-                    Err(no) => Reply::Selected(Err(no)),
+                match self.scanned(key, dir, since, result) {
+                    Some(reply) => reply,
+                    None => return,
                 }
             }
             Outcome::Listed(r) => Reply::Listed(r),
@@ -666,29 +728,7 @@ impl Server {
                     (validity, uids)
                 }))
             }
-            Outcome::FlagsSet(dir, r) => match r {
-                Ok(files) => {
-                    if let Some(f) = self.imap.registry.get(&dir) {
-                        let mut f = f.borrow_mut();
-                        for (uid, file, flags) in files {
-                            let modseq = f.bump();
-                            match (f.find(uid), file) {
-                                (Some(i), Some(file)) => {
-                                    let m = &mut f.msgs[i];
-                                    m.flags = flags;
-                                    m.file = file.into();
-                                    m.modseq = modseq;
-                                }
-                                (Some(_), None) => f.remove(&[uid]),
-                                _ => {}
-                            }
-                        }
-                    }
-                    self.notify(&dir, key);
-                    Reply::Done(Ok(()))
-                }
-                Err(no) => Reply::Done(Err(no)),
-            },
+            Outcome::FlagsSet(dir, r) => self.flags_set(key, dir, r),
             Outcome::Expunged(dir, r) => match r {
                 Ok(uids) => {
                     if let Some(f) = self.imap.registry.get(&dir) {
