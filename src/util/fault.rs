@@ -1,7 +1,7 @@
 //! Fault injection for the containment tests: only with the cargo
 //! feature `fault-injection`, which release builds never enable. With
 //! it, `POSTLING_FAULT=PLACE:NEEDLE` makes [`probe`] panic at PLACE
-//! (`content`, `command`, `deliver`, `read`, `queue`) whenever the data
+//! (`content`, `command`, `deliver`, `read`, `queue`, `settle`) whenever the data
 //! it is shown contains NEEDLE. Without the feature, `probe` is empty.
 
 /// Panics if fault injection is on for `place` and `data` holds the

@@ -171,3 +171,24 @@ def test_a_queue_record_that_panics_is_deferred(tmp_path, monkeypatch, stopped):
     assert len(s.queued()) == 1
     deliver(s, "still served")
     assert [m["Subject"] for m in s.messages("alice")] == ["still served"]
+
+
+def test_recent_goes_to_one_session_though_its_claim_is_not_on_disk_yet(tmp_path, monkeypatch):
+    """RFC 3501 2.3.2: a message is \\Recent in one session only. The
+    session that claimed it leaves before the claim reached the disk
+    (the move out of new/ fails here; under load a busy helper leaves
+    it the same way for a while): the next session to SELECT the folder
+    does not get it as \\Recent again (imaptest's stress found this)."""
+    s = start(tmp_path, monkeypatch, "settle:alice")
+    try:
+        deliver(s, "fresh")
+        first = login(s)
+        first.select("INBOX")
+        assert first.response("RECENT") == ("RECENT", [b"1"])
+        first.logout()
+        second = login(s)
+        second.select("INBOX")
+        assert second.response("RECENT") == ("RECENT", [b"0"])
+        second.logout()
+    finally:
+        s.stop()

@@ -437,6 +437,10 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
         },
         Work::SaveIndex(save) => save_index(fmt, *save),
         Work::Settle(dir, msgs) => {
+            crate::util::fault::probe(
+                "settle",
+                dir.as_os_str().as_encoded_bytes(),
+            );
             let list: Vec<(String, Flags)> =
                 msgs.iter().map(|(_, f, fl)| (f.clone(), *fl)).collect();
             let files = mailfolder::settle(&dir, &list).unwrap_or_else(|e| {

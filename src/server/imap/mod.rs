@@ -165,7 +165,17 @@ impl ImapState {
 #[derive(Default)]
 pub struct Registry {
     open: HashMap<PathBuf, Open>,
+    /// Folders closed lately: UIDVALIDITY and the first unclaimed
+    /// \Recent UID. Their index write and the move of claimed messages
+    /// out of new/ run on the helpers; a SELECT that scans the folder
+    /// before they are done would see claimed messages as \Recent again
+    /// and give them to a second session (RFC 3501 2.3.2: one session
+    /// only). Bounded: past [`MAX_CLOSED`] it starts afresh.
+    closed: HashMap<PathBuf, (u32, u32)>,
 }
+
+/// Closed folders remembered for their \Recent claims.
+const MAX_CLOSED: usize = 10_000;
 
 struct Open {
     folder: Rc<RefCell<Folder>>,
@@ -240,10 +250,33 @@ impl Registry {
         o.status_watchers.retain(|&k| k != key);
         if o.watchers.is_empty() && o.status_watchers.is_empty() && !o.scanning
         {
-            let mut o = self.open.remove(dir)?;
+            let mut o = self.close(dir)?;
             return o.save(dir);
         }
         None
+    }
+
+    /// Drops the open folder at `dir`, remembering its \Recent claims.
+    fn close(&mut self, dir: &Path) -> Option<Open> {
+        let o = self.open.remove(dir)?;
+        if self.closed.len() >= MAX_CLOSED {
+            self.closed.clear();
+        }
+        let f = o.folder.borrow();
+        self.closed
+            .insert(dir.to_path_buf(), (f.uidvalidity, f.recent_from));
+        drop(f);
+        Some(o)
+    }
+
+    /// A scan of a folder about to be opened: messages claimed as
+    /// \Recent before it was last closed stay claimed.
+    fn reopening(&mut self, dir: &Path, scan: &mut Folder) {
+        if let Some((validity, from)) = self.closed.remove(dir)
+            && validity == scan.uidvalidity
+        {
+            scan.recent_from = scan.recent_from.max(from);
+        }
     }
 
     /// Index writes every changed folder needs (at the periodic check,
@@ -831,10 +864,12 @@ impl Server {
                 && self.imap.registry.status_watchers(dir).is_empty()
                 && key == NOBODY
             {
-                self.imap.registry.open.remove(dir);
+                self.imap.registry.close(dir);
             }
             return f;
         }
+        let mut scan = scan;
+        self.imap.registry.reopening(dir, &mut scan);
         let saved_modseq = scan.highest_modseq;
         let saved_recent = scan.recent_from;
         let folder = Rc::new(RefCell::new(scan));
