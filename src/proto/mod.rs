@@ -11,6 +11,7 @@ pub mod pop3;
 pub mod proxy;
 pub mod sasl;
 pub mod smtp;
+pub mod spf;
 #[cfg(test)]
 mod testing;
 
