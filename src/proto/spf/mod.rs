@@ -2,5 +2,6 @@
 //! Evaluating a record against a client (the lookups it asks for, the
 //! limits on them, the result) builds on these.
 
+pub mod check;
 pub mod macros;
 pub mod record;
