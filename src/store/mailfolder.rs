@@ -361,6 +361,27 @@ pub fn locate(dir: &Path, file: &str) -> io::Result<std::path::PathBuf> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "message gone"))
 }
 
+/// Opens a message, wherever it is now: a helper moving it from `new/`
+/// to `cur/` (or a flag change renaming it) between finding its name
+/// and opening it is met by looking again. The open file stays the
+/// message whatever is renamed after.
+pub fn open(
+    dir: &Path,
+    file: &str,
+) -> io::Result<(std::path::PathBuf, fs::File)> {
+    let mut tries = 0;
+    loop {
+        let path = locate(dir, file)?;
+        match fs::File::open(&path) {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => {
+                tries += 1
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Moves messages a session has seen from `new/` to `cur/`, flags
 /// unchanged: they are no longer \Recent for anyone. A file another
 /// program moved meanwhile stays where it is now, flags and all.

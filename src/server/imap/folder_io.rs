@@ -52,12 +52,13 @@ pub(in crate::server) fn read_message(
 ) -> std::io::Result<(Vec<u8>, i64)> {
     match fmt {
         MailboxFormat::Maildir => {
-            let path = mailfolder::locate(dir, file)?;
-            let date = std::fs::metadata(&path)?
-                .modified()
-                .map(mailfolder::unix_seconds)
-                .unwrap_or(0);
-            Ok((std::fs::read(&path)?, date))
+            let (_, mut f) = mailfolder::open(dir, file)?;
+            let meta = f.metadata()?;
+            let date =
+                meta.modified().map(mailfolder::unix_seconds).unwrap_or(0);
+            let mut raw = Vec::with_capacity(meta.len() as usize);
+            std::io::Read::read_to_end(&mut f, &mut raw)?;
+            Ok((raw, date))
         }
         MailboxFormat::Mbox => mboxfolder::read_dated(dir, file),
     }

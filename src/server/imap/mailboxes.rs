@@ -802,8 +802,8 @@ fn fetch_one(
     file: &str,
     items: &[Item],
 ) -> Option<Vec<Segment>> {
-    let path = mailfolder::locate(dir, file).ok()?;
-    let meta = std::fs::metadata(&path).ok()?;
+    let (path, mut opened) = mailfolder::open(dir, file).ok()?;
+    let meta = opened.metadata().ok()?;
     let internal = meta.modified().map(mailfolder::unix_seconds).unwrap_or(0);
     // A folder listing (ENVELOPE, sizes, dates) without opening the file.
     let listing = items.iter().all(|i| {
@@ -851,7 +851,8 @@ fn fetch_one(
             items,
         ));
     }
-    let raw = std::fs::read(&path).ok()?;
+    let mut raw = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut opened, &mut raw).ok()?;
     let wire = mailfolder::to_crlf(&raw);
     if items.contains(&Item::Envelope) {
         let mut env = Vec::new();
