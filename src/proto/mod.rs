@@ -5,6 +5,7 @@
 //! that. Depends on std, memchr and bstr only.
 
 pub mod dkim;
+pub mod dmarc;
 pub mod dns;
 pub mod imap;
 pub mod pop3;
