@@ -1,5 +1,6 @@
-//! DKIM signing (RFC 6376, RFC 8463): relaxed canonicalization and the
-//! signature field. Verifying is for the receivers.
+//! DKIM (RFC 6376, RFC 8463): relaxed canonicalization, the signature
+//! field we sign with, and reading tag lists and key records.
 
 pub mod canon;
 pub mod sign;
+pub mod tags;
