@@ -8,6 +8,11 @@ use base64ct::{Base64, Encoding};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadTags(pub &'static str);
 
+/// More tags than any DKIM field or key record defines, and then some:
+/// past this a list is refused, so checking for repeats stays cheap
+/// however many a stranger writes.
+const MAX_TAGS: usize = 64;
+
 /// A tag list's pairs, in order; white space around names and values
 /// (folding included) is dropped. A tag given twice is an error.
 pub fn parse(text: &str) -> Result<Vec<(&str, &str)>, BadTags> {
@@ -15,6 +20,9 @@ pub fn parse(text: &str) -> Result<Vec<(&str, &str)>, BadTags> {
     for spec in text.split(';') {
         if spec.trim_matches(is_fws).is_empty() {
             continue; // a trailing `;` (or an empty spec) is allowed
+        }
+        if out.len() >= MAX_TAGS {
+            return Err(BadTags("too many tags"));
         }
         let (name, value) =
             spec.split_once('=').ok_or(BadTags("tag without ="))?;
@@ -140,6 +148,11 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse("").unwrap(), vec![]);
+        let many: String = (0..10_000).map(|i| format!("t{i}=1;")).collect();
+        assert!(parse(&many).is_err());
+        let most: String =
+            (0..MAX_TAGS).map(|i| format!("t{i}=1; ")).collect();
+        assert_eq!(parse(&most).unwrap().len(), MAX_TAGS);
     }
 
     #[test]

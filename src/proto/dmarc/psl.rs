@@ -14,6 +14,9 @@ pub struct List {
     wildcard: HashSet<String>,
     /// `!www.ck` kept as `www.ck`: not a suffix despite a wildcard.
     exception: HashSet<String>,
+    /// The most labels any rule has: longer tails are never looked up,
+    /// so a From domain of ten thousand labels costs no more than one.
+    longest: usize,
 }
 
 impl List {
@@ -29,6 +32,7 @@ impl List {
                 continue;
             }
             let rule = rule.to_ascii_lowercase();
+            list.longest = list.longest.max(rule.split('.').count());
             if let Some(name) = rule.strip_prefix('!') {
                 list.exception.insert(name.to_string());
             } else if let Some(name) = rule.strip_prefix("*.") {
@@ -46,7 +50,7 @@ impl List {
     fn suffix_labels(&self, labels: &[&str]) -> usize {
         let n = labels.len();
         let mut best = 1;
-        for take in 1..=n {
+        for take in 1..=n.min(self.longest + 1) {
             let tail = labels[n - take..].join(".");
             if self.exception.contains(&tail) {
                 return take - 1;
@@ -102,6 +106,10 @@ mod tests {
             ("Mail.Example.COM.", "example.com"),
             // Not on the list: the last label is the suffix.
             ("host.example.invalidtld", "example.invalidtld"),
+            (
+                &format!("{}example.co.uk", "a.".repeat(10_000)),
+                "example.co.uk",
+            ),
         ] {
             assert_eq!(list.organizational(domain), org, "{domain}");
         }

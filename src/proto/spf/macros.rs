@@ -2,6 +2,7 @@
 //! expanding it for one check. Linear in the string; a transformer's
 //! digit count is capped (it only ever keeps that many labels).
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// What the macros of one check expand to.
@@ -256,7 +257,7 @@ fn url_escape(s: &str, out: &mut String) {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
 }

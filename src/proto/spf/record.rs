@@ -105,7 +105,7 @@ pub fn parse(txt: &str) -> Result<Record<'_>, PermError> {
 }
 
 /// `name=value`, if the term is a modifier (a name, then `=`, §4.6.1).
-fn modifier(term: &str) -> Option<(&str, &str)> {
+pub fn modifier(term: &str) -> Option<(&str, &str)> {
     let (name, value) = term.split_once('=')?;
     let b = name.as_bytes();
     let named = b.first().is_some_and(u8::is_ascii_alphabetic)
@@ -114,7 +114,8 @@ fn modifier(term: &str) -> Option<(&str, &str)> {
     named.then_some((name, value))
 }
 
-fn directive(term: &str) -> Result<Directive<'_>, PermError> {
+/// One directive term (the record it came from was read whole first).
+pub fn directive(term: &str) -> Result<Directive<'_>, PermError> {
     let (qualifier, rest) = match term.as_bytes()[0] {
         b'+' => (Qualifier::Pass, &term[1..]),
         b'-' => (Qualifier::Fail, &term[1..]),
