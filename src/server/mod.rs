@@ -145,6 +145,20 @@ struct Server {
     outbound: outbound::Outbound,
 }
 
+impl Core {
+    /// The connection in `slot`, if one is there.
+    fn conn(&self, slot: usize) -> Option<&Client> {
+        self.conns.get(slot)?.as_ref()
+    }
+
+    /// The connection in `slot`, if one is there, to change. (It borrows
+    /// all of `core`: where the readers or writers are used while the
+    /// connection is held, `conns` is indexed directly.)
+    fn conn_mut(&mut self, slot: usize) -> Option<&mut Client> {
+        self.conns.get_mut(slot)?.as_mut()
+    }
+}
+
 /// The loop's own state: what every service's connections share.
 struct Core {
     poll: Poll,
@@ -292,9 +306,7 @@ impl Server {
     }
 
     fn on_conn_event(&mut self, slot: usize, event: &mio::event::Event) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -309,9 +321,7 @@ impl Server {
         loop {
             self.read_and_feed(slot);
             self.flush(slot);
-            let Some(conn) =
-                self.core.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
+            let Some(conn) = self.core.conn_mut(slot) else {
                 return;
             };
             // A session that stopped at the output cap goes on with the
@@ -400,9 +410,7 @@ impl Server {
         if self.services.srs_refused > 0 && self.srs_guessing(slot) {
             return;
         }
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         // A NOOP or IDLE may have claimed new messages as \Recent.
@@ -418,9 +426,7 @@ impl Server {
     /// the usual close, so every count and registry entry it had is
     /// undone as for any close. What the session held is dropped.
     fn session_failed(&mut self, slot: usize) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         conn.wbuf.clear();
@@ -435,7 +441,7 @@ impl Server {
         conn.wbuf.extend_from_slice(last.as_bytes());
         conn.phase = Phase::Closing;
         self.flush(slot);
-        if let Some(conn) = self.core.conns.get(slot).and_then(Option::as_ref)
+        if let Some(conn) = self.core.conn(slot)
             && conn.phase == Phase::Closing
         {
             self.close(slot, "internal error");
@@ -444,9 +450,7 @@ impl Server {
 
     /// Does what a session asked.
     fn act(&mut self, slot: usize, step: Action) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         match step {
@@ -477,9 +481,7 @@ impl Server {
     /// the client pipelined behind the command (CVE-2011-0411), and
     /// speak TLS from the next octet on.
     fn start_tls(&mut self, slot: usize) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         if !conn.rbuf.is_empty() {
@@ -517,9 +519,7 @@ impl Server {
         generation: u64,
     ) -> Option<&mut Client> {
         self.core
-            .conns
-            .get_mut(slot)
-            .and_then(Option::as_mut)
+            .conn_mut(slot)
             .filter(|c| c.generation == generation)
     }
 
@@ -533,9 +533,7 @@ impl Server {
 
     fn flush(&mut self, slot: usize) {
         loop {
-            let Some(conn) =
-                self.core.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
+            let Some(conn) = self.core.conn_mut(slot) else {
                 return;
             };
             // A POP3 message streams in as the socket takes it; filling
@@ -548,9 +546,7 @@ impl Server {
                 self.feed(slot, 0);
             }
             self.pump_stream(slot);
-            let Some(conn) =
-                self.core.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
+            let Some(conn) = self.core.conn_mut(slot) else {
                 return;
             };
             match conn.flush() {
@@ -756,9 +752,7 @@ impl Server {
         if self.core.draining.is_none() {
             return;
         }
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         if conn.phase == Phase::Open && conn.session.is_idle() {

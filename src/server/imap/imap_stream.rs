@@ -93,9 +93,7 @@ impl Server {
         slot: usize,
         result: std::io::Result<(File, u64, Vec<u8>)>,
     ) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let Some(i) = conn.session.as_imap() else {
@@ -150,9 +148,7 @@ impl Server {
     /// Asks for the next chunk once the output has room; true if the
     /// connection has a stream.
     pub(in crate::server) fn pump_stream(&mut self, slot: usize) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let key = (slot, conn.generation);
@@ -175,9 +171,7 @@ impl Server {
     }
 
     fn stream_done(&mut self, slot: usize, result: Result<(), No>) {
-        if let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        {
+        if let Some(conn) = self.core.conn_mut(slot) {
             conn.phase = Phase::Delivering;
         }
         self.imap_reply(slot, Reply::Streamed(result));

@@ -302,9 +302,7 @@ impl Server {
     /// The logged-in user of an IMAP session.
     fn imap_user(&self, slot: usize) -> String {
         self.core
-            .conns
-            .get(slot)
-            .and_then(Option::as_ref)
+            .conn(slot)
             .and_then(|c| match &c.session {
                 crate::server::session::Session::Imap(i) => {
                     i.imap.user().map(str::to_string)
@@ -321,9 +319,7 @@ impl Server {
         user: String,
     ) {
         let root = self.services.config.mailbox_dir(&user);
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         conn.phase = Phase::Delivering;
@@ -376,7 +372,7 @@ impl Server {
         messages: Vec<crate::proto::imap::append::AppendMessage>,
     ) -> Option<Work> {
         let fmt = self.services.config.mailbox_format;
-        let conn = self.core.conns.get_mut(slot).and_then(Option::as_mut)?;
+        let conn = self.core.conn_mut(slot)?;
         let i = conn.session.as_imap()?;
         if i.spool.is_writing() {
             // Its last piece is still being written: once it is.
@@ -413,9 +409,7 @@ impl Server {
             return self.close(slot, "IMAP request without login");
         };
         let fmt = self.services.config.mailbox_format;
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let key = (slot, conn.generation);
@@ -552,9 +546,7 @@ impl Server {
 
     /// Hands a reply to a session and goes on with it.
     pub(in crate::server) fn imap_reply(&mut self, slot: usize, reply: Reply) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let key = (slot, conn.generation);
@@ -578,9 +570,7 @@ impl Server {
         self.track_selection(slot, key, watching, now);
         if let Some(dir) = self
             .core
-            .conns
-            .get_mut(slot)
-            .and_then(Option::as_mut)
+            .conn_mut(slot)
             .and_then(|c| c.session.as_imap())
             .and_then(|i| i.watching.clone())
         {
@@ -615,12 +605,8 @@ impl Server {
         {
             o.watchers.push(key);
         }
-        if let Some(i) = self
-            .core
-            .conns
-            .get_mut(slot)
-            .and_then(Option::as_mut)
-            .and_then(|c| c.session.as_imap())
+        if let Some(i) =
+            self.core.conn_mut(slot).and_then(|c| c.session.as_imap())
         {
             i.watching = want;
         }
@@ -731,9 +717,7 @@ impl Server {
             Outcome::NotifyOpened(list) => {
                 let alive = self
                     .core
-                    .conns
-                    .get(slot)
-                    .and_then(Option::as_ref)
+                    .conn(slot)
                     .is_some_and(|c| c.generation == generation);
                 if !alive {
                     return;
@@ -835,9 +819,7 @@ impl Server {
         };
         let waiting = self
             .core
-            .conns
-            .get(slot)
-            .and_then(Option::as_ref)
+            .conn(slot)
             .is_some_and(|c| c.generation == generation);
         if waiting {
             self.imap_reply(slot, reply);
@@ -1013,12 +995,8 @@ impl Server {
             told.push((name.clone(), events, status_of(&folder.borrow())));
             watching.push((dir, name));
         }
-        if let Some(i) = self
-            .core
-            .conns
-            .get_mut(slot)
-            .and_then(Option::as_mut)
-            .and_then(|c| c.session.as_imap())
+        if let Some(i) =
+            self.core.conn_mut(slot).and_then(|c| c.session.as_imap())
         {
             i.status_watching = watching;
         }
@@ -1029,9 +1007,7 @@ impl Server {
     fn stop_notify(&mut self, slot: usize, key: (usize, u64)) {
         let old = self
             .core
-            .conns
-            .get_mut(slot)
-            .and_then(Option::as_mut)
+            .conn_mut(slot)
             .and_then(|c| c.session.as_imap())
             .map(|i| std::mem::take(&mut i.status_watching))
             .unwrap_or_default();
@@ -1120,9 +1096,7 @@ impl Server {
         user: String,
         made: Result<(), No>,
     ) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         if let Err(no) = &made {

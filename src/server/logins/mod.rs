@@ -30,9 +30,7 @@ impl Server {
         slot: usize,
         credentials: Credentials,
     ) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         conn.phase = Phase::Authenticating;
@@ -94,9 +92,7 @@ impl Server {
                     .auth_cache
                     .remember(&user, tag, Instant::now());
             }
-            let Some(conn) =
-                self.core.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
+            let Some(conn) = self.core.conn_mut(slot) else {
                 continue;
             };
             if conn.generation != generation {
@@ -148,9 +144,7 @@ impl Server {
         (slot, generation): (usize, u64),
         now: Instant,
     ) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         if conn.generation != generation {

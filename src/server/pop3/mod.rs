@@ -71,9 +71,7 @@ impl Server {
         user: String,
         snapshot: Option<Result<Snapshot, crate::proto::Failure>>,
     ) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let Session::Pop3(p) = &mut conn.session else {
@@ -177,9 +175,7 @@ impl Server {
                 }
                 continue;
             }
-            let Some(conn) =
-                self.core.conns.get_mut(slot).and_then(Option::as_mut)
-            else {
+            let Some(conn) = self.core.conn_mut(slot) else {
                 continue;
             };
             let Some(p) = conn.session.as_pop3() else {
@@ -323,9 +319,7 @@ impl Server {
         slot: usize,
         result: Result<(), Failure>,
     ) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let Session::Pop3(p) = &mut conn.session else {

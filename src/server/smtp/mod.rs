@@ -66,9 +66,7 @@ impl Server {
     /// it was.
     pub(in crate::server) fn srs_guessing(&mut self, slot: usize) -> bool {
         let refused = std::mem::take(&mut self.services.srs_refused);
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return true;
         };
         let now = Instant::now();
@@ -95,9 +93,7 @@ impl Server {
         slot: usize,
         envelope: Envelope,
     ) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let key = (slot, conn.generation);
@@ -269,9 +265,7 @@ impl Server {
             }
             let waiting = self
                 .core
-                .conns
-                .get(slot)
-                .and_then(Option::as_ref)
+                .conn(slot)
                 .is_some_and(|c| c.generation == generation);
             if !waiting {
                 continue;
@@ -287,9 +281,7 @@ impl Server {
     /// A message met a mailbox another program holds: try again shortly,
     /// up to the lock wait, on whichever helper is free then.
     pub(in crate::server) fn busy(&mut self, slot: usize, job: Job) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let key = (slot, conn.generation);
@@ -317,9 +309,7 @@ impl Server {
         slot: usize,
         result: Result<(), Failure>,
     ) {
-        let Some(conn) =
-            self.core.conns.get_mut(slot).and_then(Option::as_mut)
-        else {
+        let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
         let Some(s) = conn.session.as_smtp() else {
