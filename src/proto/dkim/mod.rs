@@ -1,6 +1,9 @@
-//! DKIM (RFC 6376, RFC 8463): relaxed canonicalization, the signature
-//! field we sign with, and reading tag lists and key records.
+//! DKIM (RFC 6376, RFC 8463): canonicalization, the signature field we
+//! sign with, tag lists and key records, and checking signatures.
 
 pub mod canon;
+pub mod der;
+pub mod fields;
 pub mod sign;
 pub mod tags;
+pub mod verify;

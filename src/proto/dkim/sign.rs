@@ -183,14 +183,15 @@ impl Signer {
         body_hash: &[u8; 32],
         now: i64,
     ) -> Result<String, String> {
-        let fields = split_fields(head);
+        let fields = super::fields::split(head);
         let mut names = Vec::new();
         let mut hashed = Vec::new();
         for name in SIGNED {
             let matching: Vec<&[u8]> = fields
                 .iter()
                 .filter(|f| {
-                    field_name(f).eq_ignore_ascii_case(name.as_bytes())
+                    super::fields::name(f)
+                        .eq_ignore_ascii_case(name.as_bytes())
                 })
                 .copied()
                 .collect();
@@ -244,38 +245,6 @@ impl Signer {
             .collect();
         Ok(format!("{field}{}\n", folded.join("\n\t ")))
     }
-}
-
-/// The fields of a header block, each with its continuation lines.
-fn split_fields(head: &[u8]) -> Vec<&[u8]> {
-    let mut fields = Vec::new();
-    let mut start = None;
-    let mut i = 0;
-    while i < head.len() {
-        let end = memchr::memchr(b'\n', &head[i..])
-            .map_or(head.len(), |e| i + e + 1);
-        let line = &head[i..end];
-        let continuation = matches!(line.first(), Some(b' ') | Some(b'\t'));
-        if line == b"\n" || line == b"\r\n" {
-            break;
-        }
-        if !continuation {
-            if let Some(s) = start {
-                fields.push(&head[s..i]);
-            }
-            start = Some(i);
-        }
-        i = end;
-    }
-    if let Some(s) = start {
-        fields.push(&head[s..i]);
-    }
-    fields
-}
-
-fn field_name(field: &[u8]) -> &[u8] {
-    let colon = field.iter().position(|&b| b == b':').unwrap_or(0);
-    field[..colon].trim_ascii()
 }
 
 #[cfg(test)]
