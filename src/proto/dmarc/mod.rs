@@ -1,6 +1,6 @@
-//! DMARC (RFC 7489), sans-I/O: reading a policy record, and finding a
-//! domain's organizational domain with the Public Suffix List.
-//! Alignment and the decision build on these.
+//! DMARC (RFC 7489): records, organizational domains from the Public
+//! Suffix List, and the decision.
 
+pub mod evaluate;
 pub mod psl;
 pub mod record;

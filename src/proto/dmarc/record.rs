@@ -79,6 +79,7 @@ pub fn parse(txt: &str) -> Result<Record, NotDmarc> {
     let mut pct = 100;
     let mut dkim = Alignment::Relaxed;
     let mut spf = Alignment::Relaxed;
+    let mut rua = false;
     for tag in txt.split(';').skip(1) {
         let Some((name, value)) = tag.split_once('=') else {
             if tag.trim().is_empty() {
@@ -88,9 +89,8 @@ pub fn parse(txt: &str) -> Result<Record, NotDmarc> {
         };
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
-            "p" => {
-                policy = Some(Policy::parse(value).ok_or(NotDmarc("bad p="))?)
-            }
+            "p" => policy = Policy::parse(value),
+            "rua" => rua = !value.is_empty(),
             // An unknown sp= is as if absent.
             "sp" => subdomain = Policy::parse(value),
             // pct= out of range or not a number: the default (§6.3).
@@ -106,7 +106,13 @@ pub fn parse(txt: &str) -> Result<Record, NotDmarc> {
             _ => {}
         }
     }
-    let policy = policy.ok_or(NotDmarc("no p="))?;
+    // §6.6.3: no usable p= is no policy, unless reports are asked
+    // for: then it is as if p=none.
+    let policy = match (policy, rua) {
+        (Some(p), _) => p,
+        (None, true) => Policy::None,
+        (None, false) => return Err(NotDmarc("no valid p=")),
+    };
     Ok(Record {
         policy,
         subdomain_policy: subdomain.unwrap_or(policy),
@@ -169,5 +175,16 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         assert!(is_dmarc("v=DMARC1; p=bogus") && !is_dmarc("v=spf1"));
+        // A bad or missing p= with reports asked for is p=none.
+        for lax in [
+            "v=DMARC1; p=bogus; rua=mailto:r@x",
+            "v=DMARC1; rua=mailto:r@x",
+        ] {
+            assert_eq!(
+                parse(lax).map(|r| r.policy),
+                Ok(Policy::None),
+                "{lax}"
+            );
+        }
     }
 }
