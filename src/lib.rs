@@ -20,6 +20,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod inbound;
 pub mod keygen;
 pub mod outbound;
 pub mod proto;

@@ -4,6 +4,7 @@
 //! Nothing here touches a socket, a file or the clock; `make lint` checks
 //! that. Depends on std, memchr and bstr only.
 
+pub mod arc;
 pub mod authres;
 pub mod dkim;
 pub mod dmarc;

@@ -1,0 +1,314 @@
+//! Reading a spooled message for its checks, on a helper thread: its
+//! own header (after our trace fields), capped; each DKIM signature and
+//! the ARC chain, with the data each signs and the body hashes they
+//! need, computed in one streaming pass over the spool; the From
+//! domain; and any Authentication-Results field forged in our name.
+
+use std::io::Read;
+
+use crate::proto::arc;
+use crate::proto::authres;
+use crate::proto::dkim::canon::{BodyHash, Canon};
+use crate::proto::dkim::fields::{self, Index};
+use crate::proto::dkim::verify::{self, Kind, Outcome, Signature};
+use crate::proto::imap::structure;
+use crate::store::content::Content;
+
+/// Signatures checked at most; more are not looked at (a stranger's
+/// message of a thousand signatures costs five).
+pub const MAX_SIGNATURES: usize = 5;
+/// A header read at most; past it the header is cut short.
+pub const MAX_HEADER: usize = 256 * 1024;
+/// The piece the body is read in.
+const PIECE: usize = 64 * 1024;
+
+/// A signature ready to be checked once its key is in.
+#[derive(Debug)]
+pub struct ToCheck {
+    pub sig: Signature,
+    /// What it signs.
+    pub data: Vec<u8>,
+    /// The body hash computed as it says (empty for a seal).
+    pub body_hash: Vec<u8>,
+    /// A result known without the key (expired, and so on).
+    pub early: Option<Outcome>,
+}
+
+/// A DKIM signature: ready, or broken in form.
+#[derive(Debug)]
+pub enum Dkim {
+    Ready(Box<ToCheck>),
+    /// Unreadable: why, and its `d=` if it had one.
+    Broken(&'static str, Option<String>),
+}
+
+/// The ARC chain as read.
+#[derive(Debug)]
+pub enum Arc {
+    /// No ARC field.
+    None,
+    /// It fails in form.
+    Broken(&'static str),
+    /// The newest message signature, then every seal, newest first.
+    Chain {
+        message: Box<ToCheck>,
+        seals: Vec<ToCheck>,
+    },
+}
+
+/// What the checks need of the message.
+#[derive(Debug)]
+pub struct Reading {
+    /// The one From domain (lower case), or why there is none.
+    pub from_domain: Result<String, &'static str>,
+    pub dkim: Vec<Dkim>,
+    pub arc: Arc,
+    /// Octet ranges of Authentication-Results fields naming us.
+    pub forged: Vec<(u64, u64)>,
+}
+
+/// Reads `content`, whose first `trace` octets are our own trace
+/// fields; `ours` is our authserv-id, `now` the time in seconds.
+pub fn read(
+    content: &mut Content,
+    trace: u64,
+    ours: &str,
+    now: i64,
+) -> std::io::Result<Reading> {
+    content.finish()?;
+    let mut reader = content.reader()?;
+    let mut buf = Vec::new();
+    (&mut reader)
+        .take(trace + MAX_HEADER as u64)
+        .read_to_end(&mut buf)?;
+    let start = (trace as usize).min(buf.len());
+    let own = &buf[start..];
+    let end = header_end(own);
+    let index = Index::new(fields::split(&own[..end]));
+    let offset =
+        |f: &[u8]| (f.as_ptr() as usize - buf.as_ptr() as usize) as u64;
+    let forged = index
+        .all("authentication-results")
+        .filter(|f| authres::is_ours(fields::value(f), ours))
+        .map(|f| (offset(f), offset(f) + f.len() as u64))
+        .collect();
+    let mut hashes = Hashes::default();
+    let dkim = index
+        .all("dkim-signature")
+        .take(MAX_SIGNATURES)
+        .map(|field| dkim_entry(field, &index, &mut hashes, now))
+        .collect();
+    let arc = arc_chain(&index, &mut hashes, now);
+    // The body: the rest of what was read, then the rest of the file.
+    let body_from = (start + end + blank_len(&own[end..])).min(buf.len());
+    hashes.update(&buf[body_from..]);
+    let mut piece = vec![0u8; PIECE];
+    loop {
+        let n = reader.read(&mut piece)?;
+        if n == 0 {
+            break;
+        }
+        hashes.update(&piece[..n]);
+    }
+    let sums = hashes.finish();
+    let mut reading = Reading {
+        from_domain: from_domain(&index),
+        dkim,
+        arc,
+        forged,
+    };
+    fill_body_hashes(&mut reading, &sums);
+    Ok(reading)
+}
+
+/// Where the header's fields end (the empty line, or all of it).
+fn header_end(own: &[u8]) -> usize {
+    if own.first() == Some(&b'\n') {
+        return 0;
+    }
+    memchr::memmem::find(own, b"\n\n").map_or(own.len(), |i| i + 1)
+}
+
+fn blank_len(rest: &[u8]) -> usize {
+    usize::from(rest.first() == Some(&b'\n'))
+}
+
+/// How a body hash is computed: canonicalization and `l=`.
+type HashKind = (Canon, Option<u64>);
+
+/// The body hashes asked for, each kind once.
+#[derive(Default)]
+struct Hashes {
+    asked: Vec<(HashKind, BodyHash)>,
+}
+
+impl Hashes {
+    /// The index of the hash for `canon` and `limit`.
+    fn ask(&mut self, canon: Canon, limit: Option<u64>) -> usize {
+        match self.asked.iter().position(|(k, _)| *k == (canon, limit)) {
+            Some(i) => i,
+            None => {
+                self.asked
+                    .push(((canon, limit), BodyHash::new(canon, limit)));
+                self.asked.len() - 1
+            }
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        for (_, h) in &mut self.asked {
+            h.update(data);
+        }
+    }
+
+    fn finish(self) -> Vec<(HashKind, [u8; 32])> {
+        self.asked
+            .into_iter()
+            .map(|(k, h)| (k, h.finish()))
+            .collect()
+    }
+}
+
+/// Each ready signature gets the hash computed as it asked.
+fn fill_body_hashes(
+    reading: &mut Reading,
+    sums: &[(HashKind, [u8; 32])],
+) {
+    let fill = |c: &mut ToCheck| {
+        let key = (c.sig.body_canon, c.sig.length);
+        if let Some((_, sum)) = sums.iter().find(|(k, _)| *k == key) {
+            c.body_hash = sum.to_vec();
+        }
+    };
+    for d in &mut reading.dkim {
+        if let Dkim::Ready(c) = d {
+            fill(c);
+        }
+    }
+    if let Arc::Chain { message, .. } = &mut reading.arc {
+        fill(message);
+    }
+}
+
+fn dkim_entry(
+    field: &[u8],
+    index: &Index<'_>,
+    hashes: &mut Hashes,
+    now: i64,
+) -> Dkim {
+    let Ok(value) = std::str::from_utf8(fields::value(field)) else {
+        return Dkim::Broken("signature not ASCII", None);
+    };
+    let sig = match verify::parse(value, Kind::Dkim) {
+        Ok(s) => s,
+        Err(why) => {
+            let d =
+                crate::proto::dkim::tags::parse(value).ok().and_then(|t| {
+                    crate::proto::dkim::tags::get(&t, "d").map(str::to_string)
+                });
+            return Dkim::Broken(why, d);
+        }
+    };
+    hashes.ask(sig.body_canon, sig.length);
+    let data = verify::signed_data(&sig, index, field);
+    let early = verify::check_times(&sig, now);
+    Dkim::Ready(Box::new(ToCheck {
+        sig,
+        data,
+        body_hash: Vec::new(),
+        early,
+    }))
+}
+
+fn arc_chain(index: &Index<'_>, hashes: &mut Hashes, now: i64) -> Arc {
+    let sets = match arc::sets(index) {
+        Ok(s) if s.is_empty() => return Arc::None,
+        Ok(s) => s,
+        Err(why) => return Arc::Broken(why),
+    };
+    let mut seals = Vec::with_capacity(sets.len());
+    for set in &sets {
+        let Ok(value) = std::str::from_utf8(fields::value(set.seal)) else {
+            return Arc::Broken("seal not ASCII");
+        };
+        match arc::parse_seal(value) {
+            Ok(s) => seals.push(s),
+            Err(why) => return Arc::Broken(why),
+        }
+    }
+    // §5.2 step 2: a chain a sealer already found failed is failed.
+    if seals.last().is_some_and(|s| s.cv == arc::Cv::Fail) {
+        return Arc::Broken("the newest seal says cv=fail");
+    }
+    if !arc::cv_in_order(&seals) {
+        return Arc::Broken("cv= out of order");
+    }
+    let newest = sets[sets.len() - 1];
+    let message = match std::str::from_utf8(fields::value(newest.message))
+        .map_err(|_| "signature not ASCII")
+        .and_then(|v| verify::parse(v, Kind::ArcMessage))
+    {
+        Ok(s) => s,
+        Err(why) => return Arc::Broken(why),
+    };
+    hashes.ask(message.body_canon, message.length);
+    let message = Box::new(ToCheck {
+        data: verify::signed_data(&message, index, newest.message),
+        early: verify::check_times(&message, now),
+        sig: message,
+        body_hash: Vec::new(),
+    });
+    let seals = seals
+        .into_iter()
+        .enumerate()
+        .rev()
+        .map(|(n, seal)| ToCheck {
+            data: arc::seal_data(&sets, n + 1),
+            sig: seal.sig,
+            body_hash: Vec::new(),
+            early: None,
+        })
+        .collect();
+    Arc::Chain { message, seals }
+}
+
+/// The domain of the one address in the one From field (RFC 7489
+/// §6.6.1: with none, or several, there is no single author domain).
+fn from_domain(index: &Index<'_>) -> Result<String, &'static str> {
+    let mut froms = index.all("from");
+    let (Some(field), None) = (froms.next(), froms.next()) else {
+        return Err("not exactly one From field");
+    };
+    let addresses: Vec<_> = structure::addresses(fields::value(field))
+        .into_iter()
+        .filter(|a| a.host.is_some())
+        .collect();
+    let [address] = addresses.as_slice() else {
+        return Err("not exactly one From address");
+    };
+    let host = address.host.as_deref().unwrap_or_default();
+    let host = String::from_utf8_lossy(host)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    match host.contains('.') && !host.starts_with('[') {
+        true => Ok(host),
+        false => Err("From domain is not a domain name"),
+    }
+}
+
+/// Checks each signature with its key (or the reason it has none).
+/// Runs on a helper: RSA up to 8192 bits is not for the loop.
+pub fn check_all(
+    items: Vec<(ToCheck, Result<crate::proto::dkim::tags::Key, Outcome>)>,
+) -> Vec<Outcome> {
+    items
+        .into_iter()
+        .map(|(c, key)| match (c.early, key) {
+            (Some(o), _) => o,
+            (None, Err(o)) => o,
+            (None, Ok(key)) => {
+                verify::check(&c.sig, &key, &c.body_hash, &c.data)
+            }
+        })
+        .collect()
+}
