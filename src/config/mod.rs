@@ -6,6 +6,7 @@
 
 pub mod aliases;
 pub mod directory;
+pub mod inbound;
 pub mod lexer;
 pub mod local_senders;
 pub mod net;
@@ -114,6 +115,8 @@ pub struct Config {
     pub dkim_keys: Vec<(String, String, PathBuf)>,
     /// Sending mail out: ports, retries, limits, smarthost.
     pub outbound: outbound::Outbound,
+    /// Checking mail in: SPF, DKIM, DMARC, ARC, iprev.
+    pub inbound: inbound::Inbound,
 }
 
 impl Config {
@@ -207,6 +210,7 @@ impl Config {
             dns_servers: None,
             dkim_keys: Vec::new(),
             outbound: outbound::Outbound::default(),
+            inbound: inbound::Inbound::default(),
         }
     }
 
@@ -260,6 +264,9 @@ impl Config {
         if let Some(result) = self.outbound.set(key, value, path) {
             return result;
         }
+        if let Some(result) = self.inbound.set(key, value, path) {
+            return result;
+        }
         match key {
             "hostname" => self.hostname = hostname(value)?,
             "domains" => self.domains = domains(value)?,
@@ -292,19 +299,15 @@ impl Config {
                 self.listen_submissions = self.listen(value)?
             }
             "trusted_networks" => {
-                self.trusted_networks = value
-                    .split_whitespace()
-                    .map(Cidr::parse)
-                    .collect::<Result<_, _>>()?
+                self.trusted_networks =
+                    items(value).map(Cidr::parse).collect::<Result<_, _>>()?
             }
             "auth_cache_ttl" => {
                 self.auth_cache_ttl = outbound::duration(value)?
             }
             "login_trusted_networks" => {
-                self.login_trusted_networks = value
-                    .split_whitespace()
-                    .map(Cidr::parse)
-                    .collect::<Result<_, _>>()?
+                self.login_trusted_networks =
+                    items(value).map(Cidr::parse).collect::<Result<_, _>>()?
             }
             "auth_failure_limit" => self.auth_failure_limit = count(value)?,
             "auth_failure_window" => {
@@ -317,7 +320,7 @@ impl Config {
             "dns_servers" => self.dns_servers = Some(dns_servers(value)?),
             "dkim_keys" => {
                 let mut keys = Vec::new();
-                for item in value.split_whitespace() {
+                for item in items(value) {
                     let mut parts = item.splitn(3, ':');
                     let (Some(d), Some(s), Some(f)) =
                         (parts.next(), parts.next(), parts.next())
@@ -363,10 +366,8 @@ impl Config {
                     .ok_or("ipv6_prefix_len must be 1 to 128")?
             }
             "proxy_from" => {
-                self.proxy_from = value
-                    .split_whitespace()
-                    .map(Cidr::parse)
-                    .collect::<Result<_, _>>()?
+                self.proxy_from =
+                    items(value).map(Cidr::parse).collect::<Result<_, _>>()?
             }
             "pop3_timeout" => {
                 // RFC 1939 3: the autologout timer is at least 10 minutes.
@@ -488,14 +489,21 @@ fn hostname(value: &str) -> Result<String, String> {
 }
 
 fn domains(value: &str) -> Result<Vec<String>, String> {
-    let list: Vec<String> =
-        value.split_whitespace().map(str::to_lowercase).collect();
+    let list: Vec<String> = items(value).map(str::to_lowercase).collect();
     for d in &list {
         if !is_domain(d) {
             return Err(format!("bad domain {d:?}"));
         }
     }
     Ok(list)
+}
+
+/// A list's items: separated by white space, commas, or both, as
+/// Postfix's lists are.
+pub fn items(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|i| !i.is_empty())
 }
 
 /// A DNS name as RFC 1035 and 5321 allow it: dot-separated labels of
@@ -531,7 +539,7 @@ impl Config {
     /// expects a PROXY protocol header from a `proxy_from` host.
     fn listen(&mut self, value: &str) -> Result<Vec<SocketAddr>, String> {
         let mut addrs = Vec::new();
-        for item in value.split_whitespace() {
+        for item in items(value) {
             let (proxy, a) = match item.strip_prefix("proxy:") {
                 Some(rest) => (true, rest),
                 None => (false, item),
@@ -550,8 +558,7 @@ impl Config {
 
 /// `ip[:port]` items (port 53 when left out; `[v6]:port` for IPv6).
 pub fn dns_servers(value: &str) -> Result<Vec<SocketAddr>, String> {
-    value
-        .split_whitespace()
+    items(value)
         .map(|item| {
             item.parse::<SocketAddr>()
                 .or_else(|_| {

@@ -73,7 +73,7 @@ impl Outbound {
             "outbound_port" => port(value).map(|p| self.port = p),
             "queue_retry" => {
                 let steps: Result<Vec<u64>, String> =
-                    value.split_whitespace().map(duration).collect();
+                    super::items(value).map(duration).collect();
                 match steps {
                     Ok(s) if s.is_empty() || s.contains(&0) => Err(
                         "queue_retry needs waits above zero, e.g. 1m 5m 1h"

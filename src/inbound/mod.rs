@@ -4,3 +4,4 @@
 //! `server::smtp::checks`. Depends on `proto` and `store`.
 
 pub mod read;
+pub mod verdict;

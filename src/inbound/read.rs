@@ -170,10 +170,7 @@ impl Hashes {
 }
 
 /// Each ready signature gets the hash computed as it asked.
-fn fill_body_hashes(
-    reading: &mut Reading,
-    sums: &[(HashKind, [u8; 32])],
-) {
+fn fill_body_hashes(reading: &mut Reading, sums: &[(HashKind, [u8; 32])]) {
     let fill = |c: &mut ToCheck| {
         let key = (c.sig.body_canon, c.sig.length);
         if let Some((_, sum)) = sums.iter().find(|(k, _)| *k == key) {
