@@ -42,6 +42,23 @@ pub struct Job {
     pub dkim: std::sync::Arc<[crate::proto::dkim::sign::Signer]>,
     /// Whose From: addresses the submitter may have signed.
     pub signing: Signing,
+    /// The folder local copies go into: INBOX, or Junk (the checks'
+    /// verdict).
+    pub folder: &'static str,
+    /// Authentication-Results to add, forged ones to drop; applied once,
+    /// before the first copy.
+    pub edit: Option<Box<HeaderEdit>>,
+}
+
+/// A header change made at delivery (`Content::edit`).
+#[derive(Debug, Clone)]
+pub struct HeaderEdit {
+    /// Where the new field goes.
+    pub at: u64,
+    /// The field, LF line ends.
+    pub text: Vec<u8>,
+    /// Octet ranges of fields left out.
+    pub remove: Vec<(u64, u64)>,
 }
 
 /// Whose addresses a message may be DKIM-signed for: our signature
@@ -215,7 +232,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
     boxes.sort();
     for dir in boxes {
         let link = staged.first().and_then(Staged::link_source);
-        match store::stage(job.format, dir, &msg, link) {
+        match store::stage_in(job.format, dir, job.folder, &msg, link) {
             Ok(s) => staged.push(s),
             Err(e) => {
                 staged.into_iter().for_each(Staged::abort);

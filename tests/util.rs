@@ -257,7 +257,11 @@ impl Client {
 /// Splits a stored message into (our trace headers, the rest).
 pub fn strip_trace(msg: &[u8]) -> (String, Vec<u8>) {
     let text = String::from_utf8_lossy(msg);
-    let end = text.find(";\n\t").expect("Received header");
+    // Our trace: Return-Path, Delivered-To, Authentication-Results (for
+    // a checked client), then Received, whose date ends it.
+    let received = text.find("Received: ").expect("Received header");
+    let end =
+        received + text[received..].find(";\n\t").expect("Received date");
     let after = end + text[end..].find('\n').unwrap() + 1;
     let after = after + text[after..].find('\n').unwrap() + 1;
     (text[..after].to_string(), msg[after..].to_vec())

@@ -73,6 +73,7 @@ pub fn read(
     content: &mut Content,
     trace: u64,
     ours: &str,
+    signatures: bool,
     now: i64,
 ) -> std::io::Result<Reading> {
     content.finish()?;
@@ -93,17 +94,23 @@ pub fn read(
         .map(|f| (offset(f), offset(f) + f.len() as u64))
         .collect();
     let mut hashes = Hashes::default();
-    let dkim = index
-        .all("dkim-signature")
-        .take(MAX_SIGNATURES)
-        .map(|field| dkim_entry(field, &index, &mut hashes, now))
-        .collect();
-    let arc = arc_chain(&index, &mut hashes, now);
+    let (dkim, arc) = match signatures {
+        true => (
+            index
+                .all("dkim-signature")
+                .take(MAX_SIGNATURES)
+                .map(|field| dkim_entry(field, &index, &mut hashes, now))
+                .collect(),
+            arc_chain(&index, &mut hashes, now),
+        ),
+        false => (Vec::new(), Arc::None),
+    };
     // The body: the rest of what was read, then the rest of the file.
     let body_from = (start + end + blank_len(&own[end..])).min(buf.len());
     hashes.update(&buf[body_from..]);
     let mut piece = vec![0u8; PIECE];
-    loop {
+    // Nothing asks for a body hash: the body is not read.
+    while !hashes.asked.is_empty() {
         let n = reader.read(&mut piece)?;
         if n == 0 {
             break;

@@ -279,6 +279,7 @@ impl Server {
                     WAKER => {
                         self.finish_spool_writes();
                         self.finish_deliveries();
+                        self.finish_checks();
                         self.finish_logins();
                         self.finish_reads();
                         self.finish_mailbox_work();
@@ -415,6 +416,7 @@ impl Server {
         };
         // A NOOP or IDLE may have claimed new messages as \Recent.
         let watching = conn.session.as_imap().and_then(|i| i.watching.clone());
+        self.watch_transaction(slot);
         self.act(slot, step);
         if let Some(dir) = watching {
             self.settle_recent(&dir);
@@ -661,6 +663,7 @@ impl Server {
                 Timer::Dns => self.dns_due(),
                 Timer::QueueRun => self.queue_run_due(),
                 Timer::Peer => self.peer_due(key),
+                Timer::Checks => self.checks_due(key),
                 Timer::FolderCheck => {
                     self.retry_notices();
                     self.check_folders();

@@ -64,6 +64,8 @@ pub struct SmtpConn {
     pub spooling: Option<Box<Envelope>>,
     /// The message being stored, while the connection is Delivering.
     pub in_flight: Option<InFlight>,
+    /// SPF, DKIM, DMARC, ARC and iprev for its mail.
+    pub checks: crate::server::smtp::checks::ConnChecks,
 }
 
 /// A POP3 session and what the loop keeps for it.
@@ -214,6 +216,7 @@ impl Session {
             spool,
             spooling: None,
             in_flight: None,
+            checks: Default::default(),
         }))
     }
 

@@ -113,6 +113,36 @@ pub fn stage(
     }
 }
 
+/// Writes `msg` into folder `folder` of the mailbox `root`: INBOX, or
+/// another (Junk) that is made and subscribed on first use.
+pub fn stage_in(
+    format: MailboxFormat,
+    root: &Path,
+    folder: &str,
+    msg: &Message<'_>,
+    link: Option<&Path>,
+) -> Result<Staged, StageError> {
+    if folder == "INBOX" {
+        return stage(format, root, msg, link);
+    }
+    if !folders::exists(root, folder, format) {
+        match folders::create(root, folder, None, format) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(transient("creating folder", root, e).into()),
+        }
+        folders::subscribe(root, folder, true)
+            .map_err(|e| transient("subscribing", root, e))?;
+    }
+    let place = folders::place(root, folder, format);
+    match format {
+        MailboxFormat::Maildir => maildir::stage(&place, msg, link)
+            .map(Staged::Maildir)
+            .map_err(StageError::from),
+        MailboxFormat::Mbox => mbox::stage_at(&place, msg).map(Staged::Mbox),
+    }
+}
+
 /// Any write error is worth retrying: disk full, quota, permissions
 /// fixed by the admin (452 4.3.1 at the SMTP level).
 pub fn transient(what: &str, path: &Path, e: std::io::Error) -> Failure {

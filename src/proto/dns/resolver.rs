@@ -187,6 +187,14 @@ impl Resolver {
         self.fan_out(events)
     }
 
+    /// The server of lookup `key`'s try refused it at once (an ICMP
+    /// port unreachable on its socket): the next try now, not at its
+    /// deadline, so a resolver that is down fails fast.
+    pub fn refused(&mut self, key: u64, now: u64) -> Vec<Event> {
+        let events = self.retry(key, now, Failure::Server("unreachable"));
+        self.fan_out(events)
+    }
+
     /// A datagram (or TCP answer) for lookup `key` from `from`.
     pub fn received(
         &mut self,

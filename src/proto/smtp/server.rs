@@ -144,6 +144,56 @@ impl Server {
         self.forwarded
     }
 
+    /// The transaction under way, once MAIL is accepted: its queue id
+    /// and MAIL FROM (the loop starts its SPF check then).
+    pub fn transaction(&self) -> Option<(&str, &ReversePath)> {
+        let txn = match &self.state {
+            State::Command(t) | State::LongLine(t) => t,
+            State::Data { mail, .. } | State::Chunk { mail, .. } => {
+                return Some((&mail.id, &mail.from));
+            }
+            _ => return None,
+        };
+        match txn {
+            Txn::Mail { id, from, .. } => Some((id, from)),
+            Txn::Rcpt { mail } | Txn::Chunking { mail, .. } => {
+                Some((&mail.id, &mail.from))
+            }
+            Txn::Idle => None,
+        }
+    }
+
+    /// The client's HELO or EHLO name, if it gave one.
+    pub fn helo(&self) -> &str {
+        self.hello.as_ref().map_or("", |h| h.name.as_str())
+    }
+
+    /// The client's address (the one a front end named, if any).
+    pub fn peer(&self) -> std::net::IpAddr {
+        self.link.peer
+    }
+
+    /// True for a client neither logged in, nor in `trusted_networks`,
+    /// nor on the local socket: its mail is checked.
+    pub fn is_stranger(&self) -> bool {
+        self.user.is_none()
+            && !self.link.trusted
+            && self.link.local_uid.is_none()
+    }
+
+    /// The message is refused after all (the checks' verdict): the
+    /// final reply to DATA, and on with what the client pipelined.
+    pub fn refused(
+        &mut self,
+        code: u16,
+        status: &'static str,
+        text: &str,
+        out: &mut Vec<u8>,
+    ) {
+        self.state = State::Command(Txn::Idle);
+        Reply::new(code, status, text.to_string()).write(out);
+    }
+
     /// True while no transaction is under way (safe to close at shutdown).
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Command(Txn::Idle) | State::Closed)

@@ -29,6 +29,8 @@ pub enum Timer {
     QueueRun,
     /// An outbound connection's deadline (slot and generation).
     Peer,
+    /// A message's checks have had their time.
+    Checks,
 }
 
 /// Deadlines, soonest first.

@@ -166,6 +166,12 @@ fn finish_then_deliver(job: &mut Job) -> Result<Published, StageError> {
             e.kind()
         )))
     })?;
+    if let Some(edit) = job.edit.take() {
+        job.content.edit(edit.at, &edit.text, &edit.remove).map_err(|e| {
+            log::error!(target: LOG_TARGET, "adding Authentication-Results: {e}");
+            StageError::Failed(Failure::Transient(format!("spooling: {}", e.kind())))
+        })?;
+    }
     deliver::deliver(job)
 }
 

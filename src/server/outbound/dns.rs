@@ -39,6 +39,8 @@ pub enum Waiter {
     Mx(u64),
     /// An outbound batch, for its host's addresses.
     Addr(u64),
+    /// An SMTP connection's checks (slot, generation, transaction).
+    Check(usize, u64, u64, crate::server::smtp::checks_dns::Ask),
 }
 
 enum Sock {
@@ -215,11 +217,19 @@ impl Server {
             return;
         };
         let (key, server) = (open.key, open.server);
+        let mut refused = false;
         match &mut open.sock {
             Sock::Udp(udp) => {
                 let mut buf = vec![0u8; MAX_ANSWER];
-                while let Ok(n) = udp.recv(&mut buf) {
-                    answers.push(buf[..n].to_vec());
+                loop {
+                    match udp.recv(&mut buf) {
+                        Ok(n) => answers.push(buf[..n].to_vec()),
+                        Err(e) => {
+                            refused =
+                                e.kind() == io::ErrorKind::ConnectionRefused;
+                            break;
+                        }
+                    }
                 }
             }
             Sock::Tcp { stream, out, got } => {
@@ -253,6 +263,10 @@ impl Server {
         }
         let now = self.outbound.dns.now();
         let mut events = Vec::new();
+        if refused && answers.is_empty() {
+            let events = self.outbound.dns.resolver.refused(key, now);
+            return self.dns_events(events);
+        }
         for a in answers {
             events.extend(
                 self.outbound.dns.resolver.received(key, server, &a, now),
@@ -311,6 +325,7 @@ impl Server {
     fn dns_answer(&mut self, waiter: Waiter, result: Result<Found, Failure>) {
         match waiter {
             Waiter::PeerName(slot, generation) => {
+                self.iprev_names((slot, generation), &result);
                 let name = match result {
                     Ok(Found::Records(recs)) => {
                         recs.into_iter().find_map(|r| match r {
@@ -324,6 +339,9 @@ impl Server {
             }
             Waiter::Mx(batch) => self.mx_found(batch, result),
             Waiter::Addr(batch) => self.addr_found(batch, result),
+            Waiter::Check(slot, generation, serial, ask) => {
+                self.check_answered((slot, generation, serial), ask, result)
+            }
         }
     }
 }

@@ -69,6 +69,8 @@ impl Server {
             dkim: Arc::clone(&self.services.dkim),
             // Our own notices, from MAILER-DAEMON.
             signing: crate::deliver::Signing::Any,
+            folder: "INBOX",
+            edit: None,
         };
         self.core.next_id += 1;
         self.core.writer.send((

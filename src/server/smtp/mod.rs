@@ -3,6 +3,8 @@
 //! helpers (`base::writer`) that write it into every mailbox and flush
 //! before the `250`, and what comes back from them.
 
+pub mod checks;
+pub mod checks_dns;
 pub mod spool;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::server::outbound::{self, notice};
 use crate::server::session::InFlight;
 use crate::server::{LOCK_RETRY, LOCK_WAIT, Server};
 use crate::util::logsafe::Quoted;
+use checks::Placement;
 use spool::SpoolWritten;
 
 /// Spool helper threads: they write large messages arriving, so that a
@@ -30,6 +33,8 @@ const SPOOLERS: usize = 2;
 pub struct SmtpState {
     /// Spool files, and the helpers that write them.
     pub(in crate::server::smtp) spool: std::rc::Rc<spool::SpoolConfig>,
+    /// Checking mail from strangers, unless `inbound_checks = none`.
+    pub(in crate::server) checking: Option<checks::Checking>,
 }
 
 impl SmtpState {
@@ -42,8 +47,15 @@ impl SmtpState {
             spool: std::rc::Rc::new(spool::SpoolConfig {
                 dir: config.spool_dir(),
                 hostname: config.hostname.clone(),
-                writers: std::rc::Rc::new(spool::start(SPOOLERS, waker)?),
+                writers: std::rc::Rc::new(spool::start(
+                    SPOOLERS,
+                    std::sync::Arc::clone(&waker),
+                )?),
             }),
+            checking: match config.inbound.checks.any() {
+                true => Some(checks::Checking::start(&config.inbound, waker)?),
+                false => None,
+            },
         })
     }
 
@@ -88,15 +100,17 @@ impl Server {
         true
     }
 
+    /// A message is in: checked first if it came from a stranger (or
+    /// a logged-in user, for its Authentication-Results), then stored.
     pub(in crate::server) fn submit(
         &mut self,
         slot: usize,
         envelope: Envelope,
     ) {
+        let checked = self.checks_wanted(&envelope);
         let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
-        let key = (slot, conn.generation);
         let Some(smtp) = conn.session.as_smtp() else {
             return;
         };
@@ -106,6 +120,29 @@ impl Server {
             smtp.spooling = Some(Box::new(envelope));
             return;
         }
+        if checked {
+            return self.start_checks(slot, envelope);
+        }
+        let content = smtp.spool.take();
+        self.store(slot, envelope, content, Placement::default());
+    }
+
+    /// Hands a message to the durability helpers, into `placement`'s
+    /// folder with its header edit.
+    pub(in crate::server) fn store(
+        &mut self,
+        slot: usize,
+        envelope: Envelope,
+        content: Result<crate::store::content::Content, Failure>,
+        placement: Placement,
+    ) {
+        let Some(conn) = self.core.conn_mut(slot) else {
+            return;
+        };
+        let key = (slot, conn.generation);
+        let Some(smtp) = conn.session.as_smtp() else {
+            return;
+        };
         let cfg = &self.services.config;
         // Distinct addresses are distinct folders: no duplicates here.
         // Alias targets in other domains are forwarded.
@@ -135,12 +172,13 @@ impl Server {
         smtp.in_flight = Some(InFlight {
             id: envelope.id.clone(),
             summary: format!(
-                "from={} to={} size={} helo={} ip={}",
+                "from={} to={} size={} helo={} ip={}{}",
                 Quoted(&format!("<{}>", envelope.from)),
                 Quoted(&rcpts.join(",")),
                 envelope.size,
                 Quoted(&envelope.helo),
-                conn.peer
+                conn.peer,
+                placement.summary,
             ),
             locked_until: None,
             parked: None,
@@ -151,16 +189,16 @@ impl Server {
             .into_iter()
             .flatten()
             .collect(),
-            // Where IMAP has each INBOX open, to tell it of the mail.
+            // Where IMAP has each folder open, to tell it of the mail.
             mailboxes: mailboxes
                 .iter()
                 .map(|d| {
                     let fmt = cfg.mailbox_format;
-                    crate::store::folders::place(d, "INBOX", fmt)
+                    crate::store::folders::place(d, placement.folder, fmt)
                 })
                 .collect(),
         });
-        let content = match smtp.spool.take() {
+        let content = match content {
             Ok(c) => c,
             Err(f) => {
                 // Answered through the same path as a helper's result.
@@ -181,6 +219,8 @@ impl Server {
             id: envelope.id.clone(),
             dkim: Arc::clone(&self.services.dkim),
             signing: self.signing_for(&envelope),
+            folder: placement.folder,
+            edit: placement.edit,
         };
         self.core.writer.send((Task::Deliver(Box::new(job)), key));
     }

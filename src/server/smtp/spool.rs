@@ -127,6 +127,8 @@ pub struct Spool {
     lines: u64,
     received: SystemTime,
     failed: Option<io::Error>,
+    /// Our trace fields' length, and where Received starts among them.
+    trace: (u64, u64),
 }
 
 impl Spool {
@@ -145,6 +147,7 @@ impl Spool {
             lines: 0,
             received: SystemTime::UNIX_EPOCH,
             failed: None,
+            trace: (0, 0),
         }
     }
 
@@ -195,6 +198,13 @@ impl Spool {
         self.len = 0;
         self.lines = 0;
         Ok(content)
+    }
+
+    /// The message's trace fields (written at `begin`): their length,
+    /// and where our Received field starts, which Authentication-Results
+    /// goes before.
+    pub fn trace(&self) -> (u64, u64) {
+        self.trace
     }
 
     /// A helper finished a piece: go on with the next, if full.
@@ -268,6 +278,9 @@ impl Sink for Spool {
             self.received,
             copies,
         );
+        let received =
+            memchr::memmem::find(&head, b"\nReceived:").map_or(0, |i| i + 1);
+        self.trace = (head.len() as u64, received as u64);
         self.write(&head);
     }
 

@@ -1,0 +1,845 @@
+//! The loop's side of checking mail from strangers (SPF, DKIM, DMARC,
+//! ARC, iprev): one transaction's checks, from MAIL to the verdict.
+//!
+//! SPF starts at MAIL and iprev at connect, their lookups in the loop's
+//! resolver while the client talks. At the end of DATA the spooled
+//! message goes to a checks helper, which reads its header and body
+//! hashes once; the key and DMARC lookups then run in parallel, the
+//! signatures are checked on the helper (RSA up to 8192 bits is not
+//! work for the loop), and the verdict is made here. The reply to DATA
+//! waits for it; the loop does not. A deadline turns whatever is still
+//! unanswered into `temperror`.
+
+use std::io;
+use std::sync::Arc as SyncArc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use log::{info, warn};
+
+use crate::config::inbound::Inbound;
+use crate::deliver::HeaderEdit;
+use crate::inbound::read::{self, Reading, ToCheck};
+use crate::inbound::verdict::{self, Disposition, Results};
+use crate::proto::dkim::tags::Key;
+use crate::proto::dkim::verify::Outcome;
+use crate::proto::dmarc::psl::List;
+use crate::proto::dmarc::record::Record;
+use crate::proto::smtp::Envelope;
+use crate::proto::spf::check::Check;
+use crate::server::Server;
+use crate::server::base::conn::Phase;
+use crate::server::base::pool::Pool;
+use crate::server::base::timer::Timer;
+use crate::store::content::Content;
+use crate::util::logsafe::Quoted;
+
+const LOG_TARGET: &str = "postling::server::checks";
+
+/// How long the checks may take after the end of DATA: past it, what
+/// is unanswered is `temperror` (the client waits up to 10 minutes for
+/// its reply, RFC 5321 4.5.3.2.6).
+pub const CHECKS_WAIT: Duration = Duration::from_secs(20);
+/// Checks helpers.
+const CHECKERS: usize = 1;
+
+/// Where a message goes, and the header change that goes with it.
+pub struct Placement {
+    pub folder: &'static str,
+    pub edit: Option<Box<HeaderEdit>>,
+    /// The results, for the delivery's log line.
+    pub summary: String,
+}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement {
+            folder: "INBOX",
+            edit: None,
+            summary: String::new(),
+        }
+    }
+}
+
+/// Work for a checks helper.
+pub enum Job {
+    Read {
+        key: (usize, u64),
+        content: Content,
+        trace: u64,
+        ours: String,
+        signatures: bool,
+        now: i64,
+    },
+    Verify {
+        key: (usize, u64),
+        items: Vec<(ToCheck, Result<Key, Outcome>)>,
+    },
+}
+
+/// What a helper did.
+pub enum Done {
+    Read {
+        key: (usize, u64),
+        content: Content,
+        reading: io::Result<Reading>,
+    },
+    Verify {
+        key: (usize, u64),
+        outcomes: Vec<Outcome>,
+    },
+}
+
+fn work(jobs: Vec<Job>) -> Vec<Done> {
+    jobs.into_iter().map(guarded_work).collect()
+}
+
+fn guarded_work(job: Job) -> Done {
+    match job {
+        Job::Read {
+            key,
+            mut content,
+            trace,
+            ours,
+            signatures,
+            now,
+        } => {
+            let reading = crate::util::contain::guarded(
+                || "checks helper: reading".to_string(),
+                || read::read(&mut content, trace, &ours, signatures, now),
+            )
+            .unwrap_or_else(|| Err(io::Error::other("internal error")));
+            Done::Read {
+                key,
+                content,
+                reading,
+            }
+        }
+        Job::Verify { key, items } => {
+            let n = items.len();
+            let outcomes = crate::util::contain::guarded(
+                || "checks helper: verifying".to_string(),
+                || read::check_all(items),
+            )
+            .unwrap_or_else(|| vec![Outcome::TempError("internal error"); n]);
+            Done::Verify { key, outcomes }
+        }
+    }
+}
+
+/// The checks' state in the loop: settings, the Public Suffix List,
+/// the helpers.
+pub struct Checking {
+    pub cfg: Inbound,
+    pub psl: List,
+    pool: Pool<Job, Done>,
+    serial: u64,
+}
+
+impl Checking {
+    /// Loads the Public Suffix List and starts the helpers.
+    pub fn start(
+        cfg: &Inbound,
+        waker: SyncArc<mio::Waker>,
+    ) -> io::Result<Checking> {
+        let psl = match std::fs::read_to_string(&cfg.public_suffix_list) {
+            Ok(text) => List::parse(&text),
+            Err(e) => {
+                if cfg.checks.dmarc {
+                    warn!(target: LOG_TARGET,
+                        "public_suffix_list {}: {e}; organizational domains fall back to the last two labels",
+                        cfg.public_suffix_list.display()
+                    );
+                }
+                List::parse("")
+            }
+        };
+        Ok(Checking {
+            cfg: cfg.clone(),
+            psl,
+            pool: Pool::start("checks", CHECKERS, 4, waker, work)?,
+            serial: 0,
+        })
+    }
+}
+
+/// One connection's checks.
+#[derive(Default)]
+pub struct ConnChecks {
+    pub iprev: Iprev,
+    pub txn: Option<Box<TxnChecks>>,
+}
+
+/// iprev (RFC 8601 §3), for the whole connection.
+#[derive(Default)]
+pub enum Iprev {
+    /// The PTR lookup is out.
+    #[default]
+    Asking,
+    /// The names' addresses are being looked up.
+    Forward {
+        names: Vec<String>,
+        pending: usize,
+        matched: Option<String>,
+        temp: bool,
+    },
+    Done(verdict::Iprev),
+}
+
+/// SPF for one transaction.
+pub enum Spf {
+    Off,
+    Running {
+        check: Box<Check>,
+        identity: String,
+        helo: bool,
+        domain: String,
+    },
+    Done(verdict::Spf),
+}
+
+/// One transaction's checks.
+pub struct TxnChecks {
+    /// Tells this transaction's answers from an earlier one's.
+    pub serial: u64,
+    /// Its queue id.
+    pub id: String,
+    pub spf: Spf,
+    pub end: Option<Box<End>>,
+}
+
+/// The DMARC record lookup.
+pub enum DmarcLookup {
+    Off,
+    /// Asking `_dmarc.` of this domain (the From domain, then its
+    /// organizational domain).
+    Asking(String),
+    Found(Option<(Record, String)>),
+    TempError,
+}
+
+/// What is gathered after the end of DATA.
+pub struct End {
+    pub envelope: Box<Envelope>,
+    /// The message, while it is not at a helper.
+    pub content: Option<Content>,
+    /// Where our trace fields end, and where Received starts.
+    pub trace: (u64, u64),
+    /// The From domain, forged ranges, signatures' names.
+    pub from: Result<String, &'static str>,
+    pub forged: Vec<(u64, u64)>,
+    /// What the helper read, waiting for keys.
+    pub items: Vec<ToCheck>,
+    /// Each item's key record name (index into `keys`).
+    pub item_keys: Vec<usize>,
+    pub keys: Vec<(String, Option<Result<Key, Outcome>>)>,
+    /// Each DKIM signature: its result when known early, else its item.
+    pub dkim: Vec<(verdict::Dkim, Option<usize>)>,
+    /// The ARC chain: its result when known early, else its first item
+    /// and the newest seal's domain and instance.
+    pub arc: Option<ArcState>,
+    pub dmarc: DmarcLookup,
+    pub outcomes: Option<Vec<Outcome>>,
+    pub stage: Stage,
+    pub late: bool,
+}
+
+/// The ARC chain's items.
+pub enum ArcState {
+    Known(verdict::Arc),
+    Items {
+        first: usize,
+        count: usize,
+        sealer: (String, u32),
+    },
+}
+
+/// Where the end-of-DATA work stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Reading,
+    /// Lookups being started: answers arriving meanwhile wait.
+    Asking,
+    Looking,
+    Verifying,
+    Deciding,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Server {
+    /// True if a message's client is checked: a stranger, or a logged-in
+    /// user (whose message gets `auth=pass`); not `trusted_networks` nor
+    /// the local socket.
+    pub(in crate::server) fn checks_wanted(
+        &self,
+        envelope: &Envelope,
+    ) -> bool {
+        let Some(checking) = &self.smtp.checking else {
+            return false;
+        };
+        checking.cfg.checks.any()
+            && envelope.local_uid.is_none()
+            && (envelope.user.is_some()
+                || !self.services.config.is_trusted(envelope.peer))
+    }
+
+    /// After input: a stranger's new transaction starts its SPF check.
+    pub(in crate::server) fn watch_transaction(&mut self, slot: usize) {
+        let Some(checking) = &mut self.smtp.checking else {
+            return;
+        };
+        let spf_on = checking.cfg.checks.spf;
+        let hostname = &self.services.config.hostname;
+        let Some(conn) = self.core.conn_mut(slot) else {
+            return;
+        };
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        if !s.smtp.is_stranger() {
+            return;
+        }
+        let Some((id, from)) = s.smtp.transaction() else {
+            return;
+        };
+        if s.checks.txn.as_ref().is_some_and(|t| t.id == id) {
+            return;
+        }
+        checking.serial += 1;
+        let sender = from.to_string();
+        let helo = s.smtp.helo().to_string();
+        let spf = match spf_on {
+            false => Spf::Off,
+            true => {
+                let check = Check::new(
+                    s.smtp.peer(),
+                    &sender,
+                    &helo,
+                    hostname,
+                    unix_now(),
+                );
+                let by_helo = sender.is_empty();
+                let domain = match by_helo {
+                    true => helo.clone(),
+                    false => sender
+                        .rsplit_once('@')
+                        .map_or(sender.clone(), |(_, d)| d.to_string()),
+                };
+                Spf::Running {
+                    check: Box::new(check),
+                    identity: if by_helo { helo } else { sender },
+                    helo: by_helo,
+                    domain: domain.to_ascii_lowercase(),
+                }
+            }
+        };
+        s.checks.txn = Some(Box::new(TxnChecks {
+            serial: checking.serial,
+            id: id.to_string(),
+            spf,
+            end: None,
+        }));
+        self.spf_drive(slot);
+    }
+
+    /// The end of DATA: the message goes to a helper to be read.
+    pub(in crate::server) fn start_checks(
+        &mut self,
+        slot: usize,
+        envelope: Envelope,
+    ) {
+        self.watch_transaction(slot);
+        let ours = self.services.config.hostname.clone();
+        let Some(conn) = self.core.conn_mut(slot) else {
+            return;
+        };
+        let key = (slot, conn.generation);
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        let stranger = envelope.user.is_none();
+        let trace = s.spool.trace();
+        let content = match s.spool.take() {
+            Ok(c) => c,
+            Err(f) => {
+                return self.store(
+                    slot,
+                    envelope,
+                    Err(f),
+                    Placement::default(),
+                );
+            }
+        };
+        // A logged-in user's message: only the Authentication-Results.
+        let txn = s.checks.txn.get_or_insert_with(|| {
+            Box::new(TxnChecks {
+                serial: 0,
+                id: envelope.id.clone(),
+                spf: Spf::Off,
+                end: None,
+            })
+        });
+        txn.end = Some(Box::new(End {
+            envelope: Box::new(envelope),
+            content: None,
+            trace,
+            from: Err("not read"),
+            forged: Vec::new(),
+            items: Vec::new(),
+            item_keys: Vec::new(),
+            keys: Vec::new(),
+            dkim: Vec::new(),
+            arc: None,
+            dmarc: DmarcLookup::Off,
+            outcomes: None,
+            stage: Stage::Reading,
+            late: false,
+        }));
+        self.core
+            .timers
+            .add(Instant::now() + CHECKS_WAIT, Timer::Checks, key);
+        if let Some(checking) = &self.smtp.checking {
+            let on = checking.cfg.checks;
+            checking.pool.send(Job::Read {
+                key,
+                content,
+                trace: trace.0,
+                ours,
+                signatures: stranger && (on.dkim || on.arc),
+                now: unix_now(),
+            });
+        }
+    }
+
+    /// Results from the checks helpers.
+    pub(in crate::server) fn finish_checks(&mut self) {
+        let Some(checking) = &self.smtp.checking else {
+            return;
+        };
+        let done: Vec<Done> = checking.pool.finished().collect();
+        for d in done {
+            match d {
+                Done::Read {
+                    key,
+                    content,
+                    reading,
+                } => self.message_read(key, content, reading),
+                Done::Verify { key, outcomes } => {
+                    if let Some(end) = self.end_of(key) {
+                        end.outcomes = Some(outcomes);
+                        end.stage = Stage::Deciding;
+                    }
+                    self.checks_progress(key);
+                }
+            }
+        }
+    }
+
+    /// The transaction's end-of-DATA state, if its connection is the
+    /// same one.
+    pub(in crate::server) fn end_of(
+        &mut self,
+        (slot, generation): (usize, u64),
+    ) -> Option<&mut End> {
+        let conn = self.live_conn(slot, generation)?;
+        let s = conn.session.as_smtp()?;
+        s.checks.txn.as_mut()?.end.as_deref_mut()
+    }
+
+    /// The helper read the message: its lookups start.
+    fn message_read(
+        &mut self,
+        key: (usize, u64),
+        content: Content,
+        reading: io::Result<Reading>,
+    ) {
+        let (dkim_on, arc_on, dmarc_on) = match &self.smtp.checking {
+            Some(c) => {
+                (c.cfg.checks.dkim, c.cfg.checks.arc, c.cfg.checks.dmarc)
+            }
+            None => return,
+        };
+        let Some(end) = self.end_of(key) else {
+            return; // the client left: the content goes
+        };
+        end.content = Some(content);
+        let reading = match reading {
+            Ok(r) => r,
+            Err(e) => {
+                // Decided with what there is: its signatures unchecked.
+                warn!(target: LOG_TARGET, "id={} reading the message for its checks: {e}", end.envelope.id);
+                end.stage = Stage::Deciding;
+                end.outcomes = Some(Vec::new());
+                return self.checks_progress(key);
+            }
+        };
+        let stranger = end.envelope.user.is_none();
+        end.from = reading.from_domain;
+        end.forged = reading.forged;
+        if stranger && dkim_on {
+            for d in reading.dkim {
+                match d {
+                    read::Dkim::Ready(c) => {
+                        let meta = verdict::Dkim {
+                            outcome: Outcome::TempError("not checked"),
+                            domain: Some(c.sig.domain.clone()),
+                            selector: Some(c.sig.selector.clone()),
+                            b: Some(c.sig.b_text.clone()),
+                        };
+                        end.dkim.push((meta, Some(end.items.len())));
+                        end.items.push(*c);
+                    }
+                    read::Dkim::Broken(why, domain) => {
+                        let meta = verdict::Dkim {
+                            outcome: Outcome::PermError(why),
+                            domain,
+                            selector: None,
+                            b: None,
+                        };
+                        end.dkim.push((meta, None));
+                    }
+                }
+            }
+        }
+        if stranger && arc_on {
+            end.arc = Some(match reading.arc {
+                read::Arc::None => ArcState::Known(verdict::Arc {
+                    result: "none",
+                    reason: None,
+                    sealer: None,
+                }),
+                read::Arc::Broken(why) => ArcState::Known(verdict::Arc {
+                    result: "fail",
+                    reason: Some(why),
+                    sealer: None,
+                }),
+                read::Arc::Chain { message, seals } => {
+                    let newest = seals
+                        .first()
+                        .map(|s| (s.sig.domain.clone(), s.sig.instance));
+                    let first = end.items.len();
+                    end.items.push(*message);
+                    end.items.extend(seals);
+                    ArcState::Items {
+                        first,
+                        count: end.items.len() - first,
+                        sealer: newest.unwrap_or_default(),
+                    }
+                }
+            });
+        }
+        // Each key record name once.
+        for item in &end.items {
+            let name = item.sig.key_name();
+            let at = match end.keys.iter().position(|(n, _)| *n == name) {
+                Some(i) => i,
+                None => {
+                    end.keys.push((name, None));
+                    end.keys.len() - 1
+                }
+            };
+            end.item_keys.push(at);
+        }
+        if stranger
+            && dmarc_on
+            && let Ok(from) = &end.from
+        {
+            end.dmarc = DmarcLookup::Asking(from.clone());
+        }
+        end.stage = Stage::Asking;
+        self.start_lookups(key);
+        if let Some(end) = self.end_of(key)
+            && end.stage == Stage::Asking
+        {
+            end.stage = Stage::Looking;
+        }
+        self.checks_progress(key);
+    }
+
+    /// The deadline passed: what is unanswered is `temperror`.
+    pub(in crate::server) fn checks_due(&mut self, key: (usize, u64)) {
+        if let Some(end) = self.end_of(key) {
+            end.late = true;
+        }
+        self.checks_progress(key);
+    }
+
+    /// Goes as far as the answers in allow: checks the signatures once
+    /// every key is in, decides once everything is.
+    pub(in crate::server) fn checks_progress(&mut self, key: (usize, u64)) {
+        let (slot, _) = key;
+        let Some(conn) = self.live_conn(key.0, key.1) else {
+            return;
+        };
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        let iprev_done = matches!(s.checks.iprev, Iprev::Done(_));
+        let Some(txn) = s.checks.txn.as_mut() else {
+            return;
+        };
+        let spf_done = !matches!(txn.spf, Spf::Running { .. });
+        let Some(end) = txn.end.as_mut() else {
+            return;
+        };
+        let late = end.late;
+        match end.stage {
+            Stage::Reading | Stage::Asking | Stage::Verifying => return,
+            Stage::Looking => {
+                let keys_in = end.keys.iter().all(|(_, k)| k.is_some());
+                if !keys_in && !late {
+                    return;
+                }
+                let items = std::mem::take(&mut end.items);
+                let pairs = items
+                    .into_iter()
+                    .zip(&end.item_keys)
+                    .map(|(item, &k)| {
+                        let key_found = end.keys[k].1.clone().unwrap_or(Err(
+                            Outcome::TempError("key lookup timed out"),
+                        ));
+                        (item, key_found)
+                    })
+                    .collect();
+                end.stage = Stage::Verifying;
+                if let Some(checking) = &self.smtp.checking {
+                    checking.pool.send(Job::Verify { key, items: pairs });
+                }
+                return;
+            }
+            Stage::Deciding => {}
+        }
+        let dmarc_done = !matches!(end.dmarc, DmarcLookup::Asking(_));
+        let stranger = end.envelope.user.is_none();
+        if stranger && !(late || (spf_done && dmarc_done && iprev_done)) {
+            return;
+        }
+        self.decide(slot);
+    }
+
+    /// Everything is in (or late): the verdict, then the reply or the
+    /// delivery.
+    fn decide(&mut self, slot: usize) {
+        let Some(checking) = &self.smtp.checking else {
+            return;
+        };
+        let hostname = self.services.config.hostname.clone();
+        let Some(conn) = self.core.conn_mut(slot) else {
+            return;
+        };
+        let conn_id = conn.id;
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        let iprev = &s.checks.iprev;
+        let Some(txn) = s.checks.txn.take() else {
+            return;
+        };
+        let TxnChecks { spf, end, .. } = *txn;
+        let Some(end) = end else {
+            return;
+        };
+        let mut end = *end;
+        let results = gather(checking, &mut end, spf, iprev);
+        let disposition = match &results.auth {
+            Some(_) => Disposition::Inbox,
+            None => results.decide(&checking.cfg),
+        };
+        let summary = summarize(&results, &disposition);
+        let envelope = *end.envelope;
+        if let Disposition::Reject(text) = &disposition {
+            info!(target: LOG_TARGET,
+                "conn={conn_id} id={} from={} ip={}{summary} result=rejected ({})",
+                envelope.id,
+                Quoted(&format!("<{}>", envelope.from)),
+                envelope.peer,
+                Quoted(text)
+            );
+            s.smtp.refused(550, "5.7.1", text, &mut conn.wbuf);
+            conn.phase = Phase::Open;
+            // The content (and its spool file) goes here.
+            drop(end.content);
+            return self.resume(slot);
+        }
+        let field = results.field(&hostname, &disposition);
+        let Some(content) = end.content else {
+            let lost = crate::proto::Failure::Transient(
+                "checking: message lost".into(),
+            );
+            return self.store(
+                slot,
+                envelope,
+                Err(lost),
+                Placement::default(),
+            );
+        };
+        let placement = Placement {
+            folder: match disposition {
+                Disposition::Junk(_) => "Junk",
+                _ => "INBOX",
+            },
+            edit: Some(Box::new(HeaderEdit {
+                at: end.trace.1,
+                text: field.into_bytes(),
+                remove: end.forged,
+            })),
+            summary,
+        };
+        self.store(slot, envelope, Ok(content), placement);
+    }
+}
+
+/// The results, from what was gathered; what is still unanswered (the
+/// deadline passed) is `temperror`.
+fn gather(
+    checking: &Checking,
+    end: &mut End,
+    spf: Spf,
+    iprev: &Iprev,
+) -> Results {
+    let mut results = Results {
+        ip: Some(end.envelope.peer),
+        ..Results::default()
+    };
+    if let Some(user) = &end.envelope.user {
+        results.auth = Some(user.clone());
+        return results;
+    }
+    let on = checking.cfg.checks;
+    results.spf = match spf {
+        Spf::Off => None,
+        Spf::Done(s) => Some(s),
+        Spf::Running {
+            identity,
+            helo,
+            domain,
+            ..
+        } => Some(verdict::Spf {
+            result: crate::proto::spf::check::SpfResult::TempError,
+            identity,
+            helo,
+            domain,
+        }),
+    };
+    if on.iprev {
+        results.iprev = Some(match iprev {
+            Iprev::Done(i) => i.clone(),
+            _ => verdict::Iprev {
+                result: "temperror",
+                name: None,
+            },
+        });
+    }
+    let outcomes = end.outcomes.take().unwrap_or_default();
+    let outcome = |i: usize| {
+        outcomes
+            .get(i)
+            .copied()
+            .unwrap_or(Outcome::TempError("not checked"))
+    };
+    if on.dkim {
+        results.dkim = Some(
+            end.dkim
+                .drain(..)
+                .map(|(mut meta, item)| {
+                    if let Some(i) = item {
+                        meta.outcome = outcome(i);
+                    }
+                    meta
+                })
+                .collect(),
+        );
+    }
+    results.arc = end.arc.take().map(|a| match a {
+        ArcState::Known(k) => k,
+        ArcState::Items {
+            first,
+            count,
+            sealer,
+        } => arc_result((first..first + count).map(outcome), sealer),
+    });
+    if on.dmarc {
+        results.dmarc =
+            Some(super::checks_dns::dmarc_result(checking, end, &results));
+    }
+    results
+}
+
+/// The chain passes if its newest message signature and every seal do.
+fn arc_result(
+    outcomes: impl Iterator<Item = Outcome>,
+    sealer: (String, u32),
+) -> verdict::Arc {
+    let mut temp = false;
+    for o in outcomes {
+        match o {
+            Outcome::Pass => {}
+            Outcome::TempError(_) => temp = true,
+            other => {
+                return verdict::Arc {
+                    result: "fail",
+                    reason: other.reason(),
+                    sealer: None,
+                };
+            }
+        }
+    }
+    match temp {
+        true => verdict::Arc {
+            result: "temperror",
+            reason: Some("key lookup failed"),
+            sealer: None,
+        },
+        false => verdict::Arc {
+            result: "pass",
+            reason: None,
+            sealer: Some(sealer),
+        },
+    }
+}
+
+/// The results for the log line: ` spf=pass dkim=pass,fail ... dis=inbox`.
+fn summarize(r: &Results, d: &Disposition) -> String {
+    let mut out = String::new();
+    if let Some(user) = &r.auth {
+        out.push_str(&format!(" auth={}", Quoted(user)));
+    }
+    if let Some(spf) = &r.spf {
+        out.push_str(&format!(" spf={}", spf.result.name()));
+    }
+    if let Some(dkim) = &r.dkim {
+        let list: Vec<&str> = dkim.iter().map(|d| d.outcome.name()).collect();
+        out.push_str(&format!(
+            " dkim={}",
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(",")
+            }
+        ));
+    }
+    if let Some(dmarc) = &r.dmarc {
+        out.push_str(&format!(" dmarc={}", dmarc.outcome.name()));
+    }
+    if let Some(arc) = &r.arc {
+        out.push_str(&format!(" arc={}", arc.result));
+    }
+    if let Some(iprev) = &r.iprev {
+        out.push_str(&format!(" iprev={}", iprev.result));
+    }
+    if r.auth.is_none() {
+        out.push_str(&format!(
+            " dis={}",
+            match d {
+                Disposition::Inbox => "inbox",
+                Disposition::Junk(_) => "junk",
+                Disposition::Reject(_) => "reject",
+            }
+        ));
+    }
+    out
+}

@@ -1,0 +1,438 @@
+//! The checks' lookups through the loop's resolver: SPF's questions one
+//! after another (the RFC evaluates terms in order), DKIM and ARC key
+//! records and the DMARC record in parallel, iprev's forward lookups.
+//! A resolver answer can come at once (from its cache), so state is
+//! set before each question is asked.
+
+use crate::proto::dkim::verify::{self, Outcome};
+use crate::proto::dmarc::evaluate::{self, Evidence};
+use crate::proto::dmarc::psl::List;
+use crate::proto::dmarc::record;
+use crate::proto::dns::cache::Found;
+use crate::proto::dns::resolver::Failure;
+use crate::proto::dns::wire::{Qtype, Rec};
+use crate::proto::spf::check::{self as spf, Answer, SpfResult};
+use crate::server::Server;
+use crate::server::outbound::dns::Waiter;
+
+use super::checks::{Checking, DmarcLookup, End, Iprev, Spf};
+use crate::inbound::verdict::{self, Results};
+
+/// iprev looks up at most this many of a client's names.
+const MAX_IPREV_NAMES: usize = 5;
+
+/// What a checks lookup is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    Spf,
+    /// A key record, by its index in the transaction's list.
+    Key(usize),
+    Dmarc,
+    /// One of the client's names (by its index), for iprev.
+    IprevName(usize),
+}
+
+fn wire_type(q: spf::Qtype) -> Qtype {
+    match q {
+        spf::Qtype::A => Qtype::A,
+        spf::Qtype::Aaaa => Qtype::Aaaa,
+        spf::Qtype::Mx => Qtype::Mx,
+        spf::Qtype::Txt => Qtype::Txt,
+        spf::Qtype::Ptr => Qtype::Ptr,
+    }
+}
+
+/// A resolver answer as SPF reads it.
+fn spf_answer(result: Result<Found, Failure>) -> Answer {
+    let recs = match result {
+        Ok(Found::Records(r)) => r,
+        Ok(Found::NoData | Found::NxDomain) | Err(Failure::BadName) => {
+            return Answer::Void;
+        }
+        Err(_) => return Answer::TempFail,
+    };
+    let (mut addrs, mut names, mut texts) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for r in recs {
+        match r {
+            Rec::A(a) => addrs.push(a.into()),
+            Rec::Aaaa(a) => addrs.push(a.into()),
+            Rec::Mx(_, host) if !host.is_empty() => names.push(host),
+            Rec::Mx(..) => {}
+            Rec::Ptr(n) => names.push(n),
+            Rec::Txt(t) => {
+                texts.push(String::from_utf8_lossy(&t).into_owned())
+            }
+        }
+    }
+    match () {
+        _ if !addrs.is_empty() => Answer::Addrs(addrs),
+        _ if !names.is_empty() => Answer::Names(names),
+        _ if !texts.is_empty() => Answer::Texts(texts),
+        _ => Answer::Void,
+    }
+}
+
+/// TXT strings of an answer, or the outcome for a key without them.
+fn key_from(
+    result: Result<Found, Failure>,
+) -> Result<crate::proto::dkim::tags::Key, Outcome> {
+    match result {
+        Ok(Found::Records(recs)) => {
+            let texts: Vec<Vec<u8>> = recs
+                .into_iter()
+                .filter_map(|r| match r {
+                    Rec::Txt(t) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            verify::read_key(&texts)
+        }
+        // RFC 6376 §6.1.2: no key record is a permanent failure.
+        Ok(_) => Err(Outcome::PermError("no key record")),
+        Err(Failure::BadName) => {
+            Err(Outcome::PermError("bad key record name"))
+        }
+        Err(_) => Err(Outcome::TempError("key lookup failed")),
+    }
+}
+
+impl Server {
+    /// One step of the transaction's SPF check: a question, or the end.
+    pub(in crate::server) fn spf_drive(&mut self, slot: usize) {
+        let Some(conn) = self.core.conn_mut(slot) else {
+            return;
+        };
+        let generation = conn.generation;
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        let Some(txn) = s.checks.txn.as_mut() else {
+            return;
+        };
+        let serial = txn.serial;
+        let Spf::Running {
+            check,
+            identity,
+            helo,
+            domain,
+        } = &mut txn.spf
+        else {
+            return;
+        };
+        match check.step() {
+            spf::Step::Lookup(q) => {
+                let waiter = Waiter::Check(slot, generation, serial, Ask::Spf);
+                self.dns_lookup(&q.name, wire_type(q.qtype), waiter);
+            }
+            spf::Step::Done(v) => {
+                txn.spf = Spf::Done(verdict::Spf {
+                    result: v.result,
+                    identity: std::mem::take(identity),
+                    helo: *helo,
+                    domain: std::mem::take(domain),
+                });
+                self.checks_progress((slot, generation));
+            }
+        }
+    }
+
+    /// A checks lookup is answered.
+    pub(in crate::server) fn check_answered(
+        &mut self,
+        (slot, generation, serial): (usize, u64, u64),
+        ask: Ask,
+        result: Result<Found, Failure>,
+    ) {
+        let psl = self.smtp.checking.as_ref().map(|c| &c.psl);
+        let Some(conn) = self
+            .core
+            .conn_mut(slot)
+            .filter(|c| c.generation == generation)
+        else {
+            return;
+        };
+        let peer = conn.peer;
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        if let Ask::IprevName(i) = ask {
+            iprev_forward(&mut s.checks.iprev, i, result, peer);
+            return self.checks_progress((slot, generation));
+        }
+        let Some(txn) = s.checks.txn.as_mut().filter(|t| t.serial == serial)
+        else {
+            return; // an earlier transaction's
+        };
+        match ask {
+            Ask::Spf => {
+                if let Spf::Running { check, .. } = &mut txn.spf {
+                    check.answer(spf_answer(result));
+                }
+                return self.spf_drive(slot);
+            }
+            Ask::Key(i) => {
+                if let Some(k) =
+                    txn.end.as_mut().and_then(|e| e.keys.get_mut(i))
+                {
+                    k.1 = Some(key_from(result));
+                }
+            }
+            Ask::Dmarc => {
+                if let (Some(end), Some(psl)) = (txn.end.as_mut(), psl) {
+                    let next = dmarc_found(psl, end, result);
+                    if let Some(name) = next {
+                        let waiter = Waiter::Check(
+                            slot,
+                            generation,
+                            serial,
+                            Ask::Dmarc,
+                        );
+                        return self.dns_lookup(
+                            &format!("_dmarc.{name}"),
+                            Qtype::Txt,
+                            waiter,
+                        );
+                    }
+                }
+            }
+            Ask::IprevName(_) => {}
+        }
+        self.checks_progress((slot, generation));
+    }
+}
+
+/// The DMARC answer for the domain asked; the organizational domain to
+/// ask next, if the From domain had no record.
+fn dmarc_found(
+    psl: &List,
+    end: &mut End,
+    result: Result<Found, Failure>,
+) -> Option<String> {
+    let DmarcLookup::Asking(asked) = &end.dmarc else {
+        return None;
+    };
+    let asked = asked.clone();
+    let texts: Vec<String> = match result {
+        Ok(Found::Records(recs)) => recs
+            .into_iter()
+            .filter_map(|r| match r {
+                Rec::Txt(t) => Some(String::from_utf8_lossy(&t).into_owned()),
+                _ => None,
+            })
+            .filter(|t| record::is_dmarc(t))
+            .collect(),
+        Ok(_) | Err(Failure::BadName) => Vec::new(),
+        Err(_) => {
+            end.dmarc = DmarcLookup::TempError;
+            return None;
+        }
+    };
+    // §6.6.3: exactly one record, or none.
+    if let [one] = texts.as_slice()
+        && let Ok(r) = record::parse(one)
+    {
+        end.dmarc = DmarcLookup::Found(Some((r, asked)));
+        return None;
+    }
+    let org = psl.organizational(&asked);
+    let from = end.from.as_deref().unwrap_or_default();
+    if texts.is_empty() && asked == from && org != asked && !org.is_empty() {
+        end.dmarc = DmarcLookup::Asking(org.clone());
+        return Some(org);
+    }
+    end.dmarc = DmarcLookup::Found(None);
+    None
+}
+
+impl Server {
+    /// After the message is read: every key record, and the DMARC record.
+    pub(in crate::server) fn start_lookups(&mut self, key: (usize, u64)) {
+        let Some(conn) =
+            self.core.conn_mut(key.0).filter(|c| c.generation == key.1)
+        else {
+            return;
+        };
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        let Some(txn) = s.checks.txn.as_ref() else {
+            return;
+        };
+        let serial = txn.serial;
+        let Some(end) = txn.end.as_ref() else {
+            return;
+        };
+        let names: Vec<String> =
+            end.keys.iter().map(|(n, _)| n.clone()).collect();
+        let dmarc = match &end.dmarc {
+            DmarcLookup::Asking(d) => Some(format!("_dmarc.{d}")),
+            _ => None,
+        };
+        for (i, name) in names.iter().enumerate() {
+            let waiter = Waiter::Check(key.0, key.1, serial, Ask::Key(i));
+            self.dns_lookup(name, Qtype::Txt, waiter);
+        }
+        if let Some(name) = dmarc {
+            let waiter = Waiter::Check(key.0, key.1, serial, Ask::Dmarc);
+            self.dns_lookup(&name, Qtype::Txt, waiter);
+        }
+    }
+
+    /// The client's PTR names came (or did not): iprev's forward
+    /// lookups start.
+    pub(in crate::server) fn iprev_names(
+        &mut self,
+        (slot, generation): (usize, u64),
+        result: &Result<Found, Failure>,
+    ) {
+        let Some(conn) = self.live_conn(slot, generation) else {
+            return;
+        };
+        let peer = conn.peer;
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        let names: Vec<String> = match result {
+            Ok(Found::Records(recs)) => recs
+                .iter()
+                .filter_map(|r| match r {
+                    Rec::Ptr(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .take(MAX_IPREV_NAMES)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let done = |result, name| Iprev::Done(verdict::Iprev { result, name });
+        s.checks.iprev = match (result, names.is_empty()) {
+            (
+                Err(Failure::Timeout | Failure::Server(_) | Failure::Busy),
+                _,
+            ) => done("temperror", None),
+            (_, true) => done("permerror", None),
+            (_, false) => Iprev::Forward {
+                names: names.clone(),
+                pending: names.len(),
+                matched: None,
+                temp: false,
+            },
+        };
+        let qtype = match peer {
+            std::net::IpAddr::V4(_) => Qtype::A,
+            std::net::IpAddr::V6(_) => Qtype::Aaaa,
+        };
+        for (i, name) in names.iter().enumerate() {
+            let waiter = Waiter::Check(slot, generation, 0, Ask::IprevName(i));
+            self.dns_lookup(name, qtype, waiter);
+        }
+        self.checks_progress((slot, generation));
+    }
+}
+
+/// One of the client's names' addresses came.
+fn iprev_forward(
+    state: &mut Iprev,
+    index: usize,
+    result: Result<Found, Failure>,
+    peer: std::net::IpAddr,
+) {
+    let Iprev::Forward {
+        names,
+        pending,
+        matched,
+        temp,
+    } = state
+    else {
+        return;
+    };
+    let ip = match peer {
+        std::net::IpAddr::V6(v6) => {
+            v6.to_ipv4_mapped().map_or(peer, Into::into)
+        }
+        v4 => v4,
+    };
+    match result {
+        Ok(Found::Records(recs)) => {
+            let hit = recs.iter().any(|r| match r {
+                Rec::A(a) => std::net::IpAddr::from(*a) == ip,
+                Rec::Aaaa(a) => std::net::IpAddr::from(*a) == ip,
+                _ => false,
+            });
+            if hit && matched.is_none() {
+                *matched = names.get(index).cloned();
+            }
+        }
+        Err(Failure::Timeout | Failure::Server(_) | Failure::Busy) => {
+            *temp = true
+        }
+        _ => {}
+    }
+    *pending -= 1;
+    if *pending == 0 {
+        let first = names.first().cloned();
+        *state = Iprev::Done(match (matched.take(), *temp) {
+            (Some(n), _) => verdict::Iprev {
+                result: "pass",
+                name: Some(n),
+            },
+            (None, true) => verdict::Iprev {
+                result: "temperror",
+                name: first,
+            },
+            (None, false) => verdict::Iprev {
+                result: "fail",
+                name: first,
+            },
+        });
+    }
+}
+
+/// DMARC's result from the record found and the other results.
+pub(super) fn dmarc_result(
+    checking: &Checking,
+    end: &End,
+    results: &Results,
+) -> verdict::Dmarc {
+    let from = end.from.clone();
+    let outcome = match (&end.dmarc, &from) {
+        (_, Err(_))
+        | (DmarcLookup::Off, _)
+        | (DmarcLookup::Found(None), _) => evaluate::Outcome::None,
+        (DmarcLookup::Asking(_) | DmarcLookup::TempError, _) => {
+            evaluate::Outcome::TempError
+        }
+        (DmarcLookup::Found(Some((record, at))), Ok(from)) => {
+            let spf_pass = results
+                .spf
+                .as_ref()
+                .filter(|s| s.result == SpfResult::Pass)
+                .map(|s| s.domain.as_str());
+            let dkim_pass: Vec<String> = results
+                .dkim
+                .iter()
+                .flatten()
+                .filter(|d| d.outcome == Outcome::Pass)
+                .filter_map(|d| d.domain.clone())
+                .collect();
+            let evidence = Evidence {
+                from,
+                spf_pass,
+                dkim_pass: &dkim_pass,
+            };
+            let mut roll = [0u8; 1];
+            let _ = ring::rand::SecureRandom::fill(
+                &ring::rand::SystemRandom::new(),
+                &mut roll,
+            );
+            evaluate::evaluate(
+                &checking.psl,
+                record,
+                at,
+                &evidence,
+                roll[0] % 100,
+            )
+        }
+    };
+    verdict::Dmarc { outcome, from }
+}
