@@ -30,6 +30,12 @@ deps:
 	            unbound:unbound dkimverify:python3-dkim postmap:postfix; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
+	for module in spf:python3-spf authres:python3-authres; do \
+	  /usr/bin/python3 -c "import $${module%%:*}" 2>/dev/null || \
+	    missing="$$missing $${module#*:}"; \
+	done; \
+	[ -f /usr/share/publicsuffix/public_suffix_list.dat ] || \
+	  missing="$$missing publicsuffix"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  echo "postfix postfix/main_mailer_type select No configuration" | \

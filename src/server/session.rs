@@ -65,7 +65,7 @@ pub struct SmtpConn {
     /// The message being stored, while the connection is Delivering.
     pub in_flight: Option<InFlight>,
     /// SPF, DKIM, DMARC, ARC and iprev for its mail.
-    pub checks: crate::server::smtp::checks::ConnChecks,
+    pub checks: crate::server::smtp::check_state::ConnChecks,
 }
 
 /// A POP3 session and what the loop keeps for it.

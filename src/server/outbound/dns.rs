@@ -40,7 +40,7 @@ pub enum Waiter {
     /// An outbound batch, for its host's addresses.
     Addr(u64),
     /// An SMTP connection's checks (slot, generation, transaction).
-    Check(usize, u64, u64, crate::server::smtp::checks_dns::Ask),
+    Check(usize, u64, u64, crate::server::smtp::check_state::Ask),
 }
 
 enum Sock {

@@ -23,7 +23,6 @@ use crate::inbound::verdict::{self, Disposition, Results};
 use crate::proto::dkim::tags::Key;
 use crate::proto::dkim::verify::Outcome;
 use crate::proto::dmarc::psl::List;
-use crate::proto::dmarc::record::Record;
 use crate::proto::smtp::Envelope;
 use crate::proto::spf::check::Check;
 use crate::server::Server;
@@ -32,6 +31,10 @@ use crate::server::base::pool::Pool;
 use crate::server::base::timer::Timer;
 use crate::store::content::Content;
 use crate::util::logsafe::Quoted;
+
+use super::check_state::{
+    ArcState, DmarcLookup, End, Iprev, Spf, Stage, TxnChecks,
+};
 
 const LOG_TARGET: &str = "postling::server::checks";
 
@@ -160,108 +163,6 @@ impl Checking {
             serial: 0,
         })
     }
-}
-
-/// One connection's checks.
-#[derive(Default)]
-pub struct ConnChecks {
-    pub iprev: Iprev,
-    pub txn: Option<Box<TxnChecks>>,
-}
-
-/// iprev (RFC 8601 §3), for the whole connection.
-#[derive(Default)]
-pub enum Iprev {
-    /// The PTR lookup is out.
-    #[default]
-    Asking,
-    /// The names' addresses are being looked up.
-    Forward {
-        names: Vec<String>,
-        pending: usize,
-        matched: Option<String>,
-        temp: bool,
-    },
-    Done(verdict::Iprev),
-}
-
-/// SPF for one transaction.
-pub enum Spf {
-    Off,
-    Running {
-        check: Box<Check>,
-        identity: String,
-        helo: bool,
-        domain: String,
-    },
-    Done(verdict::Spf),
-}
-
-/// One transaction's checks.
-pub struct TxnChecks {
-    /// Tells this transaction's answers from an earlier one's.
-    pub serial: u64,
-    /// Its queue id.
-    pub id: String,
-    pub spf: Spf,
-    pub end: Option<Box<End>>,
-}
-
-/// The DMARC record lookup.
-pub enum DmarcLookup {
-    Off,
-    /// Asking `_dmarc.` of this domain (the From domain, then its
-    /// organizational domain).
-    Asking(String),
-    Found(Option<(Record, String)>),
-    TempError,
-}
-
-/// What is gathered after the end of DATA.
-pub struct End {
-    pub envelope: Box<Envelope>,
-    /// The message, while it is not at a helper.
-    pub content: Option<Content>,
-    /// Where our trace fields end, and where Received starts.
-    pub trace: (u64, u64),
-    /// The From domain, forged ranges, signatures' names.
-    pub from: Result<String, &'static str>,
-    pub forged: Vec<(u64, u64)>,
-    /// What the helper read, waiting for keys.
-    pub items: Vec<ToCheck>,
-    /// Each item's key record name (index into `keys`).
-    pub item_keys: Vec<usize>,
-    pub keys: Vec<(String, Option<Result<Key, Outcome>>)>,
-    /// Each DKIM signature: its result when known early, else its item.
-    pub dkim: Vec<(verdict::Dkim, Option<usize>)>,
-    /// The ARC chain: its result when known early, else its first item
-    /// and the newest seal's domain and instance.
-    pub arc: Option<ArcState>,
-    pub dmarc: DmarcLookup,
-    pub outcomes: Option<Vec<Outcome>>,
-    pub stage: Stage,
-    pub late: bool,
-}
-
-/// The ARC chain's items.
-pub enum ArcState {
-    Known(verdict::Arc),
-    Items {
-        first: usize,
-        count: usize,
-        sealer: (String, u32),
-    },
-}
-
-/// Where the end-of-DATA work stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Reading,
-    /// Lookups being started: answers arriving meanwhile wait.
-    Asking,
-    Looking,
-    Verifying,
-    Deciding,
 }
 
 fn unix_now() -> i64 {
@@ -763,8 +664,11 @@ fn gather(
         } => arc_result((first..first + count).map(outcome), sealer),
     });
     if on.dmarc {
-        results.dmarc =
-            Some(super::checks_dns::dmarc_result(checking, end, &results));
+        results.dmarc = Some(super::checks_dns::dmarc_result(
+            &checking.psl,
+            end,
+            &results,
+        ));
     }
     results
 }

@@ -15,22 +15,13 @@ use crate::proto::spf::check::{self as spf, Answer, SpfResult};
 use crate::server::Server;
 use crate::server::outbound::dns::Waiter;
 
-use super::checks::{Checking, DmarcLookup, End, Iprev, Spf};
+use super::check_state::{DmarcLookup, End, Iprev, Spf};
 use crate::inbound::verdict::{self, Results};
 
 /// iprev looks up at most this many of a client's names.
 const MAX_IPREV_NAMES: usize = 5;
 
-/// What a checks lookup is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ask {
-    Spf,
-    /// A key record, by its index in the transaction's list.
-    Key(usize),
-    Dmarc,
-    /// One of the client's names (by its index), for iprev.
-    IprevName(usize),
-}
+pub use super::check_state::Ask;
 
 fn wire_type(q: spf::Qtype) -> Qtype {
     match q {
@@ -390,7 +381,7 @@ fn iprev_forward(
 
 /// DMARC's result from the record found and the other results.
 pub(super) fn dmarc_result(
-    checking: &Checking,
+    psl: &List,
     end: &End,
     results: &Results,
 ) -> verdict::Dmarc {
@@ -425,13 +416,7 @@ pub(super) fn dmarc_result(
                 &ring::rand::SystemRandom::new(),
                 &mut roll,
             );
-            evaluate::evaluate(
-                &checking.psl,
-                record,
-                at,
-                &evidence,
-                roll[0] % 100,
-            )
+            evaluate::evaluate(psl, record, at, &evidence, roll[0] % 100)
         }
     };
     verdict::Dmarc { outcome, from }

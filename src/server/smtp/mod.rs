@@ -3,6 +3,7 @@
 //! helpers (`base::writer`) that write it into every mailbox and flush
 //! before the `250`, and what comes back from them.
 
+pub mod check_state;
 pub mod checks;
 pub mod checks_dns;
 pub mod spool;
