@@ -25,7 +25,8 @@ def without_trace(raw: bytes) -> bytes:
     """The message as the client sent it, minus our three trace headers."""
     lines = raw.split(b"\n")
     i = 0
-    while lines[i].startswith((b"Return-Path:", b"Delivered-To:", b"Received:", b"\t")):
+    while lines[i].startswith((b"Return-Path:", b"Delivered-To:", b"Authentication-Results:",
+                               b"Received:", b"\t")):
         i += 1
     return b"\n".join(lines[i:])
 
