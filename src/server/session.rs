@@ -86,6 +86,8 @@ pub struct InFlight {
     pub id: String,
     /// Summary for the log line.
     pub summary: String,
+    /// The checks' results, logged after the outcome.
+    pub checks: String,
     /// A mailbox was locked by another program: tries go on until then.
     pub locked_until: Option<Instant>,
     /// The job waiting for its next try at a locked mailbox.

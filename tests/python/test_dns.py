@@ -70,7 +70,8 @@ def test_a_silent_resolver_delays_nothing(tmp_path):
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind(("127.0.0.1", 0))
     try:
-        s = Server(tmp_path, extra=f"dns_servers = 127.0.0.1:{silent.getsockname()[1]}")
+        s = Server(tmp_path, extra=f"""dns_servers = 127.0.0.1:{silent.getsockname()[1]}
+            inbound_checks = none""")
         try:
             started = time.monotonic()
             with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
@@ -83,6 +84,32 @@ def test_a_silent_resolver_delays_nothing(tmp_path):
             new = s.dir / "data/mail/example.test/alice/new"
             text = next(new.iterdir()).read_text()
             assert "Received: from quick.example ([127.0.0.1])" in text, text
+        finally:
+            s.stop()
+    finally:
+        silent.close()
+
+
+def test_a_silent_resolver_delays_checks_only_to_their_deadline(tmp_path):
+    """With the checks on, a resolver that never answers holds the reply
+    to DATA only until the lookups time out: then temperror, delivered."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        s = Server(tmp_path, extra=f"dns_servers = 127.0.0.1:{silent.getsockname()[1]}")
+        try:
+            started = time.monotonic()
+            with smtplib.SMTP("127.0.0.1", s.port, timeout=60) as c:
+                c.ehlo("quick.example")
+                c.sendmail("x@remote.test", ["alice@example.test"],
+                           "From: x@remote.test\r\nSubject: hi\r\n\r\nhello\r\n")
+            # Each lookup has two tries of 2 s; the checks' deadline is 20 s.
+            assert time.monotonic() - started < 21
+            new = s.dir / "data/mail/example.test/alice/new"
+            text = next(new.iterdir()).read_text()
+            assert "spf=temperror smtp.mailfrom=x@remote.test" in text, text
+            assert "dmarc=temperror header.from=remote.test" in text, text
+            assert "iprev=temperror" in text, text
         finally:
             s.stop()
     finally:

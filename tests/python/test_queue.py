@@ -6,6 +6,7 @@ and are not in the queue."""
 
 import re
 import smtplib
+import socket
 import subprocess
 
 from conftest import BINARY, Server
@@ -17,7 +18,12 @@ def queue(server, *args):
 
 
 def test_queue_list_and_delete(tmp_path):
-    s = Server(tmp_path, extra="trusted_networks = 127.0.0.0/8")
+    # A resolver that never answers: the first attempt stays under way
+    # while the queue is listed (an unreachable one fails it at once).
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    s = Server(tmp_path, extra=f"""trusted_networks = 127.0.0.0/8
+        dns_servers = 127.0.0.1:{silent.getsockname()[1]}""")
     try:
         assert queue(s, "list").stdout.strip() == "the queue is empty"
         with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
@@ -40,3 +46,4 @@ def test_queue_list_and_delete(tmp_path):
         assert queue(s, "list").stdout.strip() == "the queue is empty"
     finally:
         s.stop()
+        silent.close()

@@ -554,7 +554,7 @@ impl Server {
         let envelope = *end.envelope;
         if let Disposition::Reject(text) = &disposition {
             info!(target: LOG_TARGET,
-                "conn={conn_id} id={} from={} ip={}{summary} result=rejected ({})",
+                "conn={conn_id} id={} from={} ip={} result=rejected ({}){summary}",
                 envelope.id,
                 Quoted(&format!("<{}>", envelope.from)),
                 envelope.peer,

@@ -173,14 +173,14 @@ impl Server {
         smtp.in_flight = Some(InFlight {
             id: envelope.id.clone(),
             summary: format!(
-                "from={} to={} size={} helo={} ip={}{}",
+                "from={} to={} size={} helo={} ip={}",
                 Quoted(&format!("<{}>", envelope.from)),
                 Quoted(&rcpts.join(",")),
                 envelope.size,
                 Quoted(&envelope.helo),
                 conn.peer,
-                placement.summary,
             ),
+            checks: placement.summary,
             locked_until: None,
             parked: None,
             queued: [
@@ -361,12 +361,12 @@ impl Server {
         };
         match &result {
             Ok(()) => info!(target: LOG_TARGET,
-                "conn={} id={} {} result=delivered",
-                conn.id, flight.id, flight.summary
+                "conn={} id={} {} result=delivered{}",
+                conn.id, flight.id, flight.summary, flight.checks
             ),
             Err(f) => warn!(target: LOG_TARGET,
-                "conn={} id={} {} result=deferred ({f})",
-                conn.id, flight.id, flight.summary
+                "conn={} id={} {} result=deferred ({f}){}",
+                conn.id, flight.id, flight.summary, flight.checks
             ),
         }
         s.smtp.delivered(&flight.id, result.clone(), &mut conn.wbuf);
