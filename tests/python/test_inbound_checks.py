@@ -242,3 +242,296 @@ def test_spf_results_equal_pyspf(tmp_path, dns_server):
         assert not table, "cases where postling and pyspf differ: " + repr(table)
     finally:
         s.stop()
+
+
+# ---------------------------------------------------------------- DKIM, DMARC, ARC
+
+SIGN = r"""
+import json, sys, dkim
+out = []
+for job in json.load(sys.stdin):
+    msg = job["msg"].encode()
+    key = open(job["key"], "rb").read()
+    if job.get("arc"):
+        lines = dkim.arc_sign(msg, job["selector"].encode(), job["domain"].encode(), key,
+                              job["domain"].encode())
+        out.append((b"".join(lines) + msg).decode())
+        continue
+    alg = b"ed25519-sha256" if job.get("ed") else b"rsa-sha256"
+    canon = tuple(c.encode() for c in job.get("canon", ["relaxed", "relaxed"]))
+    sig = dkim.sign(msg, job["selector"].encode(), job["domain"].encode(), key,
+                    canonicalize=canon, signature_algorithm=alg,
+                    include_headers=[b"from", b"to", b"subject", b"date"])
+    out.append((sig + msg).decode())
+print(json.dumps(out))
+"""
+
+
+def sign(jobs):
+    out = subprocess.run([SYSTEM_PYTHON, "-c", SIGN], input=json.dumps(jobs),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def new_key(tmp: Path, name: str, ed=False):
+    """A dkimpy key pair (RSA 2048 or Ed25519): its file and TXT record."""
+    args = ["/usr/bin/dknewkey"] + (["--ktype", "ed25519"] if ed else []) + [str(tmp / name)]
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+    return str(tmp / f"{name}.key"), (tmp / f"{name}.dns").read_text().strip()
+
+
+MAIL_RECORDS = {
+    "bank.test": "v=spf1 ip4:127.0.0.2 -all",
+    "_dmarc.bank.test": "v=DMARC1; p=reject; rua=mailto:d@bank.test",
+    "lists.test": "v=spf1 ip4:127.0.0.3 -all",
+    "quar.test": "v=spf1 -all",
+    "_dmarc.quar.test": "v=DMARC1; p=quarantine",
+    "nopolicy.test": "v=spf1 -all",
+    "_dmarc.nopolicy.test": "v=DMARC1; p=none",
+    "mail.strict.test": "v=spf1 ip4:127.0.0.2 -all",
+    "_dmarc.strict.test": "v=DMARC1; p=reject; aspf=s; adkim=s",
+    "mail.relaxed.test": "v=spf1 ip4:127.0.0.2 -all",
+    "_dmarc.relaxed.test": "v=DMARC1; p=reject",
+    "news.example.co.uk": "v=spf1 -all",
+    "_dmarc.example.co.uk": "v=DMARC1; p=reject; sp=quarantine",
+    "zero.test": "v=spf1 -all",
+    "_dmarc.zero.test": "v=DMARC1; p=reject; pct=0",
+}
+MAIL_ZONES = ["bank.test", "lists.test", "quar.test", "nopolicy.test", "strict.test",
+              "relaxed.test", "example.co.uk", "zero.test"]
+
+
+def mail_zone(keys):
+    lines = [f'    local-zone: "{z}." static' for z in MAIL_ZONES]
+    for name, value in {**MAIL_RECORDS, **keys}.items():
+        lines.append(f"    local-data: '{name}. TXT {txt(value)}'")
+    return "\n".join(lines)
+
+
+def message(frm, subject, body="Hello.\r\n\r\nSee you  at   noon.\r\n"):
+    return (f"From: {frm}\r\nTo: bob@example.test\r\nSubject: {subject}\r\n"
+            f"Date: Sun, 06 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{subject.replace(' ', '.')}@x>\r\n"
+            f"\r\n{body}")
+
+
+@pytest.fixture
+def mail_dns(tmp_path):
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    rsa_key, rsa_txt = new_key(keys_dir, "rsa")
+    ed_key, ed_txt = new_key(keys_dir, "ed", ed=True)
+    list_key, list_txt = new_key(keys_dir, "list")
+    keys = {"rsa._domainkey.bank.test": rsa_txt, "ed._domainkey.bank.test": ed_txt,
+            "arc._domainkey.lists.test": list_txt}
+    dns = Unbound(tmp_path, mail_zone(keys))
+    yield dns, {"rsa": rsa_key, "ed": ed_key, "list": list_key}
+    dns.stop()
+
+
+def checked_server(tmp_path, dns, extra=""):
+    srv = tmp_path / f"srv{len(list(tmp_path.glob('srv*')))}"
+    srv.mkdir()
+    return Server(srv, extra=f"dns_servers = 127.0.0.1:{dns.port}\n{extra}",
+                  users=users_with_password(srv, "checks-secret-1"))
+
+
+def test_dkim_signatures_from_dkimpy_verify(tmp_path, mail_dns):
+    """RSA 2048 and Ed25519, relaxed and simple; a tampered body; a key
+    that does not exist; two signatures on one message."""
+    dns, keys = mail_dns
+    frm = "Treasurer <t@bank.test>"
+    jobs = [
+        {"msg": message(frm, "rsa relaxed"), "selector": "rsa", "domain": "bank.test", "key": keys["rsa"]},
+        {"msg": message(frm, "rsa simple"), "selector": "rsa", "domain": "bank.test", "key": keys["rsa"],
+         "canon": ["simple", "simple"]},
+        {"msg": message(frm, "ed relaxed"), "selector": "ed", "domain": "bank.test", "key": keys["ed"],
+         "ed": True},
+        {"msg": message(frm, "ed simple"), "selector": "ed", "domain": "bank.test", "key": keys["ed"],
+         "ed": True, "canon": ["relaxed", "simple"]},
+        {"msg": message(frm, "tampered"), "selector": "rsa", "domain": "bank.test", "key": keys["rsa"]},
+        {"msg": message(frm, "missing key"), "selector": "gone", "domain": "bank.test", "key": keys["rsa"]},
+    ]
+    signed = sign(jobs)
+    signed[4] = signed[4].replace("See you", "Meet me")
+    # Two signatures: Ed25519 over RSA.
+    two = sign([{"msg": message(frm, "two"), "selector": "rsa", "domain": "bank.test", "key": keys["rsa"]}])[0]
+    signed.append(sign([{"msg": two, "selector": "ed", "domain": "bank.test", "key": keys["ed"],
+                         "ed": True}])[0])
+    s = checked_server(tmp_path, dns)
+    try:
+        for m in signed:
+            # From bank.test's own address: SPF passes too.
+            send(s.port, "127.0.0.2", "t@bank.test", "bob@example.test", m)
+        ar = results_by_subject(s)
+        for subject in ("rsa relaxed", "rsa simple"):
+            assert re.search(r"dkim=pass header\.d=bank\.test header\.s=rsa header\.b=\S{8}[; ]", ar[subject]), ar[subject]
+        for subject in ("ed relaxed", "ed simple"):
+            assert "dkim=pass header.d=bank.test header.s=ed" in ar[subject], ar[subject]
+        assert "dkim=fail (body hash did not verify) header.d=bank.test" in ar["tampered"]
+        assert "dkim=permerror (no key record) header.d=bank.test header.s=gone" in ar["missing key"]
+        assert len(re.findall(r"dkim=pass", ar["two"])) == 2, ar["two"]
+        assert "dmarc=pass" in ar["rsa relaxed"]
+    finally:
+        s.stop()
+
+
+def smtp_refusal(port, source, sender, msg):
+    try:
+        send(port, source, sender, "bob@example.test", msg)
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error.decode()
+    return None
+
+
+def test_dmarc_policies(tmp_path, mail_dns):
+    dns, keys = mail_dns
+    s = checked_server(tmp_path, dns)
+    try:
+        # Aligned by DKIM alone, from an address SPF does not allow.
+        signed = sign([{"msg": message("t@bank.test", "aligned dkim"), "selector": "rsa",
+                        "domain": "bank.test", "key": keys["rsa"]}])[0]
+        assert smtp_refusal(s.port, "127.0.0.5", "bounce@nopolicy.test", signed) is None
+        # The forged CEO: unaligned, p=reject, 550 5.7.1 at the end of DATA.
+        code, text = smtp_refusal(s.port, "127.0.0.5", "ceo@bank.test", message("ceo@bank.test", "forged"))
+        assert code == 550 and text.startswith("5.7.1") and "bank.test" in text, text
+        assert s.wait_logged("result=rejected")
+        # Strict SPF alignment: mail.strict.test is not strict.test...
+        code, _ = smtp_refusal(s.port, "127.0.0.2", "x@mail.strict.test", message("x@strict.test", "strict"))
+        assert code == 550
+        # ...and relaxed alignment takes the organizational domain.
+        assert smtp_refusal(s.port, "127.0.0.2", "x@mail.relaxed.test",
+                            message("x@relaxed.test", "relaxed")) is None
+        # A subdomain under a two-label public suffix: the record of
+        # example.co.uk speaks through sp=quarantine.
+        assert smtp_refusal(s.port, "127.0.0.5", "x@news.example.co.uk",
+                            message("x@news.example.co.uk", "subdomain")) is None
+        # pct=0: reject becomes quarantine; p=quarantine: Junk; p=none: INBOX.
+        assert smtp_refusal(s.port, "127.0.0.5", "x@zero.test", message("x@zero.test", "sampled")) is None
+        assert smtp_refusal(s.port, "127.0.0.5", "x@quar.test", message("x@quar.test", "quarantined")) is None
+        assert smtp_refusal(s.port, "127.0.0.5", "x@nopolicy.test", message("x@nopolicy.test", "p none")) is None
+        inbox = results_by_subject(s)
+        junk = results_by_subject(s, folder="Junk")
+        assert set(inbox) == {"aligned dkim", "relaxed", "p none"}, inbox
+        assert set(junk) == {"subdomain", "sampled", "quarantined"}, junk
+        assert "dmarc=pass" in inbox["aligned dkim"]
+        assert "dmarc=pass header.from=relaxed.test" in inbox["relaxed"]
+        assert "dmarc=fail (p=none applied=none dis=none) header.from=nopolicy.test" in inbox["p none"]
+        assert "dmarc=fail (p=quarantine applied=quarantine dis=junk) header.from=news.example.co.uk" \
+            in junk["subdomain"], junk["subdomain"]
+        assert "dmarc=fail (p=reject applied=quarantine dis=junk) header.from=zero.test" in junk["sampled"]
+        # Junk was made on first use, subscribed, with \Junk.
+        subscribed = (s.mailbox_path("bob") / "subscriptions").read_text().split()
+        assert "Junk" in subscribed
+    finally:
+        s.stop()
+
+
+def test_dmarc_reject_junk_and_spf_fail_keys(tmp_path, mail_dns):
+    dns, _ = mail_dns
+    s = checked_server(tmp_path, dns, "dmarc_reject = junk\nspf_fail = reject\n")
+    try:
+        # p=reject goes to Junk instead of a 550.
+        assert smtp_refusal(s.port, "127.0.0.5", "ceo@bank.test", message("ceo@bank.test", "forged")) is None
+        assert set(results_by_subject(s, folder="Junk")) == {"forged"}
+        # p=none does not decide: SPF's fail alone is refused, by spf_fail.
+        code, text = smtp_refusal(s.port, "127.0.0.5", "x@nopolicy.test", message("x@nopolicy.test", "spf"))
+        assert code == 550 and "SPF fail for nopolicy.test from 127.0.0.5" in text, text
+    finally:
+        s.stop()
+
+
+def list_copy(keys, trusted_id="lists.test"):
+    """bank.test's signed message as a mailing list sends it on: Subject
+    tagged (its DKIM signature breaks), then sealed by lists.test."""
+    original = sign([{"msg": message("ceo@bank.test", "announce"), "selector": "rsa",
+                      "domain": "bank.test", "key": keys["rsa"]}])[0]
+    relayed = original.replace("Subject: announce", "Subject: [list] announce")
+    relayed = (f"Authentication-Results: {trusted_id}; dkim=pass header.d=bank.test;"
+               f" spf=pass smtp.mailfrom=ceo@bank.test\r\n") + relayed
+    return sign([{"msg": relayed, "selector": "arc", "domain": "lists.test", "key": keys["list"],
+                  "arc": True}])[0]
+
+
+def test_arc_chain_from_a_trusted_sealer_lets_dmarc_failure_through(tmp_path, mail_dns):
+    dns, keys = mail_dns
+    sealed = list_copy(keys)
+    assert sealed.startswith("ARC-Seal: i=1;"), sealed[:200]
+    untrusting = checked_server(tmp_path, dns)
+    try:
+        code, _ = smtp_refusal(untrusting.port, "127.0.0.3", "list-bounces@lists.test", sealed)
+        assert code == 550
+    finally:
+        untrusting.stop()
+    trusting = checked_server(tmp_path, dns, "arc_trusted_sealers = other.example, lists.test\n")
+    try:
+        assert smtp_refusal(trusting.port, "127.0.0.3", "list-bounces@lists.test", sealed) is None
+        ar = results_by_subject(trusting)["[list] announce"]
+        assert "arc=pass (i=1 sealer=lists.test)" in ar, ar
+        assert "dkim=fail" in ar and "dmarc=fail (p=reject applied=reject dis=none overridden" in ar, ar
+        # A seal broken in transit fails the chain: no pass for it.
+        broken = sealed.replace("See you", "Meet me")
+        assert smtp_refusal(trusting.port, "127.0.0.3", "list-bounces@lists.test", broken)[0] == 550
+    finally:
+        trusting.stop()
+
+
+AUTHRES = r"""
+import json, sys, authres
+out = []
+for value in json.load(sys.stdin):
+    h = authres.AuthenticationResultsHeader.parse("Authentication-Results: " + value)
+    out.append({"id": h.authserv_id,
+                "results": [[r.method, r.result, {p.type + "." + p.name: p.value for p in r.properties}]
+                            for r in h.results]})
+print(json.dumps(out))
+"""
+
+
+def test_authentication_results_over_imap_parse_and_forgeries_go(tmp_path, mail_dns):
+    dns, keys = mail_dns
+    s = checked_server(tmp_path, dns, "listen_imap = 127.0.0.1:0\n")
+    try:
+        forged = ("Authentication-Results: mx.example.test; dkim=pass header.d=bank.test;"
+                  " dmarc=pass header.from=bank.test\r\n"
+                  "Authentication-Results: MX.EXAMPLE.TEST (forged in capitals); spf=pass\r\n"
+                  "Authentication-Results: relay.other.test; spf=pass smtp.mailfrom=t@bank.test\r\n")
+        signed = sign([{"msg": message("t@bank.test", "parsed"), "selector": "rsa",
+                        "domain": "bank.test", "key": keys["rsa"]}])[0]
+        send(s.port, "127.0.0.2", "t@bank.test", "alice@example.test", forged + signed)
+        # A logged-in user's message: auth=pass smtp.auth=USER.
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=60) as c:
+            c.login("alice@example.test", "checks-secret-1")
+            c.sendmail("alice@example.test", ["alice@example.test"], message("alice@example.test", "own"))
+        # Read back as a mail client reads it: over IMAP.
+        m = imaplib.IMAP4("127.0.0.1", s.ports["IMAP"], timeout=30)
+        m.login("alice@example.test", "checks-secret-1")
+        m.select("INBOX", readonly=True)
+        typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT AUTHENTICATION-RESULTS)])")
+        assert typ == "OK"
+        m.logout()
+        got = {}
+        for item in data:
+            if not isinstance(item, tuple):
+                continue
+            head = item[1].decode()
+            subject = re.search(r"^Subject: (.*?)\r$", head, re.M).group(1)
+            fields = re.findall(r"^Authentication-Results:(.*?)\r\n(?![ \t])", head, re.M | re.S)
+            got[subject] = fields
+        # Ours, and the other server's; both forgeries in our name gone.
+        assert len(got["parsed"]) == 2, got["parsed"]
+        parsed = subprocess.run([SYSTEM_PYTHON, "-c", AUTHRES], input=json.dumps(got["parsed"] + got["own"]),
+                                capture_output=True, text=True, timeout=60)
+        assert parsed.returncode == 0, parsed.stderr
+        ours, other, own = json.loads(parsed.stdout)
+        assert ours["id"] == "mx.example.test" and other["id"] == "relay.other.test"
+        methods = {r[0]: r for r in ours["results"]}
+        assert methods["spf"][1] == "pass" and methods["spf"][2]["smtp.mailfrom"] == "t@bank.test"
+        assert methods["dkim"][1] == "pass" and methods["dkim"][2]["header.d"] == "bank.test"
+        assert methods["dkim"][2]["header.s"] == "rsa" and len(methods["dkim"][2]["header.b"]) == 8
+        assert methods["dmarc"][1] == "pass" and methods["dmarc"][2]["header.from"] == "bank.test"
+        assert methods["iprev"][1] == "permerror" and methods["iprev"][2]["policy.iprev"] == "127.0.0.2"
+        assert methods["arc"][1] == "none"
+        assert own["results"] == [["auth", "pass", {"smtp.auth": "alice@example.test"}]]
+    finally:
+        s.stop()
