@@ -52,6 +52,7 @@ SPF_RECORDS = {
     "macro-lminus.spf.test": "v=spf1 exists:%{l1r-}.parts.spf.test -all",
     "macro-h.spf.test": "v=spf1 exists:%{h}.helo.spf.test -all",
     "macro-v.spf.test": "v=spf1 exists:%{v}.ver.spf.test -all",
+    "macro-p.spf.test": "v=spf1 exists:%{p}.valid.spf.test -all",
     "redirect.spf.test": "v=spf1 redirect=ip4.spf.test",
     "redirect-none.spf.test": "v=spf1 redirect=nothing.spf.test",
     "exp.spf.test": "v=spf1 -all exp=why.spf.test",
@@ -87,6 +88,7 @@ OTHER_RECORDS = [
     'lminus.parts.spf.test. A 127.0.0.2',
     'helo.client.test.helo.spf.test. A 127.0.0.2',
     'in-addr.ver.spf.test. A 127.0.0.2',
+    'host3.spf.test.valid.spf.test. A 127.0.0.2',
     'why.spf.test. TXT "%{i} is not one of the senders of %{d}"',
 ]
 PTRS = [
@@ -127,6 +129,8 @@ SPF_CASES = [
     ("x-lminus@macro-lminus.spf.test", "127.0.0.6", "client.test"),
     ("u@macro-h.spf.test", "127.0.0.6", "client.test"),
     ("u@macro-v.spf.test", "127.0.0.6", "client.test"),
+    ("u@macro-p.spf.test", "127.0.0.3", "client.test"),
+    ("u@macro-p.spf.test", "127.0.0.4", "client.test"),
     ("u@redirect.spf.test", "127.0.0.2", "client.test"),
     ("u@redirect.spf.test", "127.0.0.3", "client.test"),
     ("u@redirect-none.spf.test", "127.0.0.2", "client.test"),
@@ -185,6 +189,10 @@ def zone(records, extra=(), ptrs=()):
 def send(port, source, sender, rcpt, message, helo="client.test"):
     with smtplib.SMTP("127.0.0.1", port, timeout=60, local_hostname=helo,
                       source_address=(source, 0)) as c:
+        # The round trips a real client makes before MAIL: iprev (asked
+        # at connect, and %{p}'s name) is in by then.
+        c.ehlo()
+        c.noop()
         return c.sendmail(sender, [rcpt], message)
 
 

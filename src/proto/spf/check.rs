@@ -141,6 +141,8 @@ pub struct Check {
     helo: String,
     receiver: String,
     now: i64,
+    /// The client's validated name, for `%{p}`.
+    validated: Option<String>,
     frames: Vec<Frame>,
     /// How each frame was entered (one per frame).
     entries: Vec<Entry>,
@@ -185,6 +187,7 @@ impl Check {
             helo: helo.to_string(),
             receiver: receiver.to_string(),
             now,
+            validated: None,
             frames: Vec::new(),
             entries: Vec::new(),
             wait: None,
@@ -203,6 +206,14 @@ impl Check {
             false => check.done = Some(verdict(SpfResult::None)),
         }
         check
+    }
+
+    /// The client's validated name (its PTR name whose addresses
+    /// include it, RFC 7208 §5.5), which `%{p}` expands to; without
+    /// one, `%{p}` is `unknown` (§7.3).
+    pub fn validated(mut self, name: Option<String>) -> Check {
+        self.validated = name;
+        self
     }
 
     /// The question to ask next, or the verdict.
@@ -548,7 +559,7 @@ impl Check {
             domain,
             ip: self.ip,
             helo: &self.helo,
-            validated: None,
+            validated: self.validated.as_deref(),
             receiver: &self.receiver,
             now: self.now,
         }

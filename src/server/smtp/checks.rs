@@ -213,6 +213,11 @@ impl Server {
         checking.serial += 1;
         let sender = from.to_string();
         let helo = s.smtp.helo().to_string();
+        // %{p}: iprev's name, if it passed by now (it starts at connect).
+        let validated = match &s.checks.iprev {
+            Iprev::Done(v) if v.result == "pass" => v.name.clone(),
+            _ => None,
+        };
         let spf = match spf_on {
             false => Spf::Off,
             true => {
@@ -222,7 +227,8 @@ impl Server {
                     &helo,
                     hostname,
                     unix_now(),
-                );
+                )
+                .validated(validated);
                 let by_helo = sender.is_empty();
                 let domain = match by_helo {
                     true => helo.clone(),
