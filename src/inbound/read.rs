@@ -30,6 +30,9 @@ pub struct ToCheck {
     pub data: Vec<u8>,
     /// The body hash computed as it says (empty for a seal).
     pub body_hash: Vec<u8>,
+    /// The canonical body's whole length, to report what `l=` leaves
+    /// unsigned.
+    pub body_length: u64,
     /// A result known without the key (expired, and so on).
     pub early: Option<Outcome>,
 }
@@ -168,20 +171,25 @@ impl Hashes {
         }
     }
 
-    fn finish(self) -> Vec<(HashKind, [u8; 32])> {
+    fn finish(self) -> Vec<(HashKind, ([u8; 32], u64))> {
         self.asked
             .into_iter()
-            .map(|(k, h)| (k, h.finish()))
+            .map(|(k, h)| (k, h.finish_counted()))
             .collect()
     }
 }
 
 /// Each ready signature gets the hash computed as it asked.
-fn fill_body_hashes(reading: &mut Reading, sums: &[(HashKind, [u8; 32])]) {
+fn fill_body_hashes(
+    reading: &mut Reading,
+    sums: &[(HashKind, ([u8; 32], u64))],
+) {
     let fill = |c: &mut ToCheck| {
         let key = (c.sig.body_canon, c.sig.length);
-        if let Some((_, sum)) = sums.iter().find(|(k, _)| *k == key) {
+        if let Some((_, (sum, length))) = sums.iter().find(|(k, _)| *k == key)
+        {
             c.body_hash = sum.to_vec();
+            c.body_length = *length;
         }
     };
     for d in &mut reading.dkim {
@@ -220,6 +228,7 @@ fn dkim_entry(
         sig,
         data,
         body_hash: Vec::new(),
+        body_length: 0,
         early,
     }))
 }
@@ -261,6 +270,7 @@ fn arc_chain(index: &Index<'_>, hashes: &mut Hashes, now: i64) -> Arc {
         early: verify::check_times(&message, now),
         sig: message,
         body_hash: Vec::new(),
+        body_length: 0,
     });
     let seals = seals
         .into_iter()
@@ -270,6 +280,7 @@ fn arc_chain(index: &Index<'_>, hashes: &mut Hashes, now: i64) -> Arc {
             data: arc::seal_data(&sets, n + 1),
             sig: seal.sig,
             body_hash: Vec::new(),
+            body_length: 0,
             early: None,
         })
         .collect();

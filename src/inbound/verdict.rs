@@ -32,6 +32,9 @@ pub struct Dkim {
     pub selector: Option<String>,
     /// `b=` as written, for `header.b` (its first 8 characters).
     pub b: Option<String>,
+    /// `l=`, and the canonical body's whole length: what the signature
+    /// leaves unsigned is reported (RFC 6376 §8.2).
+    pub length: Option<(u64, u64)>,
 }
 
 /// The DMARC result.
@@ -240,6 +243,13 @@ impl Results {
 fn dkim_method(d: &Dkim) -> Method {
     let mut m = Method::new("dkim", d.outcome.name());
     m.reason = d.outcome.reason().map(str::to_string);
+    if let Some((signed, whole)) = d.length {
+        let l = format!("l={signed} of {whole} body octets");
+        m.reason = Some(match m.reason.take() {
+            Some(r) => format!("{r}; {l}"),
+            None => l,
+        });
+    }
     if let Some(domain) = &d.domain {
         m = m.with("header.d", domain.as_str());
     }

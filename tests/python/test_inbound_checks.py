@@ -269,7 +269,8 @@ for job in json.load(sys.stdin):
     canon = tuple(c.encode() for c in job.get("canon", ["relaxed", "relaxed"]))
     sig = dkim.sign(msg, job["selector"].encode(), job["domain"].encode(), key,
                     canonicalize=canon, signature_algorithm=alg,
-                    include_headers=[b"from", b"to", b"subject", b"date"])
+                    include_headers=[b"from", b"to", b"subject", b"date"],
+                    length=job.get("length", False))
     out.append((sig + msg).decode())
 print(json.dumps(out))
 """
@@ -359,9 +360,13 @@ def test_dkim_signatures_from_dkimpy_verify(tmp_path, mail_dns):
          "ed": True, "canon": ["relaxed", "simple"]},
         {"msg": message(frm, "tampered"), "selector": "rsa", "domain": "bank.test", "key": keys["rsa"]},
         {"msg": message(frm, "missing key"), "selector": "gone", "domain": "bank.test", "key": keys["rsa"]},
+        {"msg": message(frm, "length"), "selector": "rsa", "domain": "bank.test", "key": keys["rsa"],
+         "length": True},
     ]
     signed = sign(jobs)
     signed[4] = signed[4].replace("See you", "Meet me")
+    # l=: text added below the signed body still passes, and is reported.
+    signed[6] += "Unsigned postscript.\r\n"
     # Two signatures: Ed25519 over RSA.
     two = sign([{"msg": message(frm, "two"), "selector": "rsa", "domain": "bank.test", "key": keys["rsa"]}])[0]
     signed.append(sign([{"msg": two, "selector": "ed", "domain": "bank.test", "key": keys["ed"],
@@ -379,6 +384,9 @@ def test_dkim_signatures_from_dkimpy_verify(tmp_path, mail_dns):
         assert "dkim=fail (body hash did not verify) header.d=bank.test" in ar["tampered"]
         assert "dkim=permerror (no key record) header.d=bank.test header.s=gone" in ar["missing key"]
         assert len(re.findall(r"dkim=pass", ar["two"])) == 2, ar["two"]
+        assert re.search(r"dkim=pass \(l=(\d+) of (\d+) body octets\)", ar["length"]), ar["length"]
+        signed_len, whole = map(int, re.search(r"l=(\d+) of (\d+)", ar["length"]).groups())
+        assert whole - signed_len == len("Unsigned postscript.\r\n")
         assert "dmarc=pass" in ar["rsa relaxed"]
     finally:
         s.stop()

@@ -72,6 +72,7 @@ fn the_field_says_what_was_done() {
         domain: Some("bank.example".into()),
         selector: Some("s1".into()),
         b: Some("abcdefghijkl".into()),
+        length: None,
     }]);
     let f = r.field("mx.example.org", &Disposition::Junk("x".into()));
     assert_eq!(
@@ -88,6 +89,21 @@ fn the_field_says_what_was_done() {
     assert_eq!(
         user.field("mx", &Disposition::Inbox),
         "Authentication-Results: mx;\n\tauth=pass smtp.auth=alice@example.org\n"
+    );
+    let limited = Results {
+        dkim: Some(vec![Dkim {
+            outcome: Outcome::Pass,
+            domain: Some("d.example".into()),
+            selector: None,
+            b: None,
+            length: Some((120, 4000)),
+        }]),
+        ..Results::default()
+    };
+    assert!(
+        limited.field("mx", &Disposition::Inbox).contains(
+            "dkim=pass (l=120 of 4000 body octets) header.d=d.example"
+        )
     );
     let unsigned = Results {
         dkim: Some(vec![]),

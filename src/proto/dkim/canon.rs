@@ -78,8 +78,9 @@ pub struct BodyHash {
     canon: Canon,
     /// Octets still to hash under `l=`, if any.
     left: Option<u64>,
-    /// Octets hashed.
-    hashed: u64,
+    /// Canonical octets, counted before any limit (what `l=` leaves
+    /// out is reported).
+    total: u64,
     /// The line not yet ended (relaxed: canonical so far).
     line: Vec<u8>,
     /// Relaxed: white space seen and not yet written.
@@ -103,7 +104,7 @@ impl BodyHash {
             ctx: Context::new(&SHA256),
             canon,
             left: limit,
-            hashed: 0,
+            total: 0,
             line: Vec::new(),
             space: false,
             partial: false,
@@ -188,6 +189,7 @@ impl BodyHash {
     }
 
     fn emit(&mut self, data: &[u8]) {
+        self.total += data.len() as u64;
         let data = match self.left {
             Some(left) => {
                 let n = (data.len() as u64).min(left) as usize;
@@ -196,13 +198,7 @@ impl BodyHash {
             }
             None => data,
         };
-        self.hashed += data.len() as u64;
         self.ctx.update(data);
-    }
-
-    /// Canonical octets hashed so far (under any limit).
-    pub fn hashed(&self) -> u64 {
-        self.hashed
     }
 
     /// The SHA-256 of the canonical body.
@@ -210,20 +206,21 @@ impl BodyHash {
         self.finish_counted().0
     }
 
-    /// The SHA-256 of the canonical body, and its length.
+    /// The SHA-256 of the canonical body, and the canonical body's whole
+    /// length (past any limit).
     pub fn finish_counted(mut self) -> ([u8; 32], u64) {
         if !self.line.is_empty() || self.partial {
             // A last line without its line end gets one (RFC 6376 3.4.4).
             self.end_line();
         }
-        if self.canon == Canon::Simple && self.hashed == 0 {
+        if self.canon == Canon::Simple && self.total == 0 {
             // Simple: an empty body is one CRLF (3.4.3).
             self.blank = 0;
             self.emit(b"\r\n");
         }
         let mut out = [0u8; 32];
         out.copy_from_slice(self.ctx.finish().as_ref());
-        (out, self.hashed)
+        (out, self.total)
     }
 }
 
@@ -280,6 +277,9 @@ mod tests {
             sha(b"ab\r")
         );
         assert_eq!(hash_as(Canon::Simple, Some(0), b"abc\n"), sha(b""));
+        let mut counted = BodyHash::new(Canon::Relaxed, Some(3));
+        counted.update(b"ab  \ncd\n\n");
+        assert_eq!(counted.finish_counted(), (sha(b"ab\r"), 8));
         // Header fields, simple: as written, CRLF line ends.
         assert_eq!(
             header_as(Canon::Simple, b"B : Y\t\n\tZ  \n"),

@@ -396,6 +396,7 @@ impl Server {
                             domain: Some(c.sig.domain.clone()),
                             selector: Some(c.sig.selector.clone()),
                             b: Some(c.sig.b_text.clone()),
+                            length: c.sig.length.map(|l| (l, c.body_length)),
                         };
                         end.dkim.push((meta, Some(end.items.len())));
                         end.items.push(*c);
@@ -406,6 +407,7 @@ impl Server {
                             domain,
                             selector: None,
                             b: None,
+                            length: None,
                         };
                         end.dkim.push((meta, None));
                     }
