@@ -1,7 +1,8 @@
 //! The content pipeline a folder's messages meet, shared by the
 //! whole-message targets: MIME, ENVELOPE, BODYSTRUCTURE, header and
 //! text SEARCH, SORT on every key, and THREAD by both algorithms, over
-//! a small folder of the messages given.
+//! a small folder of the messages given; and, as SMTP takes each one
+//! in, the checks' reading (signatures, body hashes, From, ARC).
 
 use postling::proto::imap::args::Args;
 use postling::proto::imap::fetch::parse_items;
@@ -58,6 +59,12 @@ pub fn run(msgs: &[&[u8]]) {
         for k in &keys {
             matcher::matches(k, &facts, Some(content));
         }
+        let mut stored = postling::store::content::Content::in_memory(
+            msg.to_vec(),
+            std::time::SystemTime::UNIX_EPOCH,
+        );
+        postling::inbound::read::read(&mut stored, 0, "mx.example", true, 0)
+            .expect("in memory, reading cannot fail");
         let head = mime::split(msg).0;
         let size = msg.len() as u64;
         sorted.push((n, n, sort::values(&criteria, head, size, 0)));
