@@ -1,4 +1,6 @@
-//! Parser throughput: SMTP command lines and the DATA scanner (MB/s).
+//! Parser throughput: SMTP command lines and the DATA scanner (MB/s);
+//! what checking a message from a stranger costs: the helper's reading
+//! (header, body hash) and one signature's check, RSA 2048 and Ed25519.
 //! `make bench` runs these; `make bench-smtp` compares the whole server
 //! with Postfix.
 
@@ -67,5 +69,70 @@ fn data_scanner(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commands, data_scanner);
+/// A 2 KiB message as the spool holds it (LF line ends), signed.
+fn signed_message(key: postling::proto::dkim::sign::Key) -> (Vec<u8>, String) {
+    use postling::proto::dkim::canon::BodyHash;
+    let head = b"From: Sender <s@remote.test>\nTo: b@example.test\nSubject: figures\n\
+Date: Sun, 06 Dec 2026 10:00:00 +0000\nMessage-ID: <bench@remote.test>\n";
+    let body =
+        b"The quarterly figures are attached; the board meets on Thursday.\n"
+            .repeat(30);
+    let mut bh = BodyHash::default();
+    bh.update(&body);
+    let record = key.dns_record();
+    let signer = postling::proto::dkim::sign::Signer {
+        domain: "remote.test".into(),
+        selector: "s".into(),
+        key,
+    };
+    let field = signer
+        .sign(head, &bh.finish(), 1_800_000_000)
+        .expect("signs");
+    let msg = [field.as_bytes(), head, b"\n", &body].concat();
+    (msg, record)
+}
+
+fn checks(c: &mut Criterion) {
+    use postling::inbound::read;
+    use postling::proto::dkim::sign::{Key, new_ed25519, to_pem};
+    use postling::proto::dkim::tags;
+    use postling::store::content::Content;
+    let rsa = Key::from_pem(include_str!("dkim-bench-rsa2048.pem"))
+        .expect("the bench key");
+    let ed =
+        Key::from_pem(&to_pem("PRIVATE KEY", &new_ed25519().expect("a key")))
+            .expect("reads");
+    let mut group = c.benchmark_group("checks");
+    for (name, key) in [("rsa2048", rsa), ("ed25519", ed)] {
+        let (msg, record) = signed_message(key);
+        let key = tags::key(&record).expect("key");
+        let reading = || {
+            let mut content =
+                Content::in_memory(msg.clone(), std::time::UNIX_EPOCH);
+            read::read(&mut content, 0, "mx.example.test", true, 1_800_000_000)
+                .expect("reads")
+        };
+        group.bench_function(
+            format!("read 2 KiB message, {name} signature"),
+            |b| b.iter(|| black_box(reading())),
+        );
+        group.bench_function(format!("verify {name}"), |b| {
+            b.iter_batched(
+                || match reading().dkim.pop() {
+                    Some(read::Dkim::Ready(c)) => vec![(*c, Ok(key.clone()))],
+                    _ => panic!("no signature"),
+                },
+                |items| {
+                    let outcomes = read::check_all(items);
+                    assert_eq!(outcomes[0].name(), "pass");
+                    outcomes
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, commands, data_scanner, checks);
 criterion_main!(benches);
