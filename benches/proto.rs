@@ -109,8 +109,17 @@ fn checks(c: &mut Criterion) {
         let reading = || {
             let mut content =
                 Content::in_memory(msg.clone(), std::time::UNIX_EPOCH);
-            read::read(&mut content, 0, "mx.example.test", true, 1_800_000_000)
-                .expect("reads")
+            read::read(
+                &mut content,
+                0,
+                "mx.example.test",
+                read::Wanted {
+                    dkim: true,
+                    arc: true,
+                },
+                1_800_000_000,
+            )
+            .expect("reads")
         };
         group.bench_function(
             format!("read 2 KiB message, {name} signature"),

@@ -10,6 +10,7 @@ use crate::proto::arc;
 use crate::proto::authres;
 use crate::proto::dkim::canon::{BodyHash, Canon};
 use crate::proto::dkim::fields::{self, Index};
+use crate::proto::dkim::tags::Key;
 use crate::proto::dkim::verify::{self, Kind, Outcome, Signature};
 use crate::proto::imap::structure;
 use crate::store::content::Content;
@@ -59,6 +60,13 @@ pub enum Arc {
     },
 }
 
+/// Which signatures are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub dkim: bool,
+    pub arc: bool,
+}
+
 /// What the checks need of the message.
 #[derive(Debug)]
 pub struct Reading {
@@ -76,7 +84,7 @@ pub fn read(
     content: &mut Content,
     trace: u64,
     ours: &str,
-    signatures: bool,
+    wanted: Wanted,
     now: i64,
 ) -> std::io::Result<Reading> {
     content.finish()?;
@@ -97,16 +105,17 @@ pub fn read(
         .map(|f| (offset(f), offset(f) + f.len() as u64))
         .collect();
     let mut hashes = Hashes::default();
-    let (dkim, arc) = match signatures {
-        true => (
-            index
-                .all("dkim-signature")
-                .take(MAX_SIGNATURES)
-                .map(|field| dkim_entry(field, &index, &mut hashes, now))
-                .collect(),
-            arc_chain(&index, &mut hashes, now),
-        ),
-        false => (Vec::new(), Arc::None),
+    let dkim = match wanted.dkim {
+        true => index
+            .all("dkim-signature")
+            .take(MAX_SIGNATURES)
+            .map(|field| dkim_entry(field, &index, &mut hashes, now))
+            .collect(),
+        false => Vec::new(),
+    };
+    let arc = match wanted.arc {
+        true => arc_chain(&index, &mut hashes, now),
+        false => Arc::None,
     };
     // The body: the rest of what was read, then the rest of the file.
     let body_from = (start + end + blank_len(&own[end..])).min(buf.len());
@@ -313,17 +322,84 @@ fn from_domain(index: &Index<'_>) -> Result<String, &'static str> {
 
 /// Checks each signature with its key (or the reason it has none).
 /// Runs on a helper: RSA up to 8192 bits is not for the loop.
-pub fn check_all(
-    items: Vec<(ToCheck, Result<crate::proto::dkim::tags::Key, Outcome>)>,
-) -> Vec<Outcome> {
-    items
-        .into_iter()
-        .map(|(c, key)| match (c.early, key) {
-            (Some(o), _) => o,
-            (None, Err(o)) => o,
-            (None, Ok(key)) => {
-                verify::check(&c.sig, &key, &c.body_hash, &c.data)
+pub fn check_all(items: Vec<(ToCheck, Result<Key, Outcome>)>) -> Vec<Outcome> {
+    items.iter().map(|(c, key)| check_one(c, key)).collect()
+}
+
+/// Checks one signature with its key (or the reason it has none).
+pub fn check_one(c: &ToCheck, key: &Result<Key, Outcome>) -> Outcome {
+    match (c.early, key) {
+        (Some(o), _) => o,
+        (None, Err(o)) => *o,
+        (None, Ok(key)) => verify::check(&c.sig, key, &c.body_hash, &c.data),
+    }
+}
+
+impl Reading {
+    /// The signatures to check, in the order the loop lists them: each
+    /// DKIM signature read, then ARC's message signature and seals.
+    pub fn items(&self) -> impl Iterator<Item = &ToCheck> {
+        let dkim = self.dkim.iter().filter_map(|d| match d {
+            Dkim::Ready(c) => Some(&**c),
+            Dkim::Broken(..) => None,
+        });
+        let arc: Vec<&ToCheck> = match &self.arc {
+            Arc::Chain { message, seals } => {
+                std::iter::once(&**message).chain(seals).collect()
             }
-        })
-        .collect()
+            _ => Vec::new(),
+        };
+        dkim.chain(arc)
+    }
+}
+
+/// What the loop looks up for a message, read from its header alone
+/// (`head`: our trace fields, then the message's header to its empty
+/// line): each key record name, and the From domain. None if `head`
+/// has no empty line (the header went on past what was kept).
+pub fn preview(head: &[u8], trace: usize, wanted: Wanted) -> Option<Preview> {
+    let own = head.get(trace..)?;
+    let end = header_end(own);
+    if end == own.len() {
+        return None;
+    }
+    let index = Index::new(fields::split(&own[..end]));
+    let mut keys: Vec<String> = Vec::new();
+    let mut add = |sig: Result<Signature, &'static str>| {
+        if let Ok(sig) = sig {
+            let name = sig.key_name();
+            if !keys.contains(&name) {
+                keys.push(name);
+            }
+        }
+    };
+    fn text(f: &[u8]) -> Result<&str, &'static str> {
+        std::str::from_utf8(fields::value(f)).map_err(|_| "not ASCII")
+    }
+    if wanted.dkim {
+        for field in index.all("dkim-signature").take(MAX_SIGNATURES) {
+            add(text(field).and_then(|v| verify::parse(v, Kind::Dkim)));
+        }
+    }
+    if wanted.arc
+        && let Ok(sets) = arc::sets(&index)
+        && let Some(newest) = sets.last()
+    {
+        add(text(newest.message)
+            .and_then(|v| verify::parse(v, Kind::ArcMessage)));
+        for set in &sets {
+            add(text(set.seal).and_then(|v| arc::parse_seal(v).map(|s| s.sig)));
+        }
+    }
+    Some(Preview {
+        keys,
+        from: from_domain(&index),
+    })
+}
+
+/// What [`preview`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub keys: Vec<String>,
+    pub from: Result<String, &'static str>,
 }

@@ -362,6 +362,12 @@ def test_dkim_signatures_from_dkimpy_verify(tmp_path, mail_dns):
         {"msg": message(frm, "missing key"), "selector": "gone", "domain": "bank.test", "key": keys["rsa"]},
         {"msg": message(frm, "length"), "selector": "rsa", "domain": "bank.test", "key": keys["rsa"],
          "length": True},
+        # Spooled to a file (past 32 KiB): its header is kept for the lookups.
+        {"msg": message(frm, "big body", "A line of the report.\r\n" * 8000), "selector": "ed",
+         "domain": "bank.test", "key": keys["ed"], "ed": True},
+        # A header past what is kept: read by the helper first, then the keys.
+        {"msg": "".join(f"X-Trace-{i}: {'t' * 60}\r\n" for i in range(700)) + message(frm, "big header"),
+         "selector": "rsa", "domain": "bank.test", "key": keys["rsa"]},
     ]
     signed = sign(jobs)
     signed[4] = signed[4].replace("See you", "Meet me")
@@ -388,6 +394,8 @@ def test_dkim_signatures_from_dkimpy_verify(tmp_path, mail_dns):
         signed_len, whole = map(int, re.search(r"l=(\d+) of (\d+)", ar["length"]).groups())
         assert whole - signed_len == len("Unsigned postscript.\r\n")
         assert "dmarc=pass" in ar["rsa relaxed"]
+        assert "dkim=pass header.d=bank.test header.s=ed" in ar["big body"], ar["big body"]
+        assert "dkim=pass header.d=bank.test header.s=rsa" in ar["big header"], ar["big header"]
     finally:
         s.stop()
 

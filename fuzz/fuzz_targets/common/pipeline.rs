@@ -63,7 +63,7 @@ pub fn run(msgs: &[&[u8]]) {
             msg.to_vec(),
             std::time::SystemTime::UNIX_EPOCH,
         );
-        postling::inbound::read::read(&mut stored, 0, "mx.example", true, 0)
+        postling::inbound::read::read(&mut stored, 0, "mx.example", postling::inbound::read::Wanted { dkim: true, arc: true }, 0)
             .expect("in memory, reading cannot fail");
         let head = mime::split(msg).0;
         let size = msg.len() as u64;

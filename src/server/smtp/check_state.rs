@@ -84,6 +84,8 @@ pub struct End {
     pub content: Option<Content>,
     /// Where our trace fields end, and where Received starts.
     pub trace: (u64, u64),
+    /// The signatures read (a stranger's, and the checks on).
+    pub wanted: crate::inbound::read::Wanted,
     /// The From domain, forged ranges, signatures' names.
     pub from: Result<String, &'static str>,
     pub forged: Vec<(u64, u64)>,
@@ -100,6 +102,9 @@ pub struct End {
     pub dmarc: DmarcLookup,
     pub outcomes: Option<Vec<Outcome>>,
     pub stage: Stage,
+    /// The key names came from the header on the loop: the helper
+    /// reads the message once they are in, and checks it in the same trip.
+    pub unread: bool,
     pub late: bool,
 }
 

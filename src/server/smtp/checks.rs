@@ -18,7 +18,7 @@ use log::{info, warn};
 
 use crate::config::inbound::Inbound;
 use crate::deliver::HeaderEdit;
-use crate::inbound::read::{self, Reading, ToCheck};
+use crate::inbound::read::{self, Reading, ToCheck, Wanted};
 use crate::inbound::verdict::{self, Disposition, Results};
 use crate::proto::dkim::tags::Key;
 use crate::proto::dkim::verify::Outcome;
@@ -29,7 +29,7 @@ use crate::server::Server;
 use crate::server::base::conn::Phase;
 use crate::server::base::pool::Pool;
 use crate::server::base::timer::Timer;
-use crate::store::content::Content;
+use crate::store::content::{Content, Stored};
 use crate::util::logsafe::Quoted;
 
 use super::check_state::{
@@ -65,13 +65,24 @@ impl Default for Placement {
 
 /// Work for a checks helper.
 pub enum Job {
+    /// Read the message (its key names were not known on the loop).
     Read {
         key: (usize, u64),
         content: Content,
         trace: u64,
         ours: String,
-        signatures: bool,
+        wanted: Wanted,
         now: i64,
+    },
+    /// Read the message and check its signatures with these keys.
+    Check {
+        key: (usize, u64),
+        content: Content,
+        trace: u64,
+        ours: String,
+        wanted: Wanted,
+        now: i64,
+        keys: Vec<(String, Result<Key, Outcome>)>,
     },
     Verify {
         key: (usize, u64),
@@ -90,6 +101,12 @@ pub enum Done {
         key: (usize, u64),
         outcomes: Vec<Outcome>,
     },
+    Checked {
+        key: (usize, u64),
+        content: Content,
+        reading: io::Result<Reading>,
+        outcomes: Vec<Outcome>,
+    },
 }
 
 fn work(jobs: Vec<Job>) -> Vec<Done> {
@@ -103,18 +120,41 @@ fn guarded_work(job: Job) -> Done {
             mut content,
             trace,
             ours,
-            signatures,
+            wanted,
             now,
         } => {
-            let reading = crate::util::contain::guarded(
-                || "checks helper: reading".to_string(),
-                || read::read(&mut content, trace, &ours, signatures, now),
-            )
-            .unwrap_or_else(|| Err(io::Error::other("internal error")));
+            let reading =
+                guarded_read(&mut content, trace, &ours, wanted, now);
             Done::Read {
                 key,
                 content,
                 reading,
+            }
+        }
+        Job::Check {
+            key,
+            mut content,
+            trace,
+            ours,
+            wanted,
+            now,
+            keys,
+        } => {
+            let reading =
+                guarded_read(&mut content, trace, &ours, wanted, now);
+            let outcomes = match &reading {
+                Ok(r) => crate::util::contain::guarded(
+                    || "checks helper: verifying".to_string(),
+                    || check_with(r, &keys),
+                )
+                .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            Done::Checked {
+                key,
+                content,
+                reading,
+                outcomes,
             }
         }
         Job::Verify { key, items } => {
@@ -127,6 +167,39 @@ fn guarded_work(job: Job) -> Done {
             Done::Verify { key, outcomes }
         }
     }
+}
+
+fn guarded_read(
+    content: &mut Content,
+    trace: u64,
+    ours: &str,
+    wanted: Wanted,
+    now: i64,
+) -> io::Result<Reading> {
+    crate::util::contain::guarded(
+        || "checks helper: reading".to_string(),
+        || read::read(content, trace, ours, wanted, now),
+    )
+    .unwrap_or_else(|| Err(io::Error::other("internal error")))
+}
+
+/// Each signature read, checked with the key of its name.
+fn check_with(
+    reading: &Reading,
+    keys: &[(String, Result<Key, Outcome>)],
+) -> Vec<Outcome> {
+    let missing = Err(Outcome::TempError("key not looked up"));
+    reading
+        .items()
+        .map(|c| {
+            let name = c.sig.key_name();
+            let key = keys
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(&missing, |(_, k)| k);
+            read::check_one(c, key)
+        })
+        .collect()
 }
 
 /// The checks' state in the loop: settings, the Public Suffix List,
@@ -261,15 +334,23 @@ impl Server {
     ) {
         self.watch_transaction(slot);
         let ours = self.services.config.hostname.clone();
+        let Some(generation) = self.core.conn(slot).map(|c| c.generation)
+        else {
+            return;
+        };
+        let key = (slot, generation);
+        self.core
+            .timers
+            .add(Instant::now() + CHECKS_WAIT, Timer::Checks, key);
         let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
-        let key = (slot, conn.generation);
         let Some(s) = conn.session.as_smtp() else {
             return;
         };
         let stranger = envelope.user.is_none();
         let trace = s.spool.trace();
+        let head = s.spool.take_head();
         let content = match s.spool.take() {
             Ok(c) => c,
             Err(f) => {
@@ -281,6 +362,30 @@ impl Server {
                 );
             }
         };
+        let Some(checking) = &self.smtp.checking else {
+            // Never so: submit checks only when checking is on.
+            return self.store(
+                slot,
+                envelope,
+                Ok(content),
+                Placement::default(),
+            );
+        };
+        let on = checking.cfg.checks;
+        let wanted = Wanted {
+            dkim: stranger && on.dkim,
+            arc: stranger && on.arc,
+        };
+        // The names to look up, from the header on the loop (cheap and
+        // capped): then the helper reads and checks in one trip.
+        let preview = match &content.stored {
+            Stored::Memory(bytes) => {
+                read::preview(bytes, trace.0 as usize, wanted)
+            }
+            Stored::File { .. } => {
+                read::preview(&head, trace.0 as usize, wanted)
+            }
+        };
         // A logged-in user's message: only the Authentication-Results.
         let txn = s.checks.txn.get_or_insert_with(|| {
             Box::new(TxnChecks {
@@ -290,10 +395,11 @@ impl Server {
                 end: None,
             })
         });
-        txn.end = Some(Box::new(End {
+        let mut end = Box::new(End {
             envelope: Box::new(envelope),
             content: None,
             trace,
+            wanted,
             from: Err("not read"),
             forged: Vec::new(),
             items: Vec::new(),
@@ -304,22 +410,33 @@ impl Server {
             dmarc: DmarcLookup::Off,
             outcomes: None,
             stage: Stage::Reading,
+            unread: false,
             late: false,
-        }));
-        self.core
-            .timers
-            .add(Instant::now() + CHECKS_WAIT, Timer::Checks, key);
-        if let Some(checking) = &self.smtp.checking {
-            let on = checking.cfg.checks;
+        });
+        let Some(preview) = preview else {
+            txn.end = Some(end);
             checking.pool.send(Job::Read {
                 key,
                 content,
                 trace: trace.0,
                 ours,
-                signatures: stranger && (on.dkim || on.arc),
+                wanted,
                 now: unix_now(),
             });
+            return;
+        };
+        end.keys = preview.keys.into_iter().map(|n| (n, None)).collect();
+        end.from = preview.from;
+        if stranger
+            && on.dmarc
+            && let Ok(from) = &end.from
+        {
+            end.dmarc = DmarcLookup::Asking(from.clone());
         }
+        end.content = Some(content);
+        end.unread = true;
+        txn.end = Some(end);
+        self.ask_and_progress(key);
     }
 
     /// Results from the checks helpers.
@@ -335,6 +452,12 @@ impl Server {
                     content,
                     reading,
                 } => self.message_read(key, content, reading),
+                Done::Checked {
+                    key,
+                    content,
+                    reading,
+                    outcomes,
+                } => self.message_checked(key, content, reading, outcomes),
                 Done::Verify { key, outcomes } => {
                     if let Some(end) = self.end_of(key) {
                         end.outcomes = Some(outcomes);
@@ -364,83 +487,15 @@ impl Server {
         content: Content,
         reading: io::Result<Reading>,
     ) {
-        let (dkim_on, arc_on, dmarc_on) = match &self.smtp.checking {
-            Some(c) => {
-                (c.cfg.checks.dkim, c.cfg.checks.arc, c.cfg.checks.dmarc)
-            }
-            None => return,
-        };
         let Some(end) = self.end_of(key) else {
             return; // the client left: the content goes
         };
         end.content = Some(content);
         let reading = match reading {
             Ok(r) => r,
-            Err(e) => {
-                // Decided with what there is: its signatures unchecked.
-                warn!(target: LOG_TARGET, "id={} reading the message for its checks: {e}", end.envelope.id);
-                end.stage = Stage::Deciding;
-                end.outcomes = Some(Vec::new());
-                return self.checks_progress(key);
-            }
+            Err(e) => return self.unreadable(key, e),
         };
-        let stranger = end.envelope.user.is_none();
-        end.from = reading.from_domain;
-        end.forged = reading.forged;
-        if stranger && dkim_on {
-            for d in reading.dkim {
-                match d {
-                    read::Dkim::Ready(c) => {
-                        let meta = verdict::Dkim {
-                            outcome: Outcome::TempError("not checked"),
-                            domain: Some(c.sig.domain.clone()),
-                            selector: Some(c.sig.selector.clone()),
-                            b: Some(c.sig.b_text.clone()),
-                            length: c.sig.length.map(|l| (l, c.body_length)),
-                        };
-                        end.dkim.push((meta, Some(end.items.len())));
-                        end.items.push(*c);
-                    }
-                    read::Dkim::Broken(why, domain) => {
-                        let meta = verdict::Dkim {
-                            outcome: Outcome::PermError(why),
-                            domain,
-                            selector: None,
-                            b: None,
-                            length: None,
-                        };
-                        end.dkim.push((meta, None));
-                    }
-                }
-            }
-        }
-        if stranger && arc_on {
-            end.arc = Some(match reading.arc {
-                read::Arc::None => ArcState::Known(verdict::Arc {
-                    result: "none",
-                    reason: None,
-                    sealer: None,
-                }),
-                read::Arc::Broken(why) => ArcState::Known(verdict::Arc {
-                    result: "fail",
-                    reason: Some(why),
-                    sealer: None,
-                }),
-                read::Arc::Chain { message, seals } => {
-                    let newest = seals
-                        .first()
-                        .map(|s| (s.sig.domain.clone(), s.sig.instance));
-                    let first = end.items.len();
-                    end.items.push(*message);
-                    end.items.extend(seals);
-                    ArcState::Items {
-                        first,
-                        count: end.items.len() - first,
-                        sealer: newest.unwrap_or_default(),
-                    }
-                }
-            });
-        }
+        absorb(end, reading);
         // Each key record name once.
         for item in &end.items {
             let name = item.sig.key_name();
@@ -453,13 +508,62 @@ impl Server {
             };
             end.item_keys.push(at);
         }
-        if stranger
+        let dmarc_on = self
+            .smtp
+            .checking
+            .as_ref()
+            .is_some_and(|c| c.cfg.checks.dmarc);
+        let Some(end) = self.end_of(key) else {
+            return;
+        };
+        if end.envelope.user.is_none()
             && dmarc_on
             && let Ok(from) = &end.from
         {
             end.dmarc = DmarcLookup::Asking(from.clone());
         }
-        end.stage = Stage::Asking;
+        self.ask_and_progress(key);
+    }
+
+    /// The helper read the message and checked its signatures.
+    fn message_checked(
+        &mut self,
+        key: (usize, u64),
+        content: Content,
+        reading: io::Result<Reading>,
+        outcomes: Vec<Outcome>,
+    ) {
+        let Some(end) = self.end_of(key) else {
+            return;
+        };
+        end.content = Some(content);
+        let reading = match reading {
+            Ok(r) => r,
+            Err(e) => return self.unreadable(key, e),
+        };
+        absorb(end, reading);
+        end.outcomes = Some(outcomes);
+        end.stage = Stage::Deciding;
+        self.checks_progress(key);
+    }
+
+    /// The message could not be read: decided with what there is, its
+    /// signatures unchecked.
+    fn unreadable(&mut self, key: (usize, u64), e: io::Error) {
+        if let Some(end) = self.end_of(key) {
+            warn!(target: LOG_TARGET, "id={} reading the message for its checks: {e}", end.envelope.id);
+            end.stage = Stage::Deciding;
+            end.outcomes = Some(Vec::new());
+        }
+        self.checks_progress(key);
+    }
+
+    /// Asks every key and the DMARC record, then goes as far as the
+    /// answers (some from the cache at once) allow.
+    fn ask_and_progress(&mut self, key: (usize, u64)) {
+        if let Some(end) = self.end_of(key) {
+            end.stage = Stage::Asking;
+        }
         self.start_lookups(key);
         if let Some(end) = self.end_of(key)
             && end.stage == Stage::Asking
@@ -503,6 +607,10 @@ impl Server {
                 if !keys_in && !late {
                     return;
                 }
+                end.stage = Stage::Verifying;
+                if end.unread {
+                    return self.send_check(key);
+                }
                 let items = std::mem::take(&mut end.items);
                 let pairs = items
                     .into_iter()
@@ -528,6 +636,48 @@ impl Server {
             return;
         }
         self.decide(slot);
+    }
+
+    /// The keys are in: the message goes to the helper, to be read and
+    /// its signatures checked.
+    fn send_check(&mut self, key: (usize, u64)) {
+        let ours = self.services.config.hostname.clone();
+        let Some(checking) = &self.smtp.checking else {
+            return;
+        };
+        let Some(end) = self
+            .core
+            .conn_mut(key.0)
+            .filter(|c| c.generation == key.1)
+            .and_then(|c| c.session.as_smtp())
+            .and_then(|s| s.checks.txn.as_mut())
+            .and_then(|t| t.end.as_deref_mut())
+        else {
+            return;
+        };
+        let Some(content) = end.content.take() else {
+            return;
+        };
+        end.unread = false;
+        let keys = end
+            .keys
+            .iter()
+            .map(|(n, k)| {
+                let k = k.clone().unwrap_or(Err(Outcome::TempError(
+                    "key lookup timed out",
+                )));
+                (n.clone(), k)
+            })
+            .collect();
+        checking.pool.send(Job::Check {
+            key,
+            content,
+            trace: end.trace.0,
+            ours,
+            wanted: end.wanted,
+            now: unix_now(),
+            keys,
+        });
     }
 
     /// Everything is in (or late): the verdict, then the reply or the
@@ -600,6 +750,66 @@ impl Server {
         };
         self.store(slot, envelope, Ok(content), placement);
     }
+}
+
+/// Takes in what the helper read: the From domain, forged fields, and
+/// each signature, listed as the loop tracks them.
+fn absorb(end: &mut End, reading: Reading) {
+    end.from = reading.from_domain;
+    end.forged = reading.forged;
+    for d in reading.dkim {
+        match d {
+            read::Dkim::Ready(c) => {
+                let meta = verdict::Dkim {
+                    outcome: Outcome::TempError("not checked"),
+                    domain: Some(c.sig.domain.clone()),
+                    selector: Some(c.sig.selector.clone()),
+                    b: Some(c.sig.b_text.clone()),
+                    length: c.sig.length.map(|l| (l, c.body_length)),
+                };
+                end.dkim.push((meta, Some(end.items.len())));
+                end.items.push(*c);
+            }
+            read::Dkim::Broken(why, domain) => {
+                let meta = verdict::Dkim {
+                    outcome: Outcome::PermError(why),
+                    domain,
+                    selector: None,
+                    b: None,
+                    length: None,
+                };
+                end.dkim.push((meta, None));
+            }
+        }
+    }
+    if !end.wanted.arc {
+        return;
+    }
+    end.arc = Some(match reading.arc {
+        read::Arc::None => ArcState::Known(verdict::Arc {
+            result: "none",
+            reason: None,
+            sealer: None,
+        }),
+        read::Arc::Broken(why) => ArcState::Known(verdict::Arc {
+            result: "fail",
+            reason: Some(why),
+            sealer: None,
+        }),
+        read::Arc::Chain { message, seals } => {
+            let newest = seals
+                .first()
+                .map(|s| (s.sig.domain.clone(), s.sig.instance));
+            let first = end.items.len();
+            end.items.push(*message);
+            end.items.extend(seals);
+            ArcState::Items {
+                first,
+                count: end.items.len() - first,
+                sealer: newest.unwrap_or_default(),
+            }
+        }
+    });
 }
 
 /// The results, from what was gathered; what is still unanswered (the

@@ -129,7 +129,14 @@ pub struct Spool {
     failed: Option<io::Error>,
     /// Our trace fields' length, and where Received starts among them.
     trace: (u64, u64),
+    /// A spooled message's header (trace fields too), kept when its
+    /// first piece goes to a file, if it ends within [`HEAD_KEPT`]: the
+    /// checks read the names they look up from it on the loop.
+    head: Vec<u8>,
 }
+
+/// The most of a spooled message's header kept in memory.
+pub const HEAD_KEPT: usize = 32 * 1024;
 
 impl Spool {
     /// An empty spool for the connection `key`.
@@ -148,6 +155,7 @@ impl Spool {
             received: SystemTime::UNIX_EPOCH,
             failed: None,
             trace: (0, 0),
+            head: Vec::new(),
         }
     }
 
@@ -207,6 +215,12 @@ impl Spool {
         self.trace
     }
 
+    /// The header of a message that went to a file (see `head`); empty
+    /// for one in memory, or a header longer than [`HEAD_KEPT`].
+    pub fn take_head(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.head)
+    }
+
     /// A helper finished a piece: go on with the next, if full.
     pub fn written(&mut self, path: PathBuf, result: io::Result<File>) {
         self.in_flight = false;
@@ -227,6 +241,14 @@ impl Spool {
     fn spill(&mut self) {
         if self.in_flight || self.failed.is_some() {
             return;
+        }
+        if self.path.is_none() {
+            // The first piece: its header is kept, if it ends in it.
+            let end = memchr::memmem::find(&self.buf, b"\n\n");
+            self.head = match end {
+                Some(e) if e + 2 <= HEAD_KEPT => self.buf[..e + 2].to_vec(),
+                _ => Vec::new(),
+            };
         }
         let path = self
             .path
@@ -309,6 +331,7 @@ impl Sink for Spool {
 
     fn discard(&mut self) {
         self.buf = Vec::new();
+        self.head = Vec::new();
         self.remove_file();
         self.len = 0;
         self.lines = 0;
