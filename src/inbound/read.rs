@@ -311,9 +311,10 @@ fn from_domain(index: &Index<'_>) -> Result<String, &'static str> {
         return Err("not exactly one From address");
     };
     let host = address.host.as_deref().unwrap_or_default();
+    // As written (header.from shows it so); compared without case.
     let host = String::from_utf8_lossy(host)
         .trim_end_matches('.')
-        .to_ascii_lowercase();
+        .to_string();
     match host.contains('.') && !host.starts_with('[') {
         true => Ok(host),
         false => Err("From domain is not a domain name"),

@@ -88,10 +88,12 @@ impl Content {
     }
 
     /// Rewrites the header: `text` inserted at octet `at`, the octet
-    /// ranges `remove` (sorted, not overlapping, none across `at`)
-    /// left out. A spooled message is copied into a new spool file
-    /// beside it (in the kernel: `io::copy` between files), the old one
-    /// removed; on a helper thread, before anything links it.
+    /// ranges `remove` (sorted or not, not overlapping, none across
+    /// `at`) left out. Everything edited is read into memory (a header's
+    /// worth); a spooled message is edited in place, its body moved by
+    /// the difference, so no second file (no second inode: creating
+    /// them is what costs on ext4) is made. On a helper thread, before
+    /// anything links the file.
     pub fn edit(
         &mut self,
         at: u64,
@@ -99,115 +101,105 @@ impl Content {
         remove: &[(u64, u64)],
     ) -> io::Result<()> {
         self.finish()?;
-        // The kept ranges, with the insertion among them.
-        let mut cuts: Vec<(u64, u64)> = remove.to_vec();
-        cuts.sort_unstable();
-        let mut kept = Vec::new();
-        let mut from = 0;
-        for (start, end) in cuts {
-            kept.push((from, start.max(from)));
-            from = end.max(from);
+        let upto = remove
+            .iter()
+            .map(|r| r.1)
+            .chain([at])
+            .max()
+            .unwrap_or(at)
+            .min(self.len);
+        let mut head = Vec::new();
+        self.reader()?.take(upto).read_to_end(&mut head)?;
+        if head.len() as u64 != upto {
+            return Err(io::Error::other("spool file is short"));
         }
-        kept.push((from, self.len));
-        let pieces = |out: &mut dyn FnMut(Piece<'_>) -> io::Result<()>| -> io::Result<()> {
-            let mut inserted = false;
-            for &(start, end) in &kept {
-                if !inserted && at <= end && at >= start {
-                    out(Piece::Range(start, at))?;
-                    out(Piece::Text(text))?;
-                    out(Piece::Range(at, end))?;
-                    inserted = true;
-                } else {
-                    out(Piece::Range(start, end))?;
-                }
-            }
-            if !inserted {
-                out(Piece::Text(text))?;
-            }
-            Ok(())
-        };
-        let stored = match &self.stored {
+        let new_head = edited(&head, at, text, remove);
+        match &mut self.stored {
             Stored::Memory(bytes) => {
-                let mut out = Vec::with_capacity(bytes.len() + text.len());
-                pieces(&mut |p| {
-                    match p {
-                        Piece::Text(t) => out.extend_from_slice(t),
-                        Piece::Range(a, b) => out
-                            .extend_from_slice(&bytes[a as usize..b as usize]),
-                    }
-                    Ok(())
-                })?;
-                Stored::Memory(out)
+                bytes.splice(..upto as usize, new_head.iter().copied());
             }
             Stored::File { path, .. } => {
-                use std::io::{Seek, SeekFrom, Write};
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut name = path.as_os_str().to_owned();
-                name.push(".e");
-                let new_path = PathBuf::from(name);
-                let mut out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&new_path)?;
-                let mut source = File::open(path)?;
-                let copied = pieces(&mut |p| match p {
-                    Piece::Text(t) => out.write_all(t),
-                    Piece::Range(a, b) => {
-                        source.seek(SeekFrom::Start(a))?;
-                        let n = io::copy(
-                            &mut (&mut source).take(b - a),
-                            &mut out,
-                        )?;
-                        match n == b - a {
-                            true => Ok(()),
-                            false => {
-                                Err(io::Error::other("spool file is short"))
-                            }
-                        }
-                    }
-                });
-                if let Err(e) = copied {
-                    let _ = std::fs::remove_file(&new_path);
-                    return Err(e);
+                // Handles of our own: the one kept may append (pwrite
+                // ignores the offset then).
+                let source = File::open(&*path)?;
+                let file =
+                    std::fs::OpenOptions::new().write(true).open(&*path)?;
+                shift(&source, &file, upto, self.len, new_head.len() as u64)?;
+                std::os::unix::fs::FileExt::write_all_at(&file, &new_head, 0)?;
+                let new_len = self.len - upto + new_head.len() as u64;
+                if new_len < self.len {
+                    file.set_len(new_len)?;
                 }
-                Stored::File {
-                    file: out,
-                    path: new_path,
-                    tail: Vec::new(),
-                }
-            }
-        };
-        // What was left out: the octets between kept ranges.
-        let gaps: Vec<(u64, u64)> =
-            kept.windows(2).map(|w| (w[0].1, w[1].0)).collect();
-        let mut removed_lines = 0u64;
-        {
-            let mut old = self.reader()?;
-            let mut at_octet = 0u64;
-            for &(a, b) in &gaps {
-                io::copy(&mut (&mut old).take(a - at_octet), &mut io::sink())?;
-                let mut gap = Vec::new();
-                (&mut old).take(b - a).read_to_end(&mut gap)?;
-                removed_lines +=
-                    memchr::memchr_iter(b'\n', &gap).count() as u64;
-                at_octet = b;
             }
         }
-        let removed: u64 = gaps.iter().map(|(a, b)| b - a).sum();
-        self.len = self.len - removed + text.len() as u64;
-        self.lines = self.lines - removed_lines
-            + memchr::memchr_iter(b'\n', text).count() as u64;
-        // The old stored form is dropped here: its spool file goes.
-        self.stored = stored;
+        let newlines = |b: &[u8]| memchr::memchr_iter(b'\n', b).count() as u64;
+        self.len = self.len - upto + new_head.len() as u64;
+        self.lines = self.lines - newlines(&head) + newlines(&new_head);
         Ok(())
     }
 }
 
-/// A piece of an edited message: octets of the old one, or new text.
-enum Piece<'a> {
-    Range(u64, u64),
-    Text(&'a [u8]),
+/// `head` with `text` inserted at `at` and the `remove` ranges left out.
+fn edited(
+    head: &[u8],
+    at: u64,
+    text: &[u8],
+    remove: &[(u64, u64)],
+) -> Vec<u8> {
+    let mut cuts: Vec<(u64, u64)> = remove.to_vec();
+    cuts.sort_unstable();
+    let mut out = Vec::with_capacity(head.len() + text.len());
+    let mut from = 0u64;
+    let mut inserted = false;
+    let mut keep = |out: &mut Vec<u8>, a: u64, b: u64| {
+        if !inserted && (a..=b).contains(&at) {
+            out.extend_from_slice(&head[a as usize..at as usize]);
+            out.extend_from_slice(text);
+            out.extend_from_slice(&head[at as usize..b as usize]);
+            inserted = true;
+        } else {
+            out.extend_from_slice(&head[a as usize..b as usize]);
+        }
+    };
+    for (start, end) in cuts {
+        keep(&mut out, from, start.max(from));
+        from = end.max(from);
+    }
+    keep(&mut out, from, head.len() as u64);
+    out
+}
+
+/// Moves the file's octets `[from, len)` so that they start at `to`:
+/// from the end when moving forward, from the start when back, so that
+/// nothing is overwritten before it is read.
+fn shift(
+    source: &File,
+    file: &File,
+    from: u64,
+    len: u64,
+    to: u64,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const PIECE: u64 = 64 * 1024;
+    if to == from {
+        return Ok(());
+    }
+    let mut buf = vec![0u8; PIECE.min(len - from) as usize];
+    let mut moved = 0u64;
+    let total = len - from;
+    while moved < total {
+        let n = PIECE.min(total - moved);
+        // Forward: the last piece first.
+        let offset = match to > from {
+            true => len - moved - n,
+            false => from + moved,
+        };
+        let piece = &mut buf[..n as usize];
+        source.read_exact_at(piece, offset)?;
+        file.write_all_at(piece, offset - from + to)?;
+        moved += n;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -257,9 +249,36 @@ mod tests {
         };
         assert_eq!(edited(&mut spooled), want);
         assert_eq!((spooled.len, spooled.lines), (want.len() as u64, 6));
-        // The old spool file is gone; the new one goes with the content.
-        assert!(!path.exists());
+        // Edited in place: the same file, which goes with the content.
+        assert_eq!(std::fs::read(&path).unwrap(), want);
         drop(spooled);
+        assert!(!path.exists());
+        // Longer and shorter, over a body of many pieces.
+        let body: Vec<u8> =
+            (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        for (insert, cut) in [(&b"X-Long: grown\n"[..], 0u64), (b"", 5)] {
+            let msg = [&b"Subject: s\nX-Old: zap\n\n"[..], &body].concat();
+            std::fs::write(&path, &msg).unwrap();
+            let file =
+                std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let mut big = Content {
+                stored: Stored::File {
+                    file,
+                    path: path.clone(),
+                    tail: Vec::new(),
+                },
+                len: msg.len() as u64,
+                lines: 3,
+                received: SystemTime::UNIX_EPOCH,
+            };
+            big.edit(11, insert, &[(11, 11 + cut)]).unwrap();
+            let mut want = msg.clone();
+            want.splice(11..11 + cut as usize, insert.iter().copied());
+            let mut got = Vec::new();
+            big.reader().unwrap().read_to_end(&mut got).unwrap();
+            assert!(got == want, "insert {insert:?} cut {cut}");
+            assert_eq!(big.len, want.len() as u64);
+        }
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }

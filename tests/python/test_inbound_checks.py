@@ -64,10 +64,14 @@ SPF_RECORDS = {
     "ip6-v4.spf.test": "v=spf1 ip6:::1 ip4:127.0.0.7 -all",
     "void.spf.test": "v=spf1 a:v1.spf.test a:v2.spf.test a:v3.spf.test +all",
     "void-two.spf.test": "v=spf1 a:v1.spf.test a:v2.spf.test +all",
-    "limit.spf.test": "v=spf1 " + " ".join(f"a:host3.spf.test/{24 + i}" for i in range(8))
-                      + " include:ip4.spf.test include:cidr.spf.test -all",
-    "limit-ok.spf.test": "v=spf1 " + " ".join(f"a:host3.spf.test/{24 + i}" for i in range(8))
-                         + " include:ip4.spf.test -all",
+    # 11 terms that query DNS, none matching before the 11th: permerror;
+    # 10 are allowed. Terms after a match are never counted.
+    "limit.spf.test": "v=spf1 " + "a:host3.spf.test " * 8 + "include:ip4.spf.test "
+                      "mx:a.spf.test ip4:127.0.0.9 -all",
+    "limit-ok.spf.test": "v=spf1 " + "a:host3.spf.test " * 8 + "include:ip4.spf.test "
+                         "ip4:127.0.0.9 -all",
+    "limit-late.spf.test": "v=spf1 a:host3.spf.test/24 " + "a:host3.spf.test " * 12 + "-all",
+    "mx-many.spf.test": "v=spf1 mx -all",
     "deep.spf.test": "v=spf1 include:deep2.spf.test -all",
     "deep2.spf.test": "v=spf1 include:deep3.spf.test -all",
     "deep3.spf.test": "v=spf1 ip4:127.0.0.4 -all",
@@ -80,6 +84,8 @@ OTHER_RECORDS = [
     'host3.spf.test. A 127.0.0.3',
     'a.spf.test. A 127.0.0.5',
     'mx.spf.test. MX 10 a.spf.test.',
+    *[f'mx-many.spf.test. MX {i} m{i}.spf.test.' for i in range(11)],
+    *[f'm{i}.spf.test. A 127.0.0.{20 + i}' for i in range(11)],
     'liar.spf.test. A 127.0.0.99',
     '127.0.0.8.ok.spf.test. A 127.0.0.2',
     '2.0.0.127.rev.spf.test. A 127.0.0.2',
@@ -145,6 +151,8 @@ SPF_CASES = [
     ("u@void-two.spf.test", "127.0.0.2", "client.test"),
     ("u@limit.spf.test", "127.0.0.9", "client.test"),
     ("u@limit-ok.spf.test", "127.0.0.9", "client.test"),
+    ("u@limit-late.spf.test", "127.0.0.9", "client.test"),
+    ("u@mx-many.spf.test", "127.0.0.9", "client.test"),
     ("u@deep.spf.test", "127.0.0.4", "client.test"),
     ("u@loop.spf.test", "127.0.0.2", "client.test"),
     ("u@case.spf.test", "127.0.0.2", "client.test"),
@@ -338,10 +346,10 @@ def mail_dns(tmp_path):
     dns.stop()
 
 
-def checked_server(tmp_path, dns, extra=""):
+def checked_server(tmp_path, dns, extra="", fmt="maildir"):
     srv = tmp_path / f"srv{len(list(tmp_path.glob('srv*')))}"
     srv.mkdir()
-    return Server(srv, extra=f"dns_servers = 127.0.0.1:{dns.port}\n{extra}",
+    return Server(srv, fmt, extra=f"dns_servers = 127.0.0.1:{dns.port}\n{extra}",
                   users=users_with_password(srv, "checks-secret-1"))
 
 
@@ -461,6 +469,22 @@ def test_dmarc_reject_junk_and_spf_fail_keys(tmp_path, mail_dns):
         # p=none does not decide: SPF's fail alone is refused, by spf_fail.
         code, text = smtp_refusal(s.port, "127.0.0.5", "x@nopolicy.test", message("x@nopolicy.test", "spf"))
         assert code == 550 and "SPF fail for nopolicy.test from 127.0.0.5" in text, text
+    finally:
+        s.stop()
+
+
+def test_quarantine_in_mbox_storage_goes_to_folders_junk(tmp_path, mail_dns):
+    dns, _ = mail_dns
+    s = checked_server(tmp_path, dns, fmt="mbox")
+    try:
+        assert smtp_refusal(s.port, "127.0.0.5", "x@quar.test", message("x@quar.test", "quarantined")) is None
+        root = s.mailbox_path("bob").parent  # mbox: the user's folder
+        text = (root / "folders/Junk").read_text()
+        assert text.startswith("From x@quar.test ") and "Subject: quarantined" in text
+        assert "dmarc=fail (p=quarantine applied=quarantine dis=junk) header.from=quar.test" in text
+        inbox = root / "INBOX"
+        assert not inbox.exists() or "quarantined" not in inbox.read_text()
+        assert "Junk" in (root / "subscriptions").read_text().split()
     finally:
         s.stop()
 

@@ -64,15 +64,13 @@ pub fn header(field: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A line longer than this is hashed in pieces as it comes (relaxed
-/// keeps the white space state across pieces): a line of a stranger's
-/// choosing never grows a buffer past it.
-const MAX_HELD_LINE: usize = 64 * 1024;
-
 /// The body hash, fed the body a piece at a time (LF or CRLF lines),
 /// with CRLF line ends and trailing empty lines dropped; relaxed makes
 /// white space runs one space and drops it at line ends. With a limit
-/// (`l=`), only that many canonical octets count.
+/// (`l=`), only that many canonical octets count. Nothing is buffered:
+/// runs of text go to the hash as they are found (a line of a
+/// stranger's choosing costs no memory), and only what a line end
+/// decides is held back as state (a space, a CR, empty lines).
 pub struct BodyHash {
     ctx: Context,
     canon: Canon,
@@ -81,15 +79,22 @@ pub struct BodyHash {
     /// Canonical octets, counted before any limit (what `l=` leaves
     /// out is reported).
     total: u64,
-    /// The line not yet ended (relaxed: canonical so far).
-    line: Vec<u8>,
-    /// Relaxed: white space seen and not yet written.
+    /// The current line has text (it is not an empty line).
+    text: bool,
+    /// Relaxed: white space seen, not yet written (one space, if text
+    /// follows on the line).
     space: bool,
-    /// Part of the current line was hashed already (a long line).
-    partial: bool,
+    /// A CR last: the line's end if LF follows, else text.
+    cr: bool,
     /// Empty lines held back: they count only if more text follows.
     blank: u64,
+    /// Canonical octets not yet hashed: the hash takes them a few KiB
+    /// at a time (a call per word would cost more than the hashing).
+    out: Vec<u8>,
 }
+
+/// What [`BodyHash`] gathers before hashing.
+const HASH_BATCH: usize = 8 * 1024;
 
 impl Default for BodyHash {
     fn default() -> Self {
@@ -105,10 +110,11 @@ impl BodyHash {
             canon,
             left: limit,
             total: 0,
-            line: Vec::new(),
+            text: false,
             space: false,
-            partial: false,
+            cr: false,
             blank: 0,
+            out: Vec::new(),
         }
     }
 
@@ -128,61 +134,85 @@ impl BodyHash {
         }
     }
 
-    /// Part of a line.
-    fn take(&mut self, piece: &[u8]) {
+    /// Part of a line (no LF in it).
+    fn take(&mut self, mut piece: &[u8]) {
+        if piece.is_empty() {
+            return;
+        }
+        if std::mem::take(&mut self.cr) {
+            // The CR held back was not the line's end: it is text.
+            self.text_run(b"\r");
+        }
+        if piece.last() == Some(&b'\r') {
+            self.cr = true;
+            piece = &piece[..piece.len() - 1];
+        }
         match self.canon {
-            Canon::Simple => self.line.extend_from_slice(piece),
+            Canon::Simple => {
+                if self.text {
+                    self.emit(piece);
+                } else {
+                    self.text_run(piece);
+                }
+            }
             Canon::Relaxed => {
-                for &b in piece {
-                    if b == b' ' || b == b'\t' {
+                while !piece.is_empty() {
+                    let ws = memchr::memchr2(b' ', b'\t', piece)
+                        .unwrap_or(piece.len());
+                    self.text_run(&piece[..ws]);
+                    let rest = &piece[ws..];
+                    let run = rest
+                        .iter()
+                        .take_while(|&&b| b == b' ' || b == b'\t')
+                        .count();
+                    if run > 0 {
                         self.space = true;
-                        continue;
                     }
-                    if self.space && (b != b'\r') {
-                        self.line.push(b' ');
-                    }
-                    self.space = false;
-                    self.line.push(b);
+                    piece = &rest[run..];
                 }
             }
         }
-        if self.line.len() > MAX_HELD_LINE {
-            // Not empty, and not its end: what it holds so far counts.
-            // A CR last may be the line's end, so it stays.
-            let keep = usize::from(self.line.last() == Some(&b'\r'));
-            let upto = self.line.len() - keep;
-            let head: Vec<u8> = self.line.drain(..upto).collect();
-            self.flush_blank();
-            self.emit(&head);
-            self.partial = true;
+    }
+
+    /// Text (relaxed: no white space in it; simple: anything).
+    fn text_run(&mut self, run: &[u8]) {
+        if run.is_empty() {
+            return;
         }
+        if self.canon == Canon::Simple && !self.text {
+            // Simple: even white space makes a line non-empty.
+            self.flush_blank();
+            self.text = true;
+            self.emit(run);
+            return;
+        }
+        if !self.text {
+            // White space alone does not make a line (its end drops it).
+            self.flush_blank();
+            self.text = true;
+        }
+        if std::mem::take(&mut self.space) {
+            self.emit(b" ");
+        }
+        self.emit(run);
     }
 
     fn end_line(&mut self) {
-        if self.line.last() == Some(&b'\r') {
-            self.line.pop();
-        }
-        // Relaxed drops white space at a line's end.
+        // A CR right before LF is part of the line end.
+        self.cr = false;
         self.space = false;
-        if self.line.is_empty() && !self.partial {
+        if !std::mem::take(&mut self.text) {
             self.blank += 1;
             return;
         }
-        self.flush_blank();
-        let line = std::mem::take(&mut self.line);
-        self.emit(&line);
         self.emit(b"\r\n");
-        self.line = line;
-        self.line.clear();
-        self.partial = false;
     }
 
     fn flush_blank(&mut self) {
         for _ in 0..std::mem::take(&mut self.blank) {
             self.emit(b"\r\n");
             if self.left == Some(0) {
-                // Nothing more counts: stop walking the held lines.
-                self.blank = 0;
+                // Nothing more counts: the rest only adds to the total.
                 break;
             }
         }
@@ -198,7 +228,14 @@ impl BodyHash {
             }
             None => data,
         };
-        self.ctx.update(data);
+        if self.out.len() + data.len() > HASH_BATCH {
+            self.ctx.update(&self.out);
+            self.out.clear();
+            if data.len() > HASH_BATCH {
+                return self.ctx.update(data);
+            }
+        }
+        self.out.extend_from_slice(data);
     }
 
     /// The SHA-256 of the canonical body.
@@ -209,15 +246,18 @@ impl BodyHash {
     /// The SHA-256 of the canonical body, and the canonical body's whole
     /// length (past any limit).
     pub fn finish_counted(mut self) -> ([u8; 32], u64) {
-        if !self.line.is_empty() || self.partial {
+        if std::mem::take(&mut self.cr) {
+            self.text_run(b"\r");
+        }
+        if self.text {
             // A last line without its line end gets one (RFC 6376 3.4.4).
             self.end_line();
         }
         if self.canon == Canon::Simple && self.total == 0 {
             // Simple: an empty body is one CRLF (3.4.3).
-            self.blank = 0;
             self.emit(b"\r\n");
         }
+        self.ctx.update(&self.out);
         let mut out = [0u8; 32];
         out.copy_from_slice(self.ctx.finish().as_ref());
         (out, self.total)
@@ -290,7 +330,7 @@ mod tests {
     #[test]
     fn long_lines_hash_as_short_ones_would() {
         // A line past the held limit gives the hash it would whole.
-        let mut long = vec![b'x'; MAX_HELD_LINE * 3];
+        let mut long = vec![b'x'; 3 * 64 * 1024];
         long[100] = b' ';
         long[101] = b'\t';
         let mut body = long.clone();
@@ -305,6 +345,20 @@ mod tests {
             }
             assert_eq!(h.finish(), sha(&expect), "pieces of {piece}");
         }
-        assert!(BodyHash::default().line.capacity() == 0);
+        // Simple keeps a line of white space; relaxed makes it empty.
+        assert_eq!(
+            hash_as(Canon::Simple, None, b"a\n \t\n\n"),
+            sha(b"a\r\n \t\r\n")
+        );
+        assert_eq!(
+            hash_as(Canon::Relaxed, None, b"a\n \t\n\nb"),
+            sha(b"a\r\n\r\n\r\nb\r\n")
+        );
+        // A CR not before LF is text; split CRLF across pieces is a line end.
+        let mut h = BodyHash::new(Canon::Simple, None);
+        for piece in [&b"a\r"[..], b"\nb\rc\r", b"\n"] {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), sha(b"a\r\nb\rc\r\n"));
     }
 }

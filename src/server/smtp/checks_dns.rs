@@ -228,7 +228,8 @@ fn dmarc_found(
     }
     let org = psl.organizational(&asked);
     let from = end.from.as_deref().unwrap_or_default();
-    if texts.is_empty() && asked == from && org != asked && !org.is_empty() {
+    let first_ask = asked.eq_ignore_ascii_case(from);
+    if texts.is_empty() && first_ask && !org.eq_ignore_ascii_case(&asked) {
         end.dmarc = DmarcLookup::Asking(org.clone());
         return Some(org);
     }
