@@ -94,31 +94,12 @@ pub fn read(
         .take(trace + MAX_HEADER as u64)
         .read_to_end(&mut buf)?;
     let start = (trace as usize).min(buf.len());
-    let own = &buf[start..];
-    let end = header_end(own);
-    let index = Index::new(fields::split(&own[..end]));
-    let offset =
-        |f: &[u8]| (f.as_ptr() as usize - buf.as_ptr() as usize) as u64;
-    let forged = index
-        .all("authentication-results")
-        .filter(|f| authres::is_ours(fields::value(f), ours))
-        .map(|f| (offset(f), offset(f) + f.len() as u64))
-        .collect();
+    let end = header_end(&buf[start..]);
     let mut hashes = Hashes::default();
-    let dkim = match wanted.dkim {
-        true => index
-            .all("dkim-signature")
-            .take(MAX_SIGNATURES)
-            .map(|field| dkim_entry(field, &index, &mut hashes, now))
-            .collect(),
-        false => Vec::new(),
-    };
-    let arc = match wanted.arc {
-        true => arc_chain(&index, &mut hashes, now),
-        false => Arc::None,
-    };
+    let (mut reading, body_from) =
+        read_header(&buf, start, ours, wanted, now, &mut hashes);
+    let body_from = (start + end + body_from).min(buf.len());
     // The body: the rest of what was read, then the rest of the file.
-    let body_from = (start + end + blank_len(&own[end..])).min(buf.len());
     hashes.update(&buf[body_from..]);
     let mut piece = vec![0u8; PIECE];
     // Nothing asks for a body hash: the body is not read.
@@ -129,15 +110,107 @@ pub fn read(
         }
         hashes.update(&piece[..n]);
     }
-    let sums = hashes.finish();
-    let mut reading = Reading {
+    fill_body_hashes(&mut reading, &hashes.finish());
+    Ok(reading)
+}
+
+/// Reads a spooled message whose body was hashed as it was written
+/// ([`Prehash`]): its header from `head` (kept in memory, trace fields
+/// first), the last octets (`tail`, not yet in the file) into the
+/// hashes. The file is not read at all.
+pub fn read_prehashed(
+    head: &[u8],
+    trace: u64,
+    mut prehash: Prehash,
+    tail: &[u8],
+    ours: &str,
+    wanted: Wanted,
+    now: i64,
+) -> Reading {
+    prehash.0.update(tail);
+    let start = (trace as usize).min(head.len());
+    let (mut reading, _) =
+        read_header(head, start, ours, wanted, now, &mut prehash.0);
+    fill_body_hashes(&mut reading, &prehash.0.finish());
+    reading
+}
+
+/// The header's part of a reading (`buf[start..]` is the message's own
+/// header): signatures (asking `hashes` for the body hashes they need),
+/// From, forged fields. Also the length of the empty line after it.
+fn read_header(
+    buf: &[u8],
+    start: usize,
+    ours: &str,
+    wanted: Wanted,
+    now: i64,
+    hashes: &mut Hashes,
+) -> (Reading, usize) {
+    let own = &buf[start..];
+    let end = header_end(own);
+    let index = Index::new(fields::split(&own[..end]));
+    let offset =
+        |f: &[u8]| (f.as_ptr() as usize - buf.as_ptr() as usize) as u64;
+    let forged = index
+        .all("authentication-results")
+        .filter(|f| authres::is_ours(fields::value(f), ours))
+        .map(|f| (offset(f), offset(f) + f.len() as u64))
+        .collect();
+    let dkim = match wanted.dkim {
+        true => index
+            .all("dkim-signature")
+            .take(MAX_SIGNATURES)
+            .map(|field| dkim_entry(field, &index, hashes, now))
+            .collect(),
+        false => Vec::new(),
+    };
+    let arc = match wanted.arc {
+        true => arc_chain(&index, hashes, now),
+        false => Arc::None,
+    };
+    let reading = Reading {
         from_domain: from_domain(&index),
         dkim,
         arc,
         forged,
     };
-    fill_body_hashes(&mut reading, &sums);
-    Ok(reading)
+    (reading, blank_len(&own[end..]))
+}
+
+/// Body hashes computed as a spooled message is written (by the spool
+/// helpers, a piece at a time), set up from its header: the checks
+/// then need not read the file again.
+pub struct Prehash(Hashes);
+
+impl std::fmt::Debug for Prehash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prehash")
+    }
+}
+
+impl Prehash {
+    /// The hashes the signatures in `head` ask for (`head[trace..]` is
+    /// the message's header, to its empty line), and where its body
+    /// starts in `head`; None if the header does not end in it.
+    pub fn start(
+        head: &[u8],
+        trace: usize,
+        wanted: Wanted,
+    ) -> Option<(Prehash, usize)> {
+        let own = head.get(trace..)?;
+        let end = header_end(own);
+        if end == own.len() {
+            return None;
+        }
+        let mut hashes = Hashes::default();
+        let (_, blank) = read_header(head, trace, "", wanted, 0, &mut hashes);
+        Some((Prehash(hashes), trace + end + blank))
+    }
+
+    /// More of the body.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
 }
 
 /// Where the header's fields end (the empty line, or all of it).
@@ -403,4 +476,79 @@ pub fn preview(head: &[u8], trace: usize, wanted: Wanted) -> Option<Preview> {
 pub struct Preview {
     pub keys: Vec<String>,
     pub from: Result<String, &'static str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::dkim::sign::{
+        Key as Private, Signer, new_ed25519, to_pem,
+    };
+
+    const WANTED: Wanted = Wanted {
+        dkim: true,
+        arc: true,
+    };
+
+    /// A signed message with our trace fields before it, and its key.
+    fn signed(body: &[u8]) -> (Vec<u8>, u64, Key) {
+        let key =
+            Private::from_pem(&to_pem("PRIVATE KEY", &new_ed25519().unwrap()))
+                .unwrap();
+        let record = key.dns_record();
+        let head = b"From: A <a@example.org>\nSubject: s\nAuthentication-Results: mx.test; spf=pass\n";
+        let mut bh = BodyHash::default();
+        bh.update(body);
+        let signer = Signer {
+            domain: "example.org".into(),
+            selector: "s".into(),
+            key,
+        };
+        let field = signer.sign(head, &bh.finish(), 1_800_000_000).unwrap();
+        let trace = b"Return-Path: <a@example.org>\nReceived: from x by mx.test;\n\tdate\n";
+        let msg = [&trace[..], field.as_bytes(), head, b"\n", body].concat();
+        (
+            msg,
+            trace.len() as u64,
+            crate::proto::dkim::tags::key(&record).unwrap(),
+        )
+    }
+
+    #[test]
+    fn hashed_as_written_reads_as_read_whole() {
+        let body: Vec<u8> = b"A line  of\tthe report.\n".repeat(5000);
+        let (msg, trace, key) = signed(&body);
+        let mut whole = Content::in_memory(msg.clone(), std::time::UNIX_EPOCH);
+        let read_whole =
+            read(&mut whole, trace, "mx.test", WANTED, 1_800_000_000).unwrap();
+        // As the spool does it: the first piece's header, then pieces,
+        // the last one kept back.
+        let head_end = memchr::memmem::find(&msg, b"\n\n").unwrap() + 2;
+        let head = &msg[..head_end];
+        let (mut prehash, body_at) =
+            Prehash::start(head, trace as usize, WANTED).unwrap();
+        assert_eq!(body_at, head_end);
+        let (written, tail) = msg.split_at(msg.len() - 1000);
+        for piece in written[body_at..].chunks(32 * 1024) {
+            prehash.update(piece);
+        }
+        let read_hashed = read_prehashed(
+            head,
+            trace,
+            prehash,
+            tail,
+            "mx.test",
+            WANTED,
+            1_800_000_000,
+        );
+        for reading in [&read_whole, &read_hashed] {
+            let items: Vec<&ToCheck> = reading.items().collect();
+            assert_eq!(items.len(), 1);
+            assert_eq!(check_one(items[0], &Ok(key.clone())), Outcome::Pass);
+            assert_eq!(reading.forged.len(), 1);
+            assert_eq!(reading.from_domain.as_deref(), Ok("example.org"));
+        }
+        // No empty line in what was kept: nothing to start from.
+        assert!(Prehash::start(&msg[..200], trace as usize, WANTED).is_none());
+    }
 }

@@ -102,6 +102,8 @@ pub struct End {
     pub dmarc: DmarcLookup,
     pub outcomes: Option<Vec<Outcome>>,
     pub stage: Stage,
+    /// A spooled message's body hashes so far, and its header.
+    pub prehashed: Option<(Box<crate::inbound::read::Prehash>, Vec<u8>)>,
     /// The key names came from the header on the loop: the helper
     /// reads the message once they are in, and checks it in the same trip.
     pub unread: bool,

@@ -18,7 +18,7 @@ use log::{info, warn};
 
 use crate::config::inbound::Inbound;
 use crate::deliver::HeaderEdit;
-use crate::inbound::read::{self, Reading, ToCheck, Wanted};
+use crate::inbound::read::{self, Prehash, Reading, ToCheck, Wanted};
 use crate::inbound::verdict::{self, Disposition, Results};
 use crate::proto::dkim::tags::Key;
 use crate::proto::dkim::verify::Outcome;
@@ -78,6 +78,9 @@ pub enum Job {
     Check {
         key: (usize, u64),
         content: Content,
+        /// Its body hashes so far, and its header: then the file is
+        /// not read again.
+        prehashed: Option<(Box<Prehash>, Vec<u8>)>,
         trace: u64,
         ours: String,
         wanted: Wanted,
@@ -134,14 +137,32 @@ fn guarded_work(job: Job) -> Done {
         Job::Check {
             key,
             mut content,
+            prehashed,
             trace,
             ours,
             wanted,
             now,
             keys,
         } => {
-            let reading =
-                guarded_read(&mut content, trace, &ours, wanted, now);
+            let reading = match prehashed {
+                None => guarded_read(&mut content, trace, &ours, wanted, now),
+                Some((prehash, head)) => {
+                    let tail = match &content.stored {
+                        Stored::File { tail, .. } => tail.as_slice(),
+                        Stored::Memory(_) => &[],
+                    };
+                    crate::util::contain::guarded(
+                        || "checks helper: reading".to_string(),
+                        || {
+                            read::read_prehashed(
+                                &head, trace, *prehash, tail, &ours, wanted,
+                                now,
+                            )
+                        },
+                    )
+                    .ok_or_else(|| io::Error::other("internal error"))
+                }
+            };
             let outcomes = match &reading {
                 Ok(r) => crate::util::contain::guarded(
                     || "checks helper: verifying".to_string(),
@@ -351,6 +372,7 @@ impl Server {
         let stranger = envelope.user.is_none();
         let trace = s.spool.trace();
         let head = s.spool.take_head();
+        let prehash = s.spool.take_prehash();
         let content = match s.spool.take() {
             Ok(c) => c,
             Err(f) => {
@@ -386,6 +408,13 @@ impl Server {
                 read::preview(&head, trace.0 as usize, wanted)
             }
         };
+        // A spooled message hashed as it was written: its header is all
+        // the helper reads. (Hashed only for strangers; a logged-in
+        // user's is read for its forged fields alone.)
+        let prehashed = match (&content.stored, prehash) {
+            (Stored::File { .. }, Some(p)) if stranger => Some((p, head)),
+            _ => None,
+        };
         // A logged-in user's message: only the Authentication-Results.
         let txn = s.checks.txn.get_or_insert_with(|| {
             Box::new(TxnChecks {
@@ -410,6 +439,7 @@ impl Server {
             dmarc: DmarcLookup::Off,
             outcomes: None,
             stage: Stage::Reading,
+            prehashed,
             unread: false,
             late: false,
         });
@@ -672,6 +702,7 @@ impl Server {
         checking.pool.send(Job::Check {
             key,
             content,
+            prehashed: end.prehashed.take(),
             trace: end.trace.0,
             ours,
             wanted: end.wanted,

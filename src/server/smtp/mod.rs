@@ -52,6 +52,16 @@ impl SmtpState {
                     SPOOLERS,
                     std::sync::Arc::clone(&waker),
                 )?),
+                prehash: {
+                    let on = config.inbound.checks;
+                    (on.dkim || on.arc).then(|| {
+                        let wanted = crate::inbound::read::Wanted {
+                            dkim: on.dkim,
+                            arc: on.arc,
+                        };
+                        (wanted, config.trusted_networks.clone())
+                    })
+                },
             }),
             checking: match config.inbound.checks.any() {
                 true => Some(checks::Checking::start(&config.inbound, waker)?),
@@ -259,7 +269,13 @@ impl Server {
     pub(in crate::server) fn finish_spool_writes(&mut self) {
         let written: Vec<SpoolWritten> =
             self.smtp.spool.writers.finished().collect();
-        for SpoolWritten { key, path, result } in written {
+        for SpoolWritten {
+            key,
+            path,
+            result,
+            prehash,
+        } in written
+        {
             let (slot, generation) = key;
             let Some(conn) = self.live_conn(slot, generation) else {
                 // The client left meanwhile.
@@ -267,7 +283,7 @@ impl Server {
                 continue;
             };
             if let Some(i) = conn.session.as_imap() {
-                i.spool.written(path, result);
+                i.spool.written(path, result, prehash);
                 if let Some(request) = i.appending.take() {
                     self.imap_request(slot, request);
                 }
@@ -277,7 +293,7 @@ impl Server {
             let Some(smtp) = conn.session.as_smtp() else {
                 continue;
             };
-            smtp.spool.written(path, result);
+            smtp.spool.written(path, result, prehash);
             if let Some(envelope) = smtp.spooling.take() {
                 self.submit(slot, *envelope);
             }

@@ -20,7 +20,9 @@ use std::time::SystemTime;
 
 use mio::Waker;
 
+use crate::config::net::Cidr;
 use crate::deliver;
+use crate::inbound::read::{Prehash, Wanted};
 use crate::proto::Failure;
 use crate::proto::smtp::Envelope;
 use crate::proto::smtp::body::Sink;
@@ -43,6 +45,9 @@ pub struct SpoolConfig {
     pub hostname: String,
     /// The spool helpers.
     pub writers: Rc<Spoolers>,
+    /// Which messages' body hashes are computed as they are written:
+    /// the signatures the checks read, and the clients not checked.
+    pub prehash: Option<(Wanted, Vec<Cidr>)>,
 }
 
 /// One piece of a spool file to write.
@@ -55,6 +60,10 @@ pub struct SpoolJob {
     pub path: PathBuf,
     /// The octets to append.
     pub data: Vec<u8>,
+    /// The body hashes the checks need, carried along: the piece's
+    /// octets from `hash_from` on go into them as they are written.
+    pub prehash: Option<Box<Prehash>>,
+    pub hash_from: usize,
 }
 
 /// A piece written, or why not.
@@ -65,6 +74,8 @@ pub struct SpoolWritten {
     pub path: PathBuf,
     /// The file to append to next.
     pub result: io::Result<File>,
+    /// The body hashes, back.
+    pub prehash: Option<Box<Prehash>>,
 }
 
 /// The spool helpers.
@@ -88,10 +99,14 @@ fn guarded_write(job: SpoolJob) -> SpoolWritten {
         key,
         path,
         result: Err(std::io::Error::other("internal error")),
+        prehash: None,
     })
 }
 
-fn write_piece(job: SpoolJob) -> SpoolWritten {
+fn write_piece(mut job: SpoolJob) -> SpoolWritten {
+    if let Some(p) = &mut job.prehash {
+        p.update(job.data.get(job.hash_from..).unwrap_or_default());
+    }
     let result = match job.file {
         Some(f) => Ok(f),
         None => OpenOptions::new()
@@ -105,6 +120,7 @@ fn write_piece(job: SpoolJob) -> SpoolWritten {
         key: job.key,
         path: job.path,
         result,
+        prehash: job.prehash,
     }
 }
 
@@ -129,6 +145,10 @@ pub struct Spool {
     failed: Option<io::Error>,
     /// Our trace fields' length, and where Received starts among them.
     trace: (u64, u64),
+    /// This message's body hashes are wanted (a stranger's).
+    prehash_wanted: Option<Wanted>,
+    /// Its body hashes, while no helper has them.
+    prehash: Option<Box<Prehash>>,
     /// A spooled message's header (trace fields too), kept when its
     /// first piece goes to a file, if it ends within [`HEAD_KEPT`]: the
     /// checks read the names they look up from it on the loop.
@@ -156,6 +176,8 @@ impl Spool {
             failed: None,
             trace: (0, 0),
             head: Vec::new(),
+            prehash_wanted: None,
+            prehash: None,
         }
     }
 
@@ -221,12 +243,25 @@ impl Spool {
         std::mem::take(&mut self.head)
     }
 
+    /// A spooled message's body hashes so far (all but its last piece,
+    /// still in memory), if they were wanted and its header ended in
+    /// its first piece.
+    pub fn take_prehash(&mut self) -> Option<Box<Prehash>> {
+        self.prehash.take()
+    }
+
     /// A helper finished a piece: go on with the next, if full.
-    pub fn written(&mut self, path: PathBuf, result: io::Result<File>) {
+    pub fn written(
+        &mut self,
+        path: PathBuf,
+        result: io::Result<File>,
+        prehash: Option<Box<Prehash>>,
+    ) {
         self.in_flight = false;
         if std::mem::take(&mut self.orphaned) {
             let _ = std::fs::remove_file(&path);
         } else {
+            self.prehash = prehash;
             match result {
                 Ok(file) => self.file = Some(file),
                 Err(e) => return self.fail(e),
@@ -242,6 +277,7 @@ impl Spool {
         if self.in_flight || self.failed.is_some() {
             return;
         }
+        let mut hash_from = 0;
         if self.path.is_none() {
             // The first piece: its header is kept, if it ends in it.
             let end = memchr::memmem::find(&self.buf, b"\n\n");
@@ -249,6 +285,15 @@ impl Spool {
                 Some(e) if e + 2 <= HEAD_KEPT => self.buf[..e + 2].to_vec(),
                 _ => Vec::new(),
             };
+            // And the body hashes its signatures need start here.
+            let trace = self.trace.0 as usize;
+            if let Some(wanted) = self.prehash_wanted
+                && let Some((p, body)) =
+                    Prehash::start(&self.head, trace, wanted)
+            {
+                self.prehash = Some(Box::new(p));
+                hash_from = body;
+            }
         }
         let path = self
             .path
@@ -262,6 +307,8 @@ impl Spool {
             file: self.file.take(),
             path,
             data: std::mem::take(&mut self.buf),
+            prehash: self.prehash.take(),
+            hash_from,
         });
     }
 
@@ -303,6 +350,14 @@ impl Sink for Spool {
         let received =
             memchr::memmem::find(&head, b"\nReceived:").map_or(0, |i| i + 1);
         self.trace = (head.len() as u64, received as u64);
+        self.prehash = None;
+        self.prehash_wanted =
+            self.config.prehash.as_ref().and_then(|(wanted, trusted)| {
+                let checked = envelope.user.is_none()
+                    && envelope.local_uid.is_none()
+                    && !trusted.iter().any(|c| c.contains(envelope.peer));
+                checked.then_some(*wanted)
+            });
         self.write(&head);
     }
 
@@ -332,6 +387,7 @@ impl Sink for Spool {
     fn discard(&mut self) {
         self.buf = Vec::new();
         self.head = Vec::new();
+        self.prehash = None;
         self.remove_file();
         self.len = 0;
         self.lines = 0;
@@ -342,6 +398,7 @@ impl Sink for Spool {
 impl crate::proto::imap::AppendSink for Spool {
     fn begin_append(&mut self) {
         self.discard();
+        self.prehash_wanted = None;
         self.failed = None;
         self.id = crate::util::id::queue_id();
         self.received = SystemTime::now();
