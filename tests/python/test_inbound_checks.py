@@ -408,6 +408,20 @@ def test_dkim_signatures_from_dkimpy_verify(tmp_path, mail_dns):
         s.stop()
 
 
+def test_trusted_networks_are_neither_checked_nor_marked(tmp_path, mail_dns):
+    dns, _ = mail_dns
+    s = checked_server(tmp_path, dns, "trusted_networks = 127.0.0.9/32, ::1\n")
+    try:
+        # The forged CEO from a trusted address is the admin's own doing.
+        send(s.port, "127.0.0.9", "ceo@bank.test", "bob@example.test", message("ceo@bank.test", "trusted"))
+        send(s.port, "127.0.0.5", "x@nopolicy.test", "bob@example.test", message("x@nopolicy.test", "stranger"))
+        ar = results_by_subject(s)
+        assert ar["trusted"] is None
+        assert "spf=fail" in ar["stranger"]
+    finally:
+        s.stop()
+
+
 def smtp_refusal(port, source, sender, msg):
     try:
         send(port, source, sender, "bob@example.test", msg)
