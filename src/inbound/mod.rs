@@ -3,5 +3,6 @@
 //! body hashes; the loop's side (lookups, the decision) is in
 //! `server::smtp::checks`. Depends on `proto` and `store`.
 
+pub mod assemble;
 pub mod read;
 pub mod verdict;

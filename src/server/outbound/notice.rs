@@ -71,6 +71,8 @@ impl Server {
             signing: crate::deliver::Signing::Any,
             folder: "INBOX",
             edit: None,
+            checks: None,
+            checks_summary: None,
         };
         self.core.next_id += 1;
         self.core.writer.send((
@@ -94,7 +96,10 @@ impl Server {
                 error!(target: LOG_TARGET, "notice not stored: {f}")
             }
             Finished::Busy(job) => self.outbound.parked_notices.push(*job),
-            Finished::Updated(_) => {}
+            // Notices are not checked.
+            Finished::Updated(_)
+            | Finished::Checked { .. }
+            | Finished::Refused { .. } => {}
         }
     }
 

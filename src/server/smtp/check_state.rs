@@ -2,11 +2,9 @@
 //! connection, and each transaction's state from MAIL to the verdict.
 //! Only data: `checks.rs` and `checks_dns.rs` move it along.
 
-use crate::inbound::read::ToCheck;
 use crate::inbound::verdict;
 use crate::proto::dkim::tags::Key;
 use crate::proto::dkim::verify::Outcome;
-use crate::proto::dmarc::record::Record;
 use crate::proto::smtp::Envelope;
 use crate::proto::spf::check::Check;
 use crate::store::content::Content;
@@ -67,16 +65,6 @@ pub struct TxnChecks {
     pub end: Option<Box<End>>,
 }
 
-/// The DMARC record lookup.
-pub enum DmarcLookup {
-    Off,
-    /// Asking `_dmarc.` of this domain (the From domain, then its
-    /// organizational domain).
-    Asking(String),
-    Found(Option<(Record, String)>),
-    TempError,
-}
-
 /// What is gathered after the end of DATA.
 pub struct End {
     pub envelope: Box<Envelope>,
@@ -84,40 +72,18 @@ pub struct End {
     pub content: Option<Content>,
     /// Where our trace fields end, and where Received starts.
     pub trace: (u64, u64),
-    /// The signatures read (a stranger's, and the checks on).
-    pub wanted: crate::inbound::read::Wanted,
-    /// The From domain, forged ranges, signatures' names.
-    pub from: Result<String, &'static str>,
-    pub forged: Vec<(u64, u64)>,
-    /// What the helper read, waiting for keys.
-    pub items: Vec<ToCheck>,
+    /// What the verdict is made from, beside SPF and iprev.
+    pub g: crate::inbound::assemble::Gathered,
     /// Each item's key record name (index into `keys`).
     pub item_keys: Vec<usize>,
     pub keys: Vec<(String, Option<Result<Key, Outcome>>)>,
-    /// Each DKIM signature: its result when known early, else its item.
-    pub dkim: Vec<(verdict::Dkim, Option<usize>)>,
-    /// The ARC chain: its result when known early, else its first item
-    /// and the newest seal's domain and instance.
-    pub arc: Option<ArcState>,
-    pub dmarc: DmarcLookup,
-    pub outcomes: Option<Vec<Outcome>>,
     pub stage: Stage,
     /// A spooled message's body hashes so far, and its header.
     pub prehashed: Option<(Box<crate::inbound::read::Prehash>, Vec<u8>)>,
-    /// The key names came from the header on the loop: the helper
-    /// reads the message once they are in, and checks it in the same trip.
+    /// The key names came from the header on the loop: the message is
+    /// read, checked and decided where it is stored, once they are in.
     pub unread: bool,
     pub late: bool,
-}
-
-/// The ARC chain's items.
-pub enum ArcState {
-    Known(verdict::Arc),
-    Items {
-        first: usize,
-        count: usize,
-        sealer: (String, u32),
-    },
 }
 
 /// Where the end-of-DATA work stands.

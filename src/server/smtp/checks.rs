@@ -2,24 +2,32 @@
 //! ARC, iprev): one transaction's checks, from MAIL to the verdict.
 //!
 //! SPF starts at MAIL and iprev at connect, their lookups in the loop's
-//! resolver while the client talks. At the end of DATA the spooled
-//! message goes to a checks helper, which reads its header and body
-//! hashes once; the key and DMARC lookups then run in parallel, the
-//! signatures are checked on the helper (RSA up to 8192 bits is not
-//! work for the loop), and the verdict is made here. The reply to DATA
-//! waits for it; the loop does not. A deadline turns whatever is still
-//! unanswered into `temperror`.
+//! resolver while the client talks. At the end of DATA the loop reads
+//! the key names and the From domain from the message's header (kept in
+//! memory: cheap and capped) and asks for the keys and the DMARC record
+//! in parallel. When every answer is in, the message goes to the
+//! durability helpers with all of it ([`Pending`]): the helper reads it
+//! (a spooled one was hashed as it was written), checks its signatures
+//! (RSA up to 8192 bits is not work for the loop), decides, and stores
+//! it or says why not, in the trip every message makes anyway. A
+//! message whose header is past what was kept is read by the checks
+//! helper first, and decided here. The reply to DATA waits; the loop
+//! does not. A deadline turns whatever is still unanswered into
+//! `temperror`.
 
 use std::io;
-use std::sync::Arc as SyncArc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{info, warn};
 
 use crate::config::inbound::Inbound;
 use crate::deliver::HeaderEdit;
-use crate::inbound::read::{self, Prehash, Reading, ToCheck, Wanted};
-use crate::inbound::verdict::{self, Disposition, Results};
+use crate::inbound::assemble::{
+    self, Decided, DmarcLookup, Gathered, Pending,
+};
+use crate::inbound::read::{self, Reading, ToCheck, Wanted};
+use crate::inbound::verdict::{self, Disposition};
 use crate::proto::dkim::tags::Key;
 use crate::proto::dkim::verify::Outcome;
 use crate::proto::dmarc::psl::List;
@@ -32,9 +40,7 @@ use crate::server::base::timer::Timer;
 use crate::store::content::{Content, Stored};
 use crate::util::logsafe::Quoted;
 
-use super::check_state::{
-    ArcState, DmarcLookup, End, Iprev, Spf, Stage, TxnChecks,
-};
+use super::check_state::{End, Iprev, Spf, Stage, TxnChecks};
 
 const LOG_TARGET: &str = "postling::server::checks";
 
@@ -42,15 +48,17 @@ const LOG_TARGET: &str = "postling::server::checks";
 /// is unanswered is `temperror` (the client waits up to 10 minutes for
 /// its reply, RFC 5321 4.5.3.2.6).
 pub const CHECKS_WAIT: Duration = Duration::from_secs(20);
-/// Checks helpers.
+/// Checks helpers (for messages whose header is read before lookups).
 const CHECKERS: usize = 1;
 
-/// Where a message goes, and the header change that goes with it.
+/// Where a message goes, and the header change that goes with it; or
+/// the checks that decide both, to run where it is stored.
 pub struct Placement {
     pub folder: &'static str,
     pub edit: Option<Box<HeaderEdit>>,
     /// The results, for the delivery's log line.
     pub summary: String,
+    pub checks: Option<Box<Pending>>,
 }
 
 impl Default for Placement {
@@ -59,13 +67,34 @@ impl Default for Placement {
             folder: "INBOX",
             edit: None,
             summary: String::new(),
+            checks: None,
         }
     }
 }
 
-/// Work for a checks helper.
+impl Placement {
+    /// Where a verdict puts a message: Junk or INBOX, with the field
+    /// (before our Received, at `at`) and without forged ones.
+    pub fn of(decided: Decided, at: u64) -> Placement {
+        Placement {
+            folder: match decided.disposition {
+                Disposition::Junk(_) => "Junk",
+                _ => "INBOX",
+            },
+            edit: Some(Box::new(HeaderEdit {
+                at,
+                text: decided.field.into_bytes(),
+                remove: decided.forged,
+            })),
+            summary: decided.summary,
+            checks: None,
+        }
+    }
+}
+
+/// Work for the checks helper: a message whose key names were not
+/// known on the loop.
 pub enum Job {
-    /// Read the message (its key names were not known on the loop).
     Read {
         key: (usize, u64),
         content: Content,
@@ -74,26 +103,13 @@ pub enum Job {
         wanted: Wanted,
         now: i64,
     },
-    /// Read the message and check its signatures with these keys.
-    Check {
-        key: (usize, u64),
-        content: Content,
-        /// Its body hashes so far, and its header: then the file is
-        /// not read again.
-        prehashed: Option<(Box<Prehash>, Vec<u8>)>,
-        trace: u64,
-        ours: String,
-        wanted: Wanted,
-        now: i64,
-        keys: Vec<(String, Result<Key, Outcome>)>,
-    },
     Verify {
         key: (usize, u64),
         items: Vec<(ToCheck, Result<Key, Outcome>)>,
     },
 }
 
-/// What a helper did.
+/// What the helper did.
 pub enum Done {
     Read {
         key: (usize, u64),
@@ -102,12 +118,6 @@ pub enum Done {
     },
     Verify {
         key: (usize, u64),
-        outcomes: Vec<Outcome>,
-    },
-    Checked {
-        key: (usize, u64),
-        content: Content,
-        reading: io::Result<Reading>,
         outcomes: Vec<Outcome>,
     },
 }
@@ -126,56 +136,15 @@ fn guarded_work(job: Job) -> Done {
             wanted,
             now,
         } => {
-            let reading =
-                guarded_read(&mut content, trace, &ours, wanted, now);
+            let reading = crate::util::contain::guarded(
+                || "checks helper: reading".to_string(),
+                || read::read(&mut content, trace, &ours, wanted, now),
+            )
+            .unwrap_or_else(|| Err(io::Error::other("internal error")));
             Done::Read {
                 key,
                 content,
                 reading,
-            }
-        }
-        Job::Check {
-            key,
-            mut content,
-            prehashed,
-            trace,
-            ours,
-            wanted,
-            now,
-            keys,
-        } => {
-            let reading = match prehashed {
-                None => guarded_read(&mut content, trace, &ours, wanted, now),
-                Some((prehash, head)) => {
-                    let tail = match &content.stored {
-                        Stored::File { tail, .. } => tail.as_slice(),
-                        Stored::Memory(_) => &[],
-                    };
-                    crate::util::contain::guarded(
-                        || "checks helper: reading".to_string(),
-                        || {
-                            read::read_prehashed(
-                                &head, trace, *prehash, tail, &ours, wanted,
-                                now,
-                            )
-                        },
-                    )
-                    .ok_or_else(|| io::Error::other("internal error"))
-                }
-            };
-            let outcomes = match &reading {
-                Ok(r) => crate::util::contain::guarded(
-                    || "checks helper: verifying".to_string(),
-                    || check_with(r, &keys),
-                )
-                .unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
-            Done::Checked {
-                key,
-                content,
-                reading,
-                outcomes,
             }
         }
         Job::Verify { key, items } => {
@@ -190,53 +159,20 @@ fn guarded_work(job: Job) -> Done {
     }
 }
 
-fn guarded_read(
-    content: &mut Content,
-    trace: u64,
-    ours: &str,
-    wanted: Wanted,
-    now: i64,
-) -> io::Result<Reading> {
-    crate::util::contain::guarded(
-        || "checks helper: reading".to_string(),
-        || read::read(content, trace, ours, wanted, now),
-    )
-    .unwrap_or_else(|| Err(io::Error::other("internal error")))
-}
-
-/// Each signature read, checked with the key of its name.
-fn check_with(
-    reading: &Reading,
-    keys: &[(String, Result<Key, Outcome>)],
-) -> Vec<Outcome> {
-    let missing = Err(Outcome::TempError("key not looked up"));
-    reading
-        .items()
-        .map(|c| {
-            let name = c.sig.key_name();
-            let key = keys
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(&missing, |(_, k)| k);
-            read::check_one(c, key)
-        })
-        .collect()
-}
-
-/// The checks' state in the loop: settings, the Public Suffix List,
-/// the helpers.
+/// The checks' state in the loop: settings, the Public Suffix List
+/// (shared with the durability helpers), the checks helper.
 pub struct Checking {
-    pub cfg: Inbound,
-    pub psl: List,
+    pub cfg: Arc<Inbound>,
+    pub psl: Arc<List>,
     pool: Pool<Job, Done>,
     serial: u64,
 }
 
 impl Checking {
-    /// Loads the Public Suffix List and starts the helpers.
+    /// Loads the Public Suffix List and starts the helper.
     pub fn start(
         cfg: &Inbound,
-        waker: SyncArc<mio::Waker>,
+        waker: Arc<mio::Waker>,
     ) -> io::Result<Checking> {
         let psl = match std::fs::read_to_string(&cfg.public_suffix_list) {
             Ok(text) => List::parse(&text),
@@ -251,8 +187,8 @@ impl Checking {
             }
         };
         Ok(Checking {
-            cfg: cfg.clone(),
-            psl,
+            cfg: Arc::new(cfg.clone()),
+            psl: Arc::new(psl),
             pool: Pool::start("checks", CHECKERS, 4, waker, work)?,
             serial: 0,
         })
@@ -263,6 +199,36 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// SPF's result as the verdict takes it: unfinished is `temperror`.
+fn spf_result(spf: Spf) -> Option<verdict::Spf> {
+    match spf {
+        Spf::Off => None,
+        Spf::Done(s) => Some(s),
+        Spf::Running {
+            identity,
+            helo,
+            domain,
+            ..
+        } => Some(verdict::Spf {
+            result: crate::proto::spf::check::SpfResult::TempError,
+            identity,
+            helo,
+            domain,
+        }),
+    }
+}
+
+/// iprev's result as the verdict takes it: unfinished is `temperror`.
+fn iprev_result(iprev: &Iprev) -> Option<verdict::Iprev> {
+    Some(match iprev {
+        Iprev::Done(i) => i.clone(),
+        _ => verdict::Iprev {
+            result: "temperror",
+            name: None,
+        },
+    })
 }
 
 impl Server {
@@ -347,7 +313,8 @@ impl Server {
         self.spf_drive(slot);
     }
 
-    /// The end of DATA: the message goes to a helper to be read.
+    /// The end of DATA: the names to look up, from the header; or, if
+    /// it was not kept whole, the message goes to the helper to be read.
     pub(in crate::server) fn start_checks(
         &mut self,
         slot: usize,
@@ -398,8 +365,6 @@ impl Server {
             dkim: stranger && on.dkim,
             arc: stranger && on.arc,
         };
-        // The names to look up, from the header on the loop (cheap and
-        // capped): then the helper reads and checks in one trip.
         let preview = match &content.stored {
             Stored::Memory(bytes) => {
                 read::preview(bytes, trace.0 as usize, wanted)
@@ -409,7 +374,7 @@ impl Server {
             }
         };
         // A spooled message hashed as it was written: its header is all
-        // the helper reads. (Hashed only for strangers; a logged-in
+        // that is read again. (Hashed only for strangers; a logged-in
         // user's is read for its forged fields alone.)
         let prehashed = match (&content.stored, prehash) {
             (Stored::File { .. }, Some(p)) if stranger => Some((p, head)),
@@ -424,20 +389,14 @@ impl Server {
                 end: None,
             })
         });
+        let g = Gathered::new(envelope.peer, envelope.user.clone(), wanted);
         let mut end = Box::new(End {
             envelope: Box::new(envelope),
             content: None,
             trace,
-            wanted,
-            from: Err("not read"),
-            forged: Vec::new(),
-            items: Vec::new(),
+            g,
             item_keys: Vec::new(),
             keys: Vec::new(),
-            dkim: Vec::new(),
-            arc: None,
-            dmarc: DmarcLookup::Off,
-            outcomes: None,
             stage: Stage::Reading,
             prehashed,
             unread: false,
@@ -456,12 +415,12 @@ impl Server {
             return;
         };
         end.keys = preview.keys.into_iter().map(|n| (n, None)).collect();
-        end.from = preview.from;
+        end.g.from = preview.from;
         if stranger
             && on.dmarc
-            && let Ok(from) = &end.from
+            && let Ok(from) = &end.g.from
         {
-            end.dmarc = DmarcLookup::Asking(from.clone());
+            end.g.dmarc = DmarcLookup::Asking(from.clone());
         }
         end.content = Some(content);
         end.unread = true;
@@ -469,7 +428,7 @@ impl Server {
         self.ask_and_progress(key);
     }
 
-    /// Results from the checks helpers.
+    /// Results from the checks helper.
     pub(in crate::server) fn finish_checks(&mut self) {
         let Some(checking) = &self.smtp.checking else {
             return;
@@ -482,15 +441,9 @@ impl Server {
                     content,
                     reading,
                 } => self.message_read(key, content, reading),
-                Done::Checked {
-                    key,
-                    content,
-                    reading,
-                    outcomes,
-                } => self.message_checked(key, content, reading, outcomes),
                 Done::Verify { key, outcomes } => {
                     if let Some(end) = self.end_of(key) {
-                        end.outcomes = Some(outcomes);
+                        end.g.outcomes = Some(outcomes);
                         end.stage = Stage::Deciding;
                     }
                     self.checks_progress(key);
@@ -517,17 +470,28 @@ impl Server {
         content: Content,
         reading: io::Result<Reading>,
     ) {
+        let dmarc_on = self
+            .smtp
+            .checking
+            .as_ref()
+            .is_some_and(|c| c.cfg.checks.dmarc);
         let Some(end) = self.end_of(key) else {
             return; // the client left: the content goes
         };
         end.content = Some(content);
         let reading = match reading {
             Ok(r) => r,
-            Err(e) => return self.unreadable(key, e),
+            Err(e) => {
+                // Decided with what there is: its signatures unchecked.
+                warn!(target: LOG_TARGET, "id={} reading the message for its checks: {e}", end.envelope.id);
+                end.stage = Stage::Deciding;
+                end.g.outcomes = Some(Vec::new());
+                return self.checks_progress(key);
+            }
         };
-        absorb(end, reading);
+        end.g.absorb(reading);
         // Each key record name once.
-        for item in &end.items {
+        for item in &end.g.items {
             let name = item.sig.key_name();
             let at = match end.keys.iter().position(|(n, _)| *n == name) {
                 Some(i) => i,
@@ -538,54 +502,13 @@ impl Server {
             };
             end.item_keys.push(at);
         }
-        let dmarc_on = self
-            .smtp
-            .checking
-            .as_ref()
-            .is_some_and(|c| c.cfg.checks.dmarc);
-        let Some(end) = self.end_of(key) else {
-            return;
-        };
         if end.envelope.user.is_none()
             && dmarc_on
-            && let Ok(from) = &end.from
+            && let Ok(from) = &end.g.from
         {
-            end.dmarc = DmarcLookup::Asking(from.clone());
+            end.g.dmarc = DmarcLookup::Asking(from.clone());
         }
         self.ask_and_progress(key);
-    }
-
-    /// The helper read the message and checked its signatures.
-    fn message_checked(
-        &mut self,
-        key: (usize, u64),
-        content: Content,
-        reading: io::Result<Reading>,
-        outcomes: Vec<Outcome>,
-    ) {
-        let Some(end) = self.end_of(key) else {
-            return;
-        };
-        end.content = Some(content);
-        let reading = match reading {
-            Ok(r) => r,
-            Err(e) => return self.unreadable(key, e),
-        };
-        absorb(end, reading);
-        end.outcomes = Some(outcomes);
-        end.stage = Stage::Deciding;
-        self.checks_progress(key);
-    }
-
-    /// The message could not be read: decided with what there is, its
-    /// signatures unchecked.
-    fn unreadable(&mut self, key: (usize, u64), e: io::Error) {
-        if let Some(end) = self.end_of(key) {
-            warn!(target: LOG_TARGET, "id={} reading the message for its checks: {e}", end.envelope.id);
-            end.stage = Stage::Deciding;
-            end.outcomes = Some(Vec::new());
-        }
-        self.checks_progress(key);
     }
 
     /// Asks every key and the DMARC record, then goes as far as the
@@ -611,10 +534,10 @@ impl Server {
         self.checks_progress(key);
     }
 
-    /// Goes as far as the answers in allow: checks the signatures once
-    /// every key is in, decides once everything is.
+    /// Goes as far as the answers in allow: once every lookup is in,
+    /// the message goes to be checked and stored (or, read already, its
+    /// signatures to the helper, then the verdict here).
     pub(in crate::server) fn checks_progress(&mut self, key: (usize, u64)) {
-        let (slot, _) = key;
         let Some(conn) = self.live_conn(key.0, key.1) else {
             return;
         };
@@ -629,49 +552,34 @@ impl Server {
         let Some(end) = txn.end.as_mut() else {
             return;
         };
-        let late = end.late;
-        match end.stage {
-            Stage::Reading | Stage::Asking | Stage::Verifying => return,
-            Stage::Looking => {
-                let keys_in = end.keys.iter().all(|(_, k)| k.is_some());
-                if !keys_in && !late {
-                    return;
-                }
-                end.stage = Stage::Verifying;
-                if end.unread {
-                    return self.send_check(key);
-                }
-                let items = std::mem::take(&mut end.items);
-                let pairs = items
-                    .into_iter()
-                    .zip(&end.item_keys)
-                    .map(|(item, &k)| {
-                        let key_found = end.keys[k].1.clone().unwrap_or(Err(
-                            Outcome::TempError("key lookup timed out"),
-                        ));
-                        (item, key_found)
-                    })
-                    .collect();
-                end.stage = Stage::Verifying;
-                if let Some(checking) = &self.smtp.checking {
-                    checking.pool.send(Job::Verify { key, items: pairs });
-                }
-                return;
-            }
-            Stage::Deciding => {}
-        }
-        let dmarc_done = !matches!(end.dmarc, DmarcLookup::Asking(_));
         let stranger = end.envelope.user.is_none();
-        if stranger && !(late || (spf_done && dmarc_done && iprev_done)) {
-            return;
+        let dmarc_done = !matches!(end.g.dmarc, DmarcLookup::Asking(_));
+        let rest_in = !stranger || (spf_done && dmarc_done && iprev_done);
+        let keys_in = end.keys.iter().all(|(_, k)| k.is_some());
+        match end.stage {
+            Stage::Reading | Stage::Asking | Stage::Verifying => {}
+            Stage::Looking if end.unread => {
+                if end.late || (keys_in && rest_in) {
+                    self.hand_to_writer(key.0);
+                }
+            }
+            Stage::Looking => {
+                if keys_in || end.late {
+                    end.stage = Stage::Verifying;
+                    self.send_verify(key);
+                }
+            }
+            Stage::Deciding => {
+                if end.late || rest_in {
+                    self.decide(key.0);
+                }
+            }
         }
-        self.decide(slot);
     }
 
-    /// The keys are in: the message goes to the helper, to be read and
-    /// its signatures checked.
-    fn send_check(&mut self, key: (usize, u64)) {
-        let ours = self.services.config.hostname.clone();
+    /// A message read already: its signatures, with their keys, to the
+    /// helper.
+    fn send_verify(&mut self, key: (usize, u64)) {
         let Some(checking) = &self.smtp.checking else {
             return;
         };
@@ -685,34 +593,98 @@ impl Server {
         else {
             return;
         };
-        let Some(content) = end.content.take() else {
-            return;
-        };
-        end.unread = false;
-        let keys = end
-            .keys
-            .iter()
-            .map(|(n, k)| {
-                let k = k.clone().unwrap_or(Err(Outcome::TempError(
-                    "key lookup timed out",
-                )));
-                (n.clone(), k)
+        let items = std::mem::take(&mut end.g.items);
+        let pairs = items
+            .into_iter()
+            .zip(&end.item_keys)
+            .map(|(item, &k)| {
+                let found = end.keys[k].1.clone();
+                (
+                    item,
+                    found.unwrap_or(Err(Outcome::TempError(
+                        "key lookup timed out",
+                    ))),
+                )
             })
             .collect();
-        checking.pool.send(Job::Check {
-            key,
-            content,
-            prehashed: end.prehashed.take(),
-            trace: end.trace.0,
-            ours,
-            wanted: end.wanted,
-            now: unix_now(),
-            keys,
-        });
+        checking.pool.send(Job::Verify { key, items: pairs });
     }
 
-    /// Everything is in (or late): the verdict, then the reply or the
-    /// delivery.
+    /// Every lookup is in: the message goes to the durability helpers,
+    /// which read it, check it, decide, and store it (or say why not).
+    fn hand_to_writer(&mut self, slot: usize) {
+        let Some(checking) = &self.smtp.checking else {
+            return;
+        };
+        let (cfg, psl) =
+            (Arc::clone(&checking.cfg), Arc::clone(&checking.psl));
+        let ours = self.services.config.hostname.clone();
+        let Some(conn) = self.core.conn_mut(slot) else {
+            return;
+        };
+        let Some(s) = conn.session.as_smtp() else {
+            return;
+        };
+        let iprev = iprev_result(&s.checks.iprev).filter(|_| cfg.checks.iprev);
+        let Some(txn) = s.checks.txn.take() else {
+            return;
+        };
+        let TxnChecks { spf, end, .. } = *txn;
+        let Some(end) = end else {
+            return;
+        };
+        let End {
+            envelope,
+            content,
+            trace,
+            g,
+            keys,
+            prehashed,
+            ..
+        } = *end;
+        let keys = keys
+            .into_iter()
+            .map(|(n, k)| {
+                (
+                    n,
+                    k.unwrap_or(Err(Outcome::TempError(
+                        "key lookup timed out",
+                    ))),
+                )
+            })
+            .collect();
+        let pending = Pending {
+            g,
+            cfg,
+            psl,
+            spf: spf_result(spf),
+            iprev,
+            ours,
+            trace,
+            now: unix_now(),
+            keys,
+            prehashed,
+        };
+        let Some(content) = content else {
+            let lost = crate::proto::Failure::Transient(
+                "checking: message lost".into(),
+            );
+            return self.store(
+                slot,
+                *envelope,
+                Err(lost),
+                Placement::default(),
+            );
+        };
+        let placement = Placement {
+            checks: Some(Box::new(pending)),
+            ..Placement::default()
+        };
+        self.store(slot, *envelope, Ok(content), placement);
+    }
+
+    /// A message read first: everything is in (or late), the verdict,
+    /// then the reply or the delivery.
     fn decide(&mut self, slot: usize) {
         let Some(checking) = &self.smtp.checking else {
             return;
@@ -721,11 +693,10 @@ impl Server {
         let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
-        let conn_id = conn.id;
         let Some(s) = conn.session.as_smtp() else {
             return;
         };
-        let iprev = &s.checks.iprev;
+        let iprev = iprev_result(&s.checks.iprev);
         let Some(txn) = s.checks.txn.take() else {
             return;
         };
@@ -734,28 +705,25 @@ impl Server {
             return;
         };
         let mut end = *end;
-        let results = gather(checking, &mut end, spf, iprev);
-        let disposition = match &results.auth {
-            Some(_) => Disposition::Inbox,
-            None => results.decide(&checking.cfg),
-        };
-        let summary = summarize(&results, &disposition);
+        let results = end.g.results(
+            &checking.cfg,
+            &checking.psl,
+            spf_result(spf),
+            iprev,
+        );
+        let forged = std::mem::take(&mut end.g.forged);
+        let decided =
+            assemble::decide(&results, &checking.cfg, &hostname, forged);
         let envelope = *end.envelope;
-        if let Disposition::Reject(text) = &disposition {
-            info!(target: LOG_TARGET,
-                "conn={conn_id} id={} from={} ip={} result=rejected ({}){summary}",
-                envelope.id,
-                Quoted(&format!("<{}>", envelope.from)),
-                envelope.peer,
-                Quoted(text)
+        if let Disposition::Reject(text) = &decided.disposition {
+            let text = text.clone();
+            return self.refuse_checked(
+                slot,
+                &envelope,
+                &text,
+                &decided.summary,
             );
-            s.smtp.refused(550, "5.7.1", text, &mut conn.wbuf);
-            conn.phase = Phase::Open;
-            // The content (and its spool file) goes here.
-            drop(end.content);
-            return self.resume(slot);
         }
-        let field = results.field(&hostname, &disposition);
         let Some(content) = end.content else {
             let lost = crate::proto::Failure::Transient(
                 "checking: message lost".into(),
@@ -767,232 +735,39 @@ impl Server {
                 Placement::default(),
             );
         };
-        let placement = Placement {
-            folder: match disposition {
-                Disposition::Junk(_) => "Junk",
-                _ => "INBOX",
-            },
-            edit: Some(Box::new(HeaderEdit {
-                at: end.trace.1,
-                text: field.into_bytes(),
-                remove: end.forged,
-            })),
-            summary,
-        };
-        self.store(slot, envelope, Ok(content), placement);
-    }
-}
-
-/// Takes in what the helper read: the From domain, forged fields, and
-/// each signature, listed as the loop tracks them.
-fn absorb(end: &mut End, reading: Reading) {
-    end.from = reading.from_domain;
-    end.forged = reading.forged;
-    for d in reading.dkim {
-        match d {
-            read::Dkim::Ready(c) => {
-                let meta = verdict::Dkim {
-                    outcome: Outcome::TempError("not checked"),
-                    domain: Some(c.sig.domain.clone()),
-                    selector: Some(c.sig.selector.clone()),
-                    b: Some(c.sig.b_text.clone()),
-                    length: c.sig.length.map(|l| (l, c.body_length)),
-                };
-                end.dkim.push((meta, Some(end.items.len())));
-                end.items.push(*c);
-            }
-            read::Dkim::Broken(why, domain) => {
-                let meta = verdict::Dkim {
-                    outcome: Outcome::PermError(why),
-                    domain,
-                    selector: None,
-                    b: None,
-                    length: None,
-                };
-                end.dkim.push((meta, None));
-            }
-        }
-    }
-    if !end.wanted.arc {
-        return;
-    }
-    end.arc = Some(match reading.arc {
-        read::Arc::None => ArcState::Known(verdict::Arc {
-            result: "none",
-            reason: None,
-            sealer: None,
-        }),
-        read::Arc::Broken(why) => ArcState::Known(verdict::Arc {
-            result: "fail",
-            reason: Some(why),
-            sealer: None,
-        }),
-        read::Arc::Chain { message, seals } => {
-            let newest = seals
-                .first()
-                .map(|s| (s.sig.domain.clone(), s.sig.instance));
-            let first = end.items.len();
-            end.items.push(*message);
-            end.items.extend(seals);
-            ArcState::Items {
-                first,
-                count: end.items.len() - first,
-                sealer: newest.unwrap_or_default(),
-            }
-        }
-    });
-}
-
-/// The results, from what was gathered; what is still unanswered (the
-/// deadline passed) is `temperror`.
-fn gather(
-    checking: &Checking,
-    end: &mut End,
-    spf: Spf,
-    iprev: &Iprev,
-) -> Results {
-    let mut results = Results {
-        ip: Some(end.envelope.peer),
-        ..Results::default()
-    };
-    if let Some(user) = &end.envelope.user {
-        results.auth = Some(user.clone());
-        return results;
-    }
-    let on = checking.cfg.checks;
-    results.spf = match spf {
-        Spf::Off => None,
-        Spf::Done(s) => Some(s),
-        Spf::Running {
-            identity,
-            helo,
-            domain,
-            ..
-        } => Some(verdict::Spf {
-            result: crate::proto::spf::check::SpfResult::TempError,
-            identity,
-            helo,
-            domain,
-        }),
-    };
-    if on.iprev {
-        results.iprev = Some(match iprev {
-            Iprev::Done(i) => i.clone(),
-            _ => verdict::Iprev {
-                result: "temperror",
-                name: None,
-            },
-        });
-    }
-    let outcomes = end.outcomes.take().unwrap_or_default();
-    let outcome = |i: usize| {
-        outcomes
-            .get(i)
-            .copied()
-            .unwrap_or(Outcome::TempError("not checked"))
-    };
-    if on.dkim {
-        results.dkim = Some(
-            end.dkim
-                .drain(..)
-                .map(|(mut meta, item)| {
-                    if let Some(i) = item {
-                        meta.outcome = outcome(i);
-                    }
-                    meta
-                })
-                .collect(),
+        self.store(
+            slot,
+            envelope,
+            Ok(content),
+            Placement::of(decided, end.trace.1),
         );
     }
-    results.arc = end.arc.take().map(|a| match a {
-        ArcState::Known(k) => k,
-        ArcState::Items {
-            first,
-            count,
-            sealer,
-        } => arc_result((first..first + count).map(outcome), sealer),
-    });
-    if on.dmarc {
-        results.dmarc = Some(super::checks_dns::dmarc_result(
-            &checking.psl,
-            end,
-            &results,
-        ));
-    }
-    results
-}
 
-/// The chain passes if its newest message signature and every seal do.
-fn arc_result(
-    outcomes: impl Iterator<Item = Outcome>,
-    sealer: (String, u32),
-) -> verdict::Arc {
-    let mut temp = false;
-    for o in outcomes {
-        match o {
-            Outcome::Pass => {}
-            Outcome::TempError(_) => temp = true,
-            other => {
-                return verdict::Arc {
-                    result: "fail",
-                    reason: other.reason(),
-                    sealer: None,
-                };
-            }
+    /// The verdict is 550 5.7.1: said and logged; the message (and its
+    /// spool file) goes.
+    pub(in crate::server) fn refuse_checked(
+        &mut self,
+        slot: usize,
+        envelope: &Envelope,
+        text: &str,
+        summary: &str,
+    ) {
+        let Some(conn) = self.core.conn_mut(slot) else {
+            return;
+        };
+        info!(target: LOG_TARGET,
+            "conn={} id={} from={} ip={} result=rejected ({}){summary}",
+            conn.id,
+            envelope.id,
+            Quoted(&format!("<{}>", envelope.from)),
+            envelope.peer,
+            Quoted(text)
+        );
+        if let Some(s) = conn.session.as_smtp() {
+            s.in_flight = None;
+            s.smtp.refused(550, "5.7.1", text, &mut conn.wbuf);
         }
+        conn.phase = Phase::Open;
+        self.resume(slot);
     }
-    match temp {
-        true => verdict::Arc {
-            result: "temperror",
-            reason: Some("key lookup failed"),
-            sealer: None,
-        },
-        false => verdict::Arc {
-            result: "pass",
-            reason: None,
-            sealer: Some(sealer),
-        },
-    }
-}
-
-/// The results for the log line: ` spf=pass dkim=pass,fail ... dis=inbox`.
-fn summarize(r: &Results, d: &Disposition) -> String {
-    let mut out = String::new();
-    if let Some(user) = &r.auth {
-        out.push_str(&format!(" auth={}", Quoted(user)));
-    }
-    if let Some(spf) = &r.spf {
-        out.push_str(&format!(" spf={}", spf.result.name()));
-    }
-    if let Some(dkim) = &r.dkim {
-        let list: Vec<&str> = dkim.iter().map(|d| d.outcome.name()).collect();
-        out.push_str(&format!(
-            " dkim={}",
-            if list.is_empty() {
-                "none".to_string()
-            } else {
-                list.join(",")
-            }
-        ));
-    }
-    if let Some(dmarc) = &r.dmarc {
-        out.push_str(&format!(" dmarc={}", dmarc.outcome.name()));
-    }
-    if let Some(arc) = &r.arc {
-        out.push_str(&format!(" arc={}", arc.result));
-    }
-    if let Some(iprev) = &r.iprev {
-        out.push_str(&format!(" iprev={}", iprev.result));
-    }
-    if r.auth.is_none() {
-        out.push_str(&format!(
-            " dis={}",
-            match d {
-                Disposition::Inbox => "inbox",
-                Disposition::Junk(_) => "junk",
-                Disposition::Reject(_) => "reject",
-            }
-        ));
-    }
-    out
 }

@@ -5,18 +5,18 @@
 //! set before each question is asked.
 
 use crate::proto::dkim::verify::{self, Outcome};
-use crate::proto::dmarc::evaluate::{self, Evidence};
 use crate::proto::dmarc::psl::List;
 use crate::proto::dmarc::record;
 use crate::proto::dns::cache::Found;
 use crate::proto::dns::resolver::Failure;
 use crate::proto::dns::wire::{Qtype, Rec};
-use crate::proto::spf::check::{self as spf, Answer, SpfResult};
+use crate::proto::spf::check::{self as spf, Answer};
 use crate::server::Server;
 use crate::server::outbound::dns::Waiter;
 
-use super::check_state::{DmarcLookup, End, Iprev, Spf};
-use crate::inbound::verdict::{self, Results};
+use super::check_state::{End, Iprev, Spf};
+use crate::inbound::assemble::DmarcLookup;
+use crate::inbound::verdict;
 
 /// iprev looks up at most this many of a client's names.
 const MAX_IPREV_NAMES: usize = 5;
@@ -200,7 +200,7 @@ fn dmarc_found(
     end: &mut End,
     result: Result<Found, Failure>,
 ) -> Option<String> {
-    let DmarcLookup::Asking(asked) = &end.dmarc else {
+    let DmarcLookup::Asking(asked) = &end.g.dmarc else {
         return None;
     };
     let asked = asked.clone();
@@ -215,7 +215,7 @@ fn dmarc_found(
             .collect(),
         Ok(_) | Err(Failure::BadName) => Vec::new(),
         Err(_) => {
-            end.dmarc = DmarcLookup::TempError;
+            end.g.dmarc = DmarcLookup::TempError;
             return None;
         }
     };
@@ -223,17 +223,17 @@ fn dmarc_found(
     if let [one] = texts.as_slice()
         && let Ok(r) = record::parse(one)
     {
-        end.dmarc = DmarcLookup::Found(Some((r, asked)));
+        end.g.dmarc = DmarcLookup::Found(Some((r, asked)));
         return None;
     }
     let org = psl.organizational(&asked);
-    let from = end.from.as_deref().unwrap_or_default();
+    let from = end.g.from.as_deref().unwrap_or_default();
     let first_ask = asked.eq_ignore_ascii_case(from);
     if texts.is_empty() && first_ask && !org.eq_ignore_ascii_case(&asked) {
-        end.dmarc = DmarcLookup::Asking(org.clone());
+        end.g.dmarc = DmarcLookup::Asking(org.clone());
         return Some(org);
     }
-    end.dmarc = DmarcLookup::Found(None);
+    end.g.dmarc = DmarcLookup::Found(None);
     None
 }
 
@@ -257,7 +257,7 @@ impl Server {
         };
         let names: Vec<String> =
             end.keys.iter().map(|(n, _)| n.clone()).collect();
-        let dmarc = match &end.dmarc {
+        let dmarc = match &end.g.dmarc {
             DmarcLookup::Asking(d) => Some(format!("_dmarc.{d}")),
             _ => None,
         };
@@ -378,47 +378,4 @@ fn iprev_forward(
             },
         });
     }
-}
-
-/// DMARC's result from the record found and the other results.
-pub(super) fn dmarc_result(
-    psl: &List,
-    end: &End,
-    results: &Results,
-) -> verdict::Dmarc {
-    let from = end.from.clone();
-    let outcome = match (&end.dmarc, &from) {
-        (_, Err(_))
-        | (DmarcLookup::Off, _)
-        | (DmarcLookup::Found(None), _) => evaluate::Outcome::None,
-        (DmarcLookup::Asking(_) | DmarcLookup::TempError, _) => {
-            evaluate::Outcome::TempError
-        }
-        (DmarcLookup::Found(Some((record, at))), Ok(from)) => {
-            let spf_pass = results
-                .spf
-                .as_ref()
-                .filter(|s| s.result == SpfResult::Pass)
-                .map(|s| s.domain.as_str());
-            let dkim_pass: Vec<String> = results
-                .dkim
-                .iter()
-                .flatten()
-                .filter(|d| d.outcome == Outcome::Pass)
-                .filter_map(|d| d.domain.clone())
-                .collect();
-            let evidence = Evidence {
-                from,
-                spf_pass,
-                dkim_pass: &dkim_pass,
-            };
-            let mut roll = [0u8; 1];
-            let _ = ring::rand::SecureRandom::fill(
-                &ring::rand::SystemRandom::new(),
-                &mut roll,
-            );
-            evaluate::evaluate(psl, record, at, &evidence, roll[0] % 100)
-        }
-    };
-    verdict::Dmarc { outcome, from }
 }

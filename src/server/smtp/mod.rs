@@ -232,6 +232,8 @@ impl Server {
             signing: self.signing_for(&envelope),
             folder: placement.folder,
             edit: placement.edit,
+            checks: placement.checks,
+            checks_summary: None,
         };
         self.core.writer.send((Task::Deliver(Box::new(job)), key));
     }
@@ -329,10 +331,76 @@ impl Server {
             }
             match finished {
                 Finished::Delivered(result) => self.stored(slot, result),
+                Finished::Checked {
+                    result,
+                    folder,
+                    summary,
+                } => {
+                    self.checked(slot, folder, summary);
+                    self.stored(slot, result)
+                }
+                Finished::Refused { text, summary } => {
+                    self.refused(slot, &text, &summary)
+                }
                 Finished::Busy(job) => self.busy(slot, *job),
                 Finished::Updated(result) => self.updated(slot, result),
             }
         }
+    }
+
+    /// The checks decided where a message went: its log line says why,
+    /// and IMAP is told of the folder it is in.
+    fn checked(&mut self, slot: usize, folder: &'static str, summary: String) {
+        let format = self.services.config.mailbox_format;
+        let Some(flight) = self
+            .core
+            .conn_mut(slot)
+            .and_then(|c| c.session.as_smtp())
+            .and_then(|s| s.in_flight.as_mut())
+        else {
+            return;
+        };
+        flight.checks = summary;
+        if folder != "INBOX" {
+            // INBOX's place is the mailbox (Maildir) or its INBOX file.
+            for place in &mut flight.mailboxes {
+                let root = match format {
+                    crate::config::MailboxFormat::Maildir => place.clone(),
+                    crate::config::MailboxFormat::Mbox => place
+                        .parent()
+                        .map(|p| p.to_path_buf())
+                        .unwrap_or_default(),
+                };
+                *place = crate::store::folders::place(&root, folder, format);
+            }
+        }
+    }
+
+    /// The checks refused a message after all: 550 5.7.1.
+    fn refused(&mut self, slot: usize, text: &str, summary: &str) {
+        let Some(s) =
+            self.core.conn_mut(slot).and_then(|c| c.session.as_smtp())
+        else {
+            return;
+        };
+        let Some(flight) = s.in_flight.take() else {
+            return;
+        };
+        let Some(conn) = self.core.conn_mut(slot) else {
+            return;
+        };
+        info!(target: "postling::server::checks",
+            "conn={} id={} {} result=rejected ({}){summary}",
+            conn.id,
+            flight.id,
+            flight.summary,
+            Quoted(text)
+        );
+        if let Some(s) = conn.session.as_smtp() {
+            s.smtp.refused(550, "5.7.1", text, &mut conn.wbuf);
+        }
+        conn.phase = Phase::Open;
+        self.resume(slot);
     }
 
     /// A message met a mailbox another program holds: try again shortly,
