@@ -1,7 +1,11 @@
-//! What postling checks of mail from strangers (issue 18): the helper
-//! side. `read` reads a spooled message once for its signatures and
-//! body hashes; the loop's side (lookups, the decision) is in
-//! `server::smtp::checks`. Depends on `proto` and `store`.
+//! What postling checks of mail from strangers (issue 18), away from
+//! the loop: `read` reads a message once for its signatures and body
+//! hashes (or takes the hashes the spool helpers computed as it was
+//! written); `assemble` turns what was gathered into the verdict and
+//! runs a [`assemble::Pending`] message's checks where it is stored;
+//! `verdict` is the decision and the Authentication-Results field. The
+//! loop's side (lookups) is `server::smtp::checks`. Depends on `proto`,
+//! `config` and `store`.
 
 pub mod assemble;
 pub mod read;
