@@ -13,7 +13,7 @@ use crate::proto::dkim::fields::{self, Index};
 use crate::proto::dkim::tags::Key;
 use crate::proto::dkim::verify::{self, Kind, Outcome, Signature};
 use crate::proto::imap::structure;
-use crate::store::content::Content;
+use crate::store::content::{Content, Stored};
 
 /// Signatures checked at most; more are not looked at (a stranger's
 /// message of a thousand signatures costs five).
@@ -88,8 +88,13 @@ pub fn read(
     now: i64,
 ) -> std::io::Result<Reading> {
     content.finish()?;
+    if let Stored::Memory(bytes) = &content.stored {
+        // In memory: read where it lies, nothing copied.
+        return Ok(read_bytes(bytes, trace, ours, wanted, now));
+    }
     let mut reader = content.reader()?;
-    let mut buf = Vec::new();
+    let cap = (trace + MAX_HEADER as u64).min(content.len);
+    let mut buf = Vec::with_capacity(cap as usize);
     (&mut reader)
         .take(trace + MAX_HEADER as u64)
         .read_to_end(&mut buf)?;
@@ -112,6 +117,25 @@ pub fn read(
     }
     fill_body_hashes(&mut reading, &hashes.finish());
     Ok(reading)
+}
+
+/// Reads a message held whole in memory.
+fn read_bytes(
+    bytes: &[u8],
+    trace: u64,
+    ours: &str,
+    wanted: Wanted,
+    now: i64,
+) -> Reading {
+    let start = (trace as usize).min(bytes.len());
+    let cap = bytes.len().min(start + MAX_HEADER);
+    let end = header_end(&bytes[start..cap]);
+    let mut hashes = Hashes::default();
+    let (mut reading, blank) =
+        read_header(&bytes[..cap], start, ours, wanted, now, &mut hashes);
+    hashes.update(&bytes[(start + end + blank).min(bytes.len())..]);
+    fill_body_hashes(&mut reading, &hashes.finish());
+    reading
 }
 
 /// Reads a spooled message whose body was hashed as it was written
@@ -439,30 +463,36 @@ pub fn preview(head: &[u8], trace: usize, wanted: Wanted) -> Option<Preview> {
     }
     let index = Index::new(fields::split(&own[..end]));
     let mut keys: Vec<String> = Vec::new();
-    let mut add = |sig: Result<Signature, &'static str>| {
-        if let Ok(sig) = sig {
-            let name = sig.key_name();
-            if !keys.contains(&name) {
-                keys.push(name);
-            }
+    let mut add = |name: Option<String>| {
+        if let Some(name) = name
+            && !keys.contains(&name)
+        {
+            keys.push(name);
         }
     };
-    fn text(f: &[u8]) -> Result<&str, &'static str> {
-        std::str::from_utf8(fields::value(f)).map_err(|_| "not ASCII")
-    }
+    // Only d= and s=: a name for every signature the full reading
+    // may accept (and perhaps one it refuses: a lookup too many).
+    let name = |f: &[u8]| -> Option<String> {
+        let value = std::str::from_utf8(fields::value(f)).ok()?;
+        let tags = crate::proto::dkim::tags::parse(value).ok()?;
+        let get = |n| {
+            crate::proto::dkim::tags::get(&tags, n)
+                .map(str::to_ascii_lowercase)
+        };
+        Some(format!("{}._domainkey.{}", get("s")?, get("d")?))
+    };
     if wanted.dkim {
         for field in index.all("dkim-signature").take(MAX_SIGNATURES) {
-            add(text(field).and_then(|v| verify::parse(v, Kind::Dkim)));
+            add(name(field));
         }
     }
     if wanted.arc
         && let Ok(sets) = arc::sets(&index)
         && let Some(newest) = sets.last()
     {
-        add(text(newest.message)
-            .and_then(|v| verify::parse(v, Kind::ArcMessage)));
+        add(name(newest.message));
         for set in &sets {
-            add(text(set.seal).and_then(|v| arc::parse_seal(v).map(|s| s.sig)));
+            add(name(set.seal));
         }
     }
     Some(Preview {
