@@ -55,6 +55,21 @@ pub struct Job {
     pub checks_summary: Option<String>,
 }
 
+impl HeaderEdit {
+    /// The verdict's field, put in before our Received (at `at`), and
+    /// the forged fields it names left out.
+    pub fn of(
+        decided: crate::inbound::assemble::Decided,
+        at: u64,
+    ) -> HeaderEdit {
+        HeaderEdit {
+            at,
+            text: decided.field.into_bytes(),
+            remove: decided.forged,
+        }
+    }
+}
+
 /// A header change made at delivery (`Content::edit`).
 #[derive(Debug, Clone)]
 pub struct HeaderEdit {

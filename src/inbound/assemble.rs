@@ -271,6 +271,16 @@ pub struct Decided {
     pub summary: String,
 }
 
+impl Decided {
+    /// The folder the message goes into (a refused one goes nowhere).
+    pub fn folder(&self) -> &'static str {
+        match self.disposition {
+            Disposition::Junk(_) => "Junk",
+            _ => "INBOX",
+        }
+    }
+}
+
 /// The verdict on `results` under `cfg`.
 pub fn decide(
     results: &Results,

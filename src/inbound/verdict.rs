@@ -123,13 +123,15 @@ impl Results {
                     if cfg.dmarc_reject == DmarcReject::Reject =>
                 {
                     return Disposition::Reject(format!(
-                        "Message rejected: it fails the DMARC policy of {from} (p=reject)"
+                        "Message rejected: it fails the DMARC policy of {} (p=reject)",
+                        shown(from)
                     ));
                 }
                 (_, false) => {
                     return Disposition::Junk(format!(
-                        "DMARC {} for {from}",
-                        policy.name()
+                        "DMARC {} for {}",
+                        policy.name(),
+                        shown(from)
                     ));
                 }
             }
@@ -137,13 +139,13 @@ impl Results {
         // DMARC decided if it passed, or failed with a policy it applied.
         let dmarc_decided = matches!(
             self.dmarc.as_ref().map(|d| d.outcome),
-            Some(evaluate::Outcome::Pass | evaluate::Outcome::Fail { .. })
-        ) && !matches!(
-            self.dmarc.as_ref().map(|d| d.outcome),
-            Some(evaluate::Outcome::Fail {
-                policy: Policy::None,
-                ..
-            })
+            Some(
+                evaluate::Outcome::Pass
+                    | evaluate::Outcome::Fail {
+                        policy: Policy::Quarantine | Policy::Reject,
+                        ..
+                    }
+            )
         );
         let spf_failed =
             self.spf.as_ref().filter(|s| s.result == SpfResult::Fail);
@@ -151,13 +153,14 @@ impl Results {
             (Some(spf), false, SpfFail::Reject) => {
                 Disposition::Reject(format!(
                     "Message rejected: SPF fail for {} from {}",
-                    spf.domain,
+                    shown(&spf.domain),
                     self.ip.map_or_else(String::new, |i| i.to_string())
                 ))
             }
-            (Some(spf), false, SpfFail::Junk) => {
-                Disposition::Junk(format!("SPF fail for {}", spf.domain))
-            }
+            (Some(spf), false, SpfFail::Junk) => Disposition::Junk(format!(
+                "SPF fail for {}",
+                shown(&spf.domain)
+            )),
             _ => Disposition::Inbox,
         }
     }
@@ -238,6 +241,19 @@ impl Results {
         }
         m.with("header.from", from.as_str())
     }
+}
+
+/// A stranger's domain as an SMTP reply may show it: letters, digits,
+/// dots and hyphens; anything else (8-bit, controls) as `?`.
+fn shown(domain: &str) -> String {
+    domain
+        .chars()
+        .take(255)
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 fn dkim_method(d: &Dkim) -> Method {

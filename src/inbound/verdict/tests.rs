@@ -60,6 +60,15 @@ fn policies_decide() {
         sealer: Some(("lists.example".into(), 1)),
     });
     assert!(matches!(listed.decide(&cfg), Disposition::Junk(_)));
+    // A From domain of the stranger's choosing is shown tame.
+    let mut odd = forged_bank(Policy::Reject);
+    if let Some(d) = odd.dmarc.as_mut() {
+        d.from = Ok("b\u{e4}nk.example\r\n250 ok".into());
+    }
+    cfg.dmarc_reject = DmarcReject::Reject;
+    assert!(matches!(odd.decide(&cfg),
+        Disposition::Reject(t) if t.contains("policy of b?nk.example??250?ok (p=reject)")));
+    cfg.dmarc_reject = DmarcReject::Junk;
     cfg.arc_trusted_sealers = vec!["lists.example".into()];
     assert_eq!(listed.decide(&cfg), Disposition::Inbox);
 }

@@ -189,7 +189,7 @@ fn check_first(job: &mut Job) -> Result<(), Finished> {
         || format!("checking id={id}"),
         || pending.run(&mut job.content),
     );
-    let decided = match decided {
+    let mut decided = match decided {
         Some(Ok(d)) => d,
         Some(Err(e)) => {
             log::error!(target: LOG_TARGET, "id={id} reading the message for its checks: {e}");
@@ -204,16 +204,9 @@ fn check_first(job: &mut Job) -> Result<(), Finished> {
             summary: decided.summary,
         });
     }
-    job.folder = match decided.disposition {
-        Disposition::Junk(_) => "Junk",
-        _ => "INBOX",
-    };
-    job.edit = Some(Box::new(deliver::HeaderEdit {
-        at,
-        text: decided.field.into_bytes(),
-        remove: decided.forged,
-    }));
-    job.checks_summary = Some(decided.summary);
+    job.folder = decided.folder();
+    job.checks_summary = Some(std::mem::take(&mut decided.summary));
+    job.edit = Some(Box::new(deliver::HeaderEdit::of(decided, at)));
     Ok(())
 }
 

@@ -83,7 +83,9 @@ pub struct End {
     /// The key names came from the header on the loop: the message is
     /// read, checked and decided where it is stored, once they are in.
     pub unread: bool,
+    /// The deadline passed: what is unanswered is `temperror`.
     pub late: bool,
+    pub deadline: std::time::Instant,
 }
 
 /// Where the end-of-DATA work stands.

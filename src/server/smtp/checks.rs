@@ -75,18 +75,11 @@ impl Default for Placement {
 impl Placement {
     /// Where a verdict puts a message: Junk or INBOX, with the field
     /// (before our Received, at `at`) and without forged ones.
-    pub fn of(decided: Decided, at: u64) -> Placement {
+    pub fn of(mut decided: Decided, at: u64) -> Placement {
         Placement {
-            folder: match decided.disposition {
-                Disposition::Junk(_) => "Junk",
-                _ => "INBOX",
-            },
-            edit: Some(Box::new(HeaderEdit {
-                at,
-                text: decided.field.into_bytes(),
-                remove: decided.forged,
-            })),
-            summary: decided.summary,
+            folder: decided.folder(),
+            summary: std::mem::take(&mut decided.summary),
+            edit: Some(Box::new(HeaderEdit::of(decided, at))),
             checks: None,
         }
     }
@@ -327,9 +320,6 @@ impl Server {
             return;
         };
         let key = (slot, generation);
-        self.core
-            .timers
-            .add(Instant::now() + CHECKS_WAIT, Timer::Checks, key);
         let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
@@ -401,6 +391,7 @@ impl Server {
             prehashed,
             unread: false,
             late: false,
+            deadline: Instant::now() + CHECKS_WAIT,
         });
         let Some(preview) = preview else {
             txn.end = Some(end);
@@ -412,6 +403,7 @@ impl Server {
                 wanted,
                 now: unix_now(),
             });
+            self.checks_deadline(key);
             return;
         };
         end.keys = preview.keys.into_iter().map(|n| (n, None)).collect();
@@ -426,6 +418,15 @@ impl Server {
         end.unread = true;
         txn.end = Some(end);
         self.ask_and_progress(key);
+        self.checks_deadline(key);
+    }
+
+    /// Checks still waiting for answers get a deadline; those the cache
+    /// answered at once are gone already (no timer a message at load).
+    fn checks_deadline(&mut self, key: (usize, u64)) {
+        if let Some(at) = self.end_of(key).map(|e| e.deadline) {
+            self.core.timers.add(at, Timer::Checks, key);
+        }
     }
 
     /// Results from the checks helper.
@@ -528,7 +529,10 @@ impl Server {
 
     /// The deadline passed: what is unanswered is `temperror`.
     pub(in crate::server) fn checks_due(&mut self, key: (usize, u64)) {
-        if let Some(end) = self.end_of(key) {
+        // The timer may be an earlier message's, on the same connection.
+        if let Some(end) = self.end_of(key)
+            && Instant::now() >= end.deadline
+        {
             end.late = true;
         }
         self.checks_progress(key);
@@ -625,7 +629,7 @@ impl Server {
         let Some(s) = conn.session.as_smtp() else {
             return;
         };
-        let iprev = iprev_result(&s.checks.iprev).filter(|_| cfg.checks.iprev);
+        let iprev = iprev_result(&s.checks.iprev);
         let Some(txn) = s.checks.txn.take() else {
             return;
         };
@@ -716,11 +720,12 @@ impl Server {
             assemble::decide(&results, &checking.cfg, &hostname, forged);
         let envelope = *end.envelope;
         if let Disposition::Reject(text) = &decided.disposition {
-            let text = text.clone();
+            let described = super::described(&envelope, envelope.peer);
             return self.refuse_checked(
                 slot,
-                &envelope,
-                &text,
+                &envelope.id,
+                &described,
+                text,
                 &decided.summary,
             );
         }
@@ -743,12 +748,14 @@ impl Server {
         );
     }
 
-    /// The verdict is 550 5.7.1: said and logged; the message (and its
-    /// spool file) goes.
+    /// The verdict is 550 5.7.1: said and logged as deliveries are
+    /// (`described`, then the results); the message (and its spool
+    /// file) goes. Whether decided here or where it was to be stored.
     pub(in crate::server) fn refuse_checked(
         &mut self,
         slot: usize,
-        envelope: &Envelope,
+        id: &str,
+        described: &str,
         text: &str,
         summary: &str,
     ) {
@@ -756,15 +763,11 @@ impl Server {
             return;
         };
         info!(target: LOG_TARGET,
-            "conn={} id={} from={} ip={} result=rejected ({}){summary}",
+            "conn={} id={id} {described} result=rejected ({}){summary}",
             conn.id,
-            envelope.id,
-            Quoted(&format!("<{}>", envelope.from)),
-            envelope.peer,
             Quoted(text)
         );
         if let Some(s) = conn.session.as_smtp() {
-            s.in_flight = None;
             s.smtp.refused(550, "5.7.1", text, &mut conn.wbuf);
         }
         conn.phase = Phase::Open;

@@ -52,9 +52,9 @@ impl SmtpState {
                     SPOOLERS,
                     std::sync::Arc::clone(&waker),
                 )?),
-                prehash: {
+                checks: {
                     let on = config.inbound.checks;
-                    (on.dkim || on.arc).then(|| {
+                    on.any().then(|| {
                         let wanted = crate::inbound::read::Wanted {
                             dkim: on.dkim,
                             arc: on.arc,
@@ -77,6 +77,25 @@ impl SmtpState {
     ) -> spool::Spool {
         spool::Spool::new(std::rc::Rc::clone(&self.spool), key)
     }
+}
+
+/// A transaction as its log lines describe it.
+pub(in crate::server) fn described(
+    envelope: &Envelope,
+    peer: std::net::IpAddr,
+) -> String {
+    let rcpts: Vec<String> = envelope
+        .rcpts
+        .iter()
+        .map(|r| format!("<{}>", r.path))
+        .collect();
+    format!(
+        "from={} to={} size={} helo={} ip={peer}",
+        Quoted(&format!("<{}>", envelope.from)),
+        Quoted(&rcpts.join(",")),
+        envelope.size,
+        Quoted(&envelope.helo),
+    )
 }
 
 /// Log lines keep the target they had when this was in `server/mod.rs`:
@@ -175,21 +194,9 @@ impl Server {
             .filter(|r| r.route == Route::Relay)
             .map(|r| r.path.to_string())
             .collect();
-        let rcpts: Vec<String> = envelope
-            .rcpts
-            .iter()
-            .map(|r| format!("<{}>", r.path))
-            .collect();
         smtp.in_flight = Some(InFlight {
             id: envelope.id.clone(),
-            summary: format!(
-                "from={} to={} size={} helo={} ip={}",
-                Quoted(&format!("<{}>", envelope.from)),
-                Quoted(&rcpts.join(",")),
-                envelope.size,
-                Quoted(&envelope.helo),
-                conn.peer,
-            ),
+            summary: described(&envelope, conn.peer),
             checks: placement.summary,
             locked_until: None,
             parked: None,
@@ -376,31 +383,22 @@ impl Server {
         }
     }
 
-    /// The checks refused a message after all: 550 5.7.1.
+    /// The checks refused a message as it was to be stored: 550 5.7.1.
     fn refused(&mut self, slot: usize, text: &str, summary: &str) {
-        let Some(s) =
-            self.core.conn_mut(slot).and_then(|c| c.session.as_smtp())
-        else {
-            return;
-        };
-        let Some(flight) = s.in_flight.take() else {
-            return;
-        };
-        let Some(conn) = self.core.conn_mut(slot) else {
-            return;
-        };
-        info!(target: "postling::server::checks",
-            "conn={} id={} {} result=rejected ({}){summary}",
-            conn.id,
-            flight.id,
-            flight.summary,
-            Quoted(text)
-        );
-        if let Some(s) = conn.session.as_smtp() {
-            s.smtp.refused(550, "5.7.1", text, &mut conn.wbuf);
+        let flight = self
+            .core
+            .conn_mut(slot)
+            .and_then(|c| c.session.as_smtp())
+            .and_then(|s| s.in_flight.take());
+        if let Some(flight) = flight {
+            self.refuse_checked(
+                slot,
+                &flight.id,
+                &flight.summary,
+                text,
+                summary,
+            );
         }
-        conn.phase = Phase::Open;
-        self.resume(slot);
     }
 
     /// A message met a mailbox another program holds: try again shortly,

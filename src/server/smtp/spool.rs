@@ -45,9 +45,10 @@ pub struct SpoolConfig {
     pub hostname: String,
     /// The spool helpers.
     pub writers: Rc<Spoolers>,
-    /// Which messages' body hashes are computed as they are written:
-    /// the signatures the checks read, and the clients not checked.
-    pub prehash: Option<(Wanted, Vec<Cidr>)>,
+    /// With the inbound checks on: the signatures they read (whose
+    /// body hashes are computed as a stranger's message is written),
+    /// and the clients not checked (`trusted_networks`).
+    pub checks: Option<(Wanted, Vec<Cidr>)>,
 }
 
 /// One piece of a spool file to write.
@@ -145,7 +146,10 @@ pub struct Spool {
     failed: Option<io::Error>,
     /// Our trace fields' length, and where Received starts among them.
     trace: (u64, u64),
-    /// This message's body hashes are wanted (a stranger's).
+    /// This message is checked: its header is kept when it spills.
+    checked: bool,
+    /// Its body hashes are wanted (a stranger's, the checks reading
+    /// signatures).
     prehash_wanted: Option<Wanted>,
     /// Its body hashes, while no helper has them.
     prehash: Option<Box<Prehash>>,
@@ -176,6 +180,7 @@ impl Spool {
             failed: None,
             trace: (0, 0),
             head: Vec::new(),
+            checked: false,
             prehash_wanted: None,
             prehash: None,
         }
@@ -278,7 +283,7 @@ impl Spool {
             return;
         }
         let mut hash_from = 0;
-        if self.path.is_none() {
+        if self.path.is_none() && self.checked {
             // The first piece: its header is kept, if it ends in it.
             let end = memchr::memmem::find(&self.buf, b"\n\n");
             self.head = match end {
@@ -351,13 +356,28 @@ impl Sink for Spool {
             memchr::memmem::find(&head, b"\nReceived:").map_or(0, |i| i + 1);
         self.trace = (head.len() as u64, received as u64);
         self.prehash = None;
-        self.prehash_wanted =
-            self.config.prehash.as_ref().and_then(|(wanted, trusted)| {
-                let checked = envelope.user.is_none()
-                    && envelope.local_uid.is_none()
-                    && !trusted.iter().any(|c| c.contains(envelope.peer));
-                checked.then_some(*wanted)
-            });
+        // As `Server::checks_wanted` decides: not the local socket, not
+        // trusted networks unless logged in.
+        let (checked, wanted) = match &self.config.checks {
+            Some((wanted, trusted)) => (
+                envelope.local_uid.is_none()
+                    && (envelope.user.is_some()
+                        || !trusted.iter().any(|c| c.contains(envelope.peer))),
+                *wanted,
+            ),
+            None => (
+                false,
+                Wanted {
+                    dkim: false,
+                    arc: false,
+                },
+            ),
+        };
+        self.checked = checked;
+        self.prehash_wanted = (checked
+            && envelope.user.is_none()
+            && (wanted.dkim || wanted.arc))
+            .then_some(wanted);
         self.write(&head);
     }
 
@@ -398,6 +418,7 @@ impl Sink for Spool {
 impl crate::proto::imap::AppendSink for Spool {
     fn begin_append(&mut self) {
         self.discard();
+        self.checked = false;
         self.prehash_wanted = None;
         self.failed = None;
         self.id = crate::util::id::queue_id();
