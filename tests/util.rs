@@ -206,6 +206,11 @@ impl Client {
         self.stream.write_all(bytes).unwrap();
     }
 
+    /// Sends, or says why not (a server that may have been killed).
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
     /// Reads one reply (all its lines); empty at EOF.
     pub fn reply(&mut self) -> String {
         let mut all = String::new();
