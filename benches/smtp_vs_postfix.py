@@ -12,7 +12,7 @@ connections (handshake done). BENCH_ONLY_RSS=1 skips the throughput
 cells.
 
 postling runs each cell with its inbound checks off and on (off, on,
-on, off; the best of each: the file system's state drifts over a run),
+on, off; the best of each: this machine is shared and noisy),
 (SPF, DKIM with an RSA 2048 signature, DMARC, ARC, iprev) against a
 private Unbound serving the sender's records, caches warm: every message
 is the same DKIM-signed message (smtp-source -F), so each one is checked
@@ -22,7 +22,12 @@ Each cell runs twice: on this machine's disk as it is, and as a slow
 card: with the fsync-delay shim (../shared/tools/fsync-delay) preloaded
 into both servers, every fsync, fdatasync and syncfs takes
 BENCH_FSYNC_US microseconds more (default 10000, a Raspberry Pi's SD
-card). BENCH_SLOW=0 skips the slow-card runs, BENCH_NATIVE=0 the others.
+card). BENCH_SLOW=0 skips the slow-card runs, BENCH_NATIVE=0 the others;
+BENCH_CELLS=10x2,50x100 runs only those cells (sessions x KiB).
+
+Every server's run gets a new ext4 file system, loop-mounted from an
+image on this disk (benchnet.FreshDisk says why: inode allocation after
+the previous run's deletions swamped the figures).
 
 Everything listens on 127.0.0.1 high ports; every process started here is
 stopped here."""
@@ -39,7 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchnet import free_port, wait_port
+from benchnet import FreshDisk, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests/python"))
@@ -55,6 +60,20 @@ IDLE_CONNECTIONS = 1000
 DEADLINE = 600  # seconds a cell may take before the run is abandoned
 
 
+
+
+def chosen_cells():
+    """(sessions, size) pairs: every one, or BENCH_CELLS's, such as
+    `10x2,50x100` (sizes in KiB)."""
+    every = [(s, z) for s in SESSIONS for z in SIZES]
+    named = os.environ.get("BENCH_CELLS")
+    if not named:
+        return every
+    picked = []
+    for cell in named.split(","):
+        s, z = cell.strip().split("x")
+        picked.append((int(s), int(z) * 1024))
+    return picked
 
 
 def count_files(folder: Path):
@@ -307,7 +326,7 @@ def main():
     base = Path(tempfile.mkdtemp(prefix="postling-bench-"))
     base.chmod(0o755)  # Postfix daemons run as user postfix
     results = []
-    cells = [] if os.environ.get("BENCH_ONLY_RSS") else SESSIONS
+    cells = [] if os.environ.get("BENCH_ONLY_RSS") else chosen_cells()
     dns, signed = sender_zone(base)
     modes = []
     if os.environ.get("BENCH_NATIVE", "1") != "0":
@@ -317,48 +336,57 @@ def main():
                               text=True, check=True).stdout.strip()
         modes.append((f"fsync+{int(FSYNC_US) // 1000}ms",
                       {"LD_PRELOAD": shim, "FSYNC_DELAY_US": FSYNC_US}))
+    fresh = True
     try:
-        for sessions in cells:
-            for size in SIZES:
-                for mode, slow in modes:
-                    row = [sessions, size]
-                    # Off, on, on, off, best of each: the file system's
-                    # state drifts over a run more than the checks cost
-                    # (ext4's inode allocation; figures move 2x), and the
-                    # order gives neither the earlier, faster slots.
-                    best = {False: (0, 0), True: (0, 0)}
-                    for attempt, checks in enumerate((False, True, True, False)):
-                        work = base / f"postling-{sessions}-{size}-{mode}-{attempt}"
-                        work.mkdir()
-                        server = Postling(work, slow=slow, dns_port=dns.port if checks else 0)
-                        try:
-                            if checks:
-                                # Warm the caches, and check the checks pass.
-                                run_cell_once(server, signed[size])
-                            cpu = server.cpu_seconds()
-                            rate = run_cell(server, sessions, size, 1 if checks else 0, signed[size])
-                            per = (server.cpu_seconds() - cpu) / MESSAGES * 1000
-                            if rate > best[checks][0]:
-                                best[checks] = (rate, per)
-                        finally:
-                            server.stop()
-                        shutil.rmtree(work, ignore_errors=True)
-                    row += [*best[False], *best[True]]
-                    work = base / f"postfix-{sessions}-{size}-{mode}"
-                    work.mkdir()
-                    server = Postfix(work, slow=slow)
+        for sessions, size in cells:
+            for mode, slow in modes:
+                row = [sessions, size]
+                # Off, on, on, off, best of each: this machine is shared
+                # and noisy, and the order gives neither the earlier,
+                # faster slots. Each run has a file system of its own.
+                best = {False: (0, 0), True: (0, 0)}
+                for attempt, checks in enumerate((False, True, True, False)):
+                    work = base / f"postling-{sessions}-{size}-{mode}-{attempt}"
+                    disk = FreshDisk(work)
+                    fresh &= disk.fresh
+                    server = None
                     try:
-                        row.append(run_cell(server, sessions, size, 0, signed[size]))
+                        server = Postling(work, slow=slow, dns_port=dns.port if checks else 0)
+                        if checks:
+                            # Warm the caches, and check the checks pass.
+                            run_cell_once(server, signed[size])
+                        cpu = server.cpu_seconds()
+                        rate = run_cell(server, sessions, size, 1 if checks else 0, signed[size])
+                        per = (server.cpu_seconds() - cpu) / MESSAGES * 1000
+                        if rate > best[checks][0]:
+                            best[checks] = (rate, per)
                     finally:
-                        server.stop()
+                        if server:
+                            server.stop()
+                        disk.release()
                     shutil.rmtree(work, ignore_errors=True)
-                    results.append(row)
-                    s, z, p, pcpu, c, ccpu, f = row
-                    print(f"sessions={s:3} size={z // 1024:4}KiB {mode:>12}  "
-                          f"postling {p:8.1f} msg/s ({pcpu:.2f} ms CPU/msg)  "
-                          f"checks on {c:8.1f} msg/s ({ccpu:.2f} ms CPU/msg, {c / p:4.2f}x)  "
-                          f"postfix {f:8.1f} msg/s  ratio {p / f:5.2f}", flush=True)
+                row += [*best[False], *best[True]]
+                work = base / f"postfix-{sessions}-{size}-{mode}"
+                disk = FreshDisk(work)
+                fresh &= disk.fresh
+                server = None
+                try:
+                    server = Postfix(work, slow=slow)
+                    row.append(run_cell(server, sessions, size, 0, signed[size]))
+                finally:
+                    if server:
+                        server.stop()
+                    disk.release()
+                shutil.rmtree(work, ignore_errors=True)
+                results.append(row)
+                s, z, p, pcpu, c, ccpu, f = row
+                print(f"sessions={s:3} size={z // 1024:4}KiB {mode:>12}  "
+                      f"postling {p:8.1f} msg/s ({pcpu:.2f} ms CPU/msg)  "
+                      f"checks on {c:8.1f} msg/s ({ccpu:.2f} ms CPU/msg, {c / p:4.2f}x)  "
+                      f"postfix {f:8.1f} msg/s  ratio {p / f:5.2f}", flush=True)
 
+        if not fresh:
+            print("(no loop mount here: the runs shared this machine's file system)")
         measure_rss(base)
     finally:
         dns.stop()
