@@ -11,6 +11,7 @@ pub mod lexer;
 pub mod local_senders;
 pub mod net;
 pub mod outbound;
+pub mod spam;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -117,6 +118,8 @@ pub struct Config {
     pub outbound: outbound::Outbound,
     /// Checking mail in: SPF, DKIM, DMARC, ARC, iprev.
     pub inbound: inbound::Inbound,
+    /// Blocklists (and, to come, the rest of the spam defence).
+    pub spam: spam::Spam,
 }
 
 impl Config {
@@ -211,6 +214,7 @@ impl Config {
             dkim_keys: Vec::new(),
             outbound: outbound::Outbound::default(),
             inbound: inbound::Inbound::default(),
+            spam: spam::Spam::default(),
         }
     }
 
@@ -224,6 +228,21 @@ impl Config {
                      Internet may relay through this server",
                     self.path.display()
                 ));
+            }
+        }
+        if self.spam.any_list() {
+            // Blocklists refuse public resolvers, or answer them with
+            // their error code: every lookup would be wasted.
+            for server in self.resolvers() {
+                if crate::proto::dnsbl::is_public_resolver(server.ip()) {
+                    w.push(format!(
+                        "{}: {} is a public resolver: blocklists (dnsbl, \
+                         rhsbl, uribl) refuse or misanswer queries through it; \
+                         run a local resolver (unbound) for them",
+                        self.path.display(),
+                        server.ip()
+                    ));
+                }
             }
         }
         w
@@ -265,6 +284,9 @@ impl Config {
             return result;
         }
         if let Some(result) = self.inbound.set(key, value, path) {
+            return result;
+        }
+        if let Some(result) = self.spam.set(key, value) {
             return result;
         }
         match key {

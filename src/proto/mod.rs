@@ -9,6 +9,7 @@ pub mod authres;
 pub mod dkim;
 pub mod dmarc;
 pub mod dns;
+pub mod dnsbl;
 pub mod imap;
 pub mod pop3;
 pub mod proxy;

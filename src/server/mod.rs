@@ -255,6 +255,7 @@ impl Server {
             imap::NOBODY,
         );
         self.queue_run_due();
+        self.check_blocklists();
         loop {
             let now = Instant::now();
             if let Some(until) = self.core.draining
@@ -417,6 +418,7 @@ impl Server {
         // A NOOP or IDLE may have claimed new messages as \Recent.
         let watching = conn.session.as_imap().and_then(|i| i.watching.clone());
         self.watch_transaction(slot);
+        self.ask_sender_lists(slot);
         self.act(slot, step);
         if let Some(dir) = watching {
             self.settle_recent(&dir);
@@ -664,6 +666,7 @@ impl Server {
                 Timer::QueueRun => self.queue_run_due(),
                 Timer::Peer => self.peer_due(key),
                 Timer::Checks => self.checks_due(key),
+                Timer::Blocklists => self.check_blocklists(),
                 Timer::FolderCheck => {
                     self.retry_notices();
                     self.check_folders();

@@ -9,6 +9,7 @@
 //! the final 250 sent, so a 250 always means the message is on disk.
 
 mod auth;
+mod listings;
 
 use std::rc::Rc;
 
@@ -110,6 +111,10 @@ pub struct Server {
     errors: u32,
     /// The client's name from reverse DNS, once known.
     peer_name: Option<String>,
+    /// The blocklists' verdicts, for RCPT.
+    listings: listings::Listings,
+    /// RCPT is waiting for them: its line stays unread.
+    held: bool,
 }
 
 impl Server {
@@ -124,6 +129,8 @@ impl Server {
             state: State::Command(Txn::Idle),
             errors: 0,
             peer_name: None,
+            listings: listings::Listings::default(),
+            held: false,
         }
     }
 
@@ -331,6 +338,9 @@ impl Server {
             Ok(cmd) => self.command(cmd, cx),
             Err(reply) => self.error(reply, cx),
         };
+        if std::mem::take(&mut self.held) {
+            return (0, Step::Continue); // read again once answered
+        }
         (lf + 1, step)
     }
 
@@ -542,11 +552,28 @@ impl Server {
             return self.keep(txn, reply, cx);
         }
         let id = cx.host.queue_id();
+        self.listings.sender = match (self.listings.sender_lists, &from) {
+            (true, ReversePath::Mailbox(_)) => listings::Gate::Waiting,
+            _ => listings::Gate::Open,
+        };
         self.state = State::Command(Txn::Mail { id, from, params });
         self.reply(Reply::new(250, "2.1.0", "Ok"), cx)
     }
 
     fn rcpt(&mut self, txn: Txn, to: Path, cx: &mut Cx<'_>) -> Step {
+        if matches!(txn, Txn::Mail { .. } | Txn::Rcpt { .. })
+            && self.is_stranger()
+        {
+            match self.listings.at_rcpt() {
+                Err(()) => {
+                    self.held = true;
+                    self.state = State::Command(txn);
+                    return Step::Continue;
+                }
+                Ok(Some(reply)) => return self.keep(txn, reply, cx),
+                Ok(None) => {}
+            }
+        }
         let mut mail = match txn {
             Txn::Mail { id, from, params } => Mail {
                 id,

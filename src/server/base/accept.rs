@@ -333,6 +333,7 @@ impl Server {
                 crate::proto::dns::wire::Qtype::Ptr,
                 waiter,
             );
+            self.ask_client_lists(slot, generation);
         }
         if pipelined {
             self.feed(slot, 0);

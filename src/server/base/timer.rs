@@ -31,6 +31,8 @@ pub enum Timer {
     Peer,
     /// A message's checks have had their time.
     Checks,
+    /// Time to check the blocklists' health again.
+    Blocklists,
 }
 
 /// Deadlines, soonest first.

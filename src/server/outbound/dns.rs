@@ -41,6 +41,8 @@ pub enum Waiter {
     Addr(u64),
     /// An SMTP connection's checks (slot, generation, transaction).
     Check(usize, u64, u64, crate::server::smtp::check_state::Ask),
+    /// A blocklist's health check (the list, which of its questions).
+    Health(usize, usize),
 }
 
 enum Sock {
@@ -341,6 +343,9 @@ impl Server {
             Waiter::Addr(batch) => self.addr_found(batch, result),
             Waiter::Check(slot, generation, serial, ask) => {
                 self.check_answered((slot, generation, serial), ask, result)
+            }
+            Waiter::Health(list, which) => {
+                self.blocklist_health(list, which, result)
             }
         }
     }

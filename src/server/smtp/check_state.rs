@@ -18,6 +18,12 @@ pub enum Ask {
     Dmarc,
     /// One of the client's names (by its index), for iprev.
     IprevName(usize),
+    /// A blocklist's answer: for the client, or for the sender; by the
+    /// lookup's index.
+    Listed {
+        sender: bool,
+        index: usize,
+    },
 }
 
 /// One connection's checks.
@@ -25,6 +31,10 @@ pub enum Ask {
 pub struct ConnChecks {
     pub iprev: Iprev,
     pub txn: Option<Box<TxnChecks>>,
+    /// The client lists' lookups (`dnsbl`).
+    pub client_lists: Vec<super::blocklists::ListAsk>,
+    /// The sender lists' lookups for the latest transaction (`rhsbl`).
+    pub sender_lists: Option<Box<super::blocklists::SenderAsks>>,
 }
 
 /// iprev (RFC 8601 §3), for the whole connection.

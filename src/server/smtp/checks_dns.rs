@@ -135,6 +135,14 @@ impl Server {
         ask: Ask,
         result: Result<Found, Failure>,
     ) {
+        if let Ask::Listed { sender, index } = ask {
+            return self.listing_answered(
+                (slot, generation, serial),
+                sender,
+                index,
+                result,
+            );
+        }
         let psl = self.smtp.checking.as_ref().map(|c| &c.psl);
         let Some(conn) = self
             .core
@@ -187,7 +195,7 @@ impl Server {
                     }
                 }
             }
-            Ask::IprevName(_) => {}
+            Ask::IprevName(_) | Ask::Listed { .. } => {}
         }
         self.checks_progress((slot, generation));
     }

@@ -3,6 +3,7 @@
 //! helpers (`base::writer`) that write it into every mailbox and flush
 //! before the `250`, and what comes back from them.
 
+pub mod blocklists;
 pub mod check_state;
 pub mod checks;
 pub mod checks_dns;
@@ -36,6 +37,8 @@ pub struct SmtpState {
     pub(in crate::server::smtp) spool: std::rc::Rc<spool::SpoolConfig>,
     /// Checking mail from strangers, unless `inbound_checks = none`.
     pub(in crate::server) checking: Option<checks::Checking>,
+    /// DNS blocklists, if any are set.
+    pub(in crate::server) blocklists: Option<blocklists::Blocklists>,
 }
 
 impl SmtpState {
@@ -67,6 +70,10 @@ impl SmtpState {
                 true => Some(checks::Checking::start(&config.inbound, waker)?),
                 false => None,
             },
+            blocklists: config
+                .spam
+                .any_list()
+                .then(|| blocklists::Blocklists::new(&config.spam)),
         })
     }
 

@@ -542,3 +542,68 @@ fn long_auth_lines_are_allowed_long_commands_are_not() {
         run_all(&[&format!("EHLO c\r\nNOOP {b64}\r\n")], false, tls_link());
     assert!(r.out.ends_with("500 5.5.2 Line too long\r\n"), "{}", r.out);
 }
+
+/// Blocklists: RCPT waits, unread, until the loop says what the lists
+/// said; then a listing refuses every RCPT, and a clean verdict lets it
+/// through. A trusted client is never held.
+#[test]
+fn rcpt_waits_for_the_blocklists() {
+    let settings = Rc::new(Settings {
+        hostname: "mx.local.test".into(),
+        max_message_size: 1000,
+        max_recipients: 3,
+        submission: false,
+        starttls: false,
+    });
+    let feed = |session: &mut Server, input: &[u8], out: &mut Vec<u8>| {
+        let mut host = FakeHost { next_id: 0 };
+        let mut sink: Vec<u8> = Vec::new();
+        let mut cx = Cx {
+            out,
+            host: &mut host,
+            sink: &mut sink,
+        };
+        session.feed(input, &mut cx).0
+    };
+    let script: &[u8] =
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<bob@local.test>\r\n";
+    let rcpt_at = script.len() - b"RCPT TO:<bob@local.test>\r\n".len();
+    for listed in [false, true] {
+        let mut session = Server::new(Rc::clone(&settings), public_link());
+        session.expect_listings(true, true);
+        let mut out = Vec::new();
+        assert_eq!(feed(&mut session, script, &mut out), rcpt_at);
+        assert!(session.awaits_listings());
+        // Fed again before the answers: still unread.
+        assert_eq!(feed(&mut session, &script[rcpt_at..], &mut out), 0);
+        session.client_listed(None);
+        assert!(session.awaits_listings(), "the sender's list is still out");
+        let refusal =
+            listed.then(|| "Sender address [a@x.test] listed".into());
+        session.sender_listed("Q9", None); // an earlier transaction's
+        assert!(session.awaits_listings());
+        session.sender_listed("Q1", refusal);
+        out.clear();
+        let rest = &script[rcpt_at..];
+        assert_eq!(feed(&mut session, rest, &mut out), rest.len());
+        let reply = String::from_utf8(out).unwrap();
+        match listed {
+            true => assert_eq!(
+                reply,
+                "554 5.7.1 Sender address [a@x.test] listed\r\n"
+            ),
+            false => assert_eq!(reply, "250 2.1.5 Ok\r\n"),
+        }
+    }
+    let mut trusted_link = public_link();
+    trusted_link.trusted = true;
+    let mut session = Server::new(Rc::clone(&settings), trusted_link);
+    session.expect_listings(true, true);
+    let mut out = Vec::new();
+    assert_eq!(feed(&mut session, script, &mut out), script.len());
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .ends_with("250 2.1.5 Ok\r\n")
+    );
+}
