@@ -48,11 +48,6 @@ pub struct Job {
     /// Authentication-Results to add, forged ones to drop; applied once,
     /// before the first copy.
     pub edit: Option<Box<HeaderEdit>>,
-    /// A stranger's message to check and decide first: its folder,
-    /// edit and summary come from the verdict (or it is refused).
-    pub checks: Option<Box<crate::inbound::assemble::Pending>>,
-    /// The verdict's results, for the log line.
-    pub checks_summary: Option<String>,
 }
 
 impl HeaderEdit {

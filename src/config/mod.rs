@@ -237,7 +237,7 @@ impl Config {
                 if crate::proto::dnsbl::is_public_resolver(server.ip()) {
                     w.push(format!(
                         "{}: {} is a public resolver: blocklists (dnsbl, \
-                         rhsbl, uribl) refuse or misanswer queries through it; \
+                         rhsbl) refuse or misanswer queries through it; \
                          run a local resolver (unbound) for them",
                         self.path.display(),
                         server.ip()

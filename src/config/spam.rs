@@ -1,5 +1,5 @@
-//! The keys of the spam defence: DNS blocklists for clients (`dnsbl`),
-//! senders' domains (`rhsbl`) and the links in a message (`uribl`).
+//! The keys of the spam defence: DNS blocklists for clients (`dnsbl`)
+//! and senders' domains (`rhsbl`).
 
 /// Spam settings, defaults applied.
 #[derive(Debug, Clone, Default)]
@@ -8,9 +8,6 @@ pub struct Spam {
     pub dnsbl: Vec<String>,
     /// Sender domain lists: a listed MAIL FROM domain gets 554 at RCPT.
     pub rhsbl: Vec<String>,
-    /// Link domain lists: a message linking to a listed domain goes to
-    /// Junk.
-    pub uribl: Vec<String>,
 }
 
 impl Spam {
@@ -23,7 +20,6 @@ impl Spam {
         let list = match key {
             "dnsbl" => &mut self.dnsbl,
             "rhsbl" => &mut self.rhsbl,
-            "uribl" => &mut self.uribl,
             _ => return None,
         };
         Some(zones(key, value).map(|z| *list = z))
@@ -31,9 +27,7 @@ impl Spam {
 
     /// True if any blocklist is set.
     pub fn any_list(&self) -> bool {
-        !(self.dnsbl.is_empty()
-            && self.rhsbl.is_empty()
-            && self.uribl.is_empty())
+        !(self.dnsbl.is_empty() && self.rhsbl.is_empty())
     }
 }
 
@@ -63,7 +57,7 @@ mod tests {
         assert!(s.any_list());
         assert!(s.set("rhsbl", "dbl.example,,bad zone!").unwrap().is_err());
         assert!(s.set("hostname", "x").is_none());
-        s.set("uribl", "").unwrap().unwrap();
-        assert!(s.uribl.is_empty());
+        s.set("rhsbl", "").unwrap().unwrap();
+        assert!(s.rhsbl.is_empty());
     }
 }

@@ -86,7 +86,7 @@ pub fn domain_query(domain: &str, zone: &str) -> Option<String> {
 pub enum Kind {
     /// Client addresses (`dnsbl`).
     Ip,
-    /// Domains (`rhsbl`, `uribl`).
+    /// Domains (`rhsbl`).
     Domain,
 }
 

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use mio::Waker;
 
 use crate::deliver::{self, Job, Published};
-use crate::inbound::verdict::Disposition;
 use crate::proto::Failure;
 use crate::server::base::pool::Pool;
 use crate::store::StageError;
@@ -62,15 +61,6 @@ pub struct Done {
 pub enum Finished {
     /// A message stored in every mailbox, or why not.
     Delivered(Result<(), Failure>),
-    /// A stranger's message checked, then stored into `folder` (or
-    /// not); `summary` is the checks' results for the log line.
-    Checked {
-        result: Result<(), Failure>,
-        folder: &'static str,
-        summary: String,
-    },
-    /// A stranger's message the checks refuse: 550 5.7.1 with `text`.
-    Refused { text: String, summary: String },
     /// A mailbox was locked by another program and nothing was written:
     /// the job comes back to be sent again a little later.
     Busy(Box<Job>),
@@ -97,32 +87,17 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
     let mut busy = Vec::new();
     for (task, key) in batch {
         let (update, result) = match task {
-            Task::Deliver(mut job) => {
-                if let Err(refused) = check_first(&mut job) {
+            Task::Deliver(mut job) => match guarded_delivery(&mut job) {
+                Ok(p) => (Kind::Deliver, Ok(p)),
+                Err(StageError::Failed(f)) => (Kind::Deliver, Err(f)),
+                Err(StageError::Busy) => {
                     busy.push(Done {
                         key,
-                        finished: refused,
+                        finished: Finished::Busy(job),
                     });
                     continue;
                 }
-                let checked =
-                    job.checks_summary.take().map(|s| (job.folder, s));
-                match guarded_delivery(&mut job) {
-                    Ok(p) => (Kind::Deliver(checked), Ok(p)),
-                    Err(StageError::Failed(f)) => {
-                        (Kind::Deliver(checked), Err(f))
-                    }
-                    Err(StageError::Busy) => {
-                        // It comes back as it is now: checked once.
-                        job.checks_summary = checked.map(|(_, s)| s);
-                        busy.push(Done {
-                            key,
-                            finished: Finished::Busy(job),
-                        });
-                        continue;
-                    }
-                }
-            }
+            },
             Task::Update {
                 snapshot,
                 deleted,
@@ -156,12 +131,7 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
             };
             let finished = match update {
                 Kind::Update => Finished::Updated(result),
-                Kind::Deliver(None) => Finished::Delivered(result),
-                Kind::Deliver(Some((folder, summary))) => Finished::Checked {
-                    result,
-                    folder,
-                    summary,
-                },
+                Kind::Deliver => Finished::Delivered(result),
             };
             Done { key, finished }
         })
@@ -172,42 +142,7 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
 /// What a finished task was.
 enum Kind {
     Update,
-    /// A delivery, and for a checked one its folder and results.
-    Deliver(Option<(&'static str, String)>),
-}
-
-/// A stranger's message is read, checked and decided before it is
-/// stored: its folder and header edit come from the verdict. Err: it is
-/// not stored (refused by the checks, or it could not be read).
-fn check_first(job: &mut Job) -> Result<(), Finished> {
-    let Some(pending) = job.checks.take() else {
-        return Ok(());
-    };
-    let at = pending.trace.1;
-    let id = job.id.clone();
-    let decided = guarded(
-        || format!("checking id={id}"),
-        || pending.run(&mut job.content),
-    );
-    let mut decided = match decided {
-        Some(Ok(d)) => d,
-        Some(Err(e)) => {
-            log::error!(target: LOG_TARGET, "id={id} reading the message for its checks: {e}");
-            let f = Failure::Transient(format!("checking: {}", e.kind()));
-            return Err(Finished::Delivered(Err(f)));
-        }
-        None => return Err(Finished::Delivered(Err(internal_error()))),
-    };
-    if let Disposition::Reject(text) = decided.disposition {
-        return Err(Finished::Refused {
-            text,
-            summary: decided.summary,
-        });
-    }
-    job.folder = decided.folder();
-    job.checks_summary = Some(std::mem::take(&mut decided.summary));
-    job.edit = Some(Box::new(deliver::HeaderEdit::of(decided, at)));
-    Ok(())
+    Deliver,
 }
 
 /// [`finish_then_deliver`], a panic inside failing only this message:

@@ -71,8 +71,6 @@ impl Server {
             signing: crate::deliver::Signing::Any,
             folder: "INBOX",
             edit: None,
-            checks: None,
-            checks_summary: None,
         };
         self.core.next_id += 1;
         self.core.writer.send((
@@ -97,9 +95,7 @@ impl Server {
             }
             Finished::Busy(job) => self.outbound.parked_notices.push(*job),
             // Notices are not checked.
-            Finished::Updated(_)
-            | Finished::Checked { .. }
-            | Finished::Refused { .. } => {}
+            Finished::Updated(_) => {}
         }
     }
 

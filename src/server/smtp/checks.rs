@@ -5,15 +5,16 @@
 //! resolver while the client talks. At the end of DATA the loop reads
 //! the key names and the From domain from the message's header (kept in
 //! memory: cheap and capped) and asks for the keys and the DMARC record
-//! in parallel. When every answer is in, the message goes to the
-//! durability helpers with all of it ([`Pending`]): the helper reads it
-//! (a spooled one was hashed as it was written), checks its signatures
-//! (RSA up to 8192 bits is not work for the loop), decides, and stores
-//! it or says why not, in the trip every message makes anyway. A
-//! message whose header is past what was kept is read by the checks
-//! helper first, and decided here. The reply to DATA waits; the loop
-//! does not. A deadline turns whatever is still unanswered into
-//! `temperror`.
+//! in parallel. When every answer is in, the message goes to a checks
+//! helper with all of it ([`Pending`]): the helper reads it (a spooled
+//! one was hashed as it was written), checks its signatures (RSA up to
+//! 8192 bits is not work for the loop), decides, and writes the verdict's
+//! field into it; then it is stored as any message is, or refused. The
+//! durability helpers only store: their batches (one flush each) are
+//! not held up by the checks. A message whose header is past what was
+//! kept is read by the checks helper first, and decided here. The reply
+//! to DATA waits; the loop does not. A deadline turns whatever is still
+//! unanswered into `temperror`.
 
 use std::io;
 use std::sync::Arc;
@@ -48,8 +49,9 @@ const LOG_TARGET: &str = "postling::server::checks";
 /// is unanswered is `temperror` (the client waits up to 10 minutes for
 /// its reply, RFC 5321 4.5.3.2.6).
 pub const CHECKS_WAIT: Duration = Duration::from_secs(20);
-/// Checks helpers (for messages whose header is read before lookups).
-const CHECKERS: usize = 1;
+/// Checks helpers: they read, check and decide messages (and read
+/// first those whose header is past what the loop kept).
+const CHECKERS: usize = 2;
 
 /// Where a message goes, and the header change that goes with it; or
 /// the checks that decide both, to run where it is stored.
@@ -58,7 +60,6 @@ pub struct Placement {
     pub edit: Option<Box<HeaderEdit>>,
     /// The results, for the delivery's log line.
     pub summary: String,
-    pub checks: Option<Box<Pending>>,
 }
 
 impl Default for Placement {
@@ -67,7 +68,6 @@ impl Default for Placement {
             folder: "INBOX",
             edit: None,
             summary: String::new(),
-            checks: None,
         }
     }
 }
@@ -80,7 +80,6 @@ impl Placement {
             folder: decided.folder(),
             summary: std::mem::take(&mut decided.summary),
             edit: Some(Box::new(HeaderEdit::of(decided, at))),
-            checks: None,
         }
     }
 }
@@ -100,6 +99,26 @@ pub enum Job {
         key: (usize, u64),
         items: Vec<(ToCheck, Result<Key, Outcome>)>,
     },
+    /// Every lookup is in: read, check, decide, and write the verdict's
+    /// field into the message.
+    Decide {
+        key: (usize, u64),
+        pending: Box<Pending>,
+        envelope: Box<Envelope>,
+        content: Content,
+    },
+}
+
+/// A message checked where it lies, its header already edited.
+pub enum Verdict {
+    Store {
+        folder: &'static str,
+        summary: String,
+    },
+    Refuse {
+        text: String,
+        summary: String,
+    },
 }
 
 /// What the helper did.
@@ -112,6 +131,12 @@ pub enum Done {
     Verify {
         key: (usize, u64),
         outcomes: Vec<Outcome>,
+    },
+    Decided {
+        key: (usize, u64),
+        envelope: Box<Envelope>,
+        content: Content,
+        verdict: io::Result<Verdict>,
     },
 }
 
@@ -149,7 +174,44 @@ fn guarded_work(job: Job) -> Done {
             .unwrap_or_else(|| vec![Outcome::TempError("internal error"); n]);
             Done::Verify { key, outcomes }
         }
+        Job::Decide {
+            key,
+            pending,
+            envelope,
+            mut content,
+        } => {
+            let verdict = crate::util::contain::guarded(
+                || format!("checking id={}", envelope.id),
+                || decide_and_edit(*pending, &mut content),
+            )
+            .unwrap_or_else(|| Err(io::Error::other("internal error")));
+            Done::Decided {
+                key,
+                envelope,
+                content,
+                verdict,
+            }
+        }
     }
+}
+
+/// The checks of a message whose lookups are all in; unless it is
+/// refused, the verdict's field goes into it (forged ones out) here, so
+/// the durability helpers only store it.
+fn decide_and_edit(
+    pending: Pending,
+    content: &mut Content,
+) -> io::Result<Verdict> {
+    let at = pending.trace.1;
+    let mut decided = pending.run(content)?;
+    let summary = std::mem::take(&mut decided.summary);
+    if let Disposition::Reject(text) = decided.disposition {
+        return Ok(Verdict::Refuse { text, summary });
+    }
+    let folder = decided.folder();
+    let edit = HeaderEdit::of(decided, at);
+    content.edit(edit.at, &edit.text, &edit.remove)?;
+    Ok(Verdict::Store { folder, summary })
 }
 
 /// The checks' state in the loop: settings, the Public Suffix List
@@ -449,6 +511,12 @@ impl Server {
                     }
                     self.checks_progress(key);
                 }
+                Done::Decided {
+                    key,
+                    envelope,
+                    content,
+                    verdict,
+                } => self.decided(key, *envelope, content, verdict),
             }
         }
     }
@@ -564,7 +632,7 @@ impl Server {
             Stage::Reading | Stage::Asking | Stage::Verifying => {}
             Stage::Looking if end.unread => {
                 if end.late || (keys_in && rest_in) {
-                    self.hand_to_writer(key.0);
+                    self.hand_to_checker(key.0);
                 }
             }
             Stage::Looking => {
@@ -614,9 +682,10 @@ impl Server {
         checking.pool.send(Job::Verify { key, items: pairs });
     }
 
-    /// Every lookup is in: the message goes to the durability helpers,
-    /// which read it, check it, decide, and store it (or say why not).
-    fn hand_to_writer(&mut self, slot: usize) {
+    /// Every lookup is in: the message goes to a checks helper, which
+    /// reads it, checks it, decides and edits its header; then it is
+    /// stored as any message is (or refused).
+    fn hand_to_checker(&mut self, slot: usize) {
         let Some(checking) = &self.smtp.checking else {
             return;
         };
@@ -626,6 +695,7 @@ impl Server {
         let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
+        let generation = conn.generation;
         let Some(s) = conn.session.as_smtp() else {
             return;
         };
@@ -680,11 +750,57 @@ impl Server {
                 Placement::default(),
             );
         };
-        let placement = Placement {
-            checks: Some(Box::new(pending)),
-            ..Placement::default()
-        };
-        self.store(slot, *envelope, Ok(content), placement);
+        if let Some(checking) = &self.smtp.checking {
+            checking.pool.send(Job::Decide {
+                key: (slot, generation),
+                pending: Box::new(pending),
+                envelope,
+                content,
+            });
+        }
+    }
+
+    /// A checks helper decided: the message is stored where the verdict
+    /// says, or refused.
+    fn decided(
+        &mut self,
+        (slot, generation): (usize, u64),
+        envelope: Envelope,
+        content: Content,
+        verdict: io::Result<Verdict>,
+    ) {
+        if self.live_conn(slot, generation).is_none() {
+            return; // the client left; the spool file goes with `content`
+        }
+        match verdict {
+            Ok(Verdict::Refuse { text, summary }) => {
+                let described = super::described(&envelope, envelope.peer);
+                self.refuse_checked(
+                    slot,
+                    &envelope.id,
+                    &described,
+                    &text,
+                    &summary,
+                )
+            }
+            Ok(Verdict::Store { folder, summary }) => {
+                let placement = Placement {
+                    folder,
+                    summary,
+                    ..Placement::default()
+                };
+                self.store(slot, envelope, Ok(content), placement)
+            }
+            Err(e) => {
+                log::error!(target: LOG_TARGET,
+                    "id={} reading the message for its checks: {e}", envelope.id);
+                let f = crate::proto::Failure::Transient(format!(
+                    "checking: {}",
+                    e.kind()
+                ));
+                self.store(slot, envelope, Err(f), Placement::default())
+            }
+        }
     }
 
     /// A message read first: everything is in (or late), the verdict,

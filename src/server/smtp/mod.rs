@@ -246,8 +246,6 @@ impl Server {
             signing: self.signing_for(&envelope),
             folder: placement.folder,
             edit: placement.edit,
-            checks: placement.checks,
-            checks_summary: None,
         };
         self.core.writer.send((Task::Deliver(Box::new(job)), key));
     }
@@ -345,66 +343,9 @@ impl Server {
             }
             match finished {
                 Finished::Delivered(result) => self.stored(slot, result),
-                Finished::Checked {
-                    result,
-                    folder,
-                    summary,
-                } => {
-                    self.checked(slot, folder, summary);
-                    self.stored(slot, result)
-                }
-                Finished::Refused { text, summary } => {
-                    self.refused(slot, &text, &summary)
-                }
                 Finished::Busy(job) => self.busy(slot, *job),
                 Finished::Updated(result) => self.updated(slot, result),
             }
-        }
-    }
-
-    /// The checks decided where a message went: its log line says why,
-    /// and IMAP is told of the folder it is in.
-    fn checked(&mut self, slot: usize, folder: &'static str, summary: String) {
-        let format = self.services.config.mailbox_format;
-        let Some(flight) = self
-            .core
-            .conn_mut(slot)
-            .and_then(|c| c.session.as_smtp())
-            .and_then(|s| s.in_flight.as_mut())
-        else {
-            return;
-        };
-        flight.checks = summary;
-        if folder != "INBOX" {
-            // INBOX's place is the mailbox (Maildir) or its INBOX file.
-            for place in &mut flight.mailboxes {
-                let root = match format {
-                    crate::config::MailboxFormat::Maildir => place.clone(),
-                    crate::config::MailboxFormat::Mbox => place
-                        .parent()
-                        .map(|p| p.to_path_buf())
-                        .unwrap_or_default(),
-                };
-                *place = crate::store::folders::place(&root, folder, format);
-            }
-        }
-    }
-
-    /// The checks refused a message as it was to be stored: 550 5.7.1.
-    fn refused(&mut self, slot: usize, text: &str, summary: &str) {
-        let flight = self
-            .core
-            .conn_mut(slot)
-            .and_then(|c| c.session.as_smtp())
-            .and_then(|s| s.in_flight.take());
-        if let Some(flight) = flight {
-            self.refuse_checked(
-                slot,
-                &flight.id,
-                &flight.summary,
-                text,
-                summary,
-            );
         }
     }
 
