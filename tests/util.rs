@@ -52,7 +52,8 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
         "hostname = mx.example.test\ndomains = example.test other.test\n\
          data_dir = data\nusers_file = users\naliases_file = aliases\n\
          listen_smtp = 127.0.0.1:0\nrecipient_delimiter = +\n\
-         trusted_networks =\nrun_as = root\ndns_servers = 127.0.0.1:1\n",
+         trusted_networks =\nrun_as = root\ndns_servers = 127.0.0.1:1\n\
+         greet_delay = 0\n",
     );
     // Later keys would be "set twice": drop the defaults they replace.
     for line in extra.lines() {

@@ -1,13 +1,28 @@
-//! The keys of the spam defence: DNS blocklists for clients (`dnsbl`)
-//! and senders' domains (`rhsbl`).
+//! The keys of the spam defence: the checks before content
+//! (`greet_delay`), DNS blocklists for clients (`dnsbl`) and senders'
+//! domains (`rhsbl`).
 
 /// Spam settings, defaults applied.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Spam {
+    /// Seconds a client on port 25 not seen before waits for the end of
+    /// the greeting (0: no checks before content).
+    pub greet_delay: u64,
     /// Client IP lists: a listed client gets 554 at RCPT.
     pub dnsbl: Vec<String>,
     /// Sender domain lists: a listed MAIL FROM domain gets 554 at RCPT.
     pub rhsbl: Vec<String>,
+}
+
+impl Default for Spam {
+    fn default() -> Spam {
+        Spam {
+            // Postfix's postscreen_greet_wait.
+            greet_delay: 6,
+            dnsbl: Vec::new(),
+            rhsbl: Vec::new(),
+        }
+    }
 }
 
 impl Spam {
@@ -17,6 +32,13 @@ impl Spam {
         key: &str,
         value: &str,
     ) -> Option<Result<(), String>> {
+        if key == "greet_delay" {
+            let delay = super::outbound::duration(value).and_then(|d| match d {
+                0..=60 => Ok(d),
+                _ => Err("greet_delay is at most 60s (senders wait 5 minutes for a greeting)".into()),
+            });
+            return Some(delay.map(|d| self.greet_delay = d));
+        }
         let list = match key {
             "dnsbl" => &mut self.dnsbl,
             "rhsbl" => &mut self.rhsbl,

@@ -252,7 +252,7 @@ impl Server {
         self.core.timers.add(
             Instant::now() + FOLDER_CHECK,
             Timer::FolderCheck,
-            imap::NOBODY,
+            base::timer::NOBODY,
         );
         self.queue_run_due();
         self.check_blocklists();
@@ -419,6 +419,7 @@ impl Server {
         let watching = conn.session.as_imap().and_then(|i| i.watching.clone());
         self.watch_transaction(slot);
         self.ask_sender_lists(slot);
+        self.watch_screen(slot);
         self.act(slot, step);
         if let Some(dir) = watching {
             self.settle_recent(&dir);
@@ -667,6 +668,7 @@ impl Server {
                 Timer::Peer => self.peer_due(key),
                 Timer::Checks => self.checks_due(key),
                 Timer::Blocklists => self.check_blocklists(),
+                Timer::Greeting => self.greeting_due(key),
                 Timer::FolderCheck => {
                     self.retry_notices();
                     self.check_folders();

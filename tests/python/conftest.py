@@ -69,6 +69,9 @@ class Server:
             "listen_smtp": "127.0.0.1:0",
             "recipient_delimiter": "+",
             "trusted_networks": "",
+            # The checks before content delay a new client's greeting:
+            # off, but where a test turns them on (test_screen.py).
+            "greet_delay": "0",
             # Reverse lookups go to a closed loopback port, never to the
             # machine's resolver (tests that need DNS start Unbound).
             "dns_servers": "127.0.0.1:1",

@@ -10,6 +10,7 @@
 
 mod auth;
 mod listings;
+mod screen;
 
 use std::rc::Rc;
 
@@ -115,6 +116,10 @@ pub struct Server {
     listings: listings::Listings,
     /// RCPT is waiting for them: its line stays unread.
     held: bool,
+    /// The checks before content, for a client not seen before.
+    screen: screen::Screen,
+    /// The last HELO or EHLO offered PIPELINING.
+    pipelining: bool,
 }
 
 impl Server {
@@ -131,6 +136,8 @@ impl Server {
             peer_name: None,
             listings: listings::Listings::default(),
             held: false,
+            screen: screen::Screen::default(),
+            pipelining: false,
         }
     }
 
@@ -227,6 +234,11 @@ impl Server {
     /// Handles what it can of `input`; returns the octets used. Stops
     /// early while [`OUTPUT_CAP`] octets of replies wait to be sent.
     pub fn feed(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Step) {
+        if !input.is_empty()
+            && let Some(step) = self.talked_early(cx.out)
+        {
+            return (input.len(), step);
+        }
         let mut used = 0;
         while used < input.len() && cx.out.len() < OUTPUT_CAP {
             let (n, step) = self.feed_one(&input[used..], cx);
@@ -334,6 +346,12 @@ impl Server {
         }
         // Bare LF ends a command too, as in Postfix; only DATA is strict.
         let line = input[..lf].strip_suffix(b"\r").unwrap_or(&input[..lf]);
+        // More behind a command when pipelining was not offered: the
+        // client did not wait for our reply.
+        let (more, offered) = (lf + 1 < input.len(), self.pipelining);
+        if let Some(refused) = self.check_pipelining(more, offered, cx.out) {
+            return (input.len(), refused);
+        }
         let step = match command::parse(line) {
             Ok(cmd) => self.command(cmd, cx),
             Err(reply) => self.error(reply, cx),
@@ -457,6 +475,7 @@ impl Server {
             name: name.to_string(),
             extended,
         });
+        self.pipelining = extended;
         let host = &self.settings.hostname;
         if !extended {
             return self.reply(Reply::new(250, "", host.clone()), cx);
@@ -557,6 +576,7 @@ impl Server {
             _ => listings::Gate::Open,
         };
         self.state = State::Command(Txn::Mail { id, from, params });
+        self.screen_mail();
         self.reply(Reply::new(250, "2.1.0", "Ok"), cx)
     }
 

@@ -309,11 +309,19 @@ impl Server {
                 service.name()
             ),
         }
-        conn.session.greet(&mut conn.wbuf);
         let smtp =
             matches!(conn.session, crate::server::session::Session::Smtp(_))
                 && service != Service::Local;
         let generation = conn.generation;
+        // Port 25, a client neither trusted nor seen passing lately: the
+        // checks before content (`server/smtp/screen.rs`).
+        let screened = service == Service::Smtp
+            && !cfg.is_trusted(peer)
+            && self.screen_new(slot, generation, client);
+        match (screened, conn.session.as_smtp()) {
+            (true, Some(s)) => s.smtp.begin_greeting(&mut conn.wbuf),
+            _ => conn.session.greet(&mut conn.wbuf),
+        }
         self.core
             .timers
             .add(deadline, Timer::Idle, (slot, conn.generation));

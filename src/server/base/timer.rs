@@ -33,7 +33,13 @@ pub enum Timer {
     Checks,
     /// Time to check the blocklists' health again.
     Blocklists,
+    /// A screened client's greeting may end.
+    Greeting,
 }
+
+/// The key of a timer or helper job no connection waits for (a queue
+/// run, a sync after a delivery).
+pub const NOBODY: (usize, u64) = (usize::MAX, 0);
 
 /// Deadlines, soonest first.
 #[derive(Debug, Default)]

@@ -28,6 +28,7 @@ use crate::proto::imap::request::{No, Reply, Request, Status};
 use crate::proto::imap::session::FolderEvent;
 use crate::server::Server;
 use crate::server::base::conn::Phase;
+use crate::server::base::timer::NOBODY;
 use crate::server::imap::mailboxes::{
     Outcome, SaveJob, Work, shared_items, status_of,
 };
@@ -129,9 +130,6 @@ fn selected_work(
         _ => Work::Scan(dir, 0),
     }
 }
-
-/// A key for work no connection waits for (a sync after a delivery).
-pub const NOBODY: (usize, u64) = (usize::MAX, 0);
 
 /// Mailbox helper threads: IMAP's folder scans, renames and reads.
 const MAILBOX_HELPERS: usize = 2;

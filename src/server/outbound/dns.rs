@@ -288,9 +288,11 @@ impl Server {
         self.outbound.dns.armed = Some(next);
         let at =
             self.outbound.dns.epoch + std::time::Duration::from_millis(next);
-        self.core
-            .timers
-            .add(at, Timer::Dns, crate::server::imap::NOBODY);
+        self.core.timers.add(
+            at,
+            Timer::Dns,
+            crate::server::base::timer::NOBODY,
+        );
     }
 
     /// The resolver's deadline came.

@@ -287,9 +287,11 @@ impl Server {
             return;
         }
         self.outbound.armed = Some(at);
-        self.core
-            .timers
-            .add(at, Timer::QueueRun, crate::server::imap::NOBODY);
+        self.core.timers.add(
+            at,
+            Timer::QueueRun,
+            crate::server::base::timer::NOBODY,
+        );
     }
 
     /// The run timer came.

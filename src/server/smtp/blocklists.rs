@@ -20,12 +20,11 @@ use crate::proto::dns::resolver::Failure;
 use crate::proto::dns::wire::{Qtype, Rec};
 use crate::proto::dnsbl::{self, Kind, Listing};
 use crate::server::Server;
-use crate::server::base::timer::Timer;
-use crate::server::imap::NOBODY;
+use crate::server::base::timer::{NOBODY, Timer};
 use crate::server::outbound::dns::Waiter;
 use crate::util::logsafe::Quoted;
 
-use super::check_state::Ask;
+use super::check_state::{Ask, AskState, ListAsk, SenderAsks};
 
 const LOG_TARGET: &str = "postling::server::blocklists";
 
@@ -94,32 +93,6 @@ impl Blocklists {
             })
             .collect()
     }
-}
-
-/// One list's lookup for one connection or transaction.
-#[derive(Debug)]
-pub struct ListAsk {
-    list: usize,
-    name: String,
-    state: AskState,
-}
-
-#[derive(Debug)]
-enum AskState {
-    Asking,
-    /// Listed: its TXT reason is being looked up.
-    Reason,
-    /// Not listed (None), or listed with this reason.
-    Done(Option<String>),
-}
-
-/// A sender's lookups, for one transaction.
-#[derive(Debug)]
-pub struct SenderAsks {
-    pub serial: u64,
-    pub id: String,
-    pub sender: String,
-    pub asks: Vec<ListAsk>,
 }
 
 impl Server {

@@ -32,9 +32,11 @@ pub struct ConnChecks {
     pub iprev: Iprev,
     pub txn: Option<Box<TxnChecks>>,
     /// The client lists' lookups (`dnsbl`).
-    pub client_lists: Vec<super::blocklists::ListAsk>,
+    pub client_lists: Vec<ListAsk>,
     /// The sender lists' lookups for the latest transaction (`rhsbl`).
-    pub sender_lists: Option<Box<super::blocklists::SenderAsks>>,
+    pub sender_lists: Option<Box<SenderAsks>>,
+    /// The checks before content's outcome is logged (and a pass kept).
+    pub screen_logged: bool,
 }
 
 /// iprev (RFC 8601 §3), for the whole connection.
@@ -107,4 +109,31 @@ pub enum Stage {
     Looking,
     Verifying,
     Deciding,
+}
+
+/// One list's lookup for one connection or transaction.
+#[derive(Debug)]
+pub struct ListAsk {
+    /// The list, by its index among the configured ones.
+    pub list: usize,
+    pub name: String,
+    pub state: AskState,
+}
+
+#[derive(Debug)]
+pub enum AskState {
+    Asking,
+    /// Listed: its TXT reason is being looked up.
+    Reason,
+    /// Not listed (None), or listed with this reason.
+    Done(Option<String>),
+}
+
+/// A sender's lookups, for one transaction.
+#[derive(Debug)]
+pub struct SenderAsks {
+    pub serial: u64,
+    pub id: String,
+    pub sender: String,
+    pub asks: Vec<ListAsk>,
 }

@@ -7,6 +7,7 @@ pub mod blocklists;
 pub mod check_state;
 pub mod checks;
 pub mod checks_dns;
+pub mod screen;
 pub mod spool;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct SmtpState {
     pub(in crate::server) checking: Option<checks::Checking>,
     /// DNS blocklists, if any are set.
     pub(in crate::server) blocklists: Option<blocklists::Blocklists>,
+    /// Clients that passed the checks before content.
+    pub(in crate::server) passed: screen::Passed,
 }
 
 impl SmtpState {
@@ -74,6 +77,7 @@ impl SmtpState {
                 .spam
                 .any_list()
                 .then(|| blocklists::Blocklists::new(&config.spam)),
+            passed: screen::Passed::default(),
         })
     }
 

@@ -548,22 +548,9 @@ fn long_auth_lines_are_allowed_long_commands_are_not() {
 /// through. A trusted client is never held.
 #[test]
 fn rcpt_waits_for_the_blocklists() {
-    let settings = Rc::new(Settings {
-        hostname: "mx.local.test".into(),
-        max_message_size: 1000,
-        max_recipients: 3,
-        submission: false,
-        starttls: false,
-    });
+    let settings = port25();
     let feed = |session: &mut Server, input: &[u8], out: &mut Vec<u8>| {
-        let mut host = FakeHost { next_id: 0 };
-        let mut sink: Vec<u8> = Vec::new();
-        let mut cx = Cx {
-            out,
-            host: &mut host,
-            sink: &mut sink,
-        };
-        session.feed(input, &mut cx).0
+        feed_once(session, input, out).0
     };
     let script: &[u8] =
         b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<bob@local.test>\r\n";
@@ -606,4 +593,83 @@ fn rcpt_waits_for_the_blocklists() {
             .unwrap()
             .ends_with("250 2.1.5 Ok\r\n")
     );
+}
+
+/// The checks before content: talking before the greeting ends, or
+/// sending a command before the reply to HELO/EHLO, closes the session
+/// with 554 5.5.1; MAIL within the rules passes.
+#[test]
+fn screening_before_content() {
+    let settings = port25();
+    let feed = feed_once;
+    let greeted = || {
+        let mut session = Server::new(Rc::clone(&settings), public_link());
+        let mut out = Vec::new();
+        session.begin_greeting(&mut out);
+        assert_eq!(out, b"220-mx.local.test ESMTP postling\r\n");
+        (session, out)
+    };
+    let (mut early, mut out) = greeted();
+    let (_, step) = feed(&mut early, b"EHLO bot\r\n", &mut out);
+    assert!(matches!(step, Step::Close));
+    assert_eq!(
+        early.screen_failed(),
+        Some("talked before the greeting ended")
+    );
+    for script in [
+        &b"EHLO bot\r\nMAIL FROM:<a@x.test>\r\n"[..],
+        b"HELO bot\r\n",
+    ] {
+        let (mut session, mut out) = greeted();
+        session.end_greeting(&mut out);
+        let (_, step) = feed(&mut session, script, &mut out);
+        if script.starts_with(b"HELO") {
+            // HELO offers no PIPELINING: MAIL and RCPT at once break it.
+            let rest = b"MAIL FROM:<a@x.test>\r\nRCPT TO:<bob@local.test>\r\n";
+            let (_, step) = feed(&mut session, rest, &mut out);
+            assert!(matches!(step, Step::Close));
+        } else {
+            assert!(matches!(step, Step::Close));
+        }
+        assert!(session.screen_failed().is_some());
+        assert!(String::from_utf8(out).unwrap().contains("554 5.5.1"));
+    }
+    let (mut polite, mut out) = greeted();
+    polite.end_greeting(&mut out);
+    feed(&mut polite, b"EHLO client\r\n", &mut out);
+    assert!(!polite.screen_passed());
+    let (_, step) = feed(
+        &mut polite,
+        b"MAIL FROM:<a@x.test>\r\nRCPT TO:<bob@local.test>\r\n",
+        &mut out,
+    );
+    assert!(matches!(step, Step::Continue));
+    assert!(polite.screen_passed());
+}
+
+/// Settings of a port 25 listener without TLS.
+fn port25() -> Rc<Settings> {
+    Rc::new(Settings {
+        hostname: "mx.local.test".into(),
+        max_message_size: 1000,
+        max_recipients: 3,
+        submission: false,
+        starttls: false,
+    })
+}
+
+/// One feed, as the loop makes it, with no delivery in between.
+fn feed_once(
+    session: &mut Server,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> (usize, Step) {
+    let mut host = FakeHost { next_id: 0 };
+    let mut sink: Vec<u8> = Vec::new();
+    let mut cx = Cx {
+        out,
+        host: &mut host,
+        sink: &mut sink,
+    };
+    session.feed(input, &mut cx)
 }
