@@ -38,11 +38,11 @@ fn check_and_serve_report_every_problem_with_file_and_line() {
         assert_eq!(out.status.code(), Some(1), "{cmd}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains(&format!("{conf_s}:11: expected a positive number")),
+            err.contains(&format!("{conf_s}:12: expected a positive number")),
             "{err}"
         );
         assert!(
-            err.contains(&format!("{conf_s}:12: unknown key frobnicate")),
+            err.contains(&format!("{conf_s}:13: unknown key frobnicate")),
             "{err}"
         );
     }

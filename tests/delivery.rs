@@ -108,7 +108,16 @@ fn crash_keeps_every_acknowledged_message() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The kill comes while the senders are in full flow: once some
+    // messages are stored (bounded: a loaded machine is slower).
+    let new = server.data_dir().join("mail/example.test/bob/new");
+    let since = std::time::Instant::now();
+    while std::fs::read_dir(&new).map_or(0, |d| d.count()) < 20
+        && since.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let mut server = server;
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
