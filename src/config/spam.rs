@@ -1,6 +1,6 @@
 //! The keys of the spam defence: the checks before content
 //! (`greet_delay`), DNS blocklists for clients (`dnsbl`) and senders'
-//! domains (`rhsbl`).
+//! domains (`rhsbl`), greylisting (`greylist`, `greylist_delay`).
 
 /// Spam settings, defaults applied.
 #[derive(Debug, Clone)]
@@ -12,6 +12,10 @@ pub struct Spam {
     pub dnsbl: Vec<String>,
     /// Sender domain lists: a listed MAIL FROM domain gets 554 at RCPT.
     pub rhsbl: Vec<String>,
+    /// Greylisting strangers' first tries.
+    pub greylist: bool,
+    /// Seconds before a greylisted retry is accepted.
+    pub greylist_delay: u64,
 }
 
 impl Default for Spam {
@@ -21,6 +25,8 @@ impl Default for Spam {
             greet_delay: 6,
             dnsbl: Vec::new(),
             rhsbl: Vec::new(),
+            greylist: false,
+            greylist_delay: 300,
         }
     }
 }
@@ -38,6 +44,27 @@ impl Spam {
                 _ => Err("greet_delay is at most 60s (senders wait 5 minutes for a greeting)".into()),
             });
             return Some(delay.map(|d| self.greet_delay = d));
+        }
+        match key {
+            "greylist" => {
+                let on = match value {
+                    "on" => Ok(true),
+                    "off" => Ok(false),
+                    _ => Err(format!(
+                        "greylist must be on or off, not {value:?}"
+                    )),
+                };
+                return Some(on.map(|on| self.greylist = on));
+            }
+            "greylist_delay" => {
+                let delay =
+                    super::outbound::duration(value).and_then(|d| match d {
+                        1..=86_400 => Ok(d),
+                        _ => Err("greylist_delay is 1s to 1d".into()),
+                    });
+                return Some(delay.map(|d| self.greylist_delay = d));
+            }
+            _ => {}
         }
         let list = match key {
             "dnsbl" => &mut self.dnsbl,

@@ -115,9 +115,12 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
         info!("removed {removed} stale temporary files");
     }
     services.srs_secret = outbound::srs_secret(&services.config.data_dir)?;
+    services.greylist =
+        smtp::greylist::open(&services.config, &services.srs_secret);
     let mut server = Server::new(services, listeners, signals, local, login)?;
     server.run();
     server.save_indexes();
+    server.save_greylist_now();
     server.outbound.stop();
     server.core.writer.stop();
     server.logins.stop();
@@ -673,6 +676,7 @@ impl Server {
                     self.retry_notices();
                     self.check_folders();
                     self.save_indexes();
+                    self.save_greylist();
                     self.core.timers.add(
                         now + FOLDER_CHECK,
                         Timer::FolderCheck,

@@ -109,6 +109,17 @@ pub trait Host {
     fn has_room(&mut self) -> bool {
         true
     }
+    /// Greylisting: seconds the stranger `peer` must wait before
+    /// `from` may send to `to`, or None to go on.
+    fn greylisted(
+        &mut self,
+        peer: IpAddr,
+        from: &str,
+        to: &Path,
+    ) -> Option<u64> {
+        let _ = (peer, from, to);
+        None
+    }
 }
 
 /// What the session borrows from the loop for one call.

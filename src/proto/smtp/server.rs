@@ -641,6 +641,17 @@ impl Server {
             }
             Err(e) => Err(e),
         };
+        let from = mail.from.to_string();
+        if route.is_ok()
+            && self.is_stranger()
+            && let Some(wait) = cx.host.greylisted(self.peer(), &from, &to)
+        {
+            return Reply::new(
+                451,
+                "4.7.1",
+                format!("<{to}>: Greylisted, try again in {wait} seconds"),
+            );
+        }
         match route {
             Ok(route) => {
                 mail.rcpts.push(Recipient { path: to, route });

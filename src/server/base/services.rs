@@ -137,6 +137,8 @@ pub struct Services {
     /// against the client in the limiter, so hashes cannot be guessed.
     pub srs_refused: u32,
     room: Room,
+    /// Greylisting, if on (loaded at start, written out by a helper).
+    pub greylist: Option<crate::inbound::greylist::Greylist>,
     pub(in crate::server) smtp: Rc<Settings>,
     pub(in crate::server) submission: Rc<Settings>,
     pub(in crate::server) imap: Rc<imap::Settings>,
@@ -186,6 +188,7 @@ impl Services {
             dkim,
             srs_secret: Vec::new(),
             srs_refused: 0,
+            greylist: None,
             smtp,
             submission,
             imap,
@@ -270,6 +273,25 @@ impl Host for Services {
     fn has_room(&mut self) -> bool {
         self.room
             .check(&self.config.data_dir, self.config.min_free_space)
+    }
+
+    fn greylisted(
+        &mut self,
+        peer: std::net::IpAddr,
+        from: &str,
+        to: &Path,
+    ) -> Option<u64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match self
+            .greylist
+            .as_mut()?
+            .check(peer, from, &to.to_string(), now)
+        {
+            crate::inbound::greylist::Decision::Pass => None,
+            crate::inbound::greylist::Decision::Defer(wait) => Some(wait),
+        }
     }
 }
 

@@ -36,6 +36,8 @@ pub const BATCH: usize = 64;
 pub enum Task {
     /// Store an accepted message.
     Deliver(Box<Job>),
+    /// Write a file whole, durably (the greylist).
+    Save { path: PathBuf, bytes: Vec<u8> },
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// The maildrop as the session saw it.
@@ -98,6 +100,12 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                     continue;
                 }
             },
+            Task::Save { path, bytes } => {
+                if let Err(e) = crate::util::fs::atomic_write(&path, &bytes) {
+                    log::error!(target: LOG_TARGET, "writing {}: {e}", path.display());
+                }
+                continue;
+            }
             Task::Update {
                 snapshot,
                 deleted,

@@ -7,6 +7,7 @@ pub mod blocklists;
 pub mod check_state;
 pub mod checks;
 pub mod checks_dns;
+pub mod greylist;
 pub mod screen;
 pub mod spool;
 
