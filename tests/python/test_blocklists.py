@@ -48,13 +48,15 @@ def lists(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bl")
     dns = Unbound(tmp, LISTS)
     (tmp / "srv").mkdir()
-    s = Server(tmp / "srv", extra=f"dns_servers = 127.0.0.1:{dns.port}\n{CONFIG.strip()}")
+    s = None
     try:
+        s = Server(tmp / "srv", extra=f"dns_servers = 127.0.0.1:{dns.port}\n{CONFIG.strip()}")
         assert s.wait_logged("blocklist bl.test in use", 20), "".join(s.log)
         assert s.wait_logged("blocklist dbl.test in use", 20), "".join(s.log)
         yield s
     finally:
-        s.stop()
+        if s:
+            s.stop()
         dns.stop()
     assert s.proc.returncode == 0, "".join(s.log)
 
