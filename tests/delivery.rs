@@ -70,8 +70,10 @@ fn crash_keeps_every_acknowledged_message() {
             "line\r\n".repeat(2000)
         )
     };
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let senders: Vec<_> = (0..20)
         .map(|i| {
+            let acks = std::sync::Arc::clone(&acks);
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 for n in 0..1000 {
@@ -100,6 +102,7 @@ fn crash_keeps_every_acknowledged_message() {
                         .and_then(|()| c.try_send(b".\r\n"));
                     if sent.is_ok() && c.reply().starts_with("250") {
                         acked.push(n);
+                        acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     } else {
                         break;
                     }
@@ -109,15 +112,15 @@ fn crash_keeps_every_acknowledged_message() {
         })
         .collect();
     // The kill comes while the senders are in full flow: once some
-    // messages are stored (bounded: a loaded machine is slower).
-    let new = server.data_dir().join("mail/example.test/bob/new");
+    // messages have had their 250 (bounded: a loaded machine, whose
+    // flushes are slow, takes longer to the first).
     let since = std::time::Instant::now();
-    while std::fs::read_dir(&new).map_or(0, |d| d.count()) < 20
+    while acks.load(std::sync::atomic::Ordering::SeqCst) < 20
         && since.elapsed() < Duration::from_secs(60)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     let mut server = server;
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
