@@ -42,13 +42,13 @@ def test_run_as_drops_privileges_for_every_thread(tmp_path):
         try:
             assert s.wait_logged("running as nobody")
             # The loop and its helper threads (4 durability, 2 login,
-            # 2 reader, 2 spool, 2 mailbox, 1 queue, 1 checks).
+            # 2 reader, 2 spool, 2 mailbox, 1 queue, 2 checks).
             for _ in range(100):
                 tasks = os.listdir(f"/proc/{s.proc.pid}/task")
-                if len(tasks) >= 15:
+                if len(tasks) >= 16:
                     break
                 time.sleep(0.05)
-            assert len(tasks) == 15
+            assert len(tasks) == 16
             for t in tasks:
                 assert ids(s.proc.pid, t, "Uid") == [str(nobody.pw_uid)] * 4
                 assert ids(s.proc.pid, t, "Gid") == [str(nobody.pw_gid)] * 4
