@@ -188,8 +188,8 @@ impl Greylist {
     }
 }
 
-/// Inserts, making room first when full: entries whose time is at or
-/// before `stale` go, then the oldest half.
+/// Inserts, making room first when full (entries whose time is at or
+/// before `stale` first).
 fn bounded_insert<K: std::hash::Hash + Eq + Copy>(
     map: &mut HashMap<K, u64>,
     key: K,
@@ -197,14 +197,8 @@ fn bounded_insert<K: std::hash::Hash + Eq + Copy>(
     cap: usize,
     stale: u64,
 ) {
-    if map.len() >= cap && !map.contains_key(&key) {
-        map.retain(|_, &mut t| t > stale);
-        if map.len() >= cap {
-            let mut times: Vec<u64> = map.values().copied().collect();
-            let (_, middle, _) = times.select_nth_unstable(cap / 2);
-            let cut = *middle;
-            map.retain(|_, &mut t| t > cut);
-        }
+    if !map.contains_key(&key) {
+        crate::util::bounded::make_room(map, cap, stale);
     }
     map.insert(key, time);
 }

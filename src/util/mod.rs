@@ -1,6 +1,7 @@
 //! Small helpers with no protocol knowledge: durable file writes, dates
 //! unique ids and log-safe quoting.
 
+pub mod bounded;
 pub mod contain;
 pub mod date;
 pub mod fault;

@@ -35,19 +35,13 @@ impl Passed {
     }
 
     fn remember(&mut self, client: IpAddr, now: Instant) {
-        if self.clients.len() >= MAX_REMEMBERED
-            && !self.clients.contains_key(&client)
-        {
-            self.clients
-                .retain(|_, &mut at| now.duration_since(at) < PASS_KEPT);
-            if self.clients.len() >= MAX_REMEMBERED {
-                let mut times: Vec<Instant> =
-                    self.clients.values().copied().collect();
-                let (_, middle, _) =
-                    times.select_nth_unstable(MAX_REMEMBERED / 2);
-                let cut = *middle;
-                self.clients.retain(|_, &mut at| at > cut);
-            }
+        if !self.clients.contains_key(&client) {
+            let stale = now.checked_sub(PASS_KEPT).unwrap_or(now);
+            crate::util::bounded::make_room(
+                &mut self.clients,
+                MAX_REMEMBERED,
+                stale,
+            );
         }
         self.clients.insert(client, now);
     }
