@@ -391,7 +391,7 @@ impl Backpressure for Session {
     /// still being written).
     fn congested(&self) -> bool {
         match self {
-            Session::Smtp(s) => s.spool.congested(),
+            Session::Smtp(s) => s.spool.congested() || s.smtp.rcpt_waits(),
             Session::Pop3(_) => false,
             Session::Imap(i) => i.spool.congested(),
         }

@@ -114,7 +114,9 @@ pub struct Server {
     peer_name: Option<String>,
     /// The blocklists' verdicts, for RCPT.
     listings: listings::Listings,
-    /// RCPT is waiting for them: its line stays unread.
+    /// RCPT is waiting for them: its line stays unread, and the loop
+    /// reads nothing more until they are in (what a client sends
+    /// meanwhile waits in its socket, not in our memory).
     held: bool,
     /// The checks before content, for a client not seen before.
     screen: screen::Screen,
@@ -356,7 +358,7 @@ impl Server {
             Ok(cmd) => self.command(cmd, cx),
             Err(reply) => self.error(reply, cx),
         };
-        if std::mem::take(&mut self.held) {
+        if self.held {
             return (0, Step::Continue); // read again once answered
         }
         (lf + 1, step)
@@ -581,6 +583,7 @@ impl Server {
     }
 
     fn rcpt(&mut self, txn: Txn, to: Path, cx: &mut Cx<'_>) -> Step {
+        self.held = false;
         if matches!(txn, Txn::Mail { .. } | Txn::Rcpt { .. })
             && self.is_stranger()
         {

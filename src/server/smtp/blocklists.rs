@@ -289,11 +289,16 @@ impl Server {
         index: usize,
         result: Result<Found, Failure>,
     ) {
-        let zones: Vec<String> = match self.smtp.blocklists.as_ref() {
-            Some(bl) => bl.lists.iter().map(|l| l.zone.clone()).collect(),
-            None => return,
+        let Some(bl) = self.smtp.blocklists.as_ref() else {
+            return;
         };
-        let Some(conn) = self.live_conn(slot, generation) else {
+        let zones = &bl.lists;
+        // The fields apart, not live_conn: the lists stay borrowed.
+        let Some(conn) = self
+            .core
+            .conn_mut(slot)
+            .filter(|c| c.generation == generation)
+        else {
             return;
         };
         let Some(s) = conn.session.as_smtp() else {
@@ -309,7 +314,7 @@ impl Server {
         let Some(ask) = asks.get_mut(index) else {
             return;
         };
-        let zone = zones.get(ask.list).map_or("", String::as_str);
+        let zone = zones.get(ask.list).map_or("", |l| l.zone.as_str());
         let mut reason_wanted = false;
         ask.state = match (&ask.state, result) {
             (AskState::Asking, Ok(found)) => {
@@ -362,11 +367,16 @@ impl Server {
     /// Once every list has answered: the session's verdict, and RCPT
     /// read again if it waited.
     fn listings_progress(&mut self, slot: usize, generation: u64) {
-        let zones: Vec<String> = match self.smtp.blocklists.as_ref() {
-            Some(bl) => bl.lists.iter().map(|l| l.zone.clone()).collect(),
-            None => return,
+        let Some(bl) = self.smtp.blocklists.as_ref() else {
+            return;
         };
-        let Some(conn) = self.live_conn(slot, generation) else {
+        let zones = &bl.lists;
+        // The fields apart, not live_conn: the lists stay borrowed.
+        let Some(conn) = self
+            .core
+            .conn_mut(slot)
+            .filter(|c| c.generation == generation)
+        else {
             return;
         };
         let peer = conn.peer;
@@ -374,7 +384,7 @@ impl Server {
             return;
         };
         let waited = s.smtp.awaits_listings();
-        if let Some(found) = verdict(&s.checks.client_lists, &zones) {
+        if let Some(found) = verdict(&s.checks.client_lists, zones) {
             let text = found.map(|(zone, reason)| {
                 refusal(
                     &format!("Client host [{}]", shown(peer)),
@@ -385,7 +395,7 @@ impl Server {
             s.smtp.client_listed(text);
         }
         if let Some(asks) = s.checks.sender_lists.as_ref()
-            && let Some(found) = verdict(&asks.asks, &zones)
+            && let Some(found) = verdict(&asks.asks, zones)
         {
             let text = found.map(|(zone, reason)| {
                 refusal(
@@ -407,13 +417,13 @@ impl Server {
 /// lists are configured, or Some(None) for none.
 fn verdict<'a>(
     asks: &'a [ListAsk],
-    zones: &'a [String],
+    zones: &'a [List],
 ) -> Option<Option<(&'a str, &'a str)>> {
     let mut first = None;
     for ask in asks {
         match &ask.state {
             AskState::Done(Some(reason)) if first.is_none() => {
-                let zone = zones.get(ask.list).map_or("", String::as_str);
+                let zone = zones.get(ask.list).map_or("", |l| l.zone.as_str());
                 first = Some((zone, reason.as_str()));
             }
             AskState::Done(_) => {}

@@ -276,6 +276,19 @@ fn spf_result(spf: Spf) -> Option<verdict::Spf> {
 }
 
 /// iprev's result as the verdict takes it: unfinished is `temperror`.
+/// A transaction whose checks are over (`Server::checks_over`).
+struct Over {
+    generation: u64,
+    end: Box<End>,
+    spf: Option<verdict::Spf>,
+    iprev: Option<verdict::Iprev>,
+}
+
+/// A message whose spooled content went missing on its way.
+fn lost() -> crate::proto::Failure {
+    crate::proto::Failure::Transient("checking: message lost".into())
+}
+
 fn iprev_result(iprev: &Iprev) -> Option<verdict::Iprev> {
     Some(match iprev {
         Iprev::Done(i) => i.clone(),
@@ -682,6 +695,23 @@ impl Server {
         checking.pool.send(Job::Verify { key, items: pairs });
     }
 
+    /// The transaction's checks are over: its end-of-DATA state, taken
+    /// from the connection, with SPF's and iprev's results (what is
+    /// still unanswered is `temperror`).
+    fn checks_over(&mut self, slot: usize) -> Option<Over> {
+        let conn = self.core.conn_mut(slot)?;
+        let generation = conn.generation;
+        let s = conn.session.as_smtp()?;
+        let iprev = iprev_result(&s.checks.iprev);
+        let TxnChecks { spf, end, .. } = *s.checks.txn.take()?;
+        Some(Over {
+            generation,
+            end: end?,
+            spf: spf_result(spf),
+            iprev,
+        })
+    }
+
     /// Every lookup is in: the message goes to a checks helper, which
     /// reads it, checks it, decides and edits its header; then it is
     /// stored as any message is (or refused).
@@ -692,19 +722,13 @@ impl Server {
         let (cfg, psl) =
             (Arc::clone(&checking.cfg), Arc::clone(&checking.psl));
         let ours = self.services.config.hostname.clone();
-        let Some(conn) = self.core.conn_mut(slot) else {
-            return;
-        };
-        let generation = conn.generation;
-        let Some(s) = conn.session.as_smtp() else {
-            return;
-        };
-        let iprev = iprev_result(&s.checks.iprev);
-        let Some(txn) = s.checks.txn.take() else {
-            return;
-        };
-        let TxnChecks { spf, end, .. } = *txn;
-        let Some(end) = end else {
+        let Some(Over {
+            generation,
+            end,
+            spf,
+            iprev,
+        }) = self.checks_over(slot)
+        else {
             return;
         };
         let End {
@@ -731,7 +755,7 @@ impl Server {
             g,
             cfg,
             psl,
-            spf: spf_result(spf),
+            spf,
             iprev,
             ours,
             trace,
@@ -740,13 +764,10 @@ impl Server {
             prehashed,
         };
         let Some(content) = content else {
-            let lost = crate::proto::Failure::Transient(
-                "checking: message lost".into(),
-            );
             return self.store(
                 slot,
                 *envelope,
-                Err(lost),
+                Err(lost()),
                 Placement::default(),
             );
         };
@@ -809,31 +830,19 @@ impl Server {
         let Some(checking) = &self.smtp.checking else {
             return;
         };
+        let (cfg, psl) =
+            (Arc::clone(&checking.cfg), Arc::clone(&checking.psl));
         let hostname = self.services.config.hostname.clone();
-        let Some(conn) = self.core.conn_mut(slot) else {
-            return;
-        };
-        let Some(s) = conn.session.as_smtp() else {
-            return;
-        };
-        let iprev = iprev_result(&s.checks.iprev);
-        let Some(txn) = s.checks.txn.take() else {
-            return;
-        };
-        let TxnChecks { spf, end, .. } = *txn;
-        let Some(end) = end else {
+        let Some(Over {
+            end, spf, iprev, ..
+        }) = self.checks_over(slot)
+        else {
             return;
         };
         let mut end = *end;
-        let results = end.g.results(
-            &checking.cfg,
-            &checking.psl,
-            spf_result(spf),
-            iprev,
-        );
+        let results = end.g.results(&cfg, &psl, spf, iprev);
         let forged = std::mem::take(&mut end.g.forged);
-        let decided =
-            assemble::decide(&results, &checking.cfg, &hostname, forged);
+        let decided = assemble::decide(&results, &cfg, &hostname, forged);
         let envelope = *end.envelope;
         if let Disposition::Reject(text) = &decided.disposition {
             let described = super::described(&envelope, envelope.peer);
@@ -846,13 +855,10 @@ impl Server {
             );
         }
         let Some(content) = end.content else {
-            let lost = crate::proto::Failure::Transient(
-                "checking: message lost".into(),
-            );
             return self.store(
                 slot,
                 envelope,
-                Err(lost),
+                Err(lost()),
                 Placement::default(),
             );
         };

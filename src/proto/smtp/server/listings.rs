@@ -74,6 +74,11 @@ impl Server {
         }
     }
 
+    /// True while a RCPT waits, unread, for the blocklists' answers.
+    pub fn rcpt_waits(&self) -> bool {
+        self.held
+    }
+
     /// True while RCPT would wait for a blocklist's answer.
     pub fn awaits_listings(&self) -> bool {
         self.is_stranger() && self.listings.at_rcpt().is_err()
