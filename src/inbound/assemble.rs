@@ -353,8 +353,8 @@ pub struct Pending {
     pub trace: (u64, u64),
     pub now: i64,
     pub keys: Vec<(String, Result<Key, Outcome>)>,
-    /// A spooled message's body hashes so far, and its header.
-    pub prehashed: Option<(Box<Prehash>, Vec<u8>)>,
+    /// A spooled message's body hashes so far, and its header's reading.
+    pub prehashed: Option<Box<Prehash>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -376,20 +376,12 @@ impl Pending {
                 self.g.wanted,
                 self.now,
             )?,
-            Some((prehash, head)) => {
+            Some(prehash) => {
                 let tail = match &content.stored {
                     Stored::File { tail, .. } => tail.as_slice(),
                     Stored::Memory(_) => &[],
                 };
-                read::read_prehashed(
-                    &head,
-                    self.trace.0,
-                    *prehash,
-                    tail,
-                    &self.ours,
-                    self.g.wanted,
-                    self.now,
-                )
+                read::read_prehashed(*prehash, tail, self.now)
             }
         };
         self.g.absorb(reading);

@@ -139,23 +139,26 @@ fn read_bytes(
 }
 
 /// Reads a spooled message whose body was hashed as it was written
-/// ([`Prehash`]): its header from `head` (kept in memory, trace fields
-/// first), the last octets (`tail`, not yet in the file) into the
-/// hashes. The file is not read at all.
-pub fn read_prehashed(
-    head: &[u8],
-    trace: u64,
-    mut prehash: Prehash,
-    tail: &[u8],
-    ours: &str,
-    wanted: Wanted,
-    now: i64,
-) -> Reading {
-    prehash.0.update(tail);
-    let start = (trace as usize).min(head.len());
-    let (mut reading, _) =
-        read_header(head, start, ours, wanted, now, &mut prehash.0);
-    fill_body_hashes(&mut reading, &prehash.0.finish());
+/// ([`Prehash`]): its header was read when the hashing began; the last
+/// octets (`tail`, not yet in the file) go into the hashes, and the
+/// signatures' times are judged again at `now`. The file is not read
+/// at all.
+pub fn read_prehashed(prehash: Prehash, tail: &[u8], now: i64) -> Reading {
+    let Prehash {
+        mut hashes,
+        mut reading,
+    } = prehash;
+    hashes.update(tail);
+    let retime = |c: &mut ToCheck| c.early = verify::check_times(&c.sig, now);
+    for d in &mut reading.dkim {
+        if let Dkim::Ready(c) = d {
+            retime(c);
+        }
+    }
+    if let Arc::Chain { message, .. } = &mut reading.arc {
+        retime(message);
+    }
+    fill_body_hashes(&mut reading, &hashes.finish());
     reading
 }
 
@@ -202,9 +205,13 @@ fn read_header(
 }
 
 /// Body hashes computed as a spooled message is written (by the spool
-/// helpers, a piece at a time), set up from its header: the checks
-/// then need not read the file again.
-pub struct Prehash(Hashes);
+/// helpers, a piece at a time), set up from its header, and the
+/// header's reading: the checks then need neither read the file again
+/// nor parse the header twice.
+pub struct Prehash {
+    hashes: Hashes,
+    reading: Reading,
+}
 
 impl std::fmt::Debug for Prehash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -213,13 +220,16 @@ impl std::fmt::Debug for Prehash {
 }
 
 impl Prehash {
-    /// The hashes the signatures in `head` ask for (`head[trace..]` is
-    /// the message's header, to its empty line), and where its body
-    /// starts in `head`; None if the header does not end in it.
+    /// Reads the header in `head` (`head[trace..]` is the message's
+    /// header, to its empty line; `ours` our authserv-id, `now` the
+    /// time) and sets up the hashes its signatures ask for; also where
+    /// the body starts in `head`. None if the header does not end in it.
     pub fn start(
         head: &[u8],
         trace: usize,
+        ours: &str,
         wanted: Wanted,
+        now: i64,
     ) -> Option<(Prehash, usize)> {
         let own = head.get(trace..)?;
         let end = header_end(own);
@@ -227,13 +237,31 @@ impl Prehash {
             return None;
         }
         let mut hashes = Hashes::default();
-        let (_, blank) = read_header(head, trace, "", wanted, 0, &mut hashes);
-        Some((Prehash(hashes), trace + end + blank))
+        let (reading, blank) =
+            read_header(head, trace, ours, wanted, now, &mut hashes);
+        Some((Prehash { hashes, reading }, trace + end + blank))
     }
 
     /// More of the body.
     pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        self.hashes.update(data);
+    }
+
+    /// What the loop looks up, from the reading already made: as
+    /// [`preview`] finds it, without parsing the header again.
+    pub fn preview(&self) -> Preview {
+        let mut keys: Vec<String> = Vec::new();
+        for c in self.reading.items() {
+            let name =
+                format!("{}._domainkey.{}", c.sig.selector, c.sig.domain);
+            if !keys.contains(&name) {
+                keys.push(name);
+            }
+        }
+        Preview {
+            keys,
+            from: self.reading.from_domain.clone(),
+        }
     }
 }
 
@@ -555,22 +583,17 @@ mod tests {
         // the last one kept back.
         let head_end = memchr::memmem::find(&msg, b"\n\n").unwrap() + 2;
         let head = &msg[..head_end];
+        // Begun long before the signature's t= (a time far off is
+        // judged again when the message has ended).
         let (mut prehash, body_at) =
-            Prehash::start(head, trace as usize, WANTED).unwrap();
+            Prehash::start(head, trace as usize, "mx.test", WANTED, 0)
+                .unwrap();
         assert_eq!(body_at, head_end);
         let (written, tail) = msg.split_at(msg.len() - 1000);
         for piece in written[body_at..].chunks(32 * 1024) {
             prehash.update(piece);
         }
-        let read_hashed = read_prehashed(
-            head,
-            trace,
-            prehash,
-            tail,
-            "mx.test",
-            WANTED,
-            1_800_000_000,
-        );
+        let read_hashed = read_prehashed(prehash, tail, 1_800_000_000);
         for reading in [&read_whole, &read_hashed] {
             let items: Vec<&ToCheck> = reading.items().collect();
             assert_eq!(items.len(), 1);
@@ -579,6 +602,9 @@ mod tests {
             assert_eq!(reading.from_domain.as_deref(), Ok("example.org"));
         }
         // No empty line in what was kept: nothing to start from.
-        assert!(Prehash::start(&msg[..200], trace as usize, WANTED).is_none());
+        assert!(
+            Prehash::start(&msg[..200], trace as usize, "mx.test", WANTED, 0)
+                .is_none()
+        );
     }
 }

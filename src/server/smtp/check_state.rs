@@ -90,8 +90,8 @@ pub struct End {
     pub item_keys: Vec<usize>,
     pub keys: Vec<(String, Option<Result<Key, Outcome>>)>,
     pub stage: Stage,
-    /// A spooled message's body hashes so far, and its header.
-    pub prehashed: Option<(Box<crate::inbound::read::Prehash>, Vec<u8>)>,
+    /// A spooled message's body hashes so far, and its header's reading.
+    pub prehashed: Option<Box<crate::inbound::read::Prehash>>,
     /// The key names came from the header on the loop: the message is
     /// read, checked and decided where it is stored, once they are in.
     pub unread: bool,

@@ -244,7 +244,7 @@ impl Checking {
         Ok(Checking {
             cfg: Arc::new(cfg.clone()),
             psl: Arc::new(psl),
-            pool: Pool::start("checks", CHECKERS, 4, waker, work)?,
+            pool: Pool::start("checks", CHECKERS, 1, waker, work)?,
             serial: 0,
         })
     }
@@ -430,20 +430,22 @@ impl Server {
             dkim: stranger && on.dkim,
             arc: stranger && on.arc,
         };
-        let preview = match &content.stored {
-            Stored::Memory(bytes) => {
+        // A spooled message hashed as it was written: its header was
+        // read then, and the file is not read again. (Hashed only for
+        // strangers; a logged-in user's is read for its forged fields
+        // alone.)
+        let prehashed = match (&content.stored, prehash) {
+            (Stored::File { .. }, Some(p)) if stranger => Some(p),
+            _ => None,
+        };
+        let preview = match (&content.stored, &prehashed) {
+            (_, Some(p)) => Some(p.preview()),
+            (Stored::Memory(bytes), None) => {
                 read::preview(bytes, trace.0 as usize, wanted)
             }
-            Stored::File { .. } => {
+            (Stored::File { .. }, None) => {
                 read::preview(&head, trace.0 as usize, wanted)
             }
-        };
-        // A spooled message hashed as it was written: its header is all
-        // that is read again. (Hashed only for strangers; a logged-in
-        // user's is read for its forged fields alone.)
-        let prehashed = match (&content.stored, prehash) {
-            (Stored::File { .. }, Some(p)) if stranger => Some((p, head)),
-            _ => None,
         };
         // A logged-in user's message: only the Authentication-Results.
         let txn = s.checks.txn.get_or_insert_with(|| {

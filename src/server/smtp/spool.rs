@@ -293,8 +293,15 @@ impl Spool {
             // And the body hashes its signatures need start here.
             let trace = self.trace.0 as usize;
             if let Some(wanted) = self.prehash_wanted
-                && let Some((p, body)) =
-                    Prehash::start(&self.head, trace, wanted)
+                && let Some((p, body)) = Prehash::start(
+                    &self.head,
+                    trace,
+                    &self.config.hostname,
+                    wanted,
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64),
+                )
             {
                 self.prehash = Some(Box::new(p));
                 hash_from = body;
