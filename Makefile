@@ -6,7 +6,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-.PHONY: build run test deps lint unit integration python test-imaptest \
+.PHONY: bench-spam build run test deps lint unit integration python test-imaptest \
         bench bench-smtp bench-outbound \
         bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps bench-fairness bench-logins bench-headers test-dovecot-diff \
         bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
@@ -91,6 +91,13 @@ bench-smtp: bench-deps
 	$(CARGO) build --release
 	$(PYTHON) benches/smtp_vs_postfix.py
 
+bench-spam:
+	@command -v bogofilter >/dev/null || { apt-get update -qq && \
+	  $(APT_INSTALL) bogofilter; }
+	@command -v npm >/dev/null || $(APT_INSTALL) npm
+	$(CARGO) build --release
+	$(PYTHON) benches/spam_vs_bogofilter.py
+
 bench-outbound: bench-deps
 	@command -v unbound >/dev/null || $(APT_INSTALL) unbound
 	$(CARGO) build --release
@@ -152,6 +159,9 @@ fuzz: fuzz-deps
 	    -max_total_time=$(FUZZ_SECONDS) && \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run message_generated -- \
 	    -max_len=8192 -timeout=5 -report_slow_units=1 \
+	    -max_total_time=$(FUZZ_SECONDS) && \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run spam_tokens corpus/message_raw -- \
+	    -max_len=1048576 -timeout=5 -report_slow_units=1 \
 	    -max_total_time=$(FUZZ_SECONDS)
 
 clean:

@@ -1,7 +1,8 @@
 //! Parser throughput: SMTP command lines and the DATA scanner (MB/s);
 //! what checking a message from a stranger costs: the helper's reading
 //! (header, body hash) and one signature's check, RSA 2048 and Ed25519.
-//! `make bench` runs these; `make bench-smtp` compares the whole server
+//! The learning filter: a 10 KiB message tokenized and scored against
+//! a trained database, and one lesson. `make bench` runs these; `make bench-smtp` compares the whole server
 //! with Postfix.
 
 use std::hint::black_box;
@@ -173,5 +174,58 @@ fn checks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commands, data_scanner, checks);
+/// A message of about 10 KiB: a text part and its HTML twin, words
+/// drawn from a vocabulary of 60,000 by a fixed sequence.
+fn ten_kib_message(seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut word = || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        format!("w{}", (x >> 33) % 60_000)
+    };
+    let text: Vec<String> = (0..1400).map(|_| word()).collect();
+    let mut msg = format!(
+        "From: Someone <a{seed}@sender.example>\nTo: bench@example.test\nSubject: {} {} {}\n\
+         Content-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\n",
+        word(),
+        word(),
+        word()
+    );
+    msg.push_str(&text[..700].join(" "));
+    msg.push_str("\n--b\nContent-Type: text/html\n\n<html><body><p>");
+    msg.push_str(&text[700..].join(" <b>"));
+    msg.push_str("</p><a href=\"https://link.example/x\">here</a></body></html>\n--b--\n");
+    msg.into_bytes()
+}
+
+fn spam_filter(c: &mut Criterion) {
+    use postling::spam::{score, tokens, words};
+    let mut db = words::Words::default();
+    for i in 0..400 {
+        let lesson = if i % 2 == 0 {
+            words::Lesson::Spam
+        } else {
+            words::Lesson::Ham
+        };
+        db.learn(&tokens::of(&ten_kib_message(i)).hashes, lesson);
+    }
+    let msg = ten_kib_message(9999);
+    let mut group = c.benchmark_group("spam");
+    group.throughput(Throughput::Bytes(msg.len() as u64));
+    group.bench_function(format!("score {} KiB", msg.len() / 1024), |b| {
+        b.iter(|| score::score(&db, &tokens::of(black_box(&msg)).hashes))
+    });
+    let hashes = tokens::of(&msg).hashes;
+    group.bench_function(format!("learn, {} tokens known", db.len()), |b| {
+        b.iter_batched(
+            || db.clone(),
+            |mut d| d.learn(black_box(&hashes), words::Lesson::Spam),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, commands, data_scanner, checks, spam_filter);
 criterion_main!(benches);

@@ -33,6 +33,13 @@ pub enum Command {
         /// What to do.
         action: QueueAction,
     },
+    /// Teach a user's spam filter, or ask it.
+    Spam {
+        /// The config file (it names data_dir).
+        config: PathBuf,
+        /// What to do.
+        action: SpamAction,
+    },
     /// Make a DKIM key and print its DNS record.
     DkimKeygen {
         /// The signing domain.
@@ -61,6 +68,27 @@ pub enum QueueAction {
     Flush,
 }
 
+/// `postling spam ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpamAction {
+    /// Learn from Maildir folders, mbox files or folders of messages.
+    Train {
+        /// The user (an address with a mailbox here).
+        user: String,
+        /// Where spam is.
+        spam: Vec<PathBuf>,
+        /// Where ham is.
+        ham: Vec<PathBuf>,
+    },
+    /// Score each message found at the paths, one line each.
+    Score {
+        /// The user.
+        user: String,
+        /// Messages: files, Maildir folders, mbox files.
+        paths: Vec<PathBuf>,
+    },
+}
+
 /// The usage text for `--help`.
 pub const USAGE: &str = "\
 usage: postling <command> [-c FILE]
@@ -79,6 +107,12 @@ commands:
                         sender, and each recipient's state and last reply
   queue flush           the running server tries every queued message now
   queue delete ID       remove a message from the queue
+  spam train USER [--spam PATH]... [--ham PATH]...
+                        teach USER's filter from Maildir folders, mbox
+                        files or folders of message files
+  spam score USER PATH...
+                        the filter's score of each message at PATH
+                        (spam, ham, unsure, or abstain while untrained)
   dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE
                         write a DKIM key (RSA 2048 through openssl, or
                         Ed25519) and print the TXT record to publish
@@ -105,14 +139,14 @@ pub fn parse<I: IntoIterator<Item = String>>(
                 let file = args.next().ok_or("-c needs a file")?;
                 config = Some(PathBuf::from(file));
             }
-            "serve" | "check" | "user" | "queue" | "dkim"
+            "serve" | "check" | "user" | "queue" | "dkim" | "spam"
                 if command.is_none() =>
             {
                 command = Some(arg)
             }
             _ if matches!(
                 command.as_deref(),
-                Some("user" | "queue" | "dkim")
+                Some("user" | "queue" | "dkim" | "spam")
             ) =>
             {
                 words.push(arg)
@@ -158,6 +192,9 @@ pub fn parse<I: IntoIterator<Item = String>>(
             Ok(Command::Queue { config, action })
         }
         Some("dkim") => dkim(&words),
+        Some("spam") => {
+            spam(&words).map(|action| Command::Spam { config, action })
+        }
         _ => Err("no command given".into()),
     }
 }
@@ -185,6 +222,43 @@ fn dkim(words: &[String]) -> Result<Command, String> {
             ed25519,
             out,
         }),
+        _ => Err(usage()),
+    }
+}
+
+/// `spam train USER --spam PATH --ham PATH`, `spam score USER PATH...`.
+fn spam(words: &[String]) -> Result<SpamAction, String> {
+    let usage = || {
+        "usage: spam train USER [--spam PATH]... [--ham PATH]..., or spam score USER PATH..."
+            .to_string()
+    };
+    match words {
+        [verb, user, rest @ ..] if verb == "train" => {
+            let (mut spam, mut ham) = (Vec::new(), Vec::new());
+            let mut it = rest.iter();
+            while let Some(flag) = it.next() {
+                let path = PathBuf::from(it.next().ok_or_else(usage)?);
+                match flag.as_str() {
+                    "--spam" => spam.push(path),
+                    "--ham" => ham.push(path),
+                    _ => return Err(usage()),
+                }
+            }
+            if spam.is_empty() && ham.is_empty() {
+                return Err(usage());
+            }
+            Ok(SpamAction::Train {
+                user: user.clone(),
+                spam,
+                ham,
+            })
+        }
+        [verb, user, paths @ ..] if verb == "score" && !paths.is_empty() => {
+            Ok(SpamAction::Score {
+                user: user.clone(),
+                paths: paths.iter().map(PathBuf::from).collect(),
+            })
+        }
         _ => Err(usage()),
     }
 }
@@ -235,6 +309,28 @@ mod tests {
             Ok(Command::Queue { action: QueueAction::Delete(id), .. }) if id == "ID7"
         ));
         assert!(p(&["queue", "flush", "now"]).is_err());
+        assert_eq!(
+            p(&[
+                "spam", "train", "u@x", "--spam", "J", "--ham", "H", "--ham",
+                "I"
+            ]),
+            Ok(Command::Spam {
+                config: DEFAULT_PATH.into(),
+                action: SpamAction::Train {
+                    user: "u@x".into(),
+                    spam: vec!["J".into()],
+                    ham: vec!["H".into(), "I".into()],
+                }
+            })
+        );
+        assert!(p(&["spam", "train", "u@x"]).is_err());
+        assert!(p(&["spam", "train", "u@x", "--spam"]).is_err());
+        assert!(p(&["spam", "train", "u@x", "--junk", "J"]).is_err());
+        assert!(matches!(
+            p(&["spam", "score", "u@x", "a", "b"]),
+            Ok(Command::Spam { action: SpamAction::Score { paths, .. }, .. }) if paths.len() == 2
+        ));
+        assert!(p(&["spam", "score", "u@x"]).is_err());
         assert!(matches!(
             p(&["queue", "flush"]),
             Ok(Command::Queue {

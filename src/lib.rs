@@ -12,6 +12,7 @@
 //! - [`config`]: the config file, users and aliases.
 //! - [`store`]: Maildir and mbox mailboxes.
 //! - [`util`]: durable file writes, dates, ids.
+//! - [`spam`]: the filter that learns from each user.
 //! - [`proto`]: sans-I/O protocol state machines (SMTP so far).
 #![forbid(unsafe_code)]
 
@@ -26,5 +27,6 @@ pub mod outbound;
 pub mod proto;
 pub mod sendmail;
 pub mod server;
+pub mod spam;
 pub mod store;
 pub mod util;

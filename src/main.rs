@@ -75,6 +75,13 @@ fn main() -> ExitCode {
             };
             queue(&cfg, &action)
         }
+        Command::Spam { config, action } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(problems) => return report(&problems),
+            };
+            spam(&cfg, &action)
+        }
         Command::User { config, action } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -231,6 +238,25 @@ fn queue(cfg: &Config, action: &cli::QueueAction) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn spam(cfg: &Config, action: &cli::SpamAction) -> ExitCode {
+    use postling::spam::admin;
+    let done = match action {
+        cli::SpamAction::Train { user, spam, ham } => {
+            admin::train(cfg, user, spam, ham).map(|msg| println!("{msg}"))
+        }
+        cli::SpamAction::Score { user, paths } => {
+            admin::score(cfg, user, paths, &mut std::io::stdout().lock())
+        }
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("postling: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! whole-message targets: MIME, ENVELOPE, BODYSTRUCTURE, header and
 //! text SEARCH, SORT on every key, and THREAD by both algorithms, over
 //! a small folder of the messages given; and, as SMTP takes each one
-//! in, the checks' reading (signatures, body hashes, From, ARC).
+//! in, the checks' reading (signatures, body hashes, From, ARC); and
+//! the spam filter's tokens, each message learnt and scored.
 
 use postling::proto::imap::args::Args;
 use postling::proto::imap::fetch::parse_items;
@@ -39,6 +40,7 @@ pub fn run(msgs: &[&[u8]]) {
         .collect();
     let mut sorted = Vec::new();
     let mut threaded = Vec::new();
+    let mut words = postling::spam::words::Words::default();
     for (i, msg) in msgs.iter().enumerate() {
         let tree = mime::parse(msg);
         assert!(tree.body.1 <= msg.len());
@@ -65,6 +67,10 @@ pub fn run(msgs: &[&[u8]]) {
         );
         postling::inbound::read::read(&mut stored, 0, "mx.example", postling::inbound::read::Wanted { dkim: true, arc: true }, 0)
             .expect("in memory, reading cannot fail");
+        let tokens = postling::spam::tokens::of(msg);
+        assert!(tokens.hashes.len() <= postling::spam::tokens::MAX_TOKENS);
+        words.learn(&tokens.hashes, postling::spam::words::Lesson::Spam);
+        let _ = postling::spam::score::score(&words, &tokens.hashes);
         let head = mime::split(msg).0;
         let size = msg.len() as u64;
         sorted.push((n, n, sort::values(&criteria, head, size, 0)));

@@ -295,7 +295,7 @@ fn body_has(msg: &[u8], value: &[u8]) -> bool {
 fn parts_have(msg: &[u8], needle: &str, headers: bool) -> bool {
     let tree = mime::parse(msg);
     let mut found = false;
-    visit(&tree, &mut |p: &Part| {
+    tree.visit(&mut |p: &Part| {
         if found {
             return;
         }
@@ -318,16 +318,6 @@ fn parts_have(msg: &[u8], needle: &str, headers: bool) -> bool {
         found = contains(&text, needle);
     });
     found
-}
-
-fn visit(p: &Part, f: &mut dyn FnMut(&Part)) {
-    f(p);
-    for c in &p.children {
-        visit(c, f);
-    }
-    if let Some(m) = &p.message {
-        visit(m, f);
-    }
 }
 
 /// The day (since 1970) of the Date: header, time and zone ignored.

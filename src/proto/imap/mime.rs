@@ -47,6 +47,18 @@ pub struct Part {
 }
 
 impl Part {
+    /// Calls `f` on this part and every part within it, depth first
+    /// (the depth is capped at parse time: [`MAX_DEPTH`]).
+    pub fn visit(&self, f: &mut dyn FnMut(&Part)) {
+        f(self);
+        for c in &self.children {
+            c.visit(f);
+        }
+        if let Some(m) = &self.message {
+            m.visit(f);
+        }
+    }
+
     /// True for multipart/*.
     pub fn is_multipart(&self) -> bool {
         self.kind.0.eq_ignore_ascii_case("multipart")
