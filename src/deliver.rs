@@ -45,6 +45,9 @@ pub struct Job {
     /// The folder local copies go into: INBOX, or Junk (the checks'
     /// verdict).
     pub folder: &'static str,
+    /// Mailboxes whose copy goes elsewhere, with header lines of its
+    /// own (a user's filter sent it to Junk).
+    pub filed: Vec<Filed>,
     /// Authentication-Results to add, forged ones to drop; applied once,
     /// before the first copy.
     pub edit: Option<Box<HeaderEdit>>,
@@ -52,17 +55,45 @@ pub struct Job {
 
 impl HeaderEdit {
     /// The verdict's field, put in before our Received (at `at`), and
-    /// the forged fields it names left out.
+    /// the forged fields it names left out; a message the checks send
+    /// to Junk also says so and why (`X-Spam`).
     pub fn of(
         decided: crate::inbound::assemble::Decided,
         at: u64,
     ) -> HeaderEdit {
+        let mut text = decided.field.into_bytes();
+        if let crate::inbound::verdict::Disposition::Junk(why) =
+            &decided.disposition
+        {
+            let why: String = why
+                .chars()
+                .filter(|c| !c.is_control() && *c != '"')
+                .collect();
+            text.extend(spam_header(&format!("reason=\"{why}\"")));
+        }
         HeaderEdit {
             at,
-            text: decided.field.into_bytes(),
+            text,
             remove: decided.forged,
         }
     }
+}
+
+/// The header lines of a copy we put into Junk: `why` says why
+/// (SpamAssassin's names, which mail clients' filters know).
+pub fn spam_header(why: &str) -> Vec<u8> {
+    format!("X-Spam: yes\nX-Spam-Status: Yes, {why}\n").into_bytes()
+}
+
+/// One mailbox's copy, filed apart from the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    /// The mailbox.
+    pub mailbox: PathBuf,
+    /// Its folder.
+    pub folder: &'static str,
+    /// Header lines for this copy alone (LF line ends).
+    pub header: Vec<u8>,
 }
 
 /// A header change made at delivery (`Content::edit`).
@@ -239,16 +270,35 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
     let msg = Message {
         content: &job.content,
         sender: &job.sender,
+        prefix: b"",
     };
     let mut staged: Vec<Staged> = Vec::with_capacity(job.mailboxes.len());
+    // The first copy as the content is, which the others may link.
+    let mut plain: Option<usize> = None;
     // Sorted order: two helper threads locking the same mbox files can
     // never wait on each other in a cycle.
     let mut boxes: Vec<&PathBuf> = job.mailboxes.iter().collect();
     boxes.sort();
     for dir in boxes {
-        let link = staged.first().and_then(Staged::link_source);
-        match store::stage_in(job.format, dir, job.folder, &msg, link) {
-            Ok(s) => staged.push(s),
+        let filed = job.filed.iter().find(|f| &f.mailbox == dir);
+        let (folder, msg) = match filed {
+            Some(f) => (
+                f.folder,
+                Message {
+                    prefix: &f.header,
+                    ..msg
+                },
+            ),
+            None => (job.folder, Message { ..msg }),
+        };
+        let link = plain.and_then(|i| staged[i].link_source());
+        match store::stage_in(job.format, dir, folder, &msg, link) {
+            Ok(s) => {
+                if msg.prefix.is_empty() && plain.is_none() {
+                    plain = Some(staged.len());
+                }
+                staged.push(s)
+            }
             Err(e) => {
                 staged.into_iter().for_each(Staged::abort);
                 return Err(e);
@@ -275,6 +325,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
         let forwarded = Message {
             content: &job.content,
             sender: &fwd.sender,
+            prefix: b"",
         };
         // Not signed: it is someone else's mail passing through.
         let id = forward_id(&job.id);

@@ -1,6 +1,8 @@
 //! The keys of the spam defence: the checks before content
 //! (`greet_delay`), DNS blocklists for clients (`dnsbl`) and senders'
-//! domains (`rhsbl`), greylisting (`greylist`, `greylist_delay`).
+//! domains (`rhsbl`), greylisting (`greylist`, `greylist_delay`), the
+//! filter that learns (`spam_filter`) and how long Junk keeps mail
+//! (`junk_expire`).
 
 /// Spam settings, defaults applied.
 #[derive(Debug, Clone)]
@@ -16,6 +18,10 @@ pub struct Spam {
     pub greylist: bool,
     /// Seconds before a greylisted retry is accepted.
     pub greylist_delay: u64,
+    /// Each user's learning filter, on strangers' mail.
+    pub spam_filter: bool,
+    /// Seconds mail stays in Junk before it is removed (0: kept).
+    pub junk_expire: u64,
 }
 
 impl Default for Spam {
@@ -27,6 +33,8 @@ impl Default for Spam {
             rhsbl: Vec::new(),
             greylist: false,
             greylist_delay: 300,
+            spam_filter: true,
+            junk_expire: 30 * 86_400,
         }
     }
 }
@@ -45,16 +53,21 @@ impl Spam {
             });
             return Some(delay.map(|d| self.greet_delay = d));
         }
+        let switch = |value: &str| match value {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            _ => Err(format!("{key} must be on or off, not {value:?}")),
+        };
         match key {
             "greylist" => {
-                let on = match value {
-                    "on" => Ok(true),
-                    "off" => Ok(false),
-                    _ => Err(format!(
-                        "greylist must be on or off, not {value:?}"
-                    )),
-                };
-                return Some(on.map(|on| self.greylist = on));
+                return Some(switch(value).map(|on| self.greylist = on));
+            }
+            "spam_filter" => {
+                return Some(switch(value).map(|on| self.spam_filter = on));
+            }
+            "junk_expire" => {
+                let d = super::outbound::duration(value);
+                return Some(d.map(|d| self.junk_expire = d));
             }
             "greylist_delay" => {
                 let delay =
@@ -94,6 +107,20 @@ fn zones(key: &str, value: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filter_and_junk_keys() {
+        let mut s = Spam::default();
+        assert!(s.spam_filter && s.junk_expire == 30 * 86_400);
+        s.set("spam_filter", "off").unwrap().unwrap();
+        assert!(!s.spam_filter);
+        assert!(s.set("spam_filter", "yes").unwrap().is_err());
+        s.set("junk_expire", "2w").unwrap().unwrap();
+        assert_eq!(s.junk_expire, 14 * 86_400);
+        s.set("junk_expire", "0").unwrap().unwrap();
+        assert_eq!(s.junk_expire, 0);
+        assert!(s.set("junk_expire", "soon").unwrap().is_err());
+    }
 
     #[test]
     fn lists_of_zones() {

@@ -56,6 +56,11 @@ impl Users {
         self.by_address.get(address)
     }
 
+    /// Every user's address.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.by_address.keys().map(String::as_str)
+    }
+
     /// How many users there are.
     pub fn len(&self) -> usize {
         self.by_address.len()

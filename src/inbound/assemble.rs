@@ -275,7 +275,7 @@ impl Decided {
     /// The folder the message goes into (a refused one goes nowhere).
     pub fn folder(&self) -> &'static str {
         match self.disposition {
-            Disposition::Junk(_) => "Junk",
+            Disposition::Junk(_) => crate::store::folders::JUNK,
             _ => "INBOX",
         }
     }

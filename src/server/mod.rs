@@ -259,6 +259,7 @@ impl Server {
         );
         self.queue_run_due();
         self.check_blocklists();
+        self.expire_junk();
         loop {
             let now = Instant::now();
             if let Some(until) = self.core.draining
@@ -672,6 +673,7 @@ impl Server {
                 Timer::Checks => self.checks_due(key),
                 Timer::Blocklists => self.check_blocklists(),
                 Timer::Greeting => self.greeting_due(key),
+                Timer::JunkExpire => self.expire_junk(),
                 Timer::FolderCheck => {
                     self.retry_notices();
                     self.check_folders();

@@ -1,6 +1,7 @@
 //! Messages to learn from, as a user already keeps them: a Maildir
-//! folder (its `cur/` and `new/`), an mbox file, or a folder of message
-//! files (one message each, as MH and corpora keep them).
+//! folder (its `cur/` and `new/`), an mbox file (it starts with a
+//! `From ` line), a folder of message files (one message each, as MH
+//! and corpora keep them), or one message file.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -16,7 +17,16 @@ pub fn for_each(
 ) -> io::Result<usize> {
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
-        return mbox(File::open(path)?, each);
+        let mut file = File::open(path)?;
+        let mut start = [0u8; 5];
+        let n = file.read(&mut start)?;
+        if &start[..n] == b"From " {
+            return mbox(File::open(path)?, each);
+        }
+        let mut msg = start[..n].to_vec();
+        file.take(MAX_MESSAGE as u64).read_to_end(&mut msg)?;
+        each(&msg);
+        return Ok(1);
     }
     let maildir = ["cur", "new"].iter().any(|d| path.join(d).is_dir());
     let folders: Vec<std::path::PathBuf> = match maildir {
@@ -131,8 +141,9 @@ mod tests {
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[0], b"Subject: x\n\nHello,\nFrom here on, text.\n\n");
         assert_eq!(msgs[1], b"Subject: y\n\nbody\n");
-        std::fs::write(&mbox, b"").unwrap();
-        assert!(collect(&mbox).is_empty());
+        let one = dir.join("one.eml");
+        std::fs::write(&one, b"Subject: z\n\nFrom me.\n").unwrap();
+        assert_eq!(collect(&one), [b"Subject: z\n\nFrom me.\n".to_vec()]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod corpus;
+pub mod filing;
 pub mod html;
 pub mod score;
 pub mod tokens;

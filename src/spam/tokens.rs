@@ -104,7 +104,7 @@ fn is_word_char(c: char) -> bool {
 }
 
 /// A token's hash: FNV-1a over the kind, a separator and the word.
-fn hash(kind: &str, word: &str) -> u32 {
+pub fn hash(kind: &str, word: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in kind.bytes().chain([0u8]).chain(word.bytes()) {
         h ^= u32::from(b);

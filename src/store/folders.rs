@@ -20,6 +20,9 @@ use crate::config::MailboxFormat;
 use crate::proto::imap::names;
 use crate::util::fs::{atomic_write, create_dir_durable, sync_dir};
 
+/// The folder spam goes into (special-use `\\Junk`).
+pub const JUNK: &str = "Junk";
+
 /// Folders every user has, with their SPECIAL-USE attribute.
 pub const DEFAULT_FOLDERS: [(&str, &str); 5] = [
     ("Sent", "\\Sent"),

@@ -44,17 +44,22 @@ pub fn stage(
     // S= is the file size, W= the size with CRLF line ends, as Dovecot
     // writes them; POP3 and IMAP can report sizes without reading.
     let content = msg.content;
-    let name = format!(
-        "{},S={},W={}",
-        id::maildir_name(&host),
-        content.len,
-        content.len + content.lines
+    let (len, lines) = (
+        content.len + msg.prefix.len() as u64,
+        content.lines + memchr::memchr_iter(b'\n', msg.prefix).count() as u64,
     );
+    let name =
+        format!("{},S={len},W={}", id::maildir_name(&host), len + lines);
     let tmp = dir.join("tmp").join(&name);
     let new = dir.join("new").join(&name);
     // A spooled message is linked, not copied (its data was fsync'd by
     // the caller); a copy only when the link fails (another file system).
-    for src in link.into_iter().chain(content.spool_path()) {
+    let linkable = msg.prefix.is_empty();
+    for src in link
+        .into_iter()
+        .chain(content.spool_path())
+        .filter(|_| linkable)
+    {
         if fs::hard_link(src, &tmp).is_ok() {
             return Ok(Staged { tmp, new });
         }
@@ -72,6 +77,7 @@ fn write_new(path: &Path, msg: &Message<'_>) -> io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)?;
+    io::Write::write_all(&mut f, msg.prefix)?;
     io::copy(&mut msg.content.reader()?, &mut f)?;
     // Durable with the rest of the batch, by the helper's one flush.
     Ok(())

@@ -149,6 +149,8 @@ pub fn render(
     };
     let received = date::asctime(msg.content.received);
     writeln!(out, "From {sender} {received}")?;
+    // Our own header lines: no `From ` among them to quote.
+    out.write_all(msg.prefix)?;
     let mut reader =
         BufReader::with_capacity(64 * 1024, msg.content.reader()?);
     let mut line = Vec::new();
@@ -216,6 +218,7 @@ mod tests {
         let msg = Message {
             content: &content,
             sender: "a@b",
+            prefix: b"",
         };
         let mut text = Vec::new();
         render(&msg, true, &mut text).unwrap();

@@ -832,6 +832,7 @@ pub fn add(
         let msg = super::Message {
             content: &content,
             sender: "",
+            prefix: b"",
         };
         let staged =
             super::mbox::stage_at(path, &msg).map_err(|e| match e {

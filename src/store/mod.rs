@@ -13,6 +13,7 @@ pub mod envelopes;
 pub mod folders;
 pub mod headers;
 pub mod index;
+pub mod junk_expire;
 pub mod lock;
 pub mod maildir;
 pub mod maildrop;
@@ -37,6 +38,9 @@ pub struct Message<'a> {
     pub content: &'a Content,
     /// Envelope sender for mbox `From ` lines (`MAILER-DAEMON` if null).
     pub sender: &'a str,
+    /// Header lines this copy alone gets, before the content (LF line
+    /// ends): a copy with them is written, not linked.
+    pub prefix: &'a [u8],
 }
 
 /// A copy written but not yet published.

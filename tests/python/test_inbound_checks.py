@@ -466,6 +466,12 @@ def test_dmarc_policies(tmp_path, mail_dns):
         assert "dmarc=fail (p=quarantine applied=quarantine dis=junk) header.from=news.example.co.uk" \
             in junk["subdomain"], junk["subdomain"]
         assert "dmarc=fail (p=reject applied=quarantine dis=junk) header.from=zero.test" in junk["sampled"]
+        # What the checks put into Junk says so, and why (issue 19).
+        for raw in folder_messages(s, "bob", "Junk"):
+            assert b"\nX-Spam: yes\n" in raw, raw[:600]
+            assert re.search(rb'\nX-Spam-Status: Yes, reason="DMARC (quarantine|reject) for ', raw), raw[:600]
+        for raw in s.raw_messages("bob"):
+            assert b"X-Spam" not in raw
         # Junk was made on first use, subscribed, with \Junk.
         subscribed = (s.mailbox_path("bob") / "subscriptions").read_text().split()
         assert "Junk" in subscribed

@@ -35,6 +35,8 @@ pub enum Timer {
     Blocklists,
     /// A screened client's greeting may end.
     Greeting,
+    /// Time to empty Junk of old mail (`junk_expire`).
+    JunkExpire,
 }
 
 /// The key of a timer or helper job no connection waits for (a queue

@@ -38,6 +38,12 @@ pub enum Task {
     Deliver(Box<Job>),
     /// Write a file whole, durably (the greylist).
     Save { path: PathBuf, bytes: Vec<u8> },
+    /// Remove what arrived in these mailboxes' Junk before `cutoff`.
+    ExpireJunk {
+        roots: Vec<PathBuf>,
+        format: crate::config::MailboxFormat,
+        cutoff: std::time::SystemTime,
+    },
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// The maildrop as the session saw it.
@@ -104,6 +110,14 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 if let Err(e) = crate::util::fs::atomic_write(&path, &bytes) {
                     log::error!(target: LOG_TARGET, "writing {}: {e}", path.display());
                 }
+                continue;
+            }
+            Task::ExpireJunk {
+                roots,
+                format,
+                cutoff,
+            } => {
+                expire_junk(&roots, format, cutoff);
                 continue;
             }
             Task::Update {
@@ -207,4 +221,22 @@ fn flush(dirs: BTreeSet<PathBuf>) -> Vec<PathBuf> {
         }
     }
     failed
+}
+
+/// `junk_expire`'s round: each mailbox's old Junk removed, counted in
+/// the log.
+fn expire_junk(
+    roots: &[PathBuf],
+    format: crate::config::MailboxFormat,
+    cutoff: std::time::SystemTime,
+) {
+    for root in roots {
+        match crate::store::junk_expire::expire(root, format, cutoff) {
+            Ok(0) => {}
+            Ok(n) => log::info!(target: LOG_TARGET,
+                "junk_expire: {n} message(s) removed from {}'s Junk", root.display()),
+            Err(e) => log::warn!(target: LOG_TARGET,
+                "junk_expire {}: {e}", root.display()),
+        }
+    }
 }

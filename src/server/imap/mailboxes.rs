@@ -61,8 +61,14 @@ pub enum Work {
     NotifyOpen(PathBuf, crate::proto::imap::notify::Spec, Option<String>),
     /// APPEND messages to a folder.
     Append(Box<crate::server::imap::appending::AppendJob>),
-    /// Set flags: (uid, file, new flags), and the keyword table.
-    SetFlags(PathBuf, Vec<(u32, String, Flags)>, Vec<String>),
+    /// Set flags: (uid, file, new flags), the keyword table, and what
+    /// the change teaches the spam filter.
+    SetFlags(
+        PathBuf,
+        Vec<(u32, String, Flags)>,
+        Vec<String>,
+        Option<Box<crate::server::imap::lessons::Lessons>>,
+    ),
     /// Remove files.
     Expunge(PathBuf, Vec<(u32, String)>),
     /// COPY/MOVE files (uid, file, flags) to another folder.
@@ -75,6 +81,8 @@ pub enum Work {
         msgs: Vec<(u32, String, Flags)>,
         /// Remove the sources once the copies are durable.
         moving: bool,
+        /// What the copy teaches the spam filter.
+        lessons: Option<Box<crate::server::imap::lessons::Lessons>>,
     },
     /// Read messages for FETCH.
     Fetch(PathBuf, u32, Vec<(u32, String)>, Arc<[Item]>),
@@ -396,7 +404,10 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             let r = crate::server::imap::appending::run(fmt, &mut job);
             Outcome::Appended(job.dir.clone(), r)
         }
-        Work::SetFlags(dir, changes, keywords) => {
+        Work::SetFlags(dir, changes, keywords, lessons) => {
+            if let Some(lessons) = &lessons {
+                crate::server::imap::lessons::learn(fmt, &dir, lessons);
+            }
             let r = set_flags(fmt, &dir, &changes, &keywords)
                 .map_err(|e| failed("store", e));
             Outcome::FlagsSet(dir, r)
@@ -418,7 +429,11 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
             to,
             msgs,
             moving,
+            lessons,
         } => {
+            if let Some(lessons) = &lessons {
+                crate::server::imap::lessons::learn(fmt, &from, lessons);
+            }
             let result = copy(fmt, &from, &to, &msgs, moving);
             Outcome::Copied {
                 from,

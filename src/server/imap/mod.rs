@@ -9,6 +9,7 @@ pub(in crate::server) mod appending;
 pub(in crate::server) mod fair_pool;
 pub(in crate::server) mod folder_io;
 pub(in crate::server) mod imap_stream;
+pub(in crate::server) mod lessons;
 pub(in crate::server) mod mailboxes;
 pub(in crate::server) mod searching;
 pub(in crate::server) mod set_aside;
@@ -46,22 +47,33 @@ fn closed(request: &Request) -> Reply {
     }
 }
 
+/// The user's mailbox root, its format and our authserv-id: where a
+/// request's lessons for the spam filter go.
+struct Learner<'a> {
+    root: &'a Path,
+    fmt: MailboxFormat,
+    ours: &'a str,
+}
+
 /// Work for a request on the selected folder: its UIDs turned into the
-/// files (or mbox locations) the helpers need.
+/// files (or mbox locations) the helpers need, and what it teaches the
+/// spam filter.
 fn selected_work(
     dir: PathBuf,
     f: &Folder,
     request: Request,
-    place: impl Fn(&str) -> PathBuf,
+    learner: &Learner<'_>,
 ) -> Work {
     let file = |uid: u32| f.get(uid).map(|m| m.file.to_string());
+    let Learner { root, fmt, ours } = *learner;
     match request {
         Request::Store(changes) => {
+            let teach = lessons::of_store(f, root, fmt, &dir, &changes, ours);
             let list = changes
                 .into_iter()
                 .filter_map(|(uid, flags)| Some((uid, file(uid)?, flags)))
                 .collect();
-            Work::SetFlags(dir, list, f.keywords.clone())
+            Work::SetFlags(dir, list, f.keywords.clone(), teach)
         }
         Request::Expunge(uids) => Work::Expunge(
             dir,
@@ -69,17 +81,22 @@ fn selected_work(
                 .filter_map(|u| Some((u, file(u)?)))
                 .collect(),
         ),
-        Request::Copy { uids, to, moving } => Work::Copy {
-            from: dir,
-            to: place(&to),
-            msgs: uids
-                .into_iter()
-                .filter_map(|u| {
-                    f.get(u).map(|m| (u, m.file.to_string(), m.flags))
-                })
-                .collect(),
-            moving,
-        },
+        Request::Copy { uids, to, moving } => {
+            let to = folders::place(root, &to, fmt);
+            let teach = lessons::of_copy(f, root, fmt, &dir, &to, &uids, ours);
+            Work::Copy {
+                from: dir,
+                to,
+                lessons: teach,
+                msgs: uids
+                    .into_iter()
+                    .filter_map(|u| {
+                        f.get(u).map(|m| (u, m.file.to_string(), m.flags))
+                    })
+                    .collect(),
+                moving,
+            }
+        }
         Request::Fetch(uids, items) => Work::Fetch(
             dir,
             f.uidvalidity,
@@ -506,8 +523,12 @@ impl Server {
                 else {
                     return self.imap_reply(slot, closed(&request));
                 };
-                let to = |name: &str| folders::place(&root, name, fmt);
-                selected_work(dir, &folder.borrow(), request, to)
+                let learner = Learner {
+                    root: &root,
+                    fmt,
+                    ours: &self.services.config.hostname,
+                };
+                selected_work(dir, &folder.borrow(), request, &learner)
             }
             Request::Stream(s) => {
                 let Some(dir) = selected_dir else {

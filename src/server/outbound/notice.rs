@@ -70,6 +70,7 @@ impl Server {
             // Our own notices, from MAILER-DAEMON.
             signing: crate::deliver::Signing::Any,
             folder: "INBOX",
+            filed: Vec::new(),
             edit: None,
         };
         self.core.next_id += 1;

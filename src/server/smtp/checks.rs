@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{info, warn};
 
+use super::filter::Filter;
 use crate::config::inbound::Inbound;
 use crate::deliver::HeaderEdit;
 use crate::inbound::assemble::{
@@ -57,6 +58,10 @@ const CHECKERS: usize = 2;
 /// the checks that decide both, to run where it is stored.
 pub struct Placement {
     pub folder: &'static str,
+    /// The filter had its say already (with the checks' last step).
+    pub filtered: bool,
+    /// Mailboxes whose filter filed the message elsewhere.
+    pub filed: Vec<crate::deliver::Filed>,
     pub edit: Option<Box<HeaderEdit>>,
     /// The results, for the delivery's log line.
     pub summary: String,
@@ -66,6 +71,8 @@ impl Default for Placement {
     fn default() -> Placement {
         Placement {
             folder: "INBOX",
+            filtered: false,
+            filed: Vec::new(),
             edit: None,
             summary: String::new(),
         }
@@ -78,6 +85,8 @@ impl Placement {
     pub fn of(mut decided: Decided, at: u64) -> Placement {
         Placement {
             folder: decided.folder(),
+            filtered: false,
+            filed: Vec::new(),
             summary: std::mem::take(&mut decided.summary),
             edit: Some(Box::new(HeaderEdit::of(decided, at))),
         }
@@ -100,13 +109,22 @@ pub enum Job {
         items: Vec<(ToCheck, Result<Key, Outcome>)>,
     },
     /// Every lookup is in: read, check, decide, and write the verdict's
-    /// field into the message.
+    /// field into the message; then the filter, if it has a say.
     Decide {
         key: (usize, u64),
         pending: Box<Pending>,
         envelope: Box<Envelope>,
         content: Content,
+        filter: Option<Filter>,
     },
+    /// The filter alone, for a message the checks did not bring here.
+    Filter {
+        key: (usize, u64),
+        job: Box<crate::deliver::Job>,
+        filter: Filter,
+    },
+    /// What a user sent, for their filter: ham, and people they write to.
+    LearnSent(Box<super::filter::Sent>),
 }
 
 /// A message checked where it lies, its header already edited.
@@ -114,6 +132,8 @@ pub enum Verdict {
     Store {
         folder: &'static str,
         summary: String,
+        /// Mailboxes the filter filed apart.
+        filed: Vec<crate::deliver::Filed>,
     },
     Refuse {
         text: String,
@@ -138,6 +158,13 @@ pub enum Done {
         content: Content,
         verdict: io::Result<Verdict>,
     },
+    Filtered {
+        key: (usize, u64),
+        job: Box<crate::deliver::Job>,
+        summary: String,
+    },
+    /// A lesson learnt (nobody waits for it).
+    Learnt,
 }
 
 fn work(jobs: Vec<Job>) -> Vec<Done> {
@@ -179,10 +206,11 @@ fn guarded_work(job: Job) -> Done {
             pending,
             envelope,
             mut content,
+            filter,
         } => {
             let verdict = crate::util::contain::guarded(
                 || format!("checking id={}", envelope.id),
-                || decide_and_edit(*pending, &mut content),
+                || decide_and_edit(*pending, &mut content, filter.as_ref()),
             )
             .unwrap_or_else(|| Err(io::Error::other("internal error")));
             Done::Decided {
@@ -191,6 +219,26 @@ fn guarded_work(job: Job) -> Done {
                 content,
                 verdict,
             }
+        }
+        Job::Filter {
+            key,
+            mut job,
+            filter,
+        } => {
+            let id = job.id.clone();
+            let summary = crate::util::contain::guarded(
+                || format!("filtering id={id}"),
+                || super::filter::run(&mut job, &filter),
+            )
+            .unwrap_or_default();
+            Done::Filtered { key, job, summary }
+        }
+        Job::LearnSent(sent) => {
+            crate::util::contain::guarded(
+                || "learning sent mail".to_string(),
+                || sent.learn(),
+            );
+            Done::Learnt
         }
     }
 }
@@ -201,6 +249,7 @@ fn guarded_work(job: Job) -> Done {
 fn decide_and_edit(
     pending: Pending,
     content: &mut Content,
+    filter: Option<&Filter>,
 ) -> io::Result<Verdict> {
     let at = pending.trace.1;
     let mut decided = pending.run(content)?;
@@ -211,7 +260,29 @@ fn decide_and_edit(
     let folder = decided.folder();
     let edit = HeaderEdit::of(decided, at);
     content.edit(edit.at, &edit.text, &edit.remove)?;
-    Ok(Verdict::Store { folder, summary })
+    let mut summary = summary;
+    let mut filed = Vec::new();
+    if let Some(filter) = filter.filter(|_| folder == "INBOX") {
+        match crate::spam::filing::file(
+            content,
+            &filter.mailboxes,
+            &filter.ours,
+        ) {
+            Ok((f, s)) => {
+                filed = f;
+                summary.push_str(&s);
+            }
+            Err(e) => {
+                log::warn!("spam filter: {e}");
+                summary.push_str(" filter=error");
+            }
+        }
+    }
+    Ok(Verdict::Store {
+        folder,
+        summary,
+        filed,
+    })
 }
 
 /// The checks' state in the loop: settings, the Public Suffix List
@@ -224,6 +295,21 @@ pub struct Checking {
 }
 
 impl Checking {
+    /// The filter alone, for a message the checks did not bring here.
+    pub fn send_filter(
+        &self,
+        key: (usize, u64),
+        job: Box<crate::deliver::Job>,
+        filter: Filter,
+    ) {
+        self.pool.send(Job::Filter { key, job, filter });
+    }
+
+    /// A sent message, for its sender's filter.
+    pub fn send_sent(&self, sent: Box<super::filter::Sent>) {
+        self.pool.send(Job::LearnSent(sent));
+    }
+
     /// Loads the Public Suffix List and starts the helper.
     pub fn start(
         cfg: &Inbound,
@@ -532,6 +618,10 @@ impl Server {
                     content,
                     verdict,
                 } => self.decided(key, *envelope, content, verdict),
+                Done::Filtered { key, job, summary } => {
+                    self.filtered(key, job, summary)
+                }
+                Done::Learnt => {}
             }
         }
     }
@@ -773,12 +863,14 @@ impl Server {
                 Placement::default(),
             );
         };
+        let filter = self.filter_for(&envelope);
         if let Some(checking) = &self.smtp.checking {
             checking.pool.send(Job::Decide {
                 key: (slot, generation),
                 pending: Box::new(pending),
                 envelope,
                 content,
+                filter,
             });
         }
     }
@@ -806,10 +898,16 @@ impl Server {
                     &summary,
                 )
             }
-            Ok(Verdict::Store { folder, summary }) => {
+            Ok(Verdict::Store {
+                folder,
+                summary,
+                filed,
+            }) => {
                 let placement = Placement {
                     folder,
                     summary,
+                    filed,
+                    filtered: true,
                     ..Placement::default()
                 };
                 self.store(slot, envelope, Ok(content), placement)

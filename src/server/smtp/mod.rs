@@ -7,6 +7,7 @@ pub mod blocklists;
 pub mod check_state;
 pub mod checks;
 pub mod checks_dns;
+pub mod filter;
 pub mod greylist;
 pub mod screen;
 pub mod spool;
@@ -70,7 +71,10 @@ impl SmtpState {
                     })
                 },
             }),
-            checking: match config.inbound.checks.any() {
+            // The checks helpers also run the learning filter.
+            checking: match config.inbound.checks.any()
+                || config.spam.spam_filter
+            {
                 true => Some(checks::Checking::start(&config.inbound, waker)?),
                 false => None,
             },
@@ -250,9 +254,19 @@ impl Server {
             dkim: Arc::clone(&self.services.dkim),
             signing: self.signing_for(&envelope),
             folder: placement.folder,
+            filed: placement.filed,
             edit: placement.edit,
         };
-        self.core.writer.send((Task::Deliver(Box::new(job)), key));
+        self.learn_sent(&envelope, &job.content);
+        let job = Box::new(job);
+        let job = match placement.filtered || placement.folder != "INBOX" {
+            true => job,
+            false => match self.through_filter(key, &envelope, job) {
+                Ok(()) => return,
+                Err(job) => job,
+            },
+        };
+        self.core.writer.send((Task::Deliver(job), key));
     }
 
     /// Whose From: addresses a submitted message may be signed for: a
