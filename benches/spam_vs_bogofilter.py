@@ -23,11 +23,18 @@ the time per message each took to test (whole processes, so an upper
 bound on the filter's own cost; criterion's `spam/score 10 KiB` in
 `benches/proto.rs` measures ours alone), and each database's size.
 
-Nothing here touches the network but the one npm fetch; every process
-started here has ended when it returns."""
+Then memory, from the kernel's counters (VmRSS): a server idle with
+`spam_filter = off` and with it on (nothing is loaded until a trained
+user gets mail), and after one message each to three users trained on
+the split's training half (their word files are then held in memory:
+the filter keeps the 8 most recent users' words).
+
+Nothing here touches the network but the one npm fetch and loopback;
+every process started here has ended when it returns."""
 
 import json
 import os
+import smtplib
 import random
 import shutil
 import subprocess
@@ -36,6 +43,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from benchnet import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTLING = ROOT / "target/release/postling"
@@ -121,6 +130,68 @@ def bogofilter(base: Path):
     return verdicts, elapsed, size
 
 
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise KeyError("VmRSS")
+
+
+def serve(base: Path, users, extra: str):
+    """A running postling (SMTP on a loopback port), and the port."""
+    port = free_port()
+    (base / "users").write_text("".join(f"{u}\n" for u in users))
+    conf = base / "serve.conf"
+    conf.write_text(f"hostname = bench.example.test\ndomains = example.test\n"
+                    f"data_dir = {base / 'data'}\nusers_file = {base / 'users'}\n"
+                    f"listen_smtp = 127.0.0.1:{port}\nrun_as = root\ngreet_delay = 0\n"
+                    f"dns_servers = 127.0.0.1:1\ninbound_checks = none\ntrusted_networks =\n{extra}")
+    proc = subprocess.Popen([str(POSTLING), "serve", "-c", str(conf)],
+                            stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
+    wait_port(port)
+    return proc, port, conf
+
+
+def memory(base: Path):
+    """RSS idle with the filter off and on, then with three trained
+    users' words in use."""
+    users = [f"u{i}@example.test" for i in range(3)]
+    figures = {}
+    for mode in ("off", "on"):
+        proc, _, _ = serve(base, users, f"spam_filter = {mode}\n")
+        try:
+            time.sleep(1)
+            figures[f"idle_{mode}"] = rss_kib(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait()
+    proc, port, conf = serve(base, users, "spam_filter = on\n")
+    try:
+        for u in users:
+            subprocess.run([str(POSTLING), "spam", "train", u, "--spam", str(base / "train/spam"),
+                            "--ham", str(base / "train/ham"), "-c", str(conf)],
+                           check=True, capture_output=True)
+        time.sleep(1)
+        figures["trained_idle"] = rss_kib(proc.pid)
+        sample = next((base / "test/ham").iterdir()).read_bytes()
+        for u in users:
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as c:
+                c.sendmail("someone@remote.test", [u], sample)
+        time.sleep(1)
+        figures["in_use"] = rss_kib(proc.pid)
+        figures["words_kib"] = (base / "data/mail/example.test/u0/spam.words").stat().st_size / 1024
+    finally:
+        proc.terminate()
+        proc.wait()
+    per_user = (figures["in_use"] - figures["trained_idle"]) / len(users)
+    print(f"memory: idle {figures['idle_off']} KiB with spam_filter = off, {figures['idle_on']} KiB "
+          f"with it on ({figures['idle_on'] - figures['idle_off']:+} KiB); with 3 trained users' "
+          f"words in use {figures['in_use']} KiB: {per_user:.0f} KiB per user "
+          f"(each word file {figures['words_kib']:.0f} KiB)", flush=True)
+    figures["per_user_kib"] = per_user
+    return figures
+
+
 def report(name, verdicts, elapsed, size):
     spam, ham = verdicts["spam"], verdicts["ham"]
     fp = sum(v == "spam" for v in ham)
@@ -153,9 +224,10 @@ def main():
               f"+ {counts[('train', 'ham')]} ham, test {counts[('test', 'spam')]} spam "
               f"+ {counts[('test', 'ham')]} ham", flush=True)
         rows = [report("postling", *postling(base)), report("bogofilter", *bogofilter(base))]
+        mem = memory(base)
         out = os.environ.get("BENCH_SPAM_JSON")
         if out:
-            Path(out).write_text(json.dumps(rows, indent=1))
+            Path(out).write_text(json.dumps({"filters": rows, "memory_kib": mem}, indent=1))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

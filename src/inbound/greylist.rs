@@ -1,7 +1,9 @@
 //! Greylisting (RFC 6647): a stranger's first try at a (client network,
 //! sender, recipient) triplet gets `451 4.7.1`; a retry after the delay
 //! is accepted, and the client's network is then let through at once
-//! for 30 days. Real servers retry; most spam software does not.
+//! for 30 days. Real servers retry; most spam software does not. Nor
+//! is a client that passes SPF for a domain that passed DMARC here
+//! before: the domains that did are kept for 30 days.
 //!
 //! Pure: the time is passed in, and the state reads from and writes to
 //! bytes (the loop keeps it in memory and has a helper write it out).
@@ -17,6 +19,8 @@ use std::net::IpAddr;
 pub const MAX_TRIPLETS: usize = 32_768;
 /// Networks let through at most.
 pub const MAX_CLIENTS: usize = 8_192;
+/// Domains that passed DMARC kept at most.
+pub const MAX_DOMAINS: usize = 8_192;
 /// How long a network that retried properly is let through.
 pub const PASS_KEPT: u64 = 30 * 86_400;
 /// How long a first try waits for its retry.
@@ -40,6 +44,8 @@ pub struct Greylist {
     triplets: HashMap<u64, u64>,
     /// Network -> let through until (Unix seconds).
     clients: HashMap<IpAddr, u64>,
+    /// Domain hash -> it passed DMARC; SPF for it vouches until then.
+    domains: HashMap<u64, u64>,
     /// Changed since it was last written out.
     pub dirty: bool,
 }
@@ -67,8 +73,36 @@ impl Greylist {
             key,
             triplets: HashMap::new(),
             clients: HashMap::new(),
+            domains: HashMap::new(),
             dirty: false,
         }
+    }
+
+    fn domain_hash(&self, domain: &str) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write_u64(self.key.0 ^ 0x646f_6d61_696e);
+        h.write_u64(self.key.1);
+        h.write(domain.trim_end_matches('.').to_ascii_lowercase().as_bytes());
+        h.finish()
+    }
+
+    /// `domain` (an organizational domain) passed DMARC at `now`.
+    pub fn dmarc_passed(&mut self, domain: &str, now: u64) {
+        let key = self.domain_hash(domain);
+        let until = now + PASS_KEPT;
+        if self.domains.get(&key).is_some_and(|&u| u + 86_400 > until) {
+            return; // refreshed within the day: no write for it
+        }
+        bounded_insert(&mut self.domains, key, until, MAX_DOMAINS, now);
+        self.dirty = true;
+    }
+
+    /// True if `domain` passed DMARC within the last 30 days: a client
+    /// that passes SPF for it is not greylisted.
+    pub fn vouches(&self, domain: &str, now: u64) -> bool {
+        self.domains
+            .get(&self.domain_hash(domain))
+            .is_some_and(|&until| until > now)
     }
 
     fn hash(&self, net: IpAddr, sender: &str, rcpt: &str) -> u64 {
@@ -133,7 +167,8 @@ impl Greylist {
         }
     }
 
-    /// The state as bytes: `t HASH FIRST` and `c NET UNTIL` lines.
+    /// The state as bytes: `t HASH FIRST`, `c NET UNTIL` and
+    /// `d HASH UNTIL` lines.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = String::with_capacity(
             self.triplets.len() * 32 + self.clients.len() * 40,
@@ -143,6 +178,9 @@ impl Greylist {
         }
         for (net, until) in &self.clients {
             out.push_str(&format!("c {net} {until}\n"));
+        }
+        for (k, until) in &self.domains {
+            out.push_str(&format!("d {k:016x} {until}\n"));
         }
         out.into_bytes()
     }
@@ -168,6 +206,17 @@ impl Greylist {
                             first,
                             MAX_TRIPLETS,
                             0,
+                        );
+                    }
+                }
+                (Some("d"), Some(k), Some(until)) if until > now => {
+                    if let Ok(k) = u64::from_str_radix(k, 16) {
+                        bounded_insert(
+                            &mut self.domains,
+                            k,
+                            until,
+                            MAX_DOMAINS,
+                            now,
                         );
                     }
                 }
@@ -209,6 +258,26 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn domains_that_passed_dmarc_are_kept_30_days_and_saved() {
+        let mut g = Greylist::new(300, (7, 8));
+        assert!(!g.vouches("bank.example", 1000));
+        g.dmarc_passed("Bank.Example.", 1000);
+        assert!(g.vouches("bank.example", 1000 + PASS_KEPT - 1));
+        assert!(!g.vouches("bank.example", 1000 + PASS_KEPT));
+        assert!(!g.vouches("other.example", 1000));
+        let mut again = Greylist::new(300, (7, 8));
+        again.load(&g.to_bytes(), 2000);
+        assert!(again.vouches("bank.example", 2000));
+        let mut other_key = Greylist::new(300, (9, 9));
+        other_key.load(&g.to_bytes(), 2000);
+        assert!(!other_key.vouches("bank.example", 2000), "keyed");
+        for i in 0..MAX_DOMAINS + 10 {
+            g.dmarc_passed(&format!("d{i}.example"), 3000);
+        }
+        assert!(g.domains.len() <= MAX_DOMAINS);
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl Reputation {
 
 /// `header.from` of a `dmarc=pass` result in one Authentication-Results
 /// value.
-fn dmarc_pass_domain(value: &str) -> Option<String> {
+pub fn dmarc_pass_domain(value: &str) -> Option<String> {
     let at = value.find("dmarc=pass")?;
     let rest = &value[at..];
     let end = rest.find(';').unwrap_or(rest.len());

@@ -577,6 +577,7 @@ impl Server {
             (true, ReversePath::Mailbox(_)) => listings::Gate::Waiting,
             _ => listings::Gate::Open,
         };
+        self.listings.vouch = listings::Vouch::No;
         self.state = State::Command(Txn::Mail { id, from, params });
         self.screen_mail();
         self.reply(Reply::new(250, "2.1.0", "Ok"), cx)
@@ -647,6 +648,7 @@ impl Server {
         let from = mail.from.to_string();
         if route.is_ok()
             && self.is_stranger()
+            && self.listings.vouch != listings::Vouch::Yes
             && let Some(wait) = cx.host.greylisted(self.peer(), &from, &to)
         {
             return Reply::new(

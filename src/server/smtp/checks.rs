@@ -134,6 +134,8 @@ pub enum Verdict {
         summary: String,
         /// Mailboxes the filter filed apart.
         filed: Vec<crate::deliver::Filed>,
+        /// The From domain, if it passed DMARC.
+        dmarc_pass: Option<String>,
     },
     Refuse {
         text: String,
@@ -260,6 +262,9 @@ fn decide_and_edit(
     let folder = decided.folder();
     let edit = HeaderEdit::of(decided, at);
     content.edit(edit.at, &edit.text, &edit.remove)?;
+    let dmarc_pass = crate::spam::filing::dmarc_pass_domain(
+        &String::from_utf8_lossy(&edit.text),
+    );
     let mut summary = summary;
     let mut filed = Vec::new();
     if let Some(filter) = filter.filter(|_| folder == "INBOX") {
@@ -282,6 +287,7 @@ fn decide_and_edit(
         folder,
         summary,
         filed,
+        dmarc_pass,
     })
 }
 
@@ -315,7 +321,13 @@ impl Checking {
         cfg: &Inbound,
         waker: Arc<mio::Waker>,
     ) -> io::Result<Checking> {
-        let psl = match std::fs::read_to_string(&cfg.public_suffix_list) {
+        // Only DMARC needs the list (about 1 MiB parsed): with the
+        // checks off, the filter alone runs here.
+        let text = match cfg.checks.dmarc {
+            true => std::fs::read_to_string(&cfg.public_suffix_list),
+            false => Ok(String::new()),
+        };
+        let psl = match text {
             Ok(text) => List::parse(&text),
             Err(e) => {
                 if cfg.checks.dmarc {
@@ -458,12 +470,24 @@ impl Server {
                 }
             }
         };
+        let vouch_for = match &spf {
+            Spf::Running {
+                helo: false,
+                domain,
+                ..
+            } => Some(domain.clone()),
+            _ => None,
+        };
+        let id = id.to_string();
         s.checks.txn = Some(Box::new(TxnChecks {
             serial: checking.serial,
-            id: id.to_string(),
+            id: id.clone(),
             spf,
             end: None,
         }));
+        if let Some(domain) = vouch_for {
+            self.greylist_vouch(slot, &id, &domain);
+        }
         self.spf_drive(slot);
     }
 
@@ -902,7 +926,11 @@ impl Server {
                 folder,
                 summary,
                 filed,
+                dmarc_pass,
             }) => {
+                if let Some(domain) = dmarc_pass {
+                    self.greylist_dmarc_passed(&domain);
+                }
                 let placement = Placement {
                     folder,
                     summary,
@@ -944,6 +972,12 @@ impl Server {
         let forged = std::mem::take(&mut end.g.forged);
         let decided = assemble::decide(&results, &cfg, &hostname, forged);
         let envelope = *end.envelope;
+        if !matches!(decided.disposition, Disposition::Reject(_))
+            && let Some(domain) =
+                crate::spam::filing::dmarc_pass_domain(&decided.field)
+        {
+            self.greylist_dmarc_passed(&domain);
+        }
         if let Disposition::Reject(text) = &decided.disposition {
             let described = super::described(&envelope, envelope.peer);
             return self.refuse_checked(

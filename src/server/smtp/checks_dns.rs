@@ -117,12 +117,19 @@ impl Server {
                 self.dns_lookup(&q.name, wire_type(q.qtype), waiter);
             }
             spf::Step::Done(v) => {
+                let passed = v.result == spf::SpfResult::Pass;
                 txn.spf = Spf::Done(verdict::Spf {
                     result: v.result,
                     identity: std::mem::take(identity),
                     helo: *helo,
                     domain: std::mem::take(domain),
                 });
+                let id = txn.id.clone();
+                let held = s.smtp.rcpt_waits();
+                s.smtp.spf_vouched(&id, passed);
+                if held && !s.smtp.awaits_listings() {
+                    self.resume(slot);
+                }
                 self.checks_progress((slot, generation));
             }
         }

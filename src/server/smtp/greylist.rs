@@ -67,6 +67,47 @@ impl Server {
         self.core.writer.send((Task::Save { path, bytes }, NOBODY));
     }
 
+    /// The organizational domain of `domain` (the checks' Public Suffix
+    /// List; the last two labels without it).
+    fn org_domain(&self, domain: &str) -> String {
+        match &self.smtp.checking {
+            Some(c) => c.psl.organizational(domain),
+            None => crate::proto::dmarc::psl::List::parse("")
+                .organizational(domain),
+        }
+    }
+
+    /// A new transaction from a stranger whose MAIL FROM domain passed
+    /// DMARC here before: its RCPTs wait for SPF, which may spare it
+    /// greylisting.
+    pub(in crate::server) fn greylist_vouch(
+        &mut self,
+        slot: usize,
+        id: &str,
+        domain: &str,
+    ) {
+        let org = self.org_domain(domain);
+        let vouches = self
+            .services
+            .greylist
+            .as_ref()
+            .is_some_and(|g| g.vouches(&org, unix_now()));
+        if let (true, Some(conn)) = (vouches, self.core.conn_mut(slot))
+            && let Some(s) = conn.session.as_smtp()
+        {
+            s.smtp.expect_vouch(id);
+        }
+    }
+
+    /// A message's From domain passed DMARC: kept, so that its SPF
+    /// passes spare later mail greylisting.
+    pub(in crate::server) fn greylist_dmarc_passed(&mut self, domain: &str) {
+        let org = self.org_domain(domain);
+        if let Some(g) = self.services.greylist.as_mut() {
+            g.dmarc_passed(&org, unix_now());
+        }
+    }
+
     /// At shutdown: written here, the helpers being stopped.
     pub(in crate::server) fn save_greylist_now(&mut self) {
         let path = file(&self.services.config.data_dir);

@@ -19,11 +19,25 @@ pub(super) enum Gate {
     Refuse(Reply),
 }
 
-/// The blocklists' verdicts for this session.
+/// Whether SPF vouches for this transaction's sender against
+/// greylisting (its domain passed DMARC here before).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Vouch {
+    /// Nobody asked: greylisting as usual.
+    #[default]
+    No,
+    /// The domain is known; SPF is still being checked.
+    Waiting,
+    /// SPF passed for a known domain: no greylisting.
+    Yes,
+}
+
+/// The blocklists' verdicts for this session, and SPF's vouching.
 #[derive(Debug, Default)]
 pub(super) struct Listings {
     pub client: Gate,
     pub sender: Gate,
+    pub vouch: Vouch,
     /// Sender lists are set: each transaction's sender is asked about.
     pub sender_lists: bool,
 }
@@ -39,7 +53,10 @@ impl Listings {
                 Gate::Refuse(reply) => return Ok(Some(reply.clone())),
             }
         }
-        Ok(None)
+        match self.vouch {
+            Vouch::Waiting => Err(()),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -71,6 +88,23 @@ impl Server {
     pub fn sender_listed(&mut self, id: &str, refusal: Option<String>) {
         if self.transaction().is_some_and(|(current, _)| current == id) {
             self.listings.sender = verdict(refusal);
+        }
+    }
+
+    /// This transaction's sender domain passed DMARC here before: RCPT
+    /// waits for its SPF check, which may spare it greylisting.
+    pub fn expect_vouch(&mut self, id: &str) {
+        if self.transaction().is_some_and(|(current, _)| current == id) {
+            self.listings.vouch = Vouch::Waiting;
+        }
+    }
+
+    /// SPF's result for that sender: `passed` spares it greylisting.
+    pub fn spf_vouched(&mut self, id: &str, passed: bool) {
+        if self.transaction().is_some_and(|(current, _)| current == id)
+            && self.listings.vouch == Vouch::Waiting
+        {
+            self.listings.vouch = if passed { Vouch::Yes } else { Vouch::No };
         }
     }
 
