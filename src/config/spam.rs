@@ -14,6 +14,9 @@ pub struct Spam {
     pub dnsbl: Vec<String>,
     /// Sender domain lists: a listed MAIL FROM domain gets 554 at RCPT.
     pub rhsbl: Vec<String>,
+    /// Domain lists for the links in a message: a listed one sends the
+    /// message to Junk.
+    pub uribl: Vec<String>,
     /// Greylisting strangers' first tries.
     pub greylist: bool,
     /// Seconds before a greylisted retry is accepted.
@@ -31,6 +34,7 @@ impl Default for Spam {
             greet_delay: 6,
             dnsbl: Vec::new(),
             rhsbl: Vec::new(),
+            uribl: Vec::new(),
             greylist: false,
             greylist_delay: 300,
             spam_filter: true,
@@ -82,6 +86,7 @@ impl Spam {
         let list = match key {
             "dnsbl" => &mut self.dnsbl,
             "rhsbl" => &mut self.rhsbl,
+            "uribl" => &mut self.uribl,
             _ => return None,
         };
         Some(zones(key, value).map(|z| *list = z))
@@ -89,7 +94,9 @@ impl Spam {
 
     /// True if any blocklist is set.
     pub fn any_list(&self) -> bool {
-        !(self.dnsbl.is_empty() && self.rhsbl.is_empty())
+        !(self.dnsbl.is_empty()
+            && self.rhsbl.is_empty()
+            && self.uribl.is_empty())
     }
 }
 
@@ -133,6 +140,8 @@ mod tests {
         assert!(s.any_list());
         assert!(s.set("rhsbl", "dbl.example,,bad zone!").unwrap().is_err());
         assert!(s.set("hostname", "x").is_none());
+        s.set("uribl", "multi.uribl.example").unwrap().unwrap();
+        assert_eq!(s.uribl, ["multi.uribl.example"]);
         s.set("rhsbl", "").unwrap().unwrap();
         assert!(s.rhsbl.is_empty());
     }

@@ -32,24 +32,73 @@ static CACHE: Mutex<Cache> = Mutex::new(Vec::new());
 /// writes a user's file whole.
 static LESSONS: Mutex<()> = Mutex::new(());
 
-/// What the filter made of one stranger's message for each mailbox:
-/// those filed into Junk, and a summary for the log.
-pub fn file(
+/// Registered domains of a message's links asked of `uribl` at most.
+pub const MAX_LINK_DOMAINS: usize = 10;
+
+/// What delivery learns of a stranger's message on a helper.
+#[derive(Debug, Default)]
+pub struct Examined {
+    /// Mailboxes whose filter filed it into Junk.
+    pub filed: Vec<Filed>,
+    /// For the log line.
+    pub summary: String,
+    /// The registered domains of its links, for `uribl`.
+    pub links: Vec<String>,
+}
+
+/// The filter's verdict for each of `mailboxes` (with words), and if
+/// `links` gives the Public Suffix List, the registered domains of the
+/// message's links. The message is read (its first MiB) and tokenized
+/// once, and not at all when neither is wanted.
+pub fn examine(
     content: &Content,
     mailboxes: &[PathBuf],
     ours: &str,
-) -> io::Result<(Vec<Filed>, String)> {
+    links: Option<&crate::proto::dmarc::psl::List>,
+) -> io::Result<Examined> {
     let trained: Vec<(&PathBuf, Arc<Words>)> = mailboxes
         .iter()
         .filter_map(|m| Some((m, words_of(m)?)))
         .collect();
-    if trained.is_empty() {
-        return Ok((Vec::new(), String::new()));
+    if trained.is_empty() && links.is_none() {
+        return Ok(Examined::default());
     }
     let mut msg = Vec::new();
     content.reader()?.take(MAX_READ).read_to_end(&mut msg)?;
-    let hashes = tokens::of(&msg).hashes;
-    let known = Reputation::of(&msg, ours);
+    let tokens = tokens::of(&msg);
+    let mut out = Examined::default();
+    if let Some(psl) = links {
+        for host in &tokens.hosts {
+            // Names only: an address literal has no registered domain.
+            if host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.')
+            {
+                continue;
+            }
+            let domain = psl.organizational(host);
+            if !out.links.contains(&domain)
+                && out.links.len() < MAX_LINK_DOMAINS
+            {
+                out.links.push(domain);
+            }
+        }
+    }
+    if !trained.is_empty() {
+        let (filed, summary) =
+            file_trained(&msg, &tokens.hashes, &trained, ours);
+        out.filed = filed;
+        out.summary = summary;
+    }
+    Ok(out)
+}
+
+/// Each trained user's verdict on one message's tokens.
+fn file_trained(
+    msg: &[u8],
+    hashes: &[u32],
+    trained: &[(&PathBuf, Arc<Words>)],
+    ours: &str,
+) -> (Vec<Filed>, String) {
+    let known = Reputation::of(msg, ours);
     let mut filed = Vec::new();
     let mut summary = Vec::new();
     for (mailbox, words) in trained {
@@ -57,16 +106,16 @@ pub fn file(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned());
         let user = user.unwrap_or_default();
-        if let Some(why) = known.vouched(&words) {
+        if let Some(why) = known.vouched(words) {
             summary.push(format!("{user}:{why}"));
             continue;
         }
-        match score::score(&words, &hashes) {
+        match score::score(words, hashes) {
             Verdict::Abstain => summary.push(format!("{user}:untrained")),
             Verdict::Score(s) if s >= score::SPAM_CUTOFF => {
                 summary.push(format!("{user}:spam={s:.3}"));
                 filed.push(Filed {
-                    mailbox: mailbox.clone(),
+                    mailbox: (*mailbox).clone(),
                     folder: crate::store::folders::JUNK,
                     header: crate::deliver::spam_header(&format!(
                         "score={s:.3} required={:.3} reason=filter",
@@ -77,7 +126,7 @@ pub fn file(
             Verdict::Score(s) => summary.push(format!("{user}:ham={s:.3}")),
         }
     }
-    Ok((filed, format!(" filter={}", summary.join(","))))
+    (filed, format!(" filter={}", summary.join(",")))
 }
 
 /// A user's words, from the cache or the file; None if the user has

@@ -20,12 +20,16 @@ pub const MAX_TOKENS: usize = 3000;
 const MAX_WORD: usize = 32;
 /// Parts looked at at most.
 const MAX_PARTS: usize = 100;
+/// Link hosts kept at most (for `uribl`), the first ones found.
+pub const MAX_HOSTS: usize = 50;
 
 /// A message's tokens, each once.
 #[derive(Debug, Default)]
 pub struct Tokens {
     /// The hashes, in the order found.
     pub hashes: Vec<u32>,
+    /// The hosts of links, each once, in the order found (lower case).
+    pub hosts: Vec<String>,
     seen: HashSet<u32>,
     text_left: usize,
 }
@@ -88,6 +92,11 @@ impl Tokens {
         let host = host.trim_matches('.');
         if host.is_empty() {
             return;
+        }
+        if self.hosts.len() < MAX_HOSTS
+            && !self.hosts.iter().any(|h| h == host)
+        {
+            self.hosts.push(host.to_string());
         }
         self.add("url", host);
         let labels: Vec<&str> = host.rsplitn(3, '.').collect();
@@ -241,6 +250,7 @@ mod tests {
             has(&t, "url", "www.cheap.example")
                 && has(&t, "url", "cheap.example")
         );
+        assert_eq!(t.hosts, ["www.cheap.example"]);
         assert!(
             !has(&t, "", "relay.example"),
             "Received is not the sender's"
@@ -261,6 +271,7 @@ mod tests {
         let t = of(msg);
         assert!(has(&t, "", "grüße") && has(&t, "", "klick"));
         assert!(has(&t, "tag", "a") && has(&t, "url", "link.example"));
+        assert_eq!(t.hosts, ["link.example"], "from quoted-printable HTML");
         assert!(has(&t, "", "hidden") && has(&t, "", "words"));
         assert!(
             has(&t, "file", "exe")

@@ -34,11 +34,15 @@ LISTS = """
     local-data: 'test.dbl.test. A 127.0.0.2'
     local-data: 'spammer.example.dbl.test. A 127.0.0.2'
     local-data: 'spammer.example.dbl.test. TXT "spam domain"'
+    local-zone: "uri.test." static
+    local-data: 'test.uri.test. A 127.0.0.2'
+    local-data: 'pills.example.uri.test. A 127.0.0.2'
 """
 
 CONFIG = """
 dnsbl = bl.test, dead.test hijacked.test
 rhsbl = dbl.test
+uribl = uri.test
 trusted_networks = 127.0.0.7/32
 """
 
@@ -53,6 +57,7 @@ def lists(tmp_path_factory):
         s = Server(tmp / "srv", extra=f"dns_servers = 127.0.0.1:{dns.port}\n{CONFIG.strip()}")
         assert s.wait_logged("blocklist bl.test in use", 20), "".join(s.log)
         assert s.wait_logged("blocklist dbl.test in use", 20), "".join(s.log)
+        assert s.wait_logged("blocklist uri.test in use", 20), "".join(s.log)
         yield s
     finally:
         if s:
@@ -163,3 +168,26 @@ def test_check_warns_of_public_resolvers(tmp_path):
     out = subprocess.run([BINARY, "check", "-c", str(conf)], capture_output=True,
                          text=True, timeout=30)
     assert "public resolver" not in out.stdout + out.stderr
+
+
+def test_listed_link_sends_the_message_to_junk(lists):
+    """uribl: the registered domain of each link in the text (here in
+    quoted-printable HTML, a subdomain of the listed domain) is asked;
+    a listed one sends the message to Junk, saying why."""
+    html = ('<p>Cheap <a href=3D"https://shop.pills.example/buy">pills</a> and=\r\n'
+            ' <a href=3D"http://fine.example/">more</a></p>')
+    listed = ("From: someone@mail.test\r\nTo: bob@example.test\r\nSubject: linked\r\n"
+              "MIME-Version: 1.0\r\nContent-Type: text/html\r\n"
+              f"Content-Transfer-Encoding: quoted-printable\r\n\r\n{html}\r\n")
+    clean = ("From: someone@mail.test\r\nTo: bob@example.test\r\nSubject: unlisted link\r\n"
+             "\r\nSee https://fine.example/page\r\n")
+    for msg in (listed, clean):
+        with smtplib.SMTP("127.0.0.1", lists.port, timeout=30, source_address=("127.0.0.9", 0)) as c:
+            c.sendmail("someone@mail.test", ["bob@example.test"], msg)
+    junk = lists.dir / "data/mail/example.test/bob/.Junk"
+    stored = [p.read_bytes() for d in ("new", "cur") for p in (junk / d).glob("*")]
+    assert len(stored) == 1 and b"Subject: linked" in stored[0], stored
+    assert stored[0].startswith(b"X-Spam: yes\n"), "our lines come first"
+    assert b'X-Spam-Status: Yes, reason="URIBL uri.test lists pills.example"' in stored[0]
+    assert any(b"Subject: unlisted link" in m for m in lists.raw_messages("bob"))
+    assert lists.wait_logged("link domain \"pills.example\" listed by uri.test")

@@ -38,6 +38,8 @@ pub enum Role {
     Client,
     /// The MAIL FROM domain (`rhsbl`).
     Sender,
+    /// The domains of a message's links (`uribl`).
+    Link,
 }
 
 /// Whether a list may be used.
@@ -69,9 +71,11 @@ impl Blocklists {
     /// The lists `spam` names, none checked yet.
     pub fn new(spam: &Spam) -> Blocklists {
         let mut lists = Vec::new();
-        for (zones, role) in
-            [(&spam.dnsbl, Role::Client), (&spam.rhsbl, Role::Sender)]
-        {
+        for (zones, role) in [
+            (&spam.dnsbl, Role::Client),
+            (&spam.rhsbl, Role::Sender),
+            (&spam.uribl, Role::Link),
+        ] {
             for zone in zones {
                 lists.push(List {
                     zone: zone.clone(),
@@ -82,6 +86,20 @@ impl Blocklists {
             }
         }
         Blocklists { lists, serial: 0 }
+    }
+
+    /// The healthy lists for `role`: index and zone.
+    pub(super) fn zones(&self, role: Role) -> Vec<(usize, String)> {
+        self.usable(role)
+            .into_iter()
+            .map(|i| (i, self.lists[i].zone.clone()))
+            .collect()
+    }
+
+    /// A fresh serial, to tell one message's lookups from the next's.
+    pub(super) fn next_serial(&mut self) -> u64 {
+        self.serial += 1;
+        self.serial
     }
 
     /// The healthy lists for `role`, by index.
@@ -106,7 +124,7 @@ impl Server {
             list.probe = [None, None];
             let kind = match list.role {
                 Role::Client => Kind::Ip,
-                Role::Sender => Kind::Domain,
+                Role::Sender | Role::Link => Kind::Domain,
             };
             for (which, name) in dnsbl::health_queries(kind, &list.zone)
                 .into_iter()
@@ -452,7 +470,7 @@ fn shown(ip: IpAddr) -> IpAddr {
 }
 
 /// The A records of an answer (NXDOMAIN and no data: none).
-fn addresses(found: &Found) -> Vec<Ipv4Addr> {
+pub(super) fn addresses(found: &Found) -> Vec<Ipv4Addr> {
     match found {
         Found::Records(recs) => recs
             .iter()

@@ -24,6 +24,8 @@ pub enum Ask {
         sender: bool,
         index: usize,
     },
+    /// A link list's answer (`uribl`), by the lookup's index.
+    Link(usize),
 }
 
 /// One connection's checks.
@@ -35,6 +37,8 @@ pub struct ConnChecks {
     pub client_lists: Vec<ListAsk>,
     /// The sender lists' lookups for the latest transaction (`rhsbl`).
     pub sender_lists: Option<Box<SenderAsks>>,
+    /// The link lists' lookups for a message waiting for them (`uribl`).
+    pub link_lists: Option<Box<LinkAsks>>,
     /// The checks before content's outcome is logged (and a pass kept).
     pub screen_logged: bool,
 }
@@ -136,4 +140,55 @@ pub struct SenderAsks {
     pub id: String,
     pub sender: String,
     pub asks: Vec<ListAsk>,
+}
+
+/// Where a message goes, and the header change that goes with it; or
+/// the checks that decide both, to run where it is stored.
+pub struct Placement {
+    pub folder: &'static str,
+    /// The filter had its say already (with the checks' last step).
+    pub filtered: bool,
+    /// Mailboxes whose filter filed the message elsewhere.
+    pub filed: Vec<crate::deliver::Filed>,
+    pub edit: Option<Box<crate::deliver::HeaderEdit>>,
+    /// The results, for the delivery's log line.
+    pub summary: String,
+}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement {
+            folder: "INBOX",
+            filtered: false,
+            filed: Vec::new(),
+            edit: None,
+            summary: String::new(),
+        }
+    }
+}
+
+impl Placement {
+    /// Where a verdict puts a message: Junk or INBOX, with the field
+    /// (before our Received, at `at`) and without forged ones.
+    pub fn of(
+        mut decided: crate::inbound::assemble::Decided,
+        at: u64,
+    ) -> Placement {
+        Placement {
+            folder: decided.folder(),
+            filtered: false,
+            filed: Vec::new(),
+            summary: std::mem::take(&mut decided.summary),
+            edit: Some(Box::new(crate::deliver::HeaderEdit::of(decided, at))),
+        }
+    }
+}
+
+/// One message's link lookups (`uribl`): it waits for them.
+pub struct LinkAsks {
+    pub serial: u64,
+    /// (domain, zone, answer: None while out, then listed or not).
+    pub asks: Vec<(String, String, Option<bool>)>,
+    /// The message, waiting to be stored.
+    pub waiting: Box<(Envelope, Content, Placement)>,
 }

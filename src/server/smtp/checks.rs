@@ -25,9 +25,7 @@ use log::{info, warn};
 use super::filter::Filter;
 use crate::config::inbound::Inbound;
 use crate::deliver::HeaderEdit;
-use crate::inbound::assemble::{
-    self, Decided, DmarcLookup, Gathered, Pending,
-};
+use crate::inbound::assemble::{self, DmarcLookup, Gathered, Pending};
 use crate::inbound::read::{self, Reading, ToCheck, Wanted};
 use crate::inbound::verdict::{self, Disposition};
 use crate::proto::dkim::tags::Key;
@@ -42,7 +40,7 @@ use crate::server::base::timer::Timer;
 use crate::store::content::{Content, Stored};
 use crate::util::logsafe::Quoted;
 
-use super::check_state::{End, Iprev, Spf, Stage, TxnChecks};
+use super::check_state::{End, Iprev, Placement, Spf, Stage, TxnChecks};
 
 const LOG_TARGET: &str = "postling::server::checks";
 
@@ -53,45 +51,6 @@ pub const CHECKS_WAIT: Duration = Duration::from_secs(20);
 /// Checks helpers: they read, check and decide messages (and read
 /// first those whose header is past what the loop kept).
 const CHECKERS: usize = 2;
-
-/// Where a message goes, and the header change that goes with it; or
-/// the checks that decide both, to run where it is stored.
-pub struct Placement {
-    pub folder: &'static str,
-    /// The filter had its say already (with the checks' last step).
-    pub filtered: bool,
-    /// Mailboxes whose filter filed the message elsewhere.
-    pub filed: Vec<crate::deliver::Filed>,
-    pub edit: Option<Box<HeaderEdit>>,
-    /// The results, for the delivery's log line.
-    pub summary: String,
-}
-
-impl Default for Placement {
-    fn default() -> Placement {
-        Placement {
-            folder: "INBOX",
-            filtered: false,
-            filed: Vec::new(),
-            edit: None,
-            summary: String::new(),
-        }
-    }
-}
-
-impl Placement {
-    /// Where a verdict puts a message: Junk or INBOX, with the field
-    /// (before our Received, at `at`) and without forged ones.
-    pub fn of(mut decided: Decided, at: u64) -> Placement {
-        Placement {
-            folder: decided.folder(),
-            filtered: false,
-            filed: Vec::new(),
-            summary: std::mem::take(&mut decided.summary),
-            edit: Some(Box::new(HeaderEdit::of(decided, at))),
-        }
-    }
-}
 
 /// Work for the checks helper: a message whose key names were not
 /// known on the loop.
@@ -116,6 +75,8 @@ pub enum Job {
         envelope: Box<Envelope>,
         content: Content,
         filter: Option<Filter>,
+        /// `uribl` lists are in use: the links' domains are wanted.
+        links: bool,
     },
     /// The filter alone, for a message the checks did not bring here.
     Filter {
@@ -136,6 +97,8 @@ pub enum Verdict {
         filed: Vec<crate::deliver::Filed>,
         /// The From domain, if it passed DMARC.
         dmarc_pass: Option<String>,
+        /// The registered domains of its links, for `uribl`.
+        links: Vec<String>,
     },
     Refuse {
         text: String,
@@ -209,10 +172,18 @@ fn guarded_work(job: Job) -> Done {
             envelope,
             mut content,
             filter,
+            links,
         } => {
             let verdict = crate::util::contain::guarded(
                 || format!("checking id={}", envelope.id),
-                || decide_and_edit(*pending, &mut content, filter.as_ref()),
+                || {
+                    decide_and_edit(
+                        *pending,
+                        &mut content,
+                        filter.as_ref(),
+                        links,
+                    )
+                },
             )
             .unwrap_or_else(|| Err(io::Error::other("internal error")));
             Done::Decided {
@@ -252,8 +223,10 @@ fn decide_and_edit(
     pending: Pending,
     content: &mut Content,
     filter: Option<&Filter>,
+    links: bool,
 ) -> io::Result<Verdict> {
     let at = pending.trace.1;
+    let psl = Arc::clone(&pending.psl);
     let mut decided = pending.run(content)?;
     let summary = std::mem::take(&mut decided.summary);
     if let Disposition::Reject(text) = decided.disposition {
@@ -266,28 +239,27 @@ fn decide_and_edit(
         &String::from_utf8_lossy(&edit.text),
     );
     let mut summary = summary;
-    let mut filed = Vec::new();
-    if let Some(filter) = filter.filter(|_| folder == "INBOX") {
-        match crate::spam::filing::file(
-            content,
-            &filter.mailboxes,
-            &filter.ours,
-        ) {
-            Ok((f, s)) => {
-                filed = f;
-                summary.push_str(&s);
-            }
+    let mut examined = crate::spam::filing::Examined::default();
+    if folder == "INBOX" && (filter.is_some() || links) {
+        let (mailboxes, ours) =
+            filter.map_or((&[][..], ""), |f| (&f.mailboxes[..], &f.ours[..]));
+        let psl = links.then_some(&*psl);
+        match crate::spam::filing::examine(content, mailboxes, ours, psl) {
+            Ok(e) => examined = e,
+            // The filter is advice: without it the mail goes to INBOX.
             Err(e) => {
                 log::warn!("spam filter: {e}");
                 summary.push_str(" filter=error");
             }
         }
     }
+    summary.push_str(&examined.summary);
     Ok(Verdict::Store {
         folder,
         summary,
-        filed,
+        filed: examined.filed,
         dmarc_pass,
+        links: examined.links,
     })
 }
 
@@ -888,6 +860,7 @@ impl Server {
             );
         };
         let filter = self.filter_for(&envelope);
+        let links = self.link_lists_in_use();
         if let Some(checking) = &self.smtp.checking {
             checking.pool.send(Job::Decide {
                 key: (slot, generation),
@@ -895,6 +868,7 @@ impl Server {
                 envelope,
                 content,
                 filter,
+                links,
             });
         }
     }
@@ -927,6 +901,7 @@ impl Server {
                 summary,
                 filed,
                 dmarc_pass,
+                links,
             }) => {
                 if let Some(domain) = dmarc_pass {
                     self.greylist_dmarc_passed(&domain);
@@ -938,6 +913,15 @@ impl Server {
                     filtered: true,
                     ..Placement::default()
                 };
+                if !links.is_empty() {
+                    return self.ask_link_lists(
+                        (slot, generation),
+                        envelope,
+                        content,
+                        placement,
+                        links,
+                    );
+                }
                 self.store(slot, envelope, Ok(content), placement)
             }
             Err(e) => {

@@ -150,6 +150,13 @@ impl Server {
                 result,
             );
         }
+        if let Ask::Link(index) = ask {
+            return self.link_answered(
+                (slot, generation, serial),
+                index,
+                result,
+            );
+        }
         let psl = self.smtp.checking.as_ref().map(|c| &c.psl);
         let Some(conn) = self
             .core
@@ -202,7 +209,7 @@ impl Server {
                     }
                 }
             }
-            Ask::IprevName(_) | Ask::Listed { .. } => {}
+            Ask::IprevName(_) | Ask::Listed { .. } | Ask::Link(_) => {}
         }
         self.checks_progress((slot, generation));
     }

@@ -48,14 +48,16 @@ impl Sent {
 
 /// On a checks helper: the filter's filing of a delivery job.
 pub fn run(job: &mut Job, filter: &Filter) -> String {
-    match crate::spam::filing::file(
+    let examined = crate::spam::filing::examine(
         &job.content,
         &filter.mailboxes,
         &filter.ours,
-    ) {
-        Ok((filed, summary)) => {
-            job.filed = filed;
-            summary
+        None,
+    );
+    match examined {
+        Ok(e) => {
+            job.filed = e.filed;
+            e.summary
         }
         Err(e) => {
             // The filter is advice: without it the mail goes to INBOX.

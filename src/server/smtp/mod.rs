@@ -9,6 +9,7 @@ pub mod checks;
 pub mod checks_dns;
 pub mod filter;
 pub mod greylist;
+pub mod link_lists;
 pub mod screen;
 pub mod spool;
 
@@ -27,7 +28,7 @@ use crate::server::outbound::{self, notice};
 use crate::server::session::InFlight;
 use crate::server::{LOCK_RETRY, LOCK_WAIT, Server};
 use crate::util::logsafe::Quoted;
-use checks::Placement;
+use check_state::Placement;
 use spool::SpoolWritten;
 
 /// Spool helper threads: they write large messages arriving, so that a
