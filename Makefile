@@ -27,10 +27,11 @@ deps:
 	            systemd-analyze:systemd useradd:passwd strace:strace \
 	            openssl:openssl ip:iproute2 mbsync:isync curl:curl \
 	            offlineimap:offlineimap3 /usr/lib/dovecot/pop3:dovecot-pop3d \
-	            unbound:unbound dkimverify:python3-dkim postmap:postfix; do \
+	            unbound:unbound dkimverify:python3-dkim postmap:postfix \
+	            rspamd:rspamd spamd:spamassassin spamass-milter:spamass-milter; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
-	for module in spf:python3-spf authres:python3-authres; do \
+	for module in spf:python3-spf authres:python3-authres Milter:python3-milter; do \
 	  /usr/bin/python3 -c "import $${module%%:*}" 2>/dev/null || \
 	    missing="$$missing $${module#*:}"; \
 	done; \
@@ -147,7 +148,7 @@ FUZZ_SECONDS ?= 60
 fuzz: fuzz-deps
 	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session \
 	                    proxy_header imap_session imap_mime imap_args dns_answer smtp_client srs \
-	                    spf_record dmarc_record dkim_tags arc_headers; do \
+	                    spf_record dmarc_record dkim_tags arc_headers milter_reader; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod inbound;
 pub mod lexer;
 pub mod local_senders;
+pub mod milter;
 pub mod net;
 pub mod outbound;
 pub mod spam;
@@ -118,8 +119,10 @@ pub struct Config {
     pub outbound: outbound::Outbound,
     /// Checking mail in: SPF, DKIM, DMARC, ARC, iprev.
     pub inbound: inbound::Inbound,
-    /// Blocklists (and, to come, the rest of the spam defence).
+    /// The spam defence: blocklists, greylisting, the filter, Junk.
     pub spam: spam::Spam,
+    /// Milters (rspamd, SpamAssassin, ClamAV...).
+    pub milters: milter::Milters,
 }
 
 impl Config {
@@ -215,6 +218,7 @@ impl Config {
             outbound: outbound::Outbound::default(),
             inbound: inbound::Inbound::default(),
             spam: spam::Spam::default(),
+            milters: milter::Milters::default(),
         }
     }
 
@@ -287,6 +291,9 @@ impl Config {
             return result;
         }
         if let Some(result) = self.spam.set(key, value) {
+            return result;
+        }
+        if let Some(result) = self.milters.set(key, value) {
             return result;
         }
         match key {

@@ -285,6 +285,7 @@ impl Server {
                         self.finish_spool_writes();
                         self.finish_deliveries();
                         self.finish_checks();
+                        self.finish_milters();
                         self.finish_logins();
                         self.finish_reads();
                         self.finish_mailbox_work();

@@ -39,6 +39,8 @@ pub struct ConnChecks {
     pub sender_lists: Option<Box<SenderAsks>>,
     /// The link lists' lookups for a message waiting for them (`uribl`).
     pub link_lists: Option<Box<LinkAsks>>,
+    /// A message the milters have: its envelope and placement wait here.
+    pub milting: Option<Box<(Envelope, Placement)>>,
     /// The checks before content's outcome is logged (and a pass kept).
     pub screen_logged: bool,
 }
@@ -146,6 +148,8 @@ pub struct SenderAsks {
 /// the checks that decide both, to run where it is stored.
 pub struct Placement {
     pub folder: &'static str,
+    /// The milters had their say already.
+    pub milted: bool,
     /// The filter had its say already (with the checks' last step).
     pub filtered: bool,
     /// Mailboxes whose filter filed the message elsewhere.
@@ -159,6 +163,7 @@ impl Default for Placement {
     fn default() -> Placement {
         Placement {
             folder: "INBOX",
+            milted: false,
             filtered: false,
             filed: Vec::new(),
             edit: None,
@@ -176,6 +181,7 @@ impl Placement {
     ) -> Placement {
         Placement {
             folder: decided.folder(),
+            milted: false,
             filtered: false,
             filed: Vec::new(),
             summary: std::mem::take(&mut decided.summary),

@@ -56,7 +56,12 @@ pub fn run(job: &mut Job, filter: &Filter) -> String {
     );
     match examined {
         Ok(e) => {
-            job.filed = e.filed;
+            // A copy filed already (a milter's quarantine) stays so.
+            for f in e.filed {
+                if !job.filed.iter().any(|x| x.mailbox == f.mailbox) {
+                    job.filed.push(f);
+                }
+            }
             e.summary
         }
         Err(e) => {
@@ -89,6 +94,27 @@ impl Server {
             mailboxes,
             ours: cfg.hostname.clone(),
         })
+    }
+
+    /// Every local mailbox's copy filed into Junk, saying `why` (a link
+    /// list named a link, a milter quarantined it).
+    pub(in crate::server) fn junk_for_all(
+        &self,
+        envelope: &Envelope,
+        why: &str,
+    ) -> Vec<crate::deliver::Filed> {
+        let (mailboxes, _) = self
+            .services
+            .config
+            .split_targets(deliver::local_mailboxes(envelope));
+        mailboxes
+            .into_iter()
+            .map(|mailbox| crate::deliver::Filed {
+                mailbox,
+                folder: crate::store::folders::JUNK,
+                header: deliver::spam_header(why),
+            })
+            .collect()
     }
 
     /// A logged-in user's message teaches their filter (with

@@ -7,7 +7,6 @@
 //! has its deadline; one that fails counts as not listed), then is
 //! stored.
 
-use crate::deliver::{self, Filed};
 use crate::proto::dns::cache::Found;
 use crate::proto::dns::resolver::Failure;
 use crate::proto::dns::wire::Qtype;
@@ -137,18 +136,7 @@ impl Server {
                 .summary
                 .push_str(&format!(" uribl={domain}@{zone}"));
             let why = format!("reason=\"URIBL {zone} lists {domain}\"");
-            let (mailboxes, _) = self
-                .services
-                .config
-                .split_targets(deliver::local_mailboxes(&envelope));
-            placement.filed = mailboxes
-                .into_iter()
-                .map(|mailbox| Filed {
-                    mailbox,
-                    folder: crate::store::folders::JUNK,
-                    header: deliver::spam_header(&why),
-                })
-                .collect();
+            placement.filed = self.junk_for_all(&envelope, &why);
         }
         self.store(slot, envelope, Ok(content), placement);
     }

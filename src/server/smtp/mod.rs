@@ -10,6 +10,8 @@ pub mod checks_dns;
 pub mod filter;
 pub mod greylist;
 pub mod link_lists;
+pub mod milter_work;
+pub mod milters;
 pub mod screen;
 pub mod spool;
 
@@ -45,6 +47,8 @@ pub struct SmtpState {
     pub(in crate::server) blocklists: Option<blocklists::Blocklists>,
     /// Clients that passed the checks before content.
     pub(in crate::server) passed: screen::Passed,
+    /// Milters, if any are set.
+    pub(in crate::server) milters: Option<milters::Milting>,
 }
 
 impl SmtpState {
@@ -76,7 +80,10 @@ impl SmtpState {
             checking: match config.inbound.checks.any()
                 || config.spam.spam_filter
             {
-                true => Some(checks::Checking::start(&config.inbound, waker)?),
+                true => Some(checks::Checking::start(
+                    &config.inbound,
+                    Arc::clone(&waker),
+                )?),
                 false => None,
             },
             blocklists: config
@@ -84,6 +91,10 @@ impl SmtpState {
                 .any_list()
                 .then(|| blocklists::Blocklists::new(&config.spam)),
             passed: screen::Passed::default(),
+            milters: milters::Milting::start(
+                &config.milters,
+                Arc::clone(&waker),
+            )?,
         })
     }
 
@@ -183,6 +194,20 @@ impl Server {
         content: Result<crate::store::content::Content, Failure>,
         placement: Placement,
     ) {
+        // The milters first, once: they may refuse, change or
+        // quarantine it.
+        let (envelope, content, placement) = match content {
+            Ok(c) => {
+                match self.hand_to_milters(slot, envelope, c, placement) {
+                    Ok(()) => return,
+                    Err(back) => {
+                        let (e, c, p) = *back;
+                        (e, Ok(c), p)
+                    }
+                }
+            }
+            Err(f) => (envelope, Err(f), placement),
+        };
         let Some(conn) = self.core.conn_mut(slot) else {
             return;
         };
