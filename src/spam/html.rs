@@ -44,9 +44,11 @@ pub fn strip(html: &str) -> Stripped {
                 .map_or(bytes.len(), |i| lt + 4 + i + 3);
             continue;
         }
-        let end = memchr::memchr(b'>', &bytes[lt..])
-            .map_or(bytes.len(), |i| lt + i + 1);
-        let tag = &html[lt + 1..end.saturating_sub(1).max(lt + 1)];
+        // The tag runs to its `>`, or (unclosed) to the end; both are
+        // character boundaries, `<` and `>` being ASCII.
+        let gt = memchr::memchr(b'>', &bytes[lt..]).map(|i| lt + i);
+        let tag = &html[lt + 1..gt.unwrap_or(bytes.len())];
+        let end = gt.map_or(bytes.len(), |g| g + 1);
         let (name, closing) = tag_name(tag);
         match hidden {
             Some(h) if closing && name == h => hidden = None,
@@ -229,6 +231,9 @@ mod tests {
             let _ = strip(nasty);
         }
         assert_eq!(strip("a < b").text.trim(), "a");
+        // Found by the fuzz target: an unclosed tag ending in a
+        // character of several octets.
+        assert_eq!(strip("x <b blah\u{fffd}").tags, ["b"]);
         assert_eq!(strip("&unknown; &#x41").text, "&unknown; &#x41");
     }
 
