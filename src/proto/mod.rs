@@ -15,6 +15,7 @@ pub mod milter;
 pub mod pop3;
 pub mod proxy;
 pub mod sasl;
+pub mod sieve;
 pub mod smtp;
 pub mod spf;
 #[cfg(test)]
