@@ -317,23 +317,28 @@ fn filed_by_us(msg: &[u8]) -> bool {
 
 /// Teaches the user of `mailbox` what each message's action taught (one
 /// read and one write of the word file for all); `ours` is our
-/// authserv-id.
+/// authserv-id. `next` gives the messages one at a time (None at the
+/// end), so a MOVE of thousands holds one in memory, not all; returns
+/// how many were learnt.
 pub fn learn(
     mailbox: &Path,
-    msgs: &[(Vec<u8>, Taught)],
     ours: &str,
-) -> io::Result<()> {
+    mut next: impl FnMut() -> Option<(Vec<u8>, Taught)>,
+) -> io::Result<usize> {
+    let mut n = 0;
     update(mailbox, |words| {
-        for (msg, taught) in msgs {
-            let mut hashes = tokens::of(msg).hashes;
-            for lesson in taught.lessons(msg) {
+        while let Some((msg, taught)) = next() {
+            let mut hashes = tokens::of(&msg).hashes;
+            for lesson in taught.lessons(&msg) {
                 if *lesson == Lesson::Ham {
-                    hashes.extend(Reputation::of(msg, ours).ham_tokens());
+                    hashes.extend(Reputation::of(&msg, ours).ham_tokens());
                 }
                 words.learn(&hashes, *lesson);
             }
+            n += 1;
         }
-    })
+    })?;
+    Ok(n)
 }
 
 /// What the user sent teaches ham, and each recipient becomes someone

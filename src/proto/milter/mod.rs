@@ -6,5 +6,6 @@ pub mod conversation;
 pub mod message;
 pub mod wire;
 
-/// A replacement body a milter may give at most.
-pub const MAX_BODY: usize = 64 * 1024 * 1024;
+/// A replacement body a milter may give at most (it is held whole: a
+/// little over the default `max_message_size`).
+pub const MAX_BODY: usize = 32 * 1024 * 1024;

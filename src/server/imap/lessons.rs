@@ -109,23 +109,23 @@ fn lessons(
 /// On the mailbox helper: reads each message of `dir` and learns. A
 /// failure is logged: the user's action itself goes ahead.
 pub fn learn(fmt: MailboxFormat, dir: &Path, lessons: &Lessons) {
-    let mut msgs = Vec::with_capacity(lessons.items.len());
-    for (file, taught) in &lessons.items {
-        if let Ok((mut raw, _)) =
-            super::folder_io::read_message(fmt, dir, file)
-        {
+    // One message read at a time (a moved one may be gone: skipped).
+    let mut items = lessons.items.iter();
+    let next = || {
+        items.find_map(|(file, taught)| {
+            let (mut raw, _) =
+                super::folder_io::read_message(fmt, dir, file).ok()?;
             raw.truncate(crate::spam::filing::MAX_READ as usize);
-            msgs.push((raw, *taught));
-        }
-    }
+            Some((raw, *taught))
+        })
+    };
     let learnt =
-        crate::spam::filing::learn(&lessons.root, &msgs, &lessons.ours);
+        crate::spam::filing::learn(&lessons.root, &lessons.ours, next);
+    let what = lessons.items.first().map_or("", |m| m.1.name());
     match learnt {
-        Ok(()) => log::info!(
-            "spam filter of {}: learnt {} message(s) ({})",
+        Ok(n) => log::info!(
+            "spam filter of {}: learnt {n} message(s) ({what})",
             lessons.root.display(),
-            msgs.len(),
-            msgs.first().map_or("", |m| m.1.name())
         ),
         Err(e) => log::warn!(
             "spam filter of {}: not learnt: {e}",
