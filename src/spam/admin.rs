@@ -89,9 +89,9 @@ pub fn score(
             n += 1;
             let line = match score::score(&words, &tokens::of(msg).hashes) {
                 Verdict::Abstain => format!("abstain - {} {n}\n", p.display()),
-                Verdict::Score(s) => {
+                v @ Verdict::Score(s) => {
                     let word = match s {
-                        s if s >= score::SPAM_CUTOFF => "spam",
+                        _ if v.is_spam() => "spam",
                         s if s < HAM_CUTOFF => "ham",
                         _ => "unsure",
                     };

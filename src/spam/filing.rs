@@ -112,7 +112,7 @@ fn file_trained(
         }
         match score::score(words, hashes) {
             Verdict::Abstain => summary.push(format!("{user}:untrained")),
-            Verdict::Score(s) if s >= score::SPAM_CUTOFF => {
+            v @ Verdict::Score(s) if v.is_spam() => {
                 summary.push(format!("{user}:spam={s:.3}"));
                 filed.push(Filed {
                     mailbox: (*mailbox).clone(),

@@ -1,6 +1,6 @@
-//! A stored message (LF line ends) as milters see it, and their changes
-//! applied to it: header fields with their values as written, the body
-//! in CRLF pieces, and a new header from the fields once changed.
+//! A stored message's header (LF line ends) as milters see it, and
+//! their changes applied to it: fields with their values as written,
+//! and a new header from the fields once changed.
 
 use super::conversation::Edit;
 
@@ -112,33 +112,6 @@ pub fn header(fields: &Fields) -> Vec<u8> {
     out
 }
 
-/// LF line ends to CRLF (a CR already there is kept).
-pub fn to_crlf(lf: &[u8], out: &mut Vec<u8>) {
-    let mut prev = 0u8;
-    for &b in lf {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-}
-
-/// A milter's body (CRLF) as we store it (LF).
-pub fn to_lf(crlf: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(crlf.len());
-    let mut i = 0;
-    while i < crlf.len() {
-        if crlf[i] == b'\r' && crlf.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(crlf[i]);
-        i += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,11 +174,8 @@ mod tests {
     }
 
     #[test]
-    fn line_ends() {
-        let mut out = Vec::new();
-        to_crlf(b"a\nb\r\nc", &mut out);
-        assert_eq!(out, b"a\r\nb\r\nc");
-        assert_eq!(to_lf(b"a\r\nb\rc\r\n"), b"a\nb\rc\n");
+    fn values_from_milters_are_folded_as_stored() {
         assert_eq!(stored_value("a\r\nb"), " a\n\tb");
+        assert_eq!(stored_value(" a\r\n b"), " a\n b");
     }
 }

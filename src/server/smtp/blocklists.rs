@@ -336,20 +336,11 @@ impl Server {
         let mut reason_wanted = false;
         ask.state = match (&ask.state, result) {
             (AskState::Asking, Ok(found)) => {
-                match dnsbl::listing(&addresses(&found)) {
-                    Listing::NotListed => AskState::Done(None),
-                    Listing::Listed(codes) => {
-                        info!(target: LOG_TARGET, "{} listed by {zone} ({})", Quoted(&ask.name), codes_text(&codes));
+                match listed(zone, &ask.name, &found) {
+                    false => AskState::Done(None),
+                    true => {
                         reason_wanted = true;
                         AskState::Reason
-                    }
-                    Listing::ListError(code) => {
-                        warn!(
-                            target: LOG_TARGET,
-                            "blocklist {zone} answered {code} (its own error: a public resolver, or over quota) for {}: ignored",
-                            Quoted(&ask.name)
-                        );
-                        AskState::Done(None)
                     }
                 }
             }
@@ -470,7 +461,27 @@ fn shown(ip: IpAddr) -> IpAddr {
 }
 
 /// The A records of an answer (NXDOMAIN and no data: none).
-pub(super) fn addresses(found: &Found) -> Vec<Ipv4Addr> {
+/// True if `zone` lists `name` by these records (logged); its own
+/// error code (127.255.255.x) is logged and is no listing.
+pub(super) fn listed(zone: &str, name: &str, found: &Found) -> bool {
+    match dnsbl::listing(&addresses(found)) {
+        Listing::NotListed => false,
+        Listing::Listed(codes) => {
+            info!(target: LOG_TARGET, "{} listed by {zone} ({})", Quoted(name), codes_text(&codes));
+            true
+        }
+        Listing::ListError(code) => {
+            warn!(
+                target: LOG_TARGET,
+                "blocklist {zone} answered {code} (its own error: a public resolver, or over quota) for {}: ignored",
+                Quoted(name)
+            );
+            false
+        }
+    }
+}
+
+fn addresses(found: &Found) -> Vec<Ipv4Addr> {
     match found {
         Found::Records(recs) => recs
             .iter()

@@ -183,8 +183,8 @@ impl Server {
         );
     }
 
-    /// Sends a delivery job through the filter first; false if it has
-    /// none to go through (the caller stores it).
+    /// Sends a delivery job through the filter first; gives it back if
+    /// it has none to go through (the caller stores it).
     pub(in crate::server) fn through_filter(
         &mut self,
         key: (usize, u64),

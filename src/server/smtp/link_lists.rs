@@ -10,14 +10,14 @@
 use crate::proto::dns::cache::Found;
 use crate::proto::dns::resolver::Failure;
 use crate::proto::dns::wire::Qtype;
-use crate::proto::dnsbl::{self, Listing};
+use crate::proto::dnsbl;
 use crate::proto::smtp::Envelope;
 use crate::server::Server;
 use crate::server::outbound::dns::Waiter;
 use crate::store::content::Content;
 use crate::util::logsafe::Quoted;
 
-use super::blocklists::{Role, addresses};
+use super::blocklists::{Role, listed};
 use super::check_state::{Ask, LinkAsks, Placement};
 
 const LOG_TARGET: &str = "postling::server::blocklists";
@@ -106,20 +106,8 @@ impl Server {
         let Some(ask) = links.asks.get_mut(index) else {
             return;
         };
-        let listed = match result.as_ref().map(addresses) {
-            Ok(addrs) => match dnsbl::listing(&addrs) {
-                Listing::Listed(_) => true,
-                Listing::ListError(code) => {
-                    log::warn!(target: LOG_TARGET,
-                        "blocklist {} answered {code} for {}: its own error code, ignored",
-                        ask.1, Quoted(&ask.0));
-                    false
-                }
-                Listing::NotListed => false,
-            },
-            Err(_) => false,
-        };
-        ask.2 = Some(listed);
+        let name = dnsbl::domain_query(&ask.0, &ask.1).unwrap_or_default();
+        ask.2 = Some(result.is_ok_and(|found| listed(&ask.1, &name, &found)));
         if links.asks.iter().any(|a| a.2.is_none()) {
             return;
         }

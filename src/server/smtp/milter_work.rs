@@ -7,6 +7,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -391,7 +392,9 @@ fn body_piece(reader: &mut impl BufRead, out: &mut Vec<u8>) -> io::Result<()> {
             break;
         }
         let take = chunk.len().min(PIECE - out.len()).min(PIECE / 2);
-        message::to_crlf(&chunk[..take], out);
+        out.extend_from_slice(&crate::store::mailfolder::to_crlf(
+            &chunk[..take],
+        ));
         reader.consume(take);
     }
     Ok(())
@@ -410,7 +413,7 @@ fn rewrite(
     let mut fields: Fields = message::fields(&head);
     message::apply(&mut fields, edits);
     let new_head = message::header(&fields);
-    let new_body = body.map(message::to_lf);
+    let new_body = body.map(crate::store::mailfolder::to_lf);
     let small = content.len <= super::spool::IN_MEMORY as u64
         && new_body
             .as_ref()
@@ -426,10 +429,12 @@ fn rewrite(
         }
         return Ok(Content::in_memory(bytes, received));
     }
+    // Mail is the user's alone, as the spool's and the mailboxes' files.
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .read(true)
         .create_new(true)
+        .mode(0o600)
         .open(&path)?;
     // The copy is removed with its Content, whatever happens next.
     let mut written = Content {
