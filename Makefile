@@ -28,7 +28,8 @@ deps:
 	            openssl:openssl ip:iproute2 mbsync:isync curl:curl \
 	            offlineimap:offlineimap3 /usr/lib/dovecot/pop3:dovecot-pop3d \
 	            unbound:unbound dkimverify:python3-dkim postmap:postfix \
-	            rspamd:rspamd spamd:spamassassin spamass-milter:spamass-milter; do \
+	            rspamd:rspamd spamd:spamassassin spamass-milter:spamass-milter \
+	            sieve-test:dovecot-sieve sieve-connect:sieve-connect; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	for module in spf:python3-spf authres:python3-authres Milter:python3-milter; do \

@@ -51,6 +51,8 @@ pub struct Job {
     /// Authentication-Results to add, forged ones to drop; applied once,
     /// before the first copy.
     pub edit: Option<Box<HeaderEdit>>,
+    /// The users' Sieve scripts, for mail that runs them.
+    pub sieve: Option<Box<crate::sieve::delivery::Work>>,
 }
 
 impl HeaderEdit {
@@ -161,6 +163,18 @@ pub struct Published {
     pub files: Vec<PathBuf>,
     /// Their folders, to fsync (batched by the caller).
     pub dirs: BTreeSet<PathBuf>,
+    /// What the loop learns of it once durable.
+    pub made: Made,
+}
+
+/// What a delivery made besides the copies the loop expected: queue
+/// entries and folders a Sieve script chose.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Made {
+    /// Queue ids (redirects, vacation replies, rejections' notices).
+    pub queued: Vec<String>,
+    /// Folders copies went into.
+    pub folders: Vec<PathBuf>,
 }
 
 impl Published {
@@ -272,7 +286,9 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
         sender: &job.sender,
         prefix: b"",
     };
+    let plans = crate::sieve::apply::plans(job)?;
     let mut staged: Vec<Staged> = Vec::with_capacity(job.mailboxes.len());
+    let mut made = Made::default();
     // The first copy as the content is, which the others may link.
     let mut plain: Option<usize> = None;
     // Sorted order: two helper threads locking the same mbox files can
@@ -281,7 +297,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
     boxes.sort();
     for dir in boxes {
         let filed = job.filed.iter().find(|f| &f.mailbox == dir);
-        let (folder, msg) = match filed {
+        let (default, msg) = match filed {
             Some(f) => (
                 f.folder,
                 Message {
@@ -291,19 +307,36 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
             ),
             None => (job.folder, Message { ..msg }),
         };
-        let link = plain.and_then(|i| staged[i].link_source());
-        match store::stage_in(job.format, dir, folder, &msg, link) {
-            Ok(s) => {
-                if msg.prefix.is_empty() && plain.is_none() {
-                    plain = Some(staged.len());
+        let plan = plans.iter().find(|(d, _)| d == dir).map(|(_, p)| p);
+        for (folder, flags) in
+            crate::sieve::apply::copies(plan, default, &job.id)
+        {
+            let link = plain.and_then(|i| staged[i].link_source());
+            let fmt = job.format;
+            match store::stage_flagged(fmt, dir, &folder, &msg, link, &flags) {
+                Ok(s) => {
+                    let bare = msg.prefix.is_empty() && flags.is_empty();
+                    if bare && plain.is_none() {
+                        plain = Some(staged.len());
+                    }
+                    if plan.is_some() {
+                        made.folders
+                            .push(store::folders::place(dir, &folder, fmt));
+                    }
+                    staged.push(s)
                 }
-                staged.push(s)
-            }
-            Err(e) => {
-                staged.into_iter().for_each(Staged::abort);
-                return Err(e);
+                Err(e) => {
+                    staged.into_iter().for_each(Staged::abort);
+                    return Err(e);
+                }
             }
         }
+    }
+    if let Err(e) =
+        crate::sieve::apply::queue(job, &plans, &mut staged, &mut made)
+    {
+        staged.into_iter().for_each(Staged::abort);
+        return Err(e);
     }
     if !job.relay.is_empty() {
         match store::queue::stage(
@@ -348,7 +381,10 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
     // others are withdrawn and the mbox appends cut back.
     let (mboxes, files): (Vec<Staged>, Vec<Staged>) =
         staged.into_iter().partition(Staged::is_mbox);
-    let mut published = Published::default();
+    let mut published = Published {
+        made,
+        ..Published::default()
+    };
     let mut files = files.into_iter();
     while let Some(s) = files.next() {
         match s.commit() {
@@ -363,6 +399,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
         }
     }
     if mboxes.is_empty() {
+        crate::sieve::apply::remember(&plans);
         return Ok(published);
     }
     // Unlocking an mbox cannot be undone, so the queue entry is made
@@ -378,6 +415,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
     for m in mboxes {
         m.commit()?;
     }
+    crate::sieve::apply::remember(&plans);
     Ok(published)
 }
 

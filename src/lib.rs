@@ -27,6 +27,7 @@ pub mod outbound;
 pub mod proto;
 pub mod sendmail;
 pub mod server;
+pub mod sieve;
 pub mod spam;
 pub mod store;
 pub mod util;

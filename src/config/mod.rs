@@ -6,6 +6,7 @@
 
 pub mod aliases;
 pub mod directory;
+pub mod filtering;
 pub mod inbound;
 pub mod lexer;
 pub mod local_senders;
@@ -123,6 +124,8 @@ pub struct Config {
     pub spam: spam::Spam,
     /// Milters (rspamd, SpamAssassin, ClamAV...).
     pub milters: milter::Milters,
+    /// Users' own rules (Sieve) and quotas.
+    pub filtering: filtering::Filtering,
 }
 
 impl Config {
@@ -219,6 +222,7 @@ impl Config {
             inbound: inbound::Inbound::default(),
             spam: spam::Spam::default(),
             milters: milter::Milters::default(),
+            filtering: filtering::Filtering::default(),
         }
     }
 
@@ -294,6 +298,9 @@ impl Config {
             return result;
         }
         if let Some(result) = self.milters.set(key, value) {
+            return result;
+        }
+        if let Some(result) = self.filtering.set(key, value, &dir) {
             return result;
         }
         match key {

@@ -36,6 +36,9 @@ pub enum Failure {
     Permanent(String),
     /// Our own error (a panic, contained and logged): try again later.
     Internal,
+    /// Refused by the recipient's own rules (a Sieve `reject`): 550
+    /// 5.7.1 with their reason.
+    Refused(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -44,6 +47,7 @@ impl std::fmt::Display for Failure {
             Failure::Transient(why) => write!(f, "temporary failure: {why}"),
             Failure::Permanent(why) => write!(f, "permanent failure: {why}"),
             Failure::Internal => write!(f, "internal error"),
+            Failure::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }

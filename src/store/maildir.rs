@@ -99,6 +99,23 @@ impl Staged {
         Ok(self.new)
     }
 
+    /// Published into `cur/` with these flag letters instead of `new/`
+    /// (a Sieve script's flags at delivery).
+    pub fn flagged(self, letters: &str) -> Staged {
+        let Some((dir, name)) = self
+            .new
+            .parent()
+            .and_then(Path::parent)
+            .zip(self.new.file_name())
+        else {
+            return self;
+        };
+        let new = dir
+            .join("cur")
+            .join(format!("{}:2,{letters}", name.to_string_lossy()));
+        Staged { new, ..self }
+    }
+
     /// Removes the file from `tmp/`.
     pub fn abort(self) {
         let _ = fs::remove_file(&self.tmp);

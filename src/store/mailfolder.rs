@@ -281,6 +281,23 @@ pub fn write_keywords(dir: &Path, keywords: &[String]) -> io::Result<()> {
     crate::util::fs::atomic_write(&dir.join(KEYWORDS), text.as_bytes())
 }
 
+/// The flag bits of `names` in the folder at `dir`, keywords it lacks
+/// given letters (and the table written).
+pub fn flags_for(dir: &Path, names: &[String]) -> Flags {
+    let mut f = crate::proto::imap::folder::Folder {
+        keywords: scan_keywords(dir),
+        ..Folder::default()
+    };
+    let mut bits = Flags(0);
+    for n in names {
+        if let Some(b) = f.flag_bit(n.as_bytes(), true) {
+            bits.0 |= b.0;
+        }
+    }
+    let _ = write_keywords(dir, &f.keywords);
+    bits
+}
+
 /// The name a file gets with these flags, in `cur/`.
 fn renamed(file: &str, flags: Flags) -> String {
     let name = file.rsplit('/').next().unwrap_or(file);

@@ -147,6 +147,77 @@ pub fn stage_in(
     }
 }
 
+/// [`stage_in`] with flags (a Sieve script's): Maildir puts them in the
+/// file's name in `cur/`, mbox in the `Status`/`X-Status`/`X-Keywords`
+/// lines mail readers use.
+pub fn stage_flagged(
+    format: MailboxFormat,
+    root: &Path,
+    folder: &str,
+    msg: &Message<'_>,
+    link: Option<&Path>,
+    flags: &[String],
+) -> Result<Staged, StageError> {
+    if flags.is_empty() {
+        return stage_in(format, root, folder, msg, link);
+    }
+    match format {
+        MailboxFormat::Maildir => {
+            let staged = stage_in(format, root, folder, msg, link)?;
+            let dir = folders::place(root, folder, format);
+            let bits = mailfolder::flags_for(&dir, flags);
+            Ok(match staged {
+                Staged::Maildir(s) => {
+                    Staged::Maildir(s.flagged(&bits.to_maildir()))
+                }
+                other => other,
+            })
+        }
+        MailboxFormat::Mbox => {
+            let mut prefix = mbox_flag_lines(flags);
+            prefix.extend_from_slice(msg.prefix);
+            let flagged = Message {
+                prefix: &prefix,
+                ..*msg
+            };
+            stage_in(format, root, folder, &flagged, None)
+        }
+    }
+}
+
+/// mbox's flag header lines for IMAP flag names.
+fn mbox_flag_lines(flags: &[String]) -> Vec<u8> {
+    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    let mut out = String::new();
+    if has("\\Seen") {
+        out.push_str("Status: RO\n");
+    }
+    let x: String = [
+        ("\\Answered", 'A'),
+        ("\\Flagged", 'F'),
+        ("\\Deleted", 'D'),
+        ("\\Draft", 'T'),
+    ]
+    .iter()
+    .filter(|(f, _)| has(f))
+    .map(|(_, c)| *c)
+    .collect();
+    if !x.is_empty() {
+        out.push_str(&format!("X-Status: {x}\n"));
+    }
+    let keywords: Vec<&str> = flags
+        .iter()
+        .filter(|f| {
+            !f.starts_with('\\') && f.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(String::as_str)
+        .collect();
+    if !keywords.is_empty() {
+        out.push_str(&format!("X-Keywords: {}\n", keywords.join(" ")));
+    }
+    out.into_bytes()
+}
+
 /// Any write error is worth retrying: disk full, quota, permissions
 /// fixed by the admin (452 4.3.1 at the SMTP level).
 pub fn transient(what: &str, path: &Path, e: std::io::Error) -> Failure {

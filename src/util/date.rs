@@ -21,7 +21,19 @@ struct Civil {
 fn civil(t: SystemTime) -> Civil {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil algorithm.
+    let (year, month, day) = civil_from_days(days);
+    Civil {
+        year,
+        month: month as usize - 1,
+        day: i64::from(day),
+        weekday: days.rem_euclid(7) as usize,
+        hms: (rem / 3600, rem % 3600 / 60, rem % 60),
+    }
+}
+
+/// The calendar date (year, month from 1, day from 1) of a day
+/// counted from 1970-01-01 (Howard Hinnant's days-to-civil).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -30,14 +42,18 @@ fn civil(t: SystemTime) -> Civil {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month: month as usize - 1,
-        day,
-        weekday: days.rem_euclid(7) as usize,
-        hms: (rem / 3600, rem % 3600 / 60, rem % 60),
-    }
+    (
+        yoe + era * 400 + i64::from(month <= 2),
+        month as u32,
+        day as u32,
+    )
+}
+
+/// Now, in seconds since the epoch.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// `Sun, 22 Nov 2026 20:29:08 +0000` (RFC 5322 3.3).

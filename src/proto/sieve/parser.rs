@@ -14,7 +14,9 @@ pub const MAX_TOKENS: usize = 100_000;
 /// An argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
-    /// A string, or a list of them (a lone string is a list of one).
+    /// A lone string.
+    String(String),
+    /// A bracketed list of strings.
     Strings(Vec<String>),
     Number(u64),
     /// A tag, lower case, without its colon.
@@ -161,7 +163,7 @@ impl Parser {
         let mut args = Vec::new();
         while let Some(t) = self.peek() {
             let arg = match &t.token {
-                Token::Str(s) => Arg::Strings(vec![s.clone()]),
+                Token::Str(s) => Arg::String(s.clone()),
                 Token::Number(n) => Arg::Number(*n),
                 Token::Tag(s) => Arg::Tag(s.clone()),
                 Token::Punct('[') => {
@@ -273,8 +275,8 @@ mod tests {
             c[1].tests[0].args,
             [
                 Arg::Tag("is".into()),
-                strings(&["Sender"]),
-                strings(&["owner-ietf-mtg@ietf.org"])
+                Arg::String("Sender".into()),
+                Arg::String("owner-ietf-mtg@ietf.org".into())
             ]
         );
         let body = c[1].block.as_ref().unwrap();

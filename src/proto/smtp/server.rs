@@ -831,6 +831,7 @@ impl Server {
                 "4.3.0",
                 "Local error in processing, try again later",
             ),
+            Err(Failure::Refused(why)) => Reply::new(550, "5.7.1", why),
         };
         reply.write(out);
     }

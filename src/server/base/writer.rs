@@ -67,8 +67,9 @@ pub struct Done {
 /// The outcome of one task.
 #[derive(Debug)]
 pub enum Finished {
-    /// A message stored in every mailbox, or why not.
-    Delivered(Result<(), Failure>),
+    /// A message stored in every mailbox (and what else it made), or
+    /// why not.
+    Delivered(Result<crate::deliver::Made, Failure>),
     /// A mailbox was locked by another program and nothing was written:
     /// the job comes back to be sent again a little later.
     Busy(Box<Job>),
@@ -148,11 +149,11 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                     p.withdraw();
                     Err(Failure::Transient("flush failed".into()))
                 }
-                Ok(_) => Ok(()),
+                Ok(p) => Ok(p.made),
                 Err(f) => Err(f),
             };
             let finished = match update {
-                Kind::Update => Finished::Updated(result),
+                Kind::Update => Finished::Updated(result.map(|_| ())),
                 Kind::Deliver => Finished::Delivered(result),
             };
             Done { key, finished }

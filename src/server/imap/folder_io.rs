@@ -80,23 +80,7 @@ pub(in crate::server) fn stamp(
     }
 }
 
-pub(in crate::server) fn flags_for(
-    dir: &std::path::Path,
-    names: &[String],
-) -> Flags {
-    let mut f = Folder {
-        keywords: mailfolder::scan_keywords(dir),
-        ..Folder::default()
-    };
-    let mut bits = Flags(0);
-    for n in names {
-        if let Some(b) = f.flag_bit(n.as_bytes(), true) {
-            bits.0 |= b.0;
-        }
-    }
-    let _ = mailfolder::write_keywords(dir, &f.keywords);
-    bits
-}
+pub(in crate::server) use crate::store::mailfolder::flags_for;
 
 /// True if the folder at `dir` is there to take mail.
 pub(in crate::server) fn folder_exists(

@@ -72,6 +72,7 @@ impl Server {
             folder: "INBOX",
             filed: Vec::new(),
             edit: None,
+            sieve: None,
         };
         self.core.next_id += 1;
         self.core.writer.send((
@@ -90,7 +91,7 @@ impl Server {
         use crate::server::base::writer::Finished;
         match finished {
             // It may have gone to the queue.
-            Finished::Delivered(Ok(())) => self.queue_run(),
+            Finished::Delivered(Ok(_)) => self.queue_run(),
             Finished::Delivered(Err(f)) => {
                 error!(target: LOG_TARGET, "notice not stored: {f}")
             }

@@ -13,6 +13,7 @@ pub mod link_lists;
 pub mod milter_work;
 pub mod milters;
 pub mod screen;
+pub mod sieve_work;
 pub mod spool;
 
 use std::sync::Arc;
@@ -282,6 +283,7 @@ impl Server {
             folder: placement.folder,
             filed: placement.filed,
             edit: placement.edit,
+            sieve: self.sieve_work(&envelope),
         };
         self.learn_sent(&envelope, &job.content);
         let job = Box::new(job);
@@ -423,7 +425,7 @@ impl Server {
     pub(in crate::server) fn stored(
         &mut self,
         slot: usize,
-        result: Result<(), Failure>,
+        result: Result<deliver::Made, Failure>,
     ) {
         let Some(conn) = self.core.conn_mut(slot) else {
             return;
@@ -435,8 +437,12 @@ impl Server {
             return;
         };
         match &result {
-            Ok(()) => info!(target: LOG_TARGET,
+            Ok(_) => info!(target: LOG_TARGET,
                 "conn={} id={} {} result=delivered{}",
+                conn.id, flight.id, flight.summary, flight.checks
+            ),
+            Err(Failure::Refused(_)) => info!(target: LOG_TARGET,
+                "conn={} id={} {} result=rejected (sieve){}",
                 conn.id, flight.id, flight.summary, flight.checks
             ),
             Err(f) => warn!(target: LOG_TARGET,
@@ -444,15 +450,21 @@ impl Server {
                 conn.id, flight.id, flight.summary, flight.checks
             ),
         }
-        s.smtp.delivered(&flight.id, result.clone(), &mut conn.wbuf);
-        conn.phase = Phase::Open;
-        if result.is_ok() {
-            self.queue_fresh(flight.queued);
-        }
-        if result.is_ok() {
-            for dir in &flight.mailboxes {
-                self.rescan(dir);
+        let made = match result {
+            Ok(made) => made,
+            Err(f) => {
+                s.smtp.delivered(&flight.id, Err(f), &mut conn.wbuf);
+                conn.phase = Phase::Open;
+                return self.resume(slot);
             }
+        };
+        s.smtp.delivered(&flight.id, Ok(()), &mut conn.wbuf);
+        conn.phase = Phase::Open;
+        self.queue_fresh(
+            flight.queued.into_iter().chain(made.queued).collect(),
+        );
+        for dir in flight.mailboxes.iter().chain(&made.folders) {
+            self.rescan(dir);
         }
         self.resume(slot);
     }

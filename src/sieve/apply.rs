@@ -1,0 +1,244 @@
+//! A delivery job's Sieve plans carried out inside `deliver::deliver`,
+//! all or nothing with its copies: the copies each plan asks for, the
+//! queue entries (redirects, vacation replies, rejection notices)
+//! staged beside them, and what the scripts remember once it is done.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::delivery::{self, Plan, REDIRECTED};
+use super::memory::{self, Kind};
+use crate::deliver::{Job, Made};
+use crate::proto::Failure;
+use crate::proto::imap::names;
+use crate::store::content::Content;
+use crate::store::{self, Message, StageError, Staged};
+
+/// Each mailbox's plan, when the job runs scripts; a rejection that the
+/// SMTP dialog can give is returned as the delivery's failure.
+pub fn plans(job: &Job) -> Result<Vec<(PathBuf, Plan)>, StageError> {
+    let Some(work) = &job.sieve else {
+        return Ok(Vec::new());
+    };
+    if !delivery::any_scripts(work) {
+        return Ok(Vec::new());
+    }
+    let mut msg = Vec::new();
+    let read = job.content.reader().and_then(|r| {
+        r.take(super::message::MAX_READ as u64)
+            .read_to_end(&mut msg)
+    });
+    if let Err(e) = read {
+        return Err(store::transient(
+            "reading for sieve",
+            std::path::Path::new(&job.id),
+            e,
+        )
+        .into());
+    }
+    let mut plans = Vec::new();
+    for dir in &job.mailboxes {
+        let plan = delivery::plan(
+            work,
+            dir,
+            &msg,
+            job.content.len,
+            &job.sender,
+            &job.id,
+        );
+        if let (Some(reason), true) = (&plan.reject, work.reject_in_dialog) {
+            log::info!("id={} sieve: rejected in the dialog", job.id);
+            return Err(StageError::Failed(Failure::Refused(one_line(
+                reason,
+            ))));
+        }
+        plans.push((dir.clone(), plan));
+    }
+    Ok(plans)
+}
+
+/// A reason fit for one reply line.
+fn one_line(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    match s.trim().is_empty() {
+        true => "Rejected by the recipient's filter".into(),
+        false => s.trim().to_string(),
+    }
+}
+
+/// The (folder, flags) copies of one mailbox: the server's `default`
+/// folder without a plan; a folder a script names that cannot be one
+/// is the default instead (logged).
+pub fn copies(
+    plan: Option<&Plan>,
+    default: &str,
+    id: &str,
+) -> Vec<(String, Vec<String>)> {
+    let Some(plan) = plan else {
+        return vec![(default.to_string(), Vec::new())];
+    };
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (folder, flags) in &plan.copies {
+        let name = match folder {
+            None => default.to_string(),
+            Some(f) => match names::check(f) {
+                Ok(()) => names::canonical(f.clone()),
+                Err(why) => {
+                    log::warn!(
+                        "id={id} sieve: fileinto {}: {why}: kept",
+                        crate::util::logsafe::Quoted(f)
+                    );
+                    default.to_string()
+                }
+            },
+        };
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, have)) => have.extend(flags.iter().cloned()),
+            None => out.push((name, flags.clone())),
+        }
+    }
+    out
+}
+
+/// Stages each plan's queue entries into `staged`; their ids go into
+/// `made` for the loop to send once the delivery is durable.
+pub fn queue(
+    job: &Job,
+    plans: &[(PathBuf, Plan)],
+    staged: &mut Vec<Staged>,
+    made: &mut Made,
+) -> Result<(), StageError> {
+    let Some(work) = &job.sieve else {
+        return Ok(());
+    };
+    for (i, (dir, plan)) in plans.iter().enumerate() {
+        let user = work
+            .users
+            .iter()
+            .find(|(r, _, _)| r == dir)
+            .map_or("", |(_, u, _)| u.as_str());
+        let mut put = |id: String,
+                       rcpts: &[String],
+                       msg: &Message,
+                       sign: bool|
+         -> Result<(), StageError> {
+            let owns = |a: &str| sign && a.eq_ignore_ascii_case(user);
+            let dkim: &[_] = if sign { &job.dkim } else { &[] };
+            let s = store::queue::stage(
+                &job.queue_dir,
+                &id,
+                rcpts,
+                msg,
+                dkim,
+                &owns,
+            )?;
+            staged.push(Staged::Maildir(s));
+            made.queued.push(id);
+            Ok(())
+        };
+        if !plan.redirects.is_empty() {
+            let prefix = format!("{REDIRECTED}: {user}\n");
+            let msg = Message {
+                content: &job.content,
+                sender: &work.redirect_sender,
+                prefix: prefix.as_bytes(),
+            };
+            put(format!("{}S{i}", job.id), &plan.redirects, &msg, false)?;
+        }
+        if let Some(reply) = &plan.reply {
+            let content = Content::in_memory(
+                reply.message.clone(),
+                std::time::SystemTime::now(),
+            );
+            let msg = Message {
+                content: &content,
+                sender: "",
+                prefix: b"",
+            };
+            put(
+                format!("{}V{i}", job.id),
+                std::slice::from_ref(&reply.to),
+                &msg,
+                true,
+            )?;
+        }
+        if let (Some(reason), false) = (&plan.reject, job.sender.is_empty()) {
+            let notice = rejection(job, user, reason, &work.hostname)?;
+            let content =
+                Content::in_memory(notice, std::time::SystemTime::now());
+            let msg = Message {
+                content: &content,
+                sender: "",
+                prefix: b"",
+            };
+            put(
+                format!("{}J{i}", job.id),
+                std::slice::from_ref(&job.sender),
+                &msg,
+                false,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The notice a `reject` sends when the dialog is over: a delivery
+/// status notification naming the recipient and the script's reason.
+fn rejection(
+    job: &Job,
+    user: &str,
+    reason: &str,
+    hostname: &str,
+) -> Result<Vec<u8>, StageError> {
+    let mut head = Vec::new();
+    let read = job
+        .content
+        .reader()
+        .and_then(|r| r.take(64 * 1024).read_to_end(&mut head));
+    if let Err(e) = read {
+        return Err(store::transient(
+            "reading for sieve",
+            std::path::Path::new(&job.id),
+            e,
+        )
+        .into());
+    }
+    let (headers, _) = super::message::split(&head);
+    let entries = [crate::outbound::dsn::Entry {
+        rcpt: user.to_string(),
+        reply: format!("550 5.7.1 {}", one_line(reason)),
+        remote: None,
+    }];
+    Ok(crate::outbound::dsn::compose(
+        &crate::outbound::dsn::Report {
+            kind: crate::outbound::dsn::Kind::Failed,
+            hostname,
+            queue_id: &job.id,
+            to: &job.sender,
+            arrival: job.content.received,
+            now: std::time::SystemTime::now(),
+            retry_until: None,
+            entries: &entries,
+            headers,
+        },
+    ))
+}
+
+/// What the plans' scripts remember (duplicates seen, vacation replies
+/// sent), once the delivery is in place.
+pub fn remember(plans: &[(PathBuf, Plan)]) {
+    let now = crate::util::date::now_secs();
+    for (dir, plan) in plans {
+        let mut ids = plan.remember.clone();
+        if let Some(r) = &plan.reply {
+            ids.push((Kind::Vacation, r.key.clone(), r.period));
+        }
+        if let Err(e) = memory::remember(dir, &ids, now) {
+            log::warn!("sieve memory of {}: {e}", dir.display());
+        }
+    }
+}
