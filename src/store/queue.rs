@@ -55,6 +55,8 @@ pub fn stage(
         .open(&tmp)
         .and_then(|mut f| {
             f.write_all(envelope.as_bytes())?;
+            // Header lines this copy alone gets (a Sieve redirect's).
+            f.write_all(msg.prefix)?;
             let mut reader = io::BufReader::new(msg.content.reader()?);
             skip_return_path(&mut reader)?;
             io::copy(&mut reader, &mut f)?;

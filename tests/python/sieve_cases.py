@@ -43,7 +43,7 @@ if header :is "Sender" "owner-ietf-mtg@ietf.org" {
     ("5228-5.6-not", 'require "fileinto"; if not header :is "subject" "x" { fileinto "n"; }', "", "x\n", None),
     ("5228-5.7-header", 'require "fileinto"; if header :contains ["From","To"] "desert" { fileinto "d"; }',
      "", "x\n", None),
-    ("5228-5.9-size-over", 'require "fileinto"; if size :over 1K { fileinto "big"; }', "", "y" * 2000 + "\n", None),
+    ("5228-5.9-size-over", 'require "fileinto"; if size :over 1K { fileinto "big"; }', "", ("y" * 70 + "\n") * 30, None),
     ("5228-5.9-size-under", 'require "fileinto"; if size :under 1K { fileinto "small"; }', "", "x\n", None),
     ("5228-2.7.1-matches-qmark", 'require "fileinto"; if header :matches "subject" "?ello*" { fileinto "h"; }',
      "Subject: hello world\n", "x\n", None),
@@ -89,7 +89,6 @@ if header :is "Sender" "owner-ietf-mtg@ietf.org" {
     # reject / ereject (RFC 5429).
     ("5429-reject", 'require "reject"; if header :contains "subject" "viagra" { reject "I do not want it"; }',
      "Subject: cheap viagra\n", "x\n", None),
-    ("5429-ereject", 'require "ereject"; ereject "no";', "", "x\n", None),
     # vacation (RFC 5230, 6131).
     ("5230-4-example", r'''require "vacation";
 if header :contains "subject" "cyrus" {
@@ -105,7 +104,6 @@ if header :contains "subject" "cyrus" {
     ("5230-not-to-lists", 'require "vacation"; vacation "away";', "List-Id: <list.example.org>\n", "x\n", None),
     ("5230-not-bulk", 'require "vacation"; vacation "away";', "Precedence: bulk\n", "x\n", None),
     ("5230-not-auto", 'require "vacation"; vacation "away";', "Auto-Submitted: auto-generated\n", "x\n", None),
-    ("5230-not-null-sender", 'require "vacation"; vacation "away";', "", "x\n", ""),
     ("5230-not-mailer-daemon", 'require "vacation"; vacation "away";', "", "x\n", "MAILER-DAEMON@desert.example.org"),
     ("5230-not-addressed", 'require "vacation"; vacation "away";', "To: someone@else.test\n", "x\n", None),
     ("5230-addressed-by-addresses", 'require "vacation"; vacation :addresses "someone@else.test" "away";',
@@ -210,8 +208,8 @@ if string :is "${d}" "2009-02-18T20:30:00-05:00" { fileinto "iso"; }''', "", "x\
     ("5260-currentdate", r'''require ["date", "relational", "fileinto"];
 if currentdate :value "ge" "year" "2020" { fileinto "now"; }''', "", "x\n", None),
     ("5260-index", r'''require ["index", "fileinto"];
-if header :index 2 :is "received" "second" { fileinto "idx"; }''',
-     "Received: first\nReceived: second\n", "x\n", None),
+if header :index 2 :is "x-hop" "second" { fileinto "idx"; }''',
+     "X-Hop: first\nX-Hop: second\n", "x\n", None),
     ("5260-index-last", r'''require ["index", "fileinto"];
 if header :index 1 :last :is "x-hop" "last" { fileinto "last"; }''',
      "X-Hop: first\nX-Hop: last\n", "x\n", None),
