@@ -29,7 +29,10 @@ impl Filtering {
                 Some(Ok(()))
             }
             "quota" => Some(match value {
-                "0" => Ok(self.quota = 0),
+                "0" => {
+                    self.quota = 0;
+                    Ok(())
+                }
                 v => super::size(v).map(|q| self.quota = q),
             }),
             _ => None,

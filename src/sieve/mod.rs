@@ -4,7 +4,6 @@
 //! replies ([`vacation`]), and one mailbox's plan ([`delivery`]). The
 //! language itself is `proto::sieve`.
 
-pub mod apply;
 pub mod delivery;
 pub mod memory;
 pub mod message;

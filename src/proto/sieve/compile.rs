@@ -115,6 +115,47 @@ fn text_of(arg: Option<&Arg>) -> Option<String> {
 const MATCH_TAGS: [&str; 3] = ["is", "contains", "matches"];
 const PART_TAGS: [&str; 5] = ["all", "localpart", "domain", "user", "detail"];
 
+/// What the tags of a test that compares take: the match types and
+/// comparator, and `extra`.
+fn match_spec(
+    extra: &'static [(&'static str, Takes)],
+) -> impl Fn(&str) -> Option<Takes> {
+    move |tag: &str| -> Option<Takes> {
+        if MATCH_TAGS.contains(&tag) {
+            return Some(Takes::Nothing);
+        }
+        match tag {
+            "comparator" | "count" | "value" => Some(Takes::Text),
+            _ => extra.iter().find(|(n, _)| *n == tag).map(|(_, k)| *k),
+        }
+    }
+}
+
+const PARTS: [(&str, Takes); 5] = [
+    ("all", Takes::Nothing),
+    ("localpart", Takes::Nothing),
+    ("domain", Takes::Nothing),
+    ("user", Takes::Nothing),
+    ("detail", Takes::Nothing),
+];
+const INDEX: [(&str, Takes); 2] =
+    [("index", Takes::Number), ("last", Takes::Nothing)];
+const ADDRESS: [(&str, Takes); 7] = [
+    ("all", Takes::Nothing),
+    ("localpart", Takes::Nothing),
+    ("domain", Takes::Nothing),
+    ("user", Takes::Nothing),
+    ("detail", Takes::Nothing),
+    ("index", Takes::Number),
+    ("last", Takes::Nothing),
+];
+const DATE: [(&str, Takes); 4] = [
+    ("zone", Takes::Text),
+    ("originalzone", Takes::Nothing),
+    ("index", Takes::Number),
+    ("last", Takes::Nothing),
+];
+
 impl Compiler {
     fn has(&self, ext: &str) -> bool {
         self.required.contains(&ext)
@@ -449,45 +490,50 @@ impl Compiler {
                     flags: a.list(a.positional.len() - 1),
                 }
             }
-            "set" => {
-                let a = self.args(name, line, &c.args, &|t| {
-                    strings::modifier(t).map(|_| Takes::Nothing)
-                })?;
-                self.need("variables", &a)?;
-                a.expect(&[Takes::Text, Takes::Text])?;
-                let name = a.text(0);
-                if !strings::valid_name(&name) || name.contains('.') {
-                    return Err(a.err(format!(
-                        "bad variable name \"{}\"",
-                        strings::shown(&name)
-                    )));
-                }
-                let mut modifiers: Vec<Modifier> = a
-                    .tags
-                    .iter()
-                    .filter_map(|(t, _)| strings::modifier(t))
-                    .collect();
-                modifiers.sort();
-                // Two of one precedence (RFC 5229 §4.1) cannot be both.
-                for pair in [
-                    [Modifier::Lower, Modifier::Upper],
-                    [Modifier::LowerFirst, Modifier::UpperFirst],
-                ] {
-                    if pair.iter().all(|m| modifiers.contains(m)) {
-                        return Err(a.err("two modifiers of one precedence"));
-                    }
-                }
-                Cmd::Set {
-                    name: name.to_ascii_lowercase(),
-                    value: a.text(1),
-                    modifiers,
-                }
-            }
+            "set" => self.set_command(c)?,
             _ => {
                 return Err(Error::new(
                     line,
                     format!("unknown command '{}'", strings::shown(name)),
                 ));
+            }
+        })
+    }
+
+    fn set_command(&mut self, c: &Command) -> Result<Cmd, Error> {
+        let (name, line) = (c.name.as_str(), c.line);
+        Ok({
+            let a = self.args(name, line, &c.args, &|t| {
+                strings::modifier(t).map(|_| Takes::Nothing)
+            })?;
+            self.need("variables", &a)?;
+            a.expect(&[Takes::Text, Takes::Text])?;
+            let name = a.text(0);
+            if !strings::valid_name(&name) || name.contains('.') {
+                return Err(a.err(format!(
+                    "bad variable name \"{}\"",
+                    strings::shown(&name)
+                )));
+            }
+            let mut modifiers: Vec<Modifier> = a
+                .tags
+                .iter()
+                .filter_map(|(t, _)| strings::modifier(t))
+                .collect();
+            modifiers.sort();
+            // Two of one precedence (RFC 5229 §4.1) cannot be both.
+            for pair in [
+                [Modifier::Lower, Modifier::Upper],
+                [Modifier::LowerFirst, Modifier::UpperFirst],
+            ] {
+                if pair.iter().all(|m| modifiers.contains(m)) {
+                    return Err(a.err("two modifiers of one precedence"));
+                }
+            }
+            Cmd::Set {
+                name: name.to_ascii_lowercase(),
+                value: a.text(1),
+                modifiers,
             }
         })
     }
@@ -516,15 +562,14 @@ impl Compiler {
             .map(|d| d.saturating_mul(86_400))
             .or_else(|| number("seconds"));
         let from = text_of(a.value("from"));
-        if let Some(f) = &from {
-            if !strings::has_variables(f, self.has("variables"))
-                && !strings::valid_from(f)
-            {
-                return Err(a.err(format!(
-                    ":from \"{}\" is not an address",
-                    strings::shown(f)
-                )));
-            }
+        if let Some(f) = &from
+            && !strings::has_variables(f, self.has("variables"))
+            && !strings::valid_from(f)
+        {
+            return Err(a.err(format!(
+                ":from \"{}\" is not an address",
+                strings::shown(f)
+            )));
         }
         Ok(Cmd::Vacation(Box::new(Vacation {
             period,
@@ -648,43 +693,6 @@ impl Compiler {
         if !matches!(name, "not" | "allof" | "anyof") && !t.tests.is_empty() {
             return Err(Error::new(t.line, format!("{name}: takes no test")));
         }
-        let match_spec = |extra: &'static [(&'static str, Takes)]| {
-            move |tag: &str| -> Option<Takes> {
-                if MATCH_TAGS.contains(&tag) {
-                    return Some(Takes::Nothing);
-                }
-                match tag {
-                    "comparator" | "count" | "value" => Some(Takes::Text),
-                    _ => {
-                        extra.iter().find(|(n, _)| *n == tag).map(|(_, k)| *k)
-                    }
-                }
-            }
-        };
-        const PARTS: [(&str, Takes); 5] = [
-            ("all", Takes::Nothing),
-            ("localpart", Takes::Nothing),
-            ("domain", Takes::Nothing),
-            ("user", Takes::Nothing),
-            ("detail", Takes::Nothing),
-        ];
-        const INDEX: [(&str, Takes); 2] =
-            [("index", Takes::Number), ("last", Takes::Nothing)];
-        const ADDRESS: [(&str, Takes); 7] = [
-            ("all", Takes::Nothing),
-            ("localpart", Takes::Nothing),
-            ("domain", Takes::Nothing),
-            ("user", Takes::Nothing),
-            ("detail", Takes::Nothing),
-            ("index", Takes::Number),
-            ("last", Takes::Nothing),
-        ];
-        const DATE: [(&str, Takes); 4] = [
-            ("zone", Takes::Text),
-            ("originalzone", Takes::Nothing),
-            ("index", Takes::Number),
-            ("last", Takes::Nothing),
-        ];
         Ok(match name {
             "true" | "false" => {
                 self.args(name, t.line, &t.args, &|_| None)?.expect(&[])?;
@@ -763,32 +771,7 @@ impl Compiler {
                     keys: a.list(1),
                 }
             }
-            "envelope" => {
-                let a =
-                    self.args(name, t.line, &t.args, &match_spec(&PARTS))?;
-                self.need("envelope", &a)?;
-                a.expect(&[Takes::List, Takes::List])?;
-                let names = a.list(0);
-                for n in &names {
-                    let known = ["from", "to"]
-                        .iter()
-                        .any(|k| k.eq_ignore_ascii_case(n));
-                    if !known
-                        && !strings::has_variables(n, self.has("variables"))
-                    {
-                        return Err(a.err(format!(
-                            "unknown envelope part \"{}\"",
-                            strings::shown(n)
-                        )));
-                    }
-                }
-                Test::Envelope {
-                    how: self.matching(&a)?,
-                    part: self.part(&a)?,
-                    names,
-                    keys: a.list(1),
-                }
-            }
+            "envelope" => self.envelope_test(t)?,
             "string" => {
                 let a = self.args(name, t.line, &t.args, &match_spec(&[]))?;
                 self.need("variables", &a)?;
@@ -799,144 +782,187 @@ impl Compiler {
                     keys: a.list(1),
                 }
             }
-            "hasflag" => {
-                let a = self.args(name, t.line, &t.args, &match_spec(&[]))?;
-                self.need("imap4flags", &a)?;
-                let variables = match a.positional.len() {
-                    2 => {
-                        a.expect(&[Takes::List, Takes::List])?;
-                        self.need("variables", &a)?;
-                        a.list(0)
-                    }
-                    _ => {
-                        a.expect(&[Takes::List])?;
-                        Vec::new()
-                    }
-                };
-                Test::HasFlag {
-                    how: self.matching(&a)?,
-                    variables,
-                    keys: a.list(a.positional.len() - 1),
-                }
-            }
+            "hasflag" => self.hasflag_test(t)?,
             "body" => self.body(t)?,
-            "date" | "currentdate" => {
-                let a =
-                    self.args(name, t.line, &t.args, &match_spec(&DATE))?;
-                self.need("date", &a)?;
-                let current = name == "currentdate";
-                if current && (a.tag("originalzone") || a.tag("index")) {
-                    return Err(a.err("takes no :originalzone or :index"));
-                }
-                if a.tag("zone") && a.tag("originalzone") {
-                    return Err(a.err(":zone and :originalzone together"));
-                }
-                let zone = match text_of(a.value("zone")) {
-                    Some(z) => {
-                        Zone::Fixed(strings::zone(&z).ok_or_else(|| {
-                            a.err(format!(
-                                "bad zone \"{}\"",
-                                strings::shown(&z)
-                            ))
-                        })?)
-                    }
-                    None if a.tag("originalzone") => Zone::Original,
-                    None => Zone::Local,
-                };
-                let fixed = match current {
-                    true => 2,
-                    false => 3,
-                };
-                let kinds = [Takes::Text, Takes::Text, Takes::List];
-                a.expect(&kinds[3 - fixed..])?;
-                let part = a.text(fixed - 2);
-                if !strings::has_variables(&part, self.has("variables"))
-                    && !strings::date_part(&part)
-                {
-                    return Err(a.err(format!(
-                        "unknown date part \"{}\"",
-                        strings::shown(&part)
-                    )));
-                }
-                let how = self.matching(&a)?;
-                let keys = a.list(fixed - 1);
-                match current {
-                    true => Test::CurrentDate {
-                        how,
-                        zone,
-                        part,
-                        keys,
-                    },
-                    false => Test::Date {
-                        how,
-                        zone,
-                        header: a.text(0),
-                        part,
-                        keys,
-                        index: self.index(&a)?,
-                    },
-                }
-            }
+            "date" | "currentdate" => self.date_test(t)?,
             "mailboxexists" => {
                 let a = self.args(name, t.line, &t.args, &|_| None)?;
                 self.need("mailbox", &a)?;
                 a.expect(&[Takes::List])?;
                 Test::MailboxExists(a.list(0))
             }
-            "duplicate" => {
-                let a = self.args(name, t.line, &t.args, &|t| match t {
-                    "handle" | "header" | "uniqueid" => Some(Takes::Text),
-                    "seconds" => Some(Takes::Number),
-                    "last" => Some(Takes::Nothing),
-                    _ => None,
-                })?;
-                self.need("duplicate", &a)?;
-                a.expect(&[])?;
-                if a.tag("header") && a.tag("uniqueid") {
-                    return Err(a.err(":header and :uniqueid together"));
-                }
-                let by = match (
-                    text_of(a.value("header")),
-                    text_of(a.value("uniqueid")),
-                ) {
-                    (_, Some(id)) => DuplicateBy::UniqueId(id),
-                    (Some(h), None) => DuplicateBy::Header(h),
-                    (None, None) => DuplicateBy::Header("Message-ID".into()),
-                };
-                let seconds = match a.value("seconds") {
-                    Some(Arg::Number(n)) => Some(*n),
-                    _ => None,
-                };
-                Test::Duplicate(Box::new(Duplicate {
-                    handle: text_of(a.value("handle")).unwrap_or_default(),
-                    by,
-                    seconds,
-                    last: a.tag("last"),
-                }))
-            }
-            "spamtest" => {
-                let a = self.args(
-                    name,
-                    t.line,
-                    &t.args,
-                    &match_spec(&[("percent", Takes::Nothing)]),
-                )?;
-                self.need("spamtest", &a)?;
-                if a.tag("percent") {
-                    self.need("spamtestplus", &a)?;
-                }
-                a.expect(&[Takes::Text])?;
-                Test::SpamTest {
-                    how: self.matching(&a)?,
-                    percent: a.tag("percent"),
-                    value: a.text(0),
-                }
-            }
+            "duplicate" => self.duplicate_test(t)?,
+            "spamtest" => self.spamtest_test(t)?,
             _ => {
                 return Err(Error::new(
                     t.line,
                     format!("unknown test '{}'", strings::shown(name)),
                 ));
+            }
+        })
+    }
+
+    fn date_test(&mut self, t: &parser::Test) -> Result<Test, Error> {
+        let name = t.name.as_str();
+        Ok({
+            let a = self.args(name, t.line, &t.args, &match_spec(&DATE))?;
+            self.need("date", &a)?;
+            let current = name == "currentdate";
+            if current && (a.tag("originalzone") || a.tag("index")) {
+                return Err(a.err("takes no :originalzone or :index"));
+            }
+            if a.tag("zone") && a.tag("originalzone") {
+                return Err(a.err(":zone and :originalzone together"));
+            }
+            let zone = match text_of(a.value("zone")) {
+                Some(z) => {
+                    Zone::Fixed(strings::zone(&z).ok_or_else(|| {
+                        a.err(format!("bad zone \"{}\"", strings::shown(&z)))
+                    })?)
+                }
+                None if a.tag("originalzone") => Zone::Original,
+                None => Zone::Local,
+            };
+            let fixed = match current {
+                true => 2,
+                false => 3,
+            };
+            let kinds = [Takes::Text, Takes::Text, Takes::List];
+            a.expect(&kinds[3 - fixed..])?;
+            let part = a.text(fixed - 2);
+            if !strings::has_variables(&part, self.has("variables"))
+                && !strings::date_part(&part)
+            {
+                return Err(a.err(format!(
+                    "unknown date part \"{}\"",
+                    strings::shown(&part)
+                )));
+            }
+            let how = self.matching(&a)?;
+            let keys = a.list(fixed - 1);
+            match current {
+                true => Test::CurrentDate {
+                    how,
+                    zone,
+                    part,
+                    keys,
+                },
+                false => Test::Date {
+                    how,
+                    zone,
+                    header: a.text(0),
+                    part,
+                    keys,
+                    index: self.index(&a)?,
+                },
+            }
+        })
+    }
+
+    fn duplicate_test(&mut self, t: &parser::Test) -> Result<Test, Error> {
+        let name = t.name.as_str();
+        Ok({
+            let a = self.args(name, t.line, &t.args, &|t| match t {
+                "handle" | "header" | "uniqueid" => Some(Takes::Text),
+                "seconds" => Some(Takes::Number),
+                "last" => Some(Takes::Nothing),
+                _ => None,
+            })?;
+            self.need("duplicate", &a)?;
+            a.expect(&[])?;
+            if a.tag("header") && a.tag("uniqueid") {
+                return Err(a.err(":header and :uniqueid together"));
+            }
+            let by = match (
+                text_of(a.value("header")),
+                text_of(a.value("uniqueid")),
+            ) {
+                (_, Some(id)) => DuplicateBy::UniqueId(id),
+                (Some(h), None) => DuplicateBy::Header(h),
+                (None, None) => DuplicateBy::Header("Message-ID".into()),
+            };
+            let seconds = match a.value("seconds") {
+                Some(Arg::Number(n)) => Some(*n),
+                _ => None,
+            };
+            Test::Duplicate(Box::new(Duplicate {
+                handle: text_of(a.value("handle")).unwrap_or_default(),
+                by,
+                seconds,
+                last: a.tag("last"),
+            }))
+        })
+    }
+
+    fn hasflag_test(&mut self, t: &parser::Test) -> Result<Test, Error> {
+        let name = t.name.as_str();
+        Ok({
+            let a = self.args(name, t.line, &t.args, &match_spec(&[]))?;
+            self.need("imap4flags", &a)?;
+            let variables = match a.positional.len() {
+                2 => {
+                    a.expect(&[Takes::List, Takes::List])?;
+                    self.need("variables", &a)?;
+                    a.list(0)
+                }
+                _ => {
+                    a.expect(&[Takes::List])?;
+                    Vec::new()
+                }
+            };
+            Test::HasFlag {
+                how: self.matching(&a)?,
+                variables,
+                keys: a.list(a.positional.len() - 1),
+            }
+        })
+    }
+
+    fn envelope_test(&mut self, t: &parser::Test) -> Result<Test, Error> {
+        let name = t.name.as_str();
+        Ok({
+            let a = self.args(name, t.line, &t.args, &match_spec(&PARTS))?;
+            self.need("envelope", &a)?;
+            a.expect(&[Takes::List, Takes::List])?;
+            let names = a.list(0);
+            for n in &names {
+                let known =
+                    ["from", "to"].iter().any(|k| k.eq_ignore_ascii_case(n));
+                if !known && !strings::has_variables(n, self.has("variables"))
+                {
+                    return Err(a.err(format!(
+                        "unknown envelope part \"{}\"",
+                        strings::shown(n)
+                    )));
+                }
+            }
+            Test::Envelope {
+                how: self.matching(&a)?,
+                part: self.part(&a)?,
+                names,
+                keys: a.list(1),
+            }
+        })
+    }
+
+    fn spamtest_test(&mut self, t: &parser::Test) -> Result<Test, Error> {
+        let name = t.name.as_str();
+        Ok({
+            let a = self.args(
+                name,
+                t.line,
+                &t.args,
+                &match_spec(&[("percent", Takes::Nothing)]),
+            )?;
+            self.need("spamtest", &a)?;
+            if a.tag("percent") {
+                self.need("spamtestplus", &a)?;
+            }
+            a.expect(&[Takes::Text])?;
+            Test::SpamTest {
+                how: self.matching(&a)?,
+                percent: a.tag("percent"),
+                value: a.text(0),
             }
         })
     }
@@ -970,5 +996,71 @@ impl Compiler {
             transform,
             keys: a.list(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_scripts_compile() {
+        for ok in [
+            "",
+            "keep;",
+            "require [\"fileinto\", \"copy\"]; fileinto :copy \"a\";",
+            "if true { stop; } elsif false { discard; } else { keep; }",
+            "require \"vacation-seconds\"; vacation :seconds 60 \"x\";",
+            "require [\"relational\", \"comparator-i;ascii-numeric\"]; if header :count \"ge\" :comparator \"i;ascii-numeric\" \"to\" \"2\" { keep; }",
+            "require [\"variables\"]; set :lower :upperfirst \"a\" \"B\";",
+            "require [\"date\", \"index\"]; if date :index 1 :last :zone \"+0100\" \"date\" \"year\" \"2026\" { keep; }",
+        ] {
+            compile(ok).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+        }
+    }
+
+    #[test]
+    fn invalid_scripts_say_where() {
+        for (bad, line) in [
+            ("keep;\nfrobnicate;", 2),
+            ("fileinto \"x\";", 1),
+            ("keep;\nrequire \"fileinto\";", 2),
+            (
+                "require \"vacation\"; vacation :days 1 :seconds 2 \"x\";",
+                1,
+            ),
+            ("require \"variables\"; set :lower :upper \"a\" \"b\";", 1),
+            ("require \"variables\"; set \"1a\" \"b\";", 1),
+            ("if header :is \"a\" [\"b\"] keep;", 1),
+            (
+                "require \"date\"; if currentdate :originalzone \"year\" \"1\" { }",
+                1,
+            ),
+            (
+                "require \"encoded-character\"; keep :flags \"${unicode:D800}\";",
+                1,
+            ),
+            ("not true;", 1),
+            ("if not (true, false) { }", 1),
+        ] {
+            let e = compile(bad).expect_err(bad);
+            assert_eq!(e.line, line, "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn if_chains_join() {
+        let s = compile(
+            "if false { } elsif true { keep; } else { discard; } keep;",
+        )
+        .unwrap();
+        assert_eq!(s.commands.len(), 2);
+        match &s.commands[0] {
+            Cmd::If(arms, Some(otherwise)) => {
+                assert_eq!(arms.len(), 2);
+                assert_eq!(otherwise, &vec![Cmd::Discard]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

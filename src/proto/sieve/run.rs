@@ -339,33 +339,7 @@ impl Run<'_> {
                 op,
                 variable,
                 flags,
-            } => {
-                let given = split_flags(&self.list(flags));
-                let current = match variable {
-                    Some(v) => split_flags(&[self
-                        .var(&self.s(v).to_ascii_lowercase())
-                        .unwrap_or_default()]),
-                    None => std::mem::take(&mut self.flags),
-                };
-                let next = match op {
-                    FlagOp::Set => given,
-                    FlagOp::Add => union(current, given),
-                    FlagOp::Remove => current
-                        .into_iter()
-                        .filter(|f| {
-                            !given.iter().any(|g| g.eq_ignore_ascii_case(f))
-                        })
-                        .collect(),
-                };
-                match variable {
-                    Some(v) => {
-                        let name = self.s(v).to_ascii_lowercase();
-                        self.set(name, next.join(" "))?;
-                    }
-                    None => self.flags = next,
-                }
-                self.state.keep_flags = self.flags.clone();
-            }
+            } => self.flag_command(*op, variable.as_deref(), flags)?,
             Cmd::Set {
                 name,
                 value,
@@ -376,6 +350,85 @@ impl Run<'_> {
             }
         }
         Ok(Flow::Go)
+    }
+
+    /// `setflag`, `addflag`, `removeflag` on a variable or the internal one.
+    fn flag_command(
+        &mut self,
+        op: FlagOp,
+        variable: Option<&str>,
+        flags: &[String],
+    ) -> Result<()> {
+        let given = split_flags(&self.list(flags));
+        let current = match variable {
+            Some(v) => split_flags(&[self
+                .var(&self.s(v).to_ascii_lowercase())
+                .unwrap_or_default()]),
+            None => std::mem::take(&mut self.flags),
+        };
+        let next = match op {
+            FlagOp::Set => given,
+            FlagOp::Add => union(current, given),
+            FlagOp::Remove => current
+                .into_iter()
+                .filter(|f| !given.iter().any(|g| g.eq_ignore_ascii_case(f)))
+                .collect(),
+        };
+        match variable {
+            Some(v) => {
+                let name = self.s(v).to_ascii_lowercase();
+                self.set(name, next.join(" "))?;
+            }
+            None => self.flags = next,
+        }
+        self.state.keep_flags = self.flags.clone();
+        Ok(())
+    }
+
+    fn hasflag(
+        &mut self,
+        how: Match,
+        variables: &[String],
+        keys: &[String],
+    ) -> bool {
+        let values = match variables.is_empty() {
+            true => self.flags.clone(),
+            false => {
+                let vals: Vec<String> = self
+                    .list(variables)
+                    .iter()
+                    .map(|v| {
+                        self.var(&v.to_ascii_lowercase()).unwrap_or_default()
+                    })
+                    .collect();
+                split_flags(&vals)
+            }
+        };
+        let keys = match how.kind {
+            MatchKind::Count(_) => self.list(keys),
+            _ => split_flags(&self.list(keys)),
+        };
+        self.matches_expanded(how, &values, &keys)
+    }
+
+    fn date(
+        &mut self,
+        how: Match,
+        zone: &Zone,
+        header: &str,
+        part: &str,
+        keys: &[String],
+        index: Option<Index>,
+    ) -> bool {
+        let mut values = Vec::new();
+        for raw in self.raw_values(&self.s(header), index) {
+            if let Some(v) =
+                super::dates::part_of_header(&raw, zone, &self.s(part))
+            {
+                values.push(v);
+            }
+        }
+        self.matches(how, &values, keys)
     }
 
     fn set(&mut self, name: String, value: String) -> Result<()> {
@@ -485,27 +538,7 @@ impl Run<'_> {
                 how,
                 variables,
                 keys,
-            } => {
-                let values = match variables.is_empty() {
-                    true => self.flags.clone(),
-                    false => {
-                        let vals: Vec<String> = self
-                            .list(variables)
-                            .iter()
-                            .map(|v| {
-                                self.var(&v.to_ascii_lowercase())
-                                    .unwrap_or_default()
-                            })
-                            .collect();
-                        split_flags(&vals)
-                    }
-                };
-                let keys = match how.kind {
-                    MatchKind::Count(_) => self.list(keys),
-                    _ => split_flags(&self.list(keys)),
-                };
-                self.matches_expanded(*how, &values, &keys)
-            }
+            } => self.hasflag(*how, variables, keys),
             Test::Body {
                 how,
                 transform,
@@ -521,17 +554,7 @@ impl Run<'_> {
                 part,
                 keys,
                 index,
-            } => {
-                let mut values = Vec::new();
-                for raw in self.raw_values(&self.s(header), *index) {
-                    if let Some(v) =
-                        super::dates::part_of_header(&raw, zone, &self.s(part))
-                    {
-                        values.push(v);
-                    }
-                }
-                self.matches(*how, &values, keys)
-            }
+            } => self.date(*how, zone, header, part, keys, *index),
             Test::CurrentDate {
                 how,
                 zone,

@@ -5,6 +5,8 @@
 //! runs on a durability helper thread. Depends on `store`, `util`,
 //! `proto`.
 
+mod sieve_plans;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::IpAddr;
@@ -286,7 +288,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
         sender: &job.sender,
         prefix: b"",
     };
-    let plans = crate::sieve::apply::plans(job)?;
+    let plans = sieve_plans::plans(job)?;
     let mut staged: Vec<Staged> = Vec::with_capacity(job.mailboxes.len());
     let mut made = Made::default();
     // The first copy as the content is, which the others may link.
@@ -308,9 +310,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
             None => (job.folder, Message { ..msg }),
         };
         let plan = plans.iter().find(|(d, _)| d == dir).map(|(_, p)| p);
-        for (folder, flags) in
-            crate::sieve::apply::copies(plan, default, &job.id)
-        {
+        for (folder, flags) in sieve_plans::copies(plan, default, &job.id) {
             let link = plain.and_then(|i| staged[i].link_source());
             let fmt = job.format;
             match store::stage_flagged(fmt, dir, &folder, &msg, link, &flags) {
@@ -332,9 +332,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
             }
         }
     }
-    if let Err(e) =
-        crate::sieve::apply::queue(job, &plans, &mut staged, &mut made)
-    {
+    if let Err(e) = sieve_plans::queue(job, &plans, &mut staged, &mut made) {
         staged.into_iter().for_each(Staged::abort);
         return Err(e);
     }
@@ -399,7 +397,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
         }
     }
     if mboxes.is_empty() {
-        crate::sieve::apply::remember(&plans);
+        sieve_plans::remember(&plans);
         return Ok(published);
     }
     // Unlocking an mbox cannot be undone, so the queue entry is made
@@ -415,7 +413,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
     for m in mboxes {
         m.commit()?;
     }
-    crate::sieve::apply::remember(&plans);
+    sieve_plans::remember(&plans);
     Ok(published)
 }
 

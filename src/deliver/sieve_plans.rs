@@ -5,12 +5,13 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
-use super::delivery::{self, Plan, REDIRECTED};
-use super::memory::{self, Kind};
-use crate::deliver::{Job, Made};
+use super::{Job, Made};
 use crate::proto::Failure;
 use crate::proto::imap::names;
+use crate::sieve::delivery::{self, Plan, REDIRECTED};
+use crate::sieve::memory::{self, Kind};
 use crate::store::content::Content;
 use crate::store::{self, Message, StageError, Staged};
 
@@ -25,7 +26,7 @@ pub fn plans(job: &Job) -> Result<Vec<(PathBuf, Plan)>, StageError> {
     }
     let mut msg = Vec::new();
     let read = job.content.reader().and_then(|r| {
-        r.take(super::message::MAX_READ as u64)
+        r.take(crate::sieve::message::MAX_READ as u64)
             .read_to_end(&mut msg)
     });
     if let Err(e) = read {
@@ -149,38 +150,27 @@ pub fn queue(
             };
             put(format!("{}S{i}", job.id), &plan.redirects, &msg, false)?;
         }
-        if let Some(reply) = &plan.reply {
-            let content = Content::in_memory(
-                reply.message.clone(),
-                std::time::SystemTime::now(),
-            );
+        // Notices of our own: from <>, made here whole.
+        let mut notice = |id: String, to: &String, text: Vec<u8>, sign| {
+            let content = Content::in_memory(text, SystemTime::now());
             let msg = Message {
                 content: &content,
                 sender: "",
                 prefix: b"",
             };
-            put(
+            put(id, std::slice::from_ref(to), &msg, sign)
+        };
+        if let Some(reply) = &plan.reply {
+            notice(
                 format!("{}V{i}", job.id),
-                std::slice::from_ref(&reply.to),
-                &msg,
+                &reply.to,
+                reply.message.clone(),
                 true,
             )?;
         }
         if let (Some(reason), false) = (&plan.reject, job.sender.is_empty()) {
-            let notice = rejection(job, user, reason, &work.hostname)?;
-            let content =
-                Content::in_memory(notice, std::time::SystemTime::now());
-            let msg = Message {
-                content: &content,
-                sender: "",
-                prefix: b"",
-            };
-            put(
-                format!("{}J{i}", job.id),
-                std::slice::from_ref(&job.sender),
-                &msg,
-                false,
-            )?;
+            let text = rejection(job, user, reason, &work.hostname)?;
+            notice(format!("{}J{i}", job.id), &job.sender, text, false)?;
         }
     }
     Ok(())
@@ -207,7 +197,7 @@ fn rejection(
         )
         .into());
     }
-    let (headers, _) = super::message::split(&head);
+    let (headers, _) = crate::sieve::message::split(&head);
     let entries = [crate::outbound::dsn::Entry {
         rcpt: user.to_string(),
         reply: format!("550 5.7.1 {}", one_line(reason)),
@@ -220,7 +210,7 @@ fn rejection(
             queue_id: &job.id,
             to: &job.sender,
             arrival: job.content.received,
-            now: std::time::SystemTime::now(),
+            now: SystemTime::now(),
             retry_until: None,
             entries: &entries,
             headers,
