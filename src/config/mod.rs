@@ -89,6 +89,8 @@ pub struct Config {
     /// Refuse passwords over cleartext, except from loopback.
     pub require_tls_auth: bool,
     /// POP3 listeners (110), STLS offered when TLS is configured.
+    /// ManageSieve listeners (4190).
+    pub listen_managesieve: Vec<SocketAddr>,
     pub listen_pop3: Vec<SocketAddr>,
     /// POP3 over implicit TLS (995).
     pub listen_pop3s: Vec<SocketAddr>,
@@ -205,6 +207,7 @@ impl Config {
             auth_cache_ttl: 3600,
             require_tls_auth: true,
             listen_pop3: Vec::new(),
+            listen_managesieve: Vec::new(),
             listen_pop3s: Vec::new(),
             pop3_timeout: 600,
             listen_imap: Vec::new(),
@@ -351,6 +354,9 @@ impl Config {
             }
             "require_tls_auth" => self.require_tls_auth = yes_no(value)?,
             "listen_pop3" => self.listen_pop3 = self.listen(value)?,
+            "listen_managesieve" => {
+                self.listen_managesieve = self.listen(value)?
+            }
             "listen_pop3s" => self.listen_pop3s = self.listen(value)?,
             "listen_imap" => self.listen_imap = self.listen(value)?,
             "dns_servers" => self.dns_servers = Some(dns_servers(value)?),

@@ -11,6 +11,7 @@ pub mod dmarc;
 pub mod dns;
 pub mod dnsbl;
 pub mod imap;
+pub mod managesieve;
 pub mod milter;
 pub mod pop3;
 pub mod proxy;

@@ -7,6 +7,7 @@
 mod base;
 mod imap;
 mod logins;
+mod managesieve;
 mod outbound;
 mod pop3;
 mod session;
@@ -375,7 +376,7 @@ impl Server {
                             "conn={} tls ip={} version={} cipher={}",
                             conn.id, conn.peer, info.version, info.cipher
                         );
-                        conn.session.tls_started(info);
+                        conn.session.tls_started(info, &mut conn.wbuf);
                     }
                 }
                 Input::Drained => return,
@@ -476,6 +477,7 @@ impl Server {
                 self.start_update(slot, deleted, seen)
             }
             Action::Io(request) => self.imap_request(slot, request),
+            Action::Script(op) => self.script_work(slot, op),
             Action::FlushQueue => {
                 // Commands pipelined behind ETRN wait in rbuf.
                 let pipelined = !conn.rbuf.is_empty();
@@ -656,6 +658,7 @@ impl Server {
                     );
                 }
             }
+            Session::Sieve(_) => {}
         }
         info!("conn={} disconnect ip={} ({why})", conn.id, conn.peer);
     }

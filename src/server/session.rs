@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::deliver::Job;
 use crate::proto::imap::request::Request;
 use crate::proto::imap::{Imap, ImapStep};
+use crate::proto::managesieve::{ManageSieve, ScriptOp, SieveStep};
 use crate::proto::pop3::{LoginError, Pop3, Pop3Step};
 use crate::proto::sasl::Credentials;
 use crate::proto::smtp::{self, Cx, Envelope, Host, Link, Step, TlsInfo};
@@ -29,6 +30,8 @@ pub enum Session {
     Pop3(Box<Pop3Conn>),
     /// IMAP.
     Imap(Box<ImapConn>),
+    /// ManageSieve.
+    Sieve(Box<ManageSieve>),
 }
 
 /// An IMAP session and what the loop keeps for it.
@@ -120,6 +123,8 @@ pub enum Action {
     },
     /// IMAP mailbox work.
     Io(Request),
+    /// ManageSieve script work.
+    Script(ScriptOp),
     /// Run the outbound queue now (ETRN).
     FlushQueue,
     /// Apply a POP3 session's deletions and seen marks.
@@ -159,6 +164,18 @@ impl From<Pop3Step> for Action {
     }
 }
 
+impl From<SieveStep> for Action {
+    fn from(step: SieveStep) -> Action {
+        match step {
+            SieveStep::Continue => Action::Continue,
+            SieveStep::Close => Action::Close,
+            SieveStep::StartTls => Action::StartTls,
+            SieveStep::Authenticate(c) => Action::Authenticate(c),
+            SieveStep::Io(op) => Action::Script(op),
+        }
+    }
+}
+
 impl From<ImapStep> for Action {
     fn from(step: ImapStep) -> Action {
         match step {
@@ -191,6 +208,10 @@ impl Session {
             Service::Imap | Service::Imaps => {
                 let session = Imap::new(Rc::clone(&services.imap), link);
                 return Session::imap(session, spool);
+            }
+            Service::ManageSieve => {
+                let tls = services.tls.is_some();
+                return Session::Sieve(Box::new(ManageSieve::new(link, tls)));
             }
         };
         let smtp = smtp::Server::new(Rc::clone(settings), link);
@@ -238,6 +259,7 @@ impl Session {
             Session::Smtp(s) => s.smtp.forwarded(),
             Session::Pop3(p) => p.pop3.forwarded(),
             Session::Imap(i) => i.imap.forwarded(),
+            Session::Sieve(s) => s.forwarded(),
         }
     }
 
@@ -247,6 +269,7 @@ impl Session {
             Session::Smtp(s) => s.smtp.greet(out),
             Session::Pop3(p) => p.pop3.greet(out),
             Session::Imap(i) => i.imap.greet(out),
+            Session::Sieve(s) => s.greet(out),
         }
     }
 
@@ -275,6 +298,10 @@ impl Session {
                 let (n, step) = i.imap.feed(input, out, &mut i.spool);
                 (n, step.into())
             }
+            Session::Sieve(s) => {
+                let (n, step) = s.feed(input, out);
+                (n, step.into())
+            }
         }
     }
 
@@ -294,6 +321,14 @@ impl Session {
         }
     }
 
+    /// The ManageSieve side, if this is ManageSieve.
+    pub fn as_sieve(&mut self) -> Option<&mut ManageSieve> {
+        match self {
+            Session::Sieve(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The POP3 side, if this is POP3.
     pub fn as_pop3(&mut self) -> Option<&mut Pop3Conn> {
         match self {
@@ -303,11 +338,12 @@ impl Session {
     }
 
     /// The TLS handshake finished.
-    pub fn tls_started(&mut self, info: TlsInfo) {
+    pub fn tls_started(&mut self, info: TlsInfo, out: &mut Vec<u8>) {
         match self {
             Session::Smtp(s) => s.smtp.tls_started(info),
             Session::Pop3(p) => p.pop3.tls_started(info),
             Session::Imap(i) => i.imap.tls_started(info),
+            Session::Sieve(s) => s.tls_started(info, out),
         }
     }
 
@@ -319,6 +355,7 @@ impl Session {
                 p.pop3.logged_in(Err(LoginError::Credentials), out)
             }
             Session::Imap(i) => i.imap.logged_in(None, out),
+            Session::Sieve(s) => s.logged_in(None, out),
         }
     }
 
@@ -334,6 +371,7 @@ impl Session {
             Session::Imap(i) => {
                 i.imap.locked_out(out);
             }
+            Session::Sieve(s) => s.locked_out(out),
         }
     }
 
@@ -343,6 +381,7 @@ impl Session {
             Session::Smtp(_) => false,
             Session::Pop3(p) => p.pop3.has_more_output(),
             Session::Imap(i) => i.imap.has_more_output(),
+            Session::Sieve(_) => false,
         }
     }
 
@@ -352,6 +391,7 @@ impl Session {
             Session::Smtp(s) => s.smtp.is_idle(),
             Session::Pop3(p) => p.pop3.is_idle(),
             Session::Imap(i) => i.imap.is_idle(),
+            Session::Sieve(s) => s.is_idle(),
         }
     }
 
@@ -367,6 +407,7 @@ impl Session {
             Session::Imap(i) => {
                 i.imap.timed_out(out);
             }
+            Session::Sieve(s) => s.timed_out(out),
         }
     }
 
@@ -382,6 +423,7 @@ impl Session {
             Session::Imap(i) => {
                 i.imap.shutdown(out);
             }
+            Session::Sieve(s) => s.shutdown(out),
         }
     }
 }
@@ -394,6 +436,8 @@ impl Backpressure for Session {
             Session::Smtp(s) => s.spool.congested() || s.smtp.rcpt_waits(),
             Session::Pop3(_) => false,
             Session::Imap(i) => i.spool.congested(),
+            // One command at a time: the next waits in the socket.
+            Session::Sieve(s) => !s.is_idle(),
         }
     }
 }

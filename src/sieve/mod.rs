@@ -5,6 +5,7 @@
 //! language itself is `proto::sieve`.
 
 pub mod delivery;
+pub mod manage;
 pub mod memory;
 pub mod message;
 pub mod scripts;

@@ -17,7 +17,8 @@ pub const DIR: &str = "sieve";
 /// The symlink to the active script, beside it.
 pub const ACTIVE: &str = ".dovecot.sieve";
 /// A script's text at most (octets).
-pub const MAX_SIZE: u64 = 128 * 1024;
+pub const MAX_SIZE: u64 =
+    crate::proto::managesieve::reader::MAX_LITERAL as u64;
 /// Scripts one user may keep at most.
 pub const MAX_SCRIPTS: usize = 32;
 /// Compiled scripts kept in memory at most, and their size in all.

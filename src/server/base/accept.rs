@@ -36,6 +36,7 @@ pub(in crate::server) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
         (Service::Pop3s, &cfg.listen_pop3s),
         (Service::Imap, &cfg.listen_imap),
         (Service::Imaps, &cfg.listen_imaps),
+        (Service::ManageSieve, &cfg.listen_managesieve),
     ];
     let mut listeners = Vec::new();
     for (service, addrs) in wanted {

@@ -43,6 +43,8 @@ pub enum Service {
     /// `postling sendmail` on the local socket: trusted, like a
     /// submission from the host itself.
     Local,
+    /// ManageSieve (4190), STARTTLS offered when configured.
+    ManageSieve,
 }
 
 impl Service {
@@ -57,11 +59,17 @@ impl Service {
             Service::Imap => "IMAP",
             Service::Imaps => "IMAPS",
             Service::Local => "local",
+            Service::ManageSieve => "ManageSieve",
         }
     }
 
     /// The line a refused connection gets, in the service's own words.
     pub fn refusal(self, hostname: &str, why: &str) -> String {
+        if self == Service::ManageSieve {
+            return format!(
+                "BYE (TRYLATER) \"{hostname} {why}, try later\"\r\n"
+            );
+        }
         match self.group() {
             Group::Pop3 => format!("-ERR [SYS/TEMP] {why}, try later\r\n"),
             Group::Imap => {
@@ -87,7 +95,10 @@ impl Service {
                 Group::Submission
             }
             Service::Pop3 | Service::Pop3s => Group::Pop3,
-            Service::Imap | Service::Imaps => Group::Imap,
+            // Mail clients' other connection: IMAP's slots.
+            Service::Imap | Service::Imaps | Service::ManageSieve => {
+                Group::Imap
+            }
         }
     }
 }

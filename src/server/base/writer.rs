@@ -44,6 +44,11 @@ pub enum Task {
         format: crate::config::MailboxFormat,
         cutoff: std::time::SystemTime,
     },
+    /// A ManageSieve command's work on a user's scripts.
+    Script {
+        root: PathBuf,
+        op: crate::proto::managesieve::ScriptOp,
+    },
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// The maildrop as the session saw it.
@@ -73,6 +78,8 @@ pub enum Finished {
     /// A mailbox was locked by another program and nothing was written:
     /// the job comes back to be sent again a little later.
     Busy(Box<Job>),
+    /// A ManageSieve command's answer.
+    Scripted(Vec<u8>),
     /// A POP3 session's UPDATE applied, or why not.
     Updated(Result<(), Failure>),
 }
@@ -111,6 +118,20 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                 if let Err(e) = crate::util::fs::atomic_write(&path, &bytes) {
                     log::error!(target: LOG_TARGET, "writing {}: {e}", path.display());
                 }
+                continue;
+            }
+            Task::Script { root, op } => {
+                let answer = guarded(
+                    || "managesieve: internal error".into(),
+                    || crate::sieve::manage::perform(&root, &op),
+                )
+                .unwrap_or_else(|| {
+                    b"NO (TRYLATER) \"Internal error\"\r\n".to_vec()
+                });
+                busy.push(Done {
+                    key,
+                    finished: Finished::Scripted(answer),
+                });
                 continue;
             }
             Task::ExpireJunk {

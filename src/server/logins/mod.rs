@@ -131,6 +131,10 @@ impl Server {
                     self.imap_logged_in(slot, user);
                     continue;
                 }
+                Session::Sieve(s) => {
+                    s.logged_in(Some(user), &mut conn.wbuf);
+                    conn.phase = Phase::Open;
+                }
             }
             self.feed(slot, 0);
             self.drive(slot);

@@ -97,7 +97,7 @@ impl Server {
             }
             Finished::Busy(job) => self.outbound.parked_notices.push(*job),
             // Notices are not checked.
-            Finished::Updated(_) => {}
+            Finished::Updated(_) | Finished::Scripted(_) => {}
         }
     }
 

@@ -392,6 +392,7 @@ impl Server {
                 Finished::Delivered(result) => self.stored(slot, result),
                 Finished::Busy(job) => self.busy(slot, *job),
                 Finished::Updated(result) => self.updated(slot, result),
+                Finished::Scripted(answer) => self.scripted(slot, &answer),
             }
         }
     }
