@@ -116,6 +116,15 @@ impl Directory {
         })
     }
 
+    /// A user's storage limit in octets (0: none): theirs from the users
+    /// file, else `default` (the `quota` key).
+    pub fn quota(&self, user: &str, default: u64) -> u64 {
+        self.users
+            .get(user)
+            .and_then(|u| u.quota)
+            .unwrap_or(default)
+    }
+
     /// The stored `{SCHEME}hash` of a user, if they exist and have one.
     pub fn password(&self, user: &str) -> Option<&str> {
         let user = self.users.get(&user.to_lowercase())?;

@@ -15,6 +15,9 @@ pub struct User {
     pub address: String,
     /// `{SCHEME}hash`, empty if the user has no password.
     pub password: String,
+    /// Their storage limit in octets, from the extra field
+    /// `userdb_quota_rule=*:storage=SIZE` (0: none); None: the default.
+    pub quota: Option<u64>,
 }
 
 /// All users, by lower-case address.
@@ -73,7 +76,8 @@ impl Users {
 }
 
 fn parse_line(line: &str, domains: &[String]) -> Result<User, String> {
-    let mut fields = line.splitn(3, ':');
+    // The extra fields (the 8th on) may hold colons of their own.
+    let mut fields = line.splitn(8, ':');
     // invariant: splitn yields at least one item.
     let address = fields.next().unwrap_or_default().trim().to_lowercase();
     let password = fields.next().unwrap_or_default().trim().to_string();
@@ -82,7 +86,36 @@ fn parse_line(line: &str, domains: &[String]) -> Result<User, String> {
         crate::auth::password::check_scheme(&password)
             .map_err(|e| format!("{address}: {e}"))?;
     }
-    Ok(User { address, password })
+    let extra = fields.nth(5).unwrap_or_default();
+    let quota = quota_rule(extra).map_err(|e| format!("{address}: {e}"))?;
+    Ok(User {
+        address,
+        password,
+        quota,
+    })
+}
+
+/// Dovecot's `userdb_quota_rule=*:storage=SIZE` (or `quota_rule=`)
+/// among the extra fields: the size in octets, `0` for none.
+fn quota_rule(extra: &str) -> Result<Option<u64>, String> {
+    let mut found = None;
+    for field in extra.split_ascii_whitespace() {
+        let Some(rule) = field
+            .strip_prefix("userdb_quota_rule=")
+            .or_else(|| field.strip_prefix("quota_rule="))
+        else {
+            continue;
+        };
+        let size = rule.strip_prefix("*:storage=").ok_or_else(|| {
+            format!("quota rule {rule:?}: only *:storage=SIZE is known")
+        })?;
+        let size = size.trim_end_matches(['B', 'b']);
+        found = Some(match size {
+            "0" => 0,
+            s => super::size(s)?,
+        });
+    }
+    Ok(found)
 }
 
 /// A user address must be `local@domain` in a local domain, and its local
@@ -134,6 +167,24 @@ mod tests {
         assert_eq!(u.address, "alice@example.org");
         assert_eq!(u.password, "{SHA512-CRYPT}$6$x$y");
         assert!(parse_line("bob@example.org", &domains()).is_ok());
+        let q = parse_line(
+            "carol@example.org:::::::userdb_quota_rule=*:storage=512M other=1",
+            &domains(),
+        )
+        .unwrap();
+        assert_eq!(q.quota, Some(512 << 20));
+        let q = parse_line(
+            "d@example.org::::::: quota_rule=*:storage=0",
+            &domains(),
+        );
+        assert_eq!(q.unwrap().quota, Some(0));
+        assert!(
+            parse_line(
+                "e@example.org::::::: userdb_quota_rule=*:messages=10",
+                &domains()
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! runs on a durability helper thread. Depends on `store`, `util`,
 //! `proto`.
 
+mod notices;
+pub mod quotas;
 mod sieve_plans;
 
 use std::collections::BTreeSet;
@@ -55,6 +57,8 @@ pub struct Job {
     pub edit: Option<Box<HeaderEdit>>,
     /// The users' Sieve scripts, for mail that runs them.
     pub sieve: Option<Box<crate::sieve::delivery::Work>>,
+    /// The users' storage limits.
+    pub quota: Option<Box<quotas::QuotaWork>>,
 }
 
 impl HeaderEdit {
@@ -289,50 +293,23 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
         prefix: b"",
     };
     let plans = sieve_plans::plans(job)?;
-    let mut staged: Vec<Staged> = Vec::with_capacity(job.mailboxes.len());
-    let mut made = Made::default();
-    // The first copy as the content is, which the others may link.
-    let mut plain: Option<usize> = None;
-    // Sorted order: two helper threads locking the same mbox files can
-    // never wait on each other in a cycle.
-    let mut boxes: Vec<&PathBuf> = job.mailboxes.iter().collect();
-    boxes.sort();
-    for dir in boxes {
-        let filed = job.filed.iter().find(|f| &f.mailbox == dir);
-        let (default, msg) = match filed {
-            Some(f) => (
-                f.folder,
-                Message {
-                    prefix: &f.header,
-                    ..msg
-                },
-            ),
-            None => (job.folder, Message { ..msg }),
-        };
-        let plan = plans.iter().find(|(d, _)| d == dir).map(|(_, p)| p);
-        for (folder, flags) in sieve_plans::copies(plan, default, &job.id) {
-            let link = plain.and_then(|i| staged[i].link_source());
-            let fmt = job.format;
-            match store::stage_flagged(fmt, dir, &folder, &msg, link, &flags) {
-                Ok(s) => {
-                    let bare = msg.prefix.is_empty() && flags.is_empty();
-                    if bare && plain.is_none() {
-                        plain = Some(staged.len());
-                    }
-                    if plan.is_some() {
-                        made.folders
-                            .push(store::folders::place(dir, &folder, fmt));
-                    }
-                    staged.push(s)
-                }
-                Err(e) => {
-                    staged.into_iter().for_each(Staged::abort);
-                    return Err(e);
-                }
-            }
-        }
+    let mut at = Staging::default();
+    if let Err(e) = stage_mailboxes(job, &plans, &msg, &mut at) {
+        at.staged.into_iter().for_each(Staged::abort);
+        return Err(e);
     }
-    if let Err(e) = sieve_plans::queue(job, &plans, &mut staged, &mut made) {
+    let Staging {
+        mut staged,
+        mut made,
+        full,
+        counted,
+        ..
+    } = at;
+    let queued = sieve_plans::queue(job, &plans, &mut staged, &mut made)
+        .and_then(|()| {
+            quotas::full_notices(job, &full, &mut staged, &mut made)
+        });
+    if let Err(e) = queued {
         staged.into_iter().for_each(Staged::abort);
         return Err(e);
     }
@@ -398,6 +375,7 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
     }
     if mboxes.is_empty() {
         sieve_plans::remember(&plans);
+        quotas::record(job, &counted);
         return Ok(published);
     }
     // Unlocking an mbox cannot be undone, so the queue entry is made
@@ -414,7 +392,79 @@ pub fn deliver(job: &Job) -> Result<Published, StageError> {
         m.commit()?;
     }
     sieve_plans::remember(&plans);
+    quotas::record(job, &counted);
     Ok(published)
+}
+
+/// What staging the local copies gathered.
+#[derive(Default)]
+struct Staging {
+    staged: Vec<Staged>,
+    made: Made,
+    /// Mailboxes too full for the message.
+    full: Vec<PathBuf>,
+    /// What each other one gets, for its quota.
+    counted: Vec<quotas::Counted>,
+    /// The first copy as the content is, which the others may link.
+    plain: Option<usize>,
+}
+
+/// Stages every local mailbox's copies (its plan's, or the one the
+/// server chose); on an error the caller aborts what was staged.
+fn stage_mailboxes(
+    job: &Job,
+    plans: &[(PathBuf, crate::sieve::delivery::Plan)],
+    msg: &Message<'_>,
+    at: &mut Staging,
+) -> Result<(), StageError> {
+    // Sorted order: two helper threads locking the same mbox files can
+    // never wait on each other in a cycle.
+    let mut boxes: Vec<&PathBuf> = job.mailboxes.iter().collect();
+    boxes.sort();
+    for dir in boxes {
+        let filed = job.filed.iter().find(|f| &f.mailbox == dir);
+        let (default, msg) = match filed {
+            Some(f) => (
+                f.folder,
+                Message {
+                    prefix: &f.header,
+                    ..*msg
+                },
+            ),
+            None => (job.folder, *msg),
+        };
+        let plan = plans.iter().find(|(d, _)| d == dir).map(|(_, p)| p);
+        let copies = sieve_plans::copies(plan, default, &job.id);
+        let bytes = copies.len() as u64 * quotas::copy_size(job, msg.prefix);
+        let before = match quotas::room(job, dir, bytes)? {
+            (true, before) => before,
+            (false, _) => {
+                at.full.push(dir.clone());
+                continue;
+            }
+        };
+        if !copies.is_empty() {
+            at.counted
+                .push((dir.clone(), bytes, copies.len() as u64, before));
+        }
+        for (folder, flags) in copies {
+            let link = at.plain.and_then(|i| at.staged[i].link_source());
+            let fmt = job.format;
+            let s =
+                store::stage_flagged(fmt, dir, &folder, &msg, link, &flags)?;
+            let bare = msg.prefix.is_empty() && flags.is_empty();
+            if bare && at.plain.is_none() {
+                at.plain = Some(at.staged.len());
+            }
+            if plan.is_some() {
+                at.made
+                    .folders
+                    .push(store::folders::place(dir, &folder, fmt));
+            }
+            at.staged.push(s);
+        }
+    }
+    Ok(())
 }
 
 fn transient_io(what: &str, e: std::io::Error) -> Failure {

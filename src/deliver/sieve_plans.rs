@@ -169,53 +169,13 @@ pub fn queue(
             )?;
         }
         if let (Some(reason), false) = (&plan.reject, job.sender.is_empty()) {
-            let text = rejection(job, user, reason, &work.hostname)?;
+            let reply = format!("550 5.7.1 {}", one_line(reason));
+            let text =
+                super::notices::failed(job, user, &reply, &work.hostname)?;
             notice(format!("{}J{i}", job.id), &job.sender, text, false)?;
         }
     }
     Ok(())
-}
-
-/// The notice a `reject` sends when the dialog is over: a delivery
-/// status notification naming the recipient and the script's reason.
-fn rejection(
-    job: &Job,
-    user: &str,
-    reason: &str,
-    hostname: &str,
-) -> Result<Vec<u8>, StageError> {
-    let mut head = Vec::new();
-    let read = job
-        .content
-        .reader()
-        .and_then(|r| r.take(64 * 1024).read_to_end(&mut head));
-    if let Err(e) = read {
-        return Err(store::transient(
-            "reading for sieve",
-            std::path::Path::new(&job.id),
-            e,
-        )
-        .into());
-    }
-    let (headers, _) = crate::sieve::message::split(&head);
-    let entries = [crate::outbound::dsn::Entry {
-        rcpt: user.to_string(),
-        reply: format!("550 5.7.1 {}", one_line(reason)),
-        remote: None,
-    }];
-    Ok(crate::outbound::dsn::compose(
-        &crate::outbound::dsn::Report {
-            kind: crate::outbound::dsn::Kind::Failed,
-            hostname,
-            queue_id: &job.id,
-            to: &job.sender,
-            arrival: job.content.received,
-            now: SystemTime::now(),
-            retry_until: None,
-            entries: &entries,
-            headers,
-        },
-    ))
 }
 
 /// What the plans' scripts remember (duplicates seen, vacation replies

@@ -40,6 +40,8 @@ pub enum Failure {
     /// Refused by the recipient's own rules (a Sieve `reject`): 550
     /// 5.7.1 with their reason.
     Refused(String),
+    /// The one mailbox is too full for the message (552 5.2.2).
+    MailboxFull,
 }
 
 impl std::fmt::Display for Failure {
@@ -49,6 +51,7 @@ impl std::fmt::Display for Failure {
             Failure::Permanent(why) => write!(f, "permanent failure: {why}"),
             Failure::Internal => write!(f, "internal error"),
             Failure::Refused(why) => write!(f, "refused: {why}"),
+            Failure::MailboxFull => write!(f, "mailbox full"),
         }
     }
 }

@@ -252,6 +252,13 @@ pub fn delete(
     name: &str,
     format: MailboxFormat,
 ) -> io::Result<()> {
+    remove(root, name, format)?;
+    // The quota file is rebuilt from what is left when next needed.
+    let _ = fs::remove_file(root.join(super::quota::FILE));
+    Ok(())
+}
+
+fn remove(root: &Path, name: &str, format: MailboxFormat) -> io::Result<()> {
     if !exists(root, name, format) {
         return Err(io::Error::new(io::ErrorKind::NotFound, "no such folder"));
     }

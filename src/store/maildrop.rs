@@ -511,10 +511,27 @@ fn update_maildir(
     deleted: &[usize],
     seen: &[usize],
 ) -> Result<(), Failure> {
+    let mut gone = (0i64, 0i64);
+    let removed = remove_deleted(snap, deleted, &mut gone);
+    if gone.1 > 0 {
+        super::quota::add(&snap.dir, -gone.0, -gone.1);
+    }
+    removed?;
+    mark_seen(snap, seen)
+}
+
+/// Deletes the messages, counting (octets, messages) it removed itself.
+fn remove_deleted(
+    snap: &Snapshot,
+    deleted: &[usize],
+    gone: &mut (i64, i64),
+) -> Result<(), Failure> {
     for &i in deleted {
         let path = snap.path(i);
+        let size =
+            super::quota::size_in_name(snap.name(i)).unwrap_or(0) as i64;
         match fs::remove_file(&path) {
-            Ok(()) => {}
+            Ok(()) => *gone = (gone.0 + size, gone.1 + 1),
             // Renamed since the snapshot (IMAP, mutt): delete it where it
             // is now; not there at all: gone already, what we wanted.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -523,11 +540,16 @@ fn update_maildir(
                 if let Some(now) = moved {
                     fs::remove_file(&now)
                         .map_err(|e| transient("deleting", &now, e))?;
+                    *gone = (gone.0 + size, gone.1 + 1);
                 }
             }
             Err(e) => return Err(transient("deleting", &path, e)),
         }
     }
+    Ok(())
+}
+
+fn mark_seen(snap: &Snapshot, seen: &[usize]) -> Result<(), Failure> {
     let cur = snap.dir.join("cur");
     for &i in seen {
         let mut path = snap.path(i);
@@ -610,6 +632,13 @@ fn rewrite_mbox(snap: &Snapshot, deleted: &[usize]) -> Result<(), Failure> {
         let _ = fs::remove_file(&tmp);
         return Err(transient("rewriting", &path, e));
     }
+    let freed: u64 = deleted
+        .iter()
+        .map(|&i| snap.ranges[i].block)
+        .map(|(start, end)| end - start)
+        .sum();
+    let n = deleted.len() as i64;
+    super::quota::add(&snap.dir, -(freed as i64), -n);
     Ok(())
 }
 

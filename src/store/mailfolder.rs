@@ -11,6 +11,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use crate::config::MailboxFormat;
 use std::time::{Duration, SystemTime};
 
 use super::{index, maildir, uidlist};
@@ -431,9 +433,30 @@ pub fn settle(
 
 /// Removes messages; a file already gone is not an error.
 pub fn expunge(dir: &Path, files: &[String]) -> io::Result<()> {
+    let (mut bytes, mut count) = (0i64, 0i64);
+    let result = remove_files(dir, files, &mut bytes, &mut count);
+    if count > 0 {
+        let root = super::quota::root_of(dir, MailboxFormat::Maildir);
+        super::quota::add(&root, -bytes, -count);
+    }
+    result
+}
+
+/// [`expunge`]'s removals, counting what left (the `S=` sizes).
+fn remove_files(
+    dir: &Path,
+    files: &[String],
+    bytes: &mut i64,
+    count: &mut i64,
+) -> io::Result<()> {
     for file in files {
+        let name = file.rsplit('/').next().unwrap_or(file);
+        let size = super::quota::size_in_name(name).unwrap_or(0) as i64;
         match fs::remove_file(dir.join(file)) {
-            Ok(()) => {}
+            Ok(()) => {
+                *bytes += size;
+                *count += 1;
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let name = file.rsplit('/').next().unwrap_or(file);
                 let base = name.split(':').next().unwrap_or(name);
@@ -447,6 +470,8 @@ pub fn expunge(dir: &Path, files: &[String]) -> io::Result<()> {
                             == Some(base)
                         {
                             fs::remove_file(entry.path())?;
+                            *bytes += size;
+                            *count += 1;
                         }
                     }
                 }
@@ -472,8 +497,10 @@ pub fn add(
         .to_string_lossy()
         .into_owned();
     let mut placed = Vec::with_capacity(sources.len());
+    let mut added = 0u64;
     for (source, flags, date) in sources {
         let (len, lines) = source.measure()?;
+        added += len;
         let base =
             format!("{},S={len},W={}", id::maildir_name(&host), len + lines);
         let tmp = dir.join("tmp").join(&base);
@@ -496,6 +523,8 @@ pub fn add(
     }
     sync_dir(&dir.join("cur"))?;
     sync_dir(&dir.join("new"))?;
+    let root = super::quota::root_of(dir, MailboxFormat::Maildir);
+    super::quota::add(&root, added as i64, placed.len() as i64);
     let _lock = uidlist::lock(dir)?;
     let mut list = uidlist::read(dir)?;
     let mut uids = Vec::with_capacity(placed.len());

@@ -19,6 +19,7 @@
 //!
 //! Runs on helper threads.
 
+use crate::config::MailboxFormat;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -167,6 +168,11 @@ impl Loc {
             "{}:{}:{}:{}:{identity}",
             self.start, self.body, self.body_end, self.end
         )
+    }
+
+    /// The octets of the message's block (what its quota counts).
+    pub fn block_len(s: &str) -> Option<u64> {
+        Loc::decode(s).map(|(l, _)| l.end - l.start)
     }
 
     /// Reads a location back, with its identity.
@@ -765,6 +771,9 @@ pub fn expunge(path: &Path, locs: &[String]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return result;
     }
+    let freed: u64 = gone.iter().map(|b| b.loc.end - b.loc.start).sum();
+    let root = super::quota::root_of(path, MailboxFormat::Mbox);
+    super::quota::add(&root, -(freed as i64), -(gone.len() as i64));
     if let Some(mut side) = read_sidecar(path) {
         let ids: Vec<&str> =
             gone.iter().map(|b| b.identity.as_str()).collect();
@@ -854,6 +863,9 @@ pub fn add(
     let meta = locked.file.metadata()?;
     let mut new = blocks(&locked.file, from)?;
     drop(locked);
+    let grown = meta.len().saturating_sub(from) as i64;
+    let root = super::quota::root_of(path, MailboxFormat::Mbox);
+    super::quota::add(&root, grown, messages.len() as i64);
     let mut copies: HashMap<String, u32> = HashMap::new();
     for r in &side.records {
         *copies

@@ -22,8 +22,10 @@ pub mod mbox;
 pub mod mboxfolder;
 pub mod queue;
 pub mod queue_state;
+pub mod quota;
 pub mod records;
 pub mod uidlist;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 

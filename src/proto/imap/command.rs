@@ -139,6 +139,12 @@ pub enum Command<'a> {
     },
     /// STATUS name (items).
     Status(Cow<'a, [u8]>, Vec<StatusItem>),
+    /// GETQUOTA (RFC 9208): a quota root.
+    GetQuota(Cow<'a, [u8]>),
+    /// GETQUOTAROOT: a mailbox.
+    GetQuotaRoot(Cow<'a, [u8]>),
+    /// SETQUOTA: refused (quotas are the administrator's).
+    SetQuota,
     /// APPEND name [flags] [date]: the message follows as a literal,
     /// which the session streams (it is not part of the command).
     Append {
@@ -320,6 +326,20 @@ fn command<'a>(a: &mut Args<'a>) -> Result<Command<'a>, Bad> {
                 },
                 lsub: true,
             })
+        }
+        b"GETQUOTA" => {
+            a.sp()?;
+            Ok(Command::GetQuota(a.astring()?))
+        }
+        b"GETQUOTAROOT" => {
+            a.sp()?;
+            Ok(Command::GetQuotaRoot(a.astring()?))
+        }
+        b"SETQUOTA" => {
+            // Whatever it asks is refused; its arguments are not read.
+            let rest = a.rest().len();
+            a.skip(rest);
+            Ok(Command::SetQuota)
         }
         b"STATUS" => {
             a.sp()?;

@@ -30,6 +30,32 @@ pub fn write(
 }
 
 /// `* STATUS name (items)`.
+/// GETQUOTAROOT's QUOTAROOT line (with its mailbox) and the QUOTA of
+/// the one root, `""`: STORAGE in KiB (RFC 9208). No limit: no root.
+pub fn write_quota(
+    out: &mut Vec<u8>,
+    mailbox: Option<&str>,
+    used: u64,
+    limit: u64,
+    enabled: Enabled,
+) {
+    if let Some(name) = mailbox {
+        out.extend_from_slice(b"* QUOTAROOT ");
+        self::mailbox(out, &names::encode(name, enabled.utf8));
+        line(out, if limit > 0 { " \"\"" } else { "" });
+    }
+    if limit > 0 {
+        line(
+            out,
+            &format!(
+                "* QUOTA \"\" (STORAGE {} {})",
+                used.div_ceil(1024),
+                limit / 1024
+            ),
+        );
+    }
+}
+
 pub fn write_status(
     out: &mut Vec<u8>,
     name: &str,

@@ -29,6 +29,8 @@ pub enum Request {
     Subscribe(String, bool),
     /// STATUS of a folder.
     Status(String, Vec<StatusItem>),
+    /// The user's storage used and its limit (GETQUOTA, GETQUOTAROOT).
+    Quota,
     /// Store the messages streamed to the sink (and the parts URLs
     /// name) in a folder, all or none.
     Append {
@@ -137,6 +139,8 @@ pub enum Reply {
     Done(Result<(), No>),
     /// STATUS.
     Status(Result<Status, No>),
+    /// The storage used and the limit, in octets (0: none).
+    Quota(Result<(u64, u64), No>),
     /// APPEND: the UIDVALIDITY and UID given.
     Appended(Result<(u32, Vec<u32>), No>),
     /// COPY/MOVE: the UIDVALIDITY of the destination, source and new

@@ -49,6 +49,13 @@ pub enum Pending {
     },
     /// A command answered with OK or NO only.
     Plain(Vec<u8>),
+    /// GETQUOTA (no mailbox) or GETQUOTAROOT.
+    Quota {
+        /// Tag.
+        tag: Vec<u8>,
+        /// GETQUOTAROOT's mailbox.
+        mailbox: Option<String>,
+    },
     /// LIST or LSUB.
     List {
         /// Tag.
@@ -123,6 +130,7 @@ impl Pending {
             | Pending::Select { tag, .. }
             | Pending::List { tag, .. }
             | Pending::Status { tag, .. }
+            | Pending::Quota { tag, .. }
             | Pending::Expunge { tag, .. }
             | Pending::Copy { tag, .. } => Ok(tag),
             Pending::Fetch(f) => Ok(&f.tag),

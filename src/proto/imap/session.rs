@@ -188,7 +188,8 @@ impl Imap {
              LIST-STATUS ESEARCH CONDSTORE QRESYNC BINARY UTF8=ACCEPT \
              STATUS=SIZE SORT SORT=DISPLAY ESORT \
              THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND CATENATE \
-             CONTEXT=SEARCH NOTIFY URLAUTH URLAUTH=BINARY",
+             CONTEXT=SEARCH NOTIFY URLAUTH URLAUTH=BINARY QUOTA \
+             QUOTA=RES-STORAGE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.settings.append_limit));
         c
@@ -981,6 +982,11 @@ impl Imap {
                     tag, &reference, &patterns, params, lsub, out,
                 );
             }
+            Command::SetQuota
+            | Command::GetQuota(_)
+            | Command::GetQuotaRoot(_) => {
+                return self.quota_command(tag, cmd, out);
+            }
             Command::Status(mailbox, items) => {
                 let n = named!(mailbox);
                 (
@@ -1028,6 +1034,45 @@ impl Imap {
         };
         self.pending = Some(pending);
         ImapStep::Io(request)
+    }
+
+    /// GETQUOTA, GETQUOTAROOT (to the loop) and SETQUOTA (refused):
+    /// RFC 9208 with the one root `""`.
+    fn quota_command(
+        &mut self,
+        tag: Vec<u8>,
+        cmd: Command<'_>,
+        out: &mut Vec<u8>,
+    ) -> ImapStep {
+        let pending = match cmd {
+            Command::GetQuota(root) if root.is_empty() => {
+                Pending::Quota { tag, mailbox: None }
+            }
+            Command::GetQuota(_) => {
+                let no =
+                    No::code("NONEXISTENT", "the only quota root is \"\"");
+                return no_then(out, &tag, &no);
+            }
+            Command::GetQuotaRoot(mailbox) => {
+                match names::decode(&mailbox, self.enabled.utf8) {
+                    Ok(n) => Pending::Quota {
+                        tag,
+                        mailbox: Some(n),
+                    },
+                    Err(why) => {
+                        tagged(out, &tag, "NO", why);
+                        return ImapStep::Continue;
+                    }
+                }
+            }
+            _ => {
+                let no =
+                    No::code("NOPERM", "quotas are set by the administrator");
+                return no_then(out, &tag, &no);
+            }
+        };
+        self.pending = Some(pending);
+        ImapStep::Io(Request::Quota)
     }
 
     /// CREATE, with one special use at most (RFC 6154).
@@ -1408,6 +1453,9 @@ impl Imap {
                 let kind = if lsub { "LSUB" } else { "LIST" };
                 tagged(out, &tag, "OK", &format!("{kind} completed"));
             }
+            (Pending::Quota { tag, mailbox }, Reply::Quota(result)) => {
+                quota_answer(out, &tag, mailbox.as_deref(), result, enabled)
+            }
             (Pending::Status { tag, name, items }, Reply::Status(result)) => {
                 match result {
                     Ok(st) => {
@@ -1637,4 +1685,25 @@ fn write_url_data(f: &super::request::UrlFetched, out: &mut Vec<u8>) {
         literal(&f.data, out);
     }
     out.push(b')');
+}
+
+/// GETQUOTA's or GETQUOTAROOT's answer; GETQUOTA of a user without a
+/// limit is NO (no root).
+fn quota_answer(
+    out: &mut Vec<u8>,
+    tag: &[u8],
+    mailbox: Option<&str>,
+    result: Result<(u64, u64), No>,
+    enabled: Enabled,
+) {
+    match result {
+        Ok((_, 0)) if mailbox.is_none() => {
+            tagged_no(out, tag, &No::code("NONEXISTENT", "no quota is set"))
+        }
+        Ok((used, limit)) => {
+            super::list::write_quota(out, mailbox, used, limit, enabled);
+            tagged(out, tag, "OK", "Quota completed");
+        }
+        Err(no) => tagged_no(out, tag, &no),
+    }
 }

@@ -97,6 +97,12 @@ pub trait Host {
     /// True if the logged-in `user` may use `from` as MAIL FROM: their
     /// own address, or an alias that delivers to them.
     fn may_send_as(&mut self, user: &str, from: &Path) -> bool;
+    /// True if a message of `size` octets (the client's `SIZE=`, or 0)
+    /// does not fit in one of these mailboxes' quotas (RCPT's 452).
+    fn over_quota(&mut self, mailboxes: &[String], size: u64) -> bool {
+        let _ = (mailboxes, size);
+        false
+    }
     /// True if the local account `uid` may use `from` as MAIL FROM.
     fn local_may_send_as(&mut self, uid: u32, from: &Path) -> bool {
         let _ = (uid, from);

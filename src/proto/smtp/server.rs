@@ -657,6 +657,12 @@ impl Server {
                 format!("<{to}>: Greylisted, try again in {wait} seconds"),
             );
         }
+        if let Ok(Route::Local(boxes)) = &route
+            && cx.host.over_quota(boxes, mail.params.size.unwrap_or(0))
+        {
+            // Dovecot's quota-status answer: try later, it may be emptied.
+            return Reply::new(452, "4.2.2", format!("<{to}>: Mailbox full"));
+        }
         match route {
             Ok(route) => {
                 mail.rcpts.push(Recipient { path: to, route });
@@ -832,6 +838,11 @@ impl Server {
                 "Local error in processing, try again later",
             ),
             Err(Failure::Refused(why)) => Reply::new(550, "5.7.1", why),
+            Err(Failure::MailboxFull) => Reply::new(
+                552,
+                "5.2.2",
+                "Mailbox full: message too big for what is left",
+            ),
         };
         reply.write(out);
     }

@@ -270,6 +270,18 @@ impl Host for Services {
         self.directory.may_send_as(user, from)
     }
 
+    /// From the quota file alone (a small read; a mailbox without one
+    /// yet is not refused here, and delivery checks again).
+    fn over_quota(&mut self, mailboxes: &[String], size: u64) -> bool {
+        mailboxes.iter().any(|user| {
+            let limit =
+                self.directory.quota(user, self.config.filtering.quota);
+            limit > 0
+                && crate::store::quota::known(&self.config.mailbox_dir(user))
+                    .is_some_and(|u| u.bytes >= limit || !u.fits(size, limit))
+        })
+    }
+
     fn local_may_send_as(&mut self, uid: u32, from: &Path) -> bool {
         let server = rustix::process::getuid().as_raw();
         self.directory

@@ -30,6 +30,8 @@ pub struct AppendJob {
     pub messages: Vec<AppendMessage>,
     /// The most one message, and all of them together, may hold.
     pub limit: u64,
+    /// The user's storage limit (0: none).
+    pub quota: u64,
 }
 
 /// Stores the job's messages: UIDVALIDITY and what was added.
@@ -39,6 +41,11 @@ pub fn run(
 ) -> Result<(u32, Vec<Added>), No> {
     if !folder_exists(fmt, &job.dir) {
         return Err(No::code("TRYCREATE", "no such mailbox"));
+    }
+    let room = (job.quota > 0)
+        .then(|| (job.root.clone(), job.quota, job.content.len));
+    if let Some(no) = over_quota(fmt, room.as_ref()) {
+        return Err(no);
     }
     if let [only] = job.messages.as_slice()
         && let [Part::Text { binary, .. }] = only.parts.as_slice()
@@ -206,4 +213,15 @@ fn store(
         .map(|((uid, file), bits)| (uid, bits, file.into()))
         .collect();
     Ok((validity, added))
+}
+
+/// `NO [OVERQUOTA]` when `(root, limit, bytes)` more do not fit.
+pub fn over_quota(
+    fmt: MailboxFormat,
+    room: Option<&(PathBuf, u64, u64)>,
+) -> Option<No> {
+    let (root, limit, bytes) = room?;
+    let used = crate::store::usage::usage(root, fmt).ok()?;
+    let full = used.bytes >= *limit || !used.fits(*bytes, *limit);
+    full.then(|| No::code("OVERQUOTA", "quota exceeded"))
 }

@@ -83,7 +83,11 @@ pub enum Work {
         moving: bool,
         /// What the copy teaches the spam filter.
         lessons: Option<Box<crate::server::imap::lessons::Lessons>>,
+        /// The user's root, limit and the copies' octets, when limited.
+        room: Option<(PathBuf, u64, u64)>,
     },
+    /// The user's storage used, with their limit.
+    Quota(PathBuf, u64),
     /// Read messages for FETCH.
     Fetch(PathBuf, u32, Vec<(u32, String)>, Arc<[Item]>),
     /// Make the login's default folders.
@@ -124,6 +128,8 @@ pub enum Outcome {
     Done(Result<(), No>),
     /// STATUS figures.
     Status(Result<Status, No>),
+    /// Storage used and the limit.
+    Quota(Result<(u64, u64), No>),
     /// APPEND: the folder, UIDVALIDITY, and the UID, flags and file.
     Appended(PathBuf, Result<(u32, Vec<Added>), No>),
     /// Flags set: by UID, the file now (None: gone) and the flags.
@@ -228,6 +234,7 @@ fn describe(work: &Work) -> String {
         Work::Rename(r, ..) => ("RENAME", Some(r)),
         Work::Subscribe(r, ..) => ("SUBSCRIBE", Some(r)),
         Work::Status(d) => ("STATUS", Some(d)),
+        Work::Quota(r, _) => ("GETQUOTA", Some(r)),
         Work::GenUrlAuth(r, ..) => ("GENURLAUTH", Some(r)),
         Work::UrlFetch(..) => ("URLFETCH", None),
         Work::ResetKey(r, _) => ("RESETKEY", Some(r)),
@@ -261,6 +268,7 @@ fn failed_outcome(work: &Work) -> Outcome {
         }
         Work::List(..) => Outcome::Listed(Err(bug())),
         Work::Status(..) => Outcome::Status(Err(bug())),
+        Work::Quota(..) => Outcome::Quota(Err(bug())),
         Work::GenUrlAuth(..) => Outcome::GenUrlAuth(Err(bug())),
         Work::NotifyOpen(..) => Outcome::NotifyOpened(Vec::new()),
         Work::Append(job) => Outcome::Appended(job.dir.clone(), Err(bug())),
@@ -424,17 +432,29 @@ fn run(fmt: MailboxFormat, work: Work) -> Outcome {
                 .map_err(|e| failed("expunge", e));
             Outcome::Expunged(dir, r)
         }
+        Work::Quota(root, limit) => Outcome::Quota(
+            crate::store::usage::usage(&root, fmt)
+                .map(|u| (u.bytes, limit))
+                .map_err(|e| failed("quota", e)),
+        ),
         Work::Copy {
             from,
             to,
             msgs,
             moving,
             lessons,
+            room,
         } => {
             if let Some(lessons) = &lessons {
                 crate::server::imap::lessons::learn(fmt, &from, lessons);
             }
-            let result = copy(fmt, &from, &to, &msgs, moving);
+            let result = match crate::server::imap::appending::over_quota(
+                fmt,
+                room.as_ref(),
+            ) {
+                Some(no) => Err(no),
+                None => copy(fmt, &from, &to, &msgs, moving),
+            };
             Outcome::Copied {
                 from,
                 to,

@@ -53,6 +53,18 @@ struct Learner<'a> {
     root: &'a Path,
     fmt: MailboxFormat,
     ours: &'a str,
+    /// The user's storage limit (0: none), for COPY.
+    quota: u64,
+}
+
+/// What a message counts for in its user's quota, from its file name
+/// (Maildir `S=`) or location (mbox).
+fn message_octets(fmt: MailboxFormat, file: &str) -> u64 {
+    match fmt {
+        MailboxFormat::Maildir => crate::store::quota::size_in_name(file),
+        MailboxFormat::Mbox => crate::store::mboxfolder::Loc::block_len(file),
+    }
+    .unwrap_or(0)
 }
 
 /// Work for a request on the selected folder: its UIDs turned into the
@@ -65,7 +77,12 @@ fn selected_work(
     learner: &Learner<'_>,
 ) -> Work {
     let file = |uid: u32| f.get(uid).map(|m| m.file.to_string());
-    let Learner { root, fmt, ours } = *learner;
+    let Learner {
+        root,
+        fmt,
+        ours,
+        quota,
+    } = *learner;
     match request {
         Request::Store(changes) => {
             let teach = lessons::of_store(f, root, fmt, &dir, &changes, ours);
@@ -84,17 +101,27 @@ fn selected_work(
         Request::Copy { uids, to, moving } => {
             let to = folders::place(root, &to, fmt);
             let teach = lessons::of_copy(f, root, fmt, &dir, &to, &uids, ours);
+            let msgs: Vec<(u32, String, Flags)> = uids
+                .into_iter()
+                .filter_map(|u| {
+                    f.get(u).map(|m| (u, m.file.to_string(), m.flags))
+                })
+                .collect();
+            // A MOVE within the user's folders takes no more room.
+            let room = (quota > 0 && !moving).then(|| {
+                let bytes = msgs
+                    .iter()
+                    .map(|(_, file, _)| message_octets(fmt, file))
+                    .sum();
+                (root.to_path_buf(), quota, bytes)
+            });
             Work::Copy {
                 from: dir,
                 to,
                 lessons: teach,
-                msgs: uids
-                    .into_iter()
-                    .filter_map(|u| {
-                        f.get(u).map(|m| (u, m.file.to_string(), m.flags))
-                    })
-                    .collect(),
+                msgs,
                 moving,
+                room,
             }
         }
         Request::Fetch(uids, items) => Work::Fetch(
@@ -314,6 +341,13 @@ impl Server {
         Some(self.services.config.mailbox_dir(user))
     }
 
+    /// The logged-in IMAP user's storage limit (0: none).
+    fn imap_quota(&self, slot: usize) -> u64 {
+        let user = self.imap_user(slot);
+        let default = self.services.config.filtering.quota;
+        self.services.directory.quota(&user, default)
+    }
+
     /// The logged-in user of an IMAP session.
     fn imap_user(&self, slot: usize) -> String {
         self.core
@@ -409,6 +443,7 @@ impl Server {
                 content,
                 messages,
                 limit: self.services.config.max_message_size,
+                quota: self.imap_quota(slot),
             },
         )))
     }
@@ -491,6 +526,7 @@ impl Server {
             Request::Delete(name) => Work::Delete(root, name),
             Request::Rename(from, to) => Work::Rename(root, from, to),
             Request::Subscribe(name, on) => Work::Subscribe(root, name, on),
+            Request::Quota => Work::Quota(root.clone(), self.imap_quota(slot)),
             Request::Status(name, _) => {
                 let dir = folders::place(&root, &name, fmt);
                 if let Some(f) = self.imap.registry.get(&dir) {
@@ -523,7 +559,9 @@ impl Server {
                 else {
                     return self.imap_reply(slot, closed(&request));
                 };
+                let quota = self.imap_quota(slot);
                 let learner = Learner {
+                    quota,
                     root: &root,
                     fmt,
                     ours: &self.services.config.hostname,
@@ -757,6 +795,7 @@ impl Server {
                 Reply::Done(r)
             }
             Outcome::Status(r) => Reply::Status(r),
+            Outcome::Quota(r) => Reply::Quota(r),
             Outcome::Appended(dir, r) => {
                 Reply::Appended(r.map(|(validity, added)| {
                     let uids = added.iter().map(|a| a.0).collect();

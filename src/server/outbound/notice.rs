@@ -73,6 +73,7 @@ impl Server {
             filed: Vec::new(),
             edit: None,
             sieve: None,
+            quota: None,
         };
         self.core.next_id += 1;
         self.core.writer.send((

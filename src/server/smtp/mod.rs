@@ -284,6 +284,7 @@ impl Server {
             filed: placement.filed,
             edit: placement.edit,
             sieve: self.sieve_work(&envelope),
+            quota: self.quota_work(&envelope),
         };
         self.learn_sent(&envelope, &job.content);
         let job = Box::new(job);

@@ -46,4 +46,28 @@ impl Server {
             reject_in_dialog: envelope.rcpts.len() == 1,
         }))
     }
+
+    /// Each local mailbox's quota, for delivery to check and count.
+    pub(in crate::server) fn quota_work(
+        &self,
+        envelope: &Envelope,
+    ) -> Option<Box<crate::deliver::quotas::QuotaWork>> {
+        let cfg = &self.services.config;
+        let limits: Vec<_> = deliver::local_mailboxes(envelope)
+            .into_iter()
+            .filter(|u| cfg.is_local_address(u))
+            .map(|user| {
+                let limit =
+                    self.services.directory.quota(user, cfg.filtering.quota);
+                (cfg.mailbox_dir(user), user.to_string(), limit)
+            })
+            .collect();
+        (!limits.is_empty()).then(|| {
+            Box::new(crate::deliver::quotas::QuotaWork {
+                limits,
+                hostname: cfg.hostname.clone(),
+                refuse_in_dialog: envelope.rcpts.len() == 1,
+            })
+        })
+    }
 }
