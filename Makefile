@@ -150,7 +150,7 @@ fuzz: fuzz-deps
 	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session \
 	                    proxy_header imap_session imap_mime imap_args dns_answer smtp_client srs \
 	                    spf_record dmarc_record dkim_tags arc_headers milter_reader \
-	                    sieve_parser; do \
+	                    sieve_parser managesieve_session; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
@@ -165,6 +165,9 @@ fuzz: fuzz-deps
 	    -max_total_time=$(FUZZ_SECONDS) && \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run spam_tokens corpus/message_raw -- \
 	    -max_len=1048576 -timeout=5 -report_slow_units=1 \
+	    -max_total_time=$(FUZZ_SECONDS) && \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run sieve_run -- \
+	    -max_len=65536 -timeout=5 -report_slow_units=1 \
 	    -max_total_time=$(FUZZ_SECONDS)
 
 clean:

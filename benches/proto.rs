@@ -227,5 +227,80 @@ fn spam_filter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commands, data_scanner, checks, spam_filter);
+/// A typical user's script of 50 rules, none of which matches the
+/// bench message (so every test is evaluated): mailing lists by
+/// List-Id, senders by address and domain, subjects by words and
+/// patterns, one vacation at the end.
+fn fifty_rules() -> String {
+    let mut s = String::from(
+        "require [\"fileinto\", \"envelope\", \"variables\", \"imap4flags\", \"vacation\", \"body\"];\n",
+    );
+    for i in 0..50 {
+        let rule = match i % 5 {
+            0 => format!(
+                "if header :contains \"list-id\" \"list{i}.example.org\" {{ fileinto \"Lists.l{i}\"; stop; }}\n"
+            ),
+            1 => format!(
+                "if address :is \"from\" \"boss{i}@work.example\" {{ addflag \"\\\\Flagged\"; fileinto \"Work\"; }}\n"
+            ),
+            2 => format!(
+                "if address :domain :is [\"from\", \"sender\"] \"shop{i}.example\" {{ fileinto \"Shopping\"; }}\n"
+            ),
+            3 => format!(
+                "if header :matches \"subject\" \"*[ticket-{i}*]*\" {{ set \"t\" \"${{2}}\"; fileinto \"Tickets\"; }}\n"
+            ),
+            _ => format!(
+                "if allof (envelope :domain :is \"from\" \"news{i}.example\", not exists \"x-keep\") {{ discard; }}\n"
+            ),
+        };
+        s.push_str(&rule);
+    }
+    s.push_str("vacation :days 7 :subject \"Away\" \"I am away.\";\n");
+    s
+}
+
+fn sieve(c: &mut Criterion) {
+    use postling::proto::sieve::{compile, run};
+    use postling::sieve::message::Mail;
+    let script =
+        compile::compile(&fifty_rules()).expect("the bench script compiles");
+    eprintln!(
+        "sieve: the 50-rule script compiled holds about {} octets",
+        script.size
+    );
+    let msg = ten_kib_message(4242);
+    let root = std::path::Path::new("/nonexistent/postling-bench");
+    let fmt = postling::config::MailboxFormat::Maildir;
+    let mut group = c.benchmark_group("sieve");
+    group.bench_function("compile 50 rules", |b| {
+        b.iter(|| compile::compile(black_box(&fifty_rules())).map(|s| s.size))
+    });
+    let mail = Mail::new(
+        &msg,
+        msg.len() as u64,
+        "a@sender.example",
+        "bench@example.test",
+        root,
+        fmt,
+    );
+    group.bench_function("run 50 rules", |b| {
+        b.iter(|| run::run(&[&script], black_box(&mail)))
+    });
+    group.bench_function("read the header and run 50 rules", |b| {
+        b.iter(|| {
+            let mail = Mail::new(
+                black_box(&msg),
+                msg.len() as u64,
+                "a@sender.example",
+                "bench@example.test",
+                root,
+                fmt,
+            );
+            run::run(&[&script], &mail)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, commands, data_scanner, checks, spam_filter, sieve);
 criterion_main!(benches);

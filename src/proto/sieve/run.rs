@@ -5,6 +5,8 @@
 //! through [`Env`]; no I/O here. A run-time error cancels every action
 //! and leaves the implicit keep, as Pigeonhole does.
 
+use std::rc::Rc;
+
 use super::matching::{self, Captures};
 use super::script::*;
 use super::strings;
@@ -90,6 +92,8 @@ pub fn run(scripts: &[&Script], env: &dyn Env) -> Outcome {
             vars: Vec::new(),
             captures: Vec::new(),
             flags: Vec::new(),
+            decoded: Vec::new(),
+            parsed: Vec::new(),
         };
         match run.block(&script.commands) {
             Ok(Flow::Stop) => break,
@@ -179,6 +183,10 @@ struct Run<'a> {
     captures: Captures,
     /// imap4flags' internal variable.
     flags: Vec<String>,
+    /// Header values decoded so far, by lower-case name.
+    decoded: Vec<(String, Rc<Vec<String>>)>,
+    /// Addresses parsed so far, by lower-case name, a list per field.
+    parsed: Vec<(String, Rc<Vec<Vec<String>>>)>,
 }
 
 type Result<T> = std::result::Result<T, String>;
@@ -194,9 +202,16 @@ impl Run<'_> {
     }
 
     fn s(&self, s: &str) -> String {
-        match self.script.variables {
-            true => strings::expand(s, &|n| self.var(n), &self.captures),
-            false => s.to_string(),
+        self.text(s).into_owned()
+    }
+
+    /// A string with its variables expanded; as written when it has none.
+    fn text<'s>(&self, s: &'s str) -> std::borrow::Cow<'s, str> {
+        match self.script.variables && s.contains("${") {
+            true => {
+                strings::expand(s, &|n| self.var(n), &self.captures).into()
+            }
+            false => s.into(),
         }
     }
 
@@ -485,7 +500,8 @@ impl Run<'_> {
                 index,
             } => {
                 let mut values = Vec::new();
-                for n in self.list(names) {
+                for n in names {
+                    let n = self.text(n);
                     values.extend(self.header_values(&n, *index));
                 }
                 self.matches(*how, &values, keys)
@@ -498,9 +514,12 @@ impl Run<'_> {
                 index,
             } => {
                 let mut values = Vec::new();
-                for n in self.list(names) {
-                    for raw in self.raw_values(&n, *index) {
-                        values.extend(address_parts(&raw, *part));
+                for n in names {
+                    let n = self.text(n);
+                    for field in self.addresses(&n, *index) {
+                        values.extend(
+                            field.iter().filter_map(|a| part_of(a, *part)),
+                        );
                     }
                 }
                 self.matches(*how, &values, keys)
@@ -623,8 +642,15 @@ impl Run<'_> {
         values: &[String],
         keys: &[String],
     ) -> bool {
-        let keys = self.list(keys);
-        self.matches_expanded(how, values, &keys)
+        let expand =
+            self.script.variables && keys.iter().any(|k| k.contains("${"));
+        match expand {
+            true => {
+                let keys = self.list(keys);
+                self.matches_expanded(how, values, &keys)
+            }
+            false => self.matches_expanded(how, values, keys),
+        }
     }
 
     fn matches_expanded(
@@ -641,34 +667,63 @@ impl Run<'_> {
         hit
     }
 
-    /// A header's values, unfolded, encoded words decoded, trimmed.
-    fn header_values(&self, name: &str, index: Option<Index>) -> Vec<String> {
-        self.raw_values(name, index)
-            .iter()
-            .map(|v| mime::decode_words(v).trim().to_string())
-            .collect()
+    /// A header's values, unfolded, encoded words decoded, trimmed;
+    /// each field's decoded once a run.
+    fn header_values(
+        &mut self,
+        name: &str,
+        index: Option<Index>,
+    ) -> Vec<String> {
+        let lower = name.to_ascii_lowercase();
+        let all = match self.decoded.iter().find(|(n, _)| *n == lower) {
+            Some((_, v)) => Rc::clone(v),
+            None => {
+                let v: Rc<Vec<String>> = Rc::new(
+                    self.raw_values(name, None)
+                        .iter()
+                        .map(|v| mime::decode_words(v).trim().to_string())
+                        .collect(),
+                );
+                self.decoded.push((lower, Rc::clone(&v)));
+                v
+            }
+        };
+        indexed(&all, index).to_vec()
+    }
+
+    /// Each field's addresses (`local@domain`), parsed once a run.
+    fn addresses(
+        &mut self,
+        name: &str,
+        index: Option<Index>,
+    ) -> Vec<Vec<String>> {
+        let lower = name.to_ascii_lowercase();
+        let all = match self.parsed.iter().find(|(n, _)| *n == lower) {
+            Some((_, v)) => Rc::clone(v),
+            None => {
+                let v: Rc<Vec<Vec<String>>> = Rc::new(
+                    self.raw_values(name, None)
+                        .iter()
+                        .map(|raw| field_addresses(raw))
+                        .collect(),
+                );
+                self.parsed.push((lower, Rc::clone(&v)));
+                v
+            }
+        };
+        indexed(&all, index).to_vec()
     }
 
     fn raw_values(&self, name: &str, index: Option<Index>) -> Vec<Vec<u8>> {
-        let all: Vec<Vec<u8>> = self
+        let all: Vec<&[u8]> = self
             .env
             .fields()
             .iter()
             .take(MAX_FIELDS)
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_slice())
             .collect();
-        match index {
-            None => all,
-            Some(Index { n, last }) => {
-                let n = n as usize;
-                let at = match last {
-                    true => all.len().checked_sub(n),
-                    false => Some(n - 1),
-                };
-                at.and_then(|i| all.get(i).cloned()).into_iter().collect()
-            }
-        }
+        indexed(&all, index).iter().map(|v| v.to_vec()).collect()
     }
 }
 
@@ -711,21 +766,36 @@ fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
     a
 }
 
-/// The addresses of a header value, as `part` asks for them.
-fn address_parts(raw: &[u8], part: Part) -> Vec<String> {
-    let mut out = Vec::new();
-    for a in structure::addresses(raw) {
-        let (Some(local), Some(host)) = (&a.mailbox, &a.host) else {
-            continue; // a group's start or end
-        };
-        let addr = format!(
-            "{}@{}",
-            String::from_utf8_lossy(local),
-            String::from_utf8_lossy(host)
-        );
-        out.extend(part_of(&addr, part));
+/// The fields `:index` picks: the Nth, or the Nth from the end.
+fn indexed<T>(all: &[T], index: Option<Index>) -> &[T] {
+    let Some(Index { n, last }) = index else {
+        return all;
+    };
+    let n = n as usize;
+    let at = match last {
+        true => all.len().checked_sub(n),
+        false => n.checked_sub(1),
+    };
+    match at {
+        Some(i) if i < all.len() => &all[i..=i],
+        _ => &[],
     }
-    out
+}
+
+/// The addresses (`local@domain`) of a header value.
+fn field_addresses(raw: &[u8]) -> Vec<String> {
+    structure::addresses(raw)
+        .into_iter()
+        .filter_map(|a| {
+            // A group's start or end has no host.
+            let (local, host) = (a.mailbox?, a.host?);
+            Some(format!(
+                "{}@{}",
+                String::from_utf8_lossy(&local),
+                String::from_utf8_lossy(&host)
+            ))
+        })
+        .collect()
 }
 
 /// One part of `local@domain`; none when `:detail` has nothing to give.
