@@ -529,23 +529,7 @@ impl Run<'_> {
                 part,
                 names,
                 keys,
-            } => {
-                let mut values = Vec::new();
-                for n in self.list(names) {
-                    let addr = match n.to_ascii_lowercase().as_str() {
-                        "from" => self.env.envelope_from(),
-                        "to" => self.env.envelope_to(),
-                        _ => continue,
-                    };
-                    if addr.is_empty() {
-                        // The null path is the empty string, whatever the part.
-                        values.push(String::new());
-                    } else {
-                        values.extend(part_of(addr, *part));
-                    }
-                }
-                self.matches(*how, &values, keys)
-            }
+            } => self.envelope(*how, *part, names, keys),
             Test::String { how, sources, keys } => {
                 let mut values = self.list(sources);
                 if let MatchKind::Count(_) = how.kind {
@@ -614,6 +598,30 @@ impl Run<'_> {
                 )
             }
         })
+    }
+
+    fn envelope(
+        &mut self,
+        how: Match,
+        part: Part,
+        names: &[String],
+        keys: &[String],
+    ) -> bool {
+        let mut values = Vec::new();
+        for n in self.list(names) {
+            let addr = match n.to_ascii_lowercase().as_str() {
+                "from" => self.env.envelope_from(),
+                "to" => self.env.envelope_to(),
+                _ => continue,
+            };
+            if addr.is_empty() {
+                // The null path is the empty string, whatever the part.
+                values.push(String::new());
+            } else {
+                values.extend(part_of(addr, part));
+            }
+        }
+        self.matches(how, &values, keys)
     }
 
     fn duplicate(&mut self, d: &Duplicate) -> bool {
