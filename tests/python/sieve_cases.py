@@ -227,6 +227,61 @@ fileinto "${unicode:48 49}";''', "", "x\n", None),
 if spamtest :value "eq" :comparator "i;ascii-numeric" "0" { fileinto "untested"; }''', "", "x\n", None),
     # duplicate (RFC 7352): the first copy is not a duplicate.
     ("7352-first", 'require ["duplicate", "fileinto"]; if duplicate { fileinto "dup"; }', "", "x\n", None),
+    # More of the RFCs' own examples.
+    ("5235-example", r"""require ["spamtest", "fileinto", "relational", "comparator-i;ascii-numeric"];
+if spamtest :value "eq" :comparator "i;ascii-numeric" "0" {
+    fileinto "INBOX.unclassified";
+} elsif spamtest :value "ge" :comparator "i;ascii-numeric" "3" {
+    fileinto "INBOX.spam-trap";
+}""", "", "x\n", None),
+    ("7352-example-discard", 'require "duplicate"; if duplicate { discard; }', "", "x\n", None),
+    ("7352-example-alerts", r"""require ["duplicate", "variables", "imap4flags", "fileinto"];
+if header :matches "subject" "ALERT: *" {
+    if duplicate :seconds 60 :uniqueid "${1}" { setflag "\\seen"; }
+    fileinto "Alerts";
+}""", "Subject: ALERT: disk full\n", "x\n", None),
+    ("5260-example-hours", r"""require ["date", "relational", "fileinto"];
+if allof(header :is "from" "boss@example.com",
+         date :value "ge" :originalzone "date" "hour" "09",
+         date :value "lt" :originalzone "date" "hour" "17")
+{ fileinto "urgent"; }""", "From: boss@example.com\nDate: Tue, 17 Feb 2009 10:30:00 -0500\n", "x\n", None),
+    ("5173-example-raw", 'require "body"; if body :raw :contains "MAKE MONEY FAST" { discard; }',
+     "", "Please MAKE MONEY FAST now\n", None),
+    ("5173-example-schedule", r"""require ["body", "fileinto"];
+if body :text :contains "project schedule" { fileinto "project.schedule"; }""",
+     "", "About the project schedule, again.\n", None),
+    ("5490-example", r"""require ["fileinto", "reject", "mailbox"];
+if mailboxexists "Partners" {
+    fileinto "Partners";
+} else {
+    reject "This message was not accepted by the Mailstore";
+}""", "", "x\n", None),
+    ("3894-example", r"""require ["copy"];
+if header :contains "subject" "-sensitive-" { redirect :copy "backup@example.com"; }""",
+     "Subject: the -sensitive- plans\n", "x\n", None),
+    ("5232-example-size", r"""require ["imap4flags"];
+if size :over 500K { setflag "\\Deleted"; }""", "", "x\n", None),
+    ("5232-example-boss", r"""require ["imap4flags", "fileinto"];
+if header :contains "from" "boss@frobnitzm.example.edu" {
+    setflag "\\Flagged";
+    fileinto "INBOX.From Boss";
+}""", "From: boss@frobnitzm.example.edu\n", "x\n", None),
+    ("5233-example", r"""require ["envelope", "subaddress", "fileinto"];
+if envelope :user "to" "postmaster" { fileinto "inbox.postmaster"; stop; }
+if envelope :detail :is "to" "mta-filters" { fileinto "inbox.mta-filters"; stop; }""", "", "x\n", None),
+    ("5231-example-priority", r"""require ["relational", "comparator-i;ascii-numeric", "fileinto"];
+if header :value "lt" :comparator "i;ascii-numeric" ["x-priority"] ["3"] { fileinto "Priority"; }""",
+     "X-Priority: 1\n", "x\n", None),
+    ("5229-example-text", r"""require ["variables", "fileinto"];
+set "text" "An unattended message";
+if string :matches "${text}" "An * message" { fileinto "${1}"; }""", "", "x\n", None),
+    ("5230-mime", r"""require "vacation";
+vacation :mime text:
+Content-Type: text/plain; charset=utf-8
+
+I am away.
+.
+;""", "", "x\n", None),
     # stop, and implicit keep after nothing.
     ("stop-first", 'stop; discard;', "", "x\n", None),
     ("empty-script", '', "", "x\n", None),

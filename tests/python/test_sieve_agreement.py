@@ -58,7 +58,9 @@ def pigeonhole(work: Path, script: str, msg: str, sender: str):
     for line in r.stdout.splitlines():
         m = re.match(r"\s*\* store message in folder: (.*)", line)
         if m:
-            store = [m.group(1), set()]
+            # INBOX has no case, as a folder and as a parent (RFC 9051).
+            folder = re.sub(r"^inbox(?=\.|$)", "INBOX", m.group(1), flags=re.I)
+            store = [folder, set()]
             out.add(("store", store[0]))
             continue
         m = re.match(r"\s*\+ add IMAP flags: (.*)", line)
