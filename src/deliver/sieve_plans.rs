@@ -21,14 +21,20 @@ pub fn plans(job: &Job) -> Result<Vec<(PathBuf, Plan)>, StageError> {
     let Some(work) = &job.sieve else {
         return Ok(Vec::new());
     };
-    if !delivery::any_scripts(work) {
+    let scripts: Vec<_> = job
+        .mailboxes
+        .iter()
+        .map(|dir| delivery::scripts_for(work, dir, &job.id))
+        .collect();
+    if scripts.iter().all(Vec::is_empty) {
         return Ok(Vec::new());
     }
+    let body = scripts.iter().flatten().any(|s| s.body);
     let mut msg = Vec::new();
-    let read = job.content.reader().and_then(|r| {
-        r.take(crate::sieve::message::MAX_READ as u64)
-            .read_to_end(&mut msg)
-    });
+    let read = job
+        .content
+        .reader()
+        .and_then(|r| read_for(r, body, &mut msg));
     if let Err(e) = read {
         return Err(store::transient(
             "reading for sieve",
@@ -38,10 +44,11 @@ pub fn plans(job: &Job) -> Result<Vec<(PathBuf, Plan)>, StageError> {
         .into());
     }
     let mut plans = Vec::new();
-    for dir in &job.mailboxes {
+    for (dir, scripts) in job.mailboxes.iter().zip(&scripts) {
         let plan = delivery::plan(
             work,
             dir,
+            scripts,
             &msg,
             job.content.len,
             &job.sender,
@@ -56,6 +63,35 @@ pub fn plans(job: &Job) -> Result<Vec<(PathBuf, Plan)>, StageError> {
         plans.push((dir.clone(), plan));
     }
     Ok(plans)
+}
+
+/// The message as far as the scripts may look: its header alone
+/// (read a piece at a time to its blank line) unless one of them tests
+/// the body; at most `MAX_READ` octets either way.
+fn read_for(
+    reader: impl Read,
+    body: bool,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    const PIECE: usize = 16 * 1024;
+    let mut reader = reader.take(crate::sieve::message::MAX_READ as u64);
+    if body {
+        return reader.read_to_end(out).map(|_| ());
+    }
+    let mut piece = [0u8; PIECE];
+    loop {
+        let n = reader.read(&mut piece)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let from = out.len().saturating_sub(3);
+        out.extend_from_slice(&piece[..n]);
+        if memchr::memmem::find(&out[from..], b"\n\n").is_some()
+            || memchr::memmem::find(&out[from..], b"\n\r\n").is_some()
+        {
+            return Ok(());
+        }
+    }
 }
 
 /// A reason fit for one reply line.

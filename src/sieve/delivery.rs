@@ -63,18 +63,10 @@ impl Plan {
     }
 }
 
-/// True if any mailbox may have a script to run.
-pub fn any_scripts(work: &Work) -> bool {
-    work.before.is_some()
-        || work
-            .users
-            .iter()
-            .any(|(root, _, _)| super::scripts::active_path(root).is_some())
-}
-
 /// The scripts for `root`: `sieve_before`, then the user's; one that
-/// does not compile is left out (and logged).
-fn scripts_for(work: &Work, root: &Path, id: &str) -> Vec<Arc<Script>> {
+/// does not compile is left out (and logged). Cheap when there are
+/// none: one `readlink`.
+pub fn scripts_for(work: &Work, root: &Path, id: &str) -> Vec<Arc<Script>> {
     let paths = work
         .before
         .iter()
@@ -83,6 +75,8 @@ fn scripts_for(work: &Work, root: &Path, id: &str) -> Vec<Arc<Script>> {
     paths
         .filter_map(|p| match super::scripts::compiled(&p) {
             Ok(s) => Some(s),
+            // A link to a script since deleted: none.
+            Err(_) if !p.exists() => None,
             Err(e) => {
                 log::warn!(
                     "id={id} sieve: {}",
@@ -99,6 +93,7 @@ fn scripts_for(work: &Work, root: &Path, id: &str) -> Vec<Arc<Script>> {
 pub fn plan(
     work: &Work,
     root: &Path,
+    scripts: &[Arc<Script>],
     msg: &[u8],
     size: u64,
     sender: &str,
@@ -108,7 +103,6 @@ pub fn plan(
     else {
         return Plan::keep();
     };
-    let scripts = scripts_for(work, root, id);
     if scripts.is_empty() {
         return Plan::keep();
     }

@@ -41,15 +41,21 @@ fn path_of(root: &Path, name: &str) -> PathBuf {
 
 /// The active script's name, if one is.
 pub fn active(root: &Path) -> Option<String> {
-    let target = fs::read_link(root.join(ACTIVE)).ok()?;
-    let file = target.file_name()?.to_str()?;
-    let name = file.strip_suffix(".sieve")?;
-    path_of(root, name).is_file().then(|| name.to_string())
+    let name = linked(root)?;
+    path_of(root, &name).is_file().then_some(name)
 }
 
-/// The active script's file, if one is.
+/// The name the active link names, whether or not its file is there.
+fn linked(root: &Path) -> Option<String> {
+    let target = fs::read_link(root.join(ACTIVE)).ok()?;
+    let file = target.file_name()?.to_str()?;
+    file.strip_suffix(".sieve").map(str::to_string)
+}
+
+/// The active script's file, if a link names one (delivery finds out
+/// whether it is there when it reads it: one system call the less).
 pub fn active_path(root: &Path) -> Option<PathBuf> {
-    active(root).map(|n| path_of(root, &n))
+    linked(root).map(|n| path_of(root, &n))
 }
 
 /// Every script's name, sorted, and which is active.

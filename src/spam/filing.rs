@@ -44,6 +44,8 @@ pub struct Examined {
     pub summary: String,
     /// The registered domains of its links, for `uribl`.
     pub links: Vec<String>,
+    /// Each scored mailbox's probability, for Sieve's `spamtest`.
+    pub scores: Vec<(PathBuf, f64)>,
 }
 
 /// The filter's verdict for each of `mailboxes` (with words), and if
@@ -83,10 +85,11 @@ pub fn examine(
         }
     }
     if !trained.is_empty() {
-        let (filed, summary) =
+        let (filed, summary, scores) =
             file_trained(&msg, &tokens.hashes, &trained, ours);
         out.filed = filed;
         out.summary = summary;
+        out.scores = scores;
     }
     Ok(out)
 }
@@ -97,10 +100,11 @@ fn file_trained(
     hashes: &[u32],
     trained: &[(&PathBuf, Arc<Words>)],
     ours: &str,
-) -> (Vec<Filed>, String) {
+) -> (Vec<Filed>, String, Vec<(PathBuf, f64)>) {
     let known = Reputation::of(msg, ours);
     let mut filed = Vec::new();
     let mut summary = Vec::new();
+    let mut scores = Vec::new();
     for (mailbox, words) in trained {
         let user = mailbox
             .file_name()
@@ -110,7 +114,11 @@ fn file_trained(
             summary.push(format!("{user}:{why}"));
             continue;
         }
-        match score::score(words, hashes) {
+        let verdict = score::score(words, hashes);
+        if let Verdict::Score(s) = verdict {
+            scores.push(((*mailbox).clone(), s));
+        }
+        match verdict {
             Verdict::Abstain => summary.push(format!("{user}:untrained")),
             v @ Verdict::Score(s) if v.is_spam() => {
                 summary.push(format!("{user}:spam={s:.3}"));
@@ -126,7 +134,7 @@ fn file_trained(
             Verdict::Score(s) => summary.push(format!("{user}:ham={s:.3}")),
         }
     }
-    (filed, format!(" filter={}", summary.join(",")))
+    (filed, format!(" filter={}", summary.join(",")), scores)
 }
 
 /// A user's words, from the cache or the file; None if the user has

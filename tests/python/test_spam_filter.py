@@ -213,3 +213,26 @@ def test_junk_expire_removes_old_junk(tmp_path):
     finally:
         s.stop()
     assert s.proc.returncode == 0, "".join(s.log)
+
+
+def test_sieve_spamtest_reads_the_filters_score(filtered, tmp_path):
+    """RFC 5235 fed by the filter: a trained user's script sorts by the
+    score (1-10, or :percent), and the implicit keep is where the filter
+    put the message."""
+    s = filtered
+    rng = random.Random(5)
+    trained(s, tmp_path)
+    root = s.dir / "data/mail/example.test/alice"
+    (root / "sieve").mkdir(parents=True, exist_ok=True)
+    (root / "sieve/main.sieve").write_text(
+        'require ["spamtest", "spamtestplus", "fileinto", "relational", "comparator-i;ascii-numeric"];\n'
+        'if spamtest :value "ge" :comparator "i;ascii-numeric" "9" { fileinto "Spammy"; stop; }\n'
+        'if spamtest :percent :value "le" :comparator "i;ascii-numeric" "20" { fileinto "Clean"; }\n')
+    (root / ".dovecot.sieve").symlink_to("sieve/main.sieve")
+    send(s, "cheap pills", body(SPAM_WORDS, rng))
+    send(s, "project notes", body(HAM_WORDS, rng))
+    m = imap(s)
+    assert "cheap pills" in subjects(m, "Spammy")
+    assert "project notes" in subjects(m, "Clean")
+    assert "cheap pills" not in subjects(m, "Junk")
+    m.logout()

@@ -20,6 +20,7 @@ pub fn compile(text: &str) -> Result<Script, Error> {
     Ok(Script {
         commands,
         variables: c.has("variables"),
+        body: c.has("body"),
         size: c.size + std::mem::size_of::<Script>(),
     })
 }

@@ -36,6 +36,8 @@ pub struct Script {
     pub commands: Vec<Cmd>,
     /// `variables` is required: strings are expanded when used.
     pub variables: bool,
+    /// `body` is required: the script may read past the header.
+    pub body: bool,
     /// An estimate of the octets it holds in memory.
     pub size: usize,
 }

@@ -154,6 +154,8 @@ pub struct Placement {
     pub filtered: bool,
     /// Mailboxes whose filter filed the message elsewhere.
     pub filed: Vec<crate::deliver::Filed>,
+    /// The filter's probabilities, for Sieve's `spamtest`.
+    pub scores: Vec<(std::path::PathBuf, f64)>,
     pub edit: Option<Box<crate::deliver::HeaderEdit>>,
     /// The results, for the delivery's log line.
     pub summary: String,
@@ -166,6 +168,7 @@ impl Default for Placement {
             milted: false,
             filtered: false,
             filed: Vec::new(),
+            scores: Vec::new(),
             edit: None,
             summary: String::new(),
         }
@@ -184,6 +187,7 @@ impl Placement {
             milted: false,
             filtered: false,
             filed: Vec::new(),
+            scores: Vec::new(),
             summary: std::mem::take(&mut decided.summary),
             edit: Some(Box::new(crate::deliver::HeaderEdit::of(decided, at))),
         }

@@ -99,6 +99,8 @@ pub enum Verdict {
         dmarc_pass: Option<String>,
         /// The registered domains of its links, for `uribl`.
         links: Vec<String>,
+        /// The filter's probabilities, for Sieve's `spamtest`.
+        scores: Vec<(std::path::PathBuf, f64)>,
     },
     Refuse {
         text: String,
@@ -260,6 +262,7 @@ fn decide_and_edit(
         filed: examined.filed,
         dmarc_pass,
         links: examined.links,
+        scores: examined.scores,
     })
 }
 
@@ -902,6 +905,7 @@ impl Server {
                 filed,
                 dmarc_pass,
                 links,
+                scores,
             }) => {
                 if let Some(domain) = dmarc_pass {
                     self.greylist_dmarc_passed(&domain);
@@ -910,6 +914,7 @@ impl Server {
                     folder,
                     summary,
                     filed,
+                    scores,
                     filtered: true,
                     ..Placement::default()
                 };

@@ -56,6 +56,9 @@ pub fn run(job: &mut Job, filter: &Filter) -> String {
     );
     match examined {
         Ok(e) => {
+            if let Some(sieve) = &mut job.sieve {
+                sieve.scores = e.scores;
+            }
             // A copy filed already (a milter's quarantine) stays so.
             for f in e.filed {
                 if !job.filed.iter().any(|x| x.mailbox == f.mailbox) {

@@ -283,7 +283,10 @@ impl Server {
             folder: placement.folder,
             filed: placement.filed,
             edit: placement.edit,
-            sieve: self.sieve_work(&envelope),
+            sieve: self.sieve_work(&envelope).map(|mut w| {
+                w.scores = placement.scores;
+                w
+            }),
             quota: self.quota_work(&envelope),
         };
         self.learn_sent(&envelope, &job.content);
