@@ -256,6 +256,22 @@ impl Config {
                 }
             }
         }
+        if let Some(path) = &self.filtering.sieve_before {
+            // Delivery would log this for every message, and keep them.
+            let read =
+                std::fs::read_to_string(path).map_err(|e| e.to_string());
+            let compiled = read.and_then(|t| {
+                crate::proto::sieve::compile::compile(&t)
+                    .map(|_| ())
+                    .map_err(|e| format!("line {}: {}", e.line, e.what))
+            });
+            if let Err(e) = compiled {
+                w.push(format!(
+                    "sieve_before {}: {e}: it is skipped",
+                    path.display()
+                ));
+            }
+        }
         w
     }
 

@@ -6,10 +6,11 @@ redirect loops, and flags in mbox."""
 import os
 import re
 import smtplib
+import subprocess
 
 import pytest
 
-from conftest import Server
+from conftest import BINARY, Server
 
 
 def install(server: Server, user: str, script: str):
@@ -139,5 +140,21 @@ def test_flags_in_mbox(tmp_path):
         text = (s.dir / "data/mail/example.test/alice/folders/Tagged").read_text()
         assert "Status: RO\n" in text and "X-Status: F\n" in text
         assert "X-Keywords: $Work\n" in text
+    finally:
+        s.stop()
+
+
+def test_check_warns_of_a_broken_sieve_before(tmp_path):
+    before = tmp_path / "before.sieve"
+    before.write_text('keep;\nfileinto "x";\n')
+    s = Server(tmp_path, "maildir", extra=f"sieve_before = {before}")
+    try:
+        r = subprocess.run([BINARY, "check", "-c", str(s.conf)], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0
+        assert "sieve_before" in r.stderr and "line 2" in r.stderr, r.stderr
+        # Mail still flows: the broken script is skipped, the message kept.
+        send(s, "f@far.test", ["alice@example.test"])
+        assert stored(s, "alice") == 1
     finally:
         s.stop()
