@@ -282,6 +282,106 @@ Content-Type: text/plain; charset=utf-8
 I am away.
 .
 ;""", "", "x\n", None),
+    ("5229-3.2-example-exact", r"""require ["fileinto", "variables"];
+if header :matches "List-ID" "*<*@*" {
+    fileinto "INBOX.lists.${2}"; stop;
+}""", "List-ID: Acme <acme-users@acme.example.org>\n", "x\n", None),
+    ("5231-7-priority", None, "X-Priority: 2\n", "x\n", "5231-7-example"),
+    ("5231-7-example", r"""require ["relational", "comparator-i;ascii-numeric", "fileinto"];
+if header :value "lt" :comparator "i;ascii-numeric" ["x-priority"] ["3"]
+{
+   fileinto "Priority";
+}
+elsif address :count "gt" :comparator "i;ascii-numeric" ["to"] ["5"]
+{
+   fileinto "SPAM";
+}
+elsif address :value "gt" :all :comparator "i;ascii-casemap" ["from"] ["M"]
+{
+   fileinto "From N-Z";
+} else {
+   fileinto "From A-M";
+}
+if allof ( address :count "eq" :comparator "i;ascii-numeric" ["to", "cc"] ["1"] ,
+           address :all :comparator "i;ascii-casemap" ["to", "cc"] ["me@foo.example.com"] )
+{
+   fileinto "Only me";
+}""", "To: a@x.test, b@x.test, c@x.test, d@x.test, e@x.test, f@x.test\n", "x\n", None),
+    ("5231-7-only-me", None, "From: Zed <zed@x.test>\nTo: me@foo.example.com\n", "x\n", "5231-7-example"),
+    ("5231-7-a-m", None, "From: abe@x.test\n", "x\n", "5231-7-example"),
+    # RFC 5232 §9 as printed: "remove" and "anyof" without parentheses
+    # make it a script sievec refuses, and so must we.
+    ("5232-9-example-as-printed", r"""require ["fileinto", "imap4flags", "variables"];
+if size :over 1M {
+    addflag "MyFlags" "Big";
+    fileinto :flags "${MyFlags}" "Big messages";
+}
+if header :is "Sender" "owner-ietf-mta-filters@example.org" {
+    set "MyFlags" "\\Flagged $Work";
+    keep :flags "${MyFlags}";
+}
+elsif anyof address :domain :is ["From", "To"] "company.example.com" {
+    keep :flags "${MyFlags}";
+}
+else {
+    remove "MyFlags" "\\Flagged";
+    fileinto :flags "${MyFlags}" "personal";
+}""", "", "x\n", None),
+    ("5232-9-example-grandma", r"""require ["fileinto", "imap4flags", "variables"];
+if header :is "From" "grandma@example.net" {
+    addflag "MyFlags" ["\\Answered", "$MDNSent"];
+    fileinto :flags "${MyFlags}" "GrandMa";
+}
+if header :is "Sender" "owner-ietf-mta-filters@example.org" {
+    set "MyFlags" "\\Flagged $Work";
+    keep :flags "${MyFlags}";
+}""", "From: grandma@example.net\nSender: owner-ietf-mta-filters@example.org\n", "x\n", None),
+    ("5235-spamtestplus-example", r"""require ["spamtestplus", "fileinto", "relational", "comparator-i;ascii-numeric"];
+if spamtest :value "eq" :comparator "i;ascii-numeric" "0" {
+    fileinto "INBOX.unclassified";
+} elsif spamtest :percent :value "eq" :comparator "i;ascii-numeric" "0" {
+    fileinto "INBOX.not-spam";
+} elsif spamtest :percent :value "lt" :comparator "i;ascii-numeric" "37" {
+    fileinto "INBOX.spam-trap";
+}""", "", "x\n", None),
+    ("7352-example-header", 'require "duplicate"; if duplicate :header "message-id" { discard; }', "", "x\n", None),
+    ("7352-example-uniqueid", r"""require ["duplicate", "variables"];
+if header :matches "message-id" "*" {
+  if duplicate :uniqueid "${0}" { discard; }
+}""", "", "x\n", None),
+    ("7352-example-trash", r"""require ["duplicate", "fileinto", "mailbox"];
+if duplicate { fileinto :create "Trash.Duplicate"; }""", "", "x\n", None),
+    ("7352-example-handles", r"""require ["duplicate", "imap4flags"];
+if duplicate :header "X-Event-ID" :handle "notifier" { discard; }
+if allof (duplicate :header "X-Ticket-ID" :handle "support",
+          address "to" "support@example.com",
+          header :contains "subject" "fileserver") { setflag "\\seen"; }""",
+     "X-Event-ID: e1\nX-Ticket-ID: t1\n", "x\n", None),
+    ("5429-example-size", r"""require ["reject"];
+if size :over 100K {
+    reject text:
+Your message is too big.  If you want to send me a big attachment,
+put it on a public web site and send me a URL.
+.
+    ;
+}""", "", "x\n", None),
+    ("5429-example-coyote", r"""require ["reject"];
+if header :contains "from" "coyote@desert.example.org" {
+    reject text:
+I am not taking mail from you, and I don't
+want your birdseed, either!
+.
+    ;
+}""", "", "x\n", None),
+    ("6131-example-meeting", r"""require ["vacation-seconds"];
+vacation :addresses ["tjs@example.edu", "ts4z@landru.example.edu"]
+         :seconds 1800
+         "I am in a meeting, and do not have access to email.";""", "", "x\n", None),
+    ("6131-example-auto-resp", r"""require ["vacation-seconds"];
+vacation :handle "auto-resp" :seconds 0
+    "Your request has been received.  A service
+     representative will contact you as soon as
+     possible, usually within one business day.";""", "", "x\n", None),
     # stop, and implicit keep after nothing.
     ("stop-first", 'stop; discard;', "", "x\n", None),
     ("empty-script", '', "", "x\n", None),
