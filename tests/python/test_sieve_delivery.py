@@ -122,6 +122,8 @@ def test_redirect_loops_are_kept(srv):
     send(srv, "f@far.test", ["alice@example.test"])
     first = queued_to(srv)
     assert len(first) == 1 and first[0][1] == ["alice@elsewhere.test"]
+    # Sent on from our domain, the sender rewritten with SRS.
+    assert first[0][0].startswith("SRS0=") and first[0][0].endswith("@example.test"), first[0][0]
     assert "X-Sieve-Redirected-From: alice@example.test" in first[0][2]
     assert stored(srv, "alice") == 0
     send(srv, "f@far.test", ["alice@example.test"],
