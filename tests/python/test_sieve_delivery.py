@@ -160,3 +160,17 @@ def test_check_warns_of_a_broken_sieve_before(tmp_path):
         assert stored(s, "alice") == 1
     finally:
         s.stop()
+
+
+def test_ereject_rfc5429_example(srv):
+    """RFC 5429 §2.1's ereject example (Debian's Pigeonhole has no
+    ereject to compare with): refused in the dialog."""
+    install(srv, "alice", 'require ["ereject"];\n'
+                          'if address "from" "someone@example.com" {\n'
+                          '    ereject "I no longer accept mail from this address";\n}\n')
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(srv, "someone@example.com", ["alice@example.test"])
+    assert e.value.smtp_code == 550
+    assert b"I no longer accept mail from this address" in e.value.smtp_error
+    send(srv, "other@example.com", ["alice@example.test"])
+    assert stored(srv, "alice") == 1
