@@ -819,3 +819,120 @@ fn part_of(addr: &str, part: Part) -> Option<String> {
         Part::Detail => local.split_once('+')?.1.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::compile::compile;
+    use super::*;
+
+    struct Fake {
+        fields: Vec<(String, Vec<u8>)>,
+    }
+
+    impl Env for Fake {
+        fn fields(&self) -> &[(String, Vec<u8>)] {
+            &self.fields
+        }
+        fn size(&self) -> u64 {
+            100
+        }
+        fn envelope_from(&self) -> &str {
+            "a@b.test"
+        }
+        fn envelope_to(&self) -> &str {
+            "me+tag@c.test"
+        }
+        fn body(&self, _: &Transform) -> Vec<String> {
+            vec!["hello".into()]
+        }
+        fn mailbox_exists(&self, name: &str) -> bool {
+            name == "INBOX"
+        }
+        fn seen(&self, _: &str) -> bool {
+            false
+        }
+        fn spam_score(&self) -> Option<f64> {
+            None
+        }
+        fn now(&self) -> i64 {
+            0
+        }
+    }
+
+    fn outcome(script: &str, fields: &[(&str, &str)]) -> Outcome {
+        let s = compile(script).unwrap();
+        let env = Fake {
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        };
+        run(&[&s], &env)
+    }
+
+    fn inbox() -> Vec<Store> {
+        vec![Store {
+            folder: None,
+            flags: Vec::new(),
+        }]
+    }
+
+    #[test]
+    fn implicit_keep_and_what_cancels_it() {
+        assert_eq!(outcome("", &[]).stores, inbox());
+        let o = outcome("discard;", &[]);
+        assert!(o.stores.is_empty() && o.discarded);
+        let o = outcome("require \"copy\"; redirect :copy \"x@y.test\";", &[]);
+        assert_eq!(
+            (o.stores, o.redirects),
+            (inbox(), vec!["x@y.test".to_string()])
+        );
+        let o = outcome(
+            "require \"fileinto\"; fileinto \"A\"; fileinto \"A\"; keep;",
+            &[],
+        );
+        assert_eq!(o.stores.len(), 2, "{o:?}");
+    }
+
+    #[test]
+    fn errors_keep_and_cancel_everything() {
+        let five = "redirect \"a@x.test\"; redirect \"b@x.test\"; redirect \"c@x.test\"; \
+                    redirect \"d@x.test\"; redirect \"e@x.test\";";
+        let o = outcome(five, &[]);
+        assert_eq!((o.stores, o.redirects.len()), (inbox(), 0));
+        assert!(o.error.unwrap().contains("redirects"));
+        let o = outcome(
+            "require [\"reject\", \"fileinto\"]; fileinto \"A\"; reject \"no\";",
+            &[],
+        );
+        assert_eq!(o.stores, inbox());
+        assert!(o.reject.is_none() && o.error.is_some());
+    }
+
+    #[test]
+    fn a_decoded_header_cannot_inject_a_recipient() {
+        // =0D=0A in an encoded word decodes to a line end.
+        let script = "require \"variables\"; if header :matches \"x-to\" \"*\" { redirect \"${1}\"; }";
+        let o = outcome(
+            script,
+            &[("X-To", "=?utf-8?q?\"a=0D=0Ato_<evil@x.test>\"@y.test?=")],
+        );
+        assert!(o.redirects.is_empty() && o.error.is_some(), "{o:?}");
+        assert_eq!(o.stores, inbox());
+    }
+
+    #[test]
+    fn flags_subaddress_and_variables() {
+        let script = "require [\"imap4flags\", \"envelope\", \"subaddress\", \"variables\", \"fileinto\"];\n\
+                      setflag \"\\\\Seen\"; addflag \"$Work \\\\Seen\";\n\
+                      if envelope :detail :matches \"to\" \"*\" { fileinto \"T.${1}\"; }";
+        let o = outcome(script, &[]);
+        assert_eq!(
+            o.stores,
+            vec![Store {
+                folder: Some("T.tag".into()),
+                flags: vec!["\\Seen".into(), "$Work".into()],
+            }]
+        );
+    }
+}

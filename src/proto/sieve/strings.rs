@@ -228,6 +228,11 @@ pub fn expand(
 
 /// An address as `redirect` takes it: `local@domain`, bare or in `<>`.
 pub fn valid_address(s: &str) -> bool {
+    // A variable may carry a decoded header: no line ends or controls
+    // may reach the queue's envelope.
+    if s.chars().any(char::is_control) {
+        return false;
+    }
     let s = s.trim();
     let s = match (s.find('<'), s.ends_with('>')) {
         (Some(i), true) => &s[i + 1..s.len() - 1],
@@ -337,6 +342,8 @@ mod tests {
         assert!(!valid_address("user"));
         assert!(!valid_address("user@"));
         assert!(!valid_address("a b@example.com"));
+        assert!(!valid_address("\"a\r\nto <x@y.z>\"@example.com"));
+        assert!(valid_address("\"a b\"@example.com"));
         assert_eq!(zone("+0130"), Some(90));
         assert_eq!(zone("-0500"), Some(-300));
         assert_eq!(zone("0500"), None);
