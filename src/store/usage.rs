@@ -58,11 +58,27 @@ pub fn rebuild(root: &Path, format: MailboxFormat) -> io::Result<Usage> {
 }
 
 /// Messages in an mbox file: its `From ` lines.
+/// Read a piece at a time: an mbox may be far bigger than memory.
 fn count_from_lines(path: &Path) -> u64 {
-    fs::read(path).map_or(0, |b| {
-        let starts = memchr::memmem::find_iter(&b, b"\nFrom ").count();
-        (starts + usize::from(b.starts_with(b"From "))) as u64
-    })
+    use std::io::Read;
+    let Ok(mut f) = fs::File::open(path) else {
+        return 0;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    // The last octets of the previous piece, so a line start cut
+    // between pieces is still seen; a leading "\n" counts the first.
+    let mut carry = b"\n".to_vec();
+    let mut count = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) | Err(_) => return count,
+            Ok(n) => n,
+        };
+        carry.extend_from_slice(&buf[..n]);
+        count += memchr::memmem::find_iter(&carry, b"\nFrom ").count() as u64;
+        let keep = carry.len().min(5);
+        carry.drain(..carry.len() - keep);
+    }
 }
 
 #[cfg(test)]
@@ -130,5 +146,25 @@ mod tests {
             .fits(10, 100)
         );
         fs::remove_dir_all(&root).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod mbox_tests {
+    use super::*;
+
+    #[test]
+    fn from_lines_counted_across_pieces() {
+        let path = std::env::temp_dir()
+            .join(format!("postling-usage-mbox-{}", std::process::id()));
+        // Messages of 70,000 octets: line starts fall on every side of
+        // the 64 KiB pieces.
+        let one = format!(
+            "From a@b Thu Jan  1 00:00:00 1970\n{}\n\n",
+            "x".repeat(70_000)
+        );
+        fs::write(&path, one.repeat(7)).unwrap();
+        assert_eq!(count_from_lines(&path), 7);
+        fs::remove_file(&path).unwrap();
     }
 }

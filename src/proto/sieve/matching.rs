@@ -84,12 +84,12 @@ fn numeric(s: &str) -> (bool, usize, &str) {
     (false, n.len(), n)
 }
 
+/// Both folded, then a substring search linear in the value (a
+/// window-by-window compare costs its length times the key's).
 fn contains_folded(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let (hay, needle) =
+        (hay.to_ascii_lowercase(), needle.to_ascii_lowercase());
+    memchr::memmem::find(&hay, &needle).is_some()
 }
 
 /// `:matches`: `*` any run of characters, `?` one character, `\`

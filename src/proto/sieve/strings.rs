@@ -45,18 +45,26 @@ pub fn decode_encoded(s: &str) -> Result<String, String> {
 }
 
 /// One encoded sequence after its `${`: the text and the octets used.
+/// Only hex digits and blanks are looked at past the `:`, so a string
+/// of many `${` is read once, not once for each.
 fn encoded(s: &str) -> Result<Option<(String, usize)>, String> {
-    let Some(colon) = s.find(':') else {
-        return Ok(None);
+    let prefix =
+        |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    let (kind, colon) = match () {
+        _ if prefix("hex:") => ("hex", 3),
+        _ if prefix("unicode:") => ("unicode", 7),
+        _ => return Ok(None),
     };
-    let kind = s[..colon].to_ascii_lowercase();
-    if kind != "hex" && kind != "unicode" {
+    let body = &s[colon + 1..];
+    let len = body
+        .bytes()
+        .take_while(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace())
+        .count();
+    if !body[len..].starts_with('}') {
         return Ok(None);
     }
-    let Some(close) = s[colon..].find('}') else {
-        return Ok(None);
-    };
-    let inner = &s[colon + 1..colon + close];
+    let close = len + 1;
+    let inner = &body[..len];
     let items: Vec<&str> = inner.split_ascii_whitespace().collect();
     if items.is_empty()
         || !items
@@ -65,7 +73,7 @@ fn encoded(s: &str) -> Result<Option<(String, usize)>, String> {
     {
         return Ok(None);
     }
-    let text = match kind.as_str() {
+    let text = match kind {
         "hex" => {
             let mut bytes = Vec::new();
             for item in &items {
@@ -196,7 +204,14 @@ pub fn expand(
     while let Some(at) = rest.find("${") {
         out.push_str(&rest[..at]);
         let after = &rest[at + 2..];
-        let name = after.find('}').map(|end| &after[..end]);
+        // A name is identifier characters and dots: read only those.
+        let len = after
+            .bytes()
+            .take_while(|b| {
+                b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.'
+            })
+            .count();
+        let name = after[len..].starts_with('}').then(|| &after[..len]);
         match name.filter(|n| {
             valid_name(n)
                 || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
@@ -305,6 +320,12 @@ mod tests {
         assert_eq!(decode_encoded("$${hex:24}{x}").unwrap(), "$${x}");
         assert!(decode_encoded("${unicode:D800}").is_err());
         assert!(decode_encoded("${unicode:110000}").is_err());
+        // Many openings, none closed: each is read once.
+        let many = "${hex:".repeat(20_000);
+        assert_eq!(decode_encoded(&many).unwrap(), many);
+        let lookup = |_: &str| None;
+        let open = "${a".repeat(20_000);
+        assert_eq!(expand(&open, &lookup, &[]), cut(open.clone()));
     }
 
     #[test]

@@ -559,7 +559,14 @@ impl Server {
                 else {
                     return self.imap_reply(slot, closed(&request));
                 };
-                let quota = self.imap_quota(slot);
+                // A user's limit matters to COPY alone: not looked up for
+                // every FETCH and STORE.
+                let quota = match &request {
+                    Request::Copy { moving: false, .. } => {
+                        self.imap_quota(slot)
+                    }
+                    _ => 0,
+                };
                 let learner = Learner {
                     quota,
                     root: &root,
