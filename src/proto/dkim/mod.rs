@@ -4,6 +4,7 @@
 pub mod canon;
 pub mod der;
 pub mod fields;
+pub mod key_cache;
 pub mod sign;
 pub mod tags;
 pub mod verify;

@@ -28,6 +28,7 @@ use crate::deliver::HeaderEdit;
 use crate::inbound::assemble::{self, DmarcLookup, Gathered, Pending};
 use crate::inbound::read::{self, Reading, ToCheck, Wanted};
 use crate::inbound::verdict::{self, Disposition};
+use crate::proto::dkim::key_cache::KeyCache;
 use crate::proto::dkim::tags::Key;
 use crate::proto::dkim::verify::Outcome;
 use crate::proto::dmarc::psl::List;
@@ -273,6 +274,8 @@ pub struct Checking {
     pub psl: Arc<List>,
     pool: Pool<Job, Done>,
     serial: u64,
+    /// Key records read on the loop, each once while kept.
+    pub keys: KeyCache,
 }
 
 impl Checking {
@@ -319,6 +322,7 @@ impl Checking {
             psl: Arc::new(psl),
             pool: Pool::start("checks", CHECKERS, 1, waker, work)?,
             serial: 0,
+            keys: KeyCache::default(),
         })
     }
 }

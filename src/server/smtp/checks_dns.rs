@@ -4,7 +4,8 @@
 //! A resolver answer can come at once (from its cache), so state is
 //! set before each question is asked.
 
-use crate::proto::dkim::verify::{self, Outcome};
+use crate::proto::dkim::key_cache::KeyCache;
+use crate::proto::dkim::verify::Outcome;
 use crate::proto::dmarc::psl::List;
 use crate::proto::dmarc::record;
 use crate::proto::dns::cache::Found;
@@ -67,6 +68,7 @@ fn spf_answer(result: Result<Found, Failure>) -> Answer {
 /// TXT strings of an answer, or the outcome for a key without them.
 fn key_from(
     result: Result<Found, Failure>,
+    keys: &mut KeyCache,
 ) -> Result<crate::proto::dkim::tags::Key, Outcome> {
     match result {
         Ok(Found::Records(recs)) => {
@@ -77,7 +79,7 @@ fn key_from(
                     _ => None,
                 })
                 .collect();
-            verify::read_key(&texts)
+            keys.read(texts)
         }
         // RFC 6376 §6.1.2: no key record is a permanent failure.
         Ok(_) => Err(Outcome::PermError("no key record")),
@@ -157,7 +159,10 @@ impl Server {
                 result,
             );
         }
-        let psl = self.smtp.checking.as_ref().map(|c| &c.psl);
+        let Some(checking) = self.smtp.checking.as_mut() else {
+            return;
+        };
+        let (psl, keys) = (&checking.psl, &mut checking.keys);
         let Some(conn) = self
             .core
             .conn_mut(slot)
@@ -188,11 +193,11 @@ impl Server {
                 if let Some(k) =
                     txn.end.as_mut().and_then(|e| e.keys.get_mut(i))
                 {
-                    k.1 = Some(key_from(result));
+                    k.1 = Some(key_from(result, keys));
                 }
             }
             Ask::Dmarc => {
-                if let (Some(end), Some(psl)) = (txn.end.as_mut(), psl) {
+                if let Some(end) = txn.end.as_mut() {
                     let next = dmarc_found(psl, end, result);
                     if let Some(name) = next {
                         let waiter = Waiter::Check(
