@@ -55,6 +55,8 @@ pub enum Command {
     Version,
     /// Print usage.
     Help,
+    /// Print one command's usage.
+    HelpFor(&'static str),
 }
 
 /// `postling queue ...`.
@@ -116,12 +118,111 @@ commands:
   dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE
                         write a DKIM key (RSA 2048 through openssl, or
                         Ed25519) and print the TXT record to publish
+  sendmail [-t] [-i] [-f SENDER] [-F NAME] [RECIPIENT...]
+                        send the message on standard input through the
+                        running server (also as a link named sendmail)
 
 options:
   -c FILE    the config file (default /etc/postling/postling.conf)
   --version  print the version
-  --help     print this help
+  --help     print this help; COMMAND --help (or help COMMAND) prints
+             that command's own
 ";
+
+/// Each command's own `--help`.
+const COMMAND_HELP: &[(&str, &str)] = &[
+    (
+        "serve",
+        "\
+usage: postling serve [-c FILE]
+
+Runs the mail server in the foreground: every listener the config names,
+delivery, the outbound queue. Logs go to standard error (RUST_LOG=debug
+for more). SIGHUP reloads users, aliases and certificates; SIGTERM stops
+after the sessions in progress end.
+",
+    ),
+    (
+        "check",
+        "\
+usage: postling check [-c FILE]
+
+Reads the config, users and aliases files and the certificate, prints
+every problem as FILE:LINE: message, and exits 1 if there is any (0 and
+a summary line if not). Warnings (such as a sieve_before that does not
+compile) are printed but do not fail.
+",
+    ),
+    (
+        "user",
+        "\
+usage: postling user add ADDRESS
+       postling user passwd ADDRESS
+       postling user del ADDRESS
+       postling user list          [-c FILE]
+
+Edits the users file the config names, keeping its other lines. add and
+passwd read the password from standard input, or ask twice on a
+terminal. Send the server SIGHUP afterwards.
+",
+    ),
+    (
+        "queue",
+        "\
+usage: postling queue list
+       postling queue flush
+       postling queue delete ID    [-c FILE]
+
+list: each queued message's id, age and sender, and each recipient's
+state and last reply. flush: the running server tries every message now.
+delete: removes a message (no bounce is sent).
+",
+    ),
+    (
+        "spam",
+        "\
+usage: postling spam train USER [--spam PATH]... [--ham PATH]...
+       postling spam score USER PATH...     [-c FILE]
+
+train: teaches USER's filter from Maildir folders, mbox files or folders
+of message files. score: the filter's verdict on each message at PATH
+(spam, ham, unsure, or abstain while it has learnt too little).
+",
+    ),
+    (
+        "dkim",
+        "\
+usage: postling dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE
+
+Writes a new DKIM signing key to FILE (0600, never over a file): RSA 2048
+through openssl, or Ed25519; prints the TXT record to publish at
+SELECTOR._domainkey.DOMAIN.
+",
+    ),
+    ("sendmail", SENDMAIL_HELP),
+];
+
+/// `sendmail --help`, also reached as `postling sendmail --help`.
+pub const SENDMAIL_HELP: &str = "\
+usage: postling sendmail [-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [RECIPIENT...]
+       sendmail ...                 (a link named sendmail)
+
+Sends the message on standard input through the running server's local
+socket, as a submission from this host. -t takes the recipients from the
+To, Cc and Bcc fields (Bcc is removed); -i (or -oi) does not end the
+message at a line holding a single dot; -f sets the envelope sender (root
+and the server's own user only); -F the sender's full name. The config
+comes from -c, else $POSTLING_CONFIG, else the default path. Exit codes
+are sysexits.h's.
+";
+
+/// The help text of `command`, if it is one.
+pub fn command_help(command: &str) -> Option<&'static str> {
+    COMMAND_HELP
+        .iter()
+        .find(|(name, _)| *name == command)
+        .map(|(_, text)| *text)
+}
 
 /// Parses the arguments after the program name.
 pub fn parse<I: IntoIterator<Item = String>>(
@@ -134,7 +235,12 @@ pub fn parse<I: IntoIterator<Item = String>>(
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--version" | "-V" => return Ok(Command::Version),
-            "--help" | "-h" | "help" => return Ok(Command::Help),
+            "--help" | "-h" => {
+                return Ok(help_for(command.as_deref()));
+            }
+            "help" if command.is_none() => {
+                return Ok(help_for(args.next().as_deref()));
+            }
             "-c" | "--config" => {
                 let file = args.next().ok_or("-c needs a file")?;
                 config = Some(PathBuf::from(file));
@@ -196,6 +302,19 @@ pub fn parse<I: IntoIterator<Item = String>>(
             spam(&words).map(|action| Command::Spam { config, action })
         }
         _ => Err("no command given".into()),
+    }
+}
+
+/// The help for `command`, or the general one.
+fn help_for(command: Option<&str>) -> Command {
+    match command.and_then(|c| {
+        COMMAND_HELP
+            .iter()
+            .find(|(name, _)| *name == c)
+            .map(|(n, _)| *n)
+    }) {
+        Some(name) => Command::HelpFor(name),
+        None => Command::Help,
     }
 }
 

@@ -35,6 +35,10 @@ fn main() -> ExitCode {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS
         }
+        Command::HelpFor(command) => {
+            print!("{}", cli::command_help(command).unwrap_or(cli::USAGE));
+            ExitCode::SUCCESS
+        }
         // `serve` loads the certificate once, when it starts its services.
         Command::Check { config } => match load(&config).and_then(check_tls) {
             Ok((cfg, dir)) => {
@@ -264,6 +268,10 @@ fn spam(cfg: &Config, action: &cli::SpamAction) -> ExitCode {
 /// comes from `-c FILE`, else `$POSTLING_CONFIG`, else the default path.
 fn sendmail(args: &[String]) -> ExitCode {
     use postling::sendmail as sm;
+    if args.iter().any(|a| a == "--help") {
+        print!("{}", cli::SENDMAIL_HELP);
+        return ExitCode::SUCCESS;
+    }
     let mut args = args.to_vec();
     let mut config = std::env::var_os("POSTLING_CONFIG")
         .map(std::path::PathBuf::from)

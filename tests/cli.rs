@@ -82,6 +82,34 @@ fn version_and_help() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("serve"));
 }
 
+/// `--help` names every command, and each command has its own help,
+/// reached as `COMMAND --help` and as `help COMMAND`.
+#[test]
+fn every_command_has_its_own_help() {
+    let run = |args: &[&str]| {
+        let out = Command::new(binary()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let general = run(&["--help"]);
+    let commands = [
+        "serve", "check", "user", "queue", "spam", "dkim", "sendmail",
+    ];
+    for c in commands {
+        assert!(
+            general.contains(&format!("\n  {c}")),
+            "--help omits {c}:\n{general}"
+        );
+        let own = run(&[c, "--help"]);
+        assert!(
+            own.starts_with(&format!("usage: postling {c}")),
+            "{c} --help: {own}"
+        );
+        assert_ne!(own, general);
+        assert_eq!(run(&["help", c]), own);
+    }
+}
+
 fn user_cmd(
     conf: &std::path::Path,
     args: &[&str],
