@@ -29,7 +29,8 @@ deps:
 	            offlineimap:offlineimap3 /usr/lib/dovecot/pop3:dovecot-pop3d \
 	            unbound:unbound dkimverify:python3-dkim postmap:postfix \
 	            rspamd:rspamd spamd:spamassassin spamass-milter:spamass-milter \
-	            sieve-test:dovecot-sieve sieve-connect:sieve-connect; do \
+	            sieve-test:dovecot-sieve sieve-connect:sieve-connect \
+	            chromium:chromium promtool:prometheus; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	for module in spf:python3-spf authres:python3-authres Milter:python3-milter; do \

@@ -85,6 +85,20 @@ impl Limiter {
         list.len() >= self.limit
     }
 
+    /// Addresses and users locked out now.
+    pub fn locked_out(&self, now: Instant) -> usize {
+        self.failures
+            .values()
+            .filter(|list| {
+                let live = list
+                    .iter()
+                    .filter(|t| now.duration_since(**t) < self.window)
+                    .count();
+                live >= self.limit
+            })
+            .count()
+    }
+
     fn prune(&mut self, now: Instant) {
         let window = self.window;
         for list in self.failures.values_mut() {

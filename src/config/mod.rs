@@ -15,6 +15,7 @@ pub mod net;
 pub mod outbound;
 pub mod spam;
 pub mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -128,6 +129,12 @@ pub struct Config {
     pub milters: milter::Milters,
     /// Users' own rules (Sieve) and quotas.
     pub filtering: filtering::Filtering,
+    /// HTTP listeners (autoconfig, MTA-STS, metrics).
+    pub listen_http: Vec<SocketAddr>,
+    /// HTTPS listeners, with the same certificate.
+    pub listen_https: Vec<SocketAddr>,
+    /// What the HTTP listeners serve, and to whom.
+    pub web: web::Web,
 }
 
 impl Config {
@@ -226,6 +233,9 @@ impl Config {
             spam: spam::Spam::default(),
             milters: milter::Milters::default(),
             filtering: filtering::Filtering::default(),
+            listen_http: Vec::new(),
+            listen_https: Vec::new(),
+            web: web::Web::default(),
         }
     }
 
@@ -322,6 +332,9 @@ impl Config {
         if let Some(result) = self.filtering.set(key, value, &dir) {
             return result;
         }
+        if let Some(result) = self.web.set(key, value) {
+            return result;
+        }
         match key {
             "hostname" => self.hostname = hostname(value)?,
             "domains" => self.domains = domains(value)?,
@@ -374,6 +387,8 @@ impl Config {
                 self.listen_managesieve = self.listen(value)?
             }
             "listen_pop3s" => self.listen_pop3s = self.listen(value)?,
+            "listen_http" => self.listen_http = self.listen(value)?,
+            "listen_https" => self.listen_https = self.listen(value)?,
             "listen_imap" => self.listen_imap = self.listen(value)?,
             "dns_servers" => self.dns_servers = Some(dns_servers(value)?),
             "dkim_keys" => {

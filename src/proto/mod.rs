@@ -10,6 +10,7 @@ pub mod dkim;
 pub mod dmarc;
 pub mod dns;
 pub mod dnsbl;
+pub mod http;
 pub mod imap;
 pub mod managesieve;
 pub mod milter;

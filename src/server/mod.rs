@@ -8,6 +8,7 @@ mod base;
 mod imap;
 mod logins;
 mod managesieve;
+mod metrics;
 mod outbound;
 mod pop3;
 mod session;
@@ -23,6 +24,7 @@ use outbound::{dns, queue_work};
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -194,7 +196,7 @@ struct Core {
 
 impl Server {
     fn new(
-        services: Services,
+        mut services: Services,
         mut listeners: Vec<Listener>,
         mut signals: Signals,
         mut local: mio::net::UnixListener,
@@ -204,6 +206,12 @@ impl Server {
         let services_resolvers = services.config.resolvers();
         let policy = services.config.outbound.clone();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let bound = |service| {
+            let l = listeners.iter().find(|l| l.service == service)?;
+            l.socket.local_addr().ok().map(|a| a.port())
+        };
+        let tls = services.tls.is_some();
+        services.site = Rc::new(services::site(&services.config, tls, &bound));
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         poll.registry()
@@ -359,7 +367,13 @@ impl Server {
             }
             match conn.read(&mut self.core.scratch) {
                 Input::Data(n) => {
-                    conn.deadline = Instant::now() + conn.idle;
+                    // An HTTP request has its time from its first octet
+                    // on: a trickle does not keep it open.
+                    if conn.service.group() != Group::Http
+                        || conn.session.is_idle()
+                    {
+                        conn.deadline = Instant::now() + conn.idle;
+                    }
                     self.feed(slot, n);
                 }
                 Input::Handshaked => {
@@ -478,6 +492,7 @@ impl Server {
             }
             Action::Io(request) => self.imap_request(slot, request),
             Action::Script(op) => self.script_work(slot, op),
+            Action::Metrics { close } => self.answer_metrics(slot, close),
             Action::FlushQueue => {
                 // Commands pipelined behind ETRN wait in rbuf.
                 let pipelined = !conn.rbuf.is_empty();
@@ -658,7 +673,7 @@ impl Server {
                     );
                 }
             }
-            Session::Sieve(_) => {}
+            Session::Sieve(_) | Session::Http(_) => {}
         }
         info!("conn={} disconnect ip={} ({why})", conn.id, conn.peer);
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::deliver::Job;
+use crate::proto::http::{Http, HttpStep};
 use crate::proto::imap::request::Request;
 use crate::proto::imap::{Imap, ImapStep};
 use crate::proto::managesieve::{ManageSieve, ScriptOp, SieveStep};
@@ -32,6 +33,8 @@ pub enum Session {
     Imap(Box<ImapConn>),
     /// ManageSieve.
     Sieve(Box<ManageSieve>),
+    /// The web listener.
+    Http(Box<Http>),
 }
 
 /// An IMAP session and what the loop keeps for it.
@@ -127,6 +130,8 @@ pub enum Action {
     Script(ScriptOp),
     /// Run the outbound queue now (ETRN).
     FlushQueue,
+    /// Answer `/metrics`, then close if asked.
+    Metrics { close: bool },
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// Indexes to delete.
@@ -176,6 +181,16 @@ impl From<SieveStep> for Action {
     }
 }
 
+impl From<HttpStep> for Action {
+    fn from(step: HttpStep) -> Action {
+        match step {
+            HttpStep::Continue => Action::Continue,
+            HttpStep::Close => Action::Close,
+            HttpStep::Metrics { close } => Action::Metrics { close },
+        }
+    }
+}
+
 impl From<ImapStep> for Action {
     fn from(step: ImapStep) -> Action {
         match step {
@@ -212,6 +227,14 @@ impl Session {
             Service::ManageSieve => {
                 let tls = services.tls.is_some();
                 return Session::Sieve(Box::new(ManageSieve::new(link, tls)));
+            }
+            Service::Http | Service::Https => {
+                let site = Rc::clone(&services.site);
+                let metrics = services.config.web.metrics_allowed(link.peer);
+                let https = service == Service::Https;
+                return Session::Http(Box::new(Http::new(
+                    site, https, metrics,
+                )));
             }
         };
         let smtp = smtp::Server::new(Rc::clone(settings), link);
@@ -260,6 +283,7 @@ impl Session {
             Session::Pop3(p) => p.pop3.forwarded(),
             Session::Imap(i) => i.imap.forwarded(),
             Session::Sieve(s) => s.forwarded(),
+            Session::Http(_) => None,
         }
     }
 
@@ -270,6 +294,8 @@ impl Session {
             Session::Pop3(p) => p.pop3.greet(out),
             Session::Imap(i) => i.imap.greet(out),
             Session::Sieve(s) => s.greet(out),
+            // The client speaks first.
+            Session::Http(_) => {}
         }
     }
 
@@ -300,6 +326,11 @@ impl Session {
             }
             Session::Sieve(s) => {
                 let (n, step) = s.feed(input, out);
+                (n, step.into())
+            }
+            Session::Http(h) => {
+                h.set_date(http_date());
+                let (n, step) = h.feed(input, out);
                 (n, step.into())
             }
         }
@@ -344,6 +375,7 @@ impl Session {
             Session::Pop3(p) => p.pop3.tls_started(info),
             Session::Imap(i) => i.imap.tls_started(info),
             Session::Sieve(s) => s.tls_started(info, out),
+            Session::Http(_) => {}
         }
     }
 
@@ -356,6 +388,7 @@ impl Session {
             }
             Session::Imap(i) => i.imap.logged_in(None, out),
             Session::Sieve(s) => s.logged_in(None, out),
+            Session::Http(_) => {}
         }
     }
 
@@ -372,6 +405,7 @@ impl Session {
                 i.imap.locked_out(out);
             }
             Session::Sieve(s) => s.locked_out(out),
+            Session::Http(_) => {}
         }
     }
 
@@ -381,7 +415,7 @@ impl Session {
             Session::Smtp(_) => false,
             Session::Pop3(p) => p.pop3.has_more_output(),
             Session::Imap(i) => i.imap.has_more_output(),
-            Session::Sieve(_) => false,
+            Session::Sieve(_) | Session::Http(_) => false,
         }
     }
 
@@ -392,6 +426,7 @@ impl Session {
             Session::Pop3(p) => p.pop3.is_idle(),
             Session::Imap(i) => i.imap.is_idle(),
             Session::Sieve(s) => s.is_idle(),
+            Session::Http(h) => h.is_idle(),
         }
     }
 
@@ -408,6 +443,10 @@ impl Session {
                 i.imap.timed_out(out);
             }
             Session::Sieve(s) => s.timed_out(out),
+            Session::Http(h) => {
+                h.set_date(http_date());
+                h.timed_out(out)
+            }
         }
     }
 
@@ -424,8 +463,17 @@ impl Session {
                 i.imap.shutdown(out);
             }
             Session::Sieve(s) => s.shutdown(out),
+            Session::Http(h) => {
+                h.set_date(http_date());
+                h.shutdown(out)
+            }
         }
     }
+}
+
+/// Now, for an HTTP response's Date field.
+fn http_date() -> String {
+    crate::util::date::http(std::time::SystemTime::now())
 }
 
 impl Backpressure for Session {
@@ -438,6 +486,7 @@ impl Backpressure for Session {
             Session::Imap(i) => i.spool.congested(),
             // One command at a time: the next waits in the socket.
             Session::Sieve(s) => !s.is_idle(),
+            Session::Http(_) => false,
         }
     }
 }

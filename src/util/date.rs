@@ -66,6 +66,17 @@ pub fn rfc5322(t: SystemTime) -> String {
     )
 }
 
+/// `Sun, 22 Nov 2026 20:29:08 GMT`, HTTP's IMF-fixdate (RFC 9110
+/// 5.6.7).
+pub fn http(t: SystemTime) -> String {
+    let c = civil(t);
+    let (h, m, s) = c.hms;
+    format!(
+        "{}, {:02} {} {} {h:02}:{m:02}:{s:02} GMT",
+        DAYS[c.weekday], c.day, MONTHS[c.month], c.year
+    )
+}
+
 /// `Sun Nov 22 20:29:08 2026`, the asctime form of mbox `From ` lines.
 pub fn asctime(t: SystemTime) -> String {
     let c = civil(t);

@@ -97,7 +97,8 @@ class Server:
         self.wanted = sum(1 for k in ("listen_smtp", "listen_submission",
                                       "listen_submissions", "listen_pop3",
                                       "listen_pop3s", "listen_imap",
-                                      "listen_imaps", "listen_managesieve")
+                                      "listen_imaps", "listen_managesieve",
+                                      "listen_http", "listen_https")
                           if base.get(k))
         ready = threading.Event()
 

@@ -37,6 +37,8 @@ pub(in crate::server) fn bind_all(cfg: &Config) -> io::Result<Vec<Listener>> {
         (Service::Imap, &cfg.listen_imap),
         (Service::Imaps, &cfg.listen_imaps),
         (Service::ManageSieve, &cfg.listen_managesieve),
+        (Service::Http, &cfg.listen_http),
+        (Service::Https, &cfg.listen_https),
     ];
     let mut listeners = Vec::new();
     for (service, addrs) in wanted {
@@ -218,7 +220,11 @@ impl Server {
             let _ = io::Write::write(&mut stream, line.as_bytes());
             return;
         }
-        let mut tls = match (service.implicit_tls(), &self.services.tls) {
+        let tls_config = match service {
+            Service::Https => &self.services.https_tls,
+            _ => &self.services.tls,
+        };
+        let mut tls = match (service.implicit_tls(), tls_config) {
             (true, Some(config)) => match tls::session(config) {
                 Ok(t) => Some(t),
                 Err(e) => {

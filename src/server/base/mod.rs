@@ -17,6 +17,7 @@ pub mod privilege;
 pub mod proxy;
 pub mod readers;
 pub mod services;
+pub mod stats;
 pub mod timer;
 pub mod tls;
 pub mod tls_io;

@@ -20,6 +20,10 @@ use crate::server::base::tls;
 /// folder: a log's format is an interface (filters, RUST_LOG).
 const LOG_TARGET: &str = "postling::server::services";
 
+/// Seconds an HTTP request may take to arrive, and a kept-alive
+/// connection may wait for the next.
+pub const HTTP_TIMEOUT: u64 = 10;
+
 /// Seconds an IMAP connection may wait before it logs in.
 pub const IMAP_LOGIN_TIMEOUT: u64 = 180;
 
@@ -45,6 +49,10 @@ pub enum Service {
     Local,
     /// ManageSieve (4190), STARTTLS offered when configured.
     ManageSieve,
+    /// The small web listener: client settings, MTA-STS, metrics.
+    Http,
+    /// The same over TLS.
+    Https,
 }
 
 impl Service {
@@ -60,6 +68,8 @@ impl Service {
             Service::Imaps => "IMAPS",
             Service::Local => "local",
             Service::ManageSieve => "ManageSieve",
+            Service::Http => "HTTP",
+            Service::Https => "HTTPS",
         }
     }
 
@@ -71,6 +81,10 @@ impl Service {
             );
         }
         match self.group() {
+            Group::Http => "HTTP/1.1 503 Service Unavailable\r\n\
+                Content-Length: 0\r\nRetry-After: 60\r\n\
+                Connection: close\r\n\r\n"
+                .to_string(),
             Group::Pop3 => format!("-ERR [SYS/TEMP] {why}, try later\r\n"),
             Group::Imap => {
                 format!("* BYE [UNAVAILABLE] {hostname} {why}, try later\r\n")
@@ -83,7 +97,13 @@ impl Service {
 
     /// True if the connection starts with a TLS handshake.
     pub fn implicit_tls(self) -> bool {
-        matches!(self, Service::Submissions | Service::Pop3s | Service::Imaps)
+        matches!(
+            self,
+            Service::Submissions
+                | Service::Pop3s
+                | Service::Imaps
+                | Service::Https
+        )
     }
 
     /// The pool of connection slots this service draws from: a flood on
@@ -99,6 +119,7 @@ impl Service {
             Service::Imap | Service::Imaps | Service::ManageSieve => {
                 Group::Imap
             }
+            Service::Http | Service::Https => Group::Http,
         }
     }
 }
@@ -114,11 +135,13 @@ pub enum Group {
     Pop3,
     /// Ports 143 and 993.
     Imap,
+    /// The web listener.
+    Http,
 }
 
 impl Group {
     /// Every group, for per-group counters.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
 
     /// Index into per-group counters.
     pub fn index(self) -> usize {
@@ -134,6 +157,12 @@ pub struct Services {
     pub directory: Arc<Directory>,
     /// TLS, if a certificate is configured; replaced on SIGHUP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The same for HTTPS (ALPN `http/1.1`).
+    pub https_tls: Option<Arc<rustls::ServerConfig>>,
+    /// What the web listener's pages say of this server.
+    pub site: Rc<crate::proto::http::pages::Site>,
+    /// What the server has done, for `status` and `/metrics`.
+    pub stats: crate::server::base::stats::Stats,
     /// Failed logins by client address.
     pub limiter: Limiter,
     /// Logins verified lately (dropped on reload).
@@ -188,7 +217,11 @@ impl Services {
         let auth_cache = crate::auth::cache::AuthCache::new(
             Duration::from_secs(config.auth_cache_ttl),
         );
+        let site = Rc::new(site(&config, tls.is_some(), &|_| None));
         Ok(Services {
+            https_tls: tls.as_ref().map(tls::for_http),
+            site,
+            stats: crate::server::base::stats::Stats::new(Instant::now()),
             auth_cache,
             room: Room::default(),
             config: Rc::new(config),
@@ -215,6 +248,8 @@ impl Services {
             // connection that has not logged in holds a slot for less.
             Group::Imap => IMAP_LOGIN_TIMEOUT.min(cfg.imap_timeout),
             Group::Smtp | Group::Submission => cfg.smtp_timeout,
+            // A request must arrive whole within this (see read_and_feed).
+            Group::Http => HTTP_TIMEOUT,
         };
         std::time::Duration::from_secs(secs)
     }
@@ -241,6 +276,7 @@ impl Services {
             match tls::load(cert, key) {
                 Ok(t) => {
                     log::info!(target: LOG_TARGET, "reloaded TLS certificate {}", cert.display());
+                    self.https_tls = Some(tls::for_http(&t));
                     self.tls = Some(t);
                 }
                 Err(e) => log::error!(target: LOG_TARGET,
@@ -248,6 +284,58 @@ impl Services {
                 ),
             }
         }
+    }
+}
+
+/// What the web pages say: our name, domains, and for each kind of
+/// client service the port to use (implicit TLS first, as RFC 8314
+/// prefers; STARTTLS else; plain only with no certificate). `bound`
+/// gives a listener's actual port (a configured port 0 is chosen at
+/// bind time).
+pub fn site(
+    cfg: &Config,
+    tls: bool,
+    bound: &dyn Fn(Service) -> Option<u16>,
+) -> crate::proto::http::pages::Site {
+    use crate::proto::http::pages::{Endpoint, Security, Site};
+    let port = |service: Service, addrs: &[std::net::SocketAddr]| {
+        bound(service).or(addrs.first().map(|a| a.port()))
+    };
+    let pick = |implicit: Option<u16>, starttls: Option<u16>| {
+        let secure = if tls {
+            Security::StartTls
+        } else {
+            Security::Plain
+        };
+        match (implicit, starttls) {
+            (Some(port), _) if tls => Some(Endpoint {
+                port,
+                security: Security::Implicit,
+            }),
+            (_, Some(port)) => Some(Endpoint {
+                port,
+                security: secure,
+            }),
+            _ => None,
+        }
+    };
+    Site {
+        hostname: cfg.hostname.clone(),
+        domains: cfg.domains.clone(),
+        imap: pick(
+            port(Service::Imaps, &cfg.listen_imaps),
+            port(Service::Imap, &cfg.listen_imap),
+        ),
+        pop3: pick(
+            port(Service::Pop3s, &cfg.listen_pop3s),
+            port(Service::Pop3, &cfg.listen_pop3),
+        ),
+        submission: pick(
+            port(Service::Submissions, &cfg.listen_submissions),
+            port(Service::Submission, &cfg.listen_submission),
+        ),
+        sts_mode: cfg.web.mta_sts_mode,
+        sts_max_age: cfg.web.mta_sts_max_age,
     }
 }
 

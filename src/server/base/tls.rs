@@ -44,6 +44,14 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// `config` for the web listener: the same certificate, offering
+/// `http/1.1` by ALPN.
+pub fn for_http(config: &Arc<ServerConfig>) -> Arc<ServerConfig> {
+    let mut http = ServerConfig::clone(config);
+    http.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(http)
+}
+
 /// A new server-side TLS session on `config`, its buffered output
 /// capped at [`BUFFER_LIMIT`].
 pub fn session(

@@ -5,6 +5,7 @@
 
 pub mod checkers;
 
+use crate::server::base::stats::Event;
 use std::time::Instant;
 
 use crate::util::logsafe::Quoted;
@@ -107,6 +108,9 @@ impl Server {
                 let limit_key =
                     conn.login_key.clone().unwrap_or(Key::Addr(conn.client));
                 self.services.limiter.fail(limit_key, Instant::now());
+                self.services
+                    .stats
+                    .add(Event::LoginFailed, 1, Instant::now());
                 let due = started + AUTH_FAILURE_DELAY;
                 self.core.timers.add(
                     due,
@@ -135,6 +139,8 @@ impl Server {
                     s.logged_in(Some(user), &mut conn.wbuf);
                     conn.phase = Phase::Open;
                 }
+                // The web listener has no logins.
+                Session::Http(_) => {}
             }
             self.feed(slot, 0);
             self.drive(slot);

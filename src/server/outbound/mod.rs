@@ -134,6 +134,8 @@ pub struct Outbound {
     pub parked_notices: Vec<crate::deliver::Job>,
     /// DNS lookups in flight.
     pub(in crate::server) dns: crate::server::outbound::dns::Dns,
+    /// Requests for the figures, waiting for the queue's count.
+    pub(in crate::server) figures_wanted: Vec<crate::server::metrics::Wanted>,
 }
 
 impl Outbound {
@@ -162,6 +164,7 @@ impl Outbound {
             flush: false,
             flush_busy: Default::default(),
             more_due: false,
+            figures_wanted: Vec::new(),
             armed: None,
             parked_notices: Vec::new(),
         }
@@ -339,6 +342,12 @@ impl Server {
         self.outbound.attempts.is_empty()
     }
 
+    /// Asks the queue helper to count the queue.
+    pub(in crate::server) fn queue_count(&self) {
+        let queue = self.services.config.queue_dir();
+        self.outbound.helper.send(QueueJob::Count { queue });
+    }
+
     /// When a message is next due (epoch seconds): wake then.
     fn queue_due_at(&mut self, next: i64) {
         let wait = (next - epoch_now()).max(0) as u64;
@@ -373,6 +382,7 @@ impl Server {
                         self.queue_run();
                     }
                 }
+                QueueDone::Counted(counted) => self.queue_counted(counted),
                 QueueDone::Recorded { id, notices, next } => {
                     self.outbound.attempts.remove(&id);
                     let flushed = self.outbound.flush_busy.remove(&id);

@@ -48,6 +48,11 @@ pub enum QueueJob {
     },
     /// Record an attempt.
     Record(Box<Attempted>),
+    /// Count the queue, for `status` and `/metrics`.
+    Count {
+        /// The queue folder.
+        queue: PathBuf,
+    },
 }
 
 /// A message ready to send.
@@ -102,6 +107,9 @@ pub enum QueueDone {
         /// The next due time of those left.
         next: Option<i64>,
     },
+    /// The queue's size and its oldest message's creation (epoch
+    /// seconds); None if it could not be read.
+    Counted(Option<(usize, Option<i64>)>),
     /// An attempt recorded.
     Recorded {
         /// The message.
@@ -172,6 +180,9 @@ fn guarded_run(job: QueueJob) -> QueueDone {
                 next: Some(later),
             },
         ),
+        QueueJob::Count { .. } => {
+            ("queue: counting".to_string(), QueueDone::Counted(None))
+        }
         QueueJob::Fresh { ids, .. } => (
             format!("queue: reading new messages {ids:?}"),
             QueueDone::Due {
@@ -199,8 +210,20 @@ fn run(job: QueueJob) -> QueueDone {
             everything,
         } => scan(&queue, &busy, everything),
         QueueJob::Fresh { queue, ids } => fresh(&queue, &ids),
+        QueueJob::Count { queue } => count(&queue),
         QueueJob::Record(a) => record(*a),
     }
+}
+
+fn count(queue: &std::path::Path) -> QueueDone {
+    let counted = queue_state::list(queue).map(|all| {
+        let oldest = all.iter().map(|q| q.created).min();
+        (all.len(), oldest)
+    });
+    if let Err(e) = &counted {
+        log::error!(target: LOG_TARGET, "queue: listing {}: {e}", queue.display());
+    }
+    QueueDone::Counted(counted.ok())
 }
 
 fn fresh(queue: &std::path::Path, ids: &[String]) -> QueueDone {

@@ -2,6 +2,7 @@
 //! the log line for each recipient.
 
 use super::*;
+use crate::server::base::stats::Event;
 
 impl Server {
     /// A transaction ended. Its outcomes are the batch's, unless the
@@ -90,11 +91,16 @@ impl Server {
             let Some(outcome) = outcomes.get(n) else {
                 continue;
             };
-            let (state, reply, word) = match outcome {
-                Outcome::Sent(r) => (Rcpt::Delivered, r, "sent"),
-                Outcome::Deferred(r) => (Rcpt::Deferred, r, "deferred"),
-                Outcome::Bounced(r) => (Rcpt::Bounced, r, "bounced"),
+            let (state, reply, word, event) = match outcome {
+                Outcome::Sent(r) => (Rcpt::Delivered, r, "sent", Event::Sent),
+                Outcome::Deferred(r) => {
+                    (Rcpt::Deferred, r, "deferred", Event::Deferred)
+                }
+                Outcome::Bounced(r) => {
+                    (Rcpt::Bounced, r, "bounced", Event::Bounced)
+                }
             };
+            self.services.stats.add(event, 1, Instant::now());
             let line = reply.one_line();
             info!(
                 "outbound id={} to={} relay={relay} delay={delay}s tls={tls} result={word} reply={}",

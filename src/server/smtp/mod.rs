@@ -16,6 +16,7 @@ pub mod screen;
 pub mod sieve_work;
 pub mod spool;
 
+use crate::server::base::stats::Event;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -465,6 +466,10 @@ impl Server {
         };
         s.smtp.delivered(&flight.id, Ok(()), &mut conn.wbuf);
         conn.phase = Phase::Open;
+        let now = Instant::now();
+        let stats = &mut self.services.stats;
+        stats.add(Event::Received, 1, now);
+        stats.add(Event::Delivered, flight.mailboxes.len() as u64, now);
         self.queue_fresh(
             flight.queued.into_iter().chain(made.queued).collect(),
         );
