@@ -151,7 +151,7 @@ fuzz: fuzz-deps
 	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session \
 	                    proxy_header imap_session imap_mime imap_args dns_answer smtp_client srs \
 	                    spf_record dmarc_record dkim_tags arc_headers milter_reader \
-	                    sieve_parser managesieve_session; do \
+	                    sieve_parser managesieve_session http_request; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
