@@ -40,6 +40,13 @@ pub enum Command {
         /// What to do.
         action: SpamAction,
     },
+    /// The running server's figures.
+    Status {
+        /// The config file (it names the local socket).
+        config: PathBuf,
+        /// As JSON.
+        json: bool,
+    },
     /// Make a DKIM key and print its DNS record.
     DkimKeygen {
         /// The signing domain.
@@ -118,6 +125,9 @@ commands:
   dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE
                         write a DKIM key (RSA 2048 through openssl, or
                         Ed25519) and print the TXT record to publish
+  status [--json]       the running server's figures: uptime, memory,
+                        connections, messages in the last hour and day,
+                        the queue, lockouts, helper queues, certificate
   sendmail [-t] [-i] [-f SENDER] [-F NAME] [RECIPIENT...]
                         send the message on standard input through the
                         running server (also as a link named sendmail)
@@ -246,13 +256,14 @@ pub fn parse<I: IntoIterator<Item = String>>(
                 config = Some(PathBuf::from(file));
             }
             "serve" | "check" | "user" | "queue" | "dkim" | "spam"
+            | "status"
                 if command.is_none() =>
             {
                 command = Some(arg)
             }
             _ if matches!(
                 command.as_deref(),
-                Some("user" | "queue" | "dkim" | "spam")
+                Some("user" | "queue" | "dkim" | "spam" | "status")
             ) =>
             {
                 words.push(arg)
@@ -298,6 +309,16 @@ pub fn parse<I: IntoIterator<Item = String>>(
             Ok(Command::Queue { config, action })
         }
         Some("dkim") => dkim(&words),
+        Some("status") => match words.as_slice() {
+            [] => Ok(Command::Status {
+                config,
+                json: false,
+            }),
+            [flag] if flag == "--json" => {
+                Ok(Command::Status { config, json: true })
+            }
+            _ => Err("usage: status [--json]".into()),
+        },
         Some("spam") => {
             spam(&words).map(|action| Command::Spam { config, action })
         }

@@ -35,6 +35,24 @@ fn main() -> ExitCode {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS
         }
+        Command::Status { config, json } => match Config::load(&config) {
+            Ok(cfg) => {
+                match postling::sendmail::status(&cfg.sendmail_socket(), json)
+                {
+                    Ok(lines) => {
+                        for line in lines {
+                            println!("{line}");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("postling: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(problems) => report(&problems),
+        },
         Command::HelpFor(command) => {
             print!("{}", cli::command_help(command).unwrap_or(cli::USAGE));
             ExitCode::SUCCESS

@@ -303,9 +303,26 @@ pub fn submit(
     }
 }
 
-/// `postling queue flush`: asks the running server, over the local
-/// socket, to run its whole queue (ETRN, RFC 1985).
+/// `ETRN` on the local socket: the running server tries every queued
+/// message now.
 pub fn etrn(socket: &Path) -> Result<(), String> {
+    ask(socket, b"ETRN all\r\n").map(|_| ())
+}
+
+/// `XSTATUS` on the local socket: the running server's figures, as
+/// text or JSON, a line each.
+pub fn status(socket: &Path, json: bool) -> Result<Vec<String>, String> {
+    let command: &[u8] = if json {
+        b"XSTATUS JSON\r\n"
+    } else {
+        b"XSTATUS\r\n"
+    };
+    ask(socket, command)
+}
+
+/// Greets the server on the local socket, sends `command`, and returns
+/// its reply's lines (a 2xx reply; anything else is the error).
+fn ask(socket: &Path, command: &[u8]) -> Result<Vec<String>, String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         format!("the mail server is not running ({}: {e})", socket.display())
     })?;
@@ -313,7 +330,8 @@ pub fn etrn(socket: &Path) -> Result<(), String> {
     let mut reader = crate::proto::smtp::client::reply::Reader::default();
     let mut input = Vec::new();
     let mut buf = [0u8; 1024];
-    for command in [&b"EHLO localhost\r\n"[..], b"ETRN all\r\n", b"QUIT\r\n"] {
+    let mut answer = Vec::new();
+    for next in [&b"EHLO localhost\r\n"[..], command, b"QUIT\r\n"] {
         // The greeting comes first, then one reply per command.
         let reply = loop {
             let (used, got) = reader.read(&input);
@@ -335,9 +353,11 @@ pub fn etrn(socket: &Path) -> Result<(), String> {
         if !reply.is_ok() {
             return Err(format!("the server said: {}", reply.one_line()));
         }
-        stream.write_all(command).map_err(|e| e.to_string())?;
+        // The reply before QUIT is the command's.
+        answer = reply.lines.clone();
+        stream.write_all(next).map_err(|e| e.to_string())?;
     }
-    Ok(())
+    Ok(answer)
 }
 
 /// The exit code for what became of the recipients.

@@ -71,7 +71,8 @@ fuzz_target!(|data: &[u8]| {
             }
             Step::Close => return,
             // ETRN: the loop runs the queue; the session goes on.
-            Step::FlushQueue => {}
+            // XSTATUS: the loop writes the figures; the same.
+            Step::FlushQueue | Step::Status { .. } => {}
             Step::Continue if input.is_empty() => return,
             // A partial command line waits for its end.
             Step::Continue => return assert!(input.len() < 12288),

@@ -22,6 +22,7 @@ pub mod smtp;
 pub mod spf;
 #[cfg(test)]
 mod testing;
+pub mod x509;
 
 /// Output a session may leave waiting: past it, a session stops taking
 /// input (and a long listing stops writing) until the loop has sent some,

@@ -5,10 +5,11 @@
 //! The only module that uses mio, sockets or `Instant::now()`.
 
 mod base;
+mod figures;
+mod figures_text;
 mod imap;
 mod logins;
 mod managesieve;
-mod metrics;
 mod outbound;
 mod pop3;
 mod session;
@@ -492,7 +493,12 @@ impl Server {
             }
             Action::Io(request) => self.imap_request(slot, request),
             Action::Script(op) => self.script_work(slot, op),
-            Action::Metrics { close } => self.answer_metrics(slot, close),
+            Action::Metrics { close } => {
+                self.want_figures(slot, figures::How::Metrics { close })
+            }
+            Action::Status { json } => {
+                self.want_figures(slot, figures::How::Status { json })
+            }
             Action::FlushQueue => {
                 // Commands pipelined behind ETRN wait in rbuf.
                 let pipelined = !conn.rbuf.is_empty();

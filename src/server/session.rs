@@ -132,6 +132,8 @@ pub enum Action {
     FlushQueue,
     /// Answer `/metrics`, then close if asked.
     Metrics { close: bool },
+    /// Answer XSTATUS with the figures.
+    Status { json: bool },
     /// Apply a POP3 session's deletions and seen marks.
     Update {
         /// Indexes to delete.
@@ -150,6 +152,7 @@ impl From<Step> for Action {
             Step::Authenticate(c) => Action::Authenticate(c),
             Step::Deliver(e) => Action::Deliver(e),
             Step::FlushQueue => Action::FlushQueue,
+            Step::Status { json } => Action::Status { json },
         }
     }
 }

@@ -25,7 +25,7 @@ const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
 
 /// One element: its tag, contents, and what follows it.
-fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = der.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = match first {

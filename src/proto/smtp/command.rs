@@ -53,6 +53,9 @@ pub enum Command<'a> {
     Help,
     /// `ETRN node` (RFC 1985): run the queue.
     Etrn,
+    /// `XSTATUS [JSON]`: the server's figures, for `postling status`
+    /// on the local socket.
+    Xstatus { json: bool },
     /// `XCLIENT ADDR=...` (Postfix's convention): a front end names the
     /// client it speaks for; None if it named no usable address.
     Xclient(Option<std::net::IpAddr>),
@@ -110,6 +113,11 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, Reply> {
         b"HELP" => Ok(Command::Help),
         b"ETRN" if !arg.is_empty() => Ok(Command::Etrn),
         b"ETRN" => Err(syntax("Syntax: ETRN node")),
+        b"XSTATUS" if arg.is_empty() => Ok(Command::Xstatus { json: false }),
+        b"XSTATUS" if arg.eq_ignore_ascii_case(b"JSON") => {
+            Ok(Command::Xstatus { json: true })
+        }
+        b"XSTATUS" => Err(syntax("Syntax: XSTATUS [JSON]")),
         b"XCLIENT" if !arg.is_empty() => {
             Ok(Command::Xclient(super::host::xclient_addr(arg)))
         }

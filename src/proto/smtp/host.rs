@@ -201,6 +201,9 @@ pub enum Step {
     Close,
     /// Run the outbound queue now, every message (ETRN).
     FlushQueue,
+    /// Write the server's figures as a 250 reply, then read on
+    /// (XSTATUS, on the local socket).
+    Status { json: bool },
 }
 
 /// The Received `with` keyword (RFC 3848 2, RFC 6531 3.7.3).

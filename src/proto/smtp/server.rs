@@ -435,6 +435,15 @@ impl Server {
                 let text = "ETRN is for trusted clients";
                 self.keep(txn, Reply::new(459, "4.7.1", text), cx)
             }
+            // The figures are the host's: the loop writes the reply.
+            Command::Xstatus { json } if self.link.local_uid.is_some() => {
+                self.state = State::Command(txn);
+                Step::Status { json }
+            }
+            Command::Xstatus { .. } => {
+                let text = "XSTATUS is for the local socket";
+                self.keep(txn, Reply::new(502, "5.5.1", text), cx)
+            }
             Command::Xclient(_) if !self.link.front_end => {
                 let text = "Insufficient authorization";
                 self.keep(txn, Reply::new(550, "5.7.0", text), cx)

@@ -4,6 +4,7 @@
 //! the loop through the `mio::Waker`.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,6 +14,8 @@ use mio::Waker;
 /// Helper threads taking `J`s and giving back `R`s.
 pub struct Pool<J, R> {
     jobs: Option<Sender<J>>,
+    /// Jobs sent and not yet taken by a helper (for `status`).
+    waiting: Arc<AtomicUsize>,
     done: Receiver<R>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -30,9 +33,11 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
         let (jobs_tx, jobs_rx) = mpsc::channel::<J>();
         let (done_tx, done) = mpsc::channel();
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let waiting = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::new();
         for i in 0..n {
             let rx = Arc::clone(&jobs_rx);
+            let taken = Arc::clone(&waiting);
             let tx = done_tx.clone();
             let waker = Arc::clone(&waker);
             threads.push(
@@ -40,6 +45,7 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
                     .name(format!("{name}-{i}"))
                     .spawn(move || {
                         while let Some(jobs) = next_batch(&rx, batch) {
+                            taken.fetch_sub(jobs.len(), Ordering::Relaxed);
                             // Each module guards its own jobs, answering
                             // a failed one; this keeps the thread alive
                             // should one slip through.
@@ -60,6 +66,7 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
         }
         Ok(Pool {
             jobs: Some(jobs_tx),
+            waiting,
             done,
             threads,
         })
@@ -68,9 +75,15 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
     /// Queues a job.
     pub fn send(&self, job: J) {
         if let Some(tx) = &self.jobs {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
             // invariant: helpers only exit once `jobs` is dropped.
             let _ = tx.send(job);
         }
+    }
+
+    /// Jobs waiting for a helper now.
+    pub fn depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Results ready now.

@@ -163,6 +163,8 @@ pub struct Services {
     pub site: Rc<crate::proto::http::pages::Site>,
     /// What the server has done, for `status` and `/metrics`.
     pub stats: crate::server::base::stats::Stats,
+    /// When the certificate in use expires (epoch seconds).
+    pub cert_expiry: Option<i64>,
     /// Failed logins by client address.
     pub limiter: Limiter,
     /// Logins verified lately (dropped on reload).
@@ -220,6 +222,7 @@ impl Services {
         let site = Rc::new(site(&config, tls.is_some(), &|_| None));
         Ok(Services {
             https_tls: tls.as_ref().map(tls::for_http),
+            cert_expiry: config.tls_cert.as_deref().and_then(tls::expiry),
             site,
             stats: crate::server::base::stats::Stats::new(Instant::now()),
             auth_cache,
@@ -277,6 +280,7 @@ impl Services {
                 Ok(t) => {
                     log::info!(target: LOG_TARGET, "reloaded TLS certificate {}", cert.display());
                     self.https_tls = Some(tls::for_http(&t));
+                    self.cert_expiry = tls::expiry(cert);
                     self.tls = Some(t);
                 }
                 Err(e) => log::error!(target: LOG_TARGET,

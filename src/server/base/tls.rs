@@ -44,6 +44,13 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// When the first certificate in the PEM file `cert` expires (epoch
+/// seconds).
+pub fn expiry(cert: &Path) -> Option<i64> {
+    let first = CertificateDer::pem_file_iter(cert).ok()?.next()?.ok()?;
+    crate::proto::x509::not_after(&first)
+}
+
 /// `config` for the web listener: the same certificate, offering
 /// `http/1.1` by ALPN.
 pub fn for_http(config: &Arc<ServerConfig>) -> Arc<ServerConfig> {

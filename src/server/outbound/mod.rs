@@ -135,7 +135,7 @@ pub struct Outbound {
     /// DNS lookups in flight.
     pub(in crate::server) dns: crate::server::outbound::dns::Dns,
     /// Requests for the figures, waiting for the queue's count.
-    pub(in crate::server) figures_wanted: Vec<crate::server::metrics::Wanted>,
+    pub(in crate::server) figures_wanted: Vec<crate::server::figures::Wanted>,
 }
 
 impl Outbound {
@@ -340,6 +340,11 @@ impl Server {
     /// True once nothing sent is waiting to be recorded.
     pub(in crate::server) fn outbound_settled(&self) -> bool {
         self.outbound.attempts.is_empty()
+    }
+
+    /// Jobs waiting for the queue helper.
+    pub(in crate::server) fn queue_helper_depth(&self) -> usize {
+        self.outbound.helper.depth()
     }
 
     /// Asks the queue helper to count the queue.

@@ -279,6 +279,11 @@ pub struct Checking {
 }
 
 impl Checking {
+    /// Jobs waiting for the checks helpers.
+    pub fn depth(&self) -> usize {
+        self.pool.depth()
+    }
+
     /// The filter alone, for a message the checks did not bring here.
     pub fn send_filter(
         &self,

@@ -34,6 +34,11 @@ pub struct Milting {
 }
 
 impl Milting {
+    /// Jobs waiting for the milter helpers.
+    pub fn depth(&self) -> usize {
+        self.pool.depth()
+    }
+
     /// Starts the helpers, if any milter is set.
     pub fn start(
         settings: &Milters,

@@ -54,6 +54,22 @@ pub struct SmtpState {
 }
 
 impl SmtpState {
+    /// Jobs waiting for the SMTP side's helpers.
+    pub(in crate::server) fn helper_depths(
+        &self,
+    ) -> Vec<(&'static str, usize)> {
+        let mut depths = vec![("spool", self.spool.writers.depth())];
+        if let Some(c) = &self.checking {
+            depths.push(("checks", c.depth()));
+        }
+        if let Some(m) = &self.milters {
+            depths.push(("milter", m.depth()));
+        }
+        depths
+    }
+}
+
+impl SmtpState {
     /// Starts the spool helpers.
     pub(in crate::server) fn start(
         config: &crate::config::Config,

@@ -113,6 +113,11 @@ fn run_on(
                 Step::Continue => break,
                 // The loop runs the queue and goes on with the input.
                 Step::FlushQueue => continue,
+                // The loop writes the figures and goes on.
+                Step::Status { .. } => {
+                    out.extend_from_slice(b"250 figures\r\n");
+                    continue;
+                }
                 Step::Close => {
                     run.closed = true;
                     break;
