@@ -40,6 +40,13 @@ pub enum Command {
         /// What to do.
         action: SpamAction,
     },
+    /// Check the DNS, certificate and host around the server.
+    Doctor {
+        /// The config file.
+        config: PathBuf,
+        /// What to check.
+        options: crate::doctor::Options,
+    },
     /// The running server's figures.
     Status {
         /// The config file (it names the local socket).
@@ -125,6 +132,10 @@ commands:
   dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE
                         write a DKIM key (RSA 2048 through openssl, or
                         Ed25519) and print the TXT record to publish
+  doctor [--port25-to DOMAIN] [DOMAIN...]
+                        check DNS (MX, A/AAAA, PTR, SPF, DKIM, DMARC,
+                        MTA-STS, SRV), the certificate, blocklists,
+                        port 25, open relay, queue, disk, permissions
   status [--json]       the running server's figures: uptime, memory,
                         connections, messages in the last hour and day,
                         the queue, lockouts, helper queues, certificate
@@ -256,14 +267,14 @@ pub fn parse<I: IntoIterator<Item = String>>(
                 config = Some(PathBuf::from(file));
             }
             "serve" | "check" | "user" | "queue" | "dkim" | "spam"
-            | "status"
+            | "status" | "doctor"
                 if command.is_none() =>
             {
                 command = Some(arg)
             }
             _ if matches!(
                 command.as_deref(),
-                Some("user" | "queue" | "dkim" | "spam" | "status")
+                Some("user" | "queue" | "dkim" | "spam" | "status" | "doctor")
             ) =>
             {
                 words.push(arg)
@@ -309,6 +320,9 @@ pub fn parse<I: IntoIterator<Item = String>>(
             Ok(Command::Queue { config, action })
         }
         Some("dkim") => dkim(&words),
+        Some("doctor") => {
+            doctor(&words).map(|options| Command::Doctor { config, options })
+        }
         Some("status") => match words.as_slice() {
             [] => Ok(Command::Status {
                 config,
@@ -337,6 +351,27 @@ fn help_for(command: Option<&str>) -> Command {
         Some(name) => Command::HelpFor(name),
         None => Command::Help,
     }
+}
+
+/// `doctor [--port25-to DOMAIN[:PORT]] [DOMAIN...]`.
+fn doctor(words: &[String]) -> Result<crate::doctor::Options, String> {
+    let mut options = crate::doctor::Options::default();
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "--port25-to" => {
+                let target = it
+                    .next()
+                    .ok_or("usage: doctor [--port25-to DOMAIN] [DOMAIN...]")?;
+                options.port25_to = Some(target.clone());
+            }
+            d if d.starts_with('-') => {
+                return Err(format!("unknown option {d}"));
+            }
+            d => options.domains.push(d.to_string()),
+        }
+    }
+    Ok(options)
 }
 
 /// `dkim keygen DOMAIN SELECTOR [--ed25519] -o FILE`, flags anywhere.

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod doctor;
 pub mod inbound;
 pub mod keygen;
 pub mod outbound;

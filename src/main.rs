@@ -35,6 +35,23 @@ fn main() -> ExitCode {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS
         }
+        Command::Doctor { config, options } => match Config::load(&config) {
+            Ok(cfg) => {
+                let lines = postling::doctor::run(&cfg, &options);
+                for line in &lines {
+                    println!("{}", line.render());
+                }
+                let failed = lines
+                    .iter()
+                    .any(|l| l.status == postling::doctor::Status::Fail);
+                if failed {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(problems) => report(&problems),
+        },
         Command::Status { config, json } => match Config::load(&config) {
             Ok(cfg) => {
                 match postling::sendmail::status(&cfg.sendmail_socket(), json)

@@ -135,6 +135,9 @@ pub struct Config {
     pub listen_https: Vec<SocketAddr>,
     /// What the HTTP listeners serve, and to whom.
     pub web: web::Web,
+    /// Our addresses as the world sees them (for `doctor`), if not the
+    /// listeners' own.
+    pub public_ips: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -236,6 +239,7 @@ impl Config {
             listen_http: Vec::new(),
             listen_https: Vec::new(),
             web: web::Web::default(),
+            public_ips: Vec::new(),
         }
     }
 
@@ -388,6 +392,13 @@ impl Config {
             }
             "listen_pop3s" => self.listen_pop3s = self.listen(value)?,
             "listen_http" => self.listen_http = self.listen(value)?,
+            "public_ips" => {
+                self.public_ips = items(value)
+                    .map(|i| {
+                        i.parse().map_err(|_| format!("bad address {i:?}"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "listen_https" => self.listen_https = self.listen(value)?,
             "listen_imap" => self.listen_imap = self.listen(value)?,
             "dns_servers" => self.dns_servers = Some(dns_servers(value)?),

@@ -21,6 +21,8 @@ pub enum Qtype {
     Ptr,
     /// Text (DKIM keys, SPF).
     Txt,
+    /// Services (RFC 2782; mail clients' RFC 6186).
+    Srv,
 }
 
 impl Qtype {
@@ -31,6 +33,7 @@ impl Qtype {
             Qtype::Mx => RecordType::MX,
             Qtype::Ptr => RecordType::PTR,
             Qtype::Txt => RecordType::TXT,
+            Qtype::Srv => RecordType::SRV,
         }
     }
 }
@@ -49,6 +52,8 @@ pub enum Rec {
     Ptr(String),
     /// A TXT record's strings joined.
     Txt(Vec<u8>),
+    /// Priority, weight, port and target (lower case, no final dot).
+    Srv(u16, u16, u16, String),
 }
 
 /// What a server said.
@@ -174,6 +179,13 @@ pub fn answer(
             RData::TXT(t) => Rec::Txt(
                 t.txt_data.iter().flat_map(|s| s.iter().copied()).collect(),
             ),
+            RData::SRV(srv) => match host_of(&srv.target) {
+                Some(h) => Rec::Srv(srv.priority, srv.weight, srv.port, h),
+                None => {
+                    malformed = true;
+                    continue;
+                }
+            },
             _ => continue,
         };
         ttl = ttl.min(r.ttl);

@@ -5,3 +5,4 @@
 pub mod check;
 pub mod macros;
 pub mod record;
+pub mod resolved;

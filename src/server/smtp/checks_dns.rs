@@ -11,7 +11,8 @@ use crate::proto::dmarc::record;
 use crate::proto::dns::cache::Found;
 use crate::proto::dns::resolver::Failure;
 use crate::proto::dns::wire::{Qtype, Rec};
-use crate::proto::spf::check::{self as spf, Answer};
+use crate::proto::spf::check as spf;
+use crate::proto::spf::resolved::{spf_answer, wire_type};
 use crate::server::Server;
 use crate::server::outbound::dns::Waiter;
 
@@ -23,47 +24,6 @@ use crate::inbound::verdict;
 const MAX_IPREV_NAMES: usize = 5;
 
 pub use super::check_state::Ask;
-
-fn wire_type(q: spf::Qtype) -> Qtype {
-    match q {
-        spf::Qtype::A => Qtype::A,
-        spf::Qtype::Aaaa => Qtype::Aaaa,
-        spf::Qtype::Mx => Qtype::Mx,
-        spf::Qtype::Txt => Qtype::Txt,
-        spf::Qtype::Ptr => Qtype::Ptr,
-    }
-}
-
-/// A resolver answer as SPF reads it.
-fn spf_answer(result: Result<Found, Failure>) -> Answer {
-    let recs = match result {
-        Ok(Found::Records(r)) => r,
-        Ok(Found::NoData | Found::NxDomain) | Err(Failure::BadName) => {
-            return Answer::Void;
-        }
-        Err(_) => return Answer::TempFail,
-    };
-    let (mut addrs, mut names, mut texts) =
-        (Vec::new(), Vec::new(), Vec::new());
-    for r in recs {
-        match r {
-            Rec::A(a) => addrs.push(a.into()),
-            Rec::Aaaa(a) => addrs.push(a.into()),
-            Rec::Mx(_, host) if !host.is_empty() => names.push(host),
-            Rec::Mx(..) => {}
-            Rec::Ptr(n) => names.push(n),
-            Rec::Txt(t) => {
-                texts.push(String::from_utf8_lossy(&t).into_owned())
-            }
-        }
-    }
-    match () {
-        _ if !addrs.is_empty() => Answer::Addrs(addrs),
-        _ if !names.is_empty() => Answer::Names(names),
-        _ if !texts.is_empty() => Answer::Texts(texts),
-        _ => Answer::Void,
-    }
-}
 
 /// TXT strings of an answer, or the outcome for a key without them.
 fn key_from(
