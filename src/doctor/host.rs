@@ -130,7 +130,7 @@ pub fn port25(target: &str, dns: &mut Lookup) -> Line {
     }
     Line::fail(
         what,
-        "no MX reachable: is outbound port 25 blocked by your provider? (ask them, or set relayhost)",
+        "no MX reachable: is outbound port 25 blocked by your provider? (ask them, or send through a smarthost)",
     )
 }
 

@@ -132,6 +132,8 @@ def test_a_right_setup_is_all_ok(setup, tmp_path):
     for what in expected:
         assert lines.get(what, ("missing",))[0] == "ok", f"{what}: {lines.get(what)}\n{out}"
     assert code == 0, out
+    if os.environ.get("DOCTOR_SAMPLE"):
+        open(os.environ["DOCTOR_SAMPLE"], "w").write(out)
 
 
 def test_a_wrong_setup_says_what_to_fix(setup, tmp_path):
@@ -170,6 +172,8 @@ def test_a_wrong_setup_says_what_to_fix(setup, tmp_path):
         dns.stop()
         relay.stop()
     assert code == 1, out
+    if os.environ.get("DOCTOR_SAMPLE"):
+        open(os.environ["DOCTOR_SAMPLE"] + ".wrong", "w").write(out)
     wanted = {
         "A mx.example.test": ("fail", "publish: mx.example.test. A 127.0.0.2"),
         "PTR 127.0.0.2": ("fail", "2.0.0.127.in-addr.arpa. PTR mx.example.test."),
