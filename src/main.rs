@@ -35,41 +35,8 @@ fn main() -> ExitCode {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS
         }
-        Command::Doctor { config, options } => match Config::load(&config) {
-            Ok(cfg) => {
-                let lines = postling::doctor::run(&cfg, &options);
-                for line in &lines {
-                    println!("{}", line.render());
-                }
-                let failed = lines
-                    .iter()
-                    .any(|l| l.status == postling::doctor::Status::Fail);
-                if failed {
-                    ExitCode::FAILURE
-                } else {
-                    ExitCode::SUCCESS
-                }
-            }
-            Err(problems) => report(&problems),
-        },
-        Command::Status { config, json } => match Config::load(&config) {
-            Ok(cfg) => {
-                match postling::sendmail::status(&cfg.sendmail_socket(), json)
-                {
-                    Ok(lines) => {
-                        for line in lines {
-                            println!("{line}");
-                        }
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("postling: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
-            Err(problems) => report(&problems),
-        },
+        Command::Doctor { config, options } => doctor(&config, &options),
+        Command::Status { config, json } => status(&config, json),
         Command::HelpFor(command) => {
             print!("{}", cli::command_help(command).unwrap_or(cli::USAGE));
             ExitCode::SUCCESS
@@ -292,6 +259,48 @@ fn spam(cfg: &Config, action: &cli::SpamAction) -> ExitCode {
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("postling: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `postling doctor`: a line per check; 1 if any failed.
+fn doctor(
+    config: &std::path::Path,
+    options: &postling::doctor::Options,
+) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(problems) => return report(&problems),
+    };
+    let lines = postling::doctor::run(&cfg, options);
+    for line in &lines {
+        println!("{}", line.render());
+    }
+    match lines
+        .iter()
+        .any(|l| l.status == postling::doctor::Status::Fail)
+    {
+        true => ExitCode::FAILURE,
+        false => ExitCode::SUCCESS,
+    }
+}
+
+/// `postling status`: the running server's figures.
+fn status(config: &std::path::Path, json: bool) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(problems) => return report(&problems),
+    };
+    match postling::sendmail::status(&cfg.sendmail_socket(), json) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("postling: {e}");
             ExitCode::FAILURE

@@ -138,6 +138,8 @@ pub struct Config {
     /// Our addresses as the world sees them (for `doctor`), if not the
     /// listeners' own.
     pub public_ips: Vec<std::net::IpAddr>,
+    /// Mail the postmaster a report once a day.
+    pub daily_report: bool,
 }
 
 impl Config {
@@ -240,6 +242,7 @@ impl Config {
             listen_https: Vec::new(),
             web: web::Web::default(),
             public_ips: Vec::new(),
+            daily_report: false,
         }
     }
 
@@ -392,13 +395,8 @@ impl Config {
             }
             "listen_pop3s" => self.listen_pop3s = self.listen(value)?,
             "listen_http" => self.listen_http = self.listen(value)?,
-            "public_ips" => {
-                self.public_ips = items(value)
-                    .map(|i| {
-                        i.parse().map_err(|_| format!("bad address {i:?}"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
+            "daily_report" => self.daily_report = yes_no(value)?,
+            "public_ips" => self.public_ips = ip_list(value)?,
             "listen_https" => self.listen_https = self.listen(value)?,
             "listen_imap" => self.listen_imap = self.listen(value)?,
             "dns_servers" => self.dns_servers = Some(dns_servers(value)?),
@@ -721,6 +719,13 @@ fn count(value: &str) -> Result<usize, String> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("expected a positive number, not {value:?}")),
     }
+}
+
+/// Addresses, as `public_ips` lists them.
+fn ip_list(value: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    items(value)
+        .map(|i| i.parse().map_err(|_| format!("bad address {i:?}")))
+        .collect()
 }
 
 fn yes_no(value: &str) -> Result<bool, String> {

@@ -6,6 +6,7 @@
 pub mod host;
 pub mod lookup;
 pub mod records;
+pub mod report;
 
 use std::net::IpAddr;
 

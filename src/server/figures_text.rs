@@ -3,8 +3,26 @@
 
 use std::fmt::Write;
 
-use super::figures::Figures;
 use crate::server::base::stats::Event;
+
+/// Everything `status` and `/metrics` show.
+pub struct Figures {
+    pub uptime: u64,
+    /// Resident memory, octets.
+    pub memory: Option<u64>,
+    /// Open connections by service name.
+    pub connections: Vec<(&'static str, usize)>,
+    /// Each event: (since start, last hour, last day).
+    pub events: Vec<(Event, (u64, u64, u64))>,
+    /// The queue's size and its oldest message's age, seconds.
+    pub queue: Option<(usize, Option<u64>)>,
+    /// Clients locked out for their login failures.
+    pub lockouts: usize,
+    /// Jobs waiting for each kind of helper.
+    pub helpers: Vec<(&'static str, usize)>,
+    /// Seconds until the certificate expires (negative: expired).
+    pub cert_expires_in: Option<i64>,
+}
 
 /// An event's metric stem and the noun its help text uses.
 fn stem(event: Event) -> (String, String) {

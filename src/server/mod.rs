@@ -12,6 +12,7 @@ mod logins;
 mod managesieve;
 mod outbound;
 mod pop3;
+mod report;
 mod session;
 mod smtp;
 
@@ -39,6 +40,7 @@ use crate::proto::OUTPUT_CAP;
 use crate::store::cleanup;
 use crate::util::contain::guarded;
 use accept::{Listener, bind_all};
+use base::stats::Event;
 use checkers::Logins;
 use conn::{Conn, Input, Phase, WBUF_CAP};
 use readers::Readers;
@@ -150,6 +152,8 @@ struct Server {
     imap: imap::ImapState,
     /// Mail being sent out, and the resolver it waits on.
     outbound: outbound::Outbound,
+    /// Daily reports under way.
+    reports: report::Reports,
 }
 
 impl Core {
@@ -256,6 +260,7 @@ impl Server {
                 queue_work::start(Arc::clone(&waker))?,
                 dns::Dns::new(services_resolvers),
             ),
+            reports: report::Reports::new(Arc::clone(&waker)),
             services,
         })
     }
@@ -270,6 +275,7 @@ impl Server {
         self.queue_run_due();
         self.check_blocklists();
         self.expire_junk();
+        self.schedule_report();
         loop {
             let now = Instant::now();
             if let Some(until) = self.core.draining
@@ -300,6 +306,7 @@ impl Server {
                         self.finish_reads();
                         self.finish_mailbox_work();
                         self.finish_queue_work();
+                        self.finish_reports();
                     }
                     SIGNALS => self.on_signals(),
                     LOCAL => self.accept_local(),
@@ -396,6 +403,11 @@ impl Server {
                 }
                 Input::Drained => return,
                 Input::Gone => return self.close(slot, "client closed"),
+                Input::TlsFailed => {
+                    let now = Instant::now();
+                    self.services.stats.add(Event::TlsFailed, 1, now);
+                    return self.close(slot, "TLS failed");
+                }
             }
         }
     }
@@ -699,6 +711,7 @@ impl Server {
                 Timer::Blocklists => self.check_blocklists(),
                 Timer::Greeting => self.greeting_due(key),
                 Timer::JunkExpire => self.expire_junk(),
+                Timer::DailyReport => self.report_due(),
                 Timer::FolderCheck => {
                     self.retry_notices();
                     self.check_folders();

@@ -201,6 +201,26 @@ impl Server {
         }
     }
 
+    /// The TLS session an implicit-TLS listener starts with (None for
+    /// the others); Err if it cannot be made (logged).
+    fn implicit_tls(
+        &self,
+        service: Service,
+    ) -> Result<Option<Box<rustls::ServerConnection>>, ()> {
+        let config = match service {
+            Service::Https => &self.services.https_tls,
+            _ => &self.services.tls,
+        };
+        match (service.implicit_tls(), config) {
+            (true, Some(config)) => {
+                tls::session(config).map(Some).map_err(|e| {
+                    error!(target: LOG_TARGET, "TLS setup: {e}");
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn admit_from(
         &mut self,
         mut stream: Stream,
@@ -220,19 +240,8 @@ impl Server {
             let _ = io::Write::write(&mut stream, line.as_bytes());
             return;
         }
-        let tls_config = match service {
-            Service::Https => &self.services.https_tls,
-            _ => &self.services.tls,
-        };
-        let mut tls = match (service.implicit_tls(), tls_config) {
-            (true, Some(config)) => match tls::session(config) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    error!(target: LOG_TARGET, "TLS setup: {e}");
-                    return;
-                }
-            },
-            _ => None,
+        let Ok(mut tls) = self.implicit_tls(service) else {
+            return;
         };
         let mut early = early;
         let plain_early = if tls.is_none() {

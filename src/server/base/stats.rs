@@ -20,16 +20,19 @@ pub enum Event {
     Bounced,
     /// A login refused for its password.
     LoginFailed,
+    /// A TLS session that failed, ours or a peer's.
+    TlsFailed,
 }
 
 impl Event {
-    pub const ALL: [Event; 6] = [
+    pub const ALL: [Event; 7] = [
         Event::Received,
         Event::Delivered,
         Event::Sent,
         Event::Deferred,
         Event::Bounced,
         Event::LoginFailed,
+        Event::TlsFailed,
     ];
 
     /// The name in `status` and in metric names.
@@ -41,6 +44,7 @@ impl Event {
             Event::Deferred => "deferred",
             Event::Bounced => "bounced",
             Event::LoginFailed => "login_failures",
+            Event::TlsFailed => "tls_failures",
         }
     }
 }

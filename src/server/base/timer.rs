@@ -37,6 +37,8 @@ pub enum Timer {
     Greeting,
     /// Time to empty Junk of old mail (`junk_expire`).
     JunkExpire,
+    /// Time for the daily report.
+    DailyReport,
 }
 
 /// The key of a timer or helper job no connection waits for (a queue

@@ -21,6 +21,9 @@ pub enum Input {
     Gone,
     /// A TLS handshake just finished.
     Handshaked,
+    /// The TLS session failed (a bad record, a refused certificate):
+    /// the connection is over, and counted as a TLS failure.
+    TlsFailed,
 }
 
 /// Reads plaintext into `scratch`, pulling records off `stream` as
@@ -50,7 +53,7 @@ pub fn read<T, S: Read + Write>(
                     log::info!(target: LOG_TARGET, "TLS error: {e}");
                     // Send the alert rustls queued, best effort.
                     let _ = tls.write_tls(stream);
-                    return Input::Gone;
+                    return Input::TlsFailed;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -72,12 +72,12 @@ impl Server {
                 return;
             }
             let got = p.read(&mut self.core.scratch);
-            let actions = match got {
+            let actions = match &got {
                 Input::Data(n) => {
                     p.deadline = Instant::now()
                         + Duration::from_secs(self.outbound.policy.timeout);
                     let mut input = std::mem::take(&mut p.rbuf);
-                    input.extend_from_slice(&self.core.scratch[..n]);
+                    input.extend_from_slice(&self.core.scratch[..*n]);
                     let (used, actions) = p.client.feed(&input);
                     p.rbuf = input.split_off(used);
                     actions
@@ -94,7 +94,15 @@ impl Server {
                     self.peer_flush(idx);
                     return;
                 }
-                Input::Gone => {
+                Input::Gone | Input::TlsFailed => {
+                    if matches!(got, Input::TlsFailed) {
+                        let now = std::time::Instant::now();
+                        self.services.stats.add(
+                            crate::server::base::stats::Event::TlsFailed,
+                            1,
+                            now,
+                        );
+                    }
                     let why = if p.closing {
                         "closed"
                     } else {
