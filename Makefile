@@ -30,7 +30,7 @@ deps:
 	            unbound:unbound dkimverify:python3-dkim postmap:postfix \
 	            rspamd:rspamd spamd:spamassassin spamass-milter:spamass-milter \
 	            sieve-test:dovecot-sieve sieve-connect:sieve-connect \
-	            chromium:chromium promtool:prometheus; do \
+	            chromium:chromium promtool:prometheus pebble:pebble; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	for module in spf:python3-spf authres:python3-authres Milter:python3-milter; do \
@@ -151,7 +151,7 @@ fuzz: fuzz-deps
 	cd fuzz && for t in smtp_command smtp_data smtp_session pop3_session \
 	                    proxy_header imap_session imap_mime imap_args dns_answer smtp_client srs \
 	                    spf_record dmarc_record dkim_tags arc_headers milter_reader \
-	                    sieve_parser managesieve_session http_request; do \
+	                    sieve_parser managesieve_session http_request json_value; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

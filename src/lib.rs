@@ -16,6 +16,7 @@
 //! - [`proto`]: sans-I/O protocol state machines (SMTP so far).
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod admin;
 pub mod auth;
 pub mod cli;

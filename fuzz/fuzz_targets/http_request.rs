@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         submission: Some(Endpoint { port: 587, security: Security::StartTls }),
         sts_mode: StsMode::Testing,
         sts_max_age: 86_400,
+        challenges: None,
     };
     let mut s = Http::new(Rc::new(site), data.first().is_some_and(|b| b & 1 == 1), true);
     let mut out = Vec::new();

@@ -4,6 +4,7 @@
 //! Every problem is reported as `FILE:LINE: message`, all of them at
 //! once. Depends on std::fs and `proto`.
 
+pub mod acme;
 pub mod aliases;
 pub mod directory;
 pub mod filtering;
@@ -140,6 +141,8 @@ pub struct Config {
     pub public_ips: Vec<std::net::IpAddr>,
     /// Mail the postmaster a report once a day.
     pub daily_report: bool,
+    /// Certificates from an ACME CA.
+    pub acme: acme::Acme,
 }
 
 impl Config {
@@ -243,6 +246,7 @@ impl Config {
             web: web::Web::default(),
             public_ips: Vec::new(),
             daily_report: false,
+            acme: acme::Acme::default(),
         }
     }
 
@@ -324,22 +328,17 @@ impl Config {
                 Ok(dir.join(v))
             }
         };
-        if let Some(result) = self.outbound.set(key, value, path) {
-            return result;
-        }
-        if let Some(result) = self.inbound.set(key, value, path) {
-            return result;
-        }
-        if let Some(result) = self.spam.set(key, value) {
-            return result;
-        }
-        if let Some(result) = self.milters.set(key, value) {
-            return result;
-        }
-        if let Some(result) = self.filtering.set(key, value, &dir) {
-            return result;
-        }
-        if let Some(result) = self.web.set(key, value) {
+        // Each section takes its own keys (at most one knows a key).
+        let sections = [
+            self.outbound.set(key, value, path),
+            self.inbound.set(key, value, path),
+            self.spam.set(key, value),
+            self.milters.set(key, value),
+            self.filtering.set(key, value, &dir),
+            self.web.set(key, value),
+            self.acme.set(key, value, &dir),
+        ];
+        if let Some(result) = sections.into_iter().flatten().next() {
             return result;
         }
         match key {
@@ -463,6 +462,30 @@ impl Config {
             _ => return Err(format!("unknown key {key}")),
         }
         Ok(())
+    }
+
+    /// The certificate and key the TLS listeners use: ACME's once it
+    /// has one, else `tls_cert` and `tls_key`.
+    pub fn tls_pair(&self) -> Option<(PathBuf, PathBuf)> {
+        let dir = self.data_dir.join("acme");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        if self.acme.on && cert.exists() && key.exists() {
+            return Some((cert, key));
+        }
+        Some((self.tls_cert.clone()?, self.tls_key.clone()?))
+    }
+
+    /// The names ACME certifies: `hostname`, and with HTTPS the
+    /// `mta-sts.` and `autoconfig.` names of each domain.
+    pub fn acme_names(&self) -> Vec<String> {
+        let mut names = vec![self.hostname.clone()];
+        if !self.listen_https.is_empty() {
+            for d in &self.domains {
+                names.push(format!("mta-sts.{d}"));
+                names.push(format!("autoconfig.{d}"));
+            }
+        }
+        names
     }
 
     /// A path from the file, relative to the file's folder.
@@ -728,7 +751,7 @@ fn ip_list(value: &str) -> Result<Vec<std::net::IpAddr>, String> {
         .collect()
 }
 
-fn yes_no(value: &str) -> Result<bool, String> {
+pub(crate) fn yes_no(value: &str) -> Result<bool, String> {
     match value {
         "yes" | "true" | "on" => Ok(true),
         "no" | "false" | "off" => Ok(false),

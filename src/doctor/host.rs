@@ -21,13 +21,13 @@ const OLD_IN_QUEUE: i64 = 86_400;
 /// The certificate covers `hostname` (and the web names it serves) and
 /// is not near its end.
 pub fn certificate_lines(cfg: &Config, domains: &[String]) -> Vec<Line> {
-    let Some(path) = &cfg.tls_cert else {
+    let Some((path, _)) = cfg.tls_pair() else {
         return vec![Line::warn(
             "certificate",
             "none: set tls_cert and tls_key (clients need TLS)",
         )];
     };
-    let der = std::fs::read(path).ok().and_then(|pem| {
+    let der = std::fs::read(&path).ok().and_then(|pem| {
         let mut reader = &pem[..];
         rustls_pemfile_first(&mut reader)
     });
@@ -75,6 +75,21 @@ pub fn certificate_lines(cfg: &Config, domains: &[String]) -> Vec<Line> {
         None => Line::warn("certificate expiry", "unreadable"),
     });
     lines
+}
+
+/// What ACME last did, as its helper wrote it.
+pub fn acme_line(cfg: &Config) -> Option<Line> {
+    if !cfg.acme.on {
+        return None;
+    }
+    let state = std::fs::read_to_string(cfg.data_dir.join("acme/state"))
+        .unwrap_or_default();
+    let state = state.trim();
+    Some(match state {
+        "" => Line::warn("acme", "no attempt yet (is the server running?)"),
+        s if s.starts_with("ok") => Line::ok("acme", s),
+        s => Line::fail("acme", s),
+    })
 }
 
 /// The first certificate of a PEM file, as DER.

@@ -91,6 +91,7 @@ pub fn run(cfg: &Config, options: &Options) -> Vec<Line> {
     }
     lines.extend(records::blocklist_lines(cfg, &ours, &mut dns));
     lines.extend(host::certificate_lines(cfg, &domains));
+    lines.extend(host::acme_line(cfg));
     if let Some(target) = &options.port25_to {
         lines.push(host::port25(target, &mut dns));
     }

@@ -4,6 +4,7 @@
 //! Nothing here touches a socket, a file or the clock; `make lint` checks
 //! that. Depends on std, memchr and bstr only.
 
+pub mod acme;
 pub mod arc;
 pub mod authres;
 pub mod dkim;
@@ -12,6 +13,7 @@ pub mod dns;
 pub mod dnsbl;
 pub mod http;
 pub mod imap;
+pub mod json;
 pub mod managesieve;
 pub mod milter;
 pub mod pop3;

@@ -129,6 +129,9 @@ impl Server {
             lockouts: self.services.limiter.locked_out(now),
             helpers,
             cert_expires_in: self.services.cert_expiry.map(|t| t - epoch),
+            acme: self.acme.as_ref().map(|a| {
+                a.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            }),
         }
     }
 

@@ -22,6 +22,8 @@ pub struct Figures {
     pub helpers: Vec<(&'static str, usize)>,
     /// Seconds until the certificate expires (negative: expired).
     pub cert_expires_in: Option<i64>,
+    /// What ACME last did, if it is on.
+    pub acme: Option<String>,
 }
 
 /// An event's metric stem and the noun its help text uses.
@@ -190,6 +192,9 @@ pub fn text(f: &Figures) -> String {
         }
         None => out.push_str("certificate: none\n"),
     }
+    if let Some(a) = &f.acme {
+        let _ = writeln!(out, "acme: {a}");
+    }
     out
 }
 
@@ -220,7 +225,8 @@ pub fn json(f: &Figures) -> String {
     format!(
         "{{\n\"uptime_seconds\": {},\n\"memory_bytes\": {},\n\"connections\": {},\n\
          \"events\": {{{}}},\n\"queue\": {},\n\"login_lockouts\": {},\n\
-         \"helper_queues\": {},\n\"certificate_expires_in_seconds\": {}\n}}\n",
+         \"helper_queues\": {},\n\"certificate_expires_in_seconds\": {},\n\
+         \"acme\": {}\n}}\n",
         f.uptime,
         or_null(f.memory.map(|m| m.to_string())),
         object(&f.connections),
@@ -229,6 +235,7 @@ pub fn json(f: &Figures) -> String {
         f.lockouts,
         object(&f.helpers),
         or_null(f.cert_expires_in.map(|s| s.to_string())),
+        or_null(f.acme.as_deref().map(crate::proto::json::quote)),
     )
 }
 
@@ -258,6 +265,7 @@ mod tests {
             lockouts: 1,
             helpers: vec![("durable", 0), ("checks", 3)],
             cert_expires_in: Some(86_400 * 30),
+            acme: Some("ok: certificate obtained".into()),
         }
     }
 

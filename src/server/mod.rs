@@ -35,6 +35,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use crate::acme;
 use crate::config::{Config, Directory};
 use crate::proto::OUTPUT_CAP;
 use crate::store::cleanup;
@@ -154,6 +155,8 @@ struct Server {
     outbound: outbound::Outbound,
     /// Daily reports under way.
     reports: report::Reports,
+    /// Certificates from an ACME CA, if `acme = on`.
+    acme: Option<crate::acme::Acme>,
 }
 
 impl Core {
@@ -199,6 +202,18 @@ struct Core {
     writer: Writer,
 }
 
+/// What the ACME helper needs of the config.
+fn acme_settings(cfg: &Config) -> acme::Settings {
+    acme::Settings {
+        directory: cfg.acme.directory.clone(),
+        email: cfg.acme.email.clone(),
+        ca_file: cfg.acme.ca_file.clone(),
+        names: cfg.acme_names(),
+        dir: cfg.data_dir.join("acme"),
+        webroot: cfg.acme.webroot.clone(),
+    }
+}
+
 impl Server {
     fn new(
         mut services: Services,
@@ -216,7 +231,17 @@ impl Server {
             l.socket.local_addr().ok().map(|a| a.port())
         };
         let tls = services.tls.is_some();
-        services.site = Rc::new(services::site(&services.config, tls, &bound));
+        let acme_helper = match services.config.acme.on {
+            true => Some(acme::start(
+                acme_settings(&services.config),
+                Arc::clone(&waker),
+            )?),
+            false => None,
+        };
+        let mut site = services::site(&services.config, tls, &bound);
+        site.challenges =
+            acme_helper.as_ref().map(|a| Arc::clone(&a.challenges));
+        services.site = Rc::new(site);
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         poll.registry()
@@ -261,6 +286,7 @@ impl Server {
                 dns::Dns::new(services_resolvers),
             ),
             reports: report::Reports::new(Arc::clone(&waker)),
+            acme: acme_helper,
             services,
         })
     }
@@ -307,6 +333,7 @@ impl Server {
                         self.finish_mailbox_work();
                         self.finish_queue_work();
                         self.finish_reports();
+                        self.finish_acme();
                     }
                     SIGNALS => self.on_signals(),
                     LOCAL => self.accept_local(),
@@ -326,6 +353,18 @@ impl Server {
                 }
             }
             self.fire_timers();
+        }
+    }
+
+    /// ACME put a new certificate in place: every TLS listener takes it
+    /// for new connections; open ones keep theirs.
+    fn finish_acme(&mut self) {
+        let renewed = self
+            .acme
+            .as_ref()
+            .is_some_and(|a| a.renewed.try_iter().count() > 0);
+        if renewed {
+            self.services.reload_tls();
         }
     }
 

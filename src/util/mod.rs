@@ -2,6 +2,7 @@
 //! unique ids and log-safe quoting.
 
 pub mod bounded;
+pub mod certs;
 pub mod contain;
 pub mod date;
 pub mod fault;

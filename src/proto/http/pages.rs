@@ -54,7 +54,15 @@ pub struct Site {
     pub sts_mode: StsMode,
     /// The policy's max_age, seconds.
     pub sts_max_age: u64,
+    /// ACME's HTTP-01 tokens and their key authorizations, while an
+    /// order is under way.
+    pub challenges: Option<Challenges>,
 }
+
+/// HTTP-01 tokens and their answers, shared with the ACME helper.
+pub type Challenges = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<String, String>>,
+>;
 
 /// An address we may describe: ASCII, no characters XML or a plist
 /// would need escaped beyond the five, at one of our domains.

@@ -189,6 +189,29 @@ impl Http {
                 }
                 false => not_found(out, &self.date, close),
             }
+        } else if let Some(token) =
+            path.strip_prefix(b"/.well-known/acme-challenge/")
+        {
+            // RFC 8555 8.3: the key authorization, as text.
+            let answer = self.site.challenges.as_ref().and_then(|c| {
+                let token = std::str::from_utf8(token).ok()?;
+                c.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(token)
+                    .cloned()
+            });
+            match answer {
+                Some(a) => respond(
+                    out,
+                    &self.date,
+                    200,
+                    "application/octet-stream",
+                    a.as_bytes(),
+                    close,
+                    &[],
+                ),
+                None => not_found(out, &self.date, close),
+            }
         } else if path == b"/metrics" {
             if self.metrics_allowed {
                 return Some(HttpStep::Metrics { close });

@@ -192,9 +192,9 @@ impl Services {
         config: Config,
         directory: Directory,
     ) -> Result<Services, String> {
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
-            _ => None,
+        let tls = match config.tls_pair() {
+            Some((cert, key)) => Some(tls::load(&cert, &key)?),
+            None => None,
         };
         let dkim = Arc::from(config.dkim_signers()?);
         let settings = |submission| {
@@ -222,7 +222,7 @@ impl Services {
         let site = Rc::new(site(&config, tls.is_some(), &|_| None));
         Ok(Services {
             https_tls: tls.as_ref().map(tls::for_http),
-            cert_expiry: config.tls_cert.as_deref().and_then(tls::expiry),
+            cert_expiry: config.tls_pair().and_then(|(c, _)| tls::expiry(&c)),
             site,
             stats: crate::server::base::stats::Stats::new(Instant::now()),
             auth_cache,
@@ -273,21 +273,7 @@ impl Services {
                 }
             }
         }
-        if let (Some(cert), Some(key)) =
-            (&self.config.tls_cert, &self.config.tls_key)
-        {
-            match tls::load(cert, key) {
-                Ok(t) => {
-                    log::info!(target: LOG_TARGET, "reloaded TLS certificate {}", cert.display());
-                    self.https_tls = Some(tls::for_http(&t));
-                    self.cert_expiry = tls::expiry(cert);
-                    self.tls = Some(t);
-                }
-                Err(e) => log::error!(target: LOG_TARGET,
-                    "TLS reload failed, keeping the old certificate: {e}"
-                ),
-            }
-        }
+        self.reload_tls();
     }
 }
 
@@ -340,6 +326,29 @@ pub fn site(
         ),
         sts_mode: cfg.web.mta_sts_mode,
         sts_max_age: cfg.web.mta_sts_max_age,
+        challenges: None,
+    }
+}
+
+impl Services {
+    /// Loads the certificate again (after SIGHUP, or ACME's renewal):
+    /// new connections get it, open ones keep theirs; a bad pair keeps
+    /// the old one, and the log says why.
+    pub fn reload_tls(&mut self) {
+        let Some((cert, key)) = self.config.tls_pair() else {
+            return;
+        };
+        match tls::load(&cert, &key) {
+            Ok(t) => {
+                log::info!(target: LOG_TARGET, "reloaded TLS certificate {}", cert.display());
+                self.https_tls = Some(tls::for_http(&t));
+                self.tls = Some(t);
+                self.cert_expiry = tls::expiry(&cert);
+            }
+            Err(e) => log::error!(target: LOG_TARGET,
+                "TLS reload failed, keeping the old certificate: {e}"
+            ),
+        }
     }
 }
 

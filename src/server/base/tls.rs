@@ -44,12 +44,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
-/// When the first certificate in the PEM file `cert` expires (epoch
-/// seconds).
-pub fn expiry(cert: &Path) -> Option<i64> {
-    let first = CertificateDer::pem_file_iter(cert).ok()?.next()?.ok()?;
-    crate::proto::x509::not_after(&first)
-}
+pub use crate::util::certs::expiry;
 
 /// `config` for the web listener: the same certificate, offering
 /// `http/1.1` by ALPN.

@@ -4,7 +4,6 @@
 //! stop delivery, since most MX certificates would fail it and the
 //! alternative is plain text. The smarthost's certificate must pass.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,13 +23,7 @@ use crate::server::base::tls::BUFFER_LIMIT;
 /// folder: a log's format is an interface (filters, RUST_LOG).
 const LOG_TARGET: &str = "postling::server::tls_client";
 
-/// Where the CA store is: `SSL_CERT_FILE` as OpenSSL-based tools honour
-/// it, else Debian's bundle.
-pub fn ca_file() -> PathBuf {
-    std::env::var_os("SSL_CERT_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into())
-}
+pub use crate::util::certs::ca_file;
 
 /// The client side's shared pieces, made once at start.
 pub struct ClientTls {

@@ -18,6 +18,7 @@ pub fn site() -> Site {
         }),
         sts_mode: StsMode::Testing,
         sts_max_age: 604_800,
+        challenges: None,
     }
 }
 
