@@ -155,3 +155,29 @@ def test_pebble_issues_and_renews_while_a_session_stays_open(tmp_path):
             pebble.kill()
             pebble.wait()
         dns.stop()
+
+
+def test_a_failing_ca_is_retried_and_reported(tmp_path):
+    """No CA answers: the failure is logged with its retry, and status
+    and doctor say so; the starting pair goes on serving."""
+    start_cert, start_key = make_cert(tmp_path)
+    (tmp_path / "ca.pem").write_bytes(start_cert.read_bytes())
+    srv = Server(tmp_path, extra=f"""
+        hostname = mx.example.test
+        tls_cert = {start_cert}
+        tls_key = {start_key}
+        listen_imaps = 127.0.0.1:0
+        acme = on
+        acme_directory = https://127.0.0.1:1/dir
+        acme_ca_file = {tmp_path / 'ca.pem'}
+    """)
+    try:
+        assert srv.wait_logged("trying again in 60s", timeout=30), "".join(srv.log)
+        status = subprocess.run([BINARY, "status", "-c", str(srv.conf)], capture_output=True, text=True, timeout=30)
+        assert "acme: failed:" in status.stdout and "next try in 60s" in status.stdout, status.stdout
+        doctor = subprocess.run([BINARY, "doctor", "-c", str(srv.conf)], capture_output=True, text=True, timeout=120)
+        assert "fail acme: failed:" in doctor.stdout, doctor.stdout
+        assert doctor.returncode == 1
+        assert "localhost" in peer_cert(srv.ports["IMAPS"])
+    finally:
+        srv.stop()

@@ -8,6 +8,7 @@ talks to the real server."""
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -28,10 +29,10 @@ def dkim_key(tmp, name):
     return tmp / f"{name}.pem", "".join(part.strip().strip('"') for part in inside.split('" "'))
 
 
-def site_cert(tmp, name, names):
+def site_cert(tmp, name, names, days=90):
     key, cert = tmp / f"{name}.key", tmp / f"{name}.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-days", "90", "-subj", "/CN=x",
+                    "-nodes", "-days", str(days), "-subj", "/CN=x",
                     "-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names),
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     os.chmod(key, 0o600)
@@ -63,7 +64,7 @@ def setup(tmp_path):
     _, other_txt = dkim_key(tmp_path, "other")
     cert, key = site_cert(tmp_path, "good", ["mx.example.test", "mta-sts.example.test",
                                               "autoconfig.example.test"])
-    bad_cert, bad_key = site_cert(tmp_path, "bad", ["elsewhere.test"])
+    bad_cert, bad_key = site_cert(tmp_path, "bad", ["elsewhere.test"], days=5)
     conf = tmp_path / "pre.conf"
     conf.write_text("domains = example.test\nusers_file = users\n")
     (tmp_path / "users").write_text("")
@@ -149,10 +150,23 @@ def test_a_wrong_setup_says_what_to_fix(setup, tmp_path):
     ]
     shutil.copy(srv.dir / "users", tmp_path / "users-open")
     os.chmod(tmp_path / "users-open", 0o644)
+    # Secrets others may read, a data_dir anyone may write, and a
+    # message two days old in its queue.
+    os.chmod(bad_key, 0o644)
+    shutil.copy(srv.dir / "sel.pem", tmp_path / "sel-open.pem")
+    os.chmod(tmp_path / "sel-open.pem", 0o644)
+    data = tmp_path / "wrongdata"
+    (data / "queue/new").mkdir(parents=True)
+    os.chmod(data, 0o777)
+    queued = data / "queue/new/1A2B3C"
+    queued.write_text("from <alice@example.test>\nto <bob@far.test>\n\nSubject: x\n\nold\n")
+    two_days = time.time() - 2 * 86_400
+    os.utime(queued, (two_days, two_days))
     # The server trusts loopback here; the doctor's copy of the config
     # does not, so its self-test sees the relay a stranger would.
     dns, conf = with_dns(srv, tmp_path, records, "wrong", replace=[
-        ("data_dir = data", f"data_dir = {srv.dir / 'data'}"),
+        ("data_dir = data", f"data_dir = {data}"),
+        (f"example.test:sel:{srv.dir / 'sel.pem'}", f"example.test:sel:{tmp_path / 'sel-open.pem'}"),
         ("users_file = users", f"users_file = {tmp_path / 'users-open'}"),
         (f"tls_cert = {srv.dir / 'good.pem'}", f"tls_cert = {bad_cert}"),
         (f"tls_key = {srv.dir / 'good.key'}", f"tls_key = {bad_key}"),
@@ -194,6 +208,11 @@ def test_a_wrong_setup_says_what_to_fix(setup, tmp_path):
         "open relay": ("fail", "relay-test.invalid got 250"),
         "free space": ("fail", "min_free_space"),
         "permissions users_file": ("fail", "chmod 600"),
+        "permissions tls_key": ("fail", "chmod 600"),
+        "permissions DKIM key sel._domainkey.example.test": ("fail", "chmod 600"),
+        "permissions data_dir": ("fail", "world-writable"),
+        "certificate expiry": ("warn", "renew it"),
+        "queue": ("warn", "1 messages, the oldest 48 hours old"),
     }
     for what, (status, words) in wanted.items():
         got = lines.get(what)
