@@ -7,6 +7,7 @@ PYTHON ?= python3
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: bench-spam build run test deps lint unit integration python test-imaptest \
+        release-static static-deps \
         bench bench-smtp bench-outbound \
         bench-pop3 bench-pop3-deps bench-memory bench-imap bench-imap-deps bench-fairness bench-logins bench-headers test-dovecot-diff \
         bench-deps fuzz fuzz-deps clean install arm-deps release-arm test-arm
@@ -269,7 +270,74 @@ release-arm: arm-deps
 	done
 	@ls -l target/arm/*/release/postling
 
-test-arm: release-arm
+# Fully static musl binaries, for any Linux of the architecture whatever
+# its libc (Raspberry Pi OS Bullseye, Debian 11, Ubuntu 20.04, Alpine,
+# OpenWrt): Debian's musl (multiarch for the ARM ones) and Debian's Rust
+# with -Zbuild-std as above, linked by each target's gcc reading musl's
+# specs file (musl's headers, start files and libc), not PIE. Unwinding
+# (a panic fails one job, not the process) comes from LLVM's libunwind
+# as Debian builds it, the ARM ones unpacked from their packages, with
+# the one glibc symbol it wants (__fprintf_chk) given by a shim.
+# Binaries land in target/static/TARGET/release/postling.
+STATIC_TARGETS = x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
+  armv7-unknown-linux-musleabihf
+STATIC = target/static
+MUSL_SPECS = /usr/lib/$(1)/musl-gcc.specs
+UNWIND = $(STATIC)/unwind/$(1)
+STATIC_FLAGS = -C link-self-contained=no -C relocation-model=static
+STATIC_ENV = RUSTC_BOOTSTRAP=1 \
+  CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc \
+  CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$(STATIC_FLAGS) -L $(CURDIR)/$(call UNWIND,x86_64-unknown-linux-musl)" \
+  CC_x86_64_unknown_linux_musl=musl-gcc \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$(STATIC_FLAGS) -L $(CURDIR)/$(call UNWIND,aarch64-unknown-linux-musl) -C link-arg=-specs=$(call MUSL_SPECS,aarch64-linux-musl)" \
+  CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
+  CFLAGS_aarch64_unknown_linux_musl="-specs=$(call MUSL_SPECS,aarch64-linux-musl)" \
+  AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar \
+  CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+  CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(STATIC_FLAGS) -L $(CURDIR)/$(call UNWIND,armv7-unknown-linux-musleabihf) -C link-arg=-specs=$(call MUSL_SPECS,arm-linux-musleabihf)" \
+  CC_armv7_unknown_linux_musleabihf=arm-linux-gnueabihf-gcc \
+  CFLAGS_armv7_unknown_linux_musleabihf="-specs=$(call MUSL_SPECS,arm-linux-musleabihf)" \
+  AR_armv7_unknown_linux_musleabihf=arm-linux-gnueabihf-ar
+FORTIFY_SHIM = '\#include <stdarg.h>\n\#include <stdio.h>\nint __fprintf_chk(FILE *f, int flag, const char *fmt, ...) { va_list ap; va_start(ap, fmt); int r = vfprintf(f, fmt, ap); va_end(ap); (void)flag; return r; }\n'
+
+static-deps: arm-deps
+	@[ -e /usr/bin/musl-gcc ] && [ -e $(call MUSL_SPECS,aarch64-linux-musl) ] && \
+	  [ -e $(call MUSL_SPECS,arm-linux-musleabihf) ] && \
+	  [ -e /usr/lib/llvm-14/lib/libunwind.a ] || { \
+	  dpkg --add-architecture arm64 && dpkg --add-architecture armhf && \
+	  apt-get update -qq && \
+	  $(APT_INSTALL) musl-tools musl-dev musl-dev:arm64 musl-dev:armhf \
+	    libunwind-14-dev; }
+	@mkdir -p $(STATIC)/deb
+	@for arch in arm64 armhf; do \
+	  [ -e $(STATIC)/deb/$$arch/usr/lib/llvm-14/lib/libunwind.a ] || \
+	  ( cd $(STATIC)/deb && apt-get download -q libunwind-14-dev:$$arch && \
+	    dpkg-deb -x libunwind-14-dev_*_$$arch.deb $$arch ) || exit 1; \
+	done
+	@set -e; for t in x86_64-unknown-linux-musl:musl-gcc:/usr \
+	    aarch64-unknown-linux-musl:aarch64-linux-gnu:$(STATIC)/deb/arm64/usr \
+	    armv7-unknown-linux-musleabihf:arm-linux-gnueabihf:$(STATIC)/deb/armhf/usr; do \
+	  target=$${t%%:*}; rest=$${t#*:}; gnu=$${rest%%:*}; root=$${rest#*:}; \
+	  dir=$(STATIC)/unwind/$$target; mkdir -p $$dir; \
+	  case $$target in \
+	    x86_64*) cc=musl-gcc; ar=ar ;; \
+	    aarch64*) cc="$$gnu-gcc -specs=$(call MUSL_SPECS,aarch64-linux-musl)"; ar=$$gnu-ar ;; \
+	    armv7*) cc="$$gnu-gcc -specs=$(call MUSL_SPECS,arm-linux-musleabihf)"; ar=$$gnu-ar ;; \
+	  esac; \
+	  cp $$root/lib/llvm-14/lib/libunwind.a $$dir/libunwind.a; \
+	  printf $(FORTIFY_SHIM) | $$cc -O2 -x c -c - -o $$dir/shim.o; \
+	  $$ar r $$dir/libunwind.a $$dir/shim.o; \
+	done
+
+release-static: static-deps
+	for t in $(STATIC_TARGETS); do \
+	  $(STATIC_ENV) cargo +deb build --release --target $$t \
+	    -Zbuild-std=std,panic_abort --target-dir $(STATIC) || exit 1; \
+	done
+	@file $(STATIC)/*/release/postling
+
+test-arm: release-arm release-static
 	for t in $(ARM_TARGETS); do \
 	  $(ARM_CARGO) test --lib --bins --target $$t -Zbuild-std $(ARM_DIR) \
 	    || exit 1; \
@@ -280,3 +348,10 @@ test-arm: release-arm
 	$(PYTHON) tests/arm/smoke.py \
 	  target/arm/armv7-unknown-linux-gnueabihf/release/postling \
 	  qemu-arm /usr/arm-linux-gnueabihf
+	@# The static ones need no sysroot: nothing is loaded from the host.
+	$(PYTHON) tests/arm/smoke.py \
+	  target/static/x86_64-unknown-linux-musl/release/postling - -
+	$(PYTHON) tests/arm/smoke.py \
+	  target/static/aarch64-unknown-linux-musl/release/postling qemu-aarch64 -
+	$(PYTHON) tests/arm/smoke.py \
+	  target/static/armv7-unknown-linux-musleabihf/release/postling qemu-arm -

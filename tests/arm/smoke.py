@@ -4,7 +4,7 @@ qemu-user, receives a message over SMTP and serves it back over POP3,
 byte for byte; sends one to another domain, found by MX through a
 private Unbound, to a scripted receiver on 127.0.0.2; then its idle RSS
 (that of the qemu process, so an upper bound) is printed. Usage:
-smoke.py BINARY QEMU SYSROOT.
+smoke.py BINARY QEMU SYSROOT ("-" for none: a native or static binary).
 
 Loopback high ports only; the server is stopped before exiting."""
 
@@ -32,7 +32,12 @@ def free_port():
 
 def main():
     binary, qemu, sysroot = sys.argv[1:4]
-    run = [qemu, "-L", sysroot, binary]
+    # "-": run natively, or with no sysroot (a static binary).
+    run = [binary] if qemu == "-" else [qemu, binary] if sysroot == "-" else [qemu, "-L", sysroot, binary]
+    if sysroot == "-":
+        # A static binary loads nothing: no interpreter, no libraries.
+        out = subprocess.run(["file", "-L", binary], capture_output=True, text=True).stdout
+        assert "statically linked" in out or "static-pie linked" in out, out
     with tempfile.TemporaryDirectory(prefix="postling-arm-") as d:
         base = Path(d)
         smtp, pop3 = free_port(), free_port()
