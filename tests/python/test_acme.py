@@ -181,3 +181,63 @@ def test_a_failing_ca_is_retried_and_reported(tmp_path):
         assert "localhost" in peer_cert(srv.ports["IMAPS"])
     finally:
         srv.stop()
+
+
+@pytest.mark.skipif(not PEBBLE, reason="pebble is installed by make deps")
+def test_webroot_behind_another_web_server(tmp_path):
+    """acme_webroot: the challenge files are written for another web
+    server (here Python's http.server) to serve; postling has no web
+    listener of its own."""
+    make_ca(tmp_path)
+    http_port, pebble_port, mgmt_port, tls_port = free_port(), free_port(), free_port(), free_port()
+    www = tmp_path / "www"
+    www.mkdir()
+    dns = Unbound(tmp_path, '    local-zone: "example.test." static\n'
+                            "    local-data: 'mx.example.test. A 127.0.0.1'")
+    (tmp_path / "pebble.json").write_text(json.dumps({"pebble": {
+        "listenAddress": f"127.0.0.1:{pebble_port}", "managementListenAddress": f"127.0.0.1:{mgmt_port}",
+        "certificate": str(tmp_path / "pebble.pem"), "privateKey": str(tmp_path / "pebble.key"),
+        "httpPort": http_port, "tlsPort": tls_port, "ocspResponderURL": "",
+        "externalAccountBindingRequired": False}}))
+    pebble = subprocess.Popen([PEBBLE, "-config", str(tmp_path / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns.port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"})
+    web = subprocess.Popen(["python3", "-m", "http.server", str(http_port), "--bind", "127.0.0.1",
+                            "--directory", str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = None
+    try:
+        for port in (pebble_port, http_port):
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+        start_cert, start_key = make_cert(tmp_path)
+        srv = Server(tmp_path, extra=f"""
+            hostname = mx.example.test
+            tls_cert = {start_cert}
+            tls_key = {start_key}
+            listen_imaps = 127.0.0.1:0
+            acme = on
+            acme_directory = https://127.0.0.1:{pebble_port}/dir
+            acme_ca_file = {tmp_path / 'ca.pem'}
+            acme_webroot = {www}
+        """)
+        assert srv.wait_logged("acme: new certificate for mx.example.test", timeout=60), "".join(srv.log)
+        assert srv.wait_logged("reloaded TLS certificate", timeout=10)
+        assert "DNS:mx.example.test" in peer_cert(srv.ports["IMAPS"])
+        # The challenge file is removed once answered.
+        assert list((www / ".well-known/acme-challenge").iterdir()) == []
+    finally:
+        if srv:
+            srv.stop()
+        for p in (pebble, web):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        dns.stop()
