@@ -92,7 +92,7 @@ def main():
             time.sleep(1)
             rss = [l for l in open(f"/proc/{server.pid}/status") if l.startswith("VmRSS")]
             print(f"ok: {Path(binary).parent.parent.name} SMTP in, POP3 out, SMTP out by MX; "
-                  f"idle {rss[0].split(':')[1].strip()} (qemu process)")
+                  f"idle {rss[0].split(':')[1].strip()} ({'native' if qemu == '-' else 'qemu process'})")
         finally:
             server.send_signal(signal.SIGTERM)
             try:
