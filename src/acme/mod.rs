@@ -70,11 +70,13 @@ pub fn start(
                 match order::obtain(&settings, &c) {
                     Ok(()) => {
                         failures = 0;
+                        // The state first: whoever reads the log line
+                        // and asks status sees it.
+                        set("ok: certificate obtained".into());
                         log::info!(
                             "acme: new certificate for {}",
                             settings.names.join(" ")
                         );
-                        set("ok: certificate obtained".into());
                         let _ = tx.send(());
                         let _ = waker.wake();
                     }
@@ -82,8 +84,8 @@ pub fn start(
                         failures += 1;
                         let wait = (FIRST_RETRY << (failures - 1).min(16))
                             .min(LONGEST_RETRY);
-                        log::warn!("acme: {e}; trying again in {wait}s");
                         set(format!("failed: {e}; next try in {wait}s"));
+                        log::warn!("acme: {e}; trying again in {wait}s");
                         std::thread::sleep(Duration::from_secs(wait));
                     }
                 }
