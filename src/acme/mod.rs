@@ -84,6 +84,9 @@ pub fn start(
                         failures += 1;
                         let wait = (FIRST_RETRY << (failures - 1).min(16))
                             .min(LONGEST_RETRY);
+                        // The CA's words end up in the log, the state
+                        // file and XSTATUS's reply lines: escaped.
+                        let e = crate::util::logsafe::Quoted(&e).to_string();
                         set(format!("failed: {e}; next try in {wait}s"));
                         log::warn!("acme: {e}; trying again in {wait}s");
                         std::thread::sleep(Duration::from_secs(wait));
