@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -16,6 +16,9 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 /// A response larger than this is refused.
 const MAX_RESPONSE: usize = 1 << 20;
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// A whole response must come within this, however it trickles: the
+/// helper has renewals to get on with.
+const RESPONSE_DEADLINE: Duration = Duration::from_secs(120);
 
 /// An HTTP response.
 #[derive(Debug)]
@@ -114,7 +117,13 @@ impl Client {
         }
         let mut raw = Vec::new();
         let mut buf = [0u8; 16 * 1024];
+        let started = Instant::now();
         loop {
+            let left = RESPONSE_DEADLINE.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(format!("{authority}: no whole response in time"));
+            }
+            let _ = stream.sock.set_read_timeout(Some(left.min(TIMEOUT)));
             match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => raw.extend_from_slice(&buf[..n]),

@@ -26,9 +26,36 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// Shows text from elsewhere (a DNS record, a peer's greeting) on a
+/// terminal or in a line-based file as it is, but with every control
+/// character written as `\u{..}`: it cannot move the cursor, recolour
+/// the terminal or start a line of its own.
+pub struct Controls<'a>(pub &'a str);
+
+impl fmt::Display for Controls<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            match c.is_control() || (c.is_whitespace() && c != ' ') {
+                true => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                false => write!(f, "{c}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controls_are_shown_not_obeyed() {
+        assert_eq!(
+            Controls("v=spf1 \x1b[2J-all\nok  fake").to_string(),
+            "v=spf1 \\u{1b}[2J-all\\u{a}ok  fake"
+        );
+        assert_eq!(Controls("a \"b\" ü").to_string(), "a \"b\" ü");
+    }
 
     #[test]
     fn hostile_strings_stay_in_their_field() {
