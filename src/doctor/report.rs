@@ -75,8 +75,34 @@ pub fn make(cfg: &Config, counts: &Counts, now: i64) -> (Vec<u8>, String) {
     body.push_str(
         "\n-- \npostling doctor and postling status give these at any time.\n",
     );
-    let message = message(cfg, &body, now);
+    let message = message(cfg, &fit_lines(&body), now);
     (message, rendered.join("\n") + "\n")
+}
+
+/// The longest line the report's body carries, in bytes, before " [...]":
+/// a mail's lines stop at 998 (RFC 5322 2.1.1), and a published record
+/// (an 8192-bit DKIM key) can be longer. `postling doctor` shows it whole.
+const LINE_MAX: usize = 990;
+
+/// The body with every line over [`LINE_MAX`] cut.
+fn fit_lines(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    for line in body.split_inclusive('\n') {
+        let text = line.strip_suffix('\n').unwrap_or(line);
+        match text.len() > LINE_MAX {
+            true => {
+                let mut end = LINE_MAX;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push_str(&text[..end]);
+                out.push_str(" [...]");
+                out.push_str(&line[text.len()..]);
+            }
+            false => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// Keeps what this report said, for the next one to compare with.
@@ -116,4 +142,23 @@ fn message(cfg: &Config, body: &str, now: i64) -> Vec<u8> {
          Content-Transfer-Encoding: 8bit\n\n{body}"
     )
     .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_fits_a_mail() {
+        let long = format!(
+            "  fail DKIM s._domainkey.example.org: {}\n",
+            "ü".repeat(800)
+        );
+        let body = format!("first\n{long}last\n");
+        let fitted = fit_lines(&body);
+        assert!(fitted.lines().all(|l| l.len() <= 998), "{}", fitted.len());
+        assert!(fitted.starts_with("first\n  fail DKIM"));
+        assert!(fitted.ends_with(" [...]\nlast\n"));
+        assert_eq!(fit_lines("a\nb"), "a\nb");
+    }
 }
