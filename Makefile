@@ -34,7 +34,8 @@ deps:
 	            chromium:chromium promtool:prometheus pebble:pebble; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
-	for module in spf:python3-spf authres:python3-authres Milter:python3-milter; do \
+	for module in spf:python3-spf authres:python3-authres Milter:python3-milter \
+	              cryptography:python3-cryptography; do \
 	  /usr/bin/python3 -c "import $${module%%:*}" 2>/dev/null || \
 	    missing="$$missing $${module#*:}"; \
 	done; \

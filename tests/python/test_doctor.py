@@ -58,6 +58,14 @@ def doctor(conf, *args):
     return out.returncode, lines, out.stdout + out.stderr
 
 
+def assert_lines(lines, wanted, out):
+    """Each line named in `wanted` has its status and says its words."""
+    for what, (status, words) in wanted.items():
+        got = lines.get(what)
+        assert got is not None, f"{what} missing\n{out}"
+        assert got[0] == status and words in got[1], f"{what}: {got}\n{out}"
+
+
 @pytest.fixture
 def setup(tmp_path):
     good_key, good_txt = dkim_key(tmp_path, "sel")
@@ -214,7 +222,74 @@ def test_a_wrong_setup_says_what_to_fix(setup, tmp_path):
         "certificate expiry": ("warn", "renew it"),
         "queue": ("warn", "1 messages, the oldest 48 hours old"),
     }
-    for what, (status, words) in wanted.items():
-        got = lines.get(what)
-        assert got is not None, f"{what} missing\n{out}"
-        assert got[0] == status and words in got[1], f"{what}: {got}\n{out}"
+    assert_lines(lines, wanted, out)
+
+
+def expired_cert(tmp, names):
+    """A certificate whose time ended in 2020 (openssl req cannot make one)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(datetime.datetime(2020, 1, 1))
+            .not_valid_after(datetime.datetime(2020, 2, 1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp / "expired.pem", tmp / "expired.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    os.chmod(key_file, 0o600)
+    return cert_file, key_file
+
+
+def test_the_softer_cases_and_a_hostile_record(setup, tmp_path):
+    """What the wrong setup does not show: a PTR confirmed but not our
+    hostname and an SPF record ending in ?all (warn), an expired
+    certificate (fail), the relay test run from a trusted address (warn,
+    not tested), and a record carrying control characters, which is
+    shown escaped, never sent to the terminal as it is."""
+    srv, smtp_port, good_txt, _, _ = setup
+    cert, key = expired_cert(tmp_path, ["mx.example.test", "mta-sts.example.test",
+                                        "autoconfig.example.test"])
+    records = [
+        "example.test. MX 10 mx.example.test.",
+        "mx.example.test. A 127.0.0.2",
+        "2.0.0.127.in-addr.arpa. PTR mail.example.test.",
+        "mail.example.test. A 127.0.0.2",
+        f"example.test. TXT {txt('v=spf1 ip4:127.0.0.2 ?all')}",
+        f"sel._domainkey.example.test. TXT {txt(good_txt)}",
+        # ESC [ 2 J (clear the screen) and a line break inside the record.
+        '_dmarc.example.test. TXT "v=DMARC1; p=\\027[2J\\010ok   forged"',
+    ]
+    dns, conf = with_dns(srv, tmp_path, records, "soft", replace=[
+        ("listen_smtp = 127.0.0.2:0", f"listen_smtp = 127.0.0.2:{smtp_port}"),
+        ("trusted_networks = \n", "trusted_networks = 127.0.0.0/8\n"),
+        (f"tls_cert = {srv.dir / 'good.pem'}", f"tls_cert = {cert}"),
+        (f"tls_key = {srv.dir / 'good.key'}", f"tls_key = {key}"),
+    ])
+    conf.write_text(conf.read_text().replace("data_dir = data", f"data_dir = {srv.dir / 'data'}")
+                    .replace("users_file = users", f"users_file = {srv.dir / 'users'}"))
+    assert "trusted_networks = 127.0.0.0/8" in conf.read_text()
+    try:
+        code, lines, out = doctor(conf)
+    finally:
+        dns.stop()
+    assert code == 1, out
+    wanted = {
+        "PTR 127.0.0.2": ("warn", "mail.example.test is forward-confirmed but is not mx.example.test"),
+        "SPF example.test": ("warn", "should end in -all or ~all"),
+        "certificate expiry": ("fail", "expired"),
+        "open relay": ("warn", "not tested"),
+        "DMARC example.test": ("fail", "\\u{1b}[2J"),
+        "certificate for mx.example.test": ("ok", "covered"),
+    }
+    assert_lines(lines, wanted, out)
+    assert "\x1b" not in out, repr(out)
+    assert not any(line.startswith("ok   forged") for line in out.splitlines()), out
