@@ -17,6 +17,7 @@ pub fn any(
     values: &[String],
     keys: &[String],
     captured: &mut Option<Captures>,
+    budget: &mut Budget,
 ) -> bool {
     if let MatchKind::Count(rel) = how.kind {
         let count = values.len().to_string();
@@ -26,7 +27,7 @@ pub fn any(
     }
     for v in values {
         for k in keys {
-            if one(how, v, k, captured) {
+            if one(how, v, k, captured, budget) {
                 return true;
             }
         }
@@ -40,6 +41,7 @@ pub fn one(
     value: &str,
     key: &str,
     captured: &mut Option<Captures>,
+    budget: &mut Budget,
 ) -> bool {
     let c = how.comparator;
     match how.kind {
@@ -50,7 +52,7 @@ pub fn one(
             Comparator::Octet => value.contains(key),
             _ => contains_folded(value.as_bytes(), key.as_bytes()),
         },
-        MatchKind::Matches => match glob(c, value, key) {
+        MatchKind::Matches => match glob(c, value, key, budget) {
             Some(caps) => {
                 *captured = Some(caps);
                 true
@@ -92,11 +94,48 @@ fn contains_folded(hay: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(&hay, &needle).is_some()
 }
 
+/// What `:matches` may spend in one delivery's scripts, in steps (a
+/// step compares one character or moves a `*` on by one). A stranger's
+/// header of 64 KiB against a user's pattern of `*` and 4,000 more
+/// characters is 250 million steps; a real script's matching is a few
+/// hundred thousand. Past it the run fails and the message is kept (RFC 5228
+/// 2.10.6), rather than holding a delivery helper for seconds.
+pub const MATCH_WORK: u64 = 50_000_000;
+
+/// The steps `:matches` has left in this delivery.
+pub struct Budget {
+    left: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget { left: MATCH_WORK }
+    }
+}
+
+impl Budget {
+    /// The budget is gone: what matched since cannot be trusted.
+    pub fn spent(&self) -> bool {
+        self.left == 0
+    }
+
+    fn take(&mut self) -> bool {
+        self.left = self.left.saturating_sub(1);
+        self.left > 0
+    }
+}
+
 /// `:matches`: `*` any run of characters, `?` one character, `\`
 /// quoting the next. Each wildcard takes as little as lets the rest
 /// match, leftmost first; backtracking goes only to the last `*`, so
-/// the work is at most the value's length times the pattern's.
-pub fn glob(c: Comparator, value: &str, pattern: &str) -> Option<Captures> {
+/// the work is at most the value's length times the pattern's, and
+/// each step is taken from `budget` (no match once it is gone).
+pub fn glob(
+    c: Comparator,
+    value: &str,
+    pattern: &str,
+    budget: &mut Budget,
+) -> Option<Captures> {
     let v: Vec<char> = value.chars().collect();
     let p = pattern_items(pattern);
     let same = |a: char, b: char| match c {
@@ -109,6 +148,9 @@ pub fn glob(c: Comparator, value: &str, pattern: &str) -> Option<Captures> {
     // The last star: its pattern index, spans before it, where it began.
     let mut back: Option<(usize, usize, usize, usize)> = None;
     loop {
+        if !budget.take() {
+            return None;
+        }
         if pi < p.len() {
             match p[pi] {
                 Item::Star => {
@@ -182,7 +224,7 @@ mod tests {
     use super::*;
 
     fn caps(v: &str, p: &str) -> Option<Vec<String>> {
-        glob(Comparator::AsciiCasemap, v, p)
+        glob(Comparator::AsciiCasemap, v, p, &mut Budget::default())
     }
 
     #[test]
@@ -199,7 +241,8 @@ mod tests {
         assert!(caps("a*c", "a\\*c").is_some());
         assert!(caps("", "*").is_some());
         assert!(caps("x", "").is_none());
-        assert!(glob(Comparator::Octet, "ABC", "abc").is_none());
+        let mut budget = Budget::default();
+        assert!(glob(Comparator::Octet, "ABC", "abc", &mut budget).is_none());
     }
 
     #[test]
@@ -207,6 +250,21 @@ mod tests {
         let v = "a".repeat(3000);
         let p = "*a".repeat(50) + "b";
         assert!(caps(&v, &p).is_none());
+    }
+
+    #[test]
+    fn glob_stops_when_its_budget_is_spent() {
+        // Each of the star's 60,000 takes compares 4,000 characters.
+        let v = "a".repeat(64 * 1024);
+        let p = "*".to_string() + &"a".repeat(4000) + "b";
+        let mut budget = Budget::default();
+        assert!(glob(Comparator::Octet, &v, &p, &mut budget).is_none());
+        assert!(budget.spent());
+        // Once spent, nothing matches, not even what would.
+        assert!(glob(Comparator::Octet, "x", "*", &mut budget).is_none());
+        let mut fresh = Budget::default();
+        assert!(glob(Comparator::Octet, "x", "*", &mut fresh).is_some());
+        assert!(!fresh.spent());
     }
 
     #[test]
@@ -225,7 +283,19 @@ mod tests {
             kind: MatchKind::Count(Relation::Ge),
         };
         let vals = vec!["a".to_string(), "b".to_string()];
-        assert!(any(how, &vals, &["2".into()], &mut None));
-        assert!(!any(how, &vals, &["3".into()], &mut None));
+        assert!(any(
+            how,
+            &vals,
+            &["2".into()],
+            &mut None,
+            &mut Budget::default()
+        ));
+        assert!(!any(
+            how,
+            &vals,
+            &["3".into()],
+            &mut None,
+            &mut Budget::default()
+        ));
     }
 }

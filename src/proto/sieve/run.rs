@@ -126,6 +126,8 @@ struct State {
     keep_flags: Vec<String>,
     remember: Vec<(String, u64)>,
     actions: usize,
+    /// What `:matches` may still spend, over every script of the run.
+    matching: matching::Budget,
 }
 
 impl State {
@@ -464,7 +466,20 @@ impl Run<'_> {
         }
     }
 
+    /// A test's result, unless `:matches` spent the run's budget on
+    /// it: then the run fails (the message is kept).
     fn test(&mut self, t: &Test) -> Result<bool> {
+        let hit = self.evaluate(t)?;
+        match self.state.matching.spent() {
+            true => Err(format!(
+                ":matches took more than {} steps",
+                matching::MATCH_WORK
+            )),
+            false => Ok(hit),
+        }
+    }
+
+    fn evaluate(&mut self, t: &Test) -> Result<bool> {
         Ok(match t {
             Test::True => true,
             Test::False => false,
@@ -668,7 +683,13 @@ impl Run<'_> {
         keys: &[String],
     ) -> bool {
         let mut caps = None;
-        let hit = matching::any(how, values, keys, &mut caps);
+        let hit = matching::any(
+            how,
+            values,
+            keys,
+            &mut caps,
+            &mut self.state.matching,
+        );
         if let (true, Some(c)) = (hit && self.script.variables, caps) {
             self.captures = c;
         }
@@ -892,6 +913,23 @@ mod tests {
             &[],
         );
         assert_eq!(o.stores.len(), 2, "{o:?}");
+    }
+
+    #[test]
+    fn matching_past_its_budget_fails_the_run_and_keeps() {
+        let pattern = "*".to_string() + &"a".repeat(4000) + "b";
+        let script = format!(
+            "require \"fileinto\"; if header :matches \"subject\" \"{pattern}\" \
+             {{ fileinto \"Hit\"; }} discard;"
+        );
+        let subject = "a".repeat(64 * 1024);
+        let o = outcome(&script, &[("Subject", &subject)]);
+        assert_eq!(o.stores, inbox(), "{o:?}");
+        assert!(!o.discarded);
+        assert!(
+            o.error.as_deref().unwrap_or("").contains(":matches"),
+            "{o:?}"
+        );
     }
 
     #[test]
