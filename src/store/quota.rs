@@ -79,10 +79,20 @@ pub(super) fn read(root: &Path) -> Option<Usage> {
 }
 
 /// The usage the file gives, without rebuilding (cheap: for the loop's
-/// RCPT check; None when there is no file yet).
+/// RCPT check; None when there is no file yet). A file past what we let
+/// it grow to (another program appending and never folding) is not read
+/// here: None, and delivery, on its helper, checks again.
 pub fn known(root: &Path) -> Option<Usage> {
-    read(root)
+    let len = fs::metadata(file(root)).ok()?.len();
+    match len <= KNOWN_MAX {
+        true => read(root),
+        false => None,
+    }
 }
+
+/// The largest quota file the loop reads: folded past 5 KiB, ours stays
+/// well under it.
+const KNOWN_MAX: u64 = 4 * FOLD_AT;
 
 /// `S=` in a Maildir file name.
 pub fn size_in_name(name: &str) -> Option<u64> {
@@ -135,5 +145,34 @@ impl Lock {
     pub(super) fn take(root: &Path) -> io::Result<Lock> {
         let held = super::lock::lock(&root.join(format!("{FILE}.lock")))?;
         Ok(Lock { _held: held })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_reads_a_small_file_and_leaves_an_overgrown_one() {
+        let root = std::env::temp_dir()
+            .join(format!("postling-quota-{}", std::process::id()));
+        fs::create_dir_all(&root).unwrap();
+        fs::write(file(&root), "0S\n100 1\n-40 0\n").unwrap();
+        let small = known(&root);
+        // Another program's appends, never folded: 100,000 lines.
+        fs::write(file(&root), "0S\n".to_string() + &"1 1\n".repeat(100_000))
+            .unwrap();
+        let grown = known(&root);
+        let whole = read(&root);
+        fs::remove_dir_all(&root).unwrap();
+        assert_eq!(
+            small,
+            Some(Usage {
+                bytes: 60,
+                messages: 1
+            })
+        );
+        assert_eq!(grown, None);
+        assert_eq!(whole.map(|u| u.messages), Some(100_000));
     }
 }
