@@ -36,7 +36,8 @@ pub const BATCH: usize = 64;
 pub enum Task {
     /// Store an accepted message.
     Deliver(Box<Job>),
-    /// Write a file whole, durably (the greylist).
+    /// Write a file whole, durably (the greylist), flushed with the
+    /// batch.
     Save { path: PathBuf, bytes: Vec<u8> },
     /// Remove what arrived in these mailboxes' Junk before `cutoff`.
     ExpireJunk {
@@ -114,9 +115,14 @@ fn run(batch: Vec<(Task, (usize, u64))>) -> Vec<Done> {
                     continue;
                 }
             },
+            // Written unflushed: the batch's one flush covers it, where
+            // its own would be two more on an SD card every few seconds.
             Task::Save { path, bytes } => {
-                if let Err(e) = crate::util::fs::atomic_write(&path, &bytes) {
-                    log::error!(target: LOG_TARGET, "writing {}: {e}", path.display());
+                match crate::util::fs::atomic_write_unflushed(&path, &bytes) {
+                    Ok(()) => dirs.extend(path.parent().map(PathBuf::from)),
+                    Err(e) => {
+                        log::error!(target: LOG_TARGET, "writing {}: {e}", path.display())
+                    }
                 }
                 continue;
             }
