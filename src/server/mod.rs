@@ -128,6 +128,7 @@ pub fn serve(config: Config, directory: Directory) -> io::Result<()> {
     server.run();
     server.save_indexes();
     server.save_greylist_now();
+    server.save_passed_now();
     server.outbound.stop();
     server.core.writer.stop();
     server.logins.stop();
@@ -756,6 +757,7 @@ impl Server {
                     self.check_folders();
                     self.save_indexes();
                     self.save_greylist();
+                    self.save_passed();
                     self.core.timers.add(
                         now + FOLDER_CHECK,
                         Timer::FolderCheck,

@@ -40,6 +40,17 @@ def read_reply(f):
             return lines
 
 
+def finish_passing(sock, f):
+    """After the greeting: EHLO and MAIL (a client passes with its first
+    command after EHLO), then QUIT."""
+    sock.sendall(b"EHLO client.test\r\n")
+    assert read_reply(f)[-1].startswith(b"250 ")
+    sock.sendall(b"MAIL FROM:<a@mail.test>\r\n")
+    assert f.readline().startswith(b"250")
+    sock.sendall(b"QUIT\r\n")
+    assert f.readline().startswith(b"221")
+
+
 def test_new_client_waits_then_passes_and_is_remembered(screening):
     sock, f = connect(screening, "127.0.0.2")
     with sock:
@@ -50,12 +61,7 @@ def test_new_client_waits_then_passes_and_is_remembered(screening):
         waited = time.monotonic() - start
         assert last.startswith(b"220 mx.example.test"), last
         assert waited >= DELAY - 0.2, waited
-        sock.sendall(b"EHLO client.test\r\n")
-        assert read_reply(f)[-1].startswith(b"250 ")
-        sock.sendall(b"MAIL FROM:<a@mail.test>\r\n")
-        assert f.readline().startswith(b"250")
-        sock.sendall(b"QUIT\r\n")
-        assert f.readline().startswith(b"221")
+        finish_passing(sock, f)
     assert screening.wait_logged("ip=127.0.0.2 passed the checks before content")
     # Remembered: greeted at once, in one line.
     sock, f = connect(screening, "127.0.0.2")
@@ -63,6 +69,42 @@ def test_new_client_waits_then_passes_and_is_remembered(screening):
         start = time.monotonic()
         assert f.readline().startswith(b"220 mx.example.test")
         assert time.monotonic() - start < DELAY / 2
+
+
+def pass_screen(server, source):
+    """Connects, waits through the greeting, and passes."""
+    sock, f = connect(server, source)
+    with sock:
+        while not f.readline().startswith(b"220 "):
+            pass
+        finish_passing(sock, f)
+    assert server.wait_logged(f"ip={source} passed the checks before content")
+
+
+def test_passes_survive_a_restart(tmp_path):
+    """As postscreen's cache: a client that passed before a restart is
+    still greeted at once after it; one never seen still waits."""
+    extra = f"greet_delay = {DELAY}s\ntrusted_networks = 127.0.0.9/32"
+    first = Server(tmp_path, extra=extra)
+    try:
+        pass_screen(first, "127.0.0.3")
+    finally:
+        first.stop()
+    assert first.proc.returncode == 0, "".join(first.log)
+    assert "127.0.0.3 " in (tmp_path / "data/screened").read_text()
+    second = Server(tmp_path, extra=extra)
+    try:
+        sock, f = connect(second, "127.0.0.3")
+        with sock:
+            start = time.monotonic()
+            assert f.readline().startswith(b"220 mx.example.test")
+            assert time.monotonic() - start < DELAY / 2
+        sock, f = connect(second, "127.0.0.4")
+        with sock:
+            assert f.readline().startswith(b"220-mx.example.test")
+    finally:
+        second.stop()
+    assert second.proc.returncode == 0, "".join(second.log)
 
 
 def test_talking_before_the_greeting_ends_is_refused(screening):

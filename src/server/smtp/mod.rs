@@ -108,7 +108,7 @@ impl SmtpState {
                 .spam
                 .any_list()
                 .then(|| blocklists::Blocklists::new(&config.spam)),
-            passed: screen::Passed::default(),
+            passed: screen::Passed::open(config),
             milters: milters::Milting::start(
                 &config.milters,
                 Arc::clone(&waker),
