@@ -36,8 +36,8 @@ pub const BATCH: usize = 64;
 pub enum Task {
     /// Store an accepted message.
     Deliver(Box<Job>),
-    /// Write a file whole, durably (the greylist), flushed with the
-    /// batch.
+    /// Write a file whole, durably (the greylist, the screened clients),
+    /// flushed with the batch.
     Save { path: PathBuf, bytes: Vec<u8> },
     /// Remove what arrived in these mailboxes' Junk before `cutoff`.
     ExpireJunk {
